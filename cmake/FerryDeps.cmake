@@ -1,0 +1,25 @@
+# Every dependency comes from Debian (scripts/install-deps.sh); each is wrapped as ferry::dep_<name>.
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(TBB REQUIRED)
+find_package(fmt REQUIRED)
+find_package(nlohmann_json REQUIRED)
+find_package(CLI11 CONFIG QUIET)
+find_package(GTest REQUIRED)
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+pkg_check_modules(ARCHIVE REQUIRED IMPORTED_TARGET libarchive)
+find_library(DEFLATE_LIB deflate REQUIRED)
+find_path(DEFLATE_INCLUDE libdeflate.h REQUIRED)
+find_path(CLI11_INCLUDE CLI/CLI.hpp REQUIRED)
+
+add_library(ferry_dep_deflate INTERFACE)
+target_link_libraries(ferry_dep_deflate INTERFACE ${DEFLATE_LIB})
+target_include_directories(ferry_dep_deflate INTERFACE ${DEFLATE_INCLUDE})
+add_library(ferry::dep_deflate ALIAS ferry_dep_deflate)
+add_library(ferry_dep_cli11 INTERFACE)
+target_include_directories(ferry_dep_cli11 INTERFACE ${CLI11_INCLUDE})
+add_library(ferry::dep_cli11 ALIAS ferry_dep_cli11)
+
+message(STATUS "ferry deps: zstd ${ZSTD_VERSION}, xxhash ${XXHASH_VERSION}, libarchive ${ARCHIVE_VERSION}, "
+               "TBB ${TBB_VERSION}, fmt ${fmt_VERSION}")

@@ -1,0 +1,13 @@
+// The CLI's verbs: each registers its options on the app and calls one library function.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace ferry::cli {
+
+void add_pack(CLI::App& app);
+void add_unpack(CLI::App& app);
+void add_inspect(CLI::App& app);
+void add_activate(CLI::App& app);
+
+}  // namespace ferry::cli

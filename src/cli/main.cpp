@@ -1,0 +1,30 @@
+// ferry's entry point: the one place errors are caught and printed.
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.hpp"
+#include "util/util.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"ferry: get Python environments onto HPC allocations, fast and safely"};
+  app.set_version_flag("--version", "ferry 0.1.0");
+  app.require_subcommand(1);
+  ferry::cli::add_pack(app);
+  ferry::cli::add_unpack(app);
+  ferry::cli::add_inspect(app);
+  ferry::cli::add_activate(app);
+  try {
+    app.parse(argc, argv);  // also runs the chosen verb
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "ferry: error: %s\n", e.what());
+    return 2;
+  } catch (const ferry::Error& e) {
+    std::fprintf(stderr, "ferry: error: %s\n", e.what());
+    return static_cast<int>(e.kind());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ferry: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,50 @@
+// Private to env: the list of things to pack, as the collectors for each kind produce it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "env/env.hpp"
+
+namespace ferry::env {
+
+// How pass 1 decides a file's relocation record.
+enum class Detect : std::uint8_t {
+  none,   // archived verbatim, never relocated
+  known,  // record given by the package (conda paths.json / has_prefix)
+  scan,   // search for the prefix: UTF-8 text -> text record, ELF -> binary record
+};
+
+struct PackItem {
+  std::string target;  // member path
+  std::string source;  // absolute path to read
+  format::EntryType type = format::EntryType::file;
+  std::uint32_t mode = 0644;
+  std::int64_t mtime_sec = 0;
+  std::uint32_t mtime_nsec = 0;
+  std::string link;
+  Detect detect = Detect::none;
+  format::RelocMode reloc = format::RelocMode::none;
+  std::string placeholder;
+  bool rewrite_conda_meta = false;
+  std::uint64_t device = 0, inode = 0, nlink = 1;  // to store hardlinked files once
+};
+
+struct Collection {
+  Kind kind = Kind::prefix;
+  std::string prefix;
+  std::string python_version;
+  std::vector<PackItem> items;  // sorted by target
+  std::vector<std::string> warnings;
+};
+
+// Fills type/mode/mtime/link of item from lstat(source); false when source does not exist.
+bool stat_item(PackItem& item);
+// Walks a tree (not following symlinks): files, symlinks and empty directories, relative paths.
+// skip_top names top-level entries to leave out.
+std::vector<std::string> walk_tree(const std::string& root, bool (*skip_top)(const std::string&));
+Collection collect_conda(const PackOptions& options, const std::string& prefix);
+Collection collect_tree(const PackOptions& options, const std::string& prefix, Kind kind);
+std::string python_version_of_tree(const std::string& prefix);
+
+}  // namespace ferry::env

@@ -1,0 +1,149 @@
+// venvs and install prefixes: every file, scanned for the prefix.
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "env/collect.hpp"
+
+namespace ferry::env {
+
+std::string kind_name(Kind kind) {
+  switch (kind) {
+    case Kind::conda: return "conda";
+    case Kind::venv: return "venv";
+    case Kind::prefix: return "prefix";
+  }
+  return "prefix";
+}
+
+Kind detect_kind(const std::string& prefix) {
+  struct stat st {};
+  if (::stat(prefix.c_str(), &st) != 0) util::throw_errno(prefix, "environment not found", errno);
+  if (!S_ISDIR(st.st_mode)) throw Error(fmt::format("{}: not a directory", prefix));
+  if (::access((prefix + "/conda-meta").c_str(), F_OK) == 0) return Kind::conda;
+  if (::access((prefix + "/pyvenv.cfg").c_str(), F_OK) == 0) return Kind::venv;
+  return Kind::prefix;
+}
+
+bool stat_item(PackItem& item) {
+  struct stat st {};
+  if (::lstat(item.source.c_str(), &st) != 0) return false;
+  item.mode = st.st_mode & 07777;
+  item.device = st.st_dev;
+  item.inode = st.st_ino;
+  item.nlink = st.st_nlink;
+  item.mtime_sec = st.st_mtim.tv_sec;
+  item.mtime_nsec = static_cast<std::uint32_t>(st.st_mtim.tv_nsec);
+  if (S_ISLNK(st.st_mode)) {
+    item.type = format::EntryType::symlink;
+    std::string target(4096, '\0');
+    ssize_t n = ::readlink(item.source.c_str(), target.data(), target.size());
+    if (n < 0) util::throw_errno(item.source, "cannot read symlink", errno);
+    target.resize(static_cast<std::size_t>(n));
+    item.link = target;
+  } else if (S_ISDIR(st.st_mode)) {
+    item.type = format::EntryType::directory;
+  } else if (S_ISREG(st.st_mode)) {
+    item.type = format::EntryType::file;
+  } else {
+    throw Error(fmt::format("{}: not a regular file, directory or symlink; ferry does not pack "
+                            "sockets, FIFOs or devices",
+                            item.source));
+  }
+  return true;
+}
+
+namespace {
+void walk(const std::string& root, const std::string& rel, std::vector<std::string>& out,
+          bool (*skip_top)(const std::string&)) {
+  std::string dir = rel.empty() ? root : root + "/" + rel;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) util::throw_errno(dir, "cannot list", errno);
+  std::vector<std::pair<std::string, bool>> entries;  // name, is a real directory
+  while (dirent* ent = ::readdir(d)) {
+    std::string name = ent->d_name;
+    if (name == "." || name == "..") continue;
+    if (rel.empty() && skip_top && skip_top(name)) continue;
+    bool is_dir = ent->d_type == DT_DIR;
+    if (ent->d_type == DT_UNKNOWN) {
+      struct stat st {};
+      is_dir = ::lstat((dir + "/" + name).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    }
+    entries.emplace_back(std::move(name), is_dir);
+  }
+  ::closedir(d);
+  if (entries.empty() && !rel.empty()) out.push_back(rel);  // an empty directory is an entry
+  for (auto& [name, is_dir] : entries) {
+    std::string path = rel.empty() ? name : rel + "/" + name;
+    if (is_dir)
+      walk(root, path, out, skip_top);
+    else
+      out.push_back(path);
+  }
+}
+}  // namespace
+
+std::vector<std::string> walk_tree(const std::string& root, bool (*skip_top)(const std::string&)) {
+  std::vector<std::string> out;
+  walk(root, "", out, skip_top);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string python_version_of_tree(const std::string& prefix) {
+  std::error_code ec;
+  std::string best;
+  for (const auto& ent : std::filesystem::directory_iterator(prefix + "/lib", ec)) {
+    std::string name = ent.path().filename().string();
+    if (name.rfind("python3.", 0) == 0 && std::filesystem::is_directory(ent.path(), ec) &&
+        name.find_first_not_of("0123456789.", 6) == std::string::npos)
+      best = name.substr(6);
+  }
+  return best;
+}
+
+Collection collect_tree(const PackOptions& options, const std::string& prefix, Kind kind) {
+  (void)options;
+  Collection c;
+  c.kind = kind;
+  c.prefix = prefix;
+  c.python_version = python_version_of_tree(prefix);
+  for (const std::string& rel : walk_tree(prefix, nullptr)) {
+    PackItem item;
+    item.target = rel;
+    item.source = prefix + "/" + rel;
+    if (!stat_item(item)) continue;  // vanished while walking
+    if (item.type == format::EntryType::file) {
+      item.detect = Detect::scan;
+      item.placeholder = prefix;
+    }
+    c.items.push_back(std::move(item));
+  }
+  if (kind == Kind::venv) {
+    std::ifstream cfg(prefix + "/pyvenv.cfg");
+    std::string line;
+    while (std::getline(cfg, line)) {
+      if (line.rfind("home", 0) != 0) continue;
+      std::size_t eq = line.find('=');
+      if (eq == std::string::npos) continue;
+      std::string home = line.substr(eq + 1);
+      home.erase(0, home.find_first_not_of(" \t"));
+      while (!home.empty() && (home.back() == ' ' || home.back() == '\r')) home.pop_back();
+      if (home.rfind(prefix + "/", 0) != 0)
+        c.warnings.push_back(fmt::format(
+            "{}: venv is not self-contained: its base interpreter is in {} (pyvenv.cfg 'home'); "
+            "the same Python must exist at that path wherever the archive is unpacked",
+            prefix, home));
+    }
+  }
+  return c;
+}
+
+}  // namespace ferry::env

@@ -1,0 +1,106 @@
+// ferry::env — Python environments: what to pack (conda envs, venvs, install prefixes), how to
+// relocate them, and the pack/unpack/inspect/activate operations. Built on format and util.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "format/format.hpp"
+
+namespace ferry::env {
+
+enum class Kind { conda, venv, prefix };
+std::string kind_name(Kind kind);
+// Throws Error naming the path when it is not a directory.
+Kind detect_kind(const std::string& prefix);
+
+// ---------------------------------------------------------------------------------------------
+// Relocation rules, byte-exact with conda where conda is right.
+namespace relocation {
+
+// Text: every occurrence of from becomes to. Returns false (out untouched) when from is absent.
+bool replace_text(std::string_view data, std::string_view from, std::string_view to,
+                  std::string& out);
+
+enum class BinaryResult { unchanged, replaced, too_long };
+// Binary (conda's C-string rule): each run from an occurrence of `from` to the next NUL has every
+// `from` in it replaced and (len(from) - len(to)) * count NULs added after its NUL, so the file keeps
+// its length. An occurrence with no NUL before the end is left alone. too_long: `to` is longer than
+// `from` and an occurrence exists (out is then unspecified).
+BinaryResult replace_binary(std::string_view data, std::string_view from, std::string_view to,
+                            std::string& out);
+
+// Linux runs at most 127 bytes of a #! line, and a path with spaces cannot be a #! interpreter.
+// Rewrites such a first line: a python interpreter gets the /bin/sh trampoline that conda uses
+// (the script still runs with that exact interpreter), anything else `#!/usr/bin/env NAME ARGS`.
+// Returns true when data changed.
+bool fix_long_shebang(std::string& data);
+
+}  // namespace relocation
+
+// ---------------------------------------------------------------------------------------------
+struct PackOptions {
+  std::string prefix;
+  std::string output;
+  format::Codec codec = format::Codec::zstd;
+  std::optional<int> level;  // zstd default 3, gzip default 6
+  unsigned jobs = 0;         // 0: every core
+  std::optional<std::string> dest_prefix;
+  std::vector<std::string> excludes;
+  bool ignore_missing_files = false;
+  bool ignore_editable_packages = false;
+  bool force = false;
+  bool progress = true;
+};
+
+struct PackResult {
+  Kind kind = Kind::prefix;
+  std::string prefix, output, format, python_version;
+  std::uint64_t files = 0, directories = 0, symlinks = 0, hardlinks = 0;
+  std::uint64_t bytes_in = 0, bytes_out = 0, frames = 0;
+  std::uint64_t text_records = 0, binary_records = 0;
+  double seconds = 0;
+  std::vector<std::string> warnings;
+};
+
+PackResult pack(const PackOptions& options);
+
+struct UnpackOptions {
+  std::string archive;
+  std::string dest;
+  unsigned jobs = 0;
+  bool force = false;
+  bool progress = true;
+};
+
+struct UnpackResult {
+  std::string archive, dest, format, kind, source_prefix;
+  bool already_present = false;  // the same archive was already unpacked there: nothing done
+  std::uint64_t files = 0, directories = 0, symlinks = 0, hardlinks = 0, bytes = 0, frames = 0;
+  std::uint64_t relocated_files = 0;
+  double seconds = 0;
+  std::vector<std::string> warnings;
+};
+
+// Atomic: extracts into a temporary sibling of dest, relocates while writing, renames at the end.
+UnpackResult unpack(const UnpackOptions& options);
+
+struct Inspection {
+  std::string archive, format, kind, source_prefix, python_version, tool;
+  bool has_manifest = false;
+  std::uint64_t files = 0, bytes = 0, symlinks = 0, hardlinks = 0, directories = 0;
+  std::uint64_t archive_bytes = 0, frames = 0;
+  std::uint64_t text_records = 0, binary_records = 0;
+  std::vector<std::string> placeholders, warnings;
+};
+
+Inspection inspect(const std::string& archive);
+
+enum class Shell { bash, zsh, fish };
+// Lines that activate an unpacked environment without conda, for eval.
+std::string activation_script(const std::string& dest, Shell shell);
+
+}  // namespace ferry::env

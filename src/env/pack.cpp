@@ -1,0 +1,345 @@
+// ferry pack: collect, then two parallel passes over the files. Pass 1 reads every file to find
+// relocation records and checksums (they go into the manifest, the archive's first member); pass 2
+// reads them again (page cache), tars and compresses them in frames.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_pipeline.h>
+
+#include "env/collect.hpp"
+
+namespace ferry::env {
+namespace {
+
+constexpr std::string_view k_version = "ferry 0.1.0";
+
+struct Classified {
+  std::uint64_t size = 0;
+  std::uint64_t hash = 0;
+  format::RelocMode mode = format::RelocMode::none;
+  std::string placeholder;
+  bool unrelocatable = false;  // holds the prefix in a form ferry does not rewrite
+};
+
+bool contains(std::string_view data, std::string_view needle) {
+  return !needle.empty() && ::memmem(data.data(), data.size(), needle.data(), needle.size());
+}
+
+bool is_elf(std::string_view data) { return data.size() >= 4 && data.substr(0, 4) == "\x7f" "ELF"; }
+
+std::string rewrite_conda_meta(const std::string& text, const std::string& path) {
+  // The package cache's paths mean nothing where the archive lands (conda-pack does the same).
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: invalid JSON: {}", path, e.what()));
+  }
+  for (const char* key : {"extracted_package_dir", "package_tarball_full_path"})
+    if (j.contains(key)) j[key] = "";
+  if (j.contains("link") && j["link"].is_object() && j["link"].contains("source"))
+    j["link"]["source"] = "";
+  return j.dump(1, ' ', true);
+}
+
+// Reads an item as it goes into the archive and decides its relocation record.
+std::string load(const PackItem& item, const std::optional<std::string>& dest, Classified& out) {
+  std::string data = util::read_file(item.source);
+  if (item.rewrite_conda_meta) data = rewrite_conda_meta(data, item.source);
+  out = Classified{};
+  if (item.detect == Detect::known && contains(data, item.placeholder)) {
+    out.mode = item.reloc;
+    out.placeholder = item.placeholder;
+  } else if (item.detect == Detect::scan && contains(data, item.placeholder)) {
+    out.placeholder = item.placeholder;
+    if (util::is_valid_utf8(data))
+      out.mode = format::RelocMode::text;
+    else if (is_elf(data))
+      out.mode = format::RelocMode::binary;
+    else
+      out.unrelocatable = item.target.size() < 4 ||
+                          item.target.compare(item.target.size() - 4, 4, ".pyc") != 0;
+  }
+  if (dest && out.mode != format::RelocMode::none) {
+    std::string replaced;
+    if (out.mode == format::RelocMode::text) {
+      if (relocation::replace_text(data, out.placeholder, *dest, replaced)) data.swap(replaced);
+      relocation::fix_long_shebang(data);
+    } else if (relocation::replace_binary(data, out.placeholder, *dest, replaced) ==
+               relocation::BinaryResult::too_long) {
+      throw Error(fmt::format("{}: --dest-prefix {} is longer than the {}-byte prefix space in "
+                              "this binary file",
+                              item.source, *dest, out.placeholder.size()));
+    } else if (!replaced.empty()) {
+      data.swap(replaced);
+    }
+    out.placeholder = *dest;
+  }
+  out.size = data.size();
+  out.hash = util::xxh3(data);
+  return data;
+}
+
+class TempOutput {
+ public:
+  TempOutput(const std::string& output, bool force) : m_output(output) {
+    struct stat st {};
+    if (::stat(output.c_str(), &st) == 0 && !force)
+      throw Error(fmt::format("{}: already exists (use --force to overwrite)", output), Error::Kind::usage);
+    std::string dir = std::filesystem::path(output).parent_path().string();
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      throw Error(fmt::format("{}: output directory does not exist", dir), Error::Kind::usage);
+    m_tmp = fmt::format("{}.ferry-tmp-{}", output, ::getpid());
+    m_fd = util::UniqueFd(::open(m_tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!m_fd) util::throw_errno(m_tmp, "cannot create", errno);
+  }
+  ~TempOutput() {
+    if (!m_committed) ::unlink(m_tmp.c_str());
+  }
+  TempOutput(const TempOutput&) = delete;
+  TempOutput& operator=(const TempOutput&) = delete;
+  void write(std::string_view data) {
+    util::write_all(m_fd.get(), data, m_output);
+    m_written += data.size();
+  }
+  void commit() {
+    if (::fsync(m_fd.get()) != 0) util::throw_errno(m_output, "cannot sync", errno);
+    m_fd = util::UniqueFd();
+    if (::rename(m_tmp.c_str(), m_output.c_str()) != 0)
+      util::throw_errno(m_output, "cannot rename into place", errno);
+    m_committed = true;
+  }
+  std::uint64_t written() const { return m_written; }
+
+ private:
+  std::string m_output, m_tmp;
+  util::UniqueFd m_fd;
+  std::uint64_t m_written = 0;
+  bool m_committed = false;
+};
+
+}  // namespace
+
+PackResult pack(const PackOptions& o) {
+  util::Stopwatch clock;
+  PackResult r;
+  r.prefix = util::absolute_path(o.prefix);
+  r.output = util::absolute_path(o.output);
+  r.kind = detect_kind(r.prefix);
+  if (r.output.rfind(r.prefix + "/", 0) == 0)
+    throw Error(fmt::format("{}: the output must not be inside the environment {}", r.output, r.prefix),
+                Error::Kind::usage);
+  if (o.dest_prefix && (o.dest_prefix->empty() || (*o.dest_prefix)[0] != '/'))
+    throw Error(fmt::format("--dest-prefix {}: must be an absolute path", *o.dest_prefix),
+                Error::Kind::usage);
+  int level = o.level.value_or(o.codec == format::Codec::zstd ? 3 : 6);
+  if (o.codec == format::Codec::zstd ? (level < 1 || level > 19) : (level < 1 || level > 12))
+    throw Error(fmt::format("--level {}: out of range ({})", level,
+                            o.codec == format::Codec::zstd ? "1-19 for zstd" : "1-12 for gzip"),
+                Error::Kind::usage);
+  TempOutput out(r.output, o.force);
+
+  Collection c = r.kind == Kind::conda ? collect_conda(o, r.prefix) : collect_tree(o, r.prefix, r.kind);
+  r.python_version = c.python_version;
+  r.warnings = c.warnings;
+  std::vector<PackItem> items;
+  for (PackItem& item : c.items) {
+    bool excluded = false;
+    for (const std::string& pattern : o.excludes)
+      if (util::glob_match(pattern, item.target)) excluded = true;
+    if (!excluded) items.push_back(std::move(item));
+  }
+  // Store a file with several links once; later names become hardlink members.
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::string> first_link;
+  for (PackItem& item : items) {
+    if (item.type != format::EntryType::file || item.nlink < 2) continue;
+    auto [it, inserted] = first_link.emplace(std::pair(item.device, item.inode), item.target);
+    if (!inserted) {
+      item.type = format::EntryType::hardlink;
+      item.link = it->second;
+    }
+  }
+
+  unsigned jobs = o.jobs ? o.jobs : util::default_jobs();
+  tbb::task_arena arena(static_cast<int>(jobs));
+
+  // Pass 1.
+  std::vector<Classified> classes(items.size());
+  std::uint64_t total_bytes = 0;
+  for (const PackItem& item : items) {
+    if (item.type != format::EntryType::file) continue;
+    struct stat st {};
+    if (::stat(item.source.c_str(), &st) == 0) total_bytes += static_cast<std::uint64_t>(st.st_size);
+  }
+  util::Progress progress("pack", total_bytes * 2, o.progress);
+  arena.execute([&] {
+    tbb::parallel_for(std::size_t{0}, items.size(), [&](std::size_t i) {
+      if (items[i].type != format::EntryType::file) return;
+      load(items[i], o.dest_prefix, classes[i]);
+      progress.advance(classes[i].size);
+    });
+  });
+
+  format::Manifest manifest;
+  manifest.tool = std::string(k_version);
+  manifest.kind = kind_name(r.kind);
+  manifest.source_prefix = o.dest_prefix ? *o.dest_prefix : r.prefix;
+  manifest.python_version = c.python_version;
+  std::map<std::string, std::int32_t> placeholder_index;
+  std::uint64_t unrelocatable = 0;
+  std::string first_unrelocatable;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const PackItem& item = items[i];
+    switch (item.type) {
+      case format::EntryType::directory: ++r.directories; continue;
+      case format::EntryType::symlink: ++r.symlinks; continue;
+      case format::EntryType::hardlink: ++r.hardlinks; continue;
+      case format::EntryType::file: break;
+    }
+    const Classified& k = classes[i];
+    format::ManifestFile f;
+    f.path = item.target;
+    f.size = k.size;
+    f.xxh3 = k.hash;
+    f.mode = k.mode;
+    if (k.mode != format::RelocMode::none) {
+      auto [it, inserted] = placeholder_index.emplace(
+          k.placeholder, static_cast<std::int32_t>(manifest.placeholders.size()));
+      if (inserted) manifest.placeholders.push_back(k.placeholder);
+      f.placeholder = it->second;
+      (k.mode == format::RelocMode::text ? r.text_records : r.binary_records)++;
+    }
+    if (k.unrelocatable && unrelocatable++ == 0) first_unrelocatable = item.target;
+    r.bytes_in += k.size;
+    ++r.files;
+    manifest.files.push_back(std::move(f));
+  }
+  if (unrelocatable)
+    r.warnings.push_back(fmt::format(
+        "{}: {} files hold the prefix in a format ferry does not rewrite (e.g. {}); they are "
+        "packed unchanged",
+        r.prefix, unrelocatable, first_unrelocatable));
+  manifest.symlinks = r.symlinks;
+  manifest.hardlinks = r.hardlinks;
+  manifest.directories = r.directories;
+  manifest.warnings = r.warnings;
+
+  // Pass 2.
+  format::TarEncoder encoder;
+  std::vector<std::uint32_t> compressed_sizes, decompressed_sizes;
+  auto write_frames = [&](const std::vector<format::CompressedFrame>& frames) {
+    for (const auto& f : frames) {
+      out.write(f.bytes);
+      compressed_sizes.push_back(static_cast<std::uint32_t>(f.bytes.size()));
+      decompressed_sizes.push_back(f.decompressed_size);
+    }
+  };
+  {
+    std::string chunk;
+    std::string json = manifest.to_json();
+    format::Entry e;
+    e.path = ".ferry";
+    e.type = format::EntryType::directory;
+    e.mode = 0755;
+    e.mtime_sec = static_cast<std::int64_t>(::time(nullptr));
+    encoder.add(e, {}, chunk);
+    e.path = std::string(format::k_manifest_path);
+    e.type = format::EntryType::file;
+    e.mode = 0644;
+    encoder.add(e, json, chunk);
+    write_frames(format::compress_chunk(o.codec, level, chunk));
+  }
+
+  struct Batch {
+    std::size_t begin = 0, end = 0;
+    std::vector<std::string> data;
+    std::string chunk;
+    std::vector<format::CompressedFrame> frames;
+  };
+  std::size_t next = 0;
+  arena.execute([&] {
+    tbb::parallel_pipeline(
+        jobs * 3,
+        tbb::make_filter<void, std::shared_ptr<Batch>>(
+            tbb::filter_mode::serial_in_order,
+            [&](tbb::flow_control& fc) -> std::shared_ptr<Batch> {
+              if (next == items.size()) {
+                fc.stop();
+                return nullptr;
+              }
+              auto b = std::make_shared<Batch>();
+              b->begin = next;
+              std::uint64_t bytes = 0;
+              while (next < items.size() && bytes < format::k_chunk_target) {
+                if (items[next].type == format::EntryType::file) bytes += classes[next].size + 512;
+                ++next;
+              }
+              b->end = next;
+              return b;
+            }) &
+            tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
+                tbb::filter_mode::parallel,
+                [&](std::shared_ptr<Batch> b) {
+                  b->data.resize(b->end - b->begin);
+                  for (std::size_t i = b->begin; i < b->end; ++i) {
+                    if (items[i].type != format::EntryType::file) continue;
+                    Classified again;
+                    b->data[i - b->begin] = load(items[i], o.dest_prefix, again);
+                    if (again.hash != classes[i].hash || again.mode != classes[i].mode)
+                      throw Error(fmt::format("{}: changed while packing", items[i].source));
+                    progress.advance(again.size);
+                  }
+                  return b;
+                }) &
+            tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
+                tbb::filter_mode::serial_in_order,
+                [&](std::shared_ptr<Batch> b) {
+                  for (std::size_t i = b->begin; i < b->end; ++i) {
+                    const PackItem& item = items[i];
+                    format::Entry e;
+                    e.path = item.target;
+                    e.type = item.type;
+                    e.mode = item.mode;
+                    e.mtime_sec = item.mtime_sec;
+                    e.mtime_nsec = item.mtime_nsec;
+                    e.link = item.link;
+                    encoder.add(e, b->data[i - b->begin], b->chunk);
+                  }
+                  b->data.clear();
+                  return b;
+                }) &
+            tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
+                tbb::filter_mode::parallel,
+                [&](std::shared_ptr<Batch> b) {
+                  b->frames = format::compress_chunk(o.codec, level, b->chunk);
+                  b->chunk.clear();
+                  return b;
+                }) &
+            tbb::make_filter<std::shared_ptr<Batch>, void>(
+                tbb::filter_mode::serial_in_order,
+                [&](std::shared_ptr<Batch> b) { write_frames(b->frames); }));
+  });
+  std::string tail;
+  encoder.finish(tail);
+  write_frames(format::compress_chunk(o.codec, level, tail));
+  out.write(format::frames_trailer(o.codec, compressed_sizes, decompressed_sizes));
+  out.commit();
+  progress.finish();
+
+  r.frames = compressed_sizes.size();
+  r.bytes_out = out.written();
+  r.format = o.codec == format::Codec::zstd ? "tar.zst" : "tar.gz";
+  r.seconds = clock.seconds();
+  return r;
+}
+
+}  // namespace ferry::env

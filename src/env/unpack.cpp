@@ -1,0 +1,308 @@
+// ferry unpack: extract into a temporary sibling of DEST, verify and relocate each file as it is
+// written, then rename into place. A lock beside DEST makes concurrent unpacks of one DEST (several
+// ranks on a node) wait for the first and then find it done.
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <mutex>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include "env/collect.hpp"
+#include "env/conda_unpack_records.hpp"
+
+namespace ferry::env {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ArchiveIdentity {
+  std::uint64_t id = 0;
+  std::optional<format::Manifest> manifest;
+};
+
+ArchiveIdentity identify(const std::string& archive) {
+  ArchiveIdentity ident;
+  bool first = true;
+  format::read_members(archive, [&](const format::Member& m) {
+    std::string path = m.entry.path;
+    while (path.rfind("./", 0) == 0) path.erase(0, 2);
+    if (path == format::k_manifest_path && m.entry.type == format::EntryType::file) {
+      ident.manifest = format::Manifest::parse(m.data, archive);
+      return false;
+    }
+    if (m.entry.type == format::EntryType::directory && path.rfind(".ferry", 0) == 0 && first)
+      return true;
+    first = false;
+    return false;
+  });
+  if (ident.manifest) {
+    ident.id = ident.manifest->identity();
+  } else {
+    util::MappedFile map(archive);
+    ident.id = util::xxh3(map.bytes());
+  }
+  return ident;
+}
+
+bool dir_is_empty(const std::string& path) {
+  std::error_code ec;
+  return fs::is_empty(path, ec) && !ec;
+}
+
+std::optional<std::uint64_t> unpacked_identity(const std::string& dest) {
+  std::string marker = dest + "/" + std::string(format::k_unpacked_marker);
+  if (::access(marker.c_str(), F_OK) != 0) return std::nullopt;
+  try {
+    auto j = nlohmann::json::parse(util::read_file(marker));
+    if (j.value("dest", "") != dest) return std::nullopt;  // moved since: relocated elsewhere
+    return std::stoull(j.at("archive_id").get<std::string>(), nullptr, 16);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+class Lock {
+ public:
+  explicit Lock(const std::string& path)
+      : m_fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
+    if (!m_fd) util::throw_errno(path, "cannot create lock file", errno);
+    while (::flock(m_fd.get(), LOCK_EX) != 0)
+      if (errno != EINTR) util::throw_errno(path, "cannot lock", errno);
+  }
+
+ private:
+  util::UniqueFd m_fd;
+};
+
+// Removes the temporary tree unless committed (kill -9 leaves it: the next run sweeps it).
+class TempTree {
+ public:
+  TempTree(const std::string& parent, const std::string& name) {
+    std::string templ = fmt::format("{}/.{}.ferry-tmp-XXXXXX", parent, name);
+    if (!::mkdtemp(templ.data())) util::throw_errno(parent, "cannot create a temporary directory", errno);
+    m_path = templ;
+  }
+  ~TempTree() {
+    if (!m_path.empty()) {
+      std::error_code ec;
+      fs::remove_all(m_path, ec);
+    }
+  }
+  TempTree(const TempTree&) = delete;
+  TempTree& operator=(const TempTree&) = delete;
+  const std::string& path() const { return m_path; }
+  void release() { m_path.clear(); }
+
+ private:
+  std::string m_path;
+};
+
+struct Relocator {
+  std::string dest;
+  std::mutex mutex;
+  std::vector<std::string> too_long;
+  std::atomic<std::uint64_t> relocated{0};
+
+  // Applies one record to data; true when out holds new content.
+  bool apply(const std::string& path, std::string_view data, format::RelocMode mode,
+             const std::string& placeholder, std::string& out) {
+    if (placeholder == dest) return false;
+    if (mode == format::RelocMode::text) {
+      if (!relocation::replace_text(data, placeholder, dest, out)) return false;
+      relocation::fix_long_shebang(out);
+    } else {
+      auto res = relocation::replace_binary(data, placeholder, dest, out);
+      if (res == relocation::BinaryResult::unchanged) return false;
+      if (res == relocation::BinaryResult::too_long) {
+        std::lock_guard lock(mutex);
+        too_long.push_back(path);
+        return false;
+      }
+    }
+    relocated.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+};
+
+// conda-pack archives carry their records in bin/conda-unpack, the last member; apply them after
+// extraction, in parallel, natively.
+void apply_conda_unpack_records(const std::string& root, const std::vector<CondaUnpackRecord>& records,
+                                Relocator& relocator, unsigned jobs) {
+  util::UniqueFd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root_fd) util::throw_errno(root, "cannot open", errno);
+  tbb::task_arena arena(static_cast<int>(jobs));
+  arena.execute([&] {
+    tbb::parallel_for(std::size_t{0}, records.size(), [&](std::size_t i) {
+      const CondaUnpackRecord& rec = records[i];
+      std::string rel = format::normalize_member_path(rec.path, "bin/conda-unpack");
+      open_how how{};
+      how.flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW;
+      how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+      int raw = static_cast<int>(::syscall(SYS_openat2, root_fd.get(), rel.c_str(), &how, sizeof how));
+      if (raw < 0) return;  // conda-unpack skips what is not there; so do we
+      util::UniqueFd fd(raw);
+      struct stat st {};
+      if (::fstat(raw, &st) != 0 || !S_ISREG(st.st_mode)) return;
+      std::string data(static_cast<std::size_t>(st.st_size), '\0');
+      if (::pread(raw, data.data(), data.size(), 0) != static_cast<ssize_t>(data.size()))
+        util::throw_errno(rel, "cannot read", errno);
+      std::string out;
+      if (!relocator.apply(rel, data, rec.mode, rec.placeholder, out)) return;
+      if (::ftruncate(raw, 0) != 0 || ::pwrite(raw, out.data(), out.size(), 0) != static_cast<ssize_t>(out.size()))
+        util::throw_errno(rel, "cannot rewrite", errno);
+      timespec times[2] = {st.st_atim, st.st_mtim};
+      ::futimens(raw, times);
+    });
+  });
+}
+
+}  // namespace
+
+UnpackResult unpack(const UnpackOptions& o) {
+  util::Stopwatch clock;
+  UnpackResult r;
+  r.archive = util::absolute_path(o.archive);
+  r.dest = util::absolute_path(o.dest);
+  if (r.dest == "/") throw Error("/: refusing to unpack over the root directory", Error::Kind::usage);
+  struct stat st {};
+  if (::stat(r.archive.c_str(), &st) != 0) util::throw_errno(r.archive, "cannot open archive", errno);
+  std::string parent = fs::path(r.dest).parent_path().string();
+  std::string name = fs::path(r.dest).filename().string();
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) throw Error(fmt::format("{}: cannot create directory: {}", parent, ec.message()));
+
+  ArchiveIdentity ident = identify(r.archive);
+  if (ident.manifest) {
+    r.kind = ident.manifest->kind;
+    r.source_prefix = ident.manifest->source_prefix;
+  }
+  Lock lock(fmt::format("{}/.{}.ferry-lock", parent, name));
+
+  bool dest_exists = ::lstat(r.dest.c_str(), &st) == 0;
+  if (dest_exists) {
+    if (unpacked_identity(r.dest) == ident.id) {
+      r.already_present = true;
+      r.seconds = clock.seconds();
+      return r;
+    }
+    if (!S_ISDIR(st.st_mode) || (!dir_is_empty(r.dest) && !o.force))
+      throw Error(fmt::format("{}: already exists and holds something else (use --force to replace it)",
+                              r.dest),
+                  Error::Kind::usage);
+  }
+  // We hold the lock: any temporary tree left here belongs to a run that died.
+  for (const auto& ent : fs::directory_iterator(parent, ec)) {
+    std::string n = ent.path().filename().string();
+    if (n.rfind("." + name + ".ferry-tmp-", 0) == 0) fs::remove_all(ent.path(), ec);
+  }
+
+  unsigned jobs = o.jobs ? o.jobs : util::default_jobs();
+  TempTree tmp(parent, name);
+  Relocator relocator;
+  relocator.dest = r.dest;
+
+  const format::Manifest* manifest = ident.manifest ? &*ident.manifest : nullptr;
+  std::unordered_map<std::string, std::size_t> by_path;
+  if (manifest)
+    for (std::size_t i = 0; i < manifest->files.size(); ++i) by_path.emplace(manifest->files[i].path, i);
+  std::vector<std::atomic<bool>> seen(manifest ? manifest->files.size() : 0);
+  std::optional<std::string> conda_unpack_script;
+
+  format::ExtractHooks hooks;
+  hooks.on_member = [&](const format::Member& m) {
+    if (!manifest && m.entry.type == format::EntryType::file) {
+      std::string path = m.entry.path;
+      while (path.rfind("./", 0) == 0) path.erase(0, 2);
+      if (path == "bin/conda-unpack") conda_unpack_script = std::string(m.data);
+    }
+  };
+  hooks.transform = [&](const format::Entry& e, std::string_view data, std::string& out) {
+    if (!manifest) return false;
+    if (e.path == format::k_manifest_path) return false;
+    auto it = by_path.find(e.path);
+    if (it == by_path.end())
+      throw Error(fmt::format("{}: member '{}': not listed in the manifest (tampered archive?)",
+                              r.archive, e.path));
+    const format::ManifestFile& f = manifest->files[it->second];
+    if (data.size() != f.size || util::xxh3(data) != f.xxh3)
+      throw Error(fmt::format("{}: member '{}': checksum mismatch (corrupted archive)", r.archive, e.path));
+    if (seen[it->second].exchange(true))
+      throw Error(fmt::format("{}: member '{}': appears twice", r.archive, e.path));
+    if (f.placeholder < 0) return false;
+    return relocator.apply(e.path, data, f.mode, manifest->placeholders[static_cast<std::size_t>(f.placeholder)], out);
+  };
+  util::Progress progress("unpack", static_cast<std::uint64_t>(st.st_size), o.progress);
+  hooks.progress = &progress;
+  format::ExtractStats stats;
+  {
+    tbb::task_arena arena(static_cast<int>(jobs));
+    arena.execute([&] { stats = format::extract_archive(r.archive, tmp.path(), jobs, hooks); });
+  }
+  progress.finish();
+  if (manifest) {
+    std::size_t missing = 0;
+    std::string first;
+    for (std::size_t i = 0; i < seen.size(); ++i)
+      if (!seen[i].load() && missing++ == 0) first = manifest->files[i].path;
+    if (missing)
+      throw Error(fmt::format("{}: archive is truncated or damaged: {} files listed in the manifest "
+                              "are missing (e.g. {})",
+                              r.archive, missing, first));
+  } else if (conda_unpack_script) {
+    r.kind = "conda (conda-pack)";
+    auto records = parse_conda_unpack_records(*conda_unpack_script, r.archive);
+    apply_conda_unpack_records(tmp.path(), records, relocator, jobs);
+  }
+  if (!relocator.too_long.empty()) {
+    std::sort(relocator.too_long.begin(), relocator.too_long.end());
+    r.warnings.push_back(fmt::format(
+        "{}: {} binary files keep their old prefix: the new path is longer than the space the "
+        "old one left in them (e.g. {}); unpack to a shorter path to relocate them",
+        r.dest, relocator.too_long.size(), relocator.too_long.front()));
+  }
+
+  nlohmann::json marker = {{"archive", r.archive},
+                           {"archive_id", util::hex64(ident.id)},
+                           {"dest", r.dest},
+                           {"unpacked_at", static_cast<std::int64_t>(::time(nullptr))},
+                           {"warnings", r.warnings}};
+  fs::create_directories(tmp.path() + "/.ferry", ec);
+  util::write_file_atomic(tmp.path() + "/" + std::string(format::k_unpacked_marker), marker.dump(1) + "\n");
+
+  if (dest_exists && !dir_is_empty(r.dest)) {
+    // --force: swap atomically, then remove the old tree.
+    if (::syscall(SYS_renameat2, AT_FDCWD, tmp.path().c_str(), AT_FDCWD, r.dest.c_str(), RENAME_EXCHANGE) != 0)
+      util::throw_errno(r.dest, "cannot replace", errno);
+  } else if (::rename(tmp.path().c_str(), r.dest.c_str()) != 0) {
+    util::throw_errno(r.dest, "cannot rename into place", errno);
+  } else {
+    tmp.release();
+  }
+
+  r.format = stats.format;
+  r.files = stats.files;
+  r.directories = stats.directories;
+  r.symlinks = stats.symlinks;
+  r.hardlinks = stats.hardlinks;
+  r.bytes = stats.bytes;
+  r.frames = stats.frames;
+  r.relocated_files = relocator.relocated.load();
+  r.seconds = clock.seconds();
+  return r;
+}
+
+}  // namespace ferry::env

@@ -1,0 +1,201 @@
+// ferry::format — archives: tar members, compressed frames, the manifest, and safe extraction.
+// Built on util only; knows nothing of Python environments (relocation arrives as a hook).
+//
+// A ferry archive is a POSIX pax tar stream cut, at member boundaries where possible, into
+// independent compressed frames:
+//   * tar.zst: zstd frames followed by a zstd seekable-format seek table (a skippable frame), so
+//     `tar --zstd -xf` reads it and ferry decodes frames in parallel;
+//   * tar.gz: gzip members, each carrying its own length in an FEXTRA subfield "FY" (as BGZF does),
+//     so `tar -xzf` reads it and ferry inflates members in parallel.
+// The first member is .ferry/manifest.json (see Manifest).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "util/util.hpp"
+
+namespace ferry::format {
+
+enum class EntryType : std::uint8_t { file, directory, symlink, hardlink };
+
+struct Entry {
+  std::string path;  // relative, '/'-separated, as stored
+  EntryType type = EntryType::file;
+  std::uint32_t mode = 0644;  // permission bits (and setuid/setgid/sticky as stored)
+  std::int64_t mtime_sec = 0;
+  std::uint32_t mtime_nsec = 0;
+  std::string link;  // symlink target, or the member a hardlink names
+  std::uint64_t size = 0;
+};
+
+// A parsed member with its data. data stays valid while storage lives.
+struct Member {
+  Entry entry;
+  std::string_view data;
+  std::shared_ptr<const std::string> storage;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Tar encoding (libarchive, pax format). Not thread-safe: one encoder per stream.
+class TarEncoder {
+ public:
+  TarEncoder();
+  ~TarEncoder();
+  TarEncoder(const TarEncoder&) = delete;
+  TarEncoder& operator=(const TarEncoder&) = delete;
+  // Appends the member's header, data and padding to out.
+  void add(const Entry& entry, std::string_view data, std::string& out);
+  // Appends the end-of-archive blocks to out.
+  void finish(std::string& out);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> m_impl;
+};
+
+// Tar decoding: an incremental parser that accepts the stream in arbitrary chunks (frames, network
+// chunks) and yields whole members. Data inside one chunk is not copied. Untrusted input: malformed
+// headers raise Error naming the offending member or offset.
+class TarParser {
+ public:
+  explicit TarParser(std::string subject) : m_subject(std::move(subject)) {}
+  void feed(const std::shared_ptr<const std::string>& chunk, std::vector<Member>& out);
+  bool at_end() const { return m_end; }
+  // Throws if the stream stopped inside a member or before the end-of-archive marker.
+  void finish() const;
+
+ private:
+  enum class State { header, payload };
+  enum class Payload { file, skip, pax, gnu_name, gnu_link };
+  void parse_header(const char* block, std::vector<Member>& out);
+  void complete_payload(std::vector<Member>& out);
+  void parse_pax(std::string_view records);
+
+  std::string m_subject;
+  State m_state = State::header;
+  Payload m_payload = Payload::skip;
+  std::string m_header;        // a header split across chunks
+  std::string m_buffer;        // payload split across chunks
+  std::uint64_t m_need = 0;    // payload bytes still to come
+  std::uint64_t m_pad = 0;     // padding bytes to skip after the payload
+  std::uint64_t m_offset = 0;  // stream offset, for messages
+  Member m_current;
+  std::optional<std::string> m_next_path, m_next_link;
+  std::optional<std::uint64_t> m_next_size;
+  std::optional<std::pair<std::int64_t, std::uint32_t>> m_next_mtime;
+  bool m_end = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Compressed frames.
+enum class Codec { zstd, gzip };
+
+// Chunk sizes: the packer cuts the tar stream at member boundaries once a chunk reaches
+// k_chunk_target; a chunk longer than k_frame_max (one large file) is split into several frames.
+constexpr std::size_t k_chunk_target = 2u << 20;
+constexpr std::size_t k_frame_max = 4u << 20;
+
+struct CompressedFrame {
+  std::string bytes;
+  std::uint32_t decompressed_size = 0;
+};
+
+// Thread-safe: every thread gets its own compression context.
+std::vector<CompressedFrame> compress_chunk(Codec codec, int level, std::string_view chunk);
+// What follows the last frame: the zstd seek table, or nothing for gzip.
+std::string frames_trailer(Codec codec, const std::vector<std::uint32_t>& compressed_sizes,
+                           const std::vector<std::uint32_t>& decompressed_sizes);
+
+struct FrameIndexEntry {
+  std::uint64_t offset = 0;
+  std::uint32_t compressed_size = 0;
+  std::uint32_t decompressed_size = 0;
+};
+
+enum class ArchiveLayout { ferry_zstd, ferry_gzip, foreign };
+
+struct FrameIndex {
+  ArchiveLayout layout = ArchiveLayout::foreign;
+  std::vector<FrameIndexEntry> frames;
+};
+
+// Finds the frames of a ferry archive; layout foreign when the bytes are anything else.
+FrameIndex index_frames(std::string_view archive, const std::string& subject);
+// Decompresses one frame (thread-safe). Corruption raises Error naming subject and frame.
+std::string decompress_frame(ArchiveLayout layout, std::string_view archive,
+                             const FrameIndexEntry& frame, const std::string& subject);
+
+// ---------------------------------------------------------------------------------------------
+// The manifest: the archive's first member.
+constexpr std::string_view k_manifest_path = ".ferry/manifest.json";
+// Written into an unpacked tree: which archive it came from and where it was relocated to.
+constexpr std::string_view k_unpacked_marker = ".ferry/unpacked.json";
+
+enum class RelocMode : std::uint8_t { none, text, binary };
+
+struct ManifestFile {
+  std::string path;
+  std::uint64_t size = 0;
+  std::uint64_t xxh3 = 0;
+  std::int32_t placeholder = -1;  // index into Manifest::placeholders, -1: nothing to relocate
+  RelocMode mode = RelocMode::none;
+};
+
+struct Manifest {
+  int version = 1;
+  std::string tool;
+  std::string kind;           // conda | venv | prefix
+  std::string source_prefix;  // where the environment lived when packed
+  std::string python_version;
+  std::vector<std::string> placeholders;
+  std::vector<ManifestFile> files;  // regular files (not hardlinks), in archive order
+  std::vector<std::string> warnings;
+  std::uint64_t symlinks = 0, hardlinks = 0, directories = 0;
+
+  std::string to_json() const;
+  static Manifest parse(std::string_view json, const std::string& subject);
+  // The archive's identity: a hash of the manifest (it holds every file's checksum).
+  std::uint64_t identity() const;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Extraction of untrusted archives into a fresh directory.
+//
+// Nothing is ever created outside root: names that are absolute or hold "..", members below a
+// symlink member, hardlinks to anything but an earlier regular member, device files and FIFOs
+// are refused; files are created with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS); setuid and
+// setgid bits are dropped. Errors name the member.
+struct ExtractHooks {
+  // Serial, in archive order, before the member is written: sees the manifest first.
+  std::function<void(const Member&)> on_member;
+  // Parallel: may verify data (throw) and replace it; returns true when out holds the new data.
+  std::function<bool(const Entry&, std::string_view data, std::string& out)> transform;
+  util::Progress* progress = nullptr;  // advanced by compressed bytes consumed
+};
+
+struct ExtractStats {
+  std::string format;  // "ferry tar.zst", "tar.gz", ...
+  std::uint64_t files = 0, directories = 0, symlinks = 0, hardlinks = 0, bytes = 0;
+  std::uint64_t frames = 0;
+};
+
+// Reads the archive at archive_path (a ferry archive, or any tar, tar.gz, tar.bz2, tar.xz,
+// tar.zst or zip) and writes its members under root, which must be an empty directory.
+ExtractStats extract_archive(const std::string& archive_path, const std::string& root,
+                             unsigned jobs, const ExtractHooks& hooks);
+
+// Streams members of any archive in order (for inspect); stops when visit returns false.
+void read_members(const std::string& archive_path,
+                  const std::function<bool(const Member&)>& visit);
+
+// Lists a member name in its safe, normalised form, or throws Error naming it.
+std::string normalize_member_path(std::string_view name, const std::string& subject);
+
+}  // namespace ferry::format

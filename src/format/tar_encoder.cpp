@@ -1,0 +1,88 @@
+// Tar encoding through libarchive's pax writer, unblocked so each member's bytes arrive at once.
+#include <archive.h>
+#include <archive_entry.h>
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+
+#include "format/format.hpp"
+
+namespace ferry::format {
+
+struct TarEncoder::Impl {
+  archive* writer = nullptr;
+  std::string* out = nullptr;
+  archive_entry* entry = nullptr;
+
+  static la_ssize_t write_cb(archive*, void* self, const void* buffer, size_t length) {
+    auto* impl = static_cast<Impl*>(self);
+    impl->out->append(static_cast<const char*>(buffer), length);
+    return static_cast<la_ssize_t>(length);
+  }
+  void check(int rc, std::string_view what) {
+    if (rc < ARCHIVE_WARN)
+      throw Error(fmt::format("tar encoder: {}: {}", what, archive_error_string(writer)));
+  }
+};
+
+TarEncoder::TarEncoder() : m_impl(std::make_unique<Impl>()) {
+  m_impl->writer = archive_write_new();
+  m_impl->entry = archive_entry_new();
+  // pax_restricted writes ustar headers and adds a pax header only when a member needs one
+  // (long names, large sizes); that keeps small files small.
+  archive_write_set_format_pax_restricted(m_impl->writer);
+  archive_write_set_bytes_per_block(m_impl->writer, 0);
+  std::string scratch;
+  m_impl->out = &scratch;
+  m_impl->check(archive_write_open2(m_impl->writer, m_impl.get(), nullptr, &Impl::write_cb,
+                                    nullptr, nullptr),
+                "open");
+}
+
+TarEncoder::~TarEncoder() {
+  archive_entry_free(m_impl->entry);
+  archive_write_free(m_impl->writer);
+}
+
+void TarEncoder::add(const Entry& e, std::string_view data, std::string& out) {
+  m_impl->out = &out;
+  archive_entry* ae = m_impl->entry;
+  archive_entry_clear(ae);
+  archive_entry_copy_pathname(ae, e.path.c_str());
+  archive_entry_set_perm(ae, e.mode & 07777);
+  archive_entry_set_mtime(ae, e.mtime_sec, e.mtime_nsec);
+  archive_entry_set_uid(ae, 0);
+  archive_entry_set_gid(ae, 0);
+  switch (e.type) {
+    case EntryType::file:
+      archive_entry_set_filetype(ae, AE_IFREG);
+      archive_entry_set_size(ae, static_cast<la_int64_t>(data.size()));
+      break;
+    case EntryType::directory:
+      archive_entry_set_filetype(ae, AE_IFDIR);
+      break;
+    case EntryType::symlink:
+      archive_entry_set_filetype(ae, AE_IFLNK);
+      archive_entry_copy_symlink(ae, e.link.c_str());
+      break;
+    case EntryType::hardlink:
+      archive_entry_set_filetype(ae, AE_IFREG);
+      archive_entry_copy_hardlink(ae, e.link.c_str());
+      archive_entry_set_size(ae, 0);
+      break;
+  }
+  m_impl->check(archive_write_header(m_impl->writer, ae), e.path);
+  if (e.type == EntryType::file && !data.empty()) {
+    la_ssize_t n = archive_write_data(m_impl->writer, data.data(), data.size());
+    if (n < 0 || static_cast<std::size_t>(n) != data.size())
+      throw Error(fmt::format("tar encoder: {}: short write", e.path));
+  }
+  m_impl->check(archive_write_finish_entry(m_impl->writer), e.path);
+}
+
+void TarEncoder::finish(std::string& out) {
+  m_impl->out = &out;
+  m_impl->check(archive_write_close(m_impl->writer), "close");
+}
+
+}  // namespace ferry::format

@@ -1,0 +1,252 @@
+#include "util/util.hpp"
+
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace ferry::util {
+
+void throw_errno(std::string_view subject, std::string_view what, int err) {
+  throw Error(fmt::format("{}: {}: {}", subject, what, std::strerror(err)));
+}
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
+  if (this != &other) {
+    if (m_fd >= 0) ::close(m_fd);
+    m_fd = other.release();
+  }
+  return *this;
+}
+
+UniqueFd::~UniqueFd() {
+  if (m_fd >= 0) ::close(m_fd);
+}
+
+MappedFile::MappedFile(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw_errno(path, "cannot open", errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw_errno(path, "cannot stat", errno);
+  if (!S_ISREG(st.st_mode)) throw Error(fmt::format("{}: not a regular file", path));
+  m_size = static_cast<std::size_t>(st.st_size);
+  if (m_size == 0) return;
+  m_data = ::mmap(nullptr, m_size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+  if (m_data == MAP_FAILED) {
+    m_data = nullptr;
+    throw_errno(path, "cannot map", errno);
+  }
+  ::madvise(m_data, m_size, MADV_SEQUENTIAL);
+}
+
+MappedFile::~MappedFile() {
+  if (m_data) ::munmap(m_data, m_size);
+}
+
+std::string read_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw_errno(path, "cannot open", errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw_errno(path, "cannot stat", errno);
+  std::string data;
+  data.resize(static_cast<std::size_t>(st.st_size));
+  std::size_t done = 0;
+  while (true) {
+    if (done == data.size()) data.resize(data.size() * 2 + 4096);
+    ssize_t n = ::read(fd.get(), data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno(path, "cannot read", errno);
+    }
+    if (n == 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  data.resize(done);
+  return data;
+}
+
+void write_all(int fd, std::string_view data, std::string_view subject) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno(subject, "cannot write", errno);
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+void write_file_atomic(const std::string& path, std::string_view data, unsigned mode) {
+  std::string tmp = fmt::format("{}.ferry-tmp-{}", path, ::getpid());
+  {
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+    if (!fd) throw_errno(path, "cannot create", errno);
+    try {
+      write_all(fd.get(), data, path);
+    } catch (...) {
+      ::unlink(tmp.c_str());
+      throw;
+    }
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw_errno(path, "cannot rename into place", err);
+  }
+}
+
+std::uint64_t xxh3(std::string_view data) { return XXH3_64bits(data.data(), data.size()); }
+
+std::string hex64(std::uint64_t value) { return fmt::format("{:016x}", value); }
+
+std::string absolute_path(const std::string& path) {
+  std::filesystem::path p = std::filesystem::absolute(path).lexically_normal();
+  std::string s = p.string();
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+bool glob_match(const std::string& pattern, const std::string& path) {
+  return ::fnmatch(pattern.c_str(), path.c_str(), 0) == 0;
+}
+
+bool is_valid_utf8(std::string_view data) {
+  const auto* s = reinterpret_cast<const unsigned char*>(data.data());
+  std::size_t n = data.size();
+  std::size_t i = 0;
+  while (i < n) {
+    // Skip ASCII eight bytes at a time: most text is ASCII.
+    while (i + 8 <= n) {
+      std::uint64_t word;
+      std::memcpy(&word, s + i, 8);
+      if (word & 0x8080808080808080ULL) break;
+      i += 8;
+    }
+    if (i >= n) break;
+    unsigned char c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len;
+    std::uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > n) return false;
+    for (std::size_t k = 1; k < len; ++k) {
+      if ((s[i + k] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    // Reject overlong forms, surrogates and values past U+10FFFF, as Python's decoder does.
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += len;
+  }
+  return true;
+}
+
+std::string shell_quote(std::string_view value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
+  }
+  out += "'";
+  return out;
+}
+
+std::string json_escape(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20)
+          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+        else
+          out += c;
+    }
+  }
+  return out;
+}
+
+void remove_tree(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  if (ec) throw Error(fmt::format("{}: cannot remove: {}", path, ec.message()));
+}
+
+bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
+
+unsigned default_jobs() {
+  cpu_set_t set;
+  if (::sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int count = CPU_COUNT(&set);
+    if (count > 0) return static_cast<unsigned>(count);
+  }
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? n : 1;
+}
+
+Progress::Progress(std::string label, std::uint64_t total, bool enabled)
+    : m_label(std::move(label)), m_total(total), m_enabled(enabled && stderr_is_terminal()) {}
+
+Progress::~Progress() { finish(); }
+
+void Progress::advance(std::uint64_t amount) {
+  m_done.fetch_add(amount, std::memory_order_relaxed);
+  if (!m_enabled) return;
+  auto now = static_cast<std::int64_t>(m_clock.seconds() * 1000);
+  auto last = m_last_draw_ms.load(std::memory_order_relaxed);
+  if (now - last < 100) return;
+  if (!m_last_draw_ms.compare_exchange_strong(last, now)) return;
+  draw(false);
+}
+
+void Progress::finish() {
+  if (!m_enabled || m_finished) return;
+  m_finished = true;
+  draw(true);
+}
+
+void Progress::draw(bool final) {
+  std::lock_guard lock(m_draw_mutex);
+  std::uint64_t done = std::min(m_done.load(), m_total);
+  double fraction = m_total ? static_cast<double>(done) / static_cast<double>(m_total) : 1.0;
+  if (final) fraction = 1.0;
+  constexpr int width = 30;
+  int filled = static_cast<int>(fraction * width);
+  std::string bar(static_cast<std::size_t>(filled), '#');
+  bar.resize(width, ' ');
+  std::fprintf(stderr, "\r%s [%s] %3d%% %.1fs%s", m_label.c_str(), bar.c_str(),
+               static_cast<int>(fraction * 100), m_clock.seconds(), final ? "\n" : "");
+  std::fflush(stderr);
+}
+
+}  // namespace ferry::util

@@ -1,0 +1,130 @@
+// ferry::util — the bottom layer: errors, files, hashing, paths, progress. Knows nothing of ferry.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ferry {
+
+// The one error type. Its message is the complete one-line message for the user and names its
+// subject (file, member, option). kind picks the exit code.
+class Error : public std::runtime_error {
+ public:
+  enum class Kind { failure = 1, usage = 2 };
+  explicit Error(const std::string& message, Kind kind = Kind::failure)
+      : std::runtime_error(message), m_kind(kind) {}
+  Kind kind() const { return m_kind; }
+
+ private:
+  Kind m_kind;
+};
+
+}  // namespace ferry
+
+namespace ferry::util {
+
+// Throws Error("<subject>: <what>: <strerror(errno)>").
+[[noreturn]] void throw_errno(std::string_view subject, std::string_view what, int err);
+
+// An owned file descriptor.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : m_fd(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : m_fd(other.release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept;
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd();
+  int get() const { return m_fd; }
+  int release() {
+    int fd = m_fd;
+    m_fd = -1;
+    return fd;
+  }
+  explicit operator bool() const { return m_fd >= 0; }
+
+ private:
+  int m_fd = -1;
+};
+
+// A read-only memory map of a whole file (empty files map to an empty view).
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);
+  MappedFile(MappedFile&&) = delete;
+  ~MappedFile();
+  std::string_view bytes() const { return {static_cast<const char*>(m_data), m_size}; }
+
+ private:
+  void* m_data = nullptr;
+  std::size_t m_size = 0;
+};
+
+std::string read_file(const std::string& path);
+// Writes data to path through a temporary sibling and rename, so readers never see half a file.
+void write_file_atomic(const std::string& path, std::string_view data, unsigned mode = 0644);
+// Writes all of data to fd (handles short writes); subject names the file in errors.
+void write_all(int fd, std::string_view data, std::string_view subject);
+
+// xxh3-64 of data, and its 16-digit lowercase hex form.
+std::uint64_t xxh3(std::string_view data);
+std::string hex64(std::uint64_t value);
+
+// Absolute, lexically normalised path without following symlinks (conda-pack uses abspath too).
+std::string absolute_path(const std::string& path);
+// fnmatch(3) without FNM_PATHNAME: '*' also matches '/', as conda-pack's --exclude does.
+bool glob_match(const std::string& pattern, const std::string& path);
+bool is_valid_utf8(std::string_view data);
+std::string shell_quote(std::string_view value);
+std::string json_escape(std::string_view value);
+
+// Removes a tree without following symlinks; a missing path is fine.
+void remove_tree(const std::string& path);
+
+// Wall-clock seconds since construction.
+class Stopwatch {
+ public:
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - m_start).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point m_start = std::chrono::steady_clock::now();
+};
+
+// A progress bar on stderr when stderr is a terminal; silent otherwise (logs stay clean).
+// Thread-safe: workers call advance(), a redraw happens at most every 100 ms.
+class Progress {
+ public:
+  Progress(std::string label, std::uint64_t total, bool enabled);
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+  void advance(std::uint64_t amount);
+  void finish();
+
+ private:
+  void draw(bool final);
+  std::string m_label;
+  std::uint64_t m_total;
+  bool m_enabled;
+  std::atomic<std::uint64_t> m_done{0};
+  std::atomic<std::int64_t> m_last_draw_ms{0};
+  std::mutex m_draw_mutex;
+  Stopwatch m_clock;
+  bool m_finished = false;
+};
+bool stderr_is_terminal();
+
+// Default parallelism: every core this process may run on.
+unsigned default_jobs();
+
+}  // namespace ferry::util
