@@ -33,6 +33,16 @@ enum class BinaryResult { unchanged, replaced, too_long };
 BinaryResult replace_binary(std::string_view data, std::string_view from, std::string_view to,
                             std::string& out);
 
+// File ranges [begin, end) of the DT_RPATH and DT_RUNPATH strings of a 64-bit little-endian ELF
+// file (end is the terminating NUL). Empty for anything else or a malformed file.
+std::vector<std::pair<std::size_t, std::size_t>> elf_search_paths(std::string_view data);
+
+// The binary rule inside the ELF search-path strings only. Other copies of the prefix in a binary
+// are left alone: linkers merge string tails, so `/old/prefix/3.11.7` may also be the storage of
+// the version string "3.11.7", and padding it with NULs would empty that string.
+BinaryResult replace_search_paths(std::string_view data, std::string_view from, std::string_view to,
+                                  std::string& out);
+
 // Linux runs at most 127 bytes of a #! line, and a path with spaces cannot be a #! interpreter.
 // Rewrites such a first line: a python interpreter gets the /bin/sh trampoline that conda uses
 // (the script still runs with that exact interpreter), anything else `#!/usr/bin/env NAME ARGS`.

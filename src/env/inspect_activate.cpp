@@ -42,7 +42,7 @@ Inspection inspect(const std::string& archive) {
         ++in.files;
         in.bytes += f.size;
         if (f.mode == format::RelocMode::text) ++in.text_records;
-        if (f.mode == format::RelocMode::binary) ++in.binary_records;
+        if (f.mode == format::RelocMode::binary || f.mode == format::RelocMode::rpath) ++in.binary_records;
       }
       return false;  // the manifest says everything else
     }

@@ -61,10 +61,16 @@ std::string load(const PackItem& item, const std::optional<std::string>& dest, C
     out.placeholder = item.placeholder;
   } else if (item.detect == Detect::scan && contains(data, item.placeholder)) {
     out.placeholder = item.placeholder;
+    bool in_search_path = false;
+    if (!util::is_valid_utf8(data) && is_elf(data))
+      for (auto [begin, end] : relocation::elf_search_paths(data))
+        if (contains(data.substr(begin, end - begin), item.placeholder)) in_search_path = true;
     if (util::is_valid_utf8(data))
       out.mode = format::RelocMode::text;
+    else if (in_search_path)
+      out.mode = format::RelocMode::rpath;
     else if (is_elf(data))
-      out.mode = format::RelocMode::binary;
+      out.mode = format::RelocMode::none;  // a built-in default path; see elf_search_paths
     else
       out.unrelocatable = item.target.size() < 4 ||
                           item.target.compare(item.target.size() - 4, 4, ".pyc") != 0;
@@ -74,7 +80,9 @@ std::string load(const PackItem& item, const std::optional<std::string>& dest, C
     if (out.mode == format::RelocMode::text) {
       if (relocation::replace_text(data, out.placeholder, *dest, replaced)) data.swap(replaced);
       relocation::fix_long_shebang(data);
-    } else if (relocation::replace_binary(data, out.placeholder, *dest, replaced) ==
+    } else if ((out.mode == format::RelocMode::rpath
+                    ? relocation::replace_search_paths(data, out.placeholder, *dest, replaced)
+                    : relocation::replace_binary(data, out.placeholder, *dest, replaced)) ==
                relocation::BinaryResult::too_long) {
       throw Error(fmt::format("{}: --dest-prefix {} is longer than the {}-byte prefix space in "
                               "this binary file",
@@ -216,7 +224,7 @@ PackResult pack(const PackOptions& o) {
           k.placeholder, static_cast<std::int32_t>(manifest.placeholders.size()));
       if (inserted) manifest.placeholders.push_back(k.placeholder);
       f.placeholder = it->second;
-      (k.mode == format::RelocMode::text ? r.text_records : r.binary_records)++;
+      (k.mode == format::RelocMode::text ? r.text_records : r.binary_records)++;  // rpath: binary
     }
     if (k.unrelocatable && unrelocatable++ == 0) first_unrelocatable = item.target;
     r.bytes_in += k.size;

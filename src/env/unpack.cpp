@@ -124,7 +124,9 @@ struct Relocator {
       if (!relocation::replace_text(data, placeholder, dest, out)) return false;
       relocation::fix_long_shebang(out);
     } else {
-      auto res = relocation::replace_binary(data, placeholder, dest, out);
+      auto res = mode == format::RelocMode::rpath
+                     ? relocation::replace_search_paths(data, placeholder, dest, out)
+                     : relocation::replace_binary(data, placeholder, dest, out);
       if (res == relocation::BinaryResult::unchanged) return false;
       if (res == relocation::BinaryResult::too_long) {
         std::lock_guard lock(mutex);

@@ -48,6 +48,10 @@ class Extractor {
       : m_subject(std::move(subject)),
         m_root(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
     if (!m_root) util::throw_errno(root, "cannot open directory", errno);
+    // The root gets the mode a new directory would get (mkdtemp made it 0700).
+    mode_t mask = ::umask(0);
+    ::umask(mask);
+    ::fchmod(m_root.get(), 0777 & ~mask);
   }
 
   // Serial, in archive order. True when the member is a regular file for write_file().

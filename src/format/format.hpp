@@ -84,7 +84,8 @@ class TarParser {
   std::string m_header;        // a header split across chunks
   std::string m_buffer;        // payload split across chunks
   std::uint64_t m_need = 0;    // payload bytes still to come
-  std::uint64_t m_pad = 0;     // padding bytes to skip after the payload
+  std::uint64_t m_pad = 0;        // padding bytes to skip now
+  std::uint64_t m_pad_after = 0;  // padding that follows the current payload
   std::uint64_t m_offset = 0;  // stream offset, for messages
   Member m_current;
   std::optional<std::string> m_next_path, m_next_link;
@@ -138,7 +139,9 @@ constexpr std::string_view k_manifest_path = ".ferry/manifest.json";
 // Written into an unpacked tree: which archive it came from and where it was relocated to.
 constexpr std::string_view k_unpacked_marker = ".ferry/unpacked.json";
 
-enum class RelocMode : std::uint8_t { none, text, binary };
+// text: replace everywhere; binary: conda's NUL-padded C-string rule over the whole file;
+// rpath: the binary rule applied only to an ELF file's DT_RPATH/DT_RUNPATH strings.
+enum class RelocMode : std::uint8_t { none, text, binary, rpath };
 
 struct ManifestFile {
   std::string path;

@@ -12,6 +12,7 @@ const char* mode_name(RelocMode m) {
   switch (m) {
     case RelocMode::text: return "text";
     case RelocMode::binary: return "binary";
+    case RelocMode::rpath: return "rpath";
     case RelocMode::none: break;
   }
   return "";
@@ -61,8 +62,10 @@ Manifest Manifest::parse(std::string_view text, const std::string& subject) {
       f.xxh3 = std::stoull(row.at(2).get<std::string>(), nullptr, 16);
       f.placeholder = row.at(3).get<std::int32_t>();
       std::string mode = row.at(4).get<std::string>();
-      f.mode = mode == "text" ? RelocMode::text : mode == "binary" ? RelocMode::binary
-                                                                   : RelocMode::none;
+      f.mode = mode == "text"     ? RelocMode::text
+               : mode == "binary" ? RelocMode::binary
+               : mode == "rpath"  ? RelocMode::rpath
+                                  : RelocMode::none;
       if (f.placeholder >= static_cast<std::int32_t>(m.placeholders.size()) ||
           (f.placeholder >= 0 && f.mode == RelocMode::none))
         throw Error(fmt::format("{}: manifest entry for '{}' is inconsistent", subject, f.path));

@@ -112,6 +112,8 @@ void TarParser::feed(const std::shared_ptr<const std::string>& chunk, std::vecto
 
 void TarParser::complete_payload(std::vector<Member>& out) {
   m_state = State::header;
+  m_pad = m_pad_after;
+  m_pad_after = 0;
   switch (m_payload) {
     case Payload::file:
       if (!m_current.storage) {
@@ -180,7 +182,7 @@ void TarParser::parse_header(const char* block, std::vector<Member>& out) {
                             payload, m_offset));
   }
   m_need = payload;
-  m_pad = round_up(payload) - payload;
+  m_pad_after = round_up(payload) - payload;
   m_payload = Payload::skip;
   switch (type) {
     case '0':
@@ -224,13 +226,16 @@ void TarParser::parse_header(const char* block, std::vector<Member>& out) {
     else m_state = State::payload;
     return;
   }
+  if (m_payload != Payload::file) {
+    // Directories and links carry no data; any payload they declare is skipped.
+    out.push_back(Member{std::move(e), {}, nullptr});
+    if (m_need > 0) m_state = State::payload;
+    return;
+  }
   m_current.entry = std::move(e);
   if (m_need == 0) {
-    if (m_payload == Payload::file) {
-      m_current.data = {};
-      out.push_back(std::move(m_current));
-      m_current = Member{};
-    }
+    out.push_back(std::move(m_current));
+    m_current = Member{};
     return;
   }
   m_state = State::payload;
