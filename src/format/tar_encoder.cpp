@@ -11,7 +11,8 @@ namespace ferry::format {
 
 struct TarEncoder::Impl {
   archive* writer = nullptr;
-  std::string* out = nullptr;
+  std::string discard;  // where bytes go outside add()/finish() (e.g. a close in the destructor)
+  std::string* out = &discard;
   archive_entry* entry = nullptr;
 
   static la_ssize_t write_cb(archive*, void* self, const void* buffer, size_t length) {
@@ -32,14 +33,13 @@ TarEncoder::TarEncoder() : m_impl(std::make_unique<Impl>()) {
   // (long names, large sizes); that keeps small files small.
   archive_write_set_format_pax_restricted(m_impl->writer);
   archive_write_set_bytes_per_block(m_impl->writer, 0);
-  std::string scratch;
-  m_impl->out = &scratch;
   m_impl->check(archive_write_open2(m_impl->writer, m_impl.get(), nullptr, &Impl::write_cb,
                                     nullptr, nullptr),
                 "open");
 }
 
 TarEncoder::~TarEncoder() {
+  m_impl->out = &m_impl->discard;
   archive_entry_free(m_impl->entry);
   archive_write_free(m_impl->writer);
 }
@@ -78,11 +78,13 @@ void TarEncoder::add(const Entry& e, std::string_view data, std::string& out) {
       throw Error(fmt::format("tar encoder: {}: short write", e.path));
   }
   m_impl->check(archive_write_finish_entry(m_impl->writer), e.path);
+  m_impl->out = &m_impl->discard;
 }
 
 void TarEncoder::finish(std::string& out) {
   m_impl->out = &out;
   m_impl->check(archive_write_close(m_impl->writer), "close");
+  m_impl->out = &m_impl->discard;
 }
 
 }  // namespace ferry::format
