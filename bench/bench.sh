@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# make bench: ferry against what users run today, on tmpfs (the disk is too noisy for ratios, see
+# ../shared/notes/benchmarking.md), medians of RUNS runs, all in one run of this script.
+# Usage: bench/bench.sh FERRY [ENV_PREFIX]   (default env: the realistic conda fixture)
+set -euo pipefail
+FERRY=$(readlink -f "$1")
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${RUNS:-3}
+JOBS=${JOBS:-$(nproc)}
+WORK=$(mktemp -d /dev/shm/ferry-bench-XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+
+ENV=${2:-}
+if [ -z "$ENV" ]; then
+  FIX="$SRC/build/fixtures/conda-full"
+  if [ ! -f "$FIX/.built" ]; then
+    /usr/bin/python3 "$SRC/tests/fixtures/make_conda_env.py" "$FIX" >/dev/null && touch "$FIX/.built"
+  fi
+  ENV="$FIX/env"
+fi
+ENV=$(readlink -f "$ENV")
+
+# median_time CMD...: runs `prepare` (if set) before each run, prints the median wall time in s.
+median_time() {
+  local times=()
+  for _ in $(seq "$RUNS"); do
+    [ -n "${PREPARE:-}" ] && eval "$PREPARE"
+    sync
+    local t0 t1
+    t0=$(date +%s.%N)
+    eval "$@" >/dev/null 2>&1
+    t1=$(date +%s.%N)
+    times+=("$(echo "$t1 - $t0" | bc)")
+  done
+  printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
+}
+size() { stat -c %s "$1"; }
+mib() { echo "scale=1; $1 / 1048576" | bc; }
+ratio() { echo "scale=2; $1 / $2" | bc; }
+
+files=$(find "$ENV" -type f | wc -l)
+bytes=$(du -sb "$ENV" | cut -f1)
+cd "$WORK"
+echo "environment: $ENV ($files files, $(mib "$bytes") MiB); $JOBS threads; $RUNS runs each, medians; tmpfs"
+echo
+
+# ---- pack ----
+t_ferry_pack=$(PREPARE='rm -f e.tar.zst' median_time "'$FERRY' pack '$ENV' -o e.tar.zst -j $JOBS")
+t_pigz_pack=$(PREPARE='rm -f e.tar.gz' median_time "tar -C '$ENV' -cf - . | pigz -p $JOBS > e.tar.gz")
+t_zstd_pack=$(PREPARE='rm -f z.tar.zst' median_time "tar -C '$ENV' -I 'zstd -T0 -3' -cf z.tar.zst .")
+"$FERRY" pack "$ENV" -o ef.tar.gz --format tar.gz -j "$JOBS" >/dev/null 2>&1
+printf '%-44s %9s %10s %14s\n' "pack" "seconds" "size MiB" "ferry faster"
+printf '%-44s %9.2f %10s %14s\n' "ferry pack (tar.zst, level 3)" "$t_ferry_pack" "$(mib "$(size e.tar.zst)")" "1.00x"
+printf '%-44s %9.2f %10s %13.2fx\n' "tar -cf - | pigz" "$t_pigz_pack" "$(mib "$(size e.tar.gz)")" "$(ratio "$t_pigz_pack" "$t_ferry_pack")"
+printf '%-44s %9.2f %10s %13.2fx\n' "tar -I 'zstd -T0 -3'" "$t_zstd_pack" "$(mib "$(size z.tar.zst)")" "$(ratio "$t_zstd_pack" "$t_ferry_pack")"
+echo
+
+# ---- unpack ----
+# Reference archives for the baselines hold the same tree as ferry's (its manifest included), so the
+# relocation pass can read the same record list that conda-unpack would hold.
+mkdir ref && "$FERRY" unpack e.tar.zst ref/env >/dev/null 2>&1 && rm -f ref/env/.ferry/unpacked.json
+tar -C ref/env -cf - . | pigz -p "$JOBS" > base.tar.gz
+tar -C ref/env -I 'zstd -T0 -3' -cf base.tar.zst .
+PREPARE='rm -rf d .d.ferry-*'
+t_ferry=$(median_time "'$FERRY' unpack e.tar.zst d -j $JOBS")
+t_ferry_gz=$(median_time "'$FERRY' unpack ef.tar.gz d -j $JOBS")
+PREPARE='rm -rf d; mkdir d'
+t_pigz=$(median_time "pigz -dc base.tar.gz | tar -C d -xf - && /usr/bin/python3 '$SRC/bench/relocate_pass.py' d")
+t_pigz_only=$(median_time "pigz -dc base.tar.gz | tar -C d -xf -")
+t_zstd=$(median_time "zstd -dc base.tar.zst | tar -C d -xf -")
+PREPARE='rm -rf d'
+t_cp=$(median_time "cp -a ref/env d")
+printf '%-44s %9s %14s\n' "unpack (relocated, ready to run)" "seconds" "ferry faster"
+printf '%-44s %9.2f %14s\n' "ferry unpack (tar.zst)" "$t_ferry" "1.00x"
+printf '%-44s %9.2f %13.2fx\n' "ferry unpack (tar.gz)" "$t_ferry_gz" "$(ratio "$t_ferry_gz" "$t_ferry")"
+printf '%-44s %9.2f %13.2fx\n' "pigz -dc | tar -x + relocation pass (python)" "$t_pigz" "$(ratio "$t_pigz" "$t_ferry")"
+printf '%-44s %9.2f %13.2fx\n' "pigz -dc | tar -x (no relocation)" "$t_pigz_only" "$(ratio "$t_pigz_only" "$t_ferry")"
+printf '%-44s %9.2f %13.2fx\n' "zstd -dc | tar -x (no relocation)" "$t_zstd" "$(ratio "$t_zstd" "$t_ferry")"
+printf '%-44s %9.2f %13.2fx\n' "cp -a of the unpacked tree (copy floor)" "$t_cp" "$(ratio "$t_cp" "$t_ferry")"
