@@ -171,6 +171,20 @@ void apply_conda_unpack_records(const std::string& root, const std::vector<Conda
   });
 }
 
+// Writes .ferry/unpacked.json into the fresh tree without following any symlink.
+void write_marker(const std::string& root, const std::string& text) {
+  util::UniqueFd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root_fd) util::throw_errno(root, "cannot open", errno);
+  if (::mkdirat(root_fd.get(), ".ferry", 0755) != 0 && errno != EEXIST)
+    util::throw_errno(root + "/.ferry", "cannot create", errno);
+  util::UniqueFd dir(::openat(root_fd.get(), ".ferry", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir) util::throw_errno(root + "/.ferry", "cannot open", errno);
+  util::UniqueFd file(::openat(dir.get(), "unpacked.json",
+                               O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!file) util::throw_errno(root + "/.ferry/unpacked.json", "cannot create", errno);
+  util::write_all(file.get(), text, root + "/.ferry/unpacked.json");
+}
+
 }  // namespace
 
 UnpackResult unpack(const UnpackOptions& o) {
@@ -226,11 +240,18 @@ UnpackResult unpack(const UnpackOptions& o) {
 
   format::ExtractHooks hooks;
   hooks.on_member = [&](const format::Member& m) {
-    if (!manifest && m.entry.type == format::EntryType::file) {
-      std::string path = m.entry.path;
-      while (path.rfind("./", 0) == 0) path.erase(0, 2);
-      if (path == "bin/conda-unpack") conda_unpack_script = std::string(m.data);
-    }
+    std::string path = format::normalize_member_path(m.entry.path, r.archive);
+    // .ferry/ is ferry's: only its manifest may come from an archive, so nothing the archive made
+    // can redirect the marker written below.
+    bool reserved = path == ".ferry" ? m.entry.type != format::EntryType::directory
+                                     : path.rfind(".ferry/", 0) == 0 &&
+                                           !(path == format::k_manifest_path &&
+                                             m.entry.type == format::EntryType::file);
+    if (reserved)
+      throw Error(fmt::format("{}: member '{}': the .ferry directory is reserved for ferry's manifest",
+                              r.archive, path));
+    if (!manifest && m.entry.type == format::EntryType::file && path == "bin/conda-unpack")
+      conda_unpack_script = std::string(m.data);
   };
   hooks.transform = [&](const format::Entry& e, std::string_view data, std::string& out) {
     if (!manifest) return false;
@@ -282,8 +303,7 @@ UnpackResult unpack(const UnpackOptions& o) {
                            {"dest", r.dest},
                            {"unpacked_at", static_cast<std::int64_t>(::time(nullptr))},
                            {"warnings", r.warnings}};
-  fs::create_directories(tmp.path() + "/.ferry", ec);
-  util::write_file_atomic(tmp.path() + "/" + std::string(format::k_unpacked_marker), marker.dump(1) + "\n");
+  write_marker(tmp.path(), marker.dump(1) + "\n");
 
   if (dest_exists && !dir_is_empty(r.dest)) {
     // --force: swap atomically, then remove the old tree.

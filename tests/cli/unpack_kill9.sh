@@ -22,6 +22,7 @@ temp_trees() { find "$TEST_DIR/work" -maxdepth 1 -name '.dest.ferry-tmp-*' | wc 
 # second one, with the archive in the page cache, gives the time the kills spread over.
 "$FERRY" unpack env.tar.zst "$dest" --json >/dev/null
 reference=$(listing "$dest")
+# every regular file in the listing got a checksum line
 expect_eq "$(grep -c ' f ' <<<"$reference")" "$(grep -c '^[0-9a-f]\{128\} ' <<<"$reference")"
 rm -rf "$dest"
 start=$(date +%s%N)
