@@ -35,18 +35,14 @@ struct ArchiveIdentity {
 
 ArchiveIdentity identify(const std::string& archive) {
   ArchiveIdentity ident;
-  bool first = true;
+  // The manifest, when there is one, follows at most the .ferry directory entry.
   format::read_members(archive, [&](const format::Member& m) {
-    std::string path = m.entry.path;
-    while (path.rfind("./", 0) == 0) path.erase(0, 2);
+    std::string path = format::normalize_member_path(m.entry.path, archive);
     if (path == format::k_manifest_path && m.entry.type == format::EntryType::file) {
       ident.manifest = format::Manifest::parse(m.data, archive);
       return false;
     }
-    if (m.entry.type == format::EntryType::directory && path.rfind(".ferry", 0) == 0 && first)
-      return true;
-    first = false;
-    return false;
+    return path == ".ferry" && m.entry.type == format::EntryType::directory;
   });
   if (ident.manifest) {
     ident.id = ident.manifest->identity();

@@ -86,25 +86,6 @@ void write_all(int fd, std::string_view data, std::string_view subject) {
   }
 }
 
-void write_file_atomic(const std::string& path, std::string_view data, unsigned mode) {
-  std::string tmp = fmt::format("{}.ferry-tmp-{}", path, ::getpid());
-  {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-    if (!fd) throw_errno(path, "cannot create", errno);
-    try {
-      write_all(fd.get(), data, path);
-    } catch (...) {
-      ::unlink(tmp.c_str());
-      throw;
-    }
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    throw_errno(path, "cannot rename into place", err);
-  }
-}
-
 std::uint64_t xxh3(std::string_view data) { return XXH3_64bits(data.data(), data.size()); }
 
 std::string hex64(std::uint64_t value) { return fmt::format("{:016x}", value); }

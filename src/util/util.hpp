@@ -69,8 +69,6 @@ class MappedFile {
 };
 
 std::string read_file(const std::string& path);
-// Writes data to path through a temporary sibling and rename, so readers never see half a file.
-void write_file_atomic(const std::string& path, std::string_view data, unsigned mode = 0644);
 // Writes all of data to fd (handles short writes); subject names the file in errors.
 void write_all(int fd, std::string_view data, std::string_view subject);
 
