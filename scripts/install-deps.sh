@@ -9,6 +9,8 @@ packages=(
   clang libclang-rt-14-dev
   zstd pigz patchelf hyperfine bzip2 xz-utils zip
   python3 python3-numpy python3-scipy
+  # The 3-node Slurm mini-cluster that tests/cluster/ runs jobs on (network namespaces + MPICH).
+  slurm-wlm slurmctld slurmd slurm-client munge mpich libmpich-dev iproute2 util-linux
 )
 missing=()
 for p in "${packages[@]}"; do
