@@ -5,7 +5,7 @@
 set -euo pipefail
 FERRY=$(readlink -f "$1")
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 JOBS=${JOBS:-$(nproc)}
 WORK=$(mktemp -d /dev/shm/ferry-bench-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT

@@ -1,8 +1,14 @@
 // Private to env: the list of things to pack, as the collectors for each kind produce it.
 #pragma once
 
+#include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include <tbb/global_control.h>
+#include <tbb/info.h>
+#include <tbb/task_arena.h>
 
 #include "env/env.hpp"
 
@@ -46,5 +52,24 @@ std::vector<std::string> walk_tree(const std::string& root, bool (*skip_top)(con
 Collection collect_conda(const PackOptions& options, const std::string& prefix);
 Collection collect_tree(const PackOptions& options, const std::string& prefix, Kind kind);
 std::string python_version_of_tree(const std::string& prefix);
+
+// A task arena of `jobs` threads. TBB caps its workers at the core count and warns when an arena
+// asks for more; -j above the core count is legitimate (writers wait on slow file systems), so the
+// cap is lifted for the arena's lifetime.
+class JobArena {
+ public:
+  explicit JobArena(unsigned jobs)
+      : m_limit(tbb::global_control::max_allowed_parallelism,
+                std::max<std::size_t>(jobs, static_cast<std::size_t>(tbb::info::default_concurrency()))),
+        m_arena(static_cast<int>(jobs)) {}
+  template <class F>
+  void execute(F&& f) {
+    m_arena.execute(std::forward<F>(f));
+  }
+
+ private:
+  tbb::global_control m_limit;
+  tbb::task_arena m_arena;
+};
 
 }  // namespace ferry::env

@@ -178,7 +178,7 @@ PackResult pack(const PackOptions& o) {
   }
 
   unsigned jobs = o.jobs ? o.jobs : util::default_jobs();
-  tbb::task_arena arena(static_cast<int>(jobs));
+  JobArena arena(jobs);
 
   // Pass 1.
   std::vector<Classified> classes(items.size());

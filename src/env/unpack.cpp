@@ -188,7 +188,7 @@ void apply_conda_unpack_records(const std::string& root, const std::vector<Conda
         !ent.is_symlink(ec))
       pythons.push_back(rel);
   }
-  tbb::task_arena arena(static_cast<int>(jobs));
+  JobArena arena(jobs);
   arena.execute([&] {
     tbb::parallel_for(std::size_t{0}, records.size(), [&](std::size_t i) {
       const CondaUnpackRecord& rec = records[i];
@@ -303,7 +303,7 @@ UnpackResult unpack(const UnpackOptions& o) {
   hooks.progress = &progress;
   format::ExtractStats stats;
   {
-    tbb::task_arena arena(static_cast<int>(jobs));
+    JobArena arena(jobs);
     arena.execute([&] { stats = format::extract_archive(r.archive, tmp.path(), jobs, hooks); });
   }
   progress.finish();

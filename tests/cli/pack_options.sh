@@ -45,4 +45,8 @@ expect_missing x.tar.zst
 long=/$(printf 'x%.0s' $(seq 300))
 expect_failure "is longer than the" "$FERRY" pack "$ENV" -o y.tar.zst --dest-prefix "$long"
 expect_missing y.tar.zst
+# -j above the core count: more writers, and no warning from the thread pool on the terminal.
+out=$("$FERRY" unpack env.tar.gz "$TEST_DIR/j8/env" -j 8 2>&1)
+case "$out" in *arning*) fail "unexpected warning with -j 8: $out";; esac
+"$FERRY" pack "$ENV" -o j8.tar.zst -j 8 2>&1 | { ! grep -i warning; }
 echo ok
