@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016  # single-quoted sh -c scripts get their arguments as $1...
 # A real 3-node Slurm cluster on one machine, for tests: slurmctld in the root network namespace,
 # one slurmd per network namespace (ferry-node1..3, joined by the bridge ferrybr0), each with its
 # own hostname and its own node-local /mnt, plus a private munged. Needs root.
@@ -14,7 +15,8 @@
 # one such cluster per machine.
 set -euo pipefail
 
-STATE=${FERRY_CLUSTER_DIR:-/dev/shm/ferry-cluster}
+# Absolute: the daemons are recognised by this path on their command lines.
+STATE=$(realpath -m "${FERRY_CLUSTER_DIR:-/dev/shm/ferry-cluster}")
 BRIDGE=ferrybr0
 NET=10.77.0          # bridge .1, nodeN .1N
 NODES=(node1 node2 node3)
@@ -33,11 +35,19 @@ netns_of() { echo "ferry-$1"; }
 veth_of() { echo "ferry-v${1#node}"; }   # host end; the node end is eth0 inside the namespace
 alive() { [ -e "/proc/$1" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 
-# Polls CMD every 0.2 s until it succeeds or SECONDS_ pass; each try is killed after 5 s.
+# A daemon that wrote PIDFILE and is gone: fail now rather than at the end of a wait.
+daemon_died() { [ -f "$1" ] && ! alive "$(cat "$1" 2>/dev/null)"; }
+
+# Polls CMD every 0.2 s until it succeeds (0), SECONDS_ pass (1) or a daemon of PIDFILES dies (2).
+# CMD must bound its own run time.
 wait_for() {
-  local seconds=$1; shift
+  local seconds=$1 f; shift
+  local pidfiles=()
+  while [ "$1" != -- ]; do pidfiles+=("$1"); shift; done
+  shift
   local deadline=$((SECONDS + seconds))
-  until timeout -s KILL 5 "$@" >/dev/null 2>&1; do
+  until "$@" >/dev/null 2>&1; do
+    for f in "${pidfiles[@]}"; do daemon_died "$f" && return 2; done
     [ "$SECONDS" -lt "$deadline" ] || return 1
     sleep 0.2
   done
@@ -71,7 +81,7 @@ harness_pids() {
       pid=${f#/proc/}
       comm=$(cat "$f/comm" 2>/dev/null) || continue
       case $comm in munged|slurmctld|slurmd|slurmstepd) ;; *) continue ;; esac
-      tr '\0' ' ' <"$f/cmdline" 2>/dev/null | grep -qF "$STATE/" && echo "$pid"
+      if tr '\0' ' ' <"$f/cmdline" 2>/dev/null | grep -qF "$STATE/"; then echo "$pid"; fi
     done
   } | sort -un
 }
@@ -88,7 +98,7 @@ kill_harness_processes() {
     while alive "$pid" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
   done
   for pid in $pids; do
-    alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
+    if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   done
   deadline=$((SECONDS + 5))
   for pid in $pids; do
@@ -159,6 +169,7 @@ EOF
 }
 
 setup_network() {
+  ! ip -4 -o addr show | grep -qF " $NET." || die "$NET.0/24 is already in use on this machine"
   ip link add "$BRIDGE" type bridge
   ip addr add "$NET.1/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
@@ -184,14 +195,14 @@ start_munged() {
     --pid-file="$STATE/run/munged.pid" --log-file="$STATE/log/munged.log" \
     --seed-file="$STATE/munge/munged.seed" </dev/null >"$STATE/log/munged.out" 2>&1 \
     || { tail -n 20 "$STATE/log/munged.out" "$STATE/log/munged.log" 2>/dev/null >&2; die "munged did not start"; }
-  wait_for 10 sh -c 'munge -S "$1" -n | unmunge -S "$1"' sh "$MUNGE_SOCKET" || die "munge does not answer on $MUNGE_SOCKET"
+  wait_for 10 "$STATE/run/munged.pid" -- timeout -k 1 5 sh -c 'munge -S "$1" -n | unmunge -S "$1"' sh "$MUNGE_SOCKET" || die "munge does not answer on $MUNGE_SOCKET"
 }
 
 start_slurm() {
   # The daemons fork into the background and close stdio (which also matters to ctest, which waits
   # for its pipe to close); the .out files keep what they print before their logs open.
   SLURM_CONF=$CONF slurmctld -f "$CONF" </dev/null >"$STATE/log/slurmctld.out" 2>&1
-  wait_for 15 scontrol ping || { show_logs; die "slurmctld does not answer"; }
+  wait_for 15 "$STATE/run/slurmctld.pid" -- timeout -k 1 5 scontrol ping || { show_logs; die "slurmctld does not answer"; }
   local n
   for n in "${NODES[@]}"; do
     # Own UTS namespace: `hostname` on nodeN says nodeN. Own mount namespace: nodeN's /mnt is
@@ -203,7 +214,8 @@ start_slurm() {
   done
 }
 
-idle_nodes() { timeout -s KILL 5 sinfo -h -N -o '%N %t' 2>/dev/null | awk '$2 == "idle"' | wc -l; }
+idle_nodes() { timeout -k 1 5 sinfo -h -N -o '%N %t' 2>/dev/null | awk '$2 == "idle"' | wc -l; }
+all_nodes_idle() { [ "$(idle_nodes)" -eq "${#NODES[@]}" ]; }
 
 show_logs() {
   local f
@@ -213,7 +225,7 @@ show_logs() {
     tail -n 15 "$f" >&2
   done
   echo "---- sinfo" >&2
-  timeout -s KILL 5 sinfo -N 2>&1 >&2 || true
+  timeout -k 1 5 sinfo -N 2>&1 >&2 || true
 }
 
 start() {
@@ -231,14 +243,12 @@ start() {
   setup_network
   start_munged
   start_slurm
-  local deadline=$((SECONDS + WAIT_NODES_S))
-  until [ "$(idle_nodes)" -eq "${#NODES[@]}" ]; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      show_logs
-      die "nodes not idle after ${WAIT_NODES_S}s (run '$0 stop' to clean up)"
-    fi
-    sleep 0.5
-  done
+  local pidfiles=()
+  for n in "${NODES[@]}"; do pidfiles+=("$STATE/run/slurmd-$n.pid"); done
+  if ! wait_for "$WAIT_NODES_S" "$STATE/run/slurmctld.pid" "${pidfiles[@]}" -- all_nodes_idle; then
+    show_logs
+    die "nodes not idle after ${WAIT_NODES_S}s or a daemon died (run '$0 stop' to clean up)"
+  fi
   # Written last: its existence means "the cluster is up" to the tests.
   cat >"$STATE/env.sh.tmp" <<EOF
 # Source this to use the ferry test cluster (written by tests/cluster/cluster.sh).
@@ -262,9 +272,12 @@ status() {
     return 3
   fi
   export SLURM_CONF=$CONF
-  timeout -s KILL 5 sinfo -N || return 1
+  timeout -k 1 5 sinfo -N || return 1
   [ "$(idle_nodes)" -gt 0 ] || return 1
 }
+
+# Slurm variables from the caller (a shell inside a real allocation) would redirect our clients.
+for v in $(compgen -v SLURM_ || true); do unset "$v"; done
 
 case ${1:-} in
   start) start ;;

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2016
 # Sourced by every tests/cluster/*_test.sh: strict mode, the running test cluster's environment
 # (started by cluster.sh; skip when it is not up), a per-test directory the nodes can see, helpers.
 set -euo pipefail
@@ -14,6 +15,8 @@ expect_eq() { [ "$1" = "$2" ] || fail "expected '$2', got '$1'${3:+ ($3)}"; }
 expect_contains() { case "$1" in *"$2"*) ;; *) fail "expected to find '$2' in: $1";; esac; }
 
 # env.sh exists only while the cluster is up; cluster.start skipping (no root...) lands here.
+# Slurm variables from the caller (a shell inside a real allocation) would redirect srun elsewhere.
+for v in $(compgen -v SLURM_ || true); do unset "$v"; done
 [ -f "$FERRY_CLUSTER_DIR/env.sh" ] || skip "no test cluster at $FERRY_CLUSTER_DIR (tests/cluster/cluster.sh start)"
 # shellcheck source=/dev/null
 . "$FERRY_CLUSTER_DIR/env.sh"

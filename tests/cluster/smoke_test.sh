@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test cluster behaves like a real one in the ways ferry relies on: three named nodes, node-local
 # /mnt per node, hostlist expansion, MPICH across nodes, sbcast to node-local storage.
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "$0")/common.sh"
 
 # Three nodes, each with its own hostname.
