@@ -68,9 +68,9 @@ check_prerequisites() {
   ip netns del "$probe"
 }
 
-# Pids of processes that belong to this harness: the daemons named in pid files or started with a
-# path inside $STATE on their command line, and anything at all inside the nodes' namespaces
-# (slurmstepd, job tasks).
+# Pids of processes that belong to this harness: the daemons, recognised by a path inside $STATE on
+# their command lines (the same pids as their pid files, but found even when a previous run's state
+# dir is gone), and anything at all inside the nodes' namespaces (slurmstepd, job tasks).
 harness_pids() {
   local n f pid comm
   {
