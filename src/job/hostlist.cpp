@@ -96,8 +96,7 @@ void expand_prefix(const std::string& prefix, const std::vector<Range>& main, co
 
 void expand_token(std::string_view token, std::vector<std::string>& out, std::string_view expr) {
   std::size_t open = token.rfind('[');
-  if (open == std::string_view::npos) {
-    if (token.find(']') != std::string_view::npos) bad(expr, "unbalanced brackets");
+  if (open == std::string_view::npos) {  // a literal name, even with a stray ']' (as Slurm)
     push(out, std::string(token), expr);
     return;
   }
