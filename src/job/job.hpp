@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -45,6 +46,39 @@ std::string compress_hostlist(const std::vector<std::string>& hosts);
 // Expands Slurm's compressed count lists: "2(x3),1" -> {2, 2, 2, 1} (SLURM_TASKS_PER_NODE,
 // SLURM_JOB_CPUS_PER_NODE). `what` names the variable in errors.
 std::vector<unsigned> expand_count_list(std::string_view list, std::string_view what);
+
+// ---------------------------------------------------------------------------------------------
+// The allocation: which scheduler, which job, which hosts
+
+enum class Scheduler { none, slurm, pbs, lsf, cobalt, flux };
+std::string_view scheduler_name(Scheduler scheduler);  // "slurm", "pbs", ... "none"
+
+struct Allocation {
+  Scheduler scheduler = Scheduler::none;
+  std::string job_id;
+  std::vector<std::string> hosts;        // in the scheduler's order, each host once
+  std::vector<unsigned> slots;           // per host: task slots granted (PBS mpiprocs lines, Slurm
+                                         // tasks per node, LSF slots); empty when not known
+  std::vector<unsigned> cpus;            // per host CPUs when the scheduler says; else empty
+  std::optional<unsigned> gpus_per_host; // when the scheduler says (SLURM_GPUS_ON_NODE, ...)
+  std::string source;                    // where the hosts came from (variable or file)
+};
+
+struct AllocationOptions {
+  std::string hostname;  // this host, for "none"
+  // Runs a command and returns its standard output (for Flux's `flux getattr`, and Slurm
+  // expressions with '{'); throws Error when it fails. Tests replace it.
+  std::function<std::string(const std::vector<std::string>&)> run;
+};
+
+// The allocation this process is in, from the scheduler's variables and files. Throws Error with
+// one line naming the variable or file when they are missing, malformed or disagree (e.g.
+// SLURM_NNODES against the node list).
+Allocation discover_allocation(const Environ& env, const AllocationOptions& options);
+
+// Runs argv (no shell) and returns its standard output; throws Error naming the command when it
+// cannot start or exits non-zero.
+std::string run_command(const std::vector<std::string>& argv);
 
 // ---------------------------------------------------------------------------------------------
 // This node's hardware, from sysfs (root "/" normally; a recorded tree in tests)
@@ -98,5 +132,121 @@ CpuInventory discover_cpus(const DiscoverOptions& options);
 std::vector<unsigned> parse_cpu_list(std::string_view list, std::string_view what);
 // The inverse: ascending runs as "0-3,8,10-11".
 std::string format_cpu_list(const std::vector<unsigned>& cpus);
+
+// ---------------------------------------------------------------------------------------------
+// Machines: what ferry knows about each system, from a data file (data/machines.json is built
+// in; FERRY_MACHINES names more files, whose entries override built-in ones of the same name)
+
+enum class Launcher { srun, pals, mpich, openmpi, flux, jsrun, local };
+std::string_view launcher_name(Launcher launcher);
+
+// Settings that apply at one number of ranks per node (the facilities publish bind lists per
+// layout: Aurora's 12-rank list differs from its 6-rank one).
+struct Layout {
+  std::string cpu_bind;                    // in the launcher's grammar ("list:1-8:9-16", "depth")
+  unsigned depth = 0;                      // PALS --depth with cpu_bind "depth"
+  std::optional<unsigned> cpus_per_rank;   // srun -c / flux -c / jsrun -c
+  std::vector<std::string> launcher_args;  // e.g. Frontier's --gpus-per-task=1 --gpu-bind=closest
+  bool launcher_binds_gpus = false;        // the launcher sets GPU visibility: ferry must not
+};
+
+struct Machine {
+  std::string name, description;
+  std::vector<std::string> docs;
+  // Recognition, strongest first: site variables (all must match), FQDN domains, hostname
+  // patterns (ECMAScript regexes), then the scheduler alone for the generic entries.
+  std::map<std::string, std::string> match_env;
+  std::vector<std::string> match_domains, match_hostnames;
+  std::optional<Scheduler> match_scheduler;
+  Launcher launcher = Launcher::local;
+  std::vector<std::string> launcher_args;        // always passed
+  std::map<unsigned, Layout> layouts;            // by ranks per node
+  std::vector<unsigned> reserved_cpus;           // never bound (Aurora's cores 0 and 52, ...)
+  std::map<std::string, std::string> rank_env;   // set in each rank unless already set
+  std::string source;                            // the file it came from
+};
+
+// Loads the built-in table, then each file in FERRY_MACHINES (colon-separated) from env.
+// Throws Error naming the file and entry on a malformed table.
+std::vector<Machine> load_machines(const Environ& env);
+// Parses one table (JSON with comments); `source` names it in errors.
+std::vector<Machine> parse_machines(std::string_view json, const std::string& source);
+// The machine this is: the strongest match, ties broken by table order.
+const Machine& recognise_machine(const std::vector<Machine>& machines, const Environ& env,
+                                 const std::string& hostname, const std::string& fqdn,
+                                 Scheduler scheduler);
+// By name; throws Error listing the known names.
+const Machine& find_machine(const std::vector<Machine>& machines, const std::string& name);
+
+// ---------------------------------------------------------------------------------------------
+// The launch line
+
+struct LaunchRequest {
+  std::optional<unsigned> ranks, ranks_per_node, nodes, gpus_per_rank;
+  std::optional<std::string> cpu_bind;  // overrides the machine's bind (launcher grammar)
+  std::vector<std::string> command;
+  std::string ferry;                    // absolute path of ferry, for the rank wrapper
+  std::string hostfile;                 // where to write the hostfile for mpiexec-style launchers
+  bool resolve_master = true;           // look the first host up (DNS, then Slurm's NodeAddr)
+};
+
+struct LaunchPlan {
+  Launcher launcher = Launcher::local;
+  unsigned nodes = 0, ranks = 0, ranks_per_node = 0, gpus_per_rank = 0;
+  std::vector<std::string> hosts;         // the hosts used, in order
+  std::string master_addr;
+  unsigned master_port = 0;
+  std::vector<std::string> argv;          // the whole command line
+  std::string hostfile_text;              // what to write at request.hostfile (may be empty)
+  std::vector<std::vector<unsigned>> rank_cpus;  // per local rank, when ferry binds CPUs itself
+  std::vector<std::string> notes;
+};
+
+// Builds the line. Throws Error (one line, naming the option) when the request does not fit the
+// allocation: more ranks than slots, more GPUs per node than the node has, ...
+LaunchPlan plan_launch(const Allocation& allocation, const Machine& machine, const GpuInventory& gpus,
+                       const CpuInventory& cpus, const LaunchRequest& request);
+
+// A port in 20000-29999 derived from the job id (no MPI, no probing): every rank of one job
+// computes the same one, concurrent jobs get different ones. Skips torch's 29400 and 29500.
+unsigned master_port_for(const std::string& job_id);
+
+// ---------------------------------------------------------------------------------------------
+// Inside each rank
+
+struct RankInfo {
+  unsigned rank = 0, local_rank = 0, world_size = 1, local_world_size = 1, node_rank = 0;
+  std::string source;  // the launcher whose variables gave it: "slurm", "pals", "ompi", ...
+};
+
+// Rank, local rank and sizes from the innermost launcher's variables (torchrun, Flux, Slurm step,
+// PALS, PMIx, Open MPI, MPICH/Hydra, MVAPICH, jsrun, ferry's local launcher); a lone process when
+// there are none. Throws Error naming the variable when a value is malformed or out of range.
+RankInfo resolve_rank(const Environ& env);
+
+struct RankSetup {
+  std::string master_addr;                  // empty: the allocation's first host
+  std::optional<unsigned> master_port;      // empty: from the job id
+  std::vector<std::string> gpu_selectors;   // visible devices in local-rank order
+  std::string visibility_variable;
+  unsigned gpus_per_rank = 0;
+  std::vector<std::vector<unsigned>> cpus;  // per local rank; empty: leave affinity alone
+  std::map<std::string, std::string> extra_env;  // set unless already set
+};
+
+// The variables to set in this rank for torch.distributed's env:// and for its GPU.
+Environ rank_environment(const RankInfo& rank, const RankSetup& setup, const Environ& env);
+// Pins this process to its local rank's CPUs (setup.cpus); no-op when there are none.
+void bind_rank_cpus(const RankInfo& rank, const RankSetup& setup);
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+// Replaces this process with argv (PATH searched) under env. Throws Error when it cannot.
+[[noreturn]] void exec_command(const std::vector<std::string>& argv, const Environ& env);
+// Starts one process per entry, waits for all; when one fails the others get SIGTERM. SIGINT and
+// SIGTERM received meanwhile are passed on. Returns the first failure's exit status (128+signal
+// for a signal), or 0.
+int run_processes(const std::vector<std::pair<std::vector<std::string>, Environ>>& processes);
 
 }  // namespace ferry::job

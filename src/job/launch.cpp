@@ -1,0 +1,241 @@
+// The launch line: how many ranks where, which CPUs and GPUs each gets, in the grammar of the
+// machine's launcher, with ferry's rank wrapper in front of the user's command.
+#include <netdb.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "job/job.hpp"
+
+namespace ferry::job {
+namespace {
+
+[[noreturn]] void misfit(const std::string& message) { throw Error(message, Error::Kind::usage); }
+
+// Visible devices in local-rank order: by NUMA node (unknown last), then PCI address, then tile,
+// so local rank r sits next to its GPU (Polaris: local rank 0 gets GPU 3, on NUMA 0).
+std::vector<GpuDevice> devices_by_locality(const GpuInventory& inv) {
+  std::vector<GpuDevice> devices = inv.visible;
+  auto key = [&](const GpuDevice& d) {
+    const Gpu& g = inv.gpus.at(d.gpu);
+    return std::make_tuple(g.numa_node < 0 ? 1 << 30 : g.numa_node, g.pci_address, d.tile);
+  };
+  std::stable_sort(devices.begin(), devices.end(), [&](const auto& a, const auto& b) { return key(a) < key(b); });
+  return devices;
+}
+
+std::vector<unsigned> usable_cpus(const CpuInventory& cpus, const Machine& machine) {
+  std::vector<unsigned> usable = cpus.allowed;
+  if (usable.empty())
+    for (unsigned c = 0; c < cpus.logical; ++c) usable.push_back(c);
+  std::erase_if(usable, [&](unsigned c) {
+    return std::find(machine.reserved_cpus.begin(), machine.reserved_cpus.end(), c) != machine.reserved_cpus.end();
+  });
+  return usable;
+}
+
+// CPUs per local rank: the CPUs near each rank's GPU, split in contiguous blocks among the ranks
+// that share them; without GPUs, the usable CPUs split evenly.
+std::vector<std::vector<unsigned>> split_cpus(const std::vector<unsigned>& usable, const GpuInventory& inv,
+                                              const std::vector<GpuDevice>& devices, unsigned ppn, unsigned gpr) {
+  std::vector<std::vector<unsigned>> domain(ppn);
+  for (unsigned r = 0; r < ppn; ++r) {
+    if (gpr && !devices.empty()) {
+      const Gpu& g = inv.gpus.at(devices[(r * gpr) % devices.size()].gpu);
+      for (unsigned c : g.local_cpus)
+        if (std::binary_search(usable.begin(), usable.end(), c)) domain[r].push_back(c);
+    }
+    if (domain[r].empty()) domain[r] = usable;
+  }
+  std::vector<std::vector<unsigned>> out(ppn);
+  for (unsigned r = 0; r < ppn; ++r) {
+    std::vector<unsigned> sharers;
+    for (unsigned s = 0; s < ppn; ++s)
+      if (domain[s] == domain[r]) sharers.push_back(s);
+    std::size_t position = static_cast<std::size_t>(std::find(sharers.begin(), sharers.end(), r) - sharers.begin());
+    std::size_t per = std::max<std::size_t>(1, domain[r].size() / sharers.size());
+    std::size_t begin = (position * per) % std::max<std::size_t>(1, domain[r].size());
+    for (std::size_t i = begin; i < std::min(domain[r].size(), begin + per); ++i) out[r].push_back(domain[r][i]);
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : std::string(sep)) + p;
+  return out;
+}
+
+std::string resolve_master(const std::string& host, Scheduler scheduler) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) == 0) {
+    ::freeaddrinfo(res);
+    return host;
+  }
+  // Node names that only Slurm knows (NodeAddr): ask it for the address.
+  if (scheduler == Scheduler::slurm) {
+    try {
+      std::string out = run_command({"scontrol", "show", "node", "-o", host});
+      auto at = out.find("NodeAddr=");
+      if (at != std::string::npos) {
+        std::string addr = out.substr(at + 9, out.find_first_of(" \n", at) - at - 9);
+        if (!addr.empty()) return addr;
+      }
+    } catch (const Error&) {
+    }
+  }
+  return host;
+}
+
+}  // namespace
+
+unsigned master_port_for(const std::string& job_id) {
+  unsigned port = 20000 + static_cast<unsigned>(util::xxh3(job_id) % 10000);
+  if (port == 29400 || port == 29500) ++port;
+  return port;
+}
+
+LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const GpuInventory& gpus,
+                       const CpuInventory& cpus, const LaunchRequest& req) {
+  LaunchPlan plan;
+  plan.launcher = machine.launcher;
+  if (req.command.empty()) misfit("no command to launch (put it after --)");
+  const unsigned hosts = static_cast<unsigned>(alloc.hosts.size());
+  const unsigned gpu_count = static_cast<unsigned>(gpus.visible.size());
+  plan.gpus_per_rank = req.gpus_per_rank.value_or(gpu_count ? 1 : 0);
+  const unsigned gpr = plan.gpus_per_rank;
+  if (gpr > 0 && gpu_count == 0)
+    misfit(fmt::format("--gpus-per-rank {}: this node has no GPU the job can use", gpr));
+  unsigned max_nodes = req.nodes.value_or(hosts);
+  if (max_nodes == 0 || max_nodes > hosts)
+    misfit(fmt::format("--nodes {}: the allocation has {} hosts", max_nodes, hosts));
+  // One rank per GPU (gpr GPUs each), or one per host without GPUs.
+  unsigned fit = gpr ? gpu_count / gpr : 1;
+  if (gpr && fit == 0) misfit(fmt::format("--gpus-per-rank {}: nodes have {} GPUs", gpr, gpu_count));
+
+  unsigned ppn = req.ranks_per_node.value_or(0);
+  unsigned ranks = req.ranks.value_or(0);
+  if (ppn == 0 && ranks == 0) {
+    ppn = fit;
+    ranks = ppn * max_nodes;
+  } else if (ppn == 0) {
+    ppn = gpr ? std::min(fit, ranks) : (ranks + max_nodes - 1) / max_nodes;
+  } else if (ranks == 0) {
+    ranks = ppn * max_nodes;
+  }
+  if (ranks == 0 || ppn == 0) misfit("-n and --ppn must be at least 1");
+  plan.nodes = (ranks + ppn - 1) / ppn;
+  if (plan.nodes > max_nodes)
+    misfit(fmt::format("-n {} at {} per node needs {} nodes; the allocation has {}", ranks, ppn, plan.nodes, max_nodes));
+  if (gpr && ppn * gpr > gpu_count)
+    misfit(fmt::format("--ppn {} with {} GPU(s) per rank needs {} GPUs per node; this node has {}", ppn, gpr,
+                       ppn * gpr, gpu_count));
+  plan.ranks = ranks;
+  plan.ranks_per_node = ppn;
+  plan.hosts.assign(alloc.hosts.begin(), alloc.hosts.begin() + plan.nodes);
+
+  auto layout_it = machine.layouts.find(ppn);
+  const Layout* layout = layout_it == machine.layouts.end() ? nullptr : &layout_it->second;
+  std::vector<GpuDevice> devices = devices_by_locality(gpus);
+  std::vector<unsigned> usable = usable_cpus(cpus, machine);
+  auto rank_cpus = split_cpus(usable, gpus, devices, ppn, gpr);
+  unsigned node_cpus = alloc.cpus.empty() ? static_cast<unsigned>(usable.size()) : alloc.cpus.front();
+  unsigned cpus_per_rank = layout && layout->cpus_per_rank ? *layout->cpus_per_rank : std::max(1u, node_cpus / ppn);
+
+  // Slurm manages the GPUs (gres) when it reports them; then it binds them, ferry does not.
+  bool launcher_binds_gpus = layout && layout->launcher_binds_gpus;
+  std::vector<std::string>& argv = plan.argv;
+  std::string hostfile = req.hostfile;
+  switch (machine.launcher) {
+    case Launcher::srun:
+      argv = {"srun", "-N", std::to_string(plan.nodes), "-n", std::to_string(ranks),
+              fmt::format("--ntasks-per-node={}", ppn), "-c", std::to_string(cpus_per_rank)};
+      argv.push_back("--cpu-bind=" + (req.cpu_bind ? *req.cpu_bind : layout && !layout->cpu_bind.empty() ? layout->cpu_bind : "cores"));
+      if (!layout && gpr && alloc.gpus_per_host) {
+        argv.push_back(fmt::format("--gpus-per-task={}", gpr));
+        argv.push_back("--gpu-bind=closest");
+        launcher_binds_gpus = true;
+      }
+      argv.push_back("--nodelist=" + compress_hostlist(plan.hosts));
+      break;
+    case Launcher::pals: {
+      argv = {"mpiexec"};
+      argv.insert(argv.end(), machine.launcher_args.begin(), machine.launcher_args.end());
+      argv.insert(argv.end(), {"-n", std::to_string(ranks), "--ppn", std::to_string(ppn), "--hostfile", hostfile});
+      if (req.cpu_bind) {
+        argv.push_back("--cpu-bind=" + *req.cpu_bind);
+      } else if (layout && layout->cpu_bind == "depth") {
+        argv.push_back(fmt::format("--depth={}", layout->depth));
+        argv.push_back("--cpu-bind=depth");
+      } else if (layout && !layout->cpu_bind.empty()) {
+        argv.push_back("--cpu-bind=" + layout->cpu_bind);
+      } else {
+        std::vector<std::string> lists;
+        for (const auto& c : rank_cpus) lists.push_back(format_cpu_list(c));
+        argv.push_back("--cpu-bind=list:" + join(lists, ":"));
+      }
+      break;
+    }
+    case Launcher::mpich:
+      argv = {"mpiexec", "-n", std::to_string(ranks), "-ppn", std::to_string(ppn), "-f", hostfile};
+      break;
+    case Launcher::openmpi:
+      argv = {"mpirun", "-np", std::to_string(ranks), "--hostfile", hostfile,
+              fmt::format("--map-by=ppr:{}:node", ppn), "--bind-to", "none"};
+      break;
+    case Launcher::flux:
+      argv = {"flux", "run", "-N", std::to_string(plan.nodes), "-n", std::to_string(ranks), "-c",
+              std::to_string(cpus_per_rank)};
+      if (gpr) {
+        argv.insert(argv.end(), {"-g", std::to_string(gpr)});
+        launcher_binds_gpus = true;  // flux's gpubind sets CUDA_VISIBLE_DEVICES per task
+      }
+      break;
+    case Launcher::jsrun:
+      argv = {"jsrun", "-n", std::to_string(ranks), "-r", std::to_string(ppn), "-a", "1", "-c",
+              std::to_string(cpus_per_rank), "-g", std::to_string(gpr)};
+      launcher_binds_gpus = gpr > 0;  // one resource set per rank: jsrun sets its GPUs
+      break;
+    case Launcher::local:
+      argv = {req.ferry, "rank", "--spawn", std::to_string(ranks)};
+      break;
+  }
+  if (machine.launcher != Launcher::pals && machine.launcher != Launcher::local)
+    argv.insert(argv.end(), machine.launcher_args.begin(), machine.launcher_args.end());
+  if (layout) argv.insert(argv.end(), layout->launcher_args.begin(), layout->launcher_args.end());
+  if (machine.launcher == Launcher::pals || machine.launcher == Launcher::mpich)
+    for (const auto& h : plan.hosts) plan.hostfile_text += h + "\n";
+  if (machine.launcher == Launcher::openmpi)
+    for (const auto& h : plan.hosts) plan.hostfile_text += fmt::format("{} slots={}\n", h, ppn);
+
+  // The rank wrapper: torch.distributed's variables, the GPU, and CPUs where the launcher does
+  // not bind them.
+  plan.master_addr = req.resolve_master ? resolve_master(plan.hosts.front(), alloc.scheduler) : plan.hosts.front();
+  plan.master_port = master_port_for(alloc.job_id.empty() ? plan.hosts.front() : alloc.job_id);
+  if (machine.launcher != Launcher::local) argv.insert(argv.end(), {req.ferry, "rank"});
+  argv.insert(argv.end(), {"--master-addr", plan.master_addr, "--master-port", std::to_string(plan.master_port)});
+  if (gpr && !launcher_binds_gpus) {
+    std::vector<std::string> selectors;
+    for (const auto& d : devices) selectors.push_back(d.selector);
+    argv.insert(argv.end(), {"--gpus", join(selectors, ","), "--gpus-per-rank", std::to_string(gpr),
+                             "--visibility", gpus.visibility_variable});
+  }
+  bool ferry_binds_cpus = machine.launcher == Launcher::mpich || machine.launcher == Launcher::openmpi ||
+                          machine.launcher == Launcher::local;
+  if (ferry_binds_cpus && !req.cpu_bind) {
+    plan.rank_cpus = rank_cpus;
+    std::vector<std::string> lists;
+    for (const auto& c : rank_cpus) lists.push_back(format_cpu_list(c));
+    argv.insert(argv.end(), {"--cpus", join(lists, ":")});
+  }
+  for (const auto& [k, v] : machine.rank_env) argv.insert(argv.end(), {"--env", k + "=" + v});
+  argv.push_back("--");
+  argv.insert(argv.end(), req.command.begin(), req.command.end());
+  return plan;
+}
+
+}  // namespace ferry::job

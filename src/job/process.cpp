@@ -1,0 +1,130 @@
+// Running a helper command (flux getattr, scontrol) and reading what it prints.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+
+#include <fmt/format.h>
+
+#include "job/job.hpp"
+
+extern char** environ;
+
+namespace ferry::job {
+
+std::string run_command(const std::vector<std::string>& argv) {
+  std::string name = argv.empty() ? std::string() : argv[0];
+  std::string line;
+  for (const auto& a : argv) line += (line.empty() ? "" : " ") + a;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) util::throw_errno(line, "cannot create a pipe", errno);
+  util::UniqueFd read_end(fds[0]), write_end(fds[1]);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = ::posix_spawnp(&pid, name.c_str(), &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) util::throw_errno(line, "cannot run", rc);
+  write_end = util::UniqueFd();
+  std::string out;
+  char buffer[4096];
+  while (true) {
+    ssize_t n = ::read(read_end.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buffer, static_cast<std::size_t>(n));
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw Error(fmt::format("`{}` failed (exit status {})", line, WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+  return out;
+}
+
+}  // namespace ferry::job
+
+namespace ferry::job {
+namespace {
+
+std::vector<std::string> flatten(const Environ& env) {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+std::vector<char*> pointers(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+volatile sig_atomic_t g_forward_signal = 0;
+void remember_signal(int sig) { g_forward_signal = sig; }
+
+}  // namespace
+
+void exec_command(const std::vector<std::string>& argv, const Environ& env) {
+  if (argv.empty()) throw Error("no command to run", Error::Kind::usage);
+  std::vector<std::string> args = argv, vars = flatten(env);
+  auto arg_ptrs = pointers(args), env_ptrs = pointers(vars);
+  ::execvpe(args[0].c_str(), arg_ptrs.data(), env_ptrs.data());
+  util::throw_errno(args[0], "cannot run", errno);
+}
+
+int run_processes(const std::vector<std::pair<std::vector<std::string>, Environ>>& processes) {
+  struct sigaction sa {}, old_int {}, old_term {};
+  sa.sa_handler = remember_signal;
+  ::sigaction(SIGINT, &sa, &old_int);
+  ::sigaction(SIGTERM, &sa, &old_term);
+  std::vector<pid_t> pids;
+  for (const auto& [argv, env] : processes) {
+    std::vector<std::string> args = argv, vars = flatten(env);
+    auto arg_ptrs = pointers(args), env_ptrs = pointers(vars);
+    pid_t pid = 0;
+    int rc = ::posix_spawnp(&pid, args[0].c_str(), nullptr, nullptr, arg_ptrs.data(), env_ptrs.data());
+    if (rc != 0) {
+      for (pid_t p : pids) ::kill(p, SIGTERM);
+      for (pid_t p : pids) ::waitpid(p, nullptr, 0);
+      util::throw_errno(args[0], "cannot run", rc);
+    }
+    pids.push_back(pid);
+  }
+  int result = 0;
+  std::size_t running = pids.size();
+  while (running > 0) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, 0);
+    if (pid < 0) {
+      if (errno != EINTR) break;
+      if (g_forward_signal) {
+        for (pid_t p : pids) if (p > 0) ::kill(p, g_forward_signal);
+        g_forward_signal = 0;
+      }
+      continue;
+    }
+    auto it = std::find(pids.begin(), pids.end(), pid);
+    if (it == pids.end()) continue;
+    *it = -1;
+    --running;
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (code != 0 && result == 0) {
+      result = code;
+      for (pid_t p : pids) if (p > 0) ::kill(p, SIGTERM);
+    }
+  }
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  return result;
+}
+
+}  // namespace ferry::job

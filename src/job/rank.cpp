@@ -1,0 +1,179 @@
+// The rank layer: who am I among the job's processes, from whichever launcher started me, and the
+// variables torch.distributed's env:// needs. No MPI: a mismatched libmpi cannot hang this.
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "job/job.hpp"
+
+namespace ferry::job {
+namespace {
+
+struct Scheme {
+  const char* source;
+  const char* rank;
+  const char* local_rank;
+  const char* size;
+  const char* local_size;  // nullptr: not exported by this launcher
+  const char* node;        // nullptr: derived as rank / local size (block placement)
+  const char* proof;       // a variable that must be present for the scheme to apply
+};
+
+// Innermost launcher first (launch research note §3.5): torchrun inside srun sees both, and
+// torchrun's values are the real ones. Slurm's PROCID/LOCALID are also set (to 0) in the batch
+// script, so only SLURM_STEP_NUM_TASKS proves an srun task.
+constexpr Scheme k_schemes[] = {
+    {"torchrun", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "TORCHELASTIC_RUN_ID"},
+    {"ferry", "FERRY_RANK", "FERRY_LOCAL_RANK", "FERRY_WORLD_SIZE", "FERRY_LOCAL_WORLD_SIZE", nullptr, "FERRY_RANK"},
+    {"flux", "FLUX_TASK_RANK", "FLUX_TASK_LOCAL_ID", "FLUX_JOB_SIZE", nullptr, nullptr, "FLUX_TASK_RANK"},
+    {"slurm", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_STEP_NUM_TASKS", nullptr, "SLURM_NODEID", "SLURM_STEP_NUM_TASKS"},
+    {"pals", "PALS_RANKID", "PALS_LOCAL_RANKID", "PMI_SIZE", "PALS_LOCAL_SIZE", "PALS_NODEID", "PALS_RANKID"},
+    {"ompi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", nullptr, "OMPI_COMM_WORLD_RANK"},
+    {"mpich", "PMI_RANK", "MPI_LOCALRANKID", "PMI_SIZE", "MPI_LOCALNRANKS", nullptr, "MPI_LOCALRANKID"},
+    {"mvapich", "MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE", nullptr, "MV2_COMM_WORLD_RANK"},
+    {"jsrun", "JSM_NAMESPACE_RANK", "JSM_NAMESPACE_LOCAL_RANK", "JSM_NAMESPACE_SIZE", "JSM_NAMESPACE_LOCAL_SIZE", nullptr, "JSM_NAMESPACE_RANK"},
+};
+
+unsigned number(const Environ& env, const char* name) {
+  auto v = lookup(env, name);
+  if (!v) throw Error(fmt::format("{} is not set (needed with the launcher's other variables)", name));
+  char* end = nullptr;
+  unsigned long n = std::strtoul(v->c_str(), &end, 10);
+  if (v->empty() || *end != '\0' || n > 1u << 30) throw Error(fmt::format("{}='{}': expected a number", name, *v));
+  return static_cast<unsigned>(n);
+}
+
+// The local interface whose address reaches `host`: where gloo should listen. Empty when unknown
+// or when it is loopback.
+std::string interface_towards(const std::string& host, const std::string& port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) return {};
+  std::string name;
+  int fd = ::socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage local{};
+  socklen_t len = sizeof local;
+  // A UDP connect sends nothing: it only asks the kernel which source address it would use.
+  if (fd >= 0 && ::connect(fd, res->ai_addr, res->ai_addrlen) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0) {
+    ifaddrs* ifs = nullptr;
+    if (::getifaddrs(&ifs) == 0) {
+      for (ifaddrs* i = ifs; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != local.ss_family) continue;
+        bool same = local.ss_family == AF_INET
+                        ? reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr ==
+                              reinterpret_cast<sockaddr_in*>(&local)->sin_addr.s_addr
+                        : std::memcmp(&reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr,
+                                      &reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr, 16) == 0;
+        if (same) {
+          name = i->ifa_name;
+          break;
+        }
+      }
+      ::freeifaddrs(ifs);
+    }
+  }
+  if (fd >= 0) ::close(fd);
+  ::freeaddrinfo(res);
+  return name == "lo" ? std::string() : name;
+}
+
+}  // namespace
+
+RankInfo resolve_rank(const Environ& env) {
+  for (const Scheme& s : k_schemes) {
+    if (!lookup(env, s.proof)) continue;
+    RankInfo r;
+    r.source = s.source;
+    r.rank = number(env, s.rank);
+    r.local_rank = number(env, s.local_rank);
+    r.world_size = number(env, s.size);
+    if (s.local_size) {
+      r.local_world_size = number(env, s.local_size);
+    } else if (r.source == "slurm") {
+      // SLURM_STEP_TASKS_PER_NODE, in node order: this node's entry.
+      auto per_node = expand_count_list(lookup(env, "SLURM_STEP_TASKS_PER_NODE").value_or(""), "SLURM_STEP_TASKS_PER_NODE");
+      unsigned node = number(env, "SLURM_NODEID");
+      if (node >= per_node.size())
+        throw Error(fmt::format("SLURM_NODEID={} but SLURM_STEP_TASKS_PER_NODE lists {} nodes", node, per_node.size()));
+      r.local_world_size = per_node[node];
+    } else if (r.source == "flux") {
+      unsigned nodes = lookup(env, "FLUX_JOB_NNODES") ? number(env, "FLUX_JOB_NNODES") : 1;
+      r.local_world_size = nodes ? r.world_size / nodes : r.world_size;
+    }
+    if (r.world_size == 0 || r.rank >= r.world_size)
+      throw Error(fmt::format("{}={} is not below {}={}", s.rank, r.rank, s.size, r.world_size));
+    if (r.local_world_size == 0 || r.local_rank >= r.local_world_size)
+      throw Error(fmt::format("{}={} is not below the local size {}", s.local_rank, r.local_rank, r.local_world_size));
+    r.node_rank = s.node ? number(env, s.node) : r.rank / r.local_world_size;
+    return r;
+  }
+  RankInfo lone;
+  lone.source = "none";
+  return lone;
+}
+
+Environ rank_environment(const RankInfo& r, const RankSetup& setup, const Environ& env) {
+  Environ out;
+  out["RANK"] = std::to_string(r.rank);
+  out["LOCAL_RANK"] = std::to_string(r.local_rank);
+  out["WORLD_SIZE"] = std::to_string(r.world_size);
+  out["LOCAL_WORLD_SIZE"] = std::to_string(r.local_world_size);
+  out["GROUP_RANK"] = std::to_string(r.node_rank);
+  out["NODE_RANK"] = std::to_string(r.node_rank);
+
+  std::string addr = setup.master_addr;
+  if (addr.empty()) addr = lookup(env, "MASTER_ADDR").value_or("");
+  std::optional<Allocation> alloc;
+  if (addr.empty() || (!setup.master_port && !lookup(env, "MASTER_PORT"))) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    alloc = discover_allocation(env, {host, nullptr});
+  }
+  if (addr.empty()) addr = alloc->hosts.front();
+  std::string port;
+  if (setup.master_port) port = std::to_string(*setup.master_port);
+  else if (auto p = lookup(env, "MASTER_PORT")) port = *p;
+  else port = std::to_string(master_port_for(alloc->job_id.empty() ? alloc->hosts.front() : alloc->job_id));
+  out["MASTER_ADDR"] = addr;
+  out["MASTER_PORT"] = port;
+
+  if (setup.gpus_per_rank && !setup.gpu_selectors.empty() && !setup.visibility_variable.empty()) {
+    std::string list;
+    std::size_t n = setup.gpu_selectors.size();
+    for (unsigned i = 0; i < setup.gpus_per_rank; ++i)
+      list += (i ? "," : "") + setup.gpu_selectors[(r.local_rank * setup.gpus_per_rank + i) % n];
+    out[setup.visibility_variable] = list;
+    if (setup.visibility_variable == "CUDA_VISIBLE_DEVICES") out["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
+  }
+  for (const auto& [k, v] : setup.extra_env)
+    if (!lookup(env, k)) out[k] = v;
+  // gloo listens on the interface its host name resolves to; on nodes whose names do not resolve
+  // (or resolve to a management network) pick the one that reaches the master.
+  if (!lookup(env, "GLOO_SOCKET_IFNAME"))
+    if (std::string iface = interface_towards(addr, port); !iface.empty()) out["GLOO_SOCKET_IFNAME"] = iface;
+  return out;
+}
+
+void bind_rank_cpus(const RankInfo& rank, const RankSetup& setup) {
+  if (setup.cpus.empty()) return;
+  const std::vector<unsigned>& cpus = setup.cpus[rank.local_rank % setup.cpus.size()];
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (unsigned c : cpus)
+    if (c < CPU_SETSIZE) CPU_SET(c, &set);
+  if (::sched_setaffinity(0, sizeof set, &set) != 0)
+    util::throw_errno(fmt::format("CPUs {}", format_cpu_list(cpus)), "cannot bind local rank " + std::to_string(rank.local_rank) + " to", errno);
+}
+
+}  // namespace ferry::job
