@@ -30,6 +30,45 @@ std::string human_bytes(std::uint64_t n) {
   return fmt::format("{:.1f} {}", v, units[u]);
 }
 
+// Quoted only when the shell needs it, so the usual line reads as people write it.
+std::string shell_word(const std::string& s) {
+  bool plain = !s.empty() && s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                 "0123456789/._+-:@%,=") == std::string::npos;
+  return plain ? s : util::shell_quote(s);
+}
+
+// ferry venv. Registered by add_activate (both are about using an env in place), so main.cpp
+// needn't change.
+void add_venv(CLI::App& app) {
+  auto opts = std::make_shared<env::VenvOptions>();
+  auto json = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "venv", "Make (or reuse) a venv with --system-site-packages on a base Python, atomically");
+  cmd->add_option("PATH", opts->path, "Venv to make or reuse")->required();
+  cmd->add_option("--base", opts->base,
+                  "Base Python prefix (conda env, unpacked env, any prefix with bin/python3); "
+                  "default: $CONDA_PREFIX, $VIRTUAL_ENV's base, python3 on PATH");
+  cmd->add_flag("-f,--force", opts->force, "Replace a venv at PATH made on another base");
+  cmd->add_flag("--json", *json, "Print the result as JSON");
+  cmd->callback([=] {
+    env::VenvResult r = env::make_venv(*opts);
+    print_warnings(r.warnings);
+    // bin/activate is Python's own: it needs no ferry on the compute nodes, and gives deactivate.
+    std::string activate = "source " + shell_word(r.path + "/bin/activate");
+    if (*json) {
+      print_json({{"path", r.path}, {"base", r.base}, {"base_from", r.base_from},
+                  {"python_version", r.python_version}, {"action", r.action}, {"has_pip", r.has_pip},
+                  {"activate", activate}, {"seconds", r.seconds}, {"warnings", r.warnings}});
+      return;
+    }
+    std::printf("%s venv %s\n  base:     %s (Python %s, from %s; its packages show through)\n"
+                "  activate: %s\n        or: eval \"$(ferry activate %s)\"\n",
+                r.action == "reused" ? "reusing" : r.action.c_str(), r.path.c_str(), r.base.c_str(),
+                r.python_version.c_str(), r.base_from.c_str(), activate.c_str(),
+                shell_word(r.path).c_str());
+  });
+}
+
 }  // namespace
 
 void add_pack(CLI::App& app) {
@@ -154,6 +193,7 @@ void add_activate(CLI::App& app) {
     env::Shell s = *shell == "fish" ? env::Shell::fish : *shell == "zsh" ? env::Shell::zsh : env::Shell::bash;
     std::fputs(env::activation_script(*dest, s).c_str(), stdout);
   });
+  add_venv(app);
 }
 
 }  // namespace ferry::cli

@@ -113,4 +113,28 @@ enum class Shell { bash, zsh, fish };
 // Lines that activate an unpacked environment without conda, for eval.
 std::string activation_script(const std::string& dest, Shell shell);
 
+// ---------------------------------------------------------------------------------------------
+// ferry venv (venv.cpp): make, or reuse, a venv with --system-site-packages on top of a base
+// Python (a conda env, an unpacked env, any prefix with bin/python3), as ezpz's setup does.
+struct VenvOptions {
+  std::string path;
+  // Default: the active env: $CONDA_PREFIX, then $VIRTUAL_ENV's base (pyvenv.cfg home), then the
+  // prefix of python3 on PATH.
+  std::optional<std::string> base;
+  bool force = false;  // replace a venv at path made on another base (never a non-venv)
+};
+
+struct VenvResult {
+  std::string path, base;
+  std::string base_from;       // "--base", "$CONDA_PREFIX", "$VIRTUAL_ENV", "python3 on PATH"
+  std::string python_version;  // the base's, e.g. "3.11.7"
+  std::string action;          // "created", "reused" or "replaced"
+  bool has_pip = false;        // the base has pip: bin/pip in the venv runs it for the venv
+  double seconds = 0;
+  std::vector<std::string> warnings;
+};
+
+// Atomic: builds in a temporary sibling of path, checks the new interpreter, renames into place.
+VenvResult make_venv(const VenvOptions& options);
+
 }  // namespace ferry::env

@@ -1,0 +1,400 @@
+// ferry venv: make (or reuse) a venv with --system-site-packages on top of a base Python, as
+// ezpz's ezpz_setup_venv_from_conda does, without its failure modes (research/launch.md §1.7):
+//  - no uv (installed there with curl | sh, which compute nodes cannot reach): the base's own
+//    interpreter runs `-m venv`;
+//  - the base is named, or found once from the active env, and checked to run; not "whatever
+//    python3 is on PATH after the last module load";
+//  - reuse goes by what the venv is (pyvenv.cfg home and version), not by its name: a venv made on
+//    another base (same basename, an older module) is refused, not silently used;
+//  - never half-made: built in a temporary sibling, checked, renamed into place under a lock, so a
+//    killed job, or every rank running the same setup line, leaves nothing or a working venv.
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <spawn.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "env/env.hpp"
+
+extern char** environ;
+
+namespace ferry::env {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Ran {
+  int status = 0;
+  std::string output;  // stdout and stderr together
+  // The last non-empty line: Python's one-line summary of a traceback.
+  std::string last_line() const {
+    std::string s = output;
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    std::size_t nl = s.rfind('\n');
+    return nl == std::string::npos ? s : s.substr(nl + 1);
+  }
+};
+
+// Runs argv without a shell, stdin from /dev/null.
+Ran run(const std::vector<std::string>& argv) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) util::throw_errno(argv[0], "cannot create a pipe", errno);
+  util::UniqueFd rd(fds[0]), wr(fds[1]);
+  posix_spawn_file_actions_t actions;
+  ::posix_spawn_file_actions_init(&actions);
+  ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  ::posix_spawn_file_actions_adddup2(&actions, wr.get(), 1);
+  ::posix_spawn_file_actions_adddup2(&actions, wr.get(), 2);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int err = ::posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(), environ);
+  ::posix_spawn_file_actions_destroy(&actions);
+  if (err != 0) util::throw_errno(argv[0], "cannot run", err);
+  wr = util::UniqueFd();  // the child holds the write end now: EOF when it exits
+  Ran r;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(rd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    r.output.append(buf, static_cast<std::size_t>(n));
+  }
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+// Every Python runs with -I: a PYTHONHOME or PYTHONPATH left by a module, or a venv.py in the
+// working directory, must not decide what we probe or build.
+Ran run_python(const std::string& python, const std::vector<std::string>& args) {
+  std::vector<std::string> argv{python, "-I"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv);
+}
+
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = text.find(sep, start);
+    if (end == std::string::npos) end = text.size();
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string trim(const std::string& s) {
+  std::size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+// pyvenv.cfg as site.py reads it: "key = value" lines.
+std::map<std::string, std::string> read_cfg(const std::string& path) {
+  std::map<std::string, std::string> cfg;
+  for (const auto& line : split(util::read_file(path), '\n')) {
+    std::size_t eq = line.find('=');
+    if (eq != std::string::npos) cfg[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
+  }
+  return cfg;
+}
+
+bool same_dir(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  bool same = fs::equivalent(a, b, ec);
+  return ec ? util::absolute_path(a) == util::absolute_path(b) : same;
+}
+
+std::string major_minor(const std::string& version) {
+  std::size_t dot = version.find('.');
+  return dot == std::string::npos ? version : version.substr(0, version.find('.', dot + 1));
+}
+
+bool is_executable_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+struct Base {
+  std::string prefix, from, python, version, base_prefix;
+  bool has_pip = false;
+  std::vector<std::string> warnings;
+};
+
+// --base, else the active env. A $VIRTUAL_ENV is not a base: `python -m venv` run from a venv
+// makes a venv on that venv's base anyway, so name the base that really is used (and say so).
+Base choose_base(const std::optional<std::string>& given) {
+  Base b;
+  const char* conda = std::getenv("CONDA_PREFIX");
+  const char* venv = std::getenv("VIRTUAL_ENV");
+  const char* path = std::getenv("PATH");
+  if (given) {
+    b.prefix = util::absolute_path(*given);
+    b.from = "--base";
+  } else if (conda && *conda) {
+    b.prefix = util::absolute_path(conda);
+    b.from = "$CONDA_PREFIX";
+  } else if (venv && *venv) {
+    std::string cfg = util::absolute_path(venv) + "/pyvenv.cfg";
+    std::string home = ::access(cfg.c_str(), R_OK) == 0 ? read_cfg(cfg)["home"] : "";
+    if (home.empty())
+      throw Error(fmt::format("{}: no home in pyvenv.cfg ($VIRTUAL_ENV): pass --base PREFIX", cfg),
+                  Error::Kind::usage);
+    b.prefix = fs::path(util::absolute_path(home)).parent_path().string();
+    b.from = "$VIRTUAL_ENV";
+    b.warnings.push_back(fmt::format("$VIRTUAL_ENV={} is a venv: the new venv is made on its base "
+                                     "{} and does not see that venv's own packages",
+                                     venv, b.prefix));
+  } else {
+    // The prefix of python3 on PATH, as it reports it: PATH may hold a shim (pyenv) or a venv's bin.
+    for (const auto& dir : split(path ? path : "", ':')) {
+      std::string python = (dir.empty() ? "." : dir) + "/python3";
+      if (!is_executable_file(python)) continue;
+      Ran r = run_python(python, {"-c", "import sys; print(sys.base_prefix)"});
+      if (r.status != 0)
+        throw Error(fmt::format("{}: python3 on PATH does not run: {}", python, r.last_line()));
+      b.prefix = util::absolute_path(trim(r.output));
+      b.from = "python3 on PATH";
+      break;
+    }
+    if (b.prefix.empty())
+      throw Error("no base Python: no --base, $CONDA_PREFIX, $VIRTUAL_ENV or python3 on PATH",
+                  Error::Kind::usage);
+  }
+  return b;
+}
+
+constexpr const char* k_probe =
+    "import sys, importlib.util as u\n"
+    "print(sys.prefix); print(sys.base_prefix); print('%d.%d.%d' % sys.version_info[:3])\n"
+    "print(int(u.find_spec('venv') is not None)); print(int(u.find_spec('pip') is not None))\n";
+
+// Refuses, in one line, a base that is not a prefix with a working bin/python3 that has venv.
+void probe_base(Base& b) {
+  std::string from = b.from == "--base" ? "" : fmt::format(" (the base from {}; pass --base)", b.from);
+  struct stat st {};
+  if (::stat(b.prefix.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw Error(fmt::format("{}: base Python prefix not found{}", b.prefix, from), Error::Kind::usage);
+  b.python = b.prefix + "/bin/python3";
+  if (!is_executable_file(b.python))
+    throw Error(fmt::format("{}: not a Python prefix: no bin/python3{}", b.prefix, from),
+                Error::Kind::usage);
+  Ran r = run_python(b.python, {"-c", k_probe});
+  std::vector<std::string> out = split(trim(r.output), '\n');
+  if (r.status != 0 || out.size() != 5)
+    throw Error(fmt::format("{}: does not run: {}", b.python, r.last_line()));
+  b.base_prefix = trim(out[1]);
+  b.version = trim(out[2]);
+  b.has_pip = trim(out[4]) == "1";
+  // A venv's venv sees only the bottom base's packages: say which base to name instead.
+  if (trim(out[0]) != b.base_prefix)
+    throw Error(fmt::format("{}: is a venv itself: a venv on it would not see its packages; "
+                            "use --base {} (its base)",
+                            b.prefix, b.base_prefix),
+                Error::Kind::usage);
+  if (trim(out[3]) != "1") throw Error(fmt::format("{}: has no venv module", b.python));
+}
+
+// Why the venv at path cannot be reused on base b; nullopt when it can. Same home (the base's bin
+// directory) and same major.minor: the venv's python is a symlink to the base's, so a patch-level
+// update of the base keeps it working, while 3.11 -> 3.12 would leave its site-packages unread.
+std::optional<std::string> why_not_reusable(const std::string& path, const Base& b) {
+  std::map<std::string, std::string> cfg = read_cfg(path + "/pyvenv.cfg");
+  std::string home = cfg["home"];
+  if (home.empty()) return std::string("has no home in its pyvenv.cfg");
+  if (!same_dir(home, b.prefix + "/bin"))
+    return fmt::format("was made on {}, not on {}", fs::path(home).parent_path().string(), b.prefix);
+  if (cfg["include-system-site-packages"] != "true") return "was made without --system-site-packages";
+  std::string version = cfg.count("version") ? cfg["version"] : cfg["version_info"];
+  if (major_minor(version) != major_minor(b.version))
+    return fmt::format("was made for Python {}, and {} has {}", version, b.prefix, b.version);
+  Ran r = run_python(path + "/bin/python", {"-c", "import sys; print(sys.prefix); print(sys.base_prefix)"});
+  std::vector<std::string> out = split(trim(r.output), '\n');
+  if (r.status != 0 || out.size() != 2) return fmt::format("has a python that does not run ({})", r.last_line());
+  if (!same_dir(trim(out[0]), path) || trim(out[1]) != b.base_prefix)
+    return fmt::format("has a python that reports prefix {} on {}", trim(out[0]), trim(out[1]));
+  return std::nullopt;
+}
+
+// flock beside the venv: ranks running the same setup line wait for the first and then reuse its
+// venv. Where the file system has no flock (some Lustre mounts) go on without it: the rename is
+// still atomic, and a loser's rename fails instead of overwriting.
+class Lock {
+ public:
+  explicit Lock(const std::string& path)
+      : m_fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
+    if (!m_fd) util::throw_errno(path, "cannot create lock file", errno);
+    while (::flock(m_fd.get(), LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      if (errno == ENOLCK || errno == EOPNOTSUPP || errno == ENOSYS) break;
+      util::throw_errno(path, "cannot lock", errno);
+    }
+  }
+
+ private:
+  util::UniqueFd m_fd;
+};
+
+// Removes the temporary tree unless committed (kill -9 leaves it: the next run sweeps it).
+class TempTree {
+ public:
+  TempTree(const std::string& parent, const std::string& name) {
+    std::string templ = fmt::format("{}/.{}.ferry-tmp-XXXXXX", parent, name);
+    if (!::mkdtemp(templ.data())) util::throw_errno(parent, "cannot create a temporary directory", errno);
+    m_path = templ;
+    // mkdtemp makes it 0700; the venv gets what mkdir would give it (shared project dirs).
+    mode_t mask = ::umask(0);
+    ::umask(mask);
+    ::chmod(m_path.c_str(), 0777 & ~mask);
+  }
+  ~TempTree() {
+    std::error_code ec;
+    if (!m_path.empty()) fs::remove_all(m_path, ec);
+  }
+  TempTree(const TempTree&) = delete;
+  TempTree& operator=(const TempTree&) = delete;
+  const std::string& path() const { return m_path; }
+  void release() { m_path.clear(); }
+
+ private:
+  std::string m_path;
+};
+
+void write_file(const std::string& path, std::string_view data, mode_t mode) {
+  util::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!fd) util::throw_errno(path, "cannot write", errno);
+  util::write_all(fd.get(), data, path);
+}
+
+// venv writes its directory into bin/activate* and pyvenv.cfg's `command`: there it is still the
+// temporary name, so point those at the final path before the rename makes it true.
+void retarget(const std::string& tmp, const std::string& dest) {
+  std::vector<std::string> files{tmp + "/pyvenv.cfg"};
+  std::error_code ec;
+  for (const auto& ent : fs::directory_iterator(tmp + "/bin", ec))
+    if (ent.is_regular_file(ec) && !ent.is_symlink(ec)) files.push_back(ent.path().string());
+  for (const auto& f : files) {
+    std::string out;
+    if (relocation::replace_text(util::read_file(f), tmp, dest, out)) write_file(f, out, 0644);
+  }
+}
+
+// Made --without-pip (ensurepip is missing from some Debian Pythons, and a copy of pip per venv is
+// thousands of files on a parallel file system): the base's pip, seen through the system
+// site-packages, does the work. But a bare `pip` on PATH would then be the base's own script,
+// which installs into the base; these make `pip` after activation install into the venv.
+void write_pip_wrappers(const std::string& tmp, const std::string& version) {
+  const std::string script =
+      "#!/bin/sh\n"
+      "# ferry venv: the base's pip, run by this venv's python, installs into this venv.\n"
+      "exec \"$(dirname -- \"$0\")/python\" -m pip \"$@\"\n";
+  for (std::string name : {std::string("pip"), std::string("pip3"), "pip" + major_minor(version)}) {
+    std::string p = tmp + "/bin/" + name;
+    if (::access(p.c_str(), F_OK) != 0) write_file(p, script, 0755);
+  }
+}
+
+void build_venv(const std::string& tmp, const std::string& dest, const Base& b) {
+  std::string name = fs::path(dest).filename().string();
+  // --prompt: else the shell prompt would show the temporary directory's name.
+  Ran r = run_python(b.python, {"-m", "venv", "--system-site-packages", "--without-pip", "--prompt",
+                                name, tmp});
+  if (r.status != 0)
+    throw Error(fmt::format("{}: `{} -m venv` failed: {}", dest, b.python, r.last_line()));
+  retarget(tmp, dest);
+  if (b.has_pip) write_pip_wrappers(tmp, b.version);
+  // Check the new interpreter before anyone can see it.
+  r = run_python(tmp + "/bin/python", {"-c", "import sys; print(sys.prefix); print(sys.base_prefix)"});
+  std::vector<std::string> out = split(trim(r.output), '\n');
+  if (r.status != 0 || out.size() != 2 || !same_dir(trim(out[0]), tmp) || trim(out[1]) != b.base_prefix)
+    throw Error(fmt::format("{}: the new venv's python does not work: {}", dest, r.last_line()));
+}
+
+}  // namespace
+
+VenvResult make_venv(const VenvOptions& o) {
+  util::Stopwatch clock;
+  // The base first: a bad base must leave nothing behind, not even a parent directory.
+  Base b = choose_base(o.base);
+  probe_base(b);
+  VenvResult res;
+  res.path = util::absolute_path(o.path);
+  res.base = b.prefix;
+  res.base_from = b.from;
+  res.python_version = b.version;
+  res.has_pip = b.has_pip;
+  res.warnings = b.warnings;
+  if (!b.has_pip)
+    res.warnings.push_back(fmt::format("{} has no pip, so neither has the venv; add one with "
+                                       "{}/bin/python -m ensurepip",
+                                       b.prefix, res.path));
+  if (res.path == "/") throw Error("/: refusing to make a venv at the root directory", Error::Kind::usage);
+  std::string parent = fs::path(res.path).parent_path().string();
+  std::string name = fs::path(res.path).filename().string();
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) throw Error(fmt::format("{}: cannot create directory: {}", parent, ec.message()));
+  if (::access(parent.c_str(), W_OK) != 0)
+    throw Error(fmt::format("{}: cannot make the venv {} here: {}", parent, name, std::strerror(errno)));
+
+  Lock lock(fmt::format("{}/.{}.ferry-lock", parent, name));
+  struct stat st {};
+  bool exists = ::lstat(res.path.c_str(), &st) == 0;
+  bool replace = false;
+  if (exists) {
+    if (!S_ISDIR(st.st_mode)) throw Error(fmt::format("{}: exists and is not a directory", res.path));
+    if (::access((res.path + "/pyvenv.cfg").c_str(), F_OK) == 0) {
+      std::optional<std::string> why = why_not_reusable(res.path, b);
+      if (!why && !o.force) {
+        res.action = "reused";
+        res.seconds = clock.seconds();
+        return res;
+      }
+      if (why && !o.force)
+        throw Error(fmt::format("{}: a venv that {}: use --force to replace it, or another path",
+                                res.path, *why),
+                    Error::Kind::usage);
+      replace = true;
+    } else if (!fs::is_empty(res.path, ec)) {
+      // --force replaces venvs only: a typo must not swap away someone's project directory.
+      throw Error(fmt::format("{}: exists and is not a venv (no pyvenv.cfg): refusing to replace it",
+                              res.path),
+                  Error::Kind::usage);
+    }
+  }
+  // We hold the lock: a temporary tree left here belongs to a run that died.
+  for (const auto& ent : fs::directory_iterator(parent, ec))
+    if (ent.path().filename().string().rfind("." + name + ".ferry-tmp-", 0) == 0) fs::remove_all(ent.path(), ec);
+
+  TempTree tmp(parent, name);
+  build_venv(tmp.path(), res.path, b);
+  if (replace) {
+    // Swap atomically; the old venv ends up in the temporary name and goes with it.
+    if (::syscall(SYS_renameat2, AT_FDCWD, tmp.path().c_str(), AT_FDCWD, res.path.c_str(), RENAME_EXCHANGE) != 0)
+      util::throw_errno(res.path, "cannot replace", errno);
+  } else if (::rename(tmp.path().c_str(), res.path.c_str()) != 0) {
+    util::throw_errno(res.path, "cannot rename into place", errno);
+  } else {
+    tmp.release();
+  }
+  res.action = replace ? "replaced" : "created";
+  res.seconds = clock.seconds();
+  return res;
+}
+
+}  // namespace ferry::env
