@@ -28,18 +28,20 @@ struct Scheme {
 };
 
 // Innermost launcher first (launch research note §3.5): torchrun inside srun sees both, and
-// torchrun's values are the real ones. Slurm's PROCID/LOCALID are also set (to 0) in the batch
-// script, so only SLURM_STEP_NUM_TASKS proves an srun task.
+// torchrun's values are the real ones. MPI launchers come before Slurm: Hydra and Open MPI start
+// their proxies with srun, so their ranks also carry the proxies' step variables (one task per
+// node). Slurm's PROCID/LOCALID are also set (to 0) in the batch script, so only
+// SLURM_STEP_NUM_TASKS proves an srun task.
 constexpr Scheme k_schemes[] = {
     {"torchrun", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "TORCHELASTIC_RUN_ID"},
     {"ferry", "FERRY_RANK", "FERRY_LOCAL_RANK", "FERRY_WORLD_SIZE", "FERRY_LOCAL_WORLD_SIZE", nullptr, "FERRY_RANK"},
     {"flux", "FLUX_TASK_RANK", "FLUX_TASK_LOCAL_ID", "FLUX_JOB_SIZE", nullptr, nullptr, "FLUX_TASK_RANK"},
-    {"slurm", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_STEP_NUM_TASKS", nullptr, "SLURM_NODEID", "SLURM_STEP_NUM_TASKS"},
     {"pals", "PALS_RANKID", "PALS_LOCAL_RANKID", "PMI_SIZE", "PALS_LOCAL_SIZE", "PALS_NODEID", "PALS_RANKID"},
     {"ompi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", nullptr, "OMPI_COMM_WORLD_RANK"},
     {"mpich", "PMI_RANK", "MPI_LOCALRANKID", "PMI_SIZE", "MPI_LOCALNRANKS", nullptr, "MPI_LOCALRANKID"},
     {"mvapich", "MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE", nullptr, "MV2_COMM_WORLD_RANK"},
     {"jsrun", "JSM_NAMESPACE_RANK", "JSM_NAMESPACE_LOCAL_RANK", "JSM_NAMESPACE_SIZE", "JSM_NAMESPACE_LOCAL_SIZE", nullptr, "JSM_NAMESPACE_RANK"},
+    {"slurm", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_STEP_NUM_TASKS", nullptr, "SLURM_NODEID", "SLURM_STEP_NUM_TASKS"},
 };
 
 unsigned number(const Environ& env, const char* name) {
