@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -135,7 +136,17 @@ std::vector<PciDevice> display_devices(const std::string& root, std::vector<std:
       pci.local_cpus = parse_cpu_list(*cpus, pci.dir + "/local_cpulist");
     found.push_back(std::move(pci));
   }
-  return found;  // list_dir sorted them: fixed-width lowercase hex sorts as PCI order
+  // PCI order. The bus, device and function are fixed-width hex and sort as text; the domain
+  // can be wider than four digits (Intel VMD's 10000), so it is compared as a number.
+  auto key = [](const std::string& address) {
+    std::size_t colon = std::min(address.find(':'), address.size());
+    return std::make_pair(std::strtoul(address.substr(0, colon).c_str(), nullptr, 16),
+                          address.substr(colon));
+  };
+  std::stable_sort(found.begin(), found.end(), [&](const PciDevice& a, const PciDevice& b) {
+    return key(a.address) < key(b.address);
+  });
+  return found;
 }
 
 Gpu gpu_from_pci(GpuVendor vendor, const PciDevice& pci) {
@@ -331,7 +342,8 @@ std::vector<Found> intel_gpus(const std::vector<PciDevice>& pcis, std::vector<st
   for (const PciDevice& pci : pcis) {
     if (pci.vendor != k_vendor_intel) continue;
     std::optional<std::string_view> family = intel_family(pci.device);
-    bool root_bus = pci.address.size() >= 7 && pci.address.compare(5, 2, "00") == 0;
+    std::size_t colon = pci.address.find(':');
+    bool root_bus = colon != std::string::npos && pci.address.compare(colon, 4, ":00:") == 0;
     if (!family && root_bus) {
       notes.push_back(fmt::format("Intel: {} (device {}) is an integrated GPU: left out",
                                   pci.address, hex(pci.device, 4)));
