@@ -570,7 +570,10 @@ void select_intel(GpuInventory& inv, const std::vector<unsigned>& usable, const 
   inv.visibility_variable = "ZE_AFFINITY_MASK";
   std::optional<std::string> mode = lookup(env, "ZE_FLAT_DEVICE_HIERARCHY");
   inv.hierarchy = mode && (*mode == "COMPOSITE" || *mode == "COMBINED") ? *mode : "FLAT";
-  if (mode && *mode != inv.hierarchy)
+  if (!mode)
+    inv.notes.push_back("ZE_FLAT_DEVICE_HIERARCHY is unset: Level Zero's default, FLAT (one device "
+                        "per tile)");
+  else if (*mode != inv.hierarchy)
     inv.notes.push_back(fmt::format("ZE_FLAT_DEVICE_HIERARCHY='{}' is not FLAT, COMPOSITE or "
                                     "COMBINED: Level Zero uses its default, FLAT",
                                     *mode));
