@@ -30,15 +30,9 @@ std::string human_bytes(std::uint64_t n) {
   return fmt::format("{:.1f} {}", v, units[u]);
 }
 
-// Quoted only when the shell needs it, so the usual line reads as people write it.
-std::string shell_word(const std::string& s) {
-  bool plain = !s.empty() && s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                                 "0123456789/._+-:@%,=") == std::string::npos;
-  return plain ? s : util::shell_quote(s);
-}
 
-// ferry venv. Registered by add_activate (both are about using an env in place), so main.cpp
-// needn't change.
+}  // namespace
+
 void add_venv(CLI::App& app) {
   auto opts = std::make_shared<env::VenvOptions>();
   auto json = std::make_shared<bool>(false);
@@ -54,7 +48,7 @@ void add_venv(CLI::App& app) {
     env::VenvResult r = env::make_venv(*opts);
     print_warnings(r.warnings);
     // bin/activate is Python's own: it needs no ferry on the compute nodes, and gives deactivate.
-    std::string activate = "source " + shell_word(r.path + "/bin/activate");
+    std::string activate = "source " + util::shell_word(r.path + "/bin/activate");
     if (*json) {
       print_json({{"path", r.path}, {"base", r.base}, {"base_from", r.base_from},
                   {"python_version", r.python_version}, {"action", r.action}, {"has_pip", r.has_pip},
@@ -65,11 +59,9 @@ void add_venv(CLI::App& app) {
                 "  activate: %s\n        or: eval \"$(ferry activate %s)\"\n",
                 r.action == "reused" ? "reusing" : r.action.c_str(), r.path.c_str(), r.base.c_str(),
                 r.python_version.c_str(), r.base_from.c_str(), activate.c_str(),
-                shell_word(r.path).c_str());
+                util::shell_word(r.path).c_str());
   });
 }
-
-}  // namespace
 
 void add_pack(CLI::App& app) {
   auto opts = std::make_shared<env::PackOptions>();
@@ -193,7 +185,6 @@ void add_activate(CLI::App& app) {
     env::Shell s = *shell == "fish" ? env::Shell::fish : *shell == "zsh" ? env::Shell::zsh : env::Shell::bash;
     std::fputs(env::activation_script(*dest, s).c_str(), stdout);
   });
-  add_venv(app);
 }
 
 }  // namespace ferry::cli

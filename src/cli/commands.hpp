@@ -9,6 +9,7 @@ void add_pack(CLI::App& app);
 void add_unpack(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_activate(CLI::App& app);
+void add_venv(CLI::App& app);
 // job, hostlist, launch, rank (job_commands.cpp).
 void add_job_commands(CLI::App& app);
 

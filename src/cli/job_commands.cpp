@@ -130,14 +130,10 @@ void write_file_atomically(const std::string& path, const std::string& text) {
   if (::rename(tmp.c_str(), path.c_str()) != 0) util::throw_errno(path, "cannot write", errno);
 }
 
-// A line to paste into a shell: words quoted only when they need it.
+// A line to paste into a shell.
 std::string quoted_line(const std::vector<std::string>& argv) {
   std::string out;
-  for (const auto& a : argv) {
-    bool plain = !a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                  "0123456789_@%+=:,./-") == std::string::npos;
-    out += (out.empty() ? "" : " ") + (plain ? a : util::shell_quote(a));
-  }
+  for (const auto& a : argv) out += (out.empty() ? "" : " ") + util::shell_word(a);
   return out;
 }
 

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   ferry::cli::add_unpack(app);
   ferry::cli::add_inspect(app);
   ferry::cli::add_activate(app);
+  ferry::cli::add_venv(app);
   ferry::cli::add_job_commands(app);
   try {
     app.parse(argc, argv);  // also runs the chosen verb

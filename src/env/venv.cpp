@@ -46,36 +46,12 @@ struct Ran {
   }
 };
 
-// Runs argv without a shell, stdin from /dev/null.
+// Runs argv without a shell, stdin from /dev/null; the helper dies with ferry (util::run_command).
 Ran run(const std::vector<std::string>& argv) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) util::throw_errno(argv[0], "cannot create a pipe", errno);
-  util::UniqueFd rd(fds[0]), wr(fds[1]);
-  posix_spawn_file_actions_t actions;
-  ::posix_spawn_file_actions_init(&actions);
-  ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  ::posix_spawn_file_actions_adddup2(&actions, wr.get(), 1);
-  ::posix_spawn_file_actions_adddup2(&actions, wr.get(), 2);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  int err = ::posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(), environ);
-  ::posix_spawn_file_actions_destroy(&actions);
-  if (err != 0) util::throw_errno(argv[0], "cannot run", err);
-  wr = util::UniqueFd();  // the child holds the write end now: EOF when it exits
+  util::CommandOutput c = util::run_command(argv);
   Ran r;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(rd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    r.output.append(buf, static_cast<std::size_t>(n));
-  }
-  int st = 0;
-  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.status = c.status;
+  r.output = c.out + c.err;
   return r;
 }
 

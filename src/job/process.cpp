@@ -18,59 +18,14 @@ extern char** environ;
 namespace ferry::job {
 
 std::string run_command(const std::vector<std::string>& argv) {
-  std::string name = argv.empty() ? std::string() : argv[0];
-  std::string line;
-  for (const auto& a : argv) line += (line.empty() ? "" : " ") + a;
-  int out_fds[2], err_fds[2];
-  if (::pipe2(out_fds, O_CLOEXEC) != 0) util::throw_errno(line, "cannot create a pipe", errno);
-  util::UniqueFd out_read(out_fds[0]), out_write(out_fds[1]);
-  if (::pipe2(err_fds, O_CLOEXEC) != 0) util::throw_errno(line, "cannot create a pipe", errno);
-  util::UniqueFd err_read(err_fds[0]), err_write(err_fds[1]);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out_fds[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err_fds[1], 2);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = ::posix_spawnp(&pid, name.c_str(), &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) util::throw_errno(line, "cannot run", rc);
-  out_write = util::UniqueFd();
-  err_write = util::UniqueFd();
-  // Both pipes are drained together so a chatty stderr cannot block the child.
-  std::string out, err;
-  pollfd fds[2] = {{out_read.get(), POLLIN, 0}, {err_read.get(), POLLIN, 0}};
-  std::string* sinks[2] = {&out, &err};
-  int open_count = 2;
-  char buffer[4096];
-  while (open_count > 0) {
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
-      if (n > 0) {
-        sinks[i]->append(buffer, static_cast<std::size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
-        fds[i].fd = -1;
-        --open_count;
-      }
-    }
+  util::CommandOutput r = util::run_command(argv);
+  if (r.status != 0) {
+    std::string line;
+    for (const auto& a : argv) line += (line.empty() ? "" : " ") + a;
+    std::string why = r.last_error_line();
+    throw Error(fmt::format("`{}` failed (exit status {}){}{}", line, r.status, why.empty() ? "" : ": ", why));
   }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
-    std::string last = err.substr(err.rfind('\n') == std::string::npos ? 0 : err.rfind('\n') + 1);
-    throw Error(fmt::format("`{}` failed (exit status {}){}{}", line, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                            last.empty() ? "" : ": ", last));
-  }
-  return out;
+  return r.out;
 }
 
 }  // namespace ferry::job

@@ -159,6 +159,12 @@ std::string shell_quote(std::string_view value) {
   return out;
 }
 
+std::string shell_word(std::string_view value) {
+  bool plain = !value.empty() && value.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                         "0123456789/._+-:@%,=") == std::string_view::npos;
+  return plain ? std::string(value) : shell_quote(value);
+}
+
 std::string json_escape(std::string_view value) {
   std::string out;
   for (char c : value) {

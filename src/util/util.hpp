@@ -82,6 +82,9 @@ std::string absolute_path(const std::string& path);
 bool glob_match(const std::string& pattern, const std::string& path);
 bool is_valid_utf8(std::string_view data);
 std::string shell_quote(std::string_view value);
+// The word as a shell reads it: quoted only when it has to be, so printed lines read as people
+// write them.
+std::string shell_word(std::string_view value);
 std::string json_escape(std::string_view value);
 
 // Removes a tree without following symlinks; a missing path is fine.
@@ -124,5 +127,17 @@ bool stderr_is_terminal();
 
 // Default parallelism: every core this process may run on.
 unsigned default_jobs();
+
+
+// What a helper program printed, and how it ended.
+struct CommandOutput {
+  int status = 0;  // exit status, or 128 + signal
+  std::string out, err;
+  std::string last_error_line() const;  // the last non-empty line of err (else of out)
+};
+
+// Runs argv (PATH searched, no shell, stdin from /dev/null) and collects stdout and stderr. The
+// child is killed if ferry dies. Throws Error only when it cannot be started.
+CommandOutput run_command(const std::vector<std::string>& argv);
 
 }  // namespace ferry::util

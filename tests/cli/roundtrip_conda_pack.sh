@@ -6,8 +6,9 @@ ENV=$(conda_fixture small)
 export PYTHONDONTWRITEBYTECODE=1
 
 "$DEBIAN_PYTHON" "$FERRY_SOURCE/tests/fixtures/make_conda_pack_archive.py" "$ENV" env.tar.gz >/dev/null
-tar -xzOf env.tar.gz bin/conda-unpack | grep -q '^_prefix_records = \['
-tar -tzf env.tar.gz | grep -q '^\.ferry' && fail "a conda-pack archive has no ferry manifest"
+# (grep reads everything: with pipefail, an early exit would kill tar with SIGPIPE)
+tar -xzOf env.tar.gz bin/conda-unpack | grep -c '^_prefix_records = \[' >/dev/null
+tar -tzf env.tar.gz | grep -c '^\.ferry' >/dev/null && fail "a conda-pack archive has no ferry manifest"
 
 check_env() {  # DEST: python runs there and nothing names the build placeholder or the old env.
   local dest=$1
