@@ -71,42 +71,6 @@ std::optional<std::uint64_t> unpacked_identity(const std::string& dest) {
   }
 }
 
-class Lock {
- public:
-  explicit Lock(const std::string& path)
-      : m_fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
-    if (!m_fd) util::throw_errno(path, "cannot create lock file", errno);
-    while (::flock(m_fd.get(), LOCK_EX) != 0)
-      if (errno != EINTR) util::throw_errno(path, "cannot lock", errno);
-  }
-
- private:
-  util::UniqueFd m_fd;
-};
-
-// Removes the temporary tree unless committed (kill -9 leaves it: the next run sweeps it).
-class TempTree {
- public:
-  TempTree(const std::string& parent, const std::string& name) {
-    std::string templ = fmt::format("{}/.{}.ferry-tmp-XXXXXX", parent, name);
-    if (!::mkdtemp(templ.data())) util::throw_errno(parent, "cannot create a temporary directory", errno);
-    m_path = templ;
-  }
-  ~TempTree() {
-    if (!m_path.empty()) {
-      std::error_code ec;
-      fs::remove_all(m_path, ec);
-    }
-  }
-  TempTree(const TempTree&) = delete;
-  TempTree& operator=(const TempTree&) = delete;
-  const std::string& path() const { return m_path; }
-  void release() { m_path.clear(); }
-
- private:
-  std::string m_path;
-};
-
 struct Relocator {
   std::string dest;
   std::mutex mutex;
@@ -237,7 +201,7 @@ UnpackResult unpack(const UnpackOptions& o) {
     r.kind = ident.manifest->kind;
     r.source_prefix = ident.manifest->source_prefix;
   }
-  Lock lock(fmt::format("{}/.{}.ferry-lock", parent, name));
+  util::SiblingLock lock(parent, name);
 
   bool dest_exists = ::lstat(r.dest.c_str(), &st) == 0;
   if (dest_exists) {
@@ -252,13 +216,10 @@ UnpackResult unpack(const UnpackOptions& o) {
                   Error::Kind::usage);
   }
   // We hold the lock: any temporary tree left here belongs to a run that died.
-  for (const auto& ent : fs::directory_iterator(parent, ec)) {
-    std::string n = ent.path().filename().string();
-    if (n.rfind("." + name + ".ferry-tmp-", 0) == 0) fs::remove_all(ent.path(), ec);
-  }
+  util::sweep_temp_siblings(parent, name);
 
   unsigned jobs = o.jobs ? o.jobs : util::default_jobs();
-  TempTree tmp(parent, name);
+  util::TempSibling tmp(parent, name);
   Relocator relocator;
   relocator.dest = r.dest;
 

@@ -207,50 +207,6 @@ std::optional<std::string> why_not_reusable(const std::string& path, const Base&
   return std::nullopt;
 }
 
-// flock beside the venv: ranks running the same setup line wait for the first and then reuse its
-// venv. Where the file system has no flock (some Lustre mounts) go on without it: the rename is
-// still atomic, and a loser's rename fails instead of overwriting.
-class Lock {
- public:
-  explicit Lock(const std::string& path)
-      : m_fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
-    if (!m_fd) util::throw_errno(path, "cannot create lock file", errno);
-    while (::flock(m_fd.get(), LOCK_EX) != 0) {
-      if (errno == EINTR) continue;
-      if (errno == ENOLCK || errno == EOPNOTSUPP || errno == ENOSYS) break;
-      util::throw_errno(path, "cannot lock", errno);
-    }
-  }
-
- private:
-  util::UniqueFd m_fd;
-};
-
-// Removes the temporary tree unless committed (kill -9 leaves it: the next run sweeps it).
-class TempTree {
- public:
-  TempTree(const std::string& parent, const std::string& name) {
-    std::string templ = fmt::format("{}/.{}.ferry-tmp-XXXXXX", parent, name);
-    if (!::mkdtemp(templ.data())) util::throw_errno(parent, "cannot create a temporary directory", errno);
-    m_path = templ;
-    // mkdtemp makes it 0700; the venv gets what mkdir would give it (shared project dirs).
-    mode_t mask = ::umask(0);
-    ::umask(mask);
-    ::chmod(m_path.c_str(), 0777 & ~mask);
-  }
-  ~TempTree() {
-    std::error_code ec;
-    if (!m_path.empty()) fs::remove_all(m_path, ec);
-  }
-  TempTree(const TempTree&) = delete;
-  TempTree& operator=(const TempTree&) = delete;
-  const std::string& path() const { return m_path; }
-  void release() { m_path.clear(); }
-
- private:
-  std::string m_path;
-};
-
 void write_file(const std::string& path, std::string_view data, mode_t mode) {
   util::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode));
   if (!fd) util::throw_errno(path, "cannot write", errno);
@@ -328,7 +284,7 @@ VenvResult make_venv(const VenvOptions& o) {
   if (::access(parent.c_str(), W_OK) != 0)
     throw Error(fmt::format("{}: cannot make the venv {} here: {}", parent, name, std::strerror(errno)));
 
-  Lock lock(fmt::format("{}/.{}.ferry-lock", parent, name));
+  util::SiblingLock lock(parent, name);
   struct stat st {};
   bool exists = ::lstat(res.path.c_str(), &st) == 0;
   bool replace = false;
@@ -354,10 +310,9 @@ VenvResult make_venv(const VenvOptions& o) {
     }
   }
   // We hold the lock: a temporary tree left here belongs to a run that died.
-  for (const auto& ent : fs::directory_iterator(parent, ec))
-    if (ent.path().filename().string().rfind("." + name + ".ferry-tmp-", 0) == 0) fs::remove_all(ent.path(), ec);
+  util::sweep_temp_siblings(parent, name);
 
-  TempTree tmp(parent, name);
+  util::TempSibling tmp(parent, name);
   build_venv(tmp.path(), res.path, b);
   if (replace) {
     // Swap atomically; the old venv ends up in the temporary name and goes with it.

@@ -4,6 +4,7 @@
 #include <fnmatch.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -234,6 +235,39 @@ void Progress::draw(bool final) {
   std::fprintf(stderr, "\r%s [%s] %3d%% %.1fs%s", m_label.c_str(), bar.c_str(),
                static_cast<int>(fraction * 100), m_clock.seconds(), final ? "\n" : "");
   std::fflush(stderr);
+}
+
+
+SiblingLock::SiblingLock(const std::string& parent, const std::string& name) {
+  std::string path = fmt::format("{}/.{}.ferry-lock", parent, name);
+  m_fd = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!m_fd) throw_errno(path, "cannot create lock file", errno);
+  while (::flock(m_fd.get(), LOCK_EX) != 0) {
+    if (errno == EINTR) continue;
+    if (errno == ENOLCK || errno == EOPNOTSUPP || errno == ENOSYS) break;
+    throw_errno(path, "cannot lock", errno);
+  }
+}
+
+TempSibling::TempSibling(const std::string& parent, const std::string& name) {
+  std::string templ = fmt::format("{}/.{}.ferry-tmp-XXXXXX", parent, name);
+  if (!::mkdtemp(templ.data())) throw_errno(parent, "cannot create a temporary directory", errno);
+  m_path = templ;
+  mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::chmod(m_path.c_str(), 0777 & ~mask);
+}
+
+TempSibling::~TempSibling() {
+  std::error_code ec;
+  if (!m_path.empty()) std::filesystem::remove_all(m_path, ec);
+}
+
+void sweep_temp_siblings(const std::string& parent, const std::string& name) {
+  std::error_code ec;
+  std::string prefix = "." + name + ".ferry-tmp-";
+  for (const auto& ent : std::filesystem::directory_iterator(parent, ec))
+    if (ent.path().filename().string().rfind(prefix, 0) == 0) std::filesystem::remove_all(ent.path(), ec);
 }
 
 }  // namespace ferry::util

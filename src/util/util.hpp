@@ -140,4 +140,37 @@ struct CommandOutput {
 // child is killed if ferry dies. Throws Error only when it cannot be started.
 CommandOutput run_command(const std::vector<std::string>& argv);
 
+
+// Building a tree next to its final place, for all-or-nothing results: hold a SiblingLock on
+// PARENT/.NAME.ferry-lock, sweep what killed runs left, build in a TempSibling, rename it into place.
+//
+// An exclusive flock held for the object's lifetime: ranks on one node that build the same thing
+// wait for the first. Where the file system has no flock (some Lustre mounts) there is no lock;
+// the final rename is still atomic.
+class SiblingLock {
+ public:
+  SiblingLock(const std::string& parent, const std::string& name);
+
+ private:
+  UniqueFd m_fd;
+};
+
+// PARENT/.NAME.ferry-tmp-XXXXXX with the mode mkdir would give (not mkdtemp's 0700), removed
+// unless released; a run killed with -9 leaves it for sweep_temp_siblings.
+class TempSibling {
+ public:
+  TempSibling(const std::string& parent, const std::string& name);
+  ~TempSibling();
+  TempSibling(const TempSibling&) = delete;
+  TempSibling& operator=(const TempSibling&) = delete;
+  const std::string& path() const { return m_path; }
+  void release() { m_path.clear(); }
+
+ private:
+  std::string m_path;
+};
+
+// Removes the TempSiblings of PARENT/NAME left by runs that died. Call it holding the SiblingLock.
+void sweep_temp_siblings(const std::string& parent, const std::string& name);
+
 }  // namespace ferry::util
