@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "job/job.hpp"
+#include "job_fixtures.hpp"
 
 using ferry::job::CpuInventory;
 using ferry::job::discover_cpus;
@@ -16,36 +17,11 @@ using ferry::job::parse_cpu_list;
 
 namespace {
 
-std::string tree(const std::string& machine) {
-  return std::string(FERRY_FIXTURES) + "/sysfs/" + machine;
-}
-
 CpuInventory cpus_of(const std::string& root) {
   DiscoverOptions options;
   options.sysfs_root = root;
   return discover_cpus(options);
 }
-
-// A private copy of a recorded tree that a test may change; removed at the end of the test.
-class TreeCopy {
-public:
-  explicit TreeCopy(const std::string& machine) {
-    m_root = std::filesystem::temp_directory_path() /
-             ("ferry-cpus-" + machine + "-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(m_root);
-    std::filesystem::copy(tree(machine), m_root,
-                          std::filesystem::copy_options::recursive |
-                              std::filesystem::copy_options::copy_symlinks);
-  }
-  ~TreeCopy() { std::filesystem::remove_all(m_root); }
-  TreeCopy(const TreeCopy&) = delete;
-  TreeCopy& operator=(const TreeCopy&) = delete;
-  std::string root() const { return m_root.string(); }
-  std::string path(const std::string& rel) const { return (m_root / rel).string(); }
-
-private:
-  std::filesystem::path m_root;
-};
 
 std::string parse_error(std::string_view list) {
   try {
@@ -87,7 +63,7 @@ TEST(CpuList, MalformedListsAreOneLineErrorsNamingTheSource) {
 }
 
 TEST(DiscoverCpus, PolarisOneSocketFourNumaNodes) {
-  CpuInventory cpus = cpus_of(tree("polaris"));
+  CpuInventory cpus = cpus_of(recorded_tree("polaris"));
   EXPECT_EQ(cpus.logical, 64u);
   EXPECT_EQ(cpus.cores, 32u);
   EXPECT_EQ(format_cpu_list(cpus.allowed), "0-63");  // no recorded cpuset: every online CPU
@@ -97,7 +73,7 @@ TEST(DiscoverCpus, PolarisOneSocketFourNumaNodes) {
 }
 
 TEST(DiscoverCpus, FrontierCoreSpecializationLeavesTheJob112Cpus) {
-  CpuInventory cpus = cpus_of(tree("frontier"));
+  CpuInventory cpus = cpus_of(recorded_tree("frontier"));
   EXPECT_EQ(cpus.logical, 128u);
   EXPECT_EQ(cpus.cores, 64u);
   EXPECT_EQ(cpus.allowed.size(), 112u);
@@ -111,7 +87,7 @@ TEST(DiscoverCpus, FrontierCoreSpecializationLeavesTheJob112Cpus) {
 }
 
 TEST(DiscoverCpus, AuroraTwoSocketsWithReservedCores) {
-  CpuInventory cpus = cpus_of(tree("aurora"));
+  CpuInventory cpus = cpus_of(recorded_tree("aurora"));
   EXPECT_EQ(cpus.logical, 208u);
   EXPECT_EQ(cpus.cores, 104u);
   EXPECT_EQ(format_cpu_list(cpus.allowed), "1-51,53-103,105-155,157-207");
@@ -121,7 +97,7 @@ TEST(DiscoverCpus, AuroraTwoSocketsWithReservedCores) {
 }
 
 TEST(DiscoverCpus, SmallMachine) {
-  CpuInventory cpus = cpus_of(tree("none"));
+  CpuInventory cpus = cpus_of(recorded_tree("none"));
   EXPECT_EQ(cpus.logical, 2u);
   EXPECT_EQ(cpus.cores, 2u);
   EXPECT_EQ(format_cpu_list(cpus.allowed), "0-1");

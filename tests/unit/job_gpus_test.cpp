@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "job/job.hpp"
+#include "job_fixtures.hpp"
 
 using ferry::job::discover_gpus;
 using ferry::job::DiscoverOptions;
@@ -15,10 +16,6 @@ using ferry::job::GpuInventory;
 using ferry::job::GpuVendor;
 
 namespace {
-
-std::string tree(const std::string& machine) {
-  return std::string(FERRY_FIXTURES) + "/sysfs/" + machine;
-}
 
 GpuInventory gpus_of(const std::string& root, const Environ& env = {}) {
   DiscoverOptions options;
@@ -56,27 +53,6 @@ std::string notes(const GpuInventory& inv) {
   return out;
 }
 
-// A private copy of a recorded tree that a test may change; removed at the end of the test.
-class TreeCopy {
-public:
-  explicit TreeCopy(const std::string& machine) {
-    m_root = std::filesystem::temp_directory_path() /
-             ("ferry-gpus-" + machine + "-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(m_root);
-    std::filesystem::copy(tree(machine), m_root,
-                          std::filesystem::copy_options::recursive |
-                              std::filesystem::copy_options::copy_symlinks);
-  }
-  ~TreeCopy() { std::filesystem::remove_all(m_root); }
-  TreeCopy(const TreeCopy&) = delete;
-  TreeCopy& operator=(const TreeCopy&) = delete;
-  std::string root() const { return m_root.string(); }
-  void remove(const std::string& rel) const { std::filesystem::remove(m_root / rel); }
-
-private:
-  std::filesystem::path m_root;
-};
-
 }  // namespace
 
 TEST(VendorName, NamesEachVendor) {
@@ -89,7 +65,7 @@ TEST(VendorName, NamesEachVendor) {
 // Polaris: 4 × A100, GPU order the reverse of NUMA order (ALCF's device affinity table)
 
 TEST(PolarisGpus, FourA100sWithTheirNumaNodesAndCpus) {
-  GpuInventory inv = gpus_of(tree("polaris"));
+  GpuInventory inv = gpus_of(recorded_tree("polaris"));
   ASSERT_EQ(inv.gpus.size(), 4u) << notes(inv);
   const char* addresses[] = {"0000:07:00.0", "0000:46:00.0", "0000:85:00.0", "0000:c7:00.0"};
   const int numa[] = {3, 2, 1, 0};
@@ -119,7 +95,7 @@ TEST(PolarisGpus, FourA100sWithTheirNumaNodesAndCpus) {
 }
 
 TEST(PolarisGpus, TheBmcDisplayAndOtherPciDevicesAreNotGpus) {
-  GpuInventory inv = gpus_of(tree("polaris"));
+  GpuInventory inv = gpus_of(recorded_tree("polaris"));
   for (const auto& gpu : inv.gpus) {
     EXPECT_NE(gpu.pci_address, "0000:02:00.0");  // ASPEED VGA, first on the bus
     EXPECT_NE(gpu.pci_address, "0000:41:00.0");  // NIC
@@ -128,7 +104,7 @@ TEST(PolarisGpus, TheBmcDisplayAndOtherPciDevicesAreNotGpus) {
 }
 
 TEST(PolarisGpus, CudaVisibleDevices) {
-  std::string root = tree("polaris");
+  std::string root = recorded_tree("polaris");
   EXPECT_EQ(visible_gpus(gpus_of(root, {{"CUDA_VISIBLE_DEVICES", ""}})), "");        // empty: none
   EXPECT_EQ(visible_gpus(gpus_of(root, {{"CUDA_VISIBLE_DEVICES", "2,0"}})), "2,0");  // list order
   EXPECT_EQ(visible_gpus(gpus_of(root, {{"CUDA_VISIBLE_DEVICES", "3"}})), "3");
@@ -165,7 +141,7 @@ TEST(PolarisGpus, AGpuWhoseDeviceNodeCannotBeOpenedIsListedButNotVisible) {
 }
 
 TEST(WorkstationGpus, IntegratedIntelGpuIsLeftOutAndNvidiaWorksWithoutProc) {
-  GpuInventory inv = gpus_of(tree("workstation"));
+  GpuInventory inv = gpus_of(recorded_tree("workstation"));
   ASSERT_EQ(inv.gpus.size(), 1u) << notes(inv);
   EXPECT_EQ(inv.gpus[0].vendor, GpuVendor::nvidia);
   EXPECT_EQ(inv.gpus[0].pci_address, "0000:01:00.0");
@@ -180,7 +156,7 @@ TEST(WorkstationGpus, IntegratedIntelGpuIsLeftOutAndNvidiaWorksWithoutProc) {
 // Frontier: 8 MI250X GCDs, numbered in KFD order, which is not NUMA order
 
 TEST(FrontierGpus, EightGcdsInKfdOrder) {
-  GpuInventory inv = gpus_of(tree("frontier"));
+  GpuInventory inv = gpus_of(recorded_tree("frontier"));
   ASSERT_EQ(inv.gpus.size(), 8u) << notes(inv);
   const char* buses[] = {"c1", "c6", "c9", "ce", "d1", "d6", "d9", "de"};
   const int numa[] = {3, 3, 1, 1, 0, 0, 2, 2};
@@ -202,7 +178,7 @@ TEST(FrontierGpus, EightGcdsInKfdOrder) {
 }
 
 TEST(FrontierGpus, RocrVisibleDevices) {
-  std::string root = tree("frontier");
+  std::string root = recorded_tree("frontier");
   EXPECT_EQ(visible(gpus_of(root, {{"ROCR_VISIBLE_DEVICES", "4,5"}})), "4=4 5=5");
   EXPECT_EQ(visible(gpus_of(root, {{"ROCR_VISIBLE_DEVICES", "5,4"}})), "5=5 4=4");
   EXPECT_EQ(visible(gpus_of(root, {{"ROCR_VISIBLE_DEVICES", ""}})), "");
@@ -215,7 +191,7 @@ TEST(FrontierGpus, RocrVisibleDevices) {
 }
 
 TEST(FrontierGpus, HipAndCudaVisibleDevicesCountWithinRocrs) {
-  std::string root = tree("frontier");
+  std::string root = recorded_tree("frontier");
   GpuInventory inv = gpus_of(root, {{"ROCR_VISIBLE_DEVICES", "4,5"}, {"HIP_VISIBLE_DEVICES", "1"}});
   EXPECT_EQ(visible(inv), "5=5");
   EXPECT_TRUE(any_note(inv, "must unset it")) << notes(inv);
@@ -250,7 +226,7 @@ TEST(FrontierGpus, ARenderNodeThatCannotBeOpenedHidesTheGcd) {
 
 TEST(AuroraGpus, SixCardsOfTwoTilesOnTwoSockets) {
   for (std::string machine : {"aurora", "aurora_xe"}) {  // i915's gt/gt<k>, xe's tile<k>
-    GpuInventory inv = gpus_of(tree(machine));
+    GpuInventory inv = gpus_of(recorded_tree(machine));
     ASSERT_EQ(inv.gpus.size(), 6u) << machine << "\n" << notes(inv);
     const char* addresses[] = {"0000:18:00.0", "0000:42:00.0", "0000:6c:00.0",
                                "0001:18:00.0", "0001:42:00.0", "0001:6c:00.0"};
@@ -271,7 +247,7 @@ TEST(AuroraGpus, SixCardsOfTwoTilesOnTwoSockets) {
 }
 
 TEST(AuroraGpus, CompositeExposesCardsAndTheMaskSelectsTiles) {
-  std::string root = tree("aurora");
+  std::string root = recorded_tree("aurora");
   GpuInventory inv = gpus_of(root, {{"ZE_FLAT_DEVICE_HIERARCHY", "COMPOSITE"}});
   EXPECT_EQ(inv.hierarchy, "COMPOSITE");
   EXPECT_EQ(visible(inv), "0=0 1=1 2=2 3=3 4=4 5=5");
@@ -286,7 +262,7 @@ TEST(AuroraGpus, CompositeExposesCardsAndTheMaskSelectsTiles) {
 }
 
 TEST(AuroraGpus, FlatMaskSelectsTilesByFlatNumberInMaskOrder) {
-  std::string root = tree("aurora");
+  std::string root = recorded_tree("aurora");
   EXPECT_EQ(visible(gpus_of(root, {{"ZE_AFFINITY_MASK", "11,0"}})), "5.1=11 0.0=0");
   EXPECT_EQ(visible(gpus_of(root, {{"ZE_AFFINITY_MASK", "0.1,3"}})), "1.1=3");  // X.Y: not FLAT
   EXPECT_EQ(visible(gpus_of(root, {{"ZE_AFFINITY_MASK", ""}})).size(),
@@ -313,12 +289,12 @@ TEST(AuroraGpus, AnUnusableCardIsSkippedInTheNumbering) {
 // ---------------------------------------------------------------------------------------------
 
 TEST(NoGpus, APlainMachine) {
-  GpuInventory inv = gpus_of(tree("none"));
+  GpuInventory inv = gpus_of(recorded_tree("none"));
   EXPECT_TRUE(inv.gpus.empty());
   EXPECT_TRUE(inv.visible.empty());
   EXPECT_EQ(inv.visibility_variable, "");
   EXPECT_TRUE(any_note(inv, "no GPUs found"));
-  EXPECT_TRUE(gpus_of(tree("none"), {{"CUDA_VISIBLE_DEVICES", "0"}}).visible.empty());
+  EXPECT_TRUE(gpus_of(recorded_tree("none"), {{"CUDA_VISIBLE_DEVICES", "0"}}).visible.empty());
 }
 
 TEST(NoGpus, MissingTreeIsNoGpusNotAnError) {
