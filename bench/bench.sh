@@ -77,3 +77,30 @@ printf '%-44s %9.2f %13.2fx\n' "pigz -dc | tar -x + relocation pass (python)" "$
 printf '%-44s %9.2f %13.2fx\n' "pigz -dc | tar -x (no relocation)" "$t_pigz_only" "$(ratio "$t_pigz_only" "$t_ferry")"
 printf '%-44s %9.2f %13.2fx\n' "zstd -dc | tar -x (no relocation)" "$t_zstd" "$(ratio "$t_zstd" "$t_ferry")"
 printf '%-44s %9.2f %13.2fx\n' "cp -a of the unpacked tree (copy floor)" "$t_cp" "$(ratio "$t_cp" "$t_ferry")"
+echo
+
+# ---- launch (on the 3-node test cluster; needs root for its namespaces) ----
+# ferry launch against srun of the same command, inside one allocation, so both pay the same
+# step start-up and ferry's share (discovery, planning, the rank wrapper's exec) is the difference.
+CLUSTER="$SRC/tests/cluster/cluster.sh"
+if bash "$CLUSTER" start >/dev/null 2>&1; then
+  trap 'bash "$CLUSTER" stop >/dev/null 2>&1; rm -rf "$WORK"' EXIT
+  # shellcheck source=/dev/null
+  . "${FERRY_CLUSTER_DIR:-/dev/shm/ferry-cluster}/env.sh"
+  LAUNCH_RUNS=${LAUNCH_RUNS:-15}
+  timeout -s KILL 300 salloc -N3 bash -c '
+    t() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
+    for i in $(seq '"$LAUNCH_RUNS"'); do
+      echo "srun $(t srun -N3 -n3 true)"
+      echo "ferry $(t '"'$FERRY'"' launch -- true)"
+    done' 2>/dev/null > launch.times
+  med() { grep "^$1 " launch.times | cut -d' ' -f2 | sort -n | sed -n "$(( (LAUNCH_RUNS + 1) / 2 ))p"; }
+  t_srun=$(med srun)
+  t_launch=$(med ferry)
+  printf '%-44s %9s %14s\n' "launch on 3 nodes (1 rank each, 'true')" "ms" "vs srun"
+  printf '%-44s %9.1f %14s\n' "srun -N3 -n3 true" "$(echo "scale=1; $t_srun / 1000" | bc)" "1.00x"
+  printf '%-44s %9.1f %13.2fx\n' "ferry launch -- true" "$(echo "scale=1; $t_launch / 1000" | bc)" "$(ratio "$t_launch" "$t_srun")"
+  printf '%-44s %9.1f\n' "ferry's added time (median difference)" "$(echo "scale=1; ($t_launch - $t_srun) / 1000" | bc)"
+else
+  echo "launch: skipped (the test cluster needs root and network namespaces)"
+fi

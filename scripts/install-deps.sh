@@ -7,7 +7,7 @@ packages=(
   libzstd-dev libdeflate-dev libxxhash-dev libarchive-dev libtbb-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libgtest-dev
   clang libclang-rt-14-dev
-  zstd pigz patchelf hyperfine bzip2 xz-utils zip
+  zstd pigz patchelf hyperfine bzip2 xz-utils zip bc
   python3 python3-numpy python3-scipy python3-torch
   # The 3-node Slurm mini-cluster that tests/cluster/ runs jobs on (network namespaces + MPICH).
   slurm-wlm slurmctld slurmd slurm-client munge mpich libmpich-dev iproute2 util-linux
