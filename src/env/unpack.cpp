@@ -202,6 +202,9 @@ UnpackResult unpack(const UnpackOptions& o) {
     r.source_prefix = ident.manifest->source_prefix;
   }
   util::SiblingLock lock(parent, name);
+  // We hold the lock: a temporary tree left here belongs to a run that died (swept even when
+  // the result turns out to be there already).
+  util::sweep_temp_siblings(parent, name);
 
   bool dest_exists = ::lstat(r.dest.c_str(), &st) == 0;
   if (dest_exists) {
@@ -215,8 +218,6 @@ UnpackResult unpack(const UnpackOptions& o) {
                               r.dest),
                   Error::Kind::usage);
   }
-  // We hold the lock: any temporary tree left here belongs to a run that died.
-  util::sweep_temp_siblings(parent, name);
 
   unsigned jobs = o.jobs ? o.jobs : util::default_jobs();
   util::TempSibling tmp(parent, name);

@@ -285,6 +285,9 @@ VenvResult make_venv(const VenvOptions& o) {
     throw Error(fmt::format("{}: cannot make the venv {} here: {}", parent, name, std::strerror(errno)));
 
   util::SiblingLock lock(parent, name);
+  // We hold the lock: a temporary tree left here belongs to a run that died (swept even when
+  // the result turns out to be there already).
+  util::sweep_temp_siblings(parent, name);
   struct stat st {};
   bool exists = ::lstat(res.path.c_str(), &st) == 0;
   bool replace = false;
@@ -309,8 +312,6 @@ VenvResult make_venv(const VenvOptions& o) {
                   Error::Kind::usage);
     }
   }
-  // We hold the lock: a temporary tree left here belongs to a run that died.
-  util::sweep_temp_siblings(parent, name);
 
   util::TempSibling tmp(parent, name);
   build_venv(tmp.path(), res.path, b);

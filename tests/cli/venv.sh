@@ -6,7 +6,7 @@ export PYTHONDONTWRITEBYTECODE=1 PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 unset CONDA_PREFIX VIRTUAL_ENV PYTHONHOME PYTHONPATH
 CONDA=$(conda_fixture small)
 SITE=lib/python3.11/site-packages
-no_temp_left() { ! ls -a "$1" | grep -q 'ferry-tmp' || fail "temporary tree left in $1"; }
+no_temp_left() { local left; left=$(ls -a "$1" | grep 'ferry-tmp' || true); [ -z "$left" ] || fail "temporary tree left in $1: $left (line ${BASH_LINENO[0]})"; }
 
 # On a conda env: its own prefix, numpy and pip from the base, activation both ways.
 V=$TEST_DIR/venvs/polaris/v
@@ -95,6 +95,10 @@ sleep 0.05; kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
 mkdir .k.ferry-tmp-dead01 && touch .k.ferry-tmp-dead01/half-made
 "$FERRY" venv k --base "$CONDA" >/dev/null
 k/bin/python -c 'import numpy'
+no_temp_left .
+# A dead run's tree is swept even when the venv turns out to be there already (reused).
+mkdir .k.ferry-tmp-dead02
+expect_contains "$("$FERRY" venv k --base "$CONDA")" "reusing"
 no_temp_left .
 
 # Ranks running the same setup line at once: one makes it, the others wait and reuse it.
