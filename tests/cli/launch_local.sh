@@ -1,0 +1,48 @@
+# ferry launch without a scheduler: ferry starts the ranks itself (ferry rank --spawn), binds each
+# to its share of the CPUs, passes the exit status through and takes the others down on failure.
+source "$(dirname "$0")/common.sh"
+clean=(env -i PATH="$PATH" HOME="$TEST_DIR")
+probe='echo $RANK $LOCAL_RANK $WORLD_SIZE $LOCAL_WORLD_SIZE $MASTER_ADDR $MASTER_PORT $(grep Cpus_allowed_list /proc/self/status | cut -f2)'
+
+line=$("${clean[@]}" "$FERRY" launch --dry-run -n 2 -- python3 train.py)
+expect_contains "$line" "rank --spawn 2 --master-addr "
+expect_contains "$line" " -- python3 train.py"
+out=$("${clean[@]}" "$FERRY" launch -n 2 -- sh -c "$probe" | sort)
+expect_eq "$(echo "$out" | cut -d' ' -f1-4)" "0 0 2 2
+1 1 2 2"
+expect_eq "$(echo "$out" | cut -d' ' -f5-6 | sort -u | wc -l)" 1
+cpus=$(nproc)
+if [ "$cpus" -ge 2 ]; then
+  # Two ranks on a 2+-CPU machine: disjoint CPU sets.
+  a=$(echo "$out" | sed -n 1p | cut -d' ' -f7); b=$(echo "$out" | sed -n 2p | cut -d' ' -f7)
+  [ "$a" != "$b" ] || fail "both local ranks bound to the same CPUs: $a"
+fi
+
+# torch.distributed on one host through ferry's local launcher.
+if /usr/bin/python3 -c 'import torch.distributed' 2>/dev/null; then
+  out=$("${clean[@]}" "$FERRY" launch -n 2 -- /usr/bin/python3 -c '
+import torch, torch.distributed as dist
+dist.init_process_group("gloo")
+t = torch.tensor([dist.get_rank() + 1.0]); dist.all_reduce(t)
+print(dist.get_rank(), int(t.item()))' | sort)
+  expect_eq "$out" "0 3
+1 3"
+fi
+
+# A failing rank fails the launch with its status and stops the others (no 60 s sleeper left).
+start=$(date +%s)
+rc=0
+"${clean[@]}" "$FERRY" launch -n 3 -- sh -c '[ "$RANK" = 1 ] && exit 5; sleep 60' || rc=$?
+expect_eq "$rc" 5 "rank 1 exit status"
+[ $(( $(date +%s) - start )) -lt 30 ] || fail "the other ranks were not stopped"
+
+# SIGTERM to the launch reaches every rank.
+"${clean[@]}" "$FERRY" launch -n 2 -- sh -c 'echo $$ > "$0/pid.$RANK"; exec sleep 60' "$TEST_DIR" &
+launcher=$!
+for _ in $(seq 100); do [ -f pid.0 ] && [ -f pid.1 ] && break; sleep 0.1; done
+kill -TERM "$launcher"
+rc=0; wait "$launcher" || rc=$?
+[ "$rc" -ne 0 ] || fail "a terminated launch must not exit 0"
+sleep 0.2
+for r in 0 1; do kill -0 "$(cat pid.$r)" 2>/dev/null && fail "rank $r survived SIGTERM"; done
+echo ok
