@@ -129,16 +129,16 @@ CpuInventory discover_cpus(const DiscoverOptions& options) {
   inv.logical = static_cast<unsigned>(online.size());
 
   // A core is a distinct (package, core id) pair; a CPU without topology files counts as its own.
-  std::set<std::pair<std::string, std::string>> cores;
+  // Cores are numbered in order of their first CPU, so core_of groups SMT siblings.
+  std::map<std::pair<std::string, std::string>, unsigned> cores;
   for (unsigned cpu : online) {
     std::string topology =
         sysfs::path(root, fmt::format("sys/devices/system/cpu/cpu{}/topology", cpu));
     std::optional<std::string> package = sysfs::read(topology + "/physical_package_id");
     std::optional<std::string> core = sysfs::read(topology + "/core_id");
-    if (package && core)
-      cores.emplace(*package, *core);
-    else
-      cores.emplace("cpu", std::to_string(cpu));
+    auto key = package && core ? std::make_pair(*package, *core) : std::make_pair(std::string("cpu"), std::to_string(cpu));
+    auto [it, fresh] = cores.emplace(key, static_cast<unsigned>(cores.size()));
+    inv.core_of[cpu] = it->second;
   }
   inv.cores = static_cast<unsigned>(cores.size());
 

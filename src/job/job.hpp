@@ -118,6 +118,7 @@ struct CpuInventory {
   unsigned cores = 0;                   // physical cores (distinct package/core ids)
   std::vector<unsigned> allowed;        // this process's affinity (cgroup cpuset), sorted
   std::map<int, std::vector<unsigned>> numa_cpus;  // NUMA node -> CPUs
+  std::map<unsigned, unsigned> core_of;            // CPU -> its physical core (SMT siblings share one)
 };
 
 struct DiscoverOptions {
@@ -162,6 +163,8 @@ struct Machine {
   std::vector<std::string> launcher_args;        // always passed
   std::map<unsigned, Layout> layouts;            // by ranks per node
   std::vector<unsigned> reserved_cpus;           // never bound (Aurora's cores 0 and 52, ...)
+  std::map<unsigned, std::vector<unsigned>> gpu_cpus;  // GPU index -> its CPUs, where the PCI
+                                                       // local_cpulist is too coarse (Frontier)
   std::map<std::string, std::string> rank_env;   // set in each rank unless already set
   std::string source;                            // the file it came from
 };

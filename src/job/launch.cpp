@@ -3,6 +3,7 @@
 #include <netdb.h>
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -36,28 +37,45 @@ std::vector<unsigned> usable_cpus(const CpuInventory& cpus, const Machine& machi
   return usable;
 }
 
-// CPUs per local rank: the CPUs near each rank's GPU, split in contiguous blocks among the ranks
-// that share them; without GPUs, the usable CPUs split evenly.
-std::vector<std::vector<unsigned>> split_cpus(const std::vector<unsigned>& usable, const GpuInventory& inv,
-                                              const std::vector<GpuDevice>& devices, unsigned ppn, unsigned gpr) {
+// CPUs per local rank: the CPUs near each rank's GPU (the machine table's map, else the PCI
+// device's local_cpulist), split in contiguous blocks among the ranks that share them; without
+// GPUs, the usable CPUs split evenly.
+std::vector<std::vector<unsigned>> split_cpus(const std::vector<unsigned>& usable, const CpuInventory& cpus,
+                                              const GpuInventory& inv, const std::vector<GpuDevice>& devices,
+                                              const Machine& machine, unsigned ppn, unsigned gpr) {
   std::vector<std::vector<unsigned>> domain(ppn);
   for (unsigned r = 0; r < ppn; ++r) {
     if (gpr && !devices.empty()) {
       const Gpu& g = inv.gpus.at(devices[(r * gpr) % devices.size()].gpu);
-      for (unsigned c : g.local_cpus)
+      auto table = machine.gpu_cpus.find(g.index);
+      for (unsigned c : table != machine.gpu_cpus.end() ? table->second : g.local_cpus)
         if (std::binary_search(usable.begin(), usable.end(), c)) domain[r].push_back(c);
     }
     if (domain[r].empty()) domain[r] = usable;
   }
+  // Ranks sharing a domain split its physical cores in contiguous blocks; each rank gets all the
+  // SMT siblings of its cores (two ranks must not share a core through its hyperthreads).
   std::vector<std::vector<unsigned>> out(ppn);
   for (unsigned r = 0; r < ppn; ++r) {
     std::vector<unsigned> sharers;
     for (unsigned s = 0; s < ppn; ++s)
       if (domain[s] == domain[r]) sharers.push_back(s);
     std::size_t position = static_cast<std::size_t>(std::find(sharers.begin(), sharers.end(), r) - sharers.begin());
-    std::size_t per = std::max<std::size_t>(1, domain[r].size() / sharers.size());
-    std::size_t begin = (position * per) % std::max<std::size_t>(1, domain[r].size());
-    for (std::size_t i = begin; i < std::min(domain[r].size(), begin + per); ++i) out[r].push_back(domain[r][i]);
+    std::vector<std::vector<unsigned>> cores;  // the domain's cores, each with its CPUs
+    std::map<unsigned, std::size_t> slot;
+    for (unsigned c : domain[r]) {
+      auto it = cpus.core_of.find(c);
+      unsigned core = it == cpus.core_of.end() ? (1u << 30) + c : it->second;
+      auto [at, fresh] = slot.emplace(core, cores.size());
+      if (fresh) cores.emplace_back();
+      cores[at->second].push_back(c);
+    }
+    std::sort(cores.begin(), cores.end());
+    std::size_t per = std::max<std::size_t>(1, cores.size() / sharers.size());
+    std::size_t begin = (position * per) % std::max<std::size_t>(1, cores.size());
+    for (std::size_t i = begin; i < std::min(cores.size(), begin + per); ++i)
+      out[r].insert(out[r].end(), cores[i].begin(), cores[i].end());
+    std::sort(out[r].begin(), out[r].end());
   }
   return out;
 }
@@ -142,7 +160,7 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
   const Layout* layout = layout_it == machine.layouts.end() ? nullptr : &layout_it->second;
   std::vector<GpuDevice> devices = devices_by_locality(gpus);
   std::vector<unsigned> usable = usable_cpus(cpus, machine);
-  auto rank_cpus = split_cpus(usable, gpus, devices, ppn, gpr);
+  auto rank_cpus = split_cpus(usable, cpus, gpus, devices, machine, ppn, gpr);
   unsigned node_cpus = alloc.cpus.empty() ? static_cast<unsigned>(usable.size()) : alloc.cpus.front();
   unsigned cpus_per_rank = layout && layout->cpus_per_rank ? *layout->cpus_per_rank : std::max(1u, node_cpus / ppn);
 

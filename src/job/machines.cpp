@@ -56,6 +56,12 @@ Machine parse_machine(const Json& j, const std::string& where) {
   m.launcher_args = j.value("launcher_args", std::vector<std::string>{});
   m.reserved_cpus = j.value("reserved_cpus", std::vector<unsigned>{});
   m.rank_env = j.value("rank_env", std::map<std::string, std::string>{});
+  for (const auto& [gpu, cpus] : j.value("gpu_cpus", std::map<std::string, std::string>{})) {
+    char* end = nullptr;
+    unsigned long index = std::strtoul(gpu.c_str(), &end, 10);
+    if (gpu.empty() || *end != '\0') throw Error(fmt::format("{}: gpu_cpus key '{}' is not a GPU index", here, gpu));
+    m.gpu_cpus[static_cast<unsigned>(index)] = parse_cpu_list(cpus, here + " gpu_cpus");
+  }
   if (j.contains("layouts")) {
     for (const auto& [key, value] : j.at("layouts").items()) {
       char* end = nullptr;

@@ -187,3 +187,35 @@ TEST(Machines, StrongestMatchWins) {
                            "generic-pbs", "local"})
     EXPECT_NO_THROW(find_machine(builtin, name)) << name;
 }
+
+// Two GPUs on one NUMA node (Frontier's GCD pairs): the machine table's map splits the node's
+// CPUs between them; without it, the ranks split the physical cores, each with its SMT siblings.
+TEST(Launch, CpuSplitFollowsTheTableAndKeepsSiblingsTogether) {
+  CpuInventory c;
+  c.logical = 16;
+  c.cores = 8;
+  for (unsigned i = 0; i < 16; ++i) {
+    c.allowed.push_back(i);
+    c.core_of[i] = i % 8;  // CPU i and i+8 are siblings, as Linux numbers them
+  }
+  GpuInventory g;
+  g.visibility_variable = "ROCR_VISIBLE_DEVICES";
+  std::vector<unsigned> node;
+  for (unsigned i = 0; i < 16; ++i) node.push_back(i);
+  g.gpus = {Gpu{GpuVendor::amd, 0, "0000:c1:00.0", "", "", 0, node, 1, true},
+            Gpu{GpuVendor::amd, 1, "0000:c6:00.0", "", "", 0, node, 1, true}};
+  g.visible = {{0, -1, "0"}, {1, -1, "1"}};
+  Allocation a;
+  a.hosts = {"n1"};
+  Machine m;
+  m.launcher = Launcher::mpich;
+  LaunchPlan p = plan_launch(a, m, g, c, request());
+  auto at = std::find(p.argv.begin(), p.argv.end(), "--cpus");
+  ASSERT_NE(at, p.argv.end());
+  EXPECT_EQ(*(at + 1), "0-3,8-11:4-7,12-15");
+  m.gpu_cpus = {{0, {4, 5, 6, 7, 12, 13, 14, 15}}, {1, {0, 1, 2, 3, 8, 9, 10, 11}}};
+  m.reserved_cpus = {0, 8};
+  p = plan_launch(a, m, g, c, request());
+  at = std::find(p.argv.begin(), p.argv.end(), "--cpus");
+  EXPECT_EQ(*(at + 1), "4-7,12-15:1-3,9-11");
+}
