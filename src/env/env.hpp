@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -97,6 +98,32 @@ struct UnpackResult {
 
 // Atomic: extracts into a temporary sibling of dest, relocates while writing, renames at the end.
 UnpackResult unpack(const UnpackOptions& options);
+
+// unpack in three steps, for callers that must agree across nodes before anything appears at DEST
+// (ferry stage). Opening takes DEST's lock and finds out whether DEST already holds this archive;
+// extract writes the verified, relocated tree beside DEST; commit renames it into place. A session
+// destroyed before commit removes its temporary tree: nothing appears at DEST.
+class UnpackSession {
+ public:
+  // From an archive file (identified by reading it).
+  explicit UnpackSession(const UnpackOptions& options);
+  // From a ferry archive that streams in: its manifest comes first, from the sender;
+  // options.archive only names it in messages.
+  UnpackSession(const UnpackOptions& options, const std::string& manifest_json);
+  ~UnpackSession();
+  UnpackSession(const UnpackSession&) = delete;
+  UnpackSession& operator=(const UnpackSession&) = delete;
+
+  bool already_present() const;
+  void extract();  // from options.archive
+  void extract(const format::ArchiveBytes& bytes, const format::FrameIndex& index);
+  void commit();
+  const UnpackResult& result() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> m;
+};
 
 struct Inspection {
   std::string archive, format, kind, source_prefix, python_version, tool;

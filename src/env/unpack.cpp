@@ -182,142 +182,205 @@ void write_marker(const std::string& root, const std::string& text) {
 
 }  // namespace
 
-UnpackResult unpack(const UnpackOptions& o) {
+struct UnpackSession::State {
+  UnpackOptions options;
   util::Stopwatch clock;
   UnpackResult r;
-  r.archive = util::absolute_path(o.archive);
-  r.dest = util::absolute_path(o.dest);
-  if (r.dest == "/") throw Error("/: refusing to unpack over the root directory", Error::Kind::usage);
-  struct stat st {};
-  if (::stat(r.archive.c_str(), &st) != 0) util::throw_errno(r.archive, "cannot open archive", errno);
-  std::string parent = fs::path(r.dest).parent_path().string();
-  std::string name = fs::path(r.dest).filename().string();
-  std::error_code ec;
-  fs::create_directories(parent, ec);
-  if (ec) throw Error(fmt::format("{}: cannot create directory: {}", parent, ec.message()));
+  std::string parent, name;
+  bool dest_exists = false;
+  bool streamed = false;
+  std::uint64_t archive_size = 0;
+  ArchiveIdentity ident;
+  std::unique_ptr<util::SiblingLock> lock;
+  std::unique_ptr<util::TempSibling> tmp;
 
-  ArchiveIdentity ident = identify(r.archive);
-  if (ident.manifest) {
-    r.kind = ident.manifest->kind;
-    r.source_prefix = ident.manifest->source_prefix;
-  }
-  util::SiblingLock lock(parent, name);
-  // We hold the lock: a temporary tree left here belongs to a run that died (swept even when
-  // the result turns out to be there already).
-  util::sweep_temp_siblings(parent, name);
-
-  bool dest_exists = ::lstat(r.dest.c_str(), &st) == 0;
-  if (dest_exists) {
-    if (unpacked_identity(r.dest) == ident.id) {
-      r.already_present = true;
-      r.seconds = clock.seconds();
-      return r;
+  // Everything up to the point where work starts: paths, identity, lock, DEST's state.
+  void open() {
+    r.dest = util::absolute_path(options.dest);
+    if (r.dest == "/") throw Error("/: refusing to unpack over the root directory", Error::Kind::usage);
+    parent = fs::path(r.dest).parent_path().string();
+    name = fs::path(r.dest).filename().string();
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    if (ec) throw Error(fmt::format("{}: cannot create directory: {}", parent, ec.message()));
+    if (ident.manifest) {
+      r.kind = ident.manifest->kind;
+      r.source_prefix = ident.manifest->source_prefix;
     }
-    if (!S_ISDIR(st.st_mode) || (!dir_is_empty(r.dest) && !o.force))
-      throw Error(fmt::format("{}: already exists and holds something else (use --force to replace it)",
-                              r.dest),
-                  Error::Kind::usage);
+    lock = std::make_unique<util::SiblingLock>(parent, name);
+    // We hold the lock: a temporary tree left here belongs to a run that died (swept even when
+    // the result turns out to be there already).
+    util::sweep_temp_siblings(parent, name);
+    struct stat st {};
+    dest_exists = ::lstat(r.dest.c_str(), &st) == 0;
+    if (dest_exists) {
+      if (unpacked_identity(r.dest) == ident.id) {
+        r.already_present = true;
+        r.seconds = clock.seconds();
+        return;
+      }
+      if (!S_ISDIR(st.st_mode) || (!dir_is_empty(r.dest) && !options.force))
+        throw Error(fmt::format("{}: already exists and holds something else (use --force to replace it)",
+                                r.dest),
+                    Error::Kind::usage);
+    }
   }
 
-  unsigned jobs = o.jobs ? o.jobs : util::default_jobs();
-  util::TempSibling tmp(parent, name);
-  Relocator relocator;
-  relocator.dest = r.dest;
+  // Writes the tree into a temporary sibling: from the file, or from streamed bytes.
+  void extract(const format::ArchiveBytes* stream, const format::FrameIndex* index) {
+    if (r.already_present) return;
+    if (tmp) throw Error(fmt::format("{}: extracted twice", r.dest));
+    unsigned jobs = options.jobs ? options.jobs : util::default_jobs();
+    tmp = std::make_unique<util::TempSibling>(parent, name);
+    Relocator relocator;
+    relocator.dest = r.dest;
 
-  const format::Manifest* manifest = ident.manifest ? &*ident.manifest : nullptr;
-  std::unordered_map<std::string, std::size_t> by_path;
-  if (manifest)
-    for (std::size_t i = 0; i < manifest->files.size(); ++i) by_path.emplace(manifest->files[i].path, i);
-  std::vector<std::atomic<bool>> seen(manifest ? manifest->files.size() : 0);
-  std::optional<std::string> conda_unpack_script;
+    const format::Manifest* manifest = ident.manifest ? &*ident.manifest : nullptr;
+    std::unordered_map<std::string, std::size_t> by_path;
+    if (manifest)
+      for (std::size_t i = 0; i < manifest->files.size(); ++i) by_path.emplace(manifest->files[i].path, i);
+    std::vector<std::atomic<bool>> seen(manifest ? manifest->files.size() : 0);
+    std::optional<std::string> conda_unpack_script;
 
-  format::ExtractHooks hooks;
-  hooks.on_member = [&](const format::Member& m) {
-    std::string path = format::normalize_member_path(m.entry.path, r.archive);
-    // .ferry/ is ferry's: only its manifest may come from an archive, so nothing the archive made
-    // can redirect the marker written below.
-    bool reserved = path == ".ferry" ? m.entry.type != format::EntryType::directory
-                                     : path.rfind(".ferry/", 0) == 0 &&
-                                           !(path == format::k_manifest_path &&
-                                             m.entry.type == format::EntryType::file);
-    if (reserved)
-      throw Error(fmt::format("{}: member '{}': the .ferry directory is reserved for ferry's manifest",
-                              r.archive, path));
-    if (!manifest && m.entry.type == format::EntryType::file && path == "bin/conda-unpack")
-      conda_unpack_script = std::string(m.data);
-  };
-  hooks.transform = [&](const format::Entry& e, std::string_view data, std::string& out) {
-    if (!manifest) return false;
-    if (e.path == format::k_manifest_path) return false;
-    auto it = by_path.find(e.path);
-    if (it == by_path.end())
-      throw Error(fmt::format("{}: member '{}': not listed in the manifest (tampered archive?)",
-                              r.archive, e.path));
-    const format::ManifestFile& f = manifest->files[it->second];
-    if (data.size() != f.size || util::xxh3(data) != f.xxh3)
-      throw Error(fmt::format("{}: member '{}': checksum mismatch (corrupted archive)", r.archive, e.path));
-    if (seen[it->second].exchange(true))
-      throw Error(fmt::format("{}: member '{}': appears twice", r.archive, e.path));
-    if (f.placeholder < 0) return false;
-    return relocator.apply(e.path, data, f.mode, manifest->placeholders[static_cast<std::size_t>(f.placeholder)], out);
-  };
-  util::Progress progress("unpack", static_cast<std::uint64_t>(st.st_size), o.progress);
-  hooks.progress = &progress;
-  format::ExtractStats stats;
-  {
-    JobArena arena(jobs);
-    arena.execute([&] { stats = format::extract_archive(r.archive, tmp.path(), jobs, hooks); });
+    format::ExtractHooks hooks;
+    hooks.on_member = [&](const format::Member& m) {
+      std::string path = format::normalize_member_path(m.entry.path, r.archive);
+      // .ferry/ is ferry's: only its manifest may come from an archive, so nothing the archive
+      // made can redirect the marker written below.
+      bool reserved = path == ".ferry" ? m.entry.type != format::EntryType::directory
+                                       : path.rfind(".ferry/", 0) == 0 &&
+                                             !(path == format::k_manifest_path &&
+                                               m.entry.type == format::EntryType::file);
+      if (reserved)
+        throw Error(fmt::format("{}: member '{}': the .ferry directory is reserved for ferry's manifest",
+                                r.archive, path));
+      if (!manifest && m.entry.type == format::EntryType::file && path == "bin/conda-unpack")
+        conda_unpack_script = std::string(m.data);
+    };
+    hooks.transform = [&](const format::Entry& e, std::string_view data, std::string& out) {
+      if (!manifest) return false;
+      if (e.path == format::k_manifest_path) return false;
+      auto it = by_path.find(e.path);
+      if (it == by_path.end())
+        throw Error(fmt::format("{}: member '{}': not listed in the manifest (tampered archive?)",
+                                r.archive, e.path));
+      const format::ManifestFile& f = manifest->files[it->second];
+      if (data.size() != f.size || util::xxh3(data) != f.xxh3)
+        throw Error(fmt::format("{}: member '{}': checksum mismatch (corrupted archive)", r.archive, e.path));
+      if (seen[it->second].exchange(true))
+        throw Error(fmt::format("{}: member '{}': appears twice", r.archive, e.path));
+      if (f.placeholder < 0) return false;
+      return relocator.apply(e.path, data, f.mode, manifest->placeholders[static_cast<std::size_t>(f.placeholder)],
+                             out);
+    };
+    util::Progress progress("unpack", archive_size, options.progress);
+    hooks.progress = &progress;
+    format::ExtractStats stats;
+    {
+      JobArena arena(jobs);
+      arena.execute([&] {
+        stats = stream ? format::extract_frames(*stream, *index, tmp->path(), jobs, hooks, r.archive)
+                       : format::extract_archive(r.archive, tmp->path(), jobs, hooks);
+      });
+    }
+    progress.finish();
+    if (manifest) {
+      std::size_t missing = 0;
+      std::string first;
+      for (std::size_t i = 0; i < seen.size(); ++i)
+        if (!seen[i].load() && missing++ == 0) first = manifest->files[i].path;
+      if (missing)
+        throw Error(fmt::format("{}: archive is truncated or damaged: {} files listed in the manifest "
+                                "are missing (e.g. {})",
+                                r.archive, missing, first));
+    } else if (conda_unpack_script) {
+      r.kind = "conda (conda-pack)";
+      auto records = parse_conda_unpack_records(*conda_unpack_script, r.archive);
+      apply_conda_unpack_records(tmp->path(), records, relocator, jobs);
+    }
+    if (!relocator.too_long.empty()) {
+      std::sort(relocator.too_long.begin(), relocator.too_long.end());
+      r.warnings.push_back(fmt::format(
+          "{}: {} binary files keep their old prefix: the new path is longer than the space the "
+          "old one left in them (e.g. {}); unpack to a shorter path to relocate them",
+          r.dest, relocator.too_long.size(), relocator.too_long.front()));
+    }
+    nlohmann::json marker = {{"archive", r.archive},
+                             {"archive_id", util::hex64(ident.id)},
+                             {"dest", r.dest},
+                             {"unpacked_at", static_cast<std::int64_t>(::time(nullptr))},
+                             {"warnings", r.warnings}};
+    write_marker(tmp->path(), marker.dump(1) + "\n");
+    r.format = stats.format;
+    r.files = stats.files;
+    r.directories = stats.directories;
+    r.symlinks = stats.symlinks;
+    r.hardlinks = stats.hardlinks;
+    r.bytes = stats.bytes;
+    r.frames = stats.frames;
+    r.relocated_files = relocator.relocated.load();
   }
-  progress.finish();
-  if (manifest) {
-    std::size_t missing = 0;
-    std::string first;
-    for (std::size_t i = 0; i < seen.size(); ++i)
-      if (!seen[i].load() && missing++ == 0) first = manifest->files[i].path;
-    if (missing)
-      throw Error(fmt::format("{}: archive is truncated or damaged: {} files listed in the manifest "
-                              "are missing (e.g. {})",
-                              r.archive, missing, first));
-  } else if (conda_unpack_script) {
-    r.kind = "conda (conda-pack)";
-    auto records = parse_conda_unpack_records(*conda_unpack_script, r.archive);
-    apply_conda_unpack_records(tmp.path(), records, relocator, jobs);
-  }
-  if (!relocator.too_long.empty()) {
-    std::sort(relocator.too_long.begin(), relocator.too_long.end());
-    r.warnings.push_back(fmt::format(
-        "{}: {} binary files keep their old prefix: the new path is longer than the space the "
-        "old one left in them (e.g. {}); unpack to a shorter path to relocate them",
-        r.dest, relocator.too_long.size(), relocator.too_long.front()));
-  }
 
-  nlohmann::json marker = {{"archive", r.archive},
-                           {"archive_id", util::hex64(ident.id)},
-                           {"dest", r.dest},
-                           {"unpacked_at", static_cast<std::int64_t>(::time(nullptr))},
-                           {"warnings", r.warnings}};
-  write_marker(tmp.path(), marker.dump(1) + "\n");
-
-  if (dest_exists && !dir_is_empty(r.dest)) {
-    // --force: swap atomically, then remove the old tree.
-    if (::syscall(SYS_renameat2, AT_FDCWD, tmp.path().c_str(), AT_FDCWD, r.dest.c_str(), RENAME_EXCHANGE) != 0)
-      util::throw_errno(r.dest, "cannot replace", errno);
-  } else if (::rename(tmp.path().c_str(), r.dest.c_str()) != 0) {
-    util::throw_errno(r.dest, "cannot rename into place", errno);
-  } else {
-    tmp.release();
+  void commit() {
+    if (r.already_present) return;
+    if (!tmp) throw Error(fmt::format("{}: nothing extracted to commit", r.dest));
+    if (dest_exists && !dir_is_empty(r.dest)) {
+      // --force: swap atomically; the old tree goes with the temporary one.
+      if (::syscall(SYS_renameat2, AT_FDCWD, tmp->path().c_str(), AT_FDCWD, r.dest.c_str(), RENAME_EXCHANGE) != 0)
+        util::throw_errno(r.dest, "cannot replace", errno);
+    } else if (::rename(tmp->path().c_str(), r.dest.c_str()) != 0) {
+      util::throw_errno(r.dest, "cannot rename into place", errno);
+    } else {
+      tmp->release();
+    }
+    tmp.reset();
+    r.seconds = clock.seconds();
   }
+};
 
-  r.format = stats.format;
-  r.files = stats.files;
-  r.directories = stats.directories;
-  r.symlinks = stats.symlinks;
-  r.hardlinks = stats.hardlinks;
-  r.bytes = stats.bytes;
-  r.frames = stats.frames;
-  r.relocated_files = relocator.relocated.load();
-  r.seconds = clock.seconds();
-  return r;
+UnpackSession::UnpackSession(const UnpackOptions& options) : m(std::make_unique<State>()) {
+  m->options = options;
+  m->r.archive = util::absolute_path(options.archive);
+  struct stat st {};
+  if (::stat(m->r.archive.c_str(), &st) != 0) util::throw_errno(m->r.archive, "cannot open archive", errno);
+  m->archive_size = static_cast<std::uint64_t>(st.st_size);
+  m->ident = identify(m->r.archive);
+  m->open();
+}
+
+UnpackSession::UnpackSession(const UnpackOptions& options, const std::string& manifest_json)
+    : m(std::make_unique<State>()) {
+  m->options = options;
+  m->r.archive = options.archive;
+  m->streamed = true;
+  m->ident.manifest = format::Manifest::parse(manifest_json, options.archive);
+  m->ident.id = m->ident.manifest->identity();
+  m->open();
+}
+
+UnpackSession::~UnpackSession() = default;
+
+bool UnpackSession::already_present() const { return m->r.already_present; }
+
+void UnpackSession::extract() {
+  if (m->streamed) throw Error(fmt::format("{}: a streamed archive needs its bytes", m->r.archive));
+  m->extract(nullptr, nullptr);
+}
+
+void UnpackSession::extract(const format::ArchiveBytes& bytes, const format::FrameIndex& index) {
+  m->archive_size = bytes.bytes.size();
+  m->extract(&bytes, &index);
+}
+
+void UnpackSession::commit() { m->commit(); }
+
+const UnpackResult& UnpackSession::result() const { return m->r; }
+
+UnpackResult unpack(const UnpackOptions& o) {
+  UnpackSession session(o);
+  session.extract();
+  session.commit();
+  return session.result();
 }
 
 }  // namespace ferry::env

@@ -294,16 +294,22 @@ using Batch = std::vector<Member>;
 
 std::size_t pipeline_tokens(unsigned jobs) { return std::max(2u, jobs) * 3; }
 
-void extract_frames(const util::MappedFile& map, const FrameIndex& index, Extractor& ex,
+void extract_frames(const ArchiveBytes& source, const FrameIndex& index, Extractor& ex,
                     unsigned jobs, const ExtractHooks& hooks, const std::string& subject) {
-  std::string_view bytes = map.bytes();
+  std::string_view bytes = source.bytes;
   std::size_t next = 0;
   TarParser parser(subject);
   tbb::parallel_pipeline(
       pipeline_tokens(jobs),
       tbb::make_filter<void, std::size_t>(tbb::filter_mode::serial_in_order,
                                           [&](tbb::flow_control& fc) -> std::size_t {
-                                            if (next == index.frames.size()) fc.stop();
+                                            if (next == index.frames.size()) {
+                                              fc.stop();
+                                            } else if (source.wait_for) {
+                                              // Streamed: this frame's bytes may still be arriving.
+                                              const FrameIndexEntry& f = index.frames[next];
+                                              source.wait_for(f.offset + f.compressed_size);
+                                            }
                                             return next++;
                                           }) &
           tbb::make_filter<std::size_t, std::shared_ptr<const std::string>>(
@@ -379,10 +385,22 @@ ExtractStats extract_archive(const std::string& archive_path, const std::string&
   if (index.layout == ArchiveLayout::foreign) {
     extract_foreign(archive_path, ex, jobs, hooks);
   } else {
-    extract_frames(map, index, ex, jobs, hooks, archive_path);
+    extract_frames(ArchiveBytes{map.bytes(), nullptr}, index, ex, jobs, hooks, archive_path);
     ex.stats.format = index.layout == ArchiveLayout::ferry_zstd ? "ferry tar.zst" : "ferry tar.gz";
     ex.stats.frames = index.frames.size();
   }
+  ex.finish(hooks);
+  return ex.stats;
+}
+
+ExtractStats extract_frames(const ArchiveBytes& source, const FrameIndex& index, const std::string& root,
+                            unsigned jobs, const ExtractHooks& hooks, const std::string& subject) {
+  if (index.layout == ArchiveLayout::foreign)
+    throw Error(fmt::format("{}: only ferry archives can be extracted while they stream in", subject));
+  Extractor ex(root, subject);
+  extract_frames(source, index, ex, jobs, hooks, subject);
+  ex.stats.format = index.layout == ArchiveLayout::ferry_zstd ? "ferry tar.zst" : "ferry tar.gz";
+  ex.stats.frames = index.frames.size();
   ex.finish(hooks);
   return ex.stats;
 }

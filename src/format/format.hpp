@@ -194,6 +194,18 @@ struct ExtractStats {
 ExtractStats extract_archive(const std::string& archive_path, const std::string& root,
                              unsigned jobs, const ExtractHooks& hooks);
 
+// A ferry archive's bytes as they arrive (a broadcast): `bytes` spans the whole archive;
+// wait_for(end) returns once bytes [0, end) are there (null: all are there already).
+struct ArchiveBytes {
+  std::string_view bytes;
+  std::function<void(std::uint64_t end)> wait_for;
+};
+
+// Extracts a ferry archive while it streams in: each frame is decoded as soon as its bytes have
+// arrived, in parallel with the arrival of the next ones. index comes from the sender.
+ExtractStats extract_frames(const ArchiveBytes& source, const FrameIndex& index, const std::string& root,
+                            unsigned jobs, const ExtractHooks& hooks, const std::string& subject);
+
 // Streams members of any archive in order (for inspect); stops when visit returns false.
 void read_members(const std::string& archive_path,
                   const std::function<bool(const Member&)>& visit);
