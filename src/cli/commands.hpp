@@ -12,5 +12,7 @@ void add_activate(CLI::App& app);
 void add_venv(CLI::App& app);
 // job, hostlist, launch, rank (job_commands.cpp).
 void add_job_commands(CLI::App& app);
+// stage and stage-node (stage_commands.cpp).
+void add_stage(CLI::App& app);
 
 }  // namespace ferry::cli

@@ -99,6 +99,11 @@ struct UnpackResult {
 // Atomic: extracts into a temporary sibling of dest, relocates while writing, renames at the end.
 UnpackResult unpack(const UnpackOptions& options);
 
+// The identity ferry records for an archive (a hash of its manifest, or of the whole file for
+// foreign archives), and whether dest holds an unpack of exactly that archive at that path.
+std::uint64_t archive_identity(const std::string& archive);
+bool holds_archive(const std::string& dest, std::uint64_t identity);
+
 // unpack in three steps, for callers that must agree across nodes before anything appears at DEST
 // (ferry stage). Opening takes DEST's lock and finds out whether DEST already holds this archive;
 // extract writes the verified, relocated tree beside DEST; commit renames it into place. A session

@@ -182,6 +182,12 @@ void write_marker(const std::string& root, const std::string& text) {
 
 }  // namespace
 
+std::uint64_t archive_identity(const std::string& archive) { return identify(util::absolute_path(archive)).id; }
+
+bool holds_archive(const std::string& dest, std::uint64_t identity) {
+  return unpacked_identity(util::absolute_path(dest)) == identity;
+}
+
 struct UnpackSession::State {
   UnpackOptions options;
   util::Stopwatch clock;

@@ -21,13 +21,12 @@ std::string CommandOutput::last_error_line() const {
   return nl == std::string::npos ? s : s.substr(nl + 1);
 }
 
-CommandOutput run_command(const std::vector<std::string>& argv) {
-  if (argv.empty()) throw Error("no command to run");
-  int out_fds[2], err_fds[2];
-  if (::pipe2(out_fds, O_CLOEXEC) != 0) throw_errno(argv[0], "cannot create a pipe", errno);
-  UniqueFd out_read(out_fds[0]), out_write(out_fds[1]);
-  if (::pipe2(err_fds, O_CLOEXEC) != 0) throw_errno(argv[0], "cannot create a pipe", errno);
-  UniqueFd err_read(err_fds[0]), err_write(err_fds[1]);
+namespace {
+
+// fork + exec with the child tied to ferry's life (PR_SET_PDEATHSIG: a ferry killed mid-way must
+// not leave a helper writing into a temporary tree that the next run sweeps). in_fd -1: stdin from
+// /dev/null; out_fd/err_fd -1: ferry's own.
+pid_t spawn_tied(const std::vector<std::string>& argv, int in_fd, int out_fd, int err_fd) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -35,17 +34,28 @@ CommandOutput run_command(const std::vector<std::string>& argv) {
   pid_t pid = ::fork();
   if (pid < 0) throw_errno(argv[0], "cannot run", errno);
   if (pid == 0) {
-    // The helper dies with ferry: a ferry killed mid-way must not leave it writing into a
-    // temporary tree that the next run sweeps.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, 0);
-    ::dup2(out_fds[1], 1);
-    ::dup2(err_fds[1], 2);
+    if (in_fd < 0) in_fd = ::open("/dev/null", O_RDONLY);
+    if (in_fd >= 0) ::dup2(in_fd, 0);
+    if (out_fd >= 0) ::dup2(out_fd, 1);
+    if (err_fd >= 0) ::dup2(err_fd, 2);
     ::execvp(args[0], args.data());
     ::_exit(127);
   }
+  return pid;
+}
+
+}  // namespace
+
+CommandOutput run_command(const std::vector<std::string>& argv, double timeout_seconds) {
+  if (argv.empty()) throw Error("no command to run");
+  int out_fds[2], err_fds[2];
+  if (::pipe2(out_fds, O_CLOEXEC) != 0) throw_errno(argv[0], "cannot create a pipe", errno);
+  UniqueFd out_read(out_fds[0]), out_write(out_fds[1]);
+  if (::pipe2(err_fds, O_CLOEXEC) != 0) throw_errno(argv[0], "cannot create a pipe", errno);
+  UniqueFd err_read(err_fds[0]), err_write(err_fds[1]);
+  pid_t pid = spawn_tied(argv, -1, out_fds[1], err_fds[1]);
   out_write = UniqueFd();
   err_write = UniqueFd();
   // Both pipes are drained together so a chatty stderr cannot block the child.
@@ -54,8 +64,19 @@ CommandOutput run_command(const std::vector<std::string>& argv) {
   std::string* sinks[2] = {&result.out, &result.err};
   int open_count = 2;
   char buffer[4096];
+  Stopwatch clock;
   while (open_count > 0) {
-    if (::poll(fds, 2, -1) < 0) {
+    int wait_ms = -1;
+    if (timeout_seconds > 0) {
+      double left = timeout_seconds - clock.seconds();
+      if (left <= 0) {
+        ::kill(pid, SIGKILL);
+        result.timed_out = true;
+        break;
+      }
+      wait_ms = static_cast<int>(left * 1000) + 1;
+    }
+    if (::poll(fds, 2, wait_ms) < 0) {
       if (errno == EINTR) continue;
       break;
     }
@@ -80,6 +101,87 @@ CommandOutput run_command(const std::vector<std::string>& argv) {
     throw Error(fmt::format("`{}`: cannot run {} (not found or not executable)", line, argv[0]));
   }
   return result;
+}
+
+
+
+Subprocess::Subprocess(const std::vector<std::string>& argv) {
+  if (argv.empty()) throw Error("no command to run");
+  int in_fds[2], out_fds[2];
+  if (::pipe2(in_fds, O_CLOEXEC) != 0) throw_errno(argv[0], "cannot create a pipe", errno);
+  UniqueFd in_read(in_fds[0]), in_write(in_fds[1]);
+  if (::pipe2(out_fds, O_CLOEXEC) != 0) throw_errno(argv[0], "cannot create a pipe", errno);
+  UniqueFd out_read(out_fds[0]), out_write(out_fds[1]);
+  // A child that stops reading must not kill ferry with SIGPIPE: write() reports it instead.
+  ::signal(SIGPIPE, SIG_IGN);
+  m_pid = spawn_tied(argv, in_fds[0], out_fds[1], -1);
+  m_in = std::move(in_write);
+  m_out = std::move(out_read);
+}
+
+Subprocess::~Subprocess() {
+  if (m_pid > 0 && m_status < 0) {
+    ::kill(m_pid, SIGKILL);
+    wait();
+  }
+}
+
+bool Subprocess::write(std::string_view text) {
+  while (!text.empty()) {
+    ssize_t n = ::write(m_in.get(), text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    text.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+void Subprocess::close_stdin() { m_in = UniqueFd(); }
+
+std::optional<std::string> Subprocess::read_line(double seconds) {
+  m_timed_out = false;
+  Stopwatch clock;
+  while (true) {
+    std::size_t nl = m_buffer.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = m_buffer.substr(0, nl);
+      m_buffer.erase(0, nl + 1);
+      return line;
+    }
+    if (m_eof) {
+      if (m_buffer.empty()) return std::nullopt;
+      std::string line;
+      line.swap(m_buffer);
+      return line;
+    }
+    double left = seconds - clock.seconds();
+    if (left <= 0) {
+      m_timed_out = true;
+      return std::nullopt;
+    }
+    pollfd p{m_out.get(), POLLIN, 0};
+    int rc = ::poll(&p, 1, static_cast<int>(left * 1000) + 1);
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc <= 0) continue;
+    char buffer[4096];
+    ssize_t n = ::read(m_out.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) m_eof = true;
+    else m_buffer.append(buffer, static_cast<std::size_t>(n));
+  }
+}
+
+void Subprocess::kill(int signal) {
+  if (m_pid > 0 && m_status < 0) ::kill(m_pid, signal);
+}
+
+int Subprocess::wait() {
+  if (m_status >= 0) return m_status;
+  int status = 0;
+  while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  m_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return m_status;
 }
 
 }  // namespace ferry::util

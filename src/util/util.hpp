@@ -1,11 +1,14 @@
 // ferry::util — the bottom layer: errors, files, hashing, paths, progress. Knows nothing of ferry.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -132,13 +135,41 @@ unsigned default_jobs();
 // What a helper program printed, and how it ended.
 struct CommandOutput {
   int status = 0;  // exit status, or 128 + signal
+  bool timed_out = false;
   std::string out, err;
   std::string last_error_line() const;  // the last non-empty line of err (else of out)
 };
 
 // Runs argv (PATH searched, no shell, stdin from /dev/null) and collects stdout and stderr. The
-// child is killed if ferry dies. Throws Error only when it cannot be started.
-CommandOutput run_command(const std::vector<std::string>& argv);
+// child is killed if ferry dies, or after timeout_seconds (> 0; status then 128 + SIGKILL and
+// timed_out set). Throws Error only when it cannot be started.
+CommandOutput run_command(const std::vector<std::string>& argv, double timeout_seconds = 0);
+
+// A child process ferry talks to: its stdin and stdout are pipes (stderr is ferry's). Killed if
+// ferry dies. Not copyable; the destructor kills and reaps a child still running.
+class Subprocess {
+ public:
+  explicit Subprocess(const std::vector<std::string>& argv);
+  ~Subprocess();
+  Subprocess(const Subprocess&) = delete;
+  Subprocess& operator=(const Subprocess&) = delete;
+  // Sends text to the child's stdin; false when it no longer reads.
+  bool write(std::string_view text);
+  void close_stdin();
+  // The next line of stdout without its newline; nullopt at EOF or when `seconds` pass first
+  // (timed_out() tells which).
+  std::optional<std::string> read_line(double seconds);
+  bool timed_out() const { return m_timed_out; }
+  void kill(int signal);
+  int wait();  // exit status, or 128 + signal
+
+ private:
+  pid_t m_pid = -1;
+  UniqueFd m_in, m_out;
+  std::string m_buffer;
+  bool m_eof = false, m_timed_out = false;
+  int m_status = -1;
+};
 
 
 // Building a tree next to its final place, for all-or-nothing results: hold a SiblingLock on

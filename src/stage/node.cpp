@@ -1,0 +1,142 @@
+// The node side of a stage: extract, report, wait for the word, commit or abort.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "env/env.hpp"
+#include "stage/stage.hpp"
+
+namespace ferry::stage {
+namespace {
+
+std::string this_host() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return host;
+}
+
+void emit(const NodeReport& r) {
+  std::string line = report_line(r) + "\n";
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fflush(stdout);
+}
+
+// Removes the node's copy of the archive however this node's part ends.
+struct RemoveOnExit {
+  std::string path;
+  bool active;
+  ~RemoveOnExit() {
+    if (active) ::unlink(path.c_str());
+  }
+};
+
+}  // namespace
+
+std::string report_line(const NodeReport& r) {
+  nlohmann::json j = {{"host", r.host}, {"status", r.status}, {"bytes", r.bytes},
+                      {"files", r.files}, {"seconds", r.seconds}};
+  if (!r.error.empty()) j["error"] = r.error;
+  return j.dump();
+}
+
+NodeReport parse_report_line(const std::string& line) {
+  auto j = nlohmann::json::parse(line);
+  NodeReport r;
+  r.host = j.at("host").get<std::string>();
+  r.status = j.at("status").get<std::string>();
+  r.bytes = j.value("bytes", std::uint64_t{0});
+  r.files = j.value("files", std::uint64_t{0});
+  r.seconds = j.value("seconds", 0.0);
+  r.error = j.value("error", "");
+  return r;
+}
+
+int run_node(const NodeOptions& o) {
+  RemoveOnExit copy{o.archive, o.remove_archive};
+  util::Stopwatch clock;
+  NodeReport r;
+  r.host = this_host();
+  std::optional<env::UnpackSession> session;
+  try {
+    env::UnpackOptions u;
+    u.archive = o.archive;
+    u.dest = o.dir;
+    u.jobs = o.jobs;
+    u.progress = false;
+    session.emplace(u);
+    if (!session->already_present()) session->extract();
+    r.status = session->already_present() ? "present" : "ready";
+    r.bytes = session->result().bytes;
+    r.files = session->result().files;
+  } catch (const std::exception& e) {
+    r.status = "failed";
+    r.error = e.what();
+    r.seconds = clock.seconds();
+    session.reset();  // removes the temporary tree
+    emit(r);
+    return 1;
+  }
+  r.seconds = clock.seconds();
+  emit(r);
+  // The coordinator's word, once every node has reported. No word (EOF) means abort.
+  std::string word;
+  if (!std::getline(std::cin, word)) word = "abort";
+  if (word == "commit") {
+    try {
+      if (!session->already_present()) session->commit();
+      r.status = session->already_present() ? "present" : "unpacked";
+    } catch (const std::exception& e) {
+      r.status = "failed";
+      r.error = e.what();
+    }
+  } else {
+    session.reset();
+    r.status = "aborted";
+  }
+  r.seconds = clock.seconds();
+  emit(r);
+  return r.status == "failed" ? 1 : 0;
+}
+
+void sweep_node(const std::string& dir, const std::string& archive_copy) {
+  std::string dest = util::absolute_path(dir);
+  std::string parent = std::filesystem::path(dest).parent_path().string();
+  std::string name = std::filesystem::path(dest).filename().string();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(parent, ec)) return;
+  util::SiblingLock lock(parent, name);
+  util::sweep_temp_siblings(parent, name);
+  if (!archive_copy.empty()) ::unlink(archive_copy.c_str());
+}
+
+
+NodeReport prepare_node(const std::string& dir, const std::string& archive_copy, std::uint64_t identity) {
+  NodeReport r;
+  r.host = this_host();
+  try {
+    std::string dest = util::absolute_path(dir);
+    std::string parent = std::filesystem::path(dest).parent_path().string();
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) throw Error(fmt::format("{}: cannot create directory: {}", parent, ec.message()));
+    // Writable? Probe with a file: access() says nothing of a read-only mount for root.
+    std::string probe = fmt::format("{}/.ferry-probe-{}", parent, ::getpid());
+    util::UniqueFd fd(::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd) util::throw_errno(parent, "cannot write", errno);
+    ::unlink(probe.c_str());
+    sweep_node(dir, archive_copy);
+    r.status = env::holds_archive(dest, identity) ? "present" : "ok";
+  } catch (const std::exception& e) {
+    r.status = "failed";
+    r.error = e.what();
+  }
+  return r;
+}
+
+}  // namespace ferry::stage

@@ -1,0 +1,224 @@
+// The coordinator of a stage (runs in the batch script): picks the way, starts the node side
+// through the allocation's launcher, decides commit or abort, and collects one report per node.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <filesystem>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "env/env.hpp"
+#include "stage/stage.hpp"
+
+namespace ferry::stage {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Deadline {
+  util::Stopwatch clock;
+  double limit;
+  double left() const { return std::max(0.0, limit - clock.seconds()); }
+};
+
+// Lines from a step's stdout that are reports; anything else (a launcher's chatter) is skipped.
+std::optional<NodeReport> as_report(const std::string& line) {
+  if (line.empty() || line.front() != '{') return std::nullopt;
+  try {
+    return parse_report_line(line);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::vector<std::string> srun_per_node(const std::vector<std::string>& hosts) {
+  std::string n = std::to_string(hosts.size());
+  return {"srun", "-N", n, "-n", n, "--ntasks-per-node=1", "--nodelist=" + job::compress_hostlist(hosts),
+          "--kill-on-bad-exit=0", "--quiet"};
+}
+
+std::string copy_path(const std::string& dir, const std::string& job_id) {
+  fs::path d(dir);
+  return (d.parent_path() / fmt::format(".{}.ferry-archive-{}", d.filename().string(), job_id)).string();
+}
+
+// The reports of a one-shot step (prepare, sweep), one per host; missing hosts are "lost".
+std::map<std::string, NodeReport> one_shot(const std::vector<std::string>& argv, const std::vector<std::string>& hosts,
+                                           double seconds) {
+  util::CommandOutput out = util::run_command(argv, seconds);
+  std::map<std::string, NodeReport> reports;
+  std::size_t pos = 0;
+  while (pos < out.out.size()) {
+    std::size_t nl = out.out.find('\n', pos);
+    if (nl == std::string::npos) nl = out.out.size();
+    if (auto r = as_report(out.out.substr(pos, nl - pos))) reports[r->host] = *r;
+    pos = nl + 1;
+  }
+  for (const auto& h : hosts)
+    if (!reports.count(h)) {
+      NodeReport lost;
+      lost.host = h;
+      lost.status = "lost";
+      lost.error = out.timed_out ? fmt::format("no answer within {:.0f} s", seconds)
+                                 : fmt::format("no answer ({})", out.last_error_line().empty()
+                                                                    ? "the step failed"
+                                                                    : out.last_error_line());
+      reports[h] = lost;
+    }
+  return reports;
+}
+
+StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, StageResult res) {
+  Deadline deadline{{}, o.timeout};
+  const std::vector<std::string>& hosts = alloc.hosts;
+  std::string copy = copy_path(res.dir, alloc.job_id);
+  std::uint64_t id = env::archive_identity(res.archive);
+
+  // 1. Every node: make DIR's parent, clear what a dead stage left, say whether DIR already holds
+  //    this archive (a rerun after a partial failure redoes only what is missing).
+  util::Stopwatch phase;
+  auto prepare = srun_per_node(hosts);
+  prepare.insert(prepare.end(), {o.ferry, "stage-node", "--prepare", "--to", res.dir, "--archive", copy,
+                                 "--identity", util::hex64(id)});
+  auto prepared = one_shot(prepare, hosts, deadline.left());
+  res.phases["prepare"] = phase.seconds();
+  std::vector<std::string> todo;
+  for (const auto& h : hosts) {
+    const NodeReport& r = prepared[h];
+    if (r.status == "present") res.nodes.push_back(r);
+    else if (r.status == "ok") todo.push_back(h);
+    else res.nodes.push_back(r);
+  }
+  if (res.nodes.size() + todo.size() != hosts.size() || std::any_of(res.nodes.begin(), res.nodes.end(), [](auto& r) {
+        return r.status != "present";
+      })) {
+    res.ok = false;
+    for (const auto& h : todo) res.nodes.push_back({h, "aborted", "", 0, 0, 0});
+    return res;
+  }
+  if (todo.empty()) {
+    res.ok = true;
+    return res;
+  }
+
+  // 2. sbcast (to every node of the job: it cannot pick nodes). It leaves partial files on
+  //    failure and says so only in its exit status: both are checked and cleaned.
+  phase = {};
+  std::vector<std::string> bcast = {"sbcast", "--force", res.archive, copy};
+  util::CommandOutput sb = util::run_command(bcast, deadline.left());
+  res.phases["broadcast"] = phase.seconds();
+  auto sweep = [&](const std::vector<std::string>& where) {
+    auto argv = srun_per_node(where);
+    argv.insert(argv.end(), {o.ferry, "stage-node", "--sweep", "--to", res.dir, "--archive", copy});
+    one_shot(argv, where, std::min(60.0, std::max(10.0, deadline.left())));
+  };
+  std::vector<std::string> present;
+  for (const auto& r : res.nodes) present.push_back(r.host);
+  if (sb.status != 0) {
+    std::string why = sb.timed_out ? fmt::format("sbcast took longer than {:.0f} s", o.timeout)
+                                   : fmt::format("sbcast failed: {}", sb.last_error_line());
+    sweep(hosts);
+    for (const auto& h : todo) res.nodes.push_back({h, "failed", why, 0, 0, 0});
+    res.ok = false;
+    return res;
+  }
+
+  if (!present.empty()) sweep(present);  // the copy sbcast gave nodes that had the env already
+
+  // 3. One task per node extracts and reports; when every node is ready the word is "commit",
+  //    otherwise "abort" (srun --input=all gives every task the same stdin).
+  phase = {};
+  auto step = srun_per_node(todo);
+  step.insert(step.end() - 2, "--input=all");
+  step.insert(step.end(), {o.ferry, "stage-node", "--archive", copy, "--to", res.dir, "--remove-archive"});
+  if (o.jobs) step.insert(step.end(), {"-j", std::to_string(o.jobs)});
+  util::Subprocess srun(step);
+  std::map<std::string, NodeReport> first, last;
+  std::string word;
+  while (first.size() < todo.size()) {
+    auto line = srun.read_line(deadline.left());
+    if (!line) break;
+    if (auto r = as_report(*line)) {
+      first[r->host] = *r;
+      if (r->status == "failed") break;
+    }
+  }
+  bool all_ready = first.size() == todo.size() &&
+                   std::all_of(first.begin(), first.end(), [](auto& kv) { return kv.second.status != "failed"; });
+  word = all_ready ? "commit" : "abort";
+  res.phases["extract"] = phase.seconds();
+  phase = {};
+  srun.write(word + "\n");
+  srun.close_stdin();
+  for (auto& [h, r] : first)
+    if (r.status == "failed") last[h] = r;
+  while (last.size() < todo.size()) {
+    auto line = srun.read_line(std::min(60.0, std::max(10.0, deadline.left())));
+    if (!line) break;
+    if (auto r = as_report(*line)) last[r->host] = *r;
+  }
+  if (srun.timed_out() || last.size() < todo.size()) srun.kill(SIGKILL);
+  srun.wait();
+  res.phases["commit"] = phase.seconds();
+
+  std::vector<std::string> unclean;
+  for (const auto& h : todo) {
+    auto it = last.find(h);
+    if (it != last.end()) {
+      res.nodes.push_back(it->second);
+      continue;
+    }
+    NodeReport lost;
+    lost.host = h;
+    lost.status = "lost";
+    lost.error = deadline.left() <= 0 ? fmt::format("no report within {:.0f} s", o.timeout)
+                                      : "its task ended without a report (node or slurmd down?)";
+    if (first.count(h)) lost.error += ": it had extracted, its temporary tree is removed by the next stage";
+    res.nodes.push_back(lost);
+    unclean.push_back(h);
+  }
+  res.ok = word == "commit" && std::all_of(res.nodes.begin(), res.nodes.end(), [](auto& r) {
+             return r.status == "unpacked" || r.status == "present";
+           });
+  // A node whose task died after extracting may hold a temporary tree (and the copy): clean it
+  // if it answers (a dead node cannot be; its next stage or unpack sweeps it).
+  for (const auto& h : unclean)
+    if (first.count(h)) sweep({h});
+  return res;
+}
+
+}  // namespace
+
+StageResult stage(const StageOptions& o, const job::Environ& env) {
+  util::Stopwatch clock;
+  StageResult res;
+  res.archive = util::absolute_path(o.archive);
+  if (o.dir.empty() || o.dir.front() != '/')
+    throw Error(fmt::format("--to {}: must be an absolute path (the same on every node)", o.dir), Error::Kind::usage);
+  res.dir = o.dir;
+  struct stat st {};
+  if (::stat(res.archive.c_str(), &st) != 0) util::throw_errno(res.archive, "cannot open archive", errno);
+  res.archive_bytes = static_cast<std::uint64_t>(st.st_size);
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  job::Allocation alloc = job::discover_allocation(env, {host, nullptr});
+  if (alloc.scheduler == job::Scheduler::none)
+    throw Error("ferry stage runs inside a job (no Slurm, PBS, LSF or Flux allocation found)", Error::Kind::usage);
+
+  Via via = o.via;
+  if (via == Via::automatic) via = (!o.ferry_mpi.empty() && ::access(o.ferry_mpi.c_str(), X_OK) == 0) ? Via::mpi : Via::sbcast;
+  if (via == Via::sbcast && alloc.scheduler != job::Scheduler::slurm)
+    throw Error(fmt::format("--via sbcast needs Slurm (this is a {} job); use --via mpi",
+                            job::scheduler_name(alloc.scheduler)),
+                Error::Kind::usage);
+  if (via == Via::mpi) throw Error("--via mpi: not built yet in this version; use --via sbcast", Error::Kind::usage);
+  res.via = "sbcast";
+  res = stage_sbcast(o, alloc, res);
+  res.seconds = clock.seconds();
+  return res;
+}
+
+}  // namespace ferry::stage

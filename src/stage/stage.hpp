@@ -1,0 +1,77 @@
+// ferry::stage — an environment archive onto node-local storage on every node of a job, all or
+// nothing: every node extracts into a temporary directory, the nodes agree that all succeeded,
+// and only then does each rename it into place. Built on env (unpack sessions) and job
+// (allocation, launchers).
+//
+// Two ways to move the bytes:
+//   mpi     ferry-mpi, started once per node by the MPI launcher: one reader streams the archive's
+//           frames from shared storage, pipelined broadcasts carry them to the node leaders, which
+//           extract them as they arrive (no copy on the node's disk, no second pass).
+//   sbcast  Slurm without MPI: sbcast the archive next to DIR on every node, then one task per
+//           node extracts it, reports, and commits or aborts on the coordinator's word.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "job/job.hpp"
+
+namespace ferry::stage {
+
+enum class Via { automatic, mpi, sbcast };
+
+struct StageOptions {
+  std::string archive;
+  std::string dir;                 // where the environment goes on every node
+  Via via = Via::automatic;
+  unsigned jobs = 0;               // threads per node (0: all cores)
+  double timeout = 1800;           // seconds for the whole stage; a stuck node fails it
+  std::string ferry;               // this ferry binary (started on the nodes)
+  std::string ferry_mpi;           // the ferry-mpi binary, when built
+};
+
+// One node's outcome. status: "unpacked", "present" (DIR already held this archive), "failed",
+// "aborted" (it was fine, another node was not), "lost" (no word from it).
+struct NodeReport {
+  std::string host, status, error;
+  std::uint64_t bytes = 0, files = 0;
+  double seconds = 0;
+};
+
+struct StageResult {
+  std::string via, archive, dir;
+  bool ok = false;
+  double seconds = 0;
+  std::map<std::string, double> phases;  // "broadcast", "extract", "commit", ...
+  std::uint64_t archive_bytes = 0;
+  std::vector<NodeReport> nodes;
+};
+
+// Runs the whole stage from a batch script or an interactive allocation. Errors that stop it
+// before any node worked throw Error; per-node failures come back in the result (ok false).
+StageResult stage(const StageOptions& options, const job::Environ& env);
+
+// The node side of the sbcast path (`ferry stage-node`): extract `archive` for `dir`, print a JSON
+// report line, read "commit" or "abort" from stdin, act, print the final report line. Always
+// removes `archive` (the node's copy) when remove_archive. Returns the exit status.
+struct NodeOptions {
+  std::string archive, dir;
+  unsigned jobs = 0;
+  bool remove_archive = false;
+};
+int run_node(const NodeOptions& options);
+
+// Removes what a failed stage may have left on this node: temporary trees beside dir and the
+// archive copy. Never touches dir itself.
+void sweep_node(const std::string& dir, const std::string& archive_copy);
+// Before a stage: makes dir's parent, sweeps leftovers, and reports "present" (dir holds the
+// archive with this identity), "ok" (work to do) or "failed" (e.g. not writable).
+NodeReport prepare_node(const std::string& dir, const std::string& archive_copy, std::uint64_t identity);
+
+// A report as one JSON line, and back.
+std::string report_line(const NodeReport& report);
+NodeReport parse_report_line(const std::string& line);
+
+}  // namespace ferry::stage
