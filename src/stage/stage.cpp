@@ -119,9 +119,17 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, St
   for (const auto& r : res.nodes) present.push_back(r.host);
   if (sb.status != 0) {
     std::string why = sb.timed_out ? fmt::format("sbcast took longer than {:.0f} s", o.timeout)
-                                   : fmt::format("sbcast failed: {}", sb.last_error_line());
+                                   : fmt::format("sbcast could not write the archive copy {} ({}): is the disk "
+                                                 "full or not writable?",
+                                                 copy, sb.last_error_line());
     sweep(hosts);
-    for (const auto& h : todo) res.nodes.push_back({h, "failed", why, 0, 0, 0});
+    // sbcast names the node it failed on as "(node2)"; the others are only aborted.
+    std::set<std::string> named;
+    for (const auto& h : todo)
+      if (sb.err.find("(" + h + ")") != std::string::npos) named.insert(h);
+    for (const auto& h : todo)
+      res.nodes.push_back(named.empty() || named.count(h) ? NodeReport{h, "failed", why, 0, 0, 0}
+                                                          : NodeReport{h, "aborted", "", 0, 0, 0});
     res.ok = false;
     return res;
   }
@@ -174,7 +182,7 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, St
     NodeReport lost;
     lost.host = h;
     lost.status = "lost";
-    lost.error = deadline.left() <= 0 ? fmt::format("no report within {:.0f} s", o.timeout)
+    lost.error = deadline.left() <= 0 ? fmt::format("no report within {:.0f} s (--timeout): is the node down?", o.timeout)
                                       : "its task ended without a report (node or slurmd down?)";
     if (first.count(h)) lost.error += ": it had extracted, its temporary tree is removed by the next stage";
     res.nodes.push_back(lost);

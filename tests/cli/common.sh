@@ -31,25 +31,7 @@ expect_failure() {
   [ "$(printf '%s\n' "$out" | grep -c 'ferry: error:')" -eq 1 ] || fail "expected exactly one error line, got: $out"
 }
 
-# Builds (once per build tree) the realistic conda fixture from Debian packages and the pyenv
-# Python; prints the env path. SMALL=1 for the numpy-only variant.
-conda_fixture() {
-  local variant=${1:-full}
-  local dir="$FERRY_BUILD/fixtures/conda-$variant"
-  if [ ! -f "$dir/.built" ]; then
-    mkdir -p "$FERRY_BUILD/fixtures"
-    local lock="$FERRY_BUILD/fixtures/.lock-$variant"
-    (
-      flock 9
-      if [ ! -f "$dir/.built" ]; then
-        local args=()
-        [ "$variant" = small ] && args=(--small)
-        "$DEBIAN_PYTHON" "$FERRY_SOURCE/tests/fixtures/make_conda_env.py" "$dir" "${args[@]}" >/dev/null
-        touch "$dir/.built"
-      fi
-    ) 9>"$lock"
-  fi
-  echo "$dir/env"
-}
+# conda_fixture [full|small]: the realistic conda env, built once per build tree.
+source "$FERRY_SOURCE/tests/fixtures/conda_fixture.sh"
 
 need_pyenv() { [ -n "$PYENV_PREFIX" ] && [ -x "$PYENV_PREFIX/bin/python3" ] || skip "no pyenv Python prefix on this machine"; }

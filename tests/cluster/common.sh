@@ -10,6 +10,8 @@ FERRY=${FERRY:-$FERRY_BUILD/ferry}
 FERRY_CLUSTER_DIR=${FERRY_CLUSTER_DIR:-/dev/shm/ferry-cluster}
 
 skip() { echo "SKIPPED: $*"; exit 77; }
+# shellcheck source=tests/fixtures/conda_fixture.sh
+source "$FERRY_SOURCE/tests/fixtures/conda_fixture.sh"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 expect_eq() { [ "$1" = "$2" ] || fail "expected '$2', got '$1'${3:+ ($3)}"; }
 expect_contains() { case "$1" in *"$2"*) ;; *) fail "expected to find '$2' in: $1";; esac; }
