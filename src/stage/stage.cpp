@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <memory>
 #include <set>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "env/env.hpp"
 #include "stage/stage.hpp"
@@ -36,8 +38,10 @@ std::optional<NodeReport> as_report(const std::string& line) {
 
 std::vector<std::string> srun_per_node(const std::vector<std::string>& hosts) {
   std::string n = std::to_string(hosts.size());
+  // --overlap: a step that is dying (a node went down under it) still holds its CPUs as far as
+  // slurmctld knows; the cleanup steps must not wait for them.
   return {"srun", "-N", n, "-n", n, "--ntasks-per-node=1", "--nodelist=" + job::compress_hostlist(hosts),
-          "--kill-on-bad-exit=0", "--quiet"};
+          "--overlap", "--kill-on-bad-exit=0", "--quiet"};
 }
 
 std::string copy_path(const std::string& dir, const std::string& job_id) {
@@ -198,6 +202,100 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, St
   return res;
 }
 
+// Sweeps each host in its own srun step, all at once (a dead node must not hold up the others);
+// returns the hosts that answered.
+std::set<std::string> sweep_each(const StageOptions& o, const std::string& dir, const std::vector<std::string>& hosts,
+                                 double seconds) {
+  std::vector<std::unique_ptr<util::Subprocess>> steps;
+  for (const auto& h : hosts) {
+    auto argv = srun_per_node({h});
+    argv.insert(argv.end(), {o.ferry, "stage-node", "--sweep", "--to", dir, "--archive", ""});
+    steps.push_back(std::make_unique<util::Subprocess>(argv));
+  }
+  Deadline deadline{{}, seconds};
+  std::set<std::string> answered;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    while (auto line = steps[i]->read_line(deadline.left()))
+      if (auto r = as_report(*line); r && r->status == "swept") answered.insert(hosts[i]);
+    if (steps[i]->timed_out()) steps[i]->kill(SIGKILL);
+    steps[i]->wait();
+  }
+  return answered;
+}
+
+// The MPI path: ferry-mpi once per node through the MPI's own launcher (it reads the allocation
+// from Slurm or PBS itself); rank 0 prints every node's report.
+StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const job::Environ& env, StageResult res) {
+  Deadline deadline{{}, o.timeout};
+  util::CommandOutput info = util::run_command({o.ferry_mpi, "--mpi"}, 30);
+  std::string version = info.out.substr(0, info.out.find('\n'));
+  std::string mpiexec = info.out.substr(info.out.find('\n') + 1);
+  mpiexec = mpiexec.substr(0, mpiexec.find('\n'));
+  if (auto forced = job::lookup(env, "FERRY_MPIEXEC"); forced && !forced->empty()) mpiexec = *forced;
+  if (info.status != 0 || mpiexec.empty())
+    throw Error(fmt::format("{}: cannot tell which MPI it uses ({})", o.ferry_mpi, info.last_error_line()));
+  std::string n = std::to_string(alloc.hosts.size());
+  std::vector<std::string> argv = {mpiexec};
+  if (version.find("Open MPI") != std::string::npos)
+    argv.insert(argv.end(), {"-np", n, "--map-by", "ppr:1:node"});
+  else
+    argv.insert(argv.end(), {"-n", n, "-ppn", "1"});
+  argv.insert(argv.end(), {o.ferry_mpi, "stage", res.archive, res.dir});
+  if (o.jobs) argv.insert(argv.end(), {"-j", std::to_string(o.jobs)});
+  res.via = "mpi";
+
+  util::Subprocess mpi(argv);
+  std::map<std::string, NodeReport> reports;
+  while (true) {
+    auto line = mpi.read_line(deadline.left());
+    if (!line) break;
+    if (line->rfind("{\"phases\"", 0) == 0) {
+      try {
+        auto j = nlohmann::json::parse(*line);
+        for (const auto& [k, v] : j.at("phases").items()) res.phases[k] = v.get<double>();
+      } catch (const std::exception&) {
+      }
+      continue;
+    }
+    if (auto r = as_report(*line)) reports[r->host] = *r;
+  }
+  if (mpi.timed_out()) mpi.kill(SIGKILL);
+  int rc = mpi.wait();
+  std::vector<std::string> lost;
+  for (const auto& h : alloc.hosts) {
+    auto it = reports.find(h);
+    if (it == reports.end()) it = std::find_if(reports.begin(), reports.end(), [&](auto& kv) {
+      return kv.first.substr(0, kv.first.find('.')) == h.substr(0, h.find('.'));
+    });
+    if (it != reports.end()) {
+      res.nodes.push_back(it->second);
+      continue;
+    }
+    NodeReport r;
+    r.host = h;
+    r.status = "lost";
+    r.error = mpi.timed_out() ? fmt::format("no report within {:.0f} s (--timeout): is the node down?", o.timeout)
+                              : fmt::format("no report: {} ended with status {} (a node or rank died?)", argv[0], rc);
+    res.nodes.push_back(r);
+    lost.push_back(h);
+  }
+  res.ok = rc == 0 && lost.empty() && std::all_of(res.nodes.begin(), res.nodes.end(), [](auto& r) {
+             return r.status == "unpacked" || r.status == "present";
+           });
+  // When the MPI job died, its ranks left temporary trees and nobody reported. Ask every node
+  // on its own (Slurm): one that answers is cleaned and was only aborted; one that does not is the
+  // node that went down.
+  if (!lost.empty() && alloc.scheduler == job::Scheduler::slurm) {
+    auto answers = sweep_each(o, res.dir, lost, 20);
+    for (auto& r : res.nodes)
+      if (r.status == "lost" && answers.count(r.host)) r = {r.host, "aborted", "", 0, 0, 0};
+      else if (r.status == "lost")
+        r.error = fmt::format("the MPI job died ({} ended with status {}) and the node does not answer: is it down?",
+                              argv[0], rc);
+  }
+  return res;
+}
+
 }  // namespace
 
 StageResult stage(const StageOptions& o, const job::Environ& env) {
@@ -222,9 +320,15 @@ StageResult stage(const StageOptions& o, const job::Environ& env) {
     throw Error(fmt::format("--via sbcast needs Slurm (this is a {} job); use --via mpi",
                             job::scheduler_name(alloc.scheduler)),
                 Error::Kind::usage);
-  if (via == Via::mpi) throw Error("--via mpi: not built yet in this version; use --via sbcast", Error::Kind::usage);
-  res.via = "sbcast";
-  res = stage_sbcast(o, alloc, res);
+  if (via == Via::mpi) {
+    if (o.ferry_mpi.empty() || ::access(o.ferry_mpi.c_str(), X_OK) != 0)
+      throw Error(fmt::format("--via mpi: {} is not there (ferry was built without an MPI)", o.ferry_mpi),
+                  Error::Kind::usage);
+    res = stage_mpi(o, alloc, env, res);
+  } else {
+    res.via = "sbcast";
+    res = stage_sbcast(o, alloc, res);
+  }
   res.seconds = clock.seconds();
   return res;
 }

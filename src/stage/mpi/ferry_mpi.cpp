@@ -1,0 +1,284 @@
+// ferry-mpi: the MPI path of `ferry stage`, a separate program so that ferry itself never links
+// an MPI. Started once per node by the site's mpiexec (ferry stage builds the line):
+//
+//   ferry-mpi stage ARCHIVE DIR [-j N]     stage; rank 0 prints one JSON report line per node
+//   ferry-mpi --mpi                        print the MPI library's version line and its mpiexec
+//
+// Rank 0 maps the archive on shared storage and broadcasts its manifest and frame index, then its
+// bytes in pipelined chunks to the node leaders (MPI_Comm_split_type), which extract frames as
+// they arrive. Every leader extracts into a temporary directory; an allreduce decides: all
+// succeeded, every leader renames into place; any failed, every leader removes its tree.
+#include <mpi.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "env/env.hpp"
+#include "stage/stage.hpp"
+
+namespace {
+
+using namespace ferry;
+
+// Chunk of one broadcast: large enough for the bandwidth of MPICH's scatter-allgather, small
+// enough that extraction starts early and runs alongside the next chunks.
+constexpr std::uint64_t k_chunk = 8u << 20;
+
+std::string this_host() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return host;
+}
+
+void bcast_string(std::string& s, int root, MPI_Comm comm) {
+  std::uint64_t n = s.size();
+  MPI_Bcast(&n, 1, MPI_UINT64_T, root, comm);
+  s.resize(n);
+  if (n) MPI_Bcast(s.data(), static_cast<int>(n), MPI_BYTE, root, comm);
+}
+
+// Bytes arriving from the broadcast; extraction waits on it frame by frame.
+class Arrivals {
+ public:
+  void arrived(std::uint64_t end) {
+    {
+      std::lock_guard lock(m_mutex);
+      m_end = end;
+    }
+    m_cv.notify_all();
+  }
+  void wait_for(std::uint64_t end) {
+    std::unique_lock lock(m_mutex);
+    m_cv.wait(lock, [&] { return m_end >= end; });
+  }
+
+ private:
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  std::uint64_t m_end = 0;
+};
+
+// What rank 0 knows of the archive and sends first.
+struct Header {
+  std::string error;  // non-empty: rank 0 cannot read the archive; everyone stops
+  std::string manifest;
+  std::string index;  // FrameIndexEntry array, raw
+  std::uint64_t size = 0;
+  int layout = 0;
+};
+
+Header read_header(const std::string& archive, const util::MappedFile& map) {
+  Header h;
+  format::FrameIndex index = format::index_frames(map.bytes(), archive);
+  if (index.layout == format::ArchiveLayout::foreign)
+    throw Error(fmt::format("{}: not a ferry archive: the MPI path streams ferry's frames (use --via sbcast, "
+                            "or repack with ferry pack)",
+                            archive));
+  format::read_members(archive, [&](const format::Member& m) {
+    if (format::normalize_member_path(m.entry.path, archive) == format::k_manifest_path) {
+      h.manifest = std::string(m.data);
+      return false;
+    }
+    return true;
+  });
+  if (h.manifest.empty()) throw Error(fmt::format("{}: no manifest in this ferry archive", archive));
+  h.index.assign(reinterpret_cast<const char*>(index.frames.data()),
+                 index.frames.size() * sizeof(format::FrameIndexEntry));
+  h.size = map.bytes().size();
+  h.layout = static_cast<int>(index.layout);
+  return h;
+}
+
+int stage_main(const std::string& archive, const std::string& dir, unsigned jobs) {
+  int world_rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  MPI_Comm node_comm, leaders;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL, &node_comm);
+  int node_rank = 0;
+  MPI_Comm_rank(node_comm, &node_rank);
+  MPI_Comm_split(MPI_COMM_WORLD, node_rank == 0 ? 0 : MPI_UNDEFINED, world_rank, &leaders);
+  if (leaders == MPI_COMM_NULL) {  // not a node leader: its node's leader does the work
+    MPI_Barrier(MPI_COMM_WORLD);
+    return 0;
+  }
+  int rank = 0, nodes = 0;
+  MPI_Comm_rank(leaders, &rank);
+  MPI_Comm_size(leaders, &nodes);
+  util::Stopwatch clock;
+
+  // 1. The header: manifest, frame index, size.
+  std::unique_ptr<util::MappedFile> map;
+  Header h;
+  if (rank == 0) {
+    try {
+      map = std::make_unique<util::MappedFile>(archive);
+      h = read_header(archive, *map);
+    } catch (const std::exception& e) {
+      h.error = e.what();
+    }
+  }
+  bcast_string(h.error, 0, leaders);
+  if (!h.error.empty()) {
+    if (rank == 0) std::fprintf(stderr, "ferry-mpi: error: %s\n", h.error.c_str());
+    MPI_Barrier(MPI_COMM_WORLD);
+    return 2;
+  }
+  bcast_string(h.manifest, 0, leaders);
+  bcast_string(h.index, 0, leaders);
+  MPI_Bcast(&h.size, 1, MPI_UINT64_T, 0, leaders);
+  MPI_Bcast(&h.layout, 1, MPI_INT, 0, leaders);
+  format::FrameIndex index;
+  index.layout = static_cast<format::ArchiveLayout>(h.layout);
+  index.frames.resize(h.index.size() / sizeof(format::FrameIndexEntry));
+  std::memcpy(index.frames.data(), h.index.data(), h.index.size());
+
+  // 2. Each node: does DIR already hold it? Otherwise prepare a session.
+  stage::NodeReport report;
+  report.host = this_host();
+  std::optional<env::UnpackSession> session;
+  try {
+    env::UnpackOptions u;
+    u.archive = archive;
+    u.dest = dir;
+    u.jobs = jobs;
+    u.progress = false;
+    session.emplace(u, h.manifest);
+  } catch (const std::exception& e) {
+    report.status = "failed";
+    report.error = e.what();
+  }
+  // A node that cannot even start (DIR not writable, ...) fails the stage before any byte moves.
+  int opened = session ? 1 : 0, all_opened = 0;
+  MPI_Allreduce(&opened, &all_opened, 1, MPI_INT, MPI_MIN, leaders);
+  int need = all_opened && session && !session->already_present() ? 1 : 0;
+  MPI_Comm movers;  // rank 0 (the reader) and the nodes that need the bytes
+  MPI_Comm_split(leaders, (need || rank == 0) && all_opened ? 0 : MPI_UNDEFINED, rank, &movers);
+
+  // 3. The bytes, pipelined: extraction runs on its own threads while the next chunks arrive.
+  util::Stopwatch phase;
+  double broadcast_seconds = 0;
+  if (movers != MPI_COMM_NULL) {
+    std::unique_ptr<char[]> buffer;
+    std::string_view bytes;
+    if (rank == 0) {
+      bytes = map->bytes();
+    } else {
+      buffer.reset(new char[h.size]);
+      bytes = std::string_view(buffer.get(), h.size);
+    }
+    Arrivals arrivals;
+    std::thread extractor;
+    if (need) {
+      extractor = std::thread([&] {
+        try {
+          format::ArchiveBytes source{bytes, nullptr};
+          if (rank != 0) source.wait_for = [&](std::uint64_t end) { arrivals.wait_for(end); };
+          session->extract(source, index);
+        } catch (const std::exception& e) {
+          report.status = "failed";
+          report.error = e.what();
+        }
+      });
+    }
+    // A node whose extraction failed keeps receiving: the broadcast is collective.
+    for (std::uint64_t off = 0; off < h.size; off += k_chunk) {
+      std::uint64_t len = std::min<std::uint64_t>(k_chunk, h.size - off);
+      MPI_Bcast(const_cast<char*>(bytes.data()) + off, static_cast<int>(len), MPI_BYTE, 0, movers);
+      if (rank != 0) arrivals.arrived(off + len);
+    }
+    broadcast_seconds = phase.seconds();
+    if (extractor.joinable()) extractor.join();
+    MPI_Comm_free(&movers);
+  }
+
+  // 4. All or nothing.
+  int ok = report.status == "failed" ? 0 : 1, all_ok = 0;
+  MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, leaders);
+  if (all_ok) {
+    try {
+      bool present = session->already_present();
+      if (!present) session->commit();
+      report.status = present ? "present" : "unpacked";
+      report.bytes = session->result().bytes;
+      report.files = session->result().files;
+    } catch (const std::exception& e) {
+      report.status = "failed";
+      report.error = e.what();
+    }
+  } else {
+    if (session) report.bytes = session->result().bytes;
+    session.reset();  // removes this node's temporary tree
+    if (report.status != "failed") report.status = "aborted";
+  }
+  report.seconds = clock.seconds();
+
+  // 5. Reports to rank 0, which prints them for ferry stage.
+  std::string line = stage::report_line(report);
+  int len = static_cast<int>(line.size());
+  std::vector<int> lens(static_cast<std::size_t>(nodes)), offsets(static_cast<std::size_t>(nodes));
+  MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, leaders);
+  std::string all;
+  if (rank == 0) {
+    int total = 0;
+    for (int i = 0; i < nodes; ++i) {
+      offsets[static_cast<std::size_t>(i)] = total;
+      total += lens[static_cast<std::size_t>(i)];
+    }
+    all.resize(static_cast<std::size_t>(total));
+  }
+  MPI_Gatherv(line.data(), len, MPI_BYTE, all.data(), lens.data(), offsets.data(), MPI_BYTE, 0, leaders);
+  if (rank == 0) {
+    for (int i = 0; i < nodes; ++i)
+      std::printf("%s\n", all.substr(static_cast<std::size_t>(offsets[static_cast<std::size_t>(i)]),
+                                     static_cast<std::size_t>(lens[static_cast<std::size_t>(i)]))
+                              .c_str());
+    std::printf("{\"phases\": {\"broadcast\": %.3f, \"total\": %.3f}}\n", broadcast_seconds, clock.seconds());
+    std::fflush(stdout);
+  }
+  MPI_Comm_free(&leaders);
+  MPI_Barrier(MPI_COMM_WORLD);
+  return all_ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.size() == 1 && args[0] == "--mpi") {
+    char version[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    MPI_Get_library_version(version, &len);
+    std::string v(version, static_cast<std::size_t>(len));
+    // The library, then the launcher that goes with it (found when ferry-mpi was built).
+    std::printf("%s\n%s\n", v.substr(0, v.find('\n')).c_str(), FERRY_MPIEXEC);
+    return 0;
+  }
+  if (args.size() < 3 || args[0] != "stage") {
+    std::fprintf(stderr, "usage: ferry-mpi stage ARCHIVE DIR [-j N] | ferry-mpi --mpi\n");
+    return 2;
+  }
+  unsigned jobs = 0;
+  if (args.size() == 5 && args[3] == "-j") jobs = static_cast<unsigned>(std::stoul(args[4]));
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  int rc = 1;
+  try {
+    rc = stage_main(args[1], args[2], jobs);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ferry-mpi: error: %s\n", e.what());
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  MPI_Finalize();
+  return rc;
+}
