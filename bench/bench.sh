@@ -79,7 +79,7 @@ printf '%-44s %9.2f %13.2fx\n' "zstd -dc | tar -x (no relocation)" "$t_zstd" "$(
 printf '%-44s %9.2f %13.2fx\n' "cp -a of the unpacked tree (copy floor)" "$t_cp" "$(ratio "$t_cp" "$t_ferry")"
 echo
 
-# ---- launch (on the 3-node test cluster; needs root for its namespaces) ----
+# ---- launch and stage (on the 3-node test cluster; needs root for its namespaces) ----
 # ferry launch against srun of the same command, inside one allocation, so both pay the same
 # step start-up and ferry's share (discovery, planning, the rank wrapper's exec) is the difference.
 CLUSTER="$SRC/tests/cluster/cluster.sh"
@@ -101,6 +101,49 @@ if bash "$CLUSTER" start >/dev/null 2>&1; then
   printf '%-44s %9.1f %14s\n' "srun -N3 -n3 true" "$(echo "scale=1; $t_srun / 1000" | bc)" "1.00x"
   printf '%-44s %9.1f %13.2fx\n' "ferry launch -- true" "$(echo "scale=1; $t_launch / 1000" | bc)" "$(ratio "$t_launch" "$t_srun")"
   printf '%-44s %9.1f\n' "ferry's added time (median difference)" "$(echo "scale=1; ($t_launch - $t_srun) / 1000" | bc)"
+  echo
+
+  # ---- stage: the Frontier recipe against ferry stage, 3 nodes, node-local /mnt (tmpfs) ----
+  # Recipe: sbcast the tar.gz, srun tar -I pigz -xf on every node, then the relocation pass
+  # (conda-unpack's work, in Python) on every node. The archive holds the same tree as ferry's.
+  STAGE_RUNS=${STAGE_RUNS:-3}
+  export HYDRA_IFACE=${FERRY_CLUSTER_IFACE:-ferrybr0}
+  cat > stage.sh <<SH
+set -e
+t() { local s e; s=\$(date +%s%N); "\$@" >/dev/null 2>&1; e=\$(date +%s%N); echo \$(( (e - s) / 1000 )); }
+clean() { srun -N3 --ntasks-per-node=1 rm -rf /mnt/ferry-bench; }
+recipe() {
+  srun -N3 --ntasks-per-node=1 mkdir -p /mnt/ferry-bench/env
+  sbcast --force $WORK/base.tar.gz /mnt/ferry-bench/env.tar.gz
+  srun -N3 --ntasks-per-node=1 sh -c 'tar -I pigz -xf /mnt/ferry-bench/env.tar.gz -C /mnt/ferry-bench/env && rm /mnt/ferry-bench/env.tar.gz'
+}
+reloc() { srun -N3 --ntasks-per-node=1 /usr/bin/python3 $SRC/bench/relocate_pass.py /mnt/ferry-bench/env; }
+for i in \$(seq $STAGE_RUNS); do
+  clean; echo "recipe_copy_untar \$(t recipe)"; echo "recipe_relocate \$(t reloc)"
+  clean; echo "sbcast \$(t $FERRY stage $WORK/e.tar.zst --to /mnt/ferry-bench/env --via sbcast)"
+  clean; echo "mpi \$(t $FERRY stage $WORK/e.tar.zst --to /mnt/ferry-bench/env --via mpi)"
+done
+clean
+$FERRY stage $WORK/e.tar.zst --to /mnt/ferry-bench/env --via mpi --json > $WORK/stage-mpi.json
+clean
+$FERRY stage $WORK/e.tar.zst --to /mnt/ferry-bench/env --via sbcast --json > $WORK/stage-sbcast.json
+clean
+SH
+  timeout -s KILL 900 salloc -N3 bash stage.sh 2>/dev/null > stage.times || true
+  smed() { grep "^$1 " stage.times | cut -d' ' -f2 | sort -n | sed -n "$(( (STAGE_RUNS + 1) / 2 ))p"; }
+  t_copy=$(smed recipe_copy_untar); t_reloc=$(smed recipe_relocate)
+  t_recipe=$((t_copy + t_reloc)); t_sb=$(smed sbcast); t_mpi=$(smed mpi)
+  secs() { echo "scale=2; $1 / 1000000" | bc; }
+  unpacked=$(du -sb "$WORK/ref/env" | cut -f1)
+  printf '%-44s %9s %14s %14s\n' "stage to 3 nodes (node-local, relocated)" "seconds" "ferry faster" "MiB/s/node"
+  printf '%-44s %9.2f %13.2fx %14s\n' "recipe: sbcast + srun tar -I pigz + reloc" "$(secs "$t_recipe")" "$(ratio "$t_recipe" "$t_mpi")" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_recipe" | bc)"
+  printf '%-44s %9.2f %14s\n' "  of which sbcast + untar" "$(secs "$t_copy")" ""
+  printf '%-44s %9.2f %14s\n' "  of which relocation pass" "$(secs "$t_reloc")" ""
+  printf '%-44s %9.2f %13.2fx %14s\n' "ferry stage --via mpi" "$(secs "$t_mpi")" "1.00" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_mpi" | bc)"
+  printf '%-44s %9.2f %13.2fx %14s\n' "ferry stage --via sbcast" "$(secs "$t_sb")" "$(ratio "$t_sb" "$t_mpi")" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_sb" | bc)"
+  for via in mpi sbcast; do
+    echo "  phases ($via): $(/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(", ".join(f"{k} {v:.2f} s" for k, v in j["phases"].items()))' "$WORK/stage-$via.json")"
+  done
 else
-  echo "launch: skipped (the test cluster needs root and network namespaces)"
+  echo "launch and stage: skipped (the test cluster needs root and network namespaces)"
 fi
