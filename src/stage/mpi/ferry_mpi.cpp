@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -31,9 +32,10 @@ namespace {
 
 using namespace ferry;
 
-// Chunk of one broadcast: large enough for the bandwidth of MPICH's scatter-allgather, small
-// enough that extraction starts early and runs alongside the next chunks.
-constexpr std::uint64_t k_chunk = 8u << 20;
+// Chunks of the broadcast: large enough for the bandwidth of MPICH's scatter-allgather, small
+// enough that extraction starts early and runs alongside the next chunks; a few in flight.
+constexpr std::uint64_t k_chunk = 4u << 20;
+constexpr std::size_t k_in_flight = 4;
 
 std::string this_host() {
   char host[256] = {};
@@ -191,12 +193,33 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
         }
       });
     }
-    // A node whose extraction failed keeps receiving: the broadcast is collective.
+    // Several chunks in flight (MPI_Ibcast, issued in the same order everywhere), completed in
+    // order. Waiting polls with short sleeps rather than spinning inside MPI, so the extraction
+    // threads keep the cores. A node whose extraction failed keeps receiving: the broadcast is
+    // collective.
+    std::deque<std::pair<MPI_Request, std::uint64_t>> inflight;
+    auto complete_front = [&](bool block) {
+      while (!inflight.empty()) {
+        int done = 0;
+        MPI_Test(&inflight.front().first, &done, MPI_STATUS_IGNORE);
+        if (done) {
+          if (rank != 0) arrivals.arrived(inflight.front().second);
+          inflight.pop_front();
+          return;
+        }
+        if (!block) return;
+        ::usleep(50);
+      }
+    };
     for (std::uint64_t off = 0; off < h.size; off += k_chunk) {
       std::uint64_t len = std::min<std::uint64_t>(k_chunk, h.size - off);
-      MPI_Bcast(const_cast<char*>(bytes.data()) + off, static_cast<int>(len), MPI_BYTE, 0, movers);
-      if (rank != 0) arrivals.arrived(off + len);
+      MPI_Request req;
+      MPI_Ibcast(const_cast<char*>(bytes.data()) + off, static_cast<int>(len), MPI_BYTE, 0, movers, &req);
+      inflight.emplace_back(req, off + len);
+      while (inflight.size() >= k_in_flight) complete_front(true);
+      complete_front(false);
     }
+    while (!inflight.empty()) complete_front(true);
     broadcast_seconds = phase.seconds();
     if (extractor.joinable()) extractor.join();
     MPI_Comm_free(&movers);
