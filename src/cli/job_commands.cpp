@@ -364,9 +364,16 @@ void add_launch(CLI::App& app) {
     Context c = make_context(*o);
     job::LaunchRequest r = *req;
     r.ferry = self_path();
+    // Named by its content: two launches in one job (a sweep, -N subsets) never rewrite the file
+    // the other's launcher is about to read.
     r.hostfile = job_dir(c.allocation, c.env) + "/hostfile";
     job::LaunchPlan plan = job::plan_launch(c.allocation, *c.machine, c.gpus, c.cpus, r);
-    if (!plan.hostfile_text.empty()) write_file_atomically(r.hostfile, plan.hostfile_text);
+    if (!plan.hostfile_text.empty()) {
+      std::string named = fmt::format("{}-{}", r.hostfile, util::hex64(util::xxh3(plan.hostfile_text)).substr(0, 8));
+      for (auto& a : plan.argv)
+        if (a == r.hostfile) a = named;
+      write_file_atomically(named, plan.hostfile_text);
+    }
     if (*dry_run) {
       if (*json) std::printf("%s\n", context_json(c, &plan).dump(2).c_str());
       else std::printf("%s\n", quoted_line(plan.argv).c_str());
@@ -465,6 +472,8 @@ void add_rank(CLI::App& app) {
       return;
     }
     job::bind_rank_cpus(rank, setup);
+    // ferry's own local-launcher variables end here: a launch inside the rank starts afresh.
+    for (const char* k : {"FERRY_RANK", "FERRY_LOCAL_RANK", "FERRY_WORLD_SIZE", "FERRY_LOCAL_WORLD_SIZE"}) env.erase(k);
     for (const auto& [k, v] : vars) env[k] = v;
     job::exec_command(*command, env);
   });

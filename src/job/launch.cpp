@@ -27,6 +27,18 @@ std::vector<GpuDevice> devices_by_locality(const GpuInventory& inv) {
   return devices;
 }
 
+// The launch line goes to every node, so a rank's GPU must be named the same way on all of them:
+// a UUID names one node's card only. NVIDIA devices become their position among the node's usable
+// GPUs (CUDA's numbering, with CUDA_DEVICE_ORDER=PCI_BUS_ID); the others already are positional.
+std::string portable_selector(const GpuInventory& inv, const GpuDevice& d) {
+  const Gpu& g = inv.gpus.at(d.gpu);
+  if (g.vendor != GpuVendor::nvidia) return d.selector;
+  unsigned position = 0;
+  for (std::size_t i = 0; i < d.gpu; ++i)
+    if (inv.gpus[i].usable && inv.gpus[i].vendor == GpuVendor::nvidia) ++position;
+  return std::to_string(position);
+}
+
 std::vector<unsigned> usable_cpus(const CpuInventory& cpus, const Machine& machine) {
   std::vector<unsigned> usable = cpus.allowed;
   if (usable.empty())
@@ -145,6 +157,7 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
   } else if (ranks == 0) {
     ranks = ppn * max_nodes;
   }
+  ppn = std::min(ppn, ranks);  // -n 1 --ppn 8: one rank, on one node
   if (ranks == 0 || ppn == 0) misfit("-n and --ppn must be at least 1");
   plan.nodes = (ranks + ppn - 1) / ppn;
   if (plan.nodes > max_nodes)
@@ -203,7 +216,7 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
       break;
     case Launcher::openmpi:
       argv = {"mpirun", "-np", std::to_string(ranks), "--hostfile", hostfile,
-              fmt::format("--map-by=ppr:{}:node", ppn), "--bind-to", "none"};
+              "--map-by", fmt::format("ppr:{}:node", ppn), "--bind-to", "none"};
       break;
     case Launcher::flux:
       argv = {"flux", "run", "-N", std::to_string(plan.nodes), "-n", std::to_string(ranks), "-c",
@@ -238,7 +251,7 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
   argv.insert(argv.end(), {"--master-addr", plan.master_addr, "--master-port", std::to_string(plan.master_port)});
   if (gpr && !launcher_binds_gpus) {
     std::vector<std::string> selectors;
-    for (const auto& d : devices) selectors.push_back(d.selector);
+    for (const auto& d : devices) selectors.push_back(portable_selector(gpus, d));
     argv.insert(argv.end(), {"--gpus", join(selectors, ","), "--gpus-per-rank", std::to_string(gpr),
                              "--visibility", gpus.visibility_variable});
   }

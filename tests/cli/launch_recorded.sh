@@ -16,18 +16,23 @@ popts=(--sysfs-root "$TREES/polaris" --hostname x3005c0s7b0n0)
 expect_eq "$(field 'j["machine"]' < polaris.json)" polaris
 line=$("${polaris[@]}" "$FERRY" launch --dry-run "${popts[@]}" -- ./app)
 # Docs: mpiexec -n ${NTOTRANKS} --ppn ${NRANKS_PER_NODE} --depth=${NDEPTH} --cpu-bind depth ./set_affinity_gpu_polaris.sh ./app
-expect_contains "$line" "mpiexec --envall --line-buffer -n 8 --ppn 4 --hostfile $TEST_DIR/.cache/ferry/jobs/pbs-1191229.polaris-pbs-01.hsn.cm.polaris.alcf.anl.gov/hostfile --depth=8 --cpu-bind=depth "
+expect_contains "$line" "mpiexec --envall --line-buffer -n 8 --ppn 4 --hostfile $TEST_DIR/.cache/ferry/jobs/pbs-1191229.polaris-pbs-01.hsn.cm.polaris.alcf.anl.gov/hostfile-"
+expect_contains "$line" " --depth=8 --cpu-bind=depth "
+hostfile=$(echo "$line" | sed 's/.* --hostfile \([^ ]*\) .*/\1/')
+expect_eq "$(cat "$hostfile")" "x3005c0s7b0n0.hsn.cm.polaris.alcf.anl.gov
+x3005c0s13b0n0.hsn.cm.polaris.alcf.anl.gov"
 expect_contains "$line" " -- ./app"
 expect_contains "$line" "--master-addr x3005c0s7b0n0.hsn.cm.polaris.alcf.anl.gov"
-# set_affinity_gpu_polaris.sh: CUDA_VISIBLE_DEVICES=$((3 - PMI_LOCAL_RANK % 4)).
+# set_affinity_gpu_polaris.sh: CUDA_VISIBLE_DEVICES=$((3 - PMI_LOCAL_RANK % 4)), on every node
+# (the line names GPUs by position, never by one node's UUIDs).
 read -ra args <<< "$(rank_args "$line")"
 for r in 0 1 2 3 4 7; do
   local_rank=$((r % 4))
-  want=$(field "[g['uuid'] for g in j['gpus']['devices'] if g['index'] == $((3 - local_rank))][0]" < polaris.json)
   got=$("${clean[@]}" PALS_RANKID=$r PALS_LOCAL_RANKID=$local_rank PMI_SIZE=8 PALS_LOCAL_SIZE=4 PALS_NODEID=$((r / 4)) \
         "$FERRY" rank "${args[@]}" --json | field 'j["CUDA_VISIBLE_DEVICES"] + " " + j["RANK"] + " " + j["LOCAL_RANK"] + " " + j["CUDA_DEVICE_ORDER"]')
-  expect_eq "$got" "$want $r $local_rank PCI_BUS_ID" "polaris rank $r"
+  expect_eq "$got" "$((3 - local_rank)) $r $local_rank PCI_BUS_ID" "polaris rank $r"
 done
+case "$line" in *GPU-*) fail "a UUID in the launch line names one node's GPU only: $line";; esac
 # More ranks per node than GPUs: refused with one line.
 expect_failure "--ppn 5 with 1 GPU(s) per rank needs 5 GPUs per node; this node has 4" \
   "${polaris[@]}" "$FERRY" launch --dry-run --ppn 5 "${popts[@]}" -- ./app

@@ -84,8 +84,9 @@ assert j["hosts"] == ["node1", "node2", "node3"] and j["slots_per_host"] == [2, 
 assert j["machine"] == "generic-pbs" and j["launcher"] == "mpich", j
 ' pbs.json
 line=$("${pbs_env[@]}" "$FERRY" launch --dry-run -- hostname)
-expect_contains "$line" "mpiexec -n 3 -ppn 1 -f $TEST_DIR/.cache/ferry/jobs/pbs-4242.pbs-server/hostfile"
-expect_eq "$(cat "$TEST_DIR/.cache/ferry/jobs/pbs-4242.pbs-server/hostfile")" "node1
+expect_contains "$line" "mpiexec -n 3 -ppn 1 -f $TEST_DIR/.cache/ferry/jobs/pbs-4242.pbs-server/hostfile-"
+hostfile=$(echo "$line" | sed 's/.* -f \([^ ]*\) .*/\1/')
+expect_eq "$(cat "$hostfile")" "node1
 node2
 node3"
 probe_pmi='echo $(hostname) $RANK $LOCAL_RANK $WORLD_SIZE $LOCAL_WORLD_SIZE $PMI_RANK'

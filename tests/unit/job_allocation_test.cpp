@@ -133,8 +133,8 @@ TEST(Launch, FluxJsrunOpenMpiLines) {
   m.launcher = Launcher::openmpi;
   m.launcher_args = {"-x", "PATH"};
   p = plan_launch(a, m, g, c, r);
-  head.assign(p.argv.begin(), p.argv.begin() + 10);
-  EXPECT_EQ(head, (std::vector<std::string>{"mpirun", "-np", "4", "--hostfile", "/tmp/hf", "--map-by=ppr:2:node",
+  head.assign(p.argv.begin(), p.argv.begin() + 11);
+  EXPECT_EQ(head, (std::vector<std::string>{"mpirun", "-np", "4", "--hostfile", "/tmp/hf", "--map-by", "ppr:2:node",
                                             "--bind-to", "none", "-x", "PATH"}));
   EXPECT_EQ(p.hostfile_text, "n1 slots=2\nn2 slots=2\n");
 }
