@@ -111,7 +111,8 @@ RankInfo resolve_rank(const Environ& env) {
       r.local_world_size = per_node[node];
     } else if (r.source == "flux") {
       unsigned nodes = lookup(env, "FLUX_JOB_NNODES") ? number(env, "FLUX_JOB_NNODES") : 1;
-      r.local_world_size = nodes ? r.world_size / nodes : r.world_size;
+      // Flux exports no local size: the most a node holds (ceil), so an uneven layout is not refused.
+      r.local_world_size = nodes ? (r.world_size + nodes - 1) / nodes : r.world_size;
     }
     if (r.world_size == 0 || r.rank >= r.world_size)
       throw Error(fmt::format("{}={} is not below {}={}", s.rank, r.rank, s.size, r.world_size));

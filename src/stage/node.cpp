@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -15,7 +16,10 @@
 namespace ferry::stage {
 namespace {
 
+// The name the coordinator knows this node by: Slurm's node name (it may differ from the host
+// name, e.g. FQDNs or Cray's NodeName/NodeHostname split), else the host name.
 std::string this_host() {
+  if (const char* slurm = std::getenv("SLURMD_NODENAME"); slurm && *slurm) return slurm;
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
   return host;
@@ -38,11 +42,15 @@ struct RemoveOnExit {
 
 }  // namespace
 
+std::string node_name() { return this_host(); }
+
 std::string report_line(const NodeReport& r) {
   nlohmann::json j = {{"host", r.host}, {"status", r.status}, {"bytes", r.bytes},
                       {"files", r.files}, {"seconds", r.seconds}};
   if (!r.error.empty()) j["error"] = r.error;
-  return j.dump();
+  // Errors can quote member names from a corrupt archive: never let bytes that are not UTF-8
+  // stop the report itself.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 NodeReport parse_report_line(const std::string& line) {
@@ -79,6 +87,12 @@ int run_node(const NodeOptions& o) {
     r.error = e.what();
     r.seconds = clock.seconds();
     session.reset();  // removes the temporary tree
+    emit(r);
+    return 1;
+  } catch (...) {
+    r.status = "failed";
+    r.error = "unexpected error";
+    session.reset();
     emit(r);
     return 1;
   }

@@ -75,8 +75,29 @@ std::map<std::string, NodeReport> one_shot(const std::vector<std::string>& argv,
   return reports;
 }
 
-StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, StageResult res) {
-  Deadline deadline{{}, o.timeout};
+// Sweeps each host in its own srun step, all at once (a dead node must not hold up the others);
+// returns the hosts that answered.
+std::set<std::string> sweep_each(const StageOptions& o, const std::string& dir, const std::string& copy,
+                                 const std::vector<std::string>& hosts, double seconds);
+
+// Stops an srun step for good: two SIGINTs within a second cancel the step (one only prints its
+// status), then a bounded wait, then SIGKILL.
+void cancel_step(util::Subprocess& srun) {
+  srun.kill(SIGINT);
+  ::usleep(200000);
+  srun.kill(SIGINT);
+  if (!srun.wait_for(10)) {
+    srun.kill(SIGKILL);
+    srun.wait();
+  }
+}
+
+bool is_final(const std::string& status) {
+  return status == "unpacked" || status == "present" || status == "aborted" || status == "failed";
+}
+
+StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, const Deadline& deadline,
+                         StageResult res) {
   const std::vector<std::string>& hosts = alloc.hosts;
   std::string copy = copy_path(res.dir, alloc.job_id);
   std::uint64_t id = env::archive_identity(res.archive);
@@ -89,17 +110,19 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, St
                                  "--identity", util::hex64(id)});
   auto prepared = one_shot(prepare, hosts, deadline.left());
   res.phases["prepare"] = phase.seconds();
-  std::vector<std::string> todo;
+  std::vector<std::string> todo, present;
+  bool refused = false;
   for (const auto& h : hosts) {
     const NodeReport& r = prepared[h];
-    if (r.status == "present") res.nodes.push_back(r);
-    else if (r.status == "ok") todo.push_back(h);
-    else res.nodes.push_back(r);
+    if (r.status == "ok") {
+      todo.push_back(h);
+      continue;
+    }
+    res.nodes.push_back(r);
+    if (r.status == "present") present.push_back(h);
+    else refused = true;
   }
-  if (res.nodes.size() + todo.size() != hosts.size() || std::any_of(res.nodes.begin(), res.nodes.end(), [](auto& r) {
-        return r.status != "present";
-      })) {
-    res.ok = false;
+  if (refused) {
     for (const auto& h : todo) res.nodes.push_back({h, "aborted", "", 0, 0, 0});
     return res;
   }
@@ -111,22 +134,14 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, St
   // 2. sbcast (to every node of the job: it cannot pick nodes). It leaves partial files on
   //    failure and says so only in its exit status: both are checked and cleaned.
   phase = {};
-  std::vector<std::string> bcast = {"sbcast", "--force", res.archive, copy};
-  util::CommandOutput sb = util::run_command(bcast, deadline.left());
+  util::CommandOutput sb = util::run_command({"sbcast", "--force", res.archive, copy}, deadline.left());
   res.phases["broadcast"] = phase.seconds();
-  auto sweep = [&](const std::vector<std::string>& where) {
-    auto argv = srun_per_node(where);
-    argv.insert(argv.end(), {o.ferry, "stage-node", "--sweep", "--to", res.dir, "--archive", copy});
-    one_shot(argv, where, std::min(60.0, std::max(10.0, deadline.left())));
-  };
-  std::vector<std::string> present;
-  for (const auto& r : res.nodes) present.push_back(r.host);
   if (sb.status != 0) {
-    std::string why = sb.timed_out ? fmt::format("sbcast took longer than {:.0f} s", o.timeout)
+    std::string why = sb.timed_out ? fmt::format("sbcast took longer than the --timeout of {:.0f} s", o.timeout)
                                    : fmt::format("sbcast could not write the archive copy {} ({}): is the disk "
                                                  "full or not writable?",
                                                  copy, sb.last_error_line());
-    sweep(hosts);
+    sweep_each(o, res.dir, copy, hosts, 30);
     // sbcast names the node it failed on as "(node2)"; the others are only aborted.
     std::set<std::string> named;
     for (const auto& h : todo)
@@ -134,22 +149,21 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, St
     for (const auto& h : todo)
       res.nodes.push_back(named.empty() || named.count(h) ? NodeReport{h, "failed", why, 0, 0, 0}
                                                           : NodeReport{h, "aborted", "", 0, 0, 0});
-    res.ok = false;
     return res;
   }
-
-  if (!present.empty()) sweep(present);  // the copy sbcast gave nodes that had the env already
+  if (!present.empty()) sweep_each(o, res.dir, copy, present, 30);  // nodes that had the env already
 
   // 3. One task per node extracts and reports; when every node is ready the word is "commit",
-  //    otherwise "abort" (srun --input=all gives every task the same stdin).
+  //    otherwise "abort" (srun --input=all gives every task the same stdin). A task that dies
+  //    ends the step (--kill-on-bad-exit): no waiting for the timeout on a crashed node.
   phase = {};
   auto step = srun_per_node(todo);
-  step.insert(step.end() - 2, "--input=all");
+  std::replace(step.begin(), step.end(), std::string("--kill-on-bad-exit=0"), std::string("--kill-on-bad-exit=1"));
+  step.insert(step.end() - 1, "--input=all");
   step.insert(step.end(), {o.ferry, "stage-node", "--archive", copy, "--to", res.dir, "--remove-archive"});
   if (o.jobs) step.insert(step.end(), {"-j", std::to_string(o.jobs)});
   util::Subprocess srun(step);
   std::map<std::string, NodeReport> first, last;
-  std::string word;
   while (first.size() < todo.size()) {
     auto line = srun.read_line(deadline.left());
     if (!line) break;
@@ -160,7 +174,7 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, St
   }
   bool all_ready = first.size() == todo.size() &&
                    std::all_of(first.begin(), first.end(), [](auto& kv) { return kv.second.status != "failed"; });
-  word = all_ready ? "commit" : "abort";
+  std::string word = all_ready ? "commit" : "abort";
   res.phases["extract"] = phase.seconds();
   phase = {};
   srun.write(word + "\n");
@@ -170,46 +184,48 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, St
   while (last.size() < todo.size()) {
     auto line = srun.read_line(std::min(60.0, std::max(10.0, deadline.left())));
     if (!line) break;
-    if (auto r = as_report(*line)) last[r->host] = *r;
+    if (auto r = as_report(*line); r && is_final(r->status)) last[r->host] = *r;
   }
-  if (srun.timed_out() || last.size() < todo.size()) srun.kill(SIGKILL);
-  srun.wait();
+  if (last.size() < todo.size() || !srun.wait_for(10)) cancel_step(srun);
   res.phases["commit"] = phase.seconds();
 
-  std::vector<std::string> unclean;
+  // 4. Every node without a final word may hold a temporary tree or the copy: ask each on its own.
+  //    One that answers is cleaned (it was aborted); one that does not is the node that is down.
+  std::vector<std::string> silent;
+  for (const auto& h : todo)
+    if (!last.count(h)) silent.push_back(h);
+  std::set<std::string> answered;
+  if (!silent.empty()) answered = sweep_each(o, res.dir, copy, silent, 20);
   for (const auto& h : todo) {
-    auto it = last.find(h);
-    if (it != last.end()) {
+    if (auto it = last.find(h); it != last.end()) {
       res.nodes.push_back(it->second);
-      continue;
+    } else if (answered.count(h) && word == "abort") {
+      res.nodes.push_back({h, "aborted", "", 0, 0, 0});
+    } else {
+      NodeReport lost{h, "lost", "", 0, 0, 0};
+      if (answered.count(h))
+        lost.error = "its task ended without a report after the commit (it is cleaned, but DIR is missing there)";
+      else if (deadline.left() <= 0)
+        lost.error = fmt::format("no report within {:.0f} s (--timeout): is the node down?", o.timeout);
+      else
+        lost.error = "its task died without a report and the node does not answer: is it down?";
+      res.nodes.push_back(lost);
     }
-    NodeReport lost;
-    lost.host = h;
-    lost.status = "lost";
-    lost.error = deadline.left() <= 0 ? fmt::format("no report within {:.0f} s (--timeout): is the node down?", o.timeout)
-                                      : "its task ended without a report (node or slurmd down?)";
-    if (first.count(h)) lost.error += ": it had extracted, its temporary tree is removed by the next stage";
-    res.nodes.push_back(lost);
-    unclean.push_back(h);
   }
   res.ok = word == "commit" && std::all_of(res.nodes.begin(), res.nodes.end(), [](auto& r) {
              return r.status == "unpacked" || r.status == "present";
            });
-  // A node whose task died after extracting may hold a temporary tree (and the copy): clean it
-  // if it answers (a dead node cannot be; its next stage or unpack sweeps it).
-  for (const auto& h : unclean)
-    if (first.count(h)) sweep({h});
   return res;
 }
 
 // Sweeps each host in its own srun step, all at once (a dead node must not hold up the others);
 // returns the hosts that answered.
-std::set<std::string> sweep_each(const StageOptions& o, const std::string& dir, const std::vector<std::string>& hosts,
-                                 double seconds) {
+std::set<std::string> sweep_each(const StageOptions& o, const std::string& dir, const std::string& copy,
+                                 const std::vector<std::string>& hosts, double seconds) {
   std::vector<std::unique_ptr<util::Subprocess>> steps;
   for (const auto& h : hosts) {
     auto argv = srun_per_node({h});
-    argv.insert(argv.end(), {o.ferry, "stage-node", "--sweep", "--to", dir, "--archive", ""});
+    argv.insert(argv.end(), {o.ferry, "stage-node", "--sweep", "--to", dir, "--archive", copy});
     steps.push_back(std::make_unique<util::Subprocess>(argv));
   }
   Deadline deadline{{}, seconds};
@@ -217,16 +233,15 @@ std::set<std::string> sweep_each(const StageOptions& o, const std::string& dir, 
   for (std::size_t i = 0; i < steps.size(); ++i) {
     while (auto line = steps[i]->read_line(deadline.left()))
       if (auto r = as_report(*line); r && r->status == "swept") answered.insert(hosts[i]);
-    if (steps[i]->timed_out()) steps[i]->kill(SIGKILL);
-    steps[i]->wait();
+    if (!steps[i]->wait_for(steps[i]->timed_out() ? 0 : 5)) cancel_step(*steps[i]);
   }
   return answered;
 }
 
 // The MPI path: ferry-mpi once per node through the MPI's own launcher (it reads the allocation
 // from Slurm or PBS itself); rank 0 prints every node's report.
-StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const job::Environ& env, StageResult res) {
-  Deadline deadline{{}, o.timeout};
+StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const job::Environ& env,
+                      const Deadline& deadline, StageResult res) {
   util::CommandOutput info = util::run_command({o.ferry_mpi, "--mpi"}, 30);
   std::string version = info.out.substr(0, info.out.find('\n'));
   std::string mpiexec = info.out.substr(info.out.find('\n') + 1);
@@ -237,7 +252,7 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
   std::string n = std::to_string(alloc.hosts.size());
   std::vector<std::string> argv = {mpiexec};
   if (version.find("Open MPI") != std::string::npos)
-    argv.insert(argv.end(), {"-np", n, "--map-by", "ppr:1:node"});
+    argv.insert(argv.end(), {"-np", n, "--map-by", "ppr:1:node", "--bind-to", "none"});  // all cores
   else
     argv.insert(argv.end(), {"-n", n, "-ppn", "1"});
   argv.insert(argv.end(), {o.ferry_mpi, "stage", res.archive, res.dir});
@@ -257,10 +272,20 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
       }
       continue;
     }
-    if (auto r = as_report(*line)) reports[r->host] = *r;
+    if (auto r = as_report(*line)) {
+      if (r->host == "*") {  // rank 0 could not start the stage at all (e.g. not a ferry archive)
+        for (const auto& h : alloc.hosts) reports[h] = {h, "failed", r->error, 0, 0, 0};
+        continue;
+      }
+      reports[r->host] = *r;
+    }
   }
-  if (mpi.timed_out()) mpi.kill(SIGKILL);
-  int rc = mpi.wait();
+  if (mpi.timed_out()) cancel_step(mpi);
+  int rc = mpi.wait_for(30).value_or(-1);
+  if (rc < 0) {
+    mpi.kill(SIGKILL);
+    rc = mpi.wait();
+  }
   std::vector<std::string> lost;
   for (const auto& h : alloc.hosts) {
     auto it = reports.find(h);
@@ -286,7 +311,7 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
   // on its own (Slurm): one that answers is cleaned and was only aborted; one that does not is the
   // node that went down.
   if (!lost.empty() && alloc.scheduler == job::Scheduler::slurm) {
-    auto answers = sweep_each(o, res.dir, lost, 20);
+    auto answers = sweep_each(o, res.dir, "", lost, 20);
     for (auto& r : res.nodes)
       if (r.status == "lost" && answers.count(r.host)) r = {r.host, "aborted", "", 0, 0, 0};
       else if (r.status == "lost")
@@ -300,6 +325,8 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
 
 StageResult stage(const StageOptions& o, const job::Environ& env) {
   util::Stopwatch clock;
+  if (!(o.timeout > 0)) throw Error(fmt::format("--timeout {}: must be more than 0 seconds", o.timeout), Error::Kind::usage);
+  Deadline deadline{{}, o.timeout};
   StageResult res;
   res.archive = util::absolute_path(o.archive);
   if (o.dir.empty() || o.dir.front() != '/')
@@ -314,8 +341,15 @@ StageResult stage(const StageOptions& o, const job::Environ& env) {
   if (alloc.scheduler == job::Scheduler::none)
     throw Error("ferry stage runs inside a job (no Slurm, PBS, LSF or Flux allocation found)", Error::Kind::usage);
 
+  // auto: MPI when ferry-mpi is built and the archive is ferry's own (the MPI path streams its
+  // frames); sbcast for everything else (a conda-pack tar.gz, say).
   Via via = o.via;
-  if (via == Via::automatic) via = (!o.ferry_mpi.empty() && ::access(o.ferry_mpi.c_str(), X_OK) == 0) ? Via::mpi : Via::sbcast;
+  if (via == Via::automatic) {
+    bool framed = format::index_frames(util::MappedFile(res.archive).bytes(), res.archive).layout !=
+                  format::ArchiveLayout::foreign;
+    bool have_mpi = !o.ferry_mpi.empty() && ::access(o.ferry_mpi.c_str(), X_OK) == 0;
+    via = framed && have_mpi ? Via::mpi : Via::sbcast;
+  }
   if (via == Via::sbcast && alloc.scheduler != job::Scheduler::slurm)
     throw Error(fmt::format("--via sbcast needs Slurm (this is a {} job); use --via mpi",
                             job::scheduler_name(alloc.scheduler)),
@@ -324,10 +358,10 @@ StageResult stage(const StageOptions& o, const job::Environ& env) {
     if (o.ferry_mpi.empty() || ::access(o.ferry_mpi.c_str(), X_OK) != 0)
       throw Error(fmt::format("--via mpi: {} is not there (ferry was built without an MPI)", o.ferry_mpi),
                   Error::Kind::usage);
-    res = stage_mpi(o, alloc, env, res);
+    res = stage_mpi(o, alloc, env, deadline, res);
   } else {
     res.via = "sbcast";
-    res = stage_sbcast(o, alloc, res);
+    res = stage_sbcast(o, alloc, deadline, res);
   }
   res.seconds = clock.seconds();
   return res;

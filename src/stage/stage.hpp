@@ -70,6 +70,9 @@ void sweep_node(const std::string& dir, const std::string& archive_copy);
 // archive with this identity), "ok" (work to do) or "failed" (e.g. not writable).
 NodeReport prepare_node(const std::string& dir, const std::string& archive_copy, std::uint64_t identity);
 
+// This node's name as the coordinator knows it (SLURMD_NODENAME, else the host name).
+std::string node_name();
+
 // A report as one JSON line, and back.
 std::string report_line(const NodeReport& report);
 NodeReport parse_report_line(const std::string& line);

@@ -36,7 +36,9 @@ pid_t spawn_tied(const std::vector<std::string>& argv, int in_fd, int out_fd, in
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);
-    if (in_fd < 0) in_fd = ::open("/dev/null", O_RDONLY);
+    // ferry ignores SIGPIPE for its own writes; the child gets the default back.
+    ::signal(SIGPIPE, SIG_DFL);
+    if (in_fd < 0) in_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (in_fd >= 0) ::dup2(in_fd, 0);
     if (out_fd >= 0) ::dup2(out_fd, 1);
     if (err_fd >= 0) ::dup2(err_fd, 2);
@@ -67,7 +69,7 @@ CommandOutput run_command(const std::vector<std::string>& argv, double timeout_s
   Stopwatch clock;
   while (open_count > 0) {
     int wait_ms = -1;
-    if (timeout_seconds > 0) {
+    if (timeout_seconds >= 0) {
       double left = timeout_seconds - clock.seconds();
       if (left <= 0) {
         ::kill(pid, SIGKILL);
@@ -92,9 +94,11 @@ CommandOutput run_command(const std::vector<std::string>& argv, double timeout_s
     }
   }
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  pid_t reaped;
+  while ((reaped = ::waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
-  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (reaped < 0) result.status = 255;  // lost (SIGCHLD ignored by our parent): not a success
+  else result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   if (result.status == 127 && result.out.empty() && result.err.empty()) {
     std::string line;
     for (const auto& a : argv) line += (line.empty() ? "" : " ") + a;
@@ -155,14 +159,16 @@ std::optional<std::string> Subprocess::read_line(double seconds) {
       return line;
     }
     double left = seconds - clock.seconds();
-    if (left <= 0) {
-      m_timed_out = true;
-      return std::nullopt;
-    }
     pollfd p{m_out.get(), POLLIN, 0};
-    int rc = ::poll(&p, 1, static_cast<int>(left * 1000) + 1);
+    int rc = ::poll(&p, 1, left <= 0 ? 0 : static_cast<int>(left * 1000) + 1);
     if (rc < 0 && errno == EINTR) continue;
-    if (rc <= 0) continue;
+    if (rc <= 0) {
+      if (left <= 0) {
+        m_timed_out = true;
+        return std::nullopt;
+      }
+      continue;
+    }
     char buffer[4096];
     ssize_t n = ::read(m_out.get(), buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
@@ -178,10 +184,30 @@ void Subprocess::kill(int signal) {
 int Subprocess::wait() {
   if (m_status >= 0) return m_status;
   int status = 0;
-  while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
+  pid_t reaped;
+  while ((reaped = ::waitpid(m_pid, &status, 0)) < 0 && errno == EINTR) {
   }
-  m_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  m_status = reaped < 0 ? 255 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return m_status;
+}
+
+std::optional<int> Subprocess::wait_for(double seconds) {
+  if (m_status >= 0) return m_status;
+  Stopwatch clock;
+  while (true) {
+    int status = 0;
+    pid_t reaped = ::waitpid(m_pid, &status, WNOHANG);
+    if (reaped == m_pid) {
+      m_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      return m_status;
+    }
+    if (reaped < 0 && errno != EINTR) {
+      m_status = 255;
+      return m_status;
+    }
+    if (clock.seconds() >= seconds) return std::nullopt;
+    ::usleep(20000);
+  }
 }
 
 }  // namespace ferry::util

@@ -141,9 +141,9 @@ struct CommandOutput {
 };
 
 // Runs argv (PATH searched, no shell, stdin from /dev/null) and collects stdout and stderr. The
-// child is killed if ferry dies, or after timeout_seconds (> 0; status then 128 + SIGKILL and
-// timed_out set). Throws Error only when it cannot be started.
-CommandOutput run_command(const std::vector<std::string>& argv, double timeout_seconds = 0);
+// child is killed if ferry dies, or once timeout_seconds have passed (negative: no limit; status
+// then 128 + SIGKILL and timed_out set). Throws Error only when it cannot be started.
+CommandOutput run_command(const std::vector<std::string>& argv, double timeout_seconds = -1);
 
 // A child process ferry talks to: its stdin and stdout are pipes (stderr is ferry's). Killed if
 // ferry dies. Not copyable; the destructor kills and reaps a child still running.
@@ -157,11 +157,13 @@ class Subprocess {
   bool write(std::string_view text);
   void close_stdin();
   // The next line of stdout without its newline; nullopt at EOF or when `seconds` pass first
-  // (timed_out() tells which).
+  // (timed_out() tells which). What is already there is read even when no time is left.
   std::optional<std::string> read_line(double seconds);
   bool timed_out() const { return m_timed_out; }
   void kill(int signal);
   int wait();  // exit status, or 128 + signal
+  // Waits at most `seconds`; nullopt when the child is still running then.
+  std::optional<int> wait_for(double seconds);
 
  private:
   pid_t m_pid = -1;

@@ -80,9 +80,23 @@ size=$(stat -c %s bad.tar.zst)
 printf 'corrupt!' | dd of=bad.tar.zst bs=1 seek=$((size / 2)) conv=notrunc status=none
 rc=0; out=$(stage "$TEST_DIR/bad.tar.zst" --to "$D/bad/env") || rc=$?
 [ "$rc" -ne 0 ] || fail "a corrupted archive must fail the stage"
-expect_contains "$out" "ferry: error: node1: "
+# (the first node to find it fails; the others may be stopped before they do, and abort)
+expect_contains "$out" "ferry: error: node"
 expect_contains "$out" "corrupt"
 expect_clean "$D/bad/env"
+
+# ---- A foreign archive (plain tar.gz, as conda-pack writes): the MPI path streams only ferry's
+#      frames and says so on every host; --via auto takes sbcast for it and succeeds.
+if [ "$VIA" = mpi ]; then
+  mkdir -p tiny/bin && echo hello > tiny/bin/greeting && tar -C tiny -czf tiny.tar.gz .
+  rc=0; out=$(stage "$TEST_DIR/tiny.tar.gz" --to "$D/tiny") || rc=$?
+  [ "$rc" -ne 0 ] || fail "--via mpi must refuse a foreign archive"
+  expect_eq "$(echo "$out" | grep -c 'ferry: error: node.: .*not a ferry archive')" 3 "$out"
+  out=$(CLUSTER_TIMEOUT=60 on_cluster salloc -N3 "$FERRY" stage "$TEST_DIR/tiny.tar.gz" --to "$D/tiny" --json 2>/dev/null)
+  expect_contains "$out" '"via": "sbcast"'
+  expect_contains "$out" '"ok": true'
+  expect_eq "$(each_node "cat $D/tiny/bin/greeting" | cut -d' ' -f2 | tr '\n' ' ')" "hello hello hello "
+fi
 
 # ---- A node dies mid-stage (its slurmd and every process on it killed): ferry does not hang,
 #      names the node, and the other nodes keep nothing. Last: the cluster is restarted after.

@@ -37,11 +37,6 @@ using namespace ferry;
 constexpr std::uint64_t k_chunk = 4u << 20;
 constexpr std::size_t k_in_flight = 4;
 
-std::string this_host() {
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  return host;
-}
 
 void bcast_string(std::string& s, int root, MPI_Comm comm) {
   std::uint64_t n = s.size();
@@ -132,7 +127,12 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
   }
   bcast_string(h.error, 0, leaders);
   if (!h.error.empty()) {
-    if (rank == 0) std::fprintf(stderr, "ferry-mpi: error: %s\n", h.error.c_str());
+    // One report for every node: ferry stage shows the reason on each host's line.
+    if (rank == 0) {
+      std::printf("%s\n", stage::report_line({"*", "failed", h.error, 0, 0, 0}).c_str());
+      std::fflush(stdout);
+    }
+    MPI_Comm_free(&leaders);
     MPI_Barrier(MPI_COMM_WORLD);
     return 2;
   }
@@ -147,7 +147,7 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
 
   // 2. Each node: does DIR already hold it? Otherwise prepare a session.
   stage::NodeReport report;
-  report.host = this_host();
+  report.host = stage::node_name();
   std::optional<env::UnpackSession> session;
   try {
     env::UnpackOptions u;
@@ -160,7 +160,18 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
     report.status = "failed";
     report.error = e.what();
   }
-  // A node that cannot even start (DIR not writable, ...) fails the stage before any byte moves.
+  // Room for the bytes, before anyone commits to the broadcast.
+  std::unique_ptr<char[]> buffer;
+  if (session && !session->already_present() && rank != 0) {
+    buffer.reset(new (std::nothrow) char[h.size]);
+    if (!buffer) {
+      report.status = "failed";
+      report.error = fmt::format("cannot hold the {}-byte archive in memory", h.size);
+      session.reset();
+    }
+  }
+  // A node that cannot even start (DIR not writable, no memory, ...) fails the stage before any
+  // byte moves.
   int opened = session ? 1 : 0, all_opened = 0;
   MPI_Allreduce(&opened, &all_opened, 1, MPI_INT, MPI_MIN, leaders);
   int need = all_opened && session && !session->already_present() ? 1 : 0;
@@ -171,14 +182,7 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
   util::Stopwatch phase;
   double broadcast_seconds = 0;
   if (movers != MPI_COMM_NULL) {
-    std::unique_ptr<char[]> buffer;
-    std::string_view bytes;
-    if (rank == 0) {
-      bytes = map->bytes();
-    } else {
-      buffer.reset(new char[h.size]);
-      bytes = std::string_view(buffer.get(), h.size);
-    }
+    std::string_view bytes = rank == 0 ? map->bytes() : std::string_view(buffer.get(), h.size);
     Arrivals arrivals;
     std::thread extractor;
     if (need) {
