@@ -114,6 +114,25 @@ void discover_pbs(Allocation& a, const Environ& env) {
 
 void discover_lsf(Allocation& a, const Environ& env) {
   a.job_id = *first_of(env, {"LSB_JOBID"});
+  // LSB_DJOB_RANKFILE lists one host per slot, the first line being the launch (batch) node,
+  // which runs no ranks (Summit-class machines): drop it.
+  if (auto file = first_of(env, {"LSB_DJOB_RANKFILE"})) {
+    std::ifstream in(*file);
+    std::string first;
+    if (!in || !std::getline(in, first))
+      throw Error(fmt::format("LSB_DJOB_RANKFILE={}: cannot read the rank file", *file));
+    std::unordered_map<std::string, std::size_t> index;
+    std::string line;
+    while (std::getline(in, line)) {
+      auto begin = line.find_first_not_of(" \t\r");
+      if (begin == std::string::npos) continue;
+      auto end = line.find_first_of(" \t\r", begin);
+      add_host_slots(a, line.substr(begin, end == std::string::npos ? end : end - begin), 1, index);
+    }
+    if (a.hosts.empty()) throw Error(fmt::format("LSB_DJOB_RANKFILE={}: no compute hosts after the launch node", *file));
+    a.source = *file;
+    return;
+  }
   if (auto file = first_of(env, {"LSB_DJOB_HOSTFILE"})) {
     read_nodefile(a, *file, "LSB_DJOB_HOSTFILE");
     return;

@@ -1,11 +1,13 @@
 // The node side of a stage: extract, report, wait for the word, commit or abort.
 #include <fcntl.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -43,6 +45,19 @@ struct RemoveOnExit {
 }  // namespace
 
 std::string node_name() { return this_host(); }
+
+std::optional<std::string> shared_file_system(const std::string& path) {
+  struct statfs fs {};
+  if (::statfs(path.c_str(), &fs) != 0) return std::nullopt;
+  // The file systems HPC centres share between nodes (statfs magic numbers).
+  static const std::pair<long, const char*> shared[] = {
+      {0x6969, "NFS"},           {0x0BD00BD0, "Lustre"}, {0x47504653, "GPFS"}, {0xFF534D42, "CIFS"},
+      {0x19830326, "BeeGFS"},    {0x00C36400, "CephFS"}, {0x65735546, "FUSE"}, {0x53464846, "WekaFS"},
+  };
+  for (const auto& [magic, name] : shared)
+    if (static_cast<long>(fs.f_type) == magic) return std::string(name);
+  return std::nullopt;
+}
 
 std::string report_line(const NodeReport& r) {
   nlohmann::json j = {{"host", r.host}, {"status", r.status}, {"bytes", r.bytes},
@@ -144,6 +159,11 @@ NodeReport prepare_node(const std::string& dir, const std::string& archive_copy,
     util::UniqueFd fd(::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!fd) util::throw_errno(parent, "cannot write", errno);
     ::unlink(probe.c_str());
+    // Every node would fight over one tree (and its lock) on a shared file system.
+    if (auto shared = shared_file_system(parent))
+      throw Error(fmt::format("{}: is on {}, shared between nodes: stage to node-local storage (or use ferry "
+                              "unpack once)",
+                              parent, *shared));
     sweep_node(dir, archive_copy);
     r.status = env::holds_archive(dest, identity) ? "present" : "ok";
   } catch (const std::exception& e) {

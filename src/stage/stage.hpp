@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,9 @@ void sweep_node(const std::string& dir, const std::string& archive_copy);
 // Before a stage: makes dir's parent, sweeps leftovers, and reports "present" (dir holds the
 // archive with this identity), "ok" (work to do) or "failed" (e.g. not writable).
 NodeReport prepare_node(const std::string& dir, const std::string& archive_copy, std::uint64_t identity);
+
+// The name of the shared file system (NFS, Lustre, GPFS, ...) that holds path, if it is one.
+std::optional<std::string> shared_file_system(const std::string& path);
 
 // This node's name as the coordinator knows it (SLURMD_NODENAME, else the host name).
 std::string node_name();

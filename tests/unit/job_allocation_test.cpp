@@ -83,6 +83,12 @@ TEST(Allocation, LsfCobaltFluxAndNone) {
   EXPECT_EQ(a.hosts, (std::vector<std::string>{"batch1", "h1", "h2"}));
   EXPECT_EQ(a.slots, (std::vector<unsigned>{1, 42, 42}));
 
+  // The rank file's first line is the launch node, which runs no ranks.
+  Nodefile rankfile("batch3\nh1\nh1\nh2\nh2\n");
+  a = discover_allocation({{"LSB_JOBID", "78"}, {"LSB_DJOB_RANKFILE", rankfile.path()}}, {});
+  EXPECT_EQ(a.hosts, (std::vector<std::string>{"h1", "h2"}));
+  EXPECT_EQ(a.slots, (std::vector<unsigned>{2, 2}));
+
   Nodefile f("thetagpu01\nthetagpu02\n");
   a = discover_allocation({{"COBALT_JOBID", "5"}, {"COBALT_NODEFILE", f.path()}, {"COBALT_JOBSIZE", "2"}}, {});
   EXPECT_EQ(a.scheduler, Scheduler::cobalt);

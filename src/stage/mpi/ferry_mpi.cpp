@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -150,6 +151,9 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
   report.host = stage::node_name();
   std::optional<env::UnpackSession> session;
   try {
+    std::string parent = std::filesystem::path(util::absolute_path(dir)).parent_path().string();
+    if (auto shared = stage::shared_file_system(parent))
+      throw Error(fmt::format("{}: is on {}, shared between nodes: stage to node-local storage", parent, *shared));
     env::UnpackOptions u;
     u.archive = archive;
     u.dest = dir;
