@@ -39,6 +39,32 @@ constexpr std::uint64_t k_chunk = 4u << 20;
 constexpr std::size_t k_in_flight = 4;
 
 
+// Waits for a nonblocking operation by polling with short sleeps: a blocking collective spins
+// inside MPI, taking a core from the nodes still extracting (they share cores in tests, and
+// helper threads on real nodes).
+void wait_quietly(MPI_Request& request) {
+  int done = 0;
+  while (true) {
+    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    ::usleep(200);
+  }
+}
+
+int all_min(int value, MPI_Comm comm) {
+  int result = 0;
+  MPI_Request request;
+  MPI_Iallreduce(&value, &result, 1, MPI_INT, MPI_MIN, comm, &request);
+  wait_quietly(request);
+  return result;
+}
+
+void barrier_quietly(MPI_Comm comm) {
+  MPI_Request request;
+  MPI_Ibarrier(comm, &request);
+  wait_quietly(request);
+}
+
 void bcast_string(std::string& s, int root, MPI_Comm comm) {
   std::uint64_t n = s.size();
   MPI_Bcast(&n, 1, MPI_UINT64_T, root, comm);
@@ -107,7 +133,7 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
   MPI_Comm_rank(node_comm, &node_rank);
   MPI_Comm_split(MPI_COMM_WORLD, node_rank == 0 ? 0 : MPI_UNDEFINED, world_rank, &leaders);
   if (leaders == MPI_COMM_NULL) {  // not a node leader: its node's leader does the work
-    MPI_Barrier(MPI_COMM_WORLD);
+    barrier_quietly(MPI_COMM_WORLD);
     return 0;
   }
   int rank = 0, nodes = 0;
@@ -134,7 +160,7 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
       std::fflush(stdout);
     }
     MPI_Comm_free(&leaders);
-    MPI_Barrier(MPI_COMM_WORLD);
+    barrier_quietly(MPI_COMM_WORLD);
     return 2;
   }
   bcast_string(h.manifest, 0, leaders);
@@ -176,8 +202,7 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
   }
   // A node that cannot even start (DIR not writable, no memory, ...) fails the stage before any
   // byte moves.
-  int opened = session ? 1 : 0, all_opened = 0;
-  MPI_Allreduce(&opened, &all_opened, 1, MPI_INT, MPI_MIN, leaders);
+  int all_opened = all_min(session ? 1 : 0, leaders);
   int need = all_opened && session && !session->already_present() ? 1 : 0;
   MPI_Comm movers;  // rank 0 (the reader) and the nodes that need the bytes
   MPI_Comm_split(leaders, (need || rank == 0) && all_opened ? 0 : MPI_UNDEFINED, rank, &movers);
@@ -234,8 +259,7 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
   }
 
   // 4. All or nothing.
-  int ok = report.status == "failed" ? 0 : 1, all_ok = 0;
-  MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, leaders);
+  int all_ok = all_min(report.status == "failed" ? 0 : 1, leaders);
   if (all_ok) {
     try {
       bool present = session->already_present();
@@ -278,7 +302,7 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
     std::fflush(stdout);
   }
   MPI_Comm_free(&leaders);
-  MPI_Barrier(MPI_COMM_WORLD);
+  barrier_quietly(MPI_COMM_WORLD);
   return all_ok ? 0 : 1;
 }
 
