@@ -83,7 +83,7 @@ echo
 # ferry launch against srun of the same command, inside one allocation, so both pay the same
 # step start-up and ferry's share (discovery, planning, the rank wrapper's exec) is the difference.
 CLUSTER="$SRC/tests/cluster/cluster.sh"
-if bash "$CLUSTER" start >/dev/null 2>&1; then
+if [ "${BENCH_CLUSTER:-1}" = 1 ] && bash "$CLUSTER" start >/dev/null 2>&1; then
   trap 'bash "$CLUSTER" stop >/dev/null 2>&1; rm -rf "$WORK"' EXIT
   # shellcheck source=/dev/null
   . "${FERRY_CLUSTER_DIR:-/dev/shm/ferry-cluster}/env.sh"
@@ -145,5 +145,5 @@ SH
     echo "  phases ($via): $(/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(", ".join(f"{k} {v:.2f} s" for k, v in j["phases"].items()))' "$WORK/stage-$via.json")"
   done
 else
-  echo "launch and stage: skipped (the test cluster needs root and network namespaces)"
+  [ "${BENCH_CLUSTER:-1}" = 1 ] && echo "launch and stage: skipped (the test cluster needs root and network namespaces)"
 fi

@@ -24,4 +24,4 @@ echo
 echo "\$ $DEST/bin/python -c 'import numpy, scipy, sys; ...'"
 PYTHONDONTWRITEBYTECODE=1 "$DEST/bin/python" -c 'import numpy, scipy, sys; print("python", sys.version.split()[0], "at", sys.prefix); print("numpy", numpy.__version__, "scipy", scipy.__version__); print(numpy.linalg.eigvalsh(numpy.diag([3.0, 1.0, 2.0])))'
 echo
-RUNS=1 bash "$SRC/bench/bench.sh" "$FERRY" "$FIX/env"
+RUNS=1 BENCH_CLUSTER=0 bash "$SRC/bench/bench.sh" "$FERRY" "$FIX/env"
