@@ -145,5 +145,5 @@ SH
     echo "  phases ($via): $(/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(", ".join(f"{k} {v:.2f} s" for k, v in j["phases"].items()))' "$WORK/stage-$via.json")"
   done
 else
-  [ "${BENCH_CLUSTER:-1}" = 1 ] && echo "launch and stage: skipped (the test cluster needs root and network namespaces)"
+  if [ "${BENCH_CLUSTER:-1}" = 1 ]; then echo "launch and stage: skipped (the test cluster needs root and network namespaces)"; fi
 fi

@@ -11,6 +11,8 @@ packages=(
   python3 python3-numpy python3-scipy python3-torch
   # The 3-node Slurm mini-cluster that tests/cluster/ runs jobs on (network namespaces + MPICH).
   slurm-wlm slurmctld slurmd slurm-client munge mpich libmpich-dev iproute2 util-linux
+  # Real module systems for ferry module's round-trip tests (both define `module`: one per shell).
+  lmod environment-modules tcl
 )
 missing=()
 for p in "${packages[@]}"; do
