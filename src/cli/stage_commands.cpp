@@ -50,8 +50,7 @@ void add_stage(CLI::App& app) {
   cmd->add_option("--via", *via, "auto (MPI when ferry-mpi is built, else sbcast), mpi or sbcast")
       ->check(CLI::IsMember({"auto", "mpi", "sbcast"}));
   cmd->add_option("-j,--jobs", o->jobs, "Threads per node (default: all cores)");
-  cmd->add_option("--timeout", o->timeout, "Seconds before a stuck stage fails (default 1800)")
-      ->check(CLI::PositiveNumber);
+  cmd->add_option("--timeout", o->timeout, "Seconds before a stuck stage fails (default 1800)");
   cmd->add_flag("--json", *json, "Print the per-node report as JSON");
   cmd->callback([=] {
     stage::StageOptions opts = *o;

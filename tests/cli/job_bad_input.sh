@@ -39,6 +39,16 @@ expect_failure "COMMAND is required" "${clean[@]}" "$FERRY" launch --dry-run
 expect_failure "--env novalue: expected KEY=VALUE" "${clean[@]}" "$FERRY" rank --env novalue -- true
 expect_failure "hostlist 'n[5-3]': range 5-3 goes backwards" "$FERRY" hostlist expand 'n[5-3]'
 
+# ferry stage: outside a job, bad options, the wrong way for the scheduler.
+ARCHIVE="$TEST_DIR/a.tar.zst"
+mkdir -p tiny/bin && echo hi > tiny/bin/x && "$FERRY" pack tiny -o "$ARCHIVE" >/dev/null
+expect_failure "ferry stage runs inside a job" "${clean[@]}" "$FERRY" stage "$ARCHIVE" --to /mnt/env
+expect_failure "--to rel/env: must be an absolute path" "${clean[@]}" SLURM_JOB_ID=5 SLURM_JOB_NODELIST=n1 "$FERRY" stage "$ARCHIVE" --to rel/env
+expect_failure "--timeout 0: must be more than 0 seconds" "${clean[@]}" SLURM_JOB_ID=5 SLURM_JOB_NODELIST=n1 "$FERRY" stage "$ARCHIVE" --to /mnt/env --timeout 0
+expect_failure "$TEST_DIR/missing.tar.zst: cannot open archive" "${clean[@]}" SLURM_JOB_ID=5 SLURM_JOB_NODELIST=n1 "$FERRY" stage "$TEST_DIR/missing.tar.zst" --to /mnt/env
+printf 'n1\n' > pbs.nodes
+expect_failure "--via sbcast needs Slurm (this is a pbs job)" "${clean[@]}" PBS_JOBID=1 PBS_NODEFILE="$TEST_DIR/pbs.nodes" "$FERRY" stage "$ARCHIVE" --to /mnt/env --via sbcast
+
 # A missing launcher is named, not a hang.
 expect_failure "flux getattr hostlist" "${clean[@]}" FLUX_URI=local:///nonexistent PATH=/nonexistent "$FERRY" job
 echo ok
