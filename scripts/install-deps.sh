@@ -11,17 +11,39 @@ packages=(
   python3 python3-numpy python3-scipy python3-torch
   # The 3-node Slurm mini-cluster that tests/cluster/ runs jobs on (network namespaces + MPICH).
   slurm-wlm slurmctld slurmd slurm-client munge mpich libmpich-dev iproute2 util-linux
-  # Real module systems for ferry module's round-trip tests (both define `module`: one per shell).
-  lmod environment-modules tcl
+  # Real module systems for ferry module's round-trip tests: Environment Modules from apt, and the
+  # dependencies of Lmod, which Debian marks as conflicting with it (both define `module`; their files
+  # do not overlap): Lmod itself is unpacked below into $lmod_root, outside dpkg's database.
+  environment-modules tcl lua5.3 lua-posix lua-term lua-filesystem lua-json libtcl8.6
 )
+# Lmod's .deb unpacked (dpkg-deb -x) with its init files pointed at that root; the tests source
+# $lmod_root/usr/share/lmod/lmod/init/bash (or a real /usr/share/lmod when one is installed).
+lmod_root=/opt/ferry/lmod
+install_lmod() {
+  [ -x "$lmod_root/usr/share/lmod/lmod/libexec/lmod" ] && return 0
+  [ -x /usr/share/lmod/lmod/libexec/lmod ] && return 0
+  local sudo_cmd=() tmp
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq lmod 2>/dev/null) || { echo "install-deps: cannot download lmod" >&2; rm -rf "$tmp"; return 1; }
+  "${sudo_cmd[@]}" rm -rf "$lmod_root.tmp"
+  "${sudo_cmd[@]}" mkdir -p "$lmod_root.tmp"
+  "${sudo_cmd[@]}" dpkg-deb -x "$tmp"/lmod_*.deb "$lmod_root.tmp"
+  "${sudo_cmd[@]}" find "$lmod_root.tmp/usr/share/lmod" -type f \( -path '*/init/*' -o -path '*/libexec/*' \) \
+    -exec sed -i "s#/usr/share/lmod#$lmod_root/usr/share/lmod#g; s#/usr/lib/lmod#$lmod_root/usr/lib/lmod#g" {} +
+  "${sudo_cmd[@]}" rm -rf "$lmod_root"
+  "${sudo_cmd[@]}" mv "$lmod_root.tmp" "$lmod_root"
+  rm -rf "$tmp"
+}
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then install_lmod; exit 0; fi
 echo "install-deps: installing ${missing[*]}"
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_lmod

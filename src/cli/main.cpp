@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   ferry::cli::add_venv(app);
   ferry::cli::add_job_commands(app);
   ferry::cli::add_stage(app);
+  ferry::cli::add_module(app);
   try {
     app.parse(argc, argv);  // also runs the chosen verb
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,56 @@
+// ferry module: modulefiles (Lmod or Tcl) for environments (module.hpp).
+#include <cstdio>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "module/module.hpp"
+
+namespace ferry::cli {
+
+void add_module(CLI::App& app) {
+  auto opts = std::make_shared<module::Options>();
+  auto lmod = std::make_shared<std::string>();
+  auto tcl = std::make_shared<std::string>();
+  auto name = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "module", "Write Lmod or Tcl modulefiles for environments; module unload restores the shell exactly");
+  cmd->add_option("PREFIX", opts->prefixes, "Environments (conda envs, venvs, ferry-unpacked envs)")->required();
+  CLI::Option* l = cmd->add_option("--lmod", *lmod, "Write Lua modulefiles for Lmod into DIR (DIR/NAME/VERSION.lua)");
+  CLI::Option* t = cmd->add_option("--tcl", *tcl, "Write Tcl modulefiles for Environment Modules into DIR (DIR/NAME/VERSION)");
+  l->excludes(t);
+  cmd->add_option("--name", *name, "NAME or NAME/VERSION (one environment only); default: the directory's "
+                                   "name / the Python major.minor");
+  cmd->add_option("--family", opts->family, "Module family: one of it loaded at a time (default python; '' for none)");
+  cmd->add_flag("-f,--force", opts->force, "Replace a different modulefile of the same name");
+  cmd->add_flag("--json", *json, "Print the result as JSON");
+  cmd->callback([=] {
+    if (lmod->empty() == tcl->empty()) throw Error("module: give one of --lmod DIR or --tcl DIR", Error::Kind::usage);
+    opts->system = lmod->empty() ? module::System::tcl : module::System::lmod;
+    opts->dir = lmod->empty() ? *tcl : *lmod;
+    if (!name->empty()) opts->name = *name;
+    std::vector<module::Written> written = module::write_modulefiles(*opts);
+    if (*json) {
+      nlohmann::ordered_json arr = nlohmann::ordered_json::array();
+      for (const module::Written& w : written) {
+        nlohmann::ordered_json keys = nlohmann::ordered_json::array();
+        for (const module::Package& p : w.key_packages) keys.push_back({{"name", p.name}, {"version", p.version}});
+        arr.push_back({{"prefix", w.prefix}, {"kind", w.kind}, {"module", w.name + "/" + w.version},
+                       {"path", w.path}, {"action", w.action}, {"python_version", w.python_version},
+                       {"packages", w.packages}, {"key_packages", keys},
+                       {"activate_scripts", w.activate_scripts}});
+      }
+      std::printf("%s\n", nlohmann::ordered_json{{"system", *lmod == "" ? "tcl" : "lmod"}, {"modules", arr}}.dump(2).c_str());
+      return;
+    }
+    for (const module::Written& w : written)
+      std::printf("%s %s/%s -> %s (%s env, %zu packages)\n", w.action.c_str(), w.name.c_str(), w.version.c_str(),
+                  w.path.c_str(), w.kind.c_str(), w.packages);
+    std::printf("use it: module use %s; module load %s\n", opts->dir.c_str(),
+                written.empty() ? "" : written.front().name.c_str());
+  });
+}
+
+}  // namespace ferry::cli

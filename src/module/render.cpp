@@ -1,0 +1,217 @@
+// Modulefile text for Lmod (Lua) and Environment Modules (Tcl). Every command is one the module
+// engine reverses on unload; see the README's "Modules" section for why each one was chosen.
+#include <fmt/format.h>
+
+#include "module/module.hpp"
+#include "util/util.hpp"
+
+namespace ferry::module {
+namespace {
+
+// A Lua string literal.
+std::string lua_str(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (u < 0x20 || u == 0x7f) {
+      out += fmt::format("\\{:03d}", u);
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// One Tcl word: braced when that keeps it literal, otherwise every special character escaped.
+std::string tcl_word(std::string_view s) {
+  if (!s.empty() && s.find_first_of("{}\\") == std::string_view::npos) return fmt::format("{{{}}}", s);
+  std::string out;
+  for (char c : s) {
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    if (std::string_view("{}[]$\\\"; \t").find(c) != std::string_view::npos) out += '\\';
+    out += c;
+  }
+  return out.empty() ? "{}" : out;
+}
+
+std::string kind_word(env::Kind kind) { return kind == env::Kind::venv ? "venv" : "conda"; }
+
+struct Plan {
+  std::vector<std::pair<std::string, std::optional<std::string>>> vars;  // nullopt: unset
+};
+
+// What activation does (as `ferry activate` and conda do, minus the prompt).
+Plan activation(const EnvInfo& info) {
+  Plan p;
+  if (info.kind == env::Kind::venv) {
+    p.vars.emplace_back("VIRTUAL_ENV", info.prefix);
+  } else {
+    p.vars.emplace_back("CONDA_PREFIX", info.prefix);
+    p.vars.emplace_back("CONDA_DEFAULT_ENV", info.prefix);
+  }
+  p.vars.emplace_back("PYTHONHOME", std::nullopt);
+  return p;
+}
+
+std::string package_line(const std::vector<Package>& packages) {
+  std::string out;
+  for (const Package& p : packages) out += (out.empty() ? "" : ", ") + p.name + " " + p.version;
+  return out;
+}
+
+std::string help_text(const EnvInfo& info, const Naming& naming) {
+  std::string py = info.python_version.empty() ? "" : fmt::format(" (Python {})", info.python_version);
+  std::string out = fmt::format("{}/{}: the {} environment {}{}.\n", naming.name, naming.version,
+                                kind_word(info.kind), info.prefix, py);
+  if (info.unpacked_from) out += fmt::format("Unpacked by ferry from {}.\n", *info.unpacked_from);
+  std::vector<Package> keys = key_packages(info);
+  if (!keys.empty()) {
+    out += "\nKey packages:\n";
+    for (const Package& p : keys) out += fmt::format("  {} {}\n", p.name, p.version);
+  }
+  std::string q = util::shell_word(info.prefix);
+  out += fmt::format("{} packages in all; list them with:\n  {}\n", info.packages.size(),
+                     info.kind == env::Kind::conda ? "conda list --prefix " + q
+                                                   : q + "/bin/python -m pip list");
+  out += fmt::format("\nLoading puts {}/bin first on PATH, sets {}, unsets PYTHONHOME", info.prefix,
+                     info.kind == env::Kind::venv ? "VIRTUAL_ENV" : "CONDA_PREFIX and CONDA_DEFAULT_ENV");
+  if (!info.activate_scripts.empty()) out += " and sources the environment's etc/conda/activate.d scripts";
+  out += ";\nunloading gives every variable back the value it had before.\n";
+  out += "\nExtend it:\n";
+  if (info.kind == env::Kind::conda) {
+    out += "  - for yourself, on top of it:   pip install --user PACKAGE\n";
+    out += fmt::format("  - a venv on top of it:          ferry venv $SCRATCH/myvenv --base {}\n", q);
+    out += fmt::format("  - clone it and change the copy: conda create --prefix $SCRATCH/myclone --clone {}\n", q);
+  } else {
+    out += fmt::format("  - install into it (if you may write it): {}/bin/python -m pip install PACKAGE\n", q);
+    out += "  - or make your own venv on the same base: ferry venv $SCRATCH/myvenv --base BASE\n";
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> whatis(const EnvInfo& info, const Naming& naming) {
+  std::vector<std::pair<std::string, std::string>> w = {
+      {"Name", naming.name},
+      {"Version", naming.version},
+      {"Category", "python " + kind_word(info.kind)},
+      {"Keywords", "python " + kind_word(info.kind) + " environment"},
+      {"Description", fmt::format("{} environment {}{}", kind_word(info.kind), info.prefix,
+                                  info.python_version.empty() ? "" : " (Python " + info.python_version + ")")}};
+  std::vector<Package> keys = key_packages(info);
+  if (!keys.empty()) w.emplace_back("Packages", package_line(keys));
+  return w;
+}
+
+// Lmod 8.6 keeps the bottom of a pushenv stack (__LMOD_STACK_<VAR>) after the last pop, and a later
+// pushenv would restore that stale value instead of the one the user has now: reseed it on load.
+constexpr std::string_view k_lua_helpers = R"(local function ferry_b64(s)
+  local a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  local out = {}
+  for i = 1, #s, 3 do
+    local b1, b2, b3 = s:byte(i, i + 2)
+    local n = b1 * 65536 + (b2 or 0) * 256 + (b3 or 0)
+    local c = {}
+    for k = 3, 0, -1 do
+      local d = math.floor(n / 64 ^ k) % 64
+      c[#c + 1] = a:sub(d + 1, d + 1)
+    end
+    if not b2 then c[3] = "=" end
+    if not b3 then c[4] = "=" end
+    out[#out + 1] = table.concat(c)
+  end
+  return table.concat(out)
+end
+local function ferry_pushenv(name, value)
+  if mode() == "load" then
+    local stack, cur = os.getenv("__LMOD_STACK_" .. name), os.getenv(name)
+    if stack and not stack:find(":", 1, true) then
+      local want = cur and ferry_b64(cur) or nil
+      if stack ~= want then
+        if want then setenv("__LMOD_STACK_" .. name, want) else unsetenv("__LMOD_STACK_" .. name) end
+      end
+    end
+  end
+  pushenv(name, value)
+end
+)";
+
+// Environment Modules 5.2's pushenv cuts values at ':' and cannot push "unset": each variable's
+// previous value is kept in __FERRY_SAVED_<VAR> ("=" + value; absent when it was unset) and put back
+// on unload by `unsetenv VAR VALUE`, which sets VAR to VALUE when the module is unloaded.
+constexpr std::string_view k_tcl_helpers = R"(proc ferry_env {name args} {
+  set saved __FERRY_SAVED_$name
+  if {[module-info mode unload]} {
+    if {[llength $args]} { setenv $name [lindex $args 0] }
+    set old [getenv --return-value $saved __ferry_unset__]
+    if {$old ne {__ferry_unset__}} {
+      setenv $saved $old
+      unsetenv $name [string range $old 1 end]
+    }
+    return
+  }
+  if {[module-info mode load]} {
+    set cur [getenv --return-value $name __ferry_unset__]
+    if {$cur ne {__ferry_unset__}} { setenv $saved =$cur }
+  }
+  if {[llength $args]} { setenv $name [lindex $args 0] } else { unsetenv $name }
+}
+)";
+
+std::string render_lua(const EnvInfo& info, const Naming& naming) {
+  std::string out = fmt::format(
+      "-- {}/{}: the {} environment {}\n"
+      "-- Written by `ferry module`; write it again rather than edit it. Every command below is\n"
+      "-- reversed by `module unload`, which gives the shell back exactly as it was.\n",
+      naming.name, naming.version, kind_word(info.kind), info.prefix);
+  if (!info.activate_scripts.empty())
+    out += fmt::format(
+        "if convertToCanonical(LmodVersion()) < convertToCanonical(\"8.6\") then\n"
+        "  LmodError({})\nend\n",
+        lua_str(naming.name + "/" + naming.version + " needs Lmod 8.6 or newer (source_sh)"));
+  out += "\nhelp(" + lua_str(help_text(info, naming)) + ")\n";
+  for (const auto& [k, v] : whatis(info, naming)) out += "whatis(" + lua_str(k + ": " + v) + ")\n";
+  out += "\n";
+  if (!naming.family.empty()) out += "family(" + lua_str(naming.family) + ")\n";
+  out += k_lua_helpers;
+  out += "prepend_path(\"PATH\", " + lua_str(info.prefix + "/bin") + ")\n";
+  for (const auto& [name, value] : activation(info).vars)
+    out += "ferry_pushenv(" + lua_str(name) + ", " + (value ? lua_str(*value) : "false") + ")\n";
+  for (const std::string& script : info.activate_scripts)
+    out += "source_sh(\"bash\", " + lua_str(util::shell_word(script)) + ")\n";
+  return out;
+}
+
+std::string render_tcl(const EnvInfo& info, const Naming& naming) {
+  std::string out = fmt::format(
+      "#%Module5.1\n"
+      "# {}/{}: the {} environment {}\n"
+      "# Written by `ferry module`; write it again rather than edit it. Every command below is\n"
+      "# reversed by `module unload`, which gives the shell back exactly as it was.\n\n",
+      naming.name, naming.version, kind_word(info.kind), info.prefix);
+  out += "proc ModulesHelp {} {\n  puts stderr " + tcl_word(help_text(info, naming)) + "\n}\n";
+  for (const auto& [k, v] : whatis(info, naming)) out += "module-whatis " + tcl_word(k + ": " + v) + "\n";
+  out += "\n";
+  if (!naming.family.empty()) out += "family " + tcl_word(naming.family) + "\n";
+  out += k_tcl_helpers;
+  out += "prepend-path PATH " + tcl_word(info.prefix + "/bin") + "\n";
+  for (const auto& [name, value] : activation(info).vars)
+    out += "ferry_env " + name + (value ? " " + tcl_word(*value) : "") + "\n";
+  for (const std::string& script : info.activate_scripts) out += "source-sh bash " + tcl_word(script) + "\n";
+  return out;
+}
+
+}  // namespace
+
+std::string render(const EnvInfo& info, const Naming& naming, System system) {
+  return system == System::lmod ? render_lua(info, naming) : render_tcl(info, naming);
+}
+
+}  // namespace ferry::module

@@ -1,0 +1,161 @@
+// ferry module: every modulefile checked, then written beside its place and renamed into it.
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "module/module.hpp"
+#include "util/util.hpp"
+
+namespace ferry::module {
+namespace {
+
+void check_component(const std::string& what, const std::string& value) {
+  bool bad = value.empty() || value == "." || value == ".." || value.front() == '.' ||
+             value.find('/') != std::string::npos;
+  for (char c : value) bad = bad || static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+  if (bad)
+    throw Error(fmt::format("--name: {} '{}' must be a non-empty file name not starting with '.'", what, value),
+                Error::Kind::usage);
+}
+
+// Directories this run created and temporary files it wrote, undone unless committed.
+class Transaction {
+ public:
+  Transaction() = default;
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  ~Transaction() {
+    if (m_committed) return;
+    for (const std::string& t : m_temps) ::unlink(t.c_str());
+    for (auto it = m_dirs.rbegin(); it != m_dirs.rend(); ++it) ::rmdir(it->c_str());
+  }
+  // mkdir -p, remembering what it made.
+  void make_dirs(const std::string& path) {
+    std::filesystem::path p(path);
+    std::vector<std::string> missing;
+    for (std::filesystem::path q = p; !q.empty() && q != q.root_path(); q = q.parent_path()) {
+      struct stat st {};
+      if (::stat(q.c_str(), &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) throw Error(fmt::format("{}: not a directory", q.string()));
+        break;
+      }
+      missing.push_back(q.string());
+    }
+    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+      if (::mkdir(it->c_str(), 0755) != 0 && errno != EEXIST) util::throw_errno(*it, "cannot create the module directory", errno);
+      m_dirs.push_back(*it);
+    }
+  }
+  // Writes text to a temporary file beside path (a dot file: neither Lmod nor Modules reads it).
+  std::string write_temp(const std::string& path, const std::string& text) {
+    std::filesystem::path p(path);
+    std::string tmpl = (p.parent_path() / ("." + p.filename().string() + ".ferry-tmp-XXXXXX")).string();
+    int fd = ::mkstemp(tmpl.data());
+    if (fd < 0) util::throw_errno(p.parent_path().string(), "cannot write a modulefile here", errno);
+    util::UniqueFd file(fd);
+    m_temps.push_back(tmpl);
+    util::write_all(file.get(), text, tmpl);
+    if (::fchmod(file.get(), 0644) != 0) util::throw_errno(tmpl, "cannot chmod", errno);
+    if (::fsync(file.get()) != 0) util::throw_errno(tmpl, "cannot sync", errno);
+    return tmpl;
+  }
+  void commit() { m_committed = true; }
+
+ private:
+  std::vector<std::string> m_dirs, m_temps;
+  bool m_committed = false;
+};
+
+struct Target {
+  EnvInfo info;
+  Naming naming;
+  std::string path, text, action, temp;
+};
+
+}  // namespace
+
+std::vector<Written> write_modulefiles(const Options& options) {
+  if (options.prefixes.empty()) throw Error("ferry module: no environment given", Error::Kind::usage);
+  if (options.name && options.prefixes.size() > 1)
+    throw Error("--name: only with a single environment (each of several gets its own default name)",
+                Error::Kind::usage);
+  if (!options.family.empty()) check_component("family", options.family);
+  std::string dir = util::absolute_path(options.dir);
+
+  // 1. Read every environment and decide every file before touching the disk.
+  std::vector<Target> targets;
+  std::set<std::string> seen;
+  for (const std::string& prefix : options.prefixes) {
+    Target t;
+    t.info = describe(prefix);
+    t.naming = default_naming(t.info, options.family);
+    if (options.name) {
+      std::size_t slash = options.name->find('/');
+      t.naming.name = options.name->substr(0, slash);
+      if (slash != std::string::npos) t.naming.version = options.name->substr(slash + 1);
+    }
+    check_component("NAME", t.naming.name);
+    check_component("VERSION", t.naming.version);
+    t.path = fmt::format("{}/{}/{}{}", dir, t.naming.name, t.naming.version,
+                         options.system == System::lmod ? ".lua" : "");
+    if (!seen.insert(t.path).second)
+      throw Error(fmt::format("{}: two environments would get this modulefile; give one its own --name", t.path),
+                  Error::Kind::usage);
+    t.text = render(t.info, t.naming, options.system);
+    t.action = "written";
+    struct stat st {};
+    if (::lstat(t.path.c_str(), &st) == 0) {
+      if (!S_ISREG(st.st_mode))
+        throw Error(fmt::format("{}: exists and is not a regular file", t.path));
+      if (util::read_file(t.path) == t.text) {
+        t.action = "unchanged";
+      } else if (!options.force) {
+        throw Error(fmt::format("{}: a different modulefile exists (--force replaces it)", t.path));
+      } else {
+        t.action = "replaced";
+      }
+    }
+    targets.push_back(std::move(t));
+  }
+
+  // 2. Write every file beside its place, then 3. rename them all.
+  Transaction tx;
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) throw Error(fmt::format("{}: not a directory", dir));
+  for (Target& t : targets) {
+    if (t.action == "unchanged") continue;
+    tx.make_dirs(std::filesystem::path(t.path).parent_path().string());
+    t.temp = tx.write_temp(t.path, t.text);
+  }
+  for (Target& t : targets) {
+    if (t.action == "unchanged") continue;
+    if (::rename(t.temp.c_str(), t.path.c_str()) != 0) util::throw_errno(t.path, "cannot rename into place", errno);
+  }
+  tx.commit();
+
+  std::vector<Written> out;
+  for (const Target& t : targets) {
+    Written w;
+    w.prefix = t.info.prefix;
+    w.kind = env::kind_name(t.info.kind);
+    w.name = t.naming.name;
+    w.version = t.naming.version;
+    w.path = t.path;
+    w.python_version = t.info.python_version;
+    w.action = t.action;
+    w.key_packages = key_packages(t.info);
+    w.packages = t.info.packages.size();
+    w.activate_scripts = t.info.activate_scripts.size();
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+}  // namespace ferry::module
