@@ -103,47 +103,57 @@ if [ "${BENCH_CLUSTER:-1}" = 1 ] && bash "$CLUSTER" start >/dev/null 2>&1; then
   printf '%-44s %9.1f\n' "ferry's added time (median difference)" "$(echo "scale=1; ($t_launch - $t_srun) / 1000" | bc)"
   echo
 
-  # ---- stage: the Frontier recipe against ferry stage, 3 nodes, node-local /mnt (tmpfs) ----
+  # ---- stage: the Frontier recipe against ferry stage, node-local /mnt (tmpfs) ----
   # Recipe: sbcast the tar.gz, srun tar -I pigz -xf on every node, then the relocation pass
   # (conda-unpack's work, in Python) on every node. The archive holds the same tree as ferry's.
+  # On 3 nodes the nodes share this machine's 2 cores; on 1 node each tool has both, as on a real
+  # node.
   STAGE_RUNS=${STAGE_RUNS:-3}
   export HYDRA_IFACE=${FERRY_CLUSTER_IFACE:-ferrybr0}
   cat > stage.sh <<SH
 set -e
+N=\$1
 t() { local s e; s=\$(date +%s%N); "\$@" >/dev/null 2>&1; e=\$(date +%s%N); echo \$(( (e - s) / 1000 )); }
-clean() { srun -N3 --ntasks-per-node=1 rm -rf /mnt/ferry-bench; }
+clean() { srun -N\$N --ntasks-per-node=1 rm -rf /mnt/ferry-bench; }
 recipe() {
-  srun -N3 --ntasks-per-node=1 mkdir -p /mnt/ferry-bench/env
+  srun -N\$N --ntasks-per-node=1 mkdir -p /mnt/ferry-bench/env
   sbcast --force $WORK/base.tar.gz /mnt/ferry-bench/env.tar.gz
-  srun -N3 --ntasks-per-node=1 sh -c 'tar -I pigz -xf /mnt/ferry-bench/env.tar.gz -C /mnt/ferry-bench/env && rm /mnt/ferry-bench/env.tar.gz'
+  srun -N\$N --ntasks-per-node=1 sh -c 'tar -I pigz -xf /mnt/ferry-bench/env.tar.gz -C /mnt/ferry-bench/env && rm /mnt/ferry-bench/env.tar.gz'
 }
-reloc() { srun -N3 --ntasks-per-node=1 /usr/bin/python3 $SRC/bench/relocate_pass.py /mnt/ferry-bench/env; }
+reloc() { srun -N\$N --ntasks-per-node=1 /usr/bin/python3 $SRC/bench/relocate_pass.py /mnt/ferry-bench/env; }
 for i in \$(seq $STAGE_RUNS); do
   clean; echo "recipe_copy_untar \$(t recipe)"; echo "recipe_relocate \$(t reloc)"
   clean; echo "sbcast \$(t $FERRY stage $WORK/e.tar.zst --to /mnt/ferry-bench/env --via sbcast)"
   clean; echo "mpi \$(t $FERRY stage $WORK/e.tar.zst --to /mnt/ferry-bench/env --via mpi)"
 done
 clean
-$FERRY stage $WORK/e.tar.zst --to /mnt/ferry-bench/env --via mpi --json > $WORK/stage-mpi.json
+$FERRY stage $WORK/e.tar.zst --to /mnt/ferry-bench/env --via mpi --json > $WORK/stage-mpi-\$N.json
 clean
-$FERRY stage $WORK/e.tar.zst --to /mnt/ferry-bench/env --via sbcast --json > $WORK/stage-sbcast.json
+$FERRY stage $WORK/e.tar.zst --to /mnt/ferry-bench/env --via sbcast --json > $WORK/stage-sbcast-\$N.json
 clean
 SH
-  timeout -s KILL 900 salloc -N3 bash stage.sh 2>/dev/null > stage.times || true
-  smed() { grep "^$1 " stage.times | cut -d' ' -f2 | sort -n | sed -n "$(( (STAGE_RUNS + 1) / 2 ))p"; }
-  t_copy=$(smed recipe_copy_untar); t_reloc=$(smed recipe_relocate)
-  t_recipe=$((t_copy + t_reloc)); t_sb=$(smed sbcast); t_mpi=$(smed mpi)
   secs() { echo "scale=2; $1 / 1000000" | bc; }
   unpacked=$(du -sb "$WORK/ref/env" | cut -f1)
-  printf '%-44s %9s %14s %14s\n' "stage to 3 nodes (node-local, relocated)" "seconds" "ferry faster" "MiB/s/node"
-  printf '%-44s %9.2f %13.2fx %14s\n' "recipe: sbcast + srun tar -I pigz + reloc" "$(secs "$t_recipe")" "$(ratio "$t_recipe" "$t_mpi")" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_recipe" | bc)"
-  printf '%-44s %9.2f %14s\n' "  of which sbcast + untar" "$(secs "$t_copy")" ""
-  printf '%-44s %9.2f %14s\n' "  of which relocation pass" "$(secs "$t_reloc")" ""
-  printf '%-44s %9.2f %13.2fx %14s\n' "ferry stage --via mpi" "$(secs "$t_mpi")" "1.00" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_mpi" | bc)"
-  printf '%-44s %9.2f %13.2fx %14s\n' "ferry stage --via sbcast" "$(secs "$t_sb")" "$(ratio "$t_sb" "$t_mpi")" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_sb" | bc)"
-  for via in mpi sbcast; do
-    echo "  phases ($via): $(/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(", ".join(f"{k} {v:.2f} s" for k, v in j["phases"].items()))' "$WORK/stage-$via.json")"
-  done
+  stage_table() {  # N: nodes
+    local n=$1
+    timeout -s KILL 900 salloc -N"$n" bash stage.sh "$n" 2>/dev/null > "stage-$n.times" || true
+    smed() { grep "^$1 " "stage-$n.times" | cut -d' ' -f2 | sort -n | sed -n "$(( (STAGE_RUNS + 1) / 2 ))p"; }
+    local t_copy t_reloc t_recipe t_sb t_mpi
+    t_copy=$(smed recipe_copy_untar); t_reloc=$(smed recipe_relocate)
+    t_recipe=$((t_copy + t_reloc)); t_sb=$(smed sbcast); t_mpi=$(smed mpi)
+    printf '%-44s %9s %14s %14s\n' "stage to $n node(s) (node-local, relocated)" "seconds" "ferry faster" "MiB/s/node"
+    printf '%-44s %9.2f %13.2fx %14s\n' "recipe: sbcast + srun tar -I pigz + reloc" "$(secs "$t_recipe")" "$(ratio "$t_recipe" "$t_mpi")" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_recipe" | bc)"
+    printf '%-44s %9.2f %14s\n' "  of which sbcast + untar" "$(secs "$t_copy")" ""
+    printf '%-44s %9.2f %14s\n' "  of which relocation pass" "$(secs "$t_reloc")" ""
+    printf '%-44s %9.2f %13.2fx %14s\n' "ferry stage --via mpi" "$(secs "$t_mpi")" "1.00" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_mpi" | bc)"
+    printf '%-44s %9.2f %13.2fx %14s\n' "ferry stage --via sbcast" "$(secs "$t_sb")" "$(ratio "$t_sb" "$t_mpi")" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_sb" | bc)"
+    for via in mpi sbcast; do
+      echo "  phases ($via): $(/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(", ".join(f"{k} {v:.2f} s" for k, v in j["phases"].items()))' "$WORK/stage-$via-$n.json")"
+    done
+  }
+  stage_table 3
+  echo
+  stage_table 1
 else
   if [ "${BENCH_CLUSTER:-1}" = 1 ]; then echo "launch and stage: skipped (the test cluster needs root and network namespaces)"; fi
 fi
