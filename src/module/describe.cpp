@@ -4,6 +4,8 @@
 #include <array>
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <set>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -97,6 +99,24 @@ std::string python_version(const EnvInfo& info) {
   return best;
 }
 
+// The variables a shell script assigns at the start of a command (`NAME=`, `export NAME=`,
+// `export A=1 B=2`), except those whose new value refers to their old one ($NAME, ${NAME...}):
+// those are list edits (prepend/append) that the engines already reverse. Read, never run.
+void scan_assignments(const std::string& script, std::set<std::string>& out, std::set<std::string>& lists) {
+  static const std::regex k_assign(R"((?:^|[\s;&|(!{])(?:export\s+|declare\s+-x\s+|readonly\s+)?([A-Za-z_][A-Za-z0-9_]*)=)");
+  std::ifstream in(script);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::string code = line.substr(0, line.find('#') == 0 ? 0 : line.size());
+    for (auto it = std::sregex_iterator(code.begin(), code.end(), k_assign); it != std::sregex_iterator(); ++it) {
+      std::string name = (*it)[1].str();
+      std::string rest = code.substr(static_cast<std::size_t>(it->position(0) + it->length(0)));
+      bool self = rest.find("$" + name) != std::string::npos || rest.find("${" + name) != std::string::npos;
+      (self ? lists : out).insert(name);
+    }
+  }
+}
+
 }  // namespace
 
 EnvInfo describe(const std::string& prefix_arg) {
@@ -117,6 +137,20 @@ EnvInfo describe(const std::string& prefix_arg) {
     if (ent.path().extension() == ".sh" && ent.is_regular_file(ec))
       info.activate_scripts.push_back(ent.path().string());
   std::sort(info.activate_scripts.begin(), info.activate_scripts.end());
+  std::set<std::string> vars, lists;
+  for (const std::string& script : info.activate_scripts) scan_assignments(script, vars, lists);
+  // What activation itself sets, and the engines' and shells' own, are not the scripts' to keep.
+  auto own = [](const std::string& v) {
+    for (const char* o : {"PATH", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "VIRTUAL_ENV", "PYTHONHOME", "PS1", "PWD",
+                          "OLDPWD", "SHLVL", "_", "IFS", "LOADEDMODULES", "_LMFILES_", "MODULEPATH"})
+      if (v == o) return true;
+    return v.rfind("__LMOD_", 0) == 0 || v.rfind("__MODULES_", 0) == 0 || v.rfind("_ModuleTable", 0) == 0 ||
+           v.rfind("__FERRY_", 0) == 0;
+  };
+  for (const std::string& v : vars)
+    if (!own(v)) info.script_vars.push_back(v);
+  for (const std::string& v : lists)
+    if (!own(v) && !vars.count(v)) info.script_list_vars.push_back(v);
   try {
     std::string marker = info.prefix + "/.ferry/unpacked.json";
     if (fs::exists(marker, ec)) {

@@ -24,6 +24,11 @@ struct EnvInfo {
   std::string python_version;  // "3.11.7", or empty when none is found
   std::vector<Package> packages;      // sorted by name: conda-meta, else site-packages metadata
   std::vector<std::string> activate_scripts;  // etc/conda/activate.d/*.sh, sorted, absolute
+  // Variables those scripts assign whole (`export NAME=...` whose value does not name $NAME): the
+  // engines record such a change as a plain setenv, so the modulefile keeps their earlier value.
+  std::vector<std::string> script_vars;
+  // Variables they edit as lists (`export NAME=x:$NAME`): the engines reverse those themselves.
+  std::vector<std::string> script_list_vars;
   std::optional<std::string> unpacked_from;   // .ferry/unpacked.json "archive", when ferry unpacked it
 };
 

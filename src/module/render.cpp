@@ -113,7 +113,7 @@ std::vector<std::pair<std::string, std::string>> whatis(const EnvInfo& info, con
 // Lmod 8.6 keeps the bottom of a pushenv stack (__LMOD_STACK_<VAR>) after the last pop, and a later
 // pushenv would restore that stale value instead of the one the user has now: reseed it on load.
 constexpr std::string_view k_lua_helpers = R"(local function ferry_b64(s)
-  local a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  local a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
   local out = {}
   for i = 1, #s, 3 do
     local b1, b2, b3 = s:byte(i, i + 2)
@@ -133,7 +133,7 @@ local function ferry_pushenv(name, value)
   if mode() == "load" then
     local stack, cur = os.getenv("__LMOD_STACK_" .. name), os.getenv(name)
     if stack and not stack:find(":", 1, true) then
-      local want = cur and ferry_b64(cur) or nil
+      local want = cur and cur ~= "" and ferry_b64(cur) or nil
       if stack ~= want then
         if want then setenv("__LMOD_STACK_" .. name, want) else unsetenv("__LMOD_STACK_" .. name) end
       end
@@ -141,15 +141,31 @@ local function ferry_pushenv(name, value)
   end
   pushenv(name, value)
 end
+-- After the activate.d scripts: a variable they assigned whole (source_sh records a setenv, which
+-- unsets on unload) is pushed once more over the value it had before them, so the pop on unload,
+-- which comes after source_sh's own undo, gives that value back (or leaves it unset).
+local function ferry_keep(name, before)
+  if mode() == "load" then
+    local key = "__LMOD_STACK_" .. name
+    local stack = os.getenv(key)
+    if not stack or not stack:find(":", 1, true) then
+      if before and before ~= "" then setenv(key, ferry_b64(before)) else unsetenv(key) end
+    end
+  end
+  local now = os.getenv(name)
+  if now == nil then pushenv(name, false) else pushenv(name, now) end
+end
 )";
 
 // Environment Modules 5.2's pushenv cuts values at ':' and cannot push "unset": each variable's
 // previous value is kept in __FERRY_SAVED_<VAR> ("=" + value; absent when it was unset) and put back
-// on unload by `unsetenv VAR VALUE`, which sets VAR to VALUE when the module is unloaded.
+// on unload by `unsetenv VAR VALUE`, which sets VAR to VALUE when the module is unloaded. On unload,
+// `setenv VAR VALUE` unsets VAR in the shell but leaves VALUE visible to the next modulefile the same
+// command evaluates (the load half of a switch would save it as the user's): `setenv VAR {}` clears it.
 constexpr std::string_view k_tcl_helpers = R"(proc ferry_env {name args} {
   set saved __FERRY_SAVED_$name
   if {[module-info mode unload]} {
-    if {[llength $args]} { setenv $name [lindex $args 0] }
+    setenv $name {}
     set old [getenv --return-value $saved __ferry_unset__]
     if {$old ne {__ferry_unset__}} {
       setenv $saved $old
@@ -162,6 +178,27 @@ constexpr std::string_view k_tcl_helpers = R"(proc ferry_env {name args} {
     if {$cur ne {__ferry_unset__}} { setenv $saved =$cur }
   }
   if {[llength $args]} { setenv $name [lindex $args 0] } else { unsetenv $name }
+}
+# Around the activate.d scripts: source-sh records a variable they assign whole as setenv, which
+# unsets it on unload; ferry_before keeps its earlier value and ferry_after, evaluated after
+# source-sh's undo on unload, puts it back.
+proc ferry_before {name} {
+  set saved __FERRY_SAVED_$name
+  if {[module-info mode load]} {
+    set cur [getenv --return-value $name __ferry_unset__]
+    if {$cur ne {__ferry_unset__}} { setenv $saved =$cur }
+  }
+}
+proc ferry_after {name} {
+  set saved __FERRY_SAVED_$name
+  if {![module-info mode unload]} { return }
+  set old [getenv --return-value $saved __ferry_unset__]
+  if {$old ne {__ferry_unset__}} {
+    setenv $saved $old
+    unsetenv $name [string range $old 1 end]
+  } else {
+    setenv $name {}
+  }
 }
 )";
 
@@ -184,8 +221,21 @@ std::string render_lua(const EnvInfo& info, const Naming& naming) {
   out += "prepend_path(\"PATH\", " + lua_str(info.prefix + "/bin") + ")\n";
   for (const auto& [name, value] : activation(info).vars)
     out += "ferry_pushenv(" + lua_str(name) + ", " + (value ? lua_str(*value) : "false") + ")\n";
+  // Lmod runs source_sh's shell with LD_LIBRARY_PATH and LD_PRELOAD reset to their values when Lmod
+  // was configured (tools/capture.lua), so a script's edit of them is seen as a fresh setenv that
+  // drops the user's entries: those are put back after it (append_path), and the old value is kept.
+  std::vector<std::string> keep = info.script_vars, hidden;
+  for (const std::string& v : info.script_list_vars)
+    if (v == "LD_LIBRARY_PATH" || v == "LD_PRELOAD") hidden.push_back(v);
+  keep.insert(keep.end(), hidden.begin(), hidden.end());
+  if (!keep.empty()) out += "local ferry_before = {}\n";
+  for (const std::string& v : keep) out += "ferry_before[" + lua_str(v) + "] = os.getenv(" + lua_str(v) + ")\n";
   for (const std::string& script : info.activate_scripts)
     out += "source_sh(\"bash\", " + lua_str(util::shell_word(script)) + ")\n";
+  for (const std::string& v : hidden)
+    out += fmt::format("if ferry_before[{0}] and ferry_before[{0}] ~= \"\" then append_path({0}, ferry_before[{0}]) end\n",
+                       lua_str(v));
+  for (const std::string& v : keep) out += "ferry_keep(" + lua_str(v) + ", ferry_before[" + lua_str(v) + "])\n";
   return out;
 }
 
@@ -204,7 +254,9 @@ std::string render_tcl(const EnvInfo& info, const Naming& naming) {
   out += "prepend-path PATH " + tcl_word(info.prefix + "/bin") + "\n";
   for (const auto& [name, value] : activation(info).vars)
     out += "ferry_env " + name + (value ? " " + tcl_word(*value) : "") + "\n";
+  for (const std::string& v : info.script_vars) out += "ferry_before " + v + "\n";
   for (const std::string& script : info.activate_scripts) out += "source-sh bash " + tcl_word(script) + "\n";
+  for (const std::string& v : info.script_vars) out += "ferry_after " + v + "\n";
   return out;
 }
 

@@ -123,3 +123,180 @@ module avail 2>&1; module whatis cenv 2>&1; module help cenv 2>&1; module whatis
   expect_contains "$("$FERRY" module "$VENV" --"$sys" "$DIR" --name cenv/1.0 --force)" "replaced cenv/1.0"
   expect_contains "$(cat "$DIR/cenv/1.0$ext")" "$VENV"
 }
+
+# random_envs DIR: three small synthetic envs for the randomized test, printed as NAME=PREFIX lines.
+#   ca: conda-like; activate.d changes the user's USERVAR and creates CA_CREATED (and CA_SAVED from
+#       the old USERVAR, as conda packages' scripts keep what they clobber)
+#   cb: conda-like; activate.d creates CB_HOME and prepends to LD_LIBRARY_PATH (a list edit)
+#   vv: a venv (pyvenv.cfg, bin/python3)
+random_envs() {
+  local d=$1 e
+  for e in ca cb; do
+    mkdir -p "$d/$e/conda-meta" "$d/$e/bin" "$d/$e/etc/conda/activate.d"
+    printf '{"name": "python", "version": "3.11.7", "build": "0"}\n' > "$d/$e/conda-meta/python-3.11.7-0.json"
+    : > "$d/$e/conda-meta/history"
+    printf '#!/bin/sh\necho %s\n' "$e" > "$d/$e/bin/python3"; chmod +x "$d/$e/bin/python3"
+  done
+  cat > "$d/ca/etc/conda/activate.d/10-set.sh" <<'SH'
+if [ -n "${USERVAR+x}" ]; then export CA_SAVED="$USERVAR"; fi
+export USERVAR="set by ca in $CONDA_PREFIX"
+SH
+  printf 'export CA_CREATED=1\n' > "$d/ca/etc/conda/activate.d/20-create.sh"
+  cat > "$d/cb/etc/conda/activate.d/cb.sh" <<'SH'
+export CB_HOME="$CONDA_PREFIX/share"
+export LD_LIBRARY_PATH="$CONDA_PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+SH
+  mkdir -p "$d/vv/bin" "$d/vv/lib/python3.11/site-packages"
+  printf 'home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n' > "$d/vv/pyvenv.cfg"
+  printf '#!/bin/sh\necho vv\n' > "$d/vv/bin/python3"; chmod +x "$d/vv/bin/python3"
+}
+
+# module_random lmod|tcl: FERRY_RANDOM_SEQUENCES (default 150) random sequences of load / unload /
+# swap / purge over ca, cb and vv (one family), from random user states (USERVAR, CONDA_PREFIX,
+# VIRTUAL_ENV, PYTHONHOME, LD_LIBRARY_PATH set or not, a user PATH entry). After every step the
+# loaded env's variables are checked; each sequence ends with everything unloaded (or purged) and
+# the environment exactly as it started. All sequences run in one shell; Python writes the script
+# (seed FERRY_RANDOM_SEED, default 5) and then checks the records it left.
+module_random() {
+  local sys=$1
+  module_init "$sys"
+  random_envs "$TEST_DIR/envs"
+  local DIR=$TEST_DIR/modulefiles e
+  for e in ca cb vv; do "$FERRY" module "$TEST_DIR/envs/$e" --"$sys" "$DIR" --name "$e/1.0" >/dev/null; done
+  mkdir -p "$TEST_DIR/run"
+  local seed=${FERRY_RANDOM_SEED:-5} count=${FERRY_RANDOM_SEQUENCES:-150}
+  "$DEBIAN_PYTHON" - gen "$sys" "$seed" "$count" "$TEST_DIR" > "$TEST_DIR/run/script.bash" <<<"$MODULE_RANDOM_PY"
+  in_clean_shell "set +e; module use '$DIR'; source \$TEST_DIR/run/script.bash" > "$TEST_DIR/run/shell.out" 2>&1 || {
+    tail -20 "$TEST_DIR/run/shell.out"; fail "the random sequences' shell failed ($sys, seed $seed)"; }
+  "$DEBIAN_PYTHON" - check "$sys" "$seed" "$count" "$TEST_DIR" <<<"$MODULE_RANDOM_PY" ||
+    fail "random sequences ($sys): seed $seed; rerun with FERRY_RANDOM_SEED=$seed KEEP_TEST_DIR=1"
+}
+
+MODULE_RANDOM_PY=$(cat <<'PY'
+import os, random, sys, json
+mode, system, seed, count, tdir = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+envs = {m: os.path.join(tdir, "envs", m) for m in ("ca", "cb", "vv")}
+run = os.path.join(tdir, "run")
+UNSET = "<unset>"
+USER_VARS = {  # each sequence picks, per variable, unset or one of these values
+    "USERVAR": ["plain", "with: colon and 'quote'", "", "~~~ base64 -_"],
+    "CONDA_PREFIX": ["/user/conda", "/user/other conda", "", "/~~~"],
+    "VIRTUAL_ENV": ["/user/venv"],
+    "PYTHONHOME": ["/user/home:with colon"],
+    "LD_LIBRARY_PATH": ["/user/lib", "/user/lib:/user/lib2"],
+}
+WATCH = ["CONDA_PREFIX", "VIRTUAL_ENV", "USERVAR", "CA_CREATED", "CB_HOME", "PYTHONHOME"]
+
+def sequences():
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        # Lmod's pushenv stack cannot hold an empty value: one set empty comes back unset (README).
+        user = {k: rng.choice([None] + [x for x in v if x or system == "tcl"]) for k, v in USER_VARS.items()}
+        ops, loaded = [], None
+        for _ in range(rng.randint(1, 8)):
+            choices = ["load", "load", "unload", "purge"] + (["swap", "swap"] if loaded else [])
+            op = rng.choice(choices)
+            if op == "load":
+                m = rng.choice(list(envs))
+                ok = loaded is None or loaded == m or system == "lmod"  # Modules refuses a family conflict
+                ops.append(("load", m, ok)); loaded = m if ok else loaded
+            elif op == "unload":
+                m = loaded if loaded and rng.random() < 0.7 else rng.choice(list(envs))
+                ops.append(("unload", m, True)); loaded = None if m == loaded else loaded
+            elif op == "swap":
+                m = rng.choice([e for e in envs if e != loaded])
+                ops.append(("swap", loaded + " " + m, True)); loaded = m
+            else:
+                ops.append(("purge", "", True)); loaded = None
+        if loaded:
+            ops.append(("purge", "", True) if rng.random() < 0.5 else ("unload", loaded, True))
+            loaded = None
+        out.append((user, ops))
+    return out
+
+def q(s):
+    return "'" + s.replace("'", "'\\''") + "'"
+
+def expected(user, loaded):
+    exp = {k: user.get(k) for k in WATCH}
+    exp["CA_CREATED"] = exp["CB_HOME"] = None
+    if loaded:
+        p = envs[loaded]
+        if loaded == "vv":
+            exp["VIRTUAL_ENV"] = p
+        else:
+            exp["CONDA_PREFIX"] = p
+        exp["PYTHONHOME"] = None
+        if loaded == "ca":
+            exp["USERVAR"] = "set by ca in " + p
+            exp["CA_CREATED"] = "1"
+        if loaded == "cb":
+            exp["CB_HOME"] = p + "/share"
+    return exp
+
+seqs = sequences()
+if mode == "gen":
+    verb = {"lmod": {"swap": "swap"}, "tcl": {"swap": "switch"}}[system]
+    w = sys.stdout.write
+    w('step() { local rc=$1 v; printf "%s" "$rc"; for v in ' + " ".join(WATCH) +
+      '; do if [ -n "${!v+x}" ]; then printf "\\t%s" "${!v}"; else printf "\\t' + UNSET +
+      '"; fi; done; printf "\\t%s\\n" "$(command -v python3)"; }\n')
+    for i, (user, ops) in enumerate(seqs):
+        w(f"# sequence {i}\n")
+        for k, v in user.items():
+            w(f"export {k}={q(v)}\n" if v is not None else f"unset {k}\n")
+        w("export PATH=/usr/bin:/bin:/opt/user/bin\n")
+        w(f"snap {run}/before.{i}\n")
+        w(f"exec 3>{run}/steps.{i}\n")
+        for op, arg, _ in ops:
+            cmd = {"load": f"module load {arg}", "unload": f"module unload {arg}",
+                   "swap": f"module {verb['swap']} {arg}", "purge": "module purge"}[op]
+            w(f"{cmd} >>{run}/module.log 2>&1; step $? >&3\n")
+        w("exec 3>&-\n")
+        w(f"snap {run}/after.{i}\n")
+    sys.exit(0)
+
+# check
+def show(i, user, ops):
+    print(f"module_random ({system}): seed {seed}, sequence {i} failed", file=sys.stderr)
+    print("  user state: " + json.dumps(user), file=sys.stderr)
+    print("  steps: " + "; ".join(f"{op} {arg}".strip() for op, arg, _ in ops), file=sys.stderr)
+
+for i, (user, ops) in enumerate(seqs):
+    try:
+        lines = open(f"{run}/steps.{i}").read().splitlines()
+    except OSError:
+        show(i, user, ops); print("  the shell did not get this far", file=sys.stderr); sys.exit(1)
+    loaded = None
+    for n, ((op, arg, ok), line) in enumerate(zip(ops, lines)):
+        rc, *vals = line.split("\t")
+        python = vals.pop()
+        if ok:
+            loaded = {"load": arg, "unload": None if arg == loaded else loaded,
+                      "swap": (arg.split() or [None])[-1], "purge": None}[op]
+        if (rc == "0") != ok:
+            show(i, user, ops); print(f"  step {n} ({op} {arg}): exit status {rc}", file=sys.stderr); sys.exit(1)
+        exp = expected(user, loaded)
+        got = {k: (None if v == UNSET else v) for k, v in zip(WATCH, vals)}
+        if got != exp:
+            show(i, user, ops)
+            for k in WATCH:
+                if got[k] != exp[k]:
+                    print(f"  after step {n} ({op} {arg}; loaded: {loaded}): {k}={got[k]!r}, expected {exp[k]!r}", file=sys.stderr)
+            sys.exit(1)
+        want_py = os.path.join(envs[loaded], "bin/python3") if loaded else ""
+        if loaded and python != want_py:
+            show(i, user, ops); print(f"  after step {n}: python3 is {python!r}, expected {want_py!r}", file=sys.stderr); sys.exit(1)
+    if len(lines) != len(ops):
+        show(i, user, ops); print("  steps missing", file=sys.stderr); sys.exit(1)
+    b = open(f"{run}/before.{i}", "rb").read().split(b"\0")
+    a = open(f"{run}/after.{i}", "rb").read().split(b"\0")
+    if a != b:
+        show(i, user, ops)
+        for x in sorted(set(b) - set(a)): print("  lost:    " + x.decode(errors="replace"), file=sys.stderr)
+        for x in sorted(set(a) - set(b)): print("  gained:  " + x.decode(errors="replace"), file=sys.stderr)
+        sys.exit(1)
+print(f"module_random ({system}): {count} sequences, seed {seed}: every step and every end state as expected")
+PY
+)
