@@ -15,9 +15,17 @@ void add_module(CLI::App& app) {
   auto tcl = std::make_shared<std::string>();
   auto name = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
+  auto conda_root = std::make_shared<std::string>();
+  auto user_dirs = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
       "module", "Write Lmod or Tcl modulefiles for environments; module unload restores the shell exactly");
-  cmd->add_option("PREFIX", opts->prefixes, "Environments (conda envs, venvs, ferry-unpacked envs)")->required();
+  cmd->add_option("PREFIX", opts->prefixes, "Environments (conda envs, venvs, ferry-unpacked envs)");
+  cmd->add_option("--conda-root", *conda_root,
+                  "A conda installation: conda/VERSION for it and conda-envs/ENV/PYTHON for each of its envs/, "
+                  "which put CONDA_ENVS_PATH and CONDA_PKGS_DIRS first");
+  cmd->add_option("--user-dirs", *user_dirs,
+                  "With --conda-root: each user's directory, expanded at load, e.g. '$SCRATCH/conda': its envs/ "
+                  "and pkgs/ go before ROOT's");
   CLI::Option* l = cmd->add_option("--lmod", *lmod, "Write Lua modulefiles for Lmod into DIR (DIR/NAME/VERSION.lua)");
   CLI::Option* t = cmd->add_option("--tcl", *tcl, "Write Tcl modulefiles for Environment Modules into DIR (DIR/NAME/VERSION)");
   l->excludes(t);
@@ -31,6 +39,8 @@ void add_module(CLI::App& app) {
     opts->system = lmod->empty() ? module::System::tcl : module::System::lmod;
     opts->dir = lmod->empty() ? *tcl : *lmod;
     if (!name->empty()) opts->name = *name;
+    if (!conda_root->empty()) opts->conda_root = *conda_root;
+    if (!user_dirs->empty()) opts->user_dirs = *user_dirs;
     std::vector<module::Written> written = module::write_modulefiles(*opts);
     if (*json) {
       nlohmann::ordered_json arr = nlohmann::ordered_json::array();

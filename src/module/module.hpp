@@ -44,8 +44,32 @@ struct Naming {
 // Default NAME/VERSION: the prefix's basename / the Python major.minor (or "default").
 Naming default_naming(const EnvInfo& info, const std::string& family);
 
-// The modulefile text.
-std::string render(const EnvInfo& info, const Naming& naming, System system);
+// A module written for a conda root (`--conda-root`): the base env or one of ROOT/envs/*. Its
+// modulefile also puts CONDA_ENVS_PATH (':'-separated) and CONDA_PKGS_DIRS (','-separated) in front
+// of the user's own values: the user's directories first, when user_dirs names them, then ROOT's.
+struct CondaRoot {
+  std::string root;  // absolute
+  // --user-dirs, split: literal text and the names of the environment variables between them,
+  // expanded by the modulefile when it is loaded. Empty: no user directories.
+  struct Part {
+    std::string text;  // literal text, or the variable's name
+    bool variable = false;
+  };
+  std::vector<Part> user_dirs;
+  std::string user_dirs_pattern;  // as given, for help
+};
+
+// Splits a --user-dirs pattern ("$SCRATCH/conda", "/scratch/${USER}/conda"); throws a usage Error
+// for anything else ('$' not before a name, ',' or ':', a relative path, control characters).
+std::vector<CondaRoot::Part> parse_user_dirs(const std::string& pattern);
+
+// Checks that root is a conda installation (conda-meta/ and bin/, and a conda package, condabin/
+// or envs/; otherwise one Error) and returns its envs: ROOT/envs/* with conda-meta/, sorted,
+// absolute. Hidden entries and directories that are not conda envs are left out.
+std::vector<std::string> conda_root_envs(const std::string& root);
+
+// The modulefile text; root is set for modules written by --conda-root.
+std::string render(const EnvInfo& info, const Naming& naming, System system, const CondaRoot* root = nullptr);
 
 struct Options {
   std::vector<std::string> prefixes;
@@ -54,6 +78,10 @@ struct Options {
   std::optional<std::string> name;  // NAME or NAME/VERSION, only with one prefix
   std::string family = "python";
   bool force = false;               // replace a different modulefile of the same name
+  // --conda-root ROOT (instead of prefixes): conda/<conda version> for ROOT and
+  // conda-envs/<env>/<python major.minor> for each conda env in ROOT/envs.
+  std::optional<std::string> conda_root;
+  std::optional<std::string> user_dirs;  // --user-dirs pattern, only with conda_root
 };
 
 struct Written {

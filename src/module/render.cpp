@@ -1,5 +1,7 @@
 // Modulefile text for Lmod (Lua) and Environment Modules (Tcl). Every command is one the module
 // engine reverses on unload; see the README's "Modules" section for why each one was chosen.
+#include <tuple>
+
 #include <fmt/format.h>
 
 #include "module/module.hpp"
@@ -67,7 +69,23 @@ std::string package_line(const std::vector<Package>& packages) {
   return out;
 }
 
-std::string help_text(const EnvInfo& info, const Naming& naming) {
+std::string user_dirs_help(const CondaRoot* root) {
+  if (!root) return "";
+  std::string out = "\nconda keeps new envs and downloaded packages in the first writable directory of\n";
+  if (root->user_dirs.empty()) {
+    out += fmt::format("CONDA_ENVS_PATH and CONDA_PKGS_DIRS; this module puts the shared {0}/envs and\n"
+                       "{0}/pkgs in front of yours (read-only for most users: conda then uses ~/.conda).\n",
+                       root->root);
+  } else {
+    out += fmt::format("CONDA_ENVS_PATH and CONDA_PKGS_DIRS; this module puts yours first ({0}/envs and\n"
+                       "{0}/pkgs, expanded when it is loaded), then the shared {1}/envs and {1}/pkgs, so\n"
+                       "  conda create -n NAME ...   makes {0}/envs/NAME and reuses the shared packages.\n",
+                       root->user_dirs_pattern, root->root);
+  }
+  return out;
+}
+
+std::string help_text(const EnvInfo& info, const Naming& naming, const CondaRoot* root) {
   std::string py = info.python_version.empty() ? "" : fmt::format(" (Python {})", info.python_version);
   std::string out = fmt::format("{}/{}: the {} environment {}{}.\n", naming.name, naming.version,
                                 kind_word(info.kind), info.prefix, py);
@@ -85,6 +103,7 @@ std::string help_text(const EnvInfo& info, const Naming& naming) {
                      info.kind == env::Kind::venv ? "VIRTUAL_ENV" : "CONDA_PREFIX and CONDA_DEFAULT_ENV");
   if (!info.activate_scripts.empty()) out += " and sources the environment's etc/conda/activate.d scripts";
   out += ";\nunloading gives every variable back the value it had before.\n";
+  out += user_dirs_help(root);
   out += "\nExtend it:\n";
   if (info.kind == env::Kind::conda) {
     out += "  - for yourself, on top of it:   pip install --user PACKAGE\n";
@@ -202,7 +221,98 @@ proc ferry_after {name} {
 }
 )";
 
-std::string render_lua(const EnvInfo& info, const Naming& naming) {
+// --conda-root: CONDA_ENVS_PATH / CONDA_PKGS_DIRS get the user's directories (--user-dirs, expanded
+// now, when loaded), then ROOT's, then what the user had: set whole, so unload restores the user's
+// value exactly even when the variables the pattern names have changed since the load.
+constexpr std::string_view k_lua_root_helpers = R"(local function ferry_expand(parts)
+  local out = ""
+  for _, p in ipairs(parts) do
+    if type(p) == "table" then
+      local v = os.getenv(p[1])
+      if not v or v == "" then return nil, p[1] end
+      out = out .. v
+    else
+      out = out .. p
+    end
+  end
+  return out
+end
+local function ferry_dirs(name, user, shared, sep)
+  local v = user and (user .. sep .. shared) or shared
+  local cur = os.getenv(name)
+  if cur and cur ~= "" then v = v .. sep .. cur end
+  return v
+end
+)";
+
+constexpr std::string_view k_tcl_root_helpers = R"(proc ferry_expand {parts} {
+  set out {}
+  foreach {kind text} $parts {
+    if {$kind eq {var}} {
+      set v [getenv --return-value $text {}]
+      if {$v eq {}} { return [list {} $text] }
+      append out $v
+    } else {
+      append out $text
+    }
+  }
+  return [list $out {}]
+}
+proc ferry_dirs {name user shared sep} {
+  set v $shared
+  if {$user ne {}} { set v $user$sep$shared }
+  set cur [getenv --return-value $name {}]
+  if {$cur ne {}} { append v $sep$cur }
+  return $v
+}
+)";
+
+// The message a load prints when a variable --user-dirs names is unset: before and after its name.
+std::pair<std::string, std::string> unset_message(const Naming& naming, const CondaRoot& root) {
+  return {fmt::format("{}/{}: $", naming.name, naming.version),
+          fmt::format(" is not set: your conda envs and packages go to conda's defaults, not to {}",
+                      root.user_dirs_pattern)};
+}
+
+std::string render_lua_root(const Naming& naming, const CondaRoot& root) {
+  std::string out(k_lua_root_helpers);
+  if (root.user_dirs.empty()) {
+    out += "local ferry_user = nil\n";
+  } else {
+    std::string parts;
+    for (const CondaRoot::Part& p : root.user_dirs)
+      parts += (parts.empty() ? "" : ", ") + (p.variable ? "{" + lua_str(p.text) + "}" : lua_str(p.text));
+    out += "local ferry_user, ferry_missing = ferry_expand({" + parts + "})\n";
+    auto [before, after] = unset_message(naming, root);
+    out += "if not ferry_user and mode() == \"load\" then\n  LmodMessage(" + lua_str(before) +
+           " .. ferry_missing .. " + lua_str(after) + ")\nend\n";
+  }
+  for (const auto& [var, sub, sep] : {std::tuple{"CONDA_ENVS_PATH", "/envs", ":"}, {"CONDA_PKGS_DIRS", "/pkgs", ","}})
+    out += fmt::format("ferry_pushenv(\"{0}\", ferry_dirs(\"{0}\", ferry_user and ferry_user .. \"{1}\", {2}, \"{3}\"))\n",
+                       var, sub, lua_str(root.root + sub), sep);
+  return out;
+}
+
+std::string render_tcl_root(const Naming& naming, const CondaRoot& root) {
+  std::string out(k_tcl_root_helpers);
+  if (root.user_dirs.empty()) {
+    out += "set ferry_user {}\n";
+  } else {
+    std::string parts;
+    for (const CondaRoot::Part& p : root.user_dirs)
+      parts += std::string(parts.empty() ? "" : " ") + (p.variable ? "var " : "lit ") + tcl_word(p.text);
+    out += "lassign [ferry_expand [list " + parts + "]] ferry_user ferry_missing\n";
+    auto [before, after] = unset_message(naming, root);
+    out += "if {$ferry_user eq {} && [module-info mode load]} {\n  puts stderr [string cat " + tcl_word(before) +
+           " $ferry_missing " + tcl_word(after) + "]\n}\n";
+  }
+  for (const auto& [var, sub, sep] : {std::tuple{"CONDA_ENVS_PATH", "/envs", ":"}, {"CONDA_PKGS_DIRS", "/pkgs", ","}})
+    out += fmt::format("ferry_env {0} [ferry_dirs {0} [expr {{$ferry_user eq {{}} ? {{}} : \"$ferry_user{1}\"}}] {2} {3}]\n",
+                       var, sub, tcl_word(root.root + sub), sep);
+  return out;
+}
+
+std::string render_lua(const EnvInfo& info, const Naming& naming, const CondaRoot* root) {
   std::string out = fmt::format(
       "-- {}/{}: the {} environment {}\n"
       "-- Written by `ferry module`; write it again rather than edit it. Every command below is\n"
@@ -213,7 +323,7 @@ std::string render_lua(const EnvInfo& info, const Naming& naming) {
         "if convertToCanonical(LmodVersion()) < convertToCanonical(\"8.6\") then\n"
         "  LmodError({})\nend\n",
         lua_str(naming.name + "/" + naming.version + " needs Lmod 8.6 or newer (source_sh)"));
-  out += "\nhelp(" + lua_str(help_text(info, naming)) + ")\n";
+  out += "\nhelp(" + lua_str(help_text(info, naming, root)) + ")\n";
   for (const auto& [k, v] : whatis(info, naming)) out += "whatis(" + lua_str(k + ": " + v) + ")\n";
   out += "\n";
   if (!naming.family.empty()) out += "family(" + lua_str(naming.family) + ")\n";
@@ -221,6 +331,7 @@ std::string render_lua(const EnvInfo& info, const Naming& naming) {
   out += "prepend_path(\"PATH\", " + lua_str(info.prefix + "/bin") + ")\n";
   for (const auto& [name, value] : activation(info).vars)
     out += "ferry_pushenv(" + lua_str(name) + ", " + (value ? lua_str(*value) : "false") + ")\n";
+  if (root) out += render_lua_root(naming, *root);
   // Lmod runs source_sh's shell with LD_LIBRARY_PATH and LD_PRELOAD reset to their values when Lmod
   // was configured (tools/capture.lua), so a script's edit of them is seen as a fresh setenv that
   // drops the user's entries: those are put back after it (append_path), and the old value is kept.
@@ -239,14 +350,14 @@ std::string render_lua(const EnvInfo& info, const Naming& naming) {
   return out;
 }
 
-std::string render_tcl(const EnvInfo& info, const Naming& naming) {
+std::string render_tcl(const EnvInfo& info, const Naming& naming, const CondaRoot* root) {
   std::string out = fmt::format(
       "#%Module5.1\n"
       "# {}/{}: the {} environment {}\n"
       "# Written by `ferry module`; write it again rather than edit it. Every command below is\n"
       "# reversed by `module unload`, which gives the shell back exactly as it was.\n\n",
       naming.name, naming.version, kind_word(info.kind), info.prefix);
-  out += "proc ModulesHelp {} {\n  puts stderr " + tcl_word(help_text(info, naming)) + "\n}\n";
+  out += "proc ModulesHelp {} {\n  puts stderr " + tcl_word(help_text(info, naming, root)) + "\n}\n";
   for (const auto& [k, v] : whatis(info, naming)) out += "module-whatis " + tcl_word(k + ": " + v) + "\n";
   out += "\n";
   if (!naming.family.empty()) out += "family " + tcl_word(naming.family) + "\n";
@@ -254,6 +365,7 @@ std::string render_tcl(const EnvInfo& info, const Naming& naming) {
   out += "prepend-path PATH " + tcl_word(info.prefix + "/bin") + "\n";
   for (const auto& [name, value] : activation(info).vars)
     out += "ferry_env " + name + (value ? " " + tcl_word(*value) : "") + "\n";
+  if (root) out += render_tcl_root(naming, *root);
   for (const std::string& v : info.script_vars) out += "ferry_before " + v + "\n";
   for (const std::string& script : info.activate_scripts) out += "source-sh bash " + tcl_word(script) + "\n";
   for (const std::string& v : info.script_vars) out += "ferry_after " + v + "\n";
@@ -262,8 +374,8 @@ std::string render_tcl(const EnvInfo& info, const Naming& naming) {
 
 }  // namespace
 
-std::string render(const EnvInfo& info, const Naming& naming, System system) {
-  return system == System::lmod ? render_lua(info, naming) : render_tcl(info, naming);
+std::string render(const EnvInfo& info, const Naming& naming, System system, const CondaRoot* root) {
+  return system == System::lmod ? render_lua(info, naming, root) : render_tcl(info, naming, root);
 }
 
 }  // namespace ferry::module

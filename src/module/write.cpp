@@ -2,6 +2,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include <fcntl.h>
@@ -82,19 +83,43 @@ struct Target {
 }  // namespace
 
 std::vector<Written> write_modulefiles(const Options& options) {
-  if (options.prefixes.empty()) throw Error("ferry module: no environment given", Error::Kind::usage);
+  if (options.conda_root && !options.prefixes.empty())
+    throw Error("ferry module: give environments or --conda-root, not both", Error::Kind::usage);
+  if (options.conda_root && options.name)
+    throw Error("--name: not with --conda-root (its modules are conda/VERSION and conda-envs/ENV/VERSION)",
+                Error::Kind::usage);
+  if (options.user_dirs && !options.conda_root)
+    throw Error("--user-dirs: only with --conda-root", Error::Kind::usage);
+  if (!options.conda_root && options.prefixes.empty())
+    throw Error("ferry module: no environment given (PREFIX... or --conda-root ROOT)", Error::Kind::usage);
   if (options.name && options.prefixes.size() > 1)
     throw Error("--name: only with a single environment (each of several gets its own default name)",
                 Error::Kind::usage);
   if (!options.family.empty()) check_component("family", options.family);
   std::string dir = util::absolute_path(options.dir);
 
+  // --conda-root: ROOT itself as conda/<conda version>, each ROOT/envs/ENV as conda-envs/ENV/<python>.
+  std::optional<CondaRoot> root;
+  std::vector<std::string> prefixes = options.prefixes;
+  if (options.conda_root) {
+    root.emplace();
+    if (options.user_dirs) {
+      root->user_dirs = parse_user_dirs(*options.user_dirs);
+      root->user_dirs_pattern = *options.user_dirs;
+    }
+    std::vector<std::string> envs = conda_root_envs(*options.conda_root);
+    root->root = util::absolute_path(*options.conda_root);
+    while (root->root.size() > 1 && root->root.back() == '/') root->root.pop_back();
+    prefixes = {root->root};
+    prefixes.insert(prefixes.end(), envs.begin(), envs.end());
+  }
+
   // 1. Read every environment and decide every file before touching the disk.
   std::vector<Target> targets;
   std::set<std::string> seen;
-  for (const std::string& prefix : options.prefixes) {
+  for (std::size_t i = 0; i < prefixes.size(); ++i) {
     Target t;
-    t.info = describe(prefix);
+    t.info = describe(prefixes[i]);
     t.naming = default_naming(t.info, options.family);
     if (options.name) {
       std::size_t slash = options.name->find('/');
@@ -103,12 +128,23 @@ std::vector<Written> write_modulefiles(const Options& options) {
     }
     check_component("NAME", t.naming.name);
     check_component("VERSION", t.naming.version);
+    if (root && i == 0) {
+      if (t.info.kind != env::Kind::conda)
+        throw Error(fmt::format("{}: not a conda root (not a conda environment)", root->root));
+      t.naming.name = "conda";
+      t.naming.version = "default";
+      for (const Package& p : t.info.packages)
+        if (p.name == "conda") t.naming.version = p.version;
+      check_component("VERSION", t.naming.version);
+    } else if (root) {
+      t.naming.name = "conda-envs/" + t.naming.name;  // module avail groups them under conda-envs/
+    }
     t.path = fmt::format("{}/{}/{}{}", dir, t.naming.name, t.naming.version,
                          options.system == System::lmod ? ".lua" : "");
     if (!seen.insert(t.path).second)
       throw Error(fmt::format("{}: two environments would get this modulefile; give one its own --name", t.path),
                   Error::Kind::usage);
-    t.text = render(t.info, t.naming, options.system);
+    t.text = render(t.info, t.naming, options.system, root ? &*root : nullptr);
     t.action = "written";
     struct stat st {};
     if (::lstat(t.path.c_str(), &st) == 0) {

@@ -300,3 +300,110 @@ for i, (user, ops) in enumerate(seqs):
 print(f"module_random ({system}): {count} sequences, seed {seed}: every step and every end state as expected")
 PY
 )
+
+# conda_root_fixture ROOT: a small conda installation: conda 24.1.2 and Python 3.11 in the base,
+# envs alpha (Python 3.10) and beta (3.12), and two entries under envs/ that are not envs.
+conda_root_fixture() {
+  local root=$1 e n v
+  mkdir -p "$root"/{conda-meta,bin,condabin,pkgs,envs}
+  printf '{"name": "conda", "version": "24.1.2", "build": "py311_0"}\n' > "$root/conda-meta/conda-24.1.2-py311_0.json"
+  printf '{"name": "python", "version": "3.11.7", "build": "0"}\n' > "$root/conda-meta/python-3.11.7-0.json"
+  ln -s /usr/bin/python3 "$root/bin/python3"
+  for e in alpha:3.10.4 beta:3.12.1; do
+    n=${e%%:*} v=${e#*:}
+    mkdir -p "$root/envs/$n/conda-meta" "$root/envs/$n/bin"
+    printf '{"name": "python", "version": "%s", "build": "0"}\n' "$v" > "$root/envs/$n/conda-meta/python-$v-0.json"
+    ln -s /usr/bin/python3 "$root/envs/$n/bin/python3"
+  done
+  mkdir -p "$root/envs/.conda_envs_dir_test" "$root/envs/notenv/bin"
+}
+
+# conda_root_scenario lmod|tcl: ferry module --conda-root with --user-dirs: the base and each env as
+# modules, CONDA_ENVS_PATH (':') and CONDA_PKGS_DIRS (',') with the user's scratch first, ROOT's
+# second, the user's own after; unload gives the shell back exactly; bad input writes nothing.
+conda_root_scenario() {
+  local sys=$1 ext="" swap
+  [ "$sys" = lmod ] && ext=.lua
+  module_init "$sys"
+  ROOT=$TEST_DIR/apps/conda
+  conda_root_fixture "$ROOT"
+  DIR=$TEST_DIR/modulefiles DIR2=$TEST_DIR/modulefiles2
+  # The pattern is expanded by the modulefile when loaded, never by ferry.
+  out=$(SCRATCH=/wrong/at/write "$FERRY" module --conda-root "$ROOT" --"$sys" "$DIR" --user-dirs '$SCRATCH/conda/')
+  expect_contains "$out" "written conda/24.1.2 -> $DIR/conda/24.1.2$ext"
+  expect_contains "$out" "written conda-envs/alpha/3.10 -> $DIR/conda-envs/alpha/3.10$ext"
+  expect_contains "$out" "written conda-envs/beta/3.12 -> $DIR/conda-envs/beta/3.12$ext"
+  expect_eq "$(grep -c '^written' <<<"$out")" 3 "the base and two envs, nothing for envs/.conda_envs_dir_test or envs/notenv"
+  ! grep -rq /wrong/at/write "$DIR" || fail "--user-dirs was expanded when writing"
+  expect_eq "$("$FERRY" module --conda-root "$ROOT" --"$sys" "$DIR" --user-dirs '$SCRATCH/conda/' | grep -c '^unchanged')" 3
+  "$FERRY" module --conda-root "$ROOT/" --"$sys" "$DIR2" --user-dirs '/scratch/${USER}/conda' >/dev/null
+
+  swap="module load conda-envs/beta"
+  [ "$sys" = tcl ] && swap="module switch conda conda-envs/beta"
+  in_clean_shell "
+module use '$DIR'
+module -t avail 2>&1 | grep -x 'conda/24.1.2' >/dev/null || { module -t avail; exit 1; }
+module -t avail 2>&1 | grep -x 'conda-envs/alpha/3.10' >/dev/null || { module -t avail; exit 1; }
+module -t avail 2>&1 | grep -x 'conda-envs/beta/3.12' >/dev/null || { module -t avail; exit 1; }
+export SCRATCH=/scratch/u1 CONDA_PKGS_DIRS=/mine/pkgs
+unset CONDA_ENVS_PATH
+snap \$TEST_DIR/before
+module load conda-envs/alpha
+[ \"\$CONDA_ENVS_PATH\" = '/scratch/u1/conda/envs:$ROOT/envs' ] || { echo \"CONDA_ENVS_PATH=\$CONDA_ENVS_PATH\"; exit 1; }
+[ \"\$CONDA_PKGS_DIRS\" = '/scratch/u1/conda/pkgs,$ROOT/pkgs,/mine/pkgs' ] || { echo \"CONDA_PKGS_DIRS=\$CONDA_PKGS_DIRS\"; exit 1; }
+[ \"\$CONDA_PREFIX\" = '$ROOT/envs/alpha' ] && [ \"\$(command -v python3)\" = '$ROOT/envs/alpha/bin/python3' ]
+# The pattern's variable changes while the module is loaded: unload still restores exactly.
+export SCRATCH=/scratch/elsewhere
+module unload conda-envs/alpha
+export SCRATCH=/scratch/u1
+snap \$TEST_DIR/after
+same \$TEST_DIR/before \$TEST_DIR/after
+# The base, then an env of the same family in its place: the lists are not doubled.
+module load conda
+[ \"\$CONDA_PREFIX\" = '$ROOT' ] && [ \"\$CONDA_ENVS_PATH\" = '/scratch/u1/conda/envs:$ROOT/envs' ]
+$swap
+[ \"\$CONDA_PREFIX\" = '$ROOT/envs/beta' ] || { echo \"CONDA_PREFIX=\$CONDA_PREFIX after the swap\"; exit 1; }
+[ \"\$CONDA_ENVS_PATH\" = '/scratch/u1/conda/envs:$ROOT/envs' ] || { echo \"CONDA_ENVS_PATH=\$CONDA_ENVS_PATH after the swap\"; exit 1; }
+[ \"\$CONDA_PKGS_DIRS\" = '/scratch/u1/conda/pkgs,$ROOT/pkgs,/mine/pkgs' ] || { echo \"CONDA_PKGS_DIRS=\$CONDA_PKGS_DIRS after the swap\"; exit 1; }
+module unload conda-envs/beta
+snap \$TEST_DIR/after2
+same \$TEST_DIR/before \$TEST_DIR/after2
+# SCRATCH unset: a message, ROOT's directories in front of the user's own list.
+unset SCRATCH
+export CONDA_ENVS_PATH=/a/envs:/b/envs
+snap \$TEST_DIR/before3
+module load conda-envs/beta 2>\$TEST_DIR/load.err
+grep -q 'SCRATCH is not set' \$TEST_DIR/load.err || { cat \$TEST_DIR/load.err; exit 1; }
+[ \"\$CONDA_ENVS_PATH\" = '$ROOT/envs:/a/envs:/b/envs' ] || { echo \"CONDA_ENVS_PATH=\$CONDA_ENVS_PATH\"; exit 1; }
+[ \"\$CONDA_PKGS_DIRS\" = '$ROOT/pkgs,/mine/pkgs' ] || { echo \"CONDA_PKGS_DIRS=\$CONDA_PKGS_DIRS\"; exit 1; }
+module purge
+snap \$TEST_DIR/after3
+same \$TEST_DIR/before3 \$TEST_DIR/after3
+# A pattern naming \${USER}, in another tree.
+module use '$DIR2'
+export USER=u2
+unset CONDA_PKGS_DIRS CONDA_ENVS_PATH
+snap \$TEST_DIR/before4
+module load conda/24.1.2
+[ \"\$CONDA_PKGS_DIRS\" = '/scratch/u2/conda/pkgs,$ROOT/pkgs' ] || { echo \"CONDA_PKGS_DIRS=\$CONDA_PKGS_DIRS\"; exit 1; }
+[ \"\$CONDA_ENVS_PATH\" = '/scratch/u2/conda/envs:$ROOT/envs' ] || { echo \"CONDA_ENVS_PATH=\$CONDA_ENVS_PATH\"; exit 1; }
+module unload conda
+snap \$TEST_DIR/after4
+same \$TEST_DIR/before4 \$TEST_DIR/after4
+" || fail "conda root round trip in $sys"
+  expect_contains "$(in_clean_shell "module use '$DIR'; module help conda-envs/alpha 2>&1")" "conda create -n NAME"
+
+  # Bad input: one error line, nothing written.
+  mkdir -p "$TEST_DIR/notroot/bin"
+  expect_failure "$TEST_DIR/notroot: not a conda root" "$FERRY" module --conda-root "$TEST_DIR/notroot" --"$sys" "$TEST_DIR/bad"
+  mkdir -p "$TEST_DIR/plainenv/conda-meta" "$TEST_DIR/plainenv/bin"
+  expect_failure "$TEST_DIR/plainenv: not a conda root" "$FERRY" module --conda-root "$TEST_DIR/plainenv" --"$sys" "$TEST_DIR/bad"
+  expect_failure "$TEST_DIR/missing: not a conda root" "$FERRY" module --conda-root "$TEST_DIR/missing" --"$sys" "$TEST_DIR/bad"
+  expect_failure "not both" "$FERRY" module "$ROOT/envs/alpha" --conda-root "$ROOT" --"$sys" "$TEST_DIR/bad"
+  expect_failure "--user-dirs: only with --conda-root" "$FERRY" module "$ROOT/envs/alpha" --user-dirs /x --"$sys" "$TEST_DIR/bad"
+  local p
+  for p in 'scratch/conda' '$SCRATCH/a:b' '$SCRATCH/a,b' '$/x' '${SCRATCH/x'; do
+    expect_failure "--user-dirs '$p'" "$FERRY" module --conda-root "$ROOT" --"$sys" "$TEST_DIR/bad" --user-dirs "$p"
+  done
+  expect_missing "$TEST_DIR/bad"
+}
