@@ -14,7 +14,7 @@ void add_venv(CLI::App& app);
 void add_job_commands(CLI::App& app);
 // stage and stage-node (stage_commands.cpp).
 void add_stage(CLI::App& app);
-// module (module_commands.cpp).
+// module and conda-config (module_commands.cpp).
 void add_module(CLI::App& app);
 
 }  // namespace ferry::cli

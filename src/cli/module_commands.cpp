@@ -5,9 +5,32 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "module/conda_config.hpp"
 #include "module/module.hpp"
 
 namespace ferry::cli {
+namespace {
+
+void add_conda_config(CLI::App& app) {
+  auto config = std::make_shared<module::CondaConfig>();
+  auto threads = std::make_shared<int>(0);
+  CLI::App* cmd = app.add_subcommand(
+      "conda-config", "Set a shared conda installation's system settings (ROOT/.condarc) and pins "
+                      "(ROOT/conda-meta/pinned), keeping everything already there");
+  cmd->add_option("ROOT", config->root, "The conda installation")->required();
+  CLI::Option* t = cmd->add_option("--threads", *threads, "default_threads: N");
+  cmd->add_option("--channel", config->channels, "Put this channel first in channels (repeat: in this order)");
+  cmd->add_flag("--strict-priority", config->strict_priority, "channel_priority: strict");
+  cmd->add_flag("--no-auto-update", config->no_auto_update, "auto_update_conda: false");
+  cmd->add_option("--pin", config->pins, "Append this match spec to conda-meta/pinned once, e.g. 'cudatoolkit <10.3'");
+  cmd->callback([=] {
+    if (t->count() > 0) config->threads = *threads;
+    for (const module::ConfigWritten& w : module::write_conda_config(*config))
+      std::printf("%s %s\n", w.action.c_str(), w.path.c_str());
+  });
+}
+
+}  // namespace
 
 void add_module(CLI::App& app) {
   auto opts = std::make_shared<module::Options>();
@@ -61,6 +84,7 @@ void add_module(CLI::App& app) {
     std::printf("use it: module use %s; module load %s\n", opts->dir.c_str(),
                 written.empty() ? "" : written.front().name.c_str());
   });
+  add_conda_config(app);
 }
 
 }  // namespace ferry::cli
