@@ -151,6 +151,25 @@ EnvInfo describe(const std::string& prefix_arg) {
     if (!own(v)) info.script_vars.push_back(v);
   for (const std::string& v : lists)
     if (!own(v) && !vars.count(v)) info.script_list_vars.push_back(v);
+  if (info.kind == env::Kind::conda) {
+    std::string state = info.prefix + "/conda-meta/state";
+    if (fs::exists(state, ec)) {
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(util::read_file(state));
+      } catch (const std::exception& e) {
+        throw Error(fmt::format("{}: not valid JSON: {}", state, e.what()));
+      }
+      if (j.contains("env_vars") && j["env_vars"].is_object())
+        for (const auto& [k, v] : j["env_vars"].items()) {
+          // PATH and activation's own variables stay ferry's (a module cannot set them whole and
+          // still give the user's back).
+          if (own(k) || !std::regex_match(k, std::regex("[A-Za-z_][A-Za-z0-9_]*")))
+            throw Error(fmt::format("{}: env_vars: cannot set '{}' from a module", state, k));
+          info.env_vars.emplace_back(k, v.is_string() ? v.get<std::string>() : v.dump());
+        }
+    }
+  }
   try {
     std::string marker = info.prefix + "/.ferry/unpacked.json";
     if (fs::exists(marker, ec)) {

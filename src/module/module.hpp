@@ -30,6 +30,8 @@ struct EnvInfo {
   // Variables they edit as lists (`export NAME=x:$NAME`): the engines reverse those themselves.
   std::vector<std::string> script_list_vars;
   std::optional<std::string> unpacked_from;   // .ferry/unpacked.json "archive", when ferry unpacked it
+  // `conda env config vars set` values (conda-meta/state "env_vars"): conda sets them on activation.
+  std::vector<std::pair<std::string, std::string>> env_vars;
 };
 
 // Throws Error naming the prefix when it is not a conda env or a venv.

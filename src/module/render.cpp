@@ -60,6 +60,7 @@ Plan activation(const EnvInfo& info) {
     p.vars.emplace_back("CONDA_DEFAULT_ENV", info.prefix);
   }
   p.vars.emplace_back("PYTHONHOME", std::nullopt);
+  for (const auto& [k, v] : info.env_vars) p.vars.emplace_back(k, v);  // conda's `env config vars`
   return p;
 }
 
