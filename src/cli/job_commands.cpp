@@ -19,6 +19,14 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
+// Every host of every expression, in order.
+std::vector<std::string> expand_all(const std::vector<std::string>& exprs) {
+  std::vector<std::string> hosts;
+  for (const auto& e : exprs)
+    for (auto& h : job::expand_hostlist(e)) hosts.push_back(std::move(h));
+  return hosts;
+}
+
 void add_hostlist(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("hostlist", "Expand or compress Slurm hostlist expressions");
   cmd->require_subcommand(1);
@@ -28,9 +36,7 @@ void add_hostlist(CLI::App& app) {
   expand->add_option("EXPR", *exprs, "Hostlist expressions")->required();
   expand->add_flag("--json", *json, "Print a JSON list");
   expand->callback([=] {
-    std::vector<std::string> hosts;
-    for (const auto& e : *exprs)
-      for (auto& h : job::expand_hostlist(e)) hosts.push_back(std::move(h));
+    std::vector<std::string> hosts = expand_all(*exprs);
     if (*json) {
       std::printf("%s\n", Json(hosts).dump().c_str());
     } else {
@@ -41,10 +47,7 @@ void add_hostlist(CLI::App& app) {
   compress->add_option("HOST", *exprs, "Hosts or hostlist expressions")->required();
   compress->add_flag("--json", *json, "Print a JSON string");
   compress->callback([=] {
-    std::vector<std::string> hosts;
-    for (const auto& e : *exprs)
-      for (auto& h : job::expand_hostlist(e)) hosts.push_back(std::move(h));
-    std::string expr = job::compress_hostlist(hosts);
+    std::string expr = job::compress_hostlist(expand_all(*exprs));
     std::printf("%s\n", *json ? Json(expr).dump().c_str() : expr.c_str());
   });
 }
@@ -67,12 +70,6 @@ struct ContextOptions {
   std::string machine;   // --machine
 };
 
-std::string this_hostname() {
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  return host;
-}
-
 std::string fqdn_of(const std::string& host) {
   addrinfo hints{};
   hints.ai_flags = AI_CANONNAME;
@@ -88,7 +85,7 @@ std::string fqdn_of(const std::string& host) {
 Context make_context(const ContextOptions& o) {
   Context c;
   c.env = job::current_environ();
-  c.hostname = o.hostname.empty() ? this_hostname() : o.hostname;
+  c.hostname = o.hostname.empty() ? util::host_name() : o.hostname;
   c.fqdn = o.hostname.empty() ? fqdn_of(c.hostname) : o.hostname;
   c.allocation = job::discover_allocation(c.env, {c.hostname.substr(0, c.hostname.find('.')), nullptr});
   job::DiscoverOptions d;
@@ -155,12 +152,6 @@ std::string shell_unquote(const std::string& text) {
   return out;
 }
 
-std::string self_path() {
-  std::error_code ec;
-  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string("ferry") : p.string();
-}
-
 Json gpus_json(const job::GpuInventory& inv) {
   Json list = Json::array();
   for (const auto& g : inv.gpus)
@@ -203,7 +194,7 @@ Json context_json(const Context& c, const job::LaunchPlan* plan) {
 std::optional<job::LaunchPlan> default_plan(const Context& c, const std::string& hostfile) {
   job::LaunchRequest req;
   req.command = {"COMMAND"};
-  req.ferry = self_path();
+  req.ferry = util::self_executable();
   req.hostfile = hostfile;
   req.resolve_master = false;
   try {
@@ -304,7 +295,7 @@ void add_job(CLI::App& app) {
     std::string base = job::lookup(env, "XDG_CACHE_HOME").value_or(job::lookup(env, "HOME").value_or("/tmp") + "/.cache");
     job::Allocation a;
     try {
-      a = job::discover_allocation(env, {this_hostname(), nullptr});
+      a = job::discover_allocation(env, {util::host_name(), nullptr});
     } catch (const Error&) {
     }
     std::string mine = job_dir(a, env) + "/env.sh";
@@ -363,7 +354,7 @@ void add_launch(CLI::App& app) {
   cmd->callback([=] {
     Context c = make_context(*o);
     job::LaunchRequest r = *req;
-    r.ferry = self_path();
+    r.ferry = util::self_executable();
     // Named by its content: two launches in one job (a sweep, -N subsets) never rewrite the file
     // the other's launcher is about to read.
     r.hostfile = job_dir(c.allocation, c.env) + "/hostfile";
@@ -423,7 +414,7 @@ void add_rank(CLI::App& app) {
     if (*spawn > 0) {
       if (command->empty()) throw Error("--spawn: no command to run (put it after --)", Error::Kind::usage);
       // Each child is this same command without --spawn.
-      std::vector<std::string> self = {self_path(), "rank"};
+      std::vector<std::string> self = {util::self_executable(), "rank"};
       if (!addr->empty()) self.insert(self.end(), {"--master-addr", *addr});
       if (*port) self.insert(self.end(), {"--master-port", std::to_string(**port)});
       if (!gpus->empty())

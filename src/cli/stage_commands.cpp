@@ -16,12 +16,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::string self_exe() {
-  std::error_code ec;
-  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string("ferry") : p.string();
-}
-
 std::string mib(std::uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
 
 void print_result(const stage::StageResult& r) {
@@ -55,7 +49,7 @@ void add_stage(CLI::App& app) {
   cmd->callback([=] {
     stage::StageOptions opts = *o;
     opts.via = *via == "mpi" ? stage::Via::mpi : *via == "sbcast" ? stage::Via::sbcast : stage::Via::automatic;
-    opts.ferry = self_exe();
+    opts.ferry = util::self_executable();
     opts.ferry_mpi = (std::filesystem::path(opts.ferry).parent_path() / "ferry-mpi").string();
     stage::StageResult r = stage::stage(opts, job::current_environ());
     if (*json) {

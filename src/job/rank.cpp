@@ -139,9 +139,7 @@ Environ rank_environment(const RankInfo& r, const RankSetup& setup, const Enviro
   if (addr.empty()) addr = lookup(env, "MASTER_ADDR").value_or("");
   std::optional<Allocation> alloc;
   if (addr.empty() || (!setup.master_port && !lookup(env, "MASTER_PORT"))) {
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    alloc = discover_allocation(env, {host, nullptr});
+    alloc = discover_allocation(env, {util::host_name(), nullptr});
   }
   if (addr.empty()) addr = alloc->hosts.front();
   std::string port;

@@ -22,9 +22,7 @@ namespace {
 // name, e.g. FQDNs or Cray's NodeName/NodeHostname split), else the host name.
 std::string this_host() {
   if (const char* slurm = std::getenv("SLURMD_NODENAME"); slurm && *slurm) return slurm;
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  return host;
+  return util::host_name();
 }
 
 void emit(const NodeReport& r) {

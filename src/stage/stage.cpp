@@ -335,9 +335,7 @@ StageResult stage(const StageOptions& o, const job::Environ& env) {
   struct stat st {};
   if (::stat(res.archive.c_str(), &st) != 0) util::throw_errno(res.archive, "cannot open archive", errno);
   res.archive_bytes = static_cast<std::uint64_t>(st.st_size);
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  job::Allocation alloc = job::discover_allocation(env, {host, nullptr});
+  job::Allocation alloc = job::discover_allocation(env, {util::host_name(), nullptr});
   if (alloc.scheduler == job::Scheduler::none)
     throw Error("ferry stage runs inside a job (no Slurm, PBS, LSF or Flux allocation found)", Error::Kind::usage);
 

@@ -270,4 +270,17 @@ void sweep_temp_siblings(const std::string& parent, const std::string& name) {
     if (ent.path().filename().string().rfind(prefix, 0) == 0) std::filesystem::remove_all(ent.path(), ec);
 }
 
+
+std::string host_name() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return host;
+}
+
+std::string self_executable() {
+  std::error_code ec;
+  auto path = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("ferry") : path.string();
+}
+
 }  // namespace ferry::util

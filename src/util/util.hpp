@@ -203,6 +203,11 @@ class TempSibling {
   std::string m_path;
 };
 
+// This machine's host name, and the path of the running program (/proc/self/exe; "ferry" when
+// unknown): what a launch line or a node-side step must name.
+std::string host_name();
+std::string self_executable();
+
 // Removes the TempSiblings of PARENT/NAME left by runs that died. Call it holding the SiblingLock.
 void sweep_temp_siblings(const std::string& parent, const std::string& name);
 
