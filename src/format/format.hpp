@@ -35,11 +35,11 @@ struct Entry {
   std::uint64_t size = 0;
 };
 
-// A parsed member with its data. data stays valid while storage lives.
+// A parsed member with its data. data stays valid while storage lives (a decoded frame, a string).
 struct Member {
   Entry entry;
   std::string_view data;
-  std::shared_ptr<const std::string> storage;
+  std::shared_ptr<const void> storage;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -66,7 +66,11 @@ class TarEncoder {
 class TarParser {
  public:
   explicit TarParser(std::string subject) : m_subject(std::move(subject)) {}
-  void feed(const std::shared_ptr<const std::string>& chunk, std::vector<Member>& out);
+  // bytes stay valid while owner lives; members that lie whole inside them keep owner.
+  void feed(std::string_view bytes, const std::shared_ptr<const void>& owner, std::vector<Member>& out);
+  void feed(const std::shared_ptr<const std::string>& chunk, std::vector<Member>& out) {
+    feed(*chunk, chunk, out);
+  }
   bool at_end() const { return m_end; }
   // Throws if the stream stopped inside a member or before the end-of-archive marker.
   void finish() const;
@@ -132,6 +136,9 @@ FrameIndex index_frames(std::string_view archive, const std::string& subject);
 // Decompresses one frame (thread-safe). Corruption raises Error naming subject and frame.
 std::string decompress_frame(ArchiveLayout layout, std::string_view archive,
                              const FrameIndexEntry& frame, const std::string& subject);
+// The same into out, which holds at least frame.decompressed_size bytes.
+void decompress_frame_into(ArchiveLayout layout, std::string_view archive, const FrameIndexEntry& frame,
+                           const std::string& subject, char* out);
 
 // ---------------------------------------------------------------------------------------------
 // The manifest: the archive's first member.

@@ -176,25 +176,28 @@ FrameIndex index_frames(std::string_view a, const std::string& subject) {
   return index;
 }
 
-std::string decompress_frame(ArchiveLayout layout, std::string_view a, const FrameIndexEntry& f,
-                             const std::string& subject) {
-  std::string out;
-  out.resize(f.decompressed_size);
+void decompress_frame_into(ArchiveLayout layout, std::string_view a, const FrameIndexEntry& f,
+                           const std::string& subject, char* out) {
   std::string_view src = a.substr(f.offset, f.compressed_size);
   if (layout == ArchiveLayout::ferry_zstd) {
     thread_local ZstdDCtx dctx;
-    std::size_t n = ZSTD_decompressDCtx(dctx.ctx, out.data(), out.size(), src.data(), src.size());
-    if (ZSTD_isError(n) || n != out.size())
+    std::size_t n = ZSTD_decompressDCtx(dctx.ctx, out, f.decompressed_size, src.data(), src.size());
+    if (ZSTD_isError(n) || n != f.decompressed_size)
       throw Error(fmt::format("{}: corrupted data in frame at byte {}: {}", subject, f.offset,
                               ZSTD_isError(n) ? ZSTD_getErrorName(n) : "wrong size"));
-    return out;
+    return;
   }
   thread_local DeflateDecompressor dd;
   std::size_t actual = 0;
-  auto rc = libdeflate_gzip_decompress(dd.ctx, src.data(), src.size(), out.data(), out.size(),
-                                       &actual);
-  if (rc != LIBDEFLATE_SUCCESS || actual != out.size())
+  auto rc = libdeflate_gzip_decompress(dd.ctx, src.data(), src.size(), out, f.decompressed_size, &actual);
+  if (rc != LIBDEFLATE_SUCCESS || actual != f.decompressed_size)
     throw Error(fmt::format("{}: corrupted data in gzip member at byte {}", subject, f.offset));
+}
+
+std::string decompress_frame(ArchiveLayout layout, std::string_view a, const FrameIndexEntry& f,
+                             const std::string& subject) {
+  std::string out(f.decompressed_size, '\0');
+  decompress_frame_into(layout, a, f, subject, out.data());
   return out;
 }
 

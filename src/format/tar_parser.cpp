@@ -62,8 +62,8 @@ bool checksum_ok(const char* block) {
 
 }  // namespace
 
-void TarParser::feed(const std::shared_ptr<const std::string>& chunk, std::vector<Member>& out) {
-  const std::string& bytes = *chunk;
+void TarParser::feed(std::string_view bytes, const std::shared_ptr<const void>& owner,
+                     std::vector<Member>& out) {
   std::size_t pos = 0;
   while (pos < bytes.size() && !m_end) {
     std::size_t avail = bytes.size() - pos;
@@ -80,7 +80,7 @@ void TarParser::feed(const std::shared_ptr<const std::string>& chunk, std::vecto
         pos += k_block;
       } else {
         std::size_t take = std::min(avail, k_block - m_header.size());
-        m_header.append(bytes, pos, take);
+        m_header.append(bytes.substr(pos, take));
         pos += take;
         if (m_header.size() == k_block) {
           std::string header = std::move(m_header);
@@ -96,10 +96,10 @@ void TarParser::feed(const std::shared_ptr<const std::string>& chunk, std::vecto
     if (m_payload == Payload::file && m_buffer.empty() && take == m_need) {
       // The whole file lies inside this chunk: point at it.
       m_current.data = std::string_view(bytes.data() + pos, take);
-      m_current.storage = chunk;
+      m_current.storage = owner;
       m_need = 0;
     } else if (m_payload != Payload::skip) {
-      m_buffer.append(bytes, pos, take);
+      m_buffer.append(bytes.substr(pos, take));
       m_need -= take;
     } else {
       m_need -= take;
