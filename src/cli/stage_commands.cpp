@@ -57,8 +57,10 @@ void add_stage(CLI::App& app) {
       for (const auto& n : r.nodes)
         nodes.push_back({{"host", n.host}, {"status", n.status}, {"bytes", n.bytes}, {"files", n.files},
                          {"seconds", n.seconds}, {"error", n.error}});
+      Json phases = Json::object();  // in the order they happened
+      for (const auto& [name, seconds] : r.phases) phases[name] = seconds;
       Json j = {{"ok", r.ok}, {"via", r.via}, {"archive", r.archive}, {"dir", r.dir}, {"archive_bytes", r.archive_bytes},
-                {"seconds", r.seconds}, {"phases", r.phases}, {"nodes", nodes}};
+                {"seconds", r.seconds}, {"phases", phases}, {"nodes", nodes}};
       std::printf("%s\n", j.dump(2).c_str());
     } else {
       print_result(r);

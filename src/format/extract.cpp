@@ -303,9 +303,9 @@ using Batch = std::vector<Member>;
 // when the last member pointing into it has been written.
 class FrameBuffers : public std::enable_shared_from_this<FrameBuffers> {
  public:
-  std::shared_ptr<char> take(std::size_t size) {
-    if (size > k_frame_max) return std::shared_ptr<char>(new char[size], std::default_delete<char[]>());
-    std::unique_ptr<char[]> buffer;
+  std::shared_ptr<util::PageBuffer> take(std::size_t size) {
+    if (size > k_frame_max) return std::make_shared<util::PageBuffer>(size);  // not ferry's: untrusted
+    std::unique_ptr<util::PageBuffer> buffer;
     {
       std::lock_guard lock(m_mutex);
       if (!m_free.empty()) {
@@ -313,8 +313,8 @@ class FrameBuffers : public std::enable_shared_from_this<FrameBuffers> {
         m_free.pop_back();
       }
     }
-    if (!buffer) buffer.reset(new char[k_frame_max]);
-    return std::shared_ptr<char>(buffer.release(), [self = shared_from_this()](char* p) {
+    if (!buffer) buffer = std::make_unique<util::PageBuffer>(k_frame_max);
+    return std::shared_ptr<util::PageBuffer>(buffer.release(), [self = shared_from_this()](util::PageBuffer* p) {
       std::lock_guard lock(self->m_mutex);
       self->m_free.emplace_back(p);
     });
@@ -322,11 +322,11 @@ class FrameBuffers : public std::enable_shared_from_this<FrameBuffers> {
 
  private:
   std::mutex m_mutex;
-  std::vector<std::unique_ptr<char[]>> m_free;
+  std::vector<std::unique_ptr<util::PageBuffer>> m_free;
 };
 
 struct DecodedFrame {
-  std::shared_ptr<char> buffer;
+  std::shared_ptr<util::PageBuffer> buffer;
   std::size_t size = 0;
 };
 
@@ -358,7 +358,7 @@ void extract_frames(const ArchiveBytes& source, const FrameIndex& index, Extract
                 if (i >= index.frames.size()) return d;
                 const FrameIndexEntry& f = index.frames[i];
                 d.buffer = buffers->take(f.decompressed_size);
-                decompress_frame_into(index.layout, bytes, f, subject, d.buffer.get());
+                decompress_frame_into(index.layout, bytes, f, subject, d.buffer->data());
                 d.size = f.decompressed_size;
                 return d;
               }) &
@@ -367,7 +367,7 @@ void extract_frames(const ArchiveBytes& source, const FrameIndex& index, Extract
               [&](const DecodedFrame& frame) {
                 Batch members, files;
                 if (!frame.buffer) return files;
-                parser.feed(std::string_view(frame.buffer.get(), frame.size), frame.buffer, members);
+                parser.feed(std::string_view(frame.buffer->data(), frame.size), frame.buffer, members);
                 for (Member& m : members) {
                   if (hooks.on_member) hooks.on_member(m);
                   if (ex.admit(m)) files.push_back(std::move(m));

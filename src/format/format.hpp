@@ -86,7 +86,9 @@ class TarParser {
   State m_state = State::header;
   Payload m_payload = Payload::skip;
   std::string m_header;        // a header split across chunks
-  std::string m_buffer;        // payload split across chunks
+  std::string m_buffer;        // a pax or GNU name payload split across chunks
+  std::shared_ptr<util::PageBuffer> m_assembly;  // a file split across chunks
+  std::uint64_t m_assembled = 0;
   std::uint64_t m_need = 0;    // payload bytes still to come
   std::uint64_t m_pad = 0;        // padding bytes to skip now
   std::uint64_t m_pad_after = 0;  // padding that follows the current payload
@@ -171,8 +173,12 @@ struct Manifest {
 
   std::string to_json() const;
   static Manifest parse(std::string_view json, const std::string& subject);
-  // The archive's identity: a hash of the manifest (it holds every file's checksum).
-  std::uint64_t identity() const;
+  // The archive's identity: the xxh3 of the manifest's JSON (which holds every file's checksum),
+  // as stored when parsed, else as to_json() writes it (the same bytes for ferry's archives).
+  std::uint64_t identity() const { return m_stored_identity ? *m_stored_identity : util::xxh3(to_json()); }
+
+ private:
+  std::optional<std::uint64_t> m_stored_identity;
 };
 
 // ---------------------------------------------------------------------------------------------

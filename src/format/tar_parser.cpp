@@ -93,11 +93,26 @@ void TarParser::feed(std::string_view bytes, const std::shared_ptr<const void>& 
     }
     // Payload.
     std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(m_need, avail));
-    if (m_payload == Payload::file && m_buffer.empty() && take == m_need) {
+    if (m_payload == Payload::file && !m_assembly && take == m_need) {
       // The whole file lies inside this chunk: point at it.
       m_current.data = std::string_view(bytes.data() + pos, take);
       m_current.storage = owner;
       m_need = 0;
+    } else if (m_payload == Payload::file) {
+      // Split across chunks: assembled in one buffer of its stated size, whose pages are only
+      // committed as bytes arrive (the size is untrusted until they do).
+      if (!m_assembly) {
+        try {
+          m_assembly = std::make_shared<util::PageBuffer>(static_cast<std::size_t>(m_need));
+        } catch (const std::bad_alloc&) {
+          throw Error(fmt::format("{}: member '{}': {} bytes do not fit in memory", m_subject,
+                                  m_current.entry.path, m_need));
+        }
+        m_assembled = 0;
+      }
+      std::memcpy(m_assembly->data() + m_assembled, bytes.data() + pos, take);
+      m_assembled += take;
+      m_need -= take;
     } else if (m_payload != Payload::skip) {
       m_buffer.append(bytes.substr(pos, take));
       m_need -= take;
@@ -116,10 +131,10 @@ void TarParser::complete_payload(std::vector<Member>& out) {
   m_pad_after = 0;
   switch (m_payload) {
     case Payload::file:
-      if (!m_current.storage) {
-        auto owned = std::make_shared<std::string>(std::move(m_buffer));
-        m_current.data = *owned;
-        m_current.storage = std::move(owned);
+      if (m_assembly) {
+        m_current.data = std::string_view(m_assembly->data(), static_cast<std::size_t>(m_assembled));
+        m_current.storage = std::move(m_assembly);
+        m_assembly.reset();
       }
       out.push_back(std::move(m_current));
       break;

@@ -109,7 +109,7 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, co
   prepare.insert(prepare.end(), {o.ferry, "stage-node", "--prepare", "--to", res.dir, "--archive", copy,
                                  "--identity", util::hex64(id)});
   auto prepared = one_shot(prepare, hosts, deadline.left());
-  res.phases["prepare"] = phase.seconds();
+  res.phases.emplace_back("prepare", phase.seconds());
   std::vector<std::string> todo, present;
   bool refused = false;
   for (const auto& h : hosts) {
@@ -135,7 +135,7 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, co
   //    failure and says so only in its exit status: both are checked and cleaned.
   phase = {};
   util::CommandOutput sb = util::run_command({"sbcast", "--force", res.archive, copy}, deadline.left());
-  res.phases["broadcast"] = phase.seconds();
+  res.phases.emplace_back("broadcast", phase.seconds());
   if (sb.status != 0) {
     std::string why = sb.timed_out ? fmt::format("sbcast took longer than the --timeout of {:.0f} s", o.timeout)
                                    : fmt::format("sbcast could not write the archive copy {} ({}): is the disk "
@@ -175,7 +175,7 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, co
   bool all_ready = first.size() == todo.size() &&
                    std::all_of(first.begin(), first.end(), [](auto& kv) { return kv.second.status != "failed"; });
   std::string word = all_ready ? "commit" : "abort";
-  res.phases["extract"] = phase.seconds();
+  res.phases.emplace_back("extract", phase.seconds());
   phase = {};
   srun.write(word + "\n");
   srun.close_stdin();
@@ -187,7 +187,7 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, co
     if (auto r = as_report(*line); r && is_final(r->status)) last[r->host] = *r;
   }
   if (last.size() < todo.size() || !srun.wait_for(10)) cancel_step(srun);
-  res.phases["commit"] = phase.seconds();
+  res.phases.emplace_back("commit", phase.seconds());
 
   // 4. Every node without a final word may hold a temporary tree or the copy: ask each on its own.
   //    One that answers is cleaned (it was aborted); one that does not is the node that is down.
@@ -259,15 +259,18 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
   if (o.jobs) argv.insert(argv.end(), {"-j", std::to_string(o.jobs)});
   res.via = "mpi";
 
+  util::Stopwatch launched;
   util::Subprocess mpi(argv);
   std::map<std::string, NodeReport> reports;
+  double inside = 0;  // ferry-mpi's own time; the rest is mpiexec starting and ending the ranks
   while (true) {
     auto line = mpi.read_line(deadline.left());
     if (!line) break;
     if (line->rfind("{\"phases\"", 0) == 0) {
       try {
         auto j = nlohmann::json::parse(*line);
-        for (const auto& [k, v] : j.at("phases").items()) res.phases[k] = v.get<double>();
+        for (const auto& p : j.at("phases")) res.phases.emplace_back(p.at(0).get<std::string>(), p.at(1).get<double>());
+        inside = j.at("total").get<double>();
       } catch (const std::exception&) {
       }
       continue;
@@ -286,6 +289,7 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
     mpi.kill(SIGKILL);
     rc = mpi.wait();
   }
+  if (inside > 0) res.phases.insert(res.phases.begin(), {"launch", launched.seconds() - inside});
   std::vector<std::string> lost;
   for (const auto& h : alloc.hosts) {
     auto it = reports.find(h);

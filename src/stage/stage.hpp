@@ -45,7 +45,7 @@ struct StageResult {
   std::string via, archive, dir;
   bool ok = false;
   double seconds = 0;
-  std::map<std::string, double> phases;  // "broadcast", "extract", "commit", ...
+  std::vector<std::pair<std::string, double>> phases;  // in order: "prepare", "broadcast", ...
   std::uint64_t archive_bytes = 0;
   std::vector<NodeReport> nodes;
 };

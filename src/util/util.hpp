@@ -71,6 +71,22 @@ class MappedFile {
   std::size_t m_size = 0;
 };
 
+// Memory for large transient buffers (archive bytes arriving, decoded frames, big members):
+// anonymous pages that ask for transparent huge pages, so filling them costs one page fault per
+// 2 MiB instead of one per 4 KiB. Uninitialised; pages are only committed as they are touched.
+class PageBuffer {
+ public:
+  explicit PageBuffer(std::size_t size);  // throws std::bad_alloc when the size cannot be mapped
+  PageBuffer(PageBuffer&&) = delete;
+  ~PageBuffer();
+  char* data() const { return m_data; }
+  std::size_t size() const { return m_size; }
+
+ private:
+  char* m_data = nullptr;
+  std::size_t m_size = 0;
+};
+
 std::string read_file(const std::string& path);
 // Writes all of data to fd (handles short writes); subject names the file in errors.
 void write_all(int fd, std::string_view data, std::string_view subject);

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -65,6 +66,29 @@ void barrier_quietly(MPI_Comm comm) {
   MPI_Ibarrier(comm, &request);
   wait_quietly(request);
 }
+
+// Where rank 0's time went, phase by phase, from the start of the program (ferry stage prints
+// them; MPI start-up is the first).
+class Phases {
+ public:
+  void end(const char* name) {
+    double now = m_clock.seconds();
+    m_list.emplace_back(name, now - m_last);
+    m_last = now;
+  }
+  double total() const { return m_clock.seconds(); }
+  std::string json() const {
+    std::string out = "{\"phases\": [";
+    for (const auto& [name, seconds] : m_list)
+      out += fmt::format("{}[\"{}\", {:.3f}]", out.back() == '[' ? "" : ", ", name, seconds);
+    return out + fmt::format("], \"total\": {:.3f}}}", total());
+  }
+
+ private:
+  util::Stopwatch m_clock;
+  double m_last = 0;
+  std::vector<std::pair<std::string, double>> m_list;
+};
 
 // One buffer from root to everyone: its length, then its bytes.
 void bcast_string(std::string& s, int root, MPI_Comm comm) {
@@ -147,7 +171,7 @@ Header read_header(const std::string& archive, const util::MappedFile& map) {
   return h;
 }
 
-int stage_main(const std::string& archive, const std::string& dir, unsigned jobs) {
+int stage_main(const std::string& archive, const std::string& dir, unsigned jobs, Phases& phases) {
   int world_rank = 0, world_size = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world_size);
@@ -173,6 +197,7 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
   MPI_Comm_rank(leaders, &rank);
   MPI_Comm_size(leaders, &nodes);
   util::Stopwatch clock;
+  phases.end("mpi start");
 
   // 1. The header: manifest, frame index, size.
   std::unique_ptr<util::MappedFile> map;
@@ -188,6 +213,7 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
   std::string packed = rank == 0 ? h.pack() : std::string();
   bcast_string(packed, 0, leaders);
   if (rank != 0) h.unpack(packed);
+  phases.end("header");
   if (!h.error.empty()) {
     // One report for every node: ferry stage shows the reason on each host's line.
     if (rank == 0) {
@@ -222,10 +248,11 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
     report.error = e.what();
   }
   // Room for the bytes, before anyone commits to the broadcast.
-  std::unique_ptr<char[]> buffer;
+  std::unique_ptr<util::PageBuffer> buffer;
   if (session && !session->already_present() && rank != 0) {
-    buffer.reset(new (std::nothrow) char[h.size]);
-    if (!buffer) {
+    try {
+      buffer = std::make_unique<util::PageBuffer>(h.size);
+    } catch (const std::bad_alloc&) {
       report.status = "failed";
       report.error = fmt::format("cannot hold the {}-byte archive in memory", h.size);
       session.reset();
@@ -248,10 +275,9 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
     MPI_Comm_split(leaders, (need || rank == 0) && all_opened ? 0 : MPI_UNDEFINED, rank, &movers);
 
   // 3. The bytes, pipelined: extraction runs on its own threads while the next chunks arrive.
-  util::Stopwatch phase;
-  double broadcast_seconds = 0;
+  phases.end("open");
   if (movers != MPI_COMM_NULL) {
-    std::string_view bytes = rank == 0 ? map->bytes() : std::string_view(buffer.get(), h.size);
+    std::string_view bytes = rank == 0 ? map->bytes() : std::string_view(buffer->data(), h.size);
     Arrivals arrivals;
     std::thread extractor;
     if (need) {
@@ -293,8 +319,9 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
       complete_front(false);
     }
     while (!inflight.empty()) complete_front(true);
-    broadcast_seconds = phase.seconds();
+    phases.end("broadcast");
     if (extractor.joinable()) extractor.join();
+    phases.end("extract rest");
     if (movers != leaders) MPI_Comm_free(&movers);
   }
 
@@ -317,6 +344,7 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
     if (report.status != "failed") report.status = "aborted";
   }
   report.seconds = clock.seconds();
+  phases.end("commit");
 
   // 5. Reports to rank 0, which prints them for ferry stage.
   std::string line = stage::report_line(report);
@@ -338,7 +366,7 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
       std::printf("%s\n", all.substr(static_cast<std::size_t>(offsets[static_cast<std::size_t>(i)]),
                                      static_cast<std::size_t>(lens[static_cast<std::size_t>(i)]))
                               .c_str());
-    std::printf("{\"phases\": {\"broadcast\": %.3f, \"total\": %.3f}}\n", broadcast_seconds, clock.seconds());
+    std::printf("%s\n", phases.json().c_str());
     std::fflush(stdout);
   }
   free_comm(leaders);
@@ -365,11 +393,16 @@ int main(int argc, char** argv) {
   }
   unsigned jobs = 0;
   if (args.size() == 5 && args[3] == "-j") jobs = static_cast<unsigned>(std::stoul(args[4]));
+  Phases phases;
+  // ferry-mpi binds nothing and moves host memory, so the MPI's hwloc need not probe PCI and other
+  // I/O devices at start-up: that was half of MPI_Init on the test cluster, and costs more on
+  // nodes full of GPUs and NICs. A site's own setting wins.
+  ::setenv("HWLOC_COMPONENTS", "-linuxio,-pci", 0);
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   int rc = 1;
   try {
-    rc = stage_main(args[1], args[2], jobs);
+    rc = stage_main(args[1], args[2], jobs, phases);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ferry-mpi: error: %s\n", e.what());
     MPI_Abort(MPI_COMM_WORLD, 1);
