@@ -108,7 +108,7 @@ if [ "${BENCH_CLUSTER:-1}" = 1 ] && bash "$CLUSTER" start >/dev/null 2>&1; then
   # (conda-unpack's work, in Python) on every node. The archive holds the same tree as ferry's.
   # On 3 nodes the nodes share this machine's 2 cores; on 1 node each tool has both, as on a real
   # node.
-  STAGE_RUNS=${STAGE_RUNS:-3}
+  STAGE_RUNS=${STAGE_RUNS:-5}
   export HYDRA_IFACE=${FERRY_CLUSTER_IFACE:-ferrybr0}
   cat > stage.sh <<SH
 set -e
