@@ -121,7 +121,7 @@ class UnpackSession {
 
   bool already_present() const;
   void extract();  // from options.archive
-  void extract(const format::ArchiveBytes& bytes, const format::FrameIndex& index);
+  void extract(const format::FrameSource& frames, const format::FrameIndex& index);
   void commit();
   const UnpackResult& result() const;
 

@@ -233,7 +233,7 @@ struct UnpackSession::State {
   }
 
   // Writes the tree into a temporary sibling: from the file, or from streamed bytes.
-  void extract(const format::ArchiveBytes* stream, const format::FrameIndex* index) {
+  void extract(const format::FrameSource* stream, const format::FrameIndex* index) {
     if (r.already_present) return;
     if (tmp) throw Error(fmt::format("{}: extracted twice", r.dest));
     unsigned jobs = options.jobs ? options.jobs : util::default_jobs();
@@ -373,9 +373,9 @@ void UnpackSession::extract() {
   m->extract(nullptr, nullptr);
 }
 
-void UnpackSession::extract(const format::ArchiveBytes& bytes, const format::FrameIndex& index) {
-  m->archive_size = bytes.bytes.size();
-  m->extract(&bytes, &index);
+void UnpackSession::extract(const format::FrameSource& frames, const format::FrameIndex& index) {
+  m->archive_size = frames.size;
+  m->extract(&frames, &index);
 }
 
 void UnpackSession::commit() { m->commit(); }

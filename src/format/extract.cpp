@@ -332,39 +332,54 @@ struct DecodedFrame {
 
 std::size_t pipeline_tokens(unsigned jobs) { return std::max(2u, jobs) * 3; }
 
-void extract_frames(const ArchiveBytes& source, const FrameIndex& index, Extractor& ex,
+void extract_frames(const FrameSource& source, const FrameIndex& index, Extractor& ex,
                     unsigned jobs, const ExtractHooks& hooks, const std::string& subject) {
-  std::string_view bytes = source.bytes;
   std::size_t next = 0;
   TarParser parser(subject);
   auto buffers = std::make_shared<FrameBuffers>();
+  struct Arrived {
+    std::size_t index = 0;
+    std::string_view bytes;
+  };
+  // Every stage tells the source at once when extraction fails (see FrameSource::abandoned).
+  auto guarded = [&](auto body) {
+    return [&source, body](auto&&... args) {
+      try {
+        return body(std::forward<decltype(args)>(args)...);
+      } catch (...) {
+        if (source.abandoned) source.abandoned();
+        throw;
+      }
+    };
+  };
   tbb::parallel_pipeline(
       pipeline_tokens(jobs),
-      tbb::make_filter<void, std::size_t>(tbb::filter_mode::serial_in_order,
-                                          [&](tbb::flow_control& fc) -> std::size_t {
-                                            if (next == index.frames.size()) {
-                                              fc.stop();
-                                            } else if (source.wait_for) {
-                                              // Streamed: this frame's bytes may still be arriving.
-                                              const FrameIndexEntry& f = index.frames[next];
-                                              source.wait_for(f.offset + f.compressed_size);
-                                            }
-                                            return next++;
-                                          }) &
-          tbb::make_filter<std::size_t, DecodedFrame>(
+      tbb::make_filter<void, Arrived>(tbb::filter_mode::serial_in_order,
+                                      guarded([&](tbb::flow_control& fc) {
+                                        Arrived a;
+                                        if (next == index.frames.size()) {
+                                          fc.stop();
+                                          return a;
+                                        }
+                                        a.index = next++;
+                                        a.bytes = source.frame(a.index);  // streamed: may wait
+                                        return a;
+                                      })) &
+          tbb::make_filter<Arrived, DecodedFrame>(
               tbb::filter_mode::parallel,
-              [&](std::size_t i) {
+              guarded([&](const Arrived& a) {
                 DecodedFrame d;
-                if (i >= index.frames.size()) return d;
-                const FrameIndexEntry& f = index.frames[i];
+                if (a.index >= index.frames.size()) return d;
+                const FrameIndexEntry& f = index.frames[a.index];
                 d.buffer = buffers->take(f.decompressed_size);
-                decompress_frame_into(index.layout, bytes, f, subject, d.buffer->data());
+                decompress_frame_into(index.layout, a.bytes, f, subject, d.buffer->data());
                 d.size = f.decompressed_size;
+                if (source.released) source.released(a.index);
                 return d;
-              }) &
+              })) &
           tbb::make_filter<DecodedFrame, Batch>(
               tbb::filter_mode::serial_in_order,
-              [&](const DecodedFrame& frame) {
+              guarded([&](const DecodedFrame& frame) {
                 Batch members, files;
                 if (!frame.buffer) return files;
                 parser.feed(std::string_view(frame.buffer->data(), frame.size), frame.buffer, members);
@@ -373,12 +388,13 @@ void extract_frames(const ArchiveBytes& source, const FrameIndex& index, Extract
                   if (ex.admit(m)) files.push_back(std::move(m));
                 }
                 return files;
-              }) &
-          tbb::make_filter<Batch, void>(tbb::filter_mode::parallel, [&](const Batch& files) {
+              })) &
+          tbb::make_filter<Batch, void>(tbb::filter_mode::parallel, guarded([&](const Batch& files) {
             for (const Member& m : files) ex.write_member(m, hooks);
-          }));
+          })));
   parser.finish();
-  if (hooks.progress) hooks.progress->advance(bytes.size());
+  parser.finish();
+  if (hooks.progress) hooks.progress->advance(source.size);
 }
 
 void extract_foreign(const std::string& path, Extractor& ex, unsigned jobs,
@@ -428,7 +444,7 @@ ExtractStats extract_archive(const std::string& archive_path, const std::string&
   if (index.layout == ArchiveLayout::foreign) {
     extract_foreign(archive_path, ex, jobs, hooks);
   } else {
-    extract_frames(ArchiveBytes{map.bytes(), nullptr}, index, ex, jobs, hooks, archive_path);
+    extract_frames(FrameSource::in_memory(map.bytes(), index), index, ex, jobs, hooks, archive_path);
     ex.stats.format = index.layout == ArchiveLayout::ferry_zstd ? "ferry tar.zst" : "ferry tar.gz";
     ex.stats.frames = index.frames.size();
   }
@@ -436,7 +452,16 @@ ExtractStats extract_archive(const std::string& archive_path, const std::string&
   return ex.stats;
 }
 
-ExtractStats extract_frames(const ArchiveBytes& source, const FrameIndex& index, const std::string& root,
+FrameSource FrameSource::in_memory(std::string_view archive, const FrameIndex& index) {
+  FrameSource s;
+  s.frame = [archive, frames = index.frames](std::size_t i) {
+    return archive.substr(frames[i].offset, frames[i].compressed_size);
+  };
+  s.size = archive.size();
+  return s;
+}
+
+ExtractStats extract_frames(const FrameSource& source, const FrameIndex& index, const std::string& root,
                             unsigned jobs, const ExtractHooks& hooks, const std::string& subject) {
   if (index.layout == ArchiveLayout::foreign)
     throw Error(fmt::format("{}: only ferry archives can be extracted while they stream in", subject));

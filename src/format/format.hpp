@@ -138,8 +138,8 @@ FrameIndex index_frames(std::string_view archive, const std::string& subject);
 // Decompresses one frame (thread-safe). Corruption raises Error naming subject and frame.
 std::string decompress_frame(ArchiveLayout layout, std::string_view archive,
                              const FrameIndexEntry& frame, const std::string& subject);
-// The same into out, which holds at least frame.decompressed_size bytes.
-void decompress_frame_into(ArchiveLayout layout, std::string_view archive, const FrameIndexEntry& frame,
+// The same from the frame's own bytes into out, which holds frame.decompressed_size bytes.
+void decompress_frame_into(ArchiveLayout layout, std::string_view frame_bytes, const FrameIndexEntry& frame,
                            const std::string& subject, char* out);
 
 // ---------------------------------------------------------------------------------------------
@@ -207,16 +207,23 @@ struct ExtractStats {
 ExtractStats extract_archive(const std::string& archive_path, const std::string& root,
                              unsigned jobs, const ExtractHooks& hooks);
 
-// A ferry archive's bytes as they arrive (a broadcast): `bytes` spans the whole archive;
-// wait_for(end) returns once bytes [0, end) are there (null: all are there already).
-struct ArchiveBytes {
-  std::string_view bytes;
-  std::function<void(std::uint64_t end)> wait_for;
+// Where extraction gets each frame's compressed bytes: an archive all in memory, or frames that
+// arrive (a broadcast into a bounded window). frame(i) returns frame i's bytes, waiting for them if
+// need be; released(i), when set, is told once frame i is decoded and its bytes may be reused.
+struct FrameSource {
+  std::function<std::string_view(std::size_t index)> frame;
+  std::function<void(std::size_t index)> released;
+  // Called as soon as extraction fails, before it unwinds: a source whose frame() waits on the
+  // releases must stop waiting (and throw) from then on.
+  std::function<void()> abandoned;
+  std::uint64_t size = 0;  // compressed bytes in all (progress)
+
+  static FrameSource in_memory(std::string_view archive, const FrameIndex& index);
 };
 
 // Extracts a ferry archive while it streams in: each frame is decoded as soon as its bytes have
 // arrived, in parallel with the arrival of the next ones. index comes from the sender.
-ExtractStats extract_frames(const ArchiveBytes& source, const FrameIndex& index, const std::string& root,
+ExtractStats extract_frames(const FrameSource& source, const FrameIndex& index, const std::string& root,
                             unsigned jobs, const ExtractHooks& hooks, const std::string& subject);
 
 // Streams members of any archive in order (for inspect); stops when visit returns false.

@@ -176,9 +176,8 @@ FrameIndex index_frames(std::string_view a, const std::string& subject) {
   return index;
 }
 
-void decompress_frame_into(ArchiveLayout layout, std::string_view a, const FrameIndexEntry& f,
+void decompress_frame_into(ArchiveLayout layout, std::string_view src, const FrameIndexEntry& f,
                            const std::string& subject, char* out) {
-  std::string_view src = a.substr(f.offset, f.compressed_size);
   if (layout == ArchiveLayout::ferry_zstd) {
     thread_local ZstdDCtx dctx;
     std::size_t n = ZSTD_decompressDCtx(dctx.ctx, out, f.decompressed_size, src.data(), src.size());
@@ -197,7 +196,7 @@ void decompress_frame_into(ArchiveLayout layout, std::string_view a, const Frame
 std::string decompress_frame(ArchiveLayout layout, std::string_view a, const FrameIndexEntry& f,
                              const std::string& subject) {
   std::string out(f.decompressed_size, '\0');
-  decompress_frame_into(layout, a, f, subject, out.data());
+  decompress_frame_into(layout, a.substr(f.offset, f.compressed_size), f, subject, out.data());
   return out;
 }
 

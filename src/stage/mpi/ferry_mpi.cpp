@@ -35,21 +35,37 @@ namespace {
 
 using namespace ferry;
 
-// Chunks of the broadcast: large enough for the bandwidth of MPICH's scatter-allgather, small
-// enough that extraction starts early and runs alongside the next chunks; a few in flight.
-constexpr std::uint64_t k_chunk = 4u << 20;
+// Units of the broadcast: large enough for the bandwidth of MPICH's scatter-allgather, small
+// enough that extraction starts early and runs alongside the next units; a few in flight.
+constexpr std::uint64_t k_unit = 4u << 20;
 constexpr std::size_t k_in_flight = 4;
+// Units a receiving node holds at once (FERRY_MPI_WINDOW overrides; tests make it small).
+constexpr std::size_t k_window = 8;
 
 
-// Waits for a nonblocking operation by polling with short sleeps: a blocking collective spins
-// inside MPI, taking a core from the nodes still extracting (they share cores in tests, and
-// helper threads on real nodes).
+// The pause between two polls of MPI: short while things move, doubling up to 1 ms while nothing
+// does. A blocking MPI call would spin and take a core from the extraction threads; a fixed short
+// pause costs a few percent of a core per node over a whole stage (measured).
+class Backoff {
+ public:
+  void pause() {
+    ::usleep(m_us);
+    m_us = std::min(m_us * 2, 1000u);
+  }
+  void moved() { m_us = 50; }
+
+ private:
+  unsigned m_us = 50;
+};
+
+// Waits for a nonblocking operation, polling quietly.
 void wait_quietly(MPI_Request& request) {
+  Backoff backoff;
   int done = 0;
   while (true) {
     MPI_Test(&request, &done, MPI_STATUS_IGNORE);
     if (done) return;
-    ::usleep(200);
+    backoff.pause();
   }
 }
 
@@ -98,25 +114,98 @@ void bcast_string(std::string& s, int root, MPI_Comm comm) {
   if (n) MPI_Bcast(s.data(), static_cast<int>(n), MPI_BYTE, root, comm);
 }
 
-// Bytes arriving from the broadcast; extraction waits on it frame by frame.
-class Arrivals {
+// The archive goes out in units of whole frames (up to k_unit bytes, or one larger frame), so a
+// receiver decodes each unit from its own buffer and can reuse the buffer afterwards.
+struct Unit {
+  std::uint64_t offset = 0, size = 0;
+  std::size_t first_frame = 0, end_frame = 0;
+};
+
+std::vector<Unit> cut_units(const format::FrameIndex& index) {
+  std::vector<Unit> units;
+  for (std::size_t i = 0; i < index.frames.size(); ++i) {
+    const format::FrameIndexEntry& f = index.frames[i];
+    if (units.empty() || units.back().size + f.compressed_size > k_unit) units.push_back({f.offset, 0, i, i});
+    units.back().size += f.compressed_size;  // frames lie back to back
+    units.back().end_frame = i + 1;
+  }
+  return units;
+}
+
+// A receiving node's window on the archive: unit u lands in slot u % slots, free again once every
+// frame of unit u - slots is decoded. A node holds `slots` units, never the whole archive, so an
+// env of tens of GB stages on a node with little memory to spare.
+class Window {
  public:
-  void arrived(std::uint64_t end) {
+  Window(const std::vector<Unit>& units, std::size_t frames, std::size_t slots)
+      : m_units(units), m_unit_of(frames), m_pending(units.size()), m_slots(std::min(slots, units.size())) {
+    for (std::size_t u = 0; u < units.size(); ++u) {
+      m_pending[u] = units[u].end_frame - units[u].first_frame;
+      m_slot_size = std::max(m_slot_size, units[u].size);
+      for (std::size_t i = units[u].first_frame; i < units[u].end_frame; ++i) m_unit_of[i] = u;
+    }
+    m_slot_size = (m_slot_size + 4095) / 4096 * 4096;  // slots start on page boundaries
+    // One mapping for all slots (huge pages; its pages are committed as units first land).
+    m_memory = std::make_unique<util::PageBuffer>(std::max<std::size_t>(1, m_slots * m_slot_size));
+  }
+
+  // The broadcast thread: may unit u be received now? Its slot's previous unit must have arrived,
+  // and been decoded unless extraction gave up (then the bytes are only received and dropped).
+  bool slot_free(std::size_t u) {
+    if (u < m_slots) return true;
+    std::lock_guard lock(m_mutex);
+    std::size_t before = u - m_slots;
+    return m_arrived > before && (m_pending[before] == 0 || m_abandoned);
+  }
+  char* slot(std::size_t u) const { return m_memory->data() + (u % m_slots) * m_slot_size; }
+  void arrived(std::size_t u) {
     {
       std::lock_guard lock(m_mutex);
-      m_end = end;
+      m_arrived = u + 1;
     }
     m_cv.notify_all();
   }
-  void wait_for(std::uint64_t end) {
-    std::unique_lock lock(m_mutex);
-    m_cv.wait(lock, [&] { return m_end >= end; });
+
+  // Extraction stopped (failed): from now on the bytes are only received and dropped.
+  void abandon() {
+    {
+      std::lock_guard lock(m_mutex);
+      m_abandoned = true;
+    }
+    m_cv.notify_all();
+  }
+
+  // Extraction threads.
+  format::FrameSource source(const format::FrameIndex& index) {
+    format::FrameSource s;
+    s.frame = [this, &index](std::size_t i) {
+      std::size_t u = m_unit_of[i];
+      std::unique_lock lock(m_mutex);
+      m_cv.wait(lock, [&] { return m_arrived > u || m_abandoned; });
+      if (m_arrived <= u) throw Error("extraction stopped");  // abandoned: the pipeline is unwinding
+      const format::FrameIndexEntry& f = index.frames[i];
+      return std::string_view(slot(u) + (f.offset - m_units[u].offset), f.compressed_size);
+    };
+    s.released = [this](std::size_t i) {
+      std::lock_guard lock(m_mutex);
+      --m_pending[m_unit_of[i]];
+    };
+    s.abandoned = [this] { abandon(); };
+    s.size = m_units.empty() ? 0 : m_units.back().offset + m_units.back().size;
+    return s;
   }
 
  private:
+  const std::vector<Unit>& m_units;
+  std::vector<std::size_t> m_unit_of;  // frame -> unit
+  std::vector<std::size_t> m_pending;  // unit -> frames not decoded yet
+  std::size_t m_slots = 0;
+  std::uint64_t m_slot_size = 0;
+  std::unique_ptr<util::PageBuffer> m_memory;
   std::mutex m_mutex;
   std::condition_variable m_cv;
-  std::uint64_t m_end = 0;
+  std::size_t m_arrived = 0;  // units [0, m_arrived) are here
+  bool m_abandoned = false;
 };
 
 // What rank 0 knows of the archive and sends first, in one broadcast.
@@ -124,7 +213,6 @@ struct Header {
   std::string error;  // non-empty: rank 0 cannot read the archive; everyone stops
   std::string manifest;
   std::string index;  // FrameIndexEntry array, raw
-  std::uint64_t size = 0;
   int layout = 0;
 
   std::string pack() const {
@@ -133,7 +221,6 @@ struct Header {
       std::uint64_t n = part->size();
       out.append(reinterpret_cast<const char*>(&n), sizeof n).append(*part);
     }
-    out.append(reinterpret_cast<const char*>(&size), sizeof size);
     return out.append(reinterpret_cast<const char*>(&layout), sizeof layout);
   }
   // Only ever reads what rank 0 packed (same program, same build).
@@ -144,8 +231,7 @@ struct Header {
       part->assign(in.substr(sizeof n, n));
       in.remove_prefix(sizeof n + n);
     }
-    std::memcpy(&size, in.data(), sizeof size);
-    std::memcpy(&layout, in.data() + sizeof size, sizeof layout);
+    std::memcpy(&layout, in.data(), sizeof layout);
   }
 };
 
@@ -166,7 +252,10 @@ Header read_header(const std::string& archive, const util::MappedFile& map) {
   if (h.manifest.empty()) throw Error(fmt::format("{}: no manifest in this ferry archive", archive));
   h.index.assign(reinterpret_cast<const char*>(index.frames.data()),
                  index.frames.size() * sizeof(format::FrameIndexEntry));
-  h.size = map.bytes().size();
+  for (const format::FrameIndexEntry& f : index.frames)
+    if (f.compressed_size > (1u << 30))  // one MPI message each (an int count); ferry's are ~1 MiB
+      throw Error(fmt::format("{}: a frame of {} bytes at byte {} is too large to broadcast", archive,
+                              f.compressed_size, f.offset));
   h.layout = static_cast<int>(index.layout);
   return h;
 }
@@ -247,19 +336,22 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
     report.status = "failed";
     report.error = e.what();
   }
-  // Room for the bytes, before anyone commits to the broadcast.
-  std::unique_ptr<util::PageBuffer> buffer;
+  // Receivers hold a window of the archive, never all of it.
+  std::vector<Unit> units = cut_units(index);
+  std::optional<Window> window;
   if (session && !session->already_present() && rank != 0) {
+    std::size_t slots = k_window;
+    if (const char* w = std::getenv("FERRY_MPI_WINDOW"); w && std::atoi(w) > 0) slots = static_cast<std::size_t>(std::atoi(w));
     try {
-      buffer = std::make_unique<util::PageBuffer>(h.size);
+      window.emplace(units, index.frames.size(), slots);
     } catch (const std::bad_alloc&) {
       report.status = "failed";
-      report.error = fmt::format("cannot hold the {}-byte archive in memory", h.size);
+      report.error = fmt::format("cannot map a window of {} units of the archive", slots);
       session.reset();
     }
   }
-  // A node that cannot even start (DIR not writable, no memory, ...) fails the stage before any
-  // byte moves. One allgather tells every node who failed and who needs the bytes.
+  // A node that cannot even start (DIR not writable, on a shared file system, ...) fails the
+  // stage before any byte moves. One allgather tells every node who failed and who needs the bytes.
   enum NodeState : int { cannot_start = 0, present = 1, needs_bytes = 2 };
   int state = !session ? cannot_start : session->already_present() ? present : needs_bytes;
   std::vector<int> states(static_cast<std::size_t>(nodes));
@@ -274,47 +366,53 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
   else
     MPI_Comm_split(leaders, (need || rank == 0) && all_opened ? 0 : MPI_UNDEFINED, rank, &movers);
 
-  // 3. The bytes, pipelined: extraction runs on its own threads while the next chunks arrive.
+  // 3. The bytes, pipelined: extraction runs on its own threads while the next units arrive.
   phases.end("open");
   if (movers != MPI_COMM_NULL) {
-    std::string_view bytes = rank == 0 ? map->bytes() : std::string_view(buffer->data(), h.size);
-    Arrivals arrivals;
     std::thread extractor;
     if (need) {
       extractor = std::thread([&] {
         try {
-          format::ArchiveBytes source{bytes, nullptr};
-          if (rank != 0) source.wait_for = [&](std::uint64_t end) { arrivals.wait_for(end); };
-          session->extract(source, index);
+          session->extract(rank == 0 ? format::FrameSource::in_memory(map->bytes(), index) : window->source(index),
+                           index);
         } catch (const std::exception& e) {
           report.status = "failed";
           report.error = e.what();
+          if (window) window->abandon();  // also when it failed before reading a frame
         }
       });
     }
-    // Several chunks in flight (MPI_Ibcast, issued in the same order everywhere), completed in
+    // Several units in flight (MPI_Ibcast, issued in the same order everywhere), completed in
     // order. Waiting polls with short sleeps rather than spinning inside MPI, so the extraction
-    // threads keep the cores. A node whose extraction failed keeps receiving: the broadcast is
-    // collective.
-    std::deque<std::pair<MPI_Request, std::uint64_t>> inflight;
+    // threads keep the cores. A node whose extraction failed keeps receiving (and dropping): the
+    // broadcast is collective.
+    std::deque<std::pair<MPI_Request, std::size_t>> inflight;
+    Backoff backoff;
     auto complete_front = [&](bool block) {
       while (!inflight.empty()) {
         int done = 0;
         MPI_Test(&inflight.front().first, &done, MPI_STATUS_IGNORE);
         if (done) {
-          if (rank != 0) arrivals.arrived(inflight.front().second);
+          if (window) window->arrived(inflight.front().second);
           inflight.pop_front();
+          backoff.moved();
           return;
         }
         if (!block) return;
-        ::usleep(50);
+        backoff.pause();
       }
     };
-    for (std::uint64_t off = 0; off < h.size; off += k_chunk) {
-      std::uint64_t len = std::min<std::uint64_t>(k_chunk, h.size - off);
+    for (std::size_t u = 0; u < units.size(); ++u) {
+      while (window && !window->slot_free(u)) {  // extraction is behind: keep the others moving
+        complete_front(false);
+        backoff.pause();
+      }
+      backoff.moved();
+      // Rank 0 sends from its map of the archive; every other mover receives into its window.
+      char* bytes = window ? window->slot(u) : const_cast<char*>(map->bytes().data()) + units[u].offset;
       MPI_Request req;
-      MPI_Ibcast(const_cast<char*>(bytes.data()) + off, static_cast<int>(len), MPI_BYTE, 0, movers, &req);
-      inflight.emplace_back(req, off + len);
+      MPI_Ibcast(bytes, static_cast<int>(units[u].size), MPI_BYTE, 0, movers, &req);
+      inflight.emplace_back(req, u);
       while (inflight.size() >= k_in_flight) complete_front(true);
       complete_front(false);
     }
