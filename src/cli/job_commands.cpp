@@ -116,15 +116,10 @@ std::string job_dir(const job::Allocation& a, const job::Environ& env) {
   return fmt::format("{}/ferry/jobs/{}-{}", base, job::scheduler_name(a.scheduler), id);
 }
 
-void write_file_atomically(const std::string& path, const std::string& text) {
+// Job files, whole or not at all; the job's directory is made on first use.
+void write_job_file(const std::string& path, const std::string& text) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
-  {
-    util::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd) util::throw_errno(tmp, "cannot create", errno);
-    util::write_all(fd.get(), text, tmp);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) util::throw_errno(path, "cannot write", errno);
+  util::write_file_atomically(path, text, 0644);
 }
 
 // A line to paste into a shell.
@@ -261,7 +256,7 @@ void add_job(CLI::App& app) {
     auto plan = default_plan(c, hostfile);
     std::string hosts_text;
     for (const auto& h : c.allocation.hosts) hosts_text += h + "\n";
-    write_file_atomically(hostfile, hosts_text);
+    write_job_file(hostfile, hosts_text);
     std::string text = fmt::format("# ferry job environment: {} job {}, saved by `ferry job save`\n",
                                    job::scheduler_name(c.allocation.scheduler), c.allocation.job_id);
     auto put = [&](const std::string& k, const std::string& v) { text += fmt::format("export {}={}\n", k, util::shell_quote(v)); };
@@ -278,7 +273,7 @@ void add_job(CLI::App& app) {
       std::vector<std::string> prefix(plan->argv.begin(), plan->argv.end() - 1);  // without COMMAND
       put("FERRY_LAUNCH", quoted_line(prefix));
     }
-    write_file_atomically(file, text);
+    write_job_file(file, text);
     // `latest` points at the job saved last, for `ferry job load` outside any job.
     std::string latest = std::filesystem::path(dir).parent_path().string() + "/latest";
     std::string tmp_link = latest + ".tmp-" + std::to_string(::getpid());
@@ -363,7 +358,7 @@ void add_launch(CLI::App& app) {
       std::string named = fmt::format("{}-{}", r.hostfile, util::hex64(util::xxh3(plan.hostfile_text)).substr(0, 8));
       for (auto& a : plan.argv)
         if (a == r.hostfile) a = named;
-      write_file_atomically(named, plan.hostfile_text);
+      write_job_file(named, plan.hostfile_text);
     }
     if (*dry_run) {
       if (*json) std::printf("%s\n", context_json(c, &plan).dump(2).c_str());

@@ -148,22 +148,8 @@ void prepend_channels(std::vector<Block>& blocks, const std::vector<std::string>
 
 // Writes text beside path and returns the temporary file; mode: the existing file's, else 0644.
 std::string write_temp(const std::string& path, const std::string& text) {
-  std::filesystem::path p(path);
-  std::string tmpl = (p.parent_path() / ("." + p.filename().string() + ".ferry-tmp-XXXXXX")).string();
-  int fd = ::mkstemp(tmpl.data());
-  if (fd < 0) util::throw_errno(p.parent_path().string(), "cannot write here", errno);
-  util::UniqueFd file(fd);
-  try {
-    util::write_all(file.get(), text, tmpl);
-    struct stat st {};
-    mode_t mode = ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
-    if (::fchmod(file.get(), mode) != 0) util::throw_errno(tmpl, "cannot chmod", errno);
-    if (::fsync(file.get()) != 0) util::throw_errno(tmpl, "cannot sync", errno);
-  } catch (...) {
-    ::unlink(tmpl.c_str());
-    throw;
-  }
-  return tmpl;
+  struct stat st {};
+  return util::write_beside(path, text, ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644);
 }
 
 std::string read_if_there(const std::string& path) {

@@ -56,16 +56,8 @@ class Transaction {
   }
   // Writes text to a temporary file beside path (a dot file: neither Lmod nor Modules reads it).
   std::string write_temp(const std::string& path, const std::string& text) {
-    std::filesystem::path p(path);
-    std::string tmpl = (p.parent_path() / ("." + p.filename().string() + ".ferry-tmp-XXXXXX")).string();
-    int fd = ::mkstemp(tmpl.data());
-    if (fd < 0) util::throw_errno(p.parent_path().string(), "cannot write a modulefile here", errno);
-    util::UniqueFd file(fd);
-    m_temps.push_back(tmpl);
-    util::write_all(file.get(), text, tmpl);
-    if (::fchmod(file.get(), 0644) != 0) util::throw_errno(tmpl, "cannot chmod", errno);
-    if (::fsync(file.get()) != 0) util::throw_errno(tmpl, "cannot sync", errno);
-    return tmpl;
+    m_temps.push_back(util::write_beside(path, text, 0644));
+    return m_temps.back();
   }
   void commit() { m_committed = true; }
 

@@ -70,6 +70,34 @@ PageBuffer::~PageBuffer() {
   if (m_data) ::munmap(m_data, m_size);
 }
 
+std::string write_beside(const std::string& path, std::string_view text, mode_t mode) {
+  std::size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  std::string temp = (dir == "/" ? "" : dir) + "/." + name + ".ferry-tmp-XXXXXX";
+  int fd = ::mkstemp(temp.data());
+  if (fd < 0) throw_errno(dir, "cannot write here", errno);
+  UniqueFd file(fd);
+  try {
+    write_all(fd, text, temp);
+    if (::fchmod(fd, mode) != 0) throw_errno(temp, "cannot chmod", errno);
+    if (::fsync(fd) != 0) throw_errno(temp, "cannot sync", errno);
+  } catch (...) {
+    ::unlink(temp.c_str());
+    throw;
+  }
+  return temp;
+}
+
+void write_file_atomically(const std::string& path, std::string_view text, mode_t mode) {
+  std::string temp = write_beside(path, text, mode);
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(temp.c_str());
+    throw_errno(path, "cannot rename into place", err);
+  }
+}
+
 std::string read_file(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) throw_errno(path, "cannot open", errno);

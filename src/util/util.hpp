@@ -88,6 +88,11 @@ class PageBuffer {
 };
 
 std::string read_file(const std::string& path);
+// Writes text to a new hidden file beside path (".NAME.ferry-tmp-XXXXXX", which module engines and
+// conda skip), with mode, synced; returns its path for a rename into place. Nothing is left on error.
+std::string write_beside(const std::string& path, std::string_view text, mode_t mode);
+// write_beside, then the rename: readers see the old file or the new one, never a part.
+void write_file_atomically(const std::string& path, std::string_view text, mode_t mode);
 // Writes all of data to fd (handles short writes); subject names the file in errors.
 void write_all(int fd, std::string_view data, std::string_view subject);
 

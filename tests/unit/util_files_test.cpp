@@ -1,0 +1,69 @@
+// util's atomic file writes: the new content whole, the asked mode, no temporary left, and on
+// failure the old file untouched and nothing new beside it.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "util/util.hpp"
+
+namespace fs = std::filesystem;
+using namespace ferry;
+
+namespace {
+
+struct TempDir {
+  fs::path path = fs::temp_directory_path() / ("ferry-util-test-" + std::to_string(::getpid()));
+  TempDir() { fs::create_directories(path); }
+  ~TempDir() { fs::remove_all(path); }
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(path)) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST(WriteFileAtomically, ReplacesWholeWithModeAndLeavesNoTemporary) {
+  TempDir d;
+  std::string file = (d.path / "hostfile").string();
+  util::write_file_atomically(file, "old\n", 0644);
+  util::write_file_atomically(file, "node1\nnode2\n", 0600);
+  EXPECT_EQ(util::read_file(file), "node1\nnode2\n");
+  struct stat st {};
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(d.names(), std::vector<std::string>{"hostfile"});
+}
+
+TEST(WriteBeside, IsHiddenBesideThePathUntilRenamed) {
+  TempDir d;
+  std::string file = (d.path / ".condarc").string();
+  std::string temp = util::write_beside(file, "channels: []\n", 0640);
+  EXPECT_EQ(fs::path(temp).parent_path(), d.path);
+  EXPECT_EQ(fs::path(temp).filename().string().rfind("..condarc.ferry-tmp-", 0), 0u) << temp;
+  EXPECT_FALSE(fs::exists(file));
+  EXPECT_EQ(util::read_file(temp), "channels: []\n");
+}
+
+TEST(WriteFileAtomically, FailureLeavesTheOldFileAndNothingBesideIt) {
+  TempDir d;
+  std::string file = (d.path / "env.sh").string();
+  util::write_file_atomically(file, "export A=1\n", 0644);
+  // A directory in the way of the rename: the write fails after the temporary was made.
+  std::string blocked = (d.path / "sub").string();
+  fs::create_directories(fs::path(blocked) / "child");
+  EXPECT_THROW(util::write_file_atomically(blocked, "x", 0644), Error);
+  EXPECT_EQ(util::read_file(file), "export A=1\n");
+  EXPECT_EQ(d.names(), (std::vector<std::string>{"env.sh", "sub"}));
+  try {
+    util::write_file_atomically((d.path / "missing" / "f").string(), "x", 0644);
+    FAIL() << "writing into a missing directory must fail";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find((d.path / "missing").string()), std::string::npos) << e.what();
+  }
+}
