@@ -24,11 +24,9 @@ std::optional<std::string> first_of(const Environ& env, std::initializer_list<co
 }
 
 unsigned parse_count(const std::string& value, std::string_view what) {
-  char* end = nullptr;
-  unsigned long n = std::strtoul(value.c_str(), &end, 10);
-  if (value.empty() || *end != '\0' || n > 1u << 24)
-    throw Error(fmt::format("{}='{}': expected a number", what, value), Error::Kind::usage);
-  return static_cast<unsigned>(n);
+  auto n = util::parse_decimal(value, 1u << 24);
+  if (!n) throw Error(fmt::format("{}='{}': expected a number", what, value), Error::Kind::usage);
+  return *n;
 }
 
 std::string first_label(const std::string& host) { return host.substr(0, host.find('.')); }

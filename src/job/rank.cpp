@@ -47,10 +47,9 @@ constexpr Scheme k_schemes[] = {
 unsigned number(const Environ& env, const char* name) {
   auto v = lookup(env, name);
   if (!v) throw Error(fmt::format("{} is not set (needed with the launcher's other variables)", name));
-  char* end = nullptr;
-  unsigned long n = std::strtoul(v->c_str(), &end, 10);
-  if (v->empty() || *end != '\0' || n > 1u << 30) throw Error(fmt::format("{}='{}': expected a number", name, *v));
-  return static_cast<unsigned>(n);
+  auto n = util::parse_decimal(*v, 1u << 30);
+  if (!n) throw Error(fmt::format("{}='{}': expected a number", name, *v));
+  return *n;
 }
 
 // The local interface whose address reaches `host`: where gloo should listen. Empty when unknown

@@ -13,14 +13,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -30,17 +28,14 @@
 
 #include "env/env.hpp"
 #include "stage/stage.hpp"
+#include "stage/window.hpp"
 
 namespace {
 
 using namespace ferry;
 
-// Units of the broadcast: large enough for the bandwidth of MPICH's scatter-allgather, small
-// enough that extraction starts early and runs alongside the next units; a few in flight.
-constexpr std::uint64_t k_unit = 4u << 20;
+// Units of the broadcast in flight at once (stage::cut_units makes them; MPI_Ibcast each).
 constexpr std::size_t k_in_flight = 4;
-// Units a receiving node holds at once (FERRY_MPI_WINDOW overrides; tests make it small).
-constexpr std::size_t k_window = 8;
 
 
 // The pause between two polls of MPI: short while things move, doubling up to 1 ms while nothing
@@ -113,100 +108,6 @@ void bcast_string(std::string& s, int root, MPI_Comm comm) {
   s.resize(n);
   if (n) MPI_Bcast(s.data(), static_cast<int>(n), MPI_BYTE, root, comm);
 }
-
-// The archive goes out in units of whole frames (up to k_unit bytes, or one larger frame), so a
-// receiver decodes each unit from its own buffer and can reuse the buffer afterwards.
-struct Unit {
-  std::uint64_t offset = 0, size = 0;
-  std::size_t first_frame = 0, end_frame = 0;
-};
-
-std::vector<Unit> cut_units(const format::FrameIndex& index) {
-  std::vector<Unit> units;
-  for (std::size_t i = 0; i < index.frames.size(); ++i) {
-    const format::FrameIndexEntry& f = index.frames[i];
-    if (units.empty() || units.back().size + f.compressed_size > k_unit) units.push_back({f.offset, 0, i, i});
-    units.back().size += f.compressed_size;  // frames lie back to back
-    units.back().end_frame = i + 1;
-  }
-  return units;
-}
-
-// A receiving node's window on the archive: unit u lands in slot u % slots, free again once every
-// frame of unit u - slots is decoded. A node holds `slots` units, never the whole archive, so an
-// env of tens of GB stages on a node with little memory to spare.
-class Window {
- public:
-  Window(const std::vector<Unit>& units, std::size_t frames, std::size_t slots)
-      : m_units(units), m_unit_of(frames), m_pending(units.size()), m_slots(std::min(slots, units.size())) {
-    for (std::size_t u = 0; u < units.size(); ++u) {
-      m_pending[u] = units[u].end_frame - units[u].first_frame;
-      m_slot_size = std::max(m_slot_size, units[u].size);
-      for (std::size_t i = units[u].first_frame; i < units[u].end_frame; ++i) m_unit_of[i] = u;
-    }
-    m_slot_size = (m_slot_size + 4095) / 4096 * 4096;  // slots start on page boundaries
-    // One mapping for all slots (huge pages; its pages are committed as units first land).
-    m_memory = std::make_unique<util::PageBuffer>(std::max<std::size_t>(1, m_slots * m_slot_size));
-  }
-
-  // The broadcast thread: may unit u be received now? Its slot's previous unit must have arrived,
-  // and been decoded unless extraction gave up (then the bytes are only received and dropped).
-  bool slot_free(std::size_t u) {
-    if (u < m_slots) return true;
-    std::lock_guard lock(m_mutex);
-    std::size_t before = u - m_slots;
-    return m_arrived > before && (m_pending[before] == 0 || m_abandoned);
-  }
-  char* slot(std::size_t u) const { return m_memory->data() + (u % m_slots) * m_slot_size; }
-  void arrived(std::size_t u) {
-    {
-      std::lock_guard lock(m_mutex);
-      m_arrived = u + 1;
-    }
-    m_cv.notify_all();
-  }
-
-  // Extraction stopped (failed): from now on the bytes are only received and dropped.
-  void abandon() {
-    {
-      std::lock_guard lock(m_mutex);
-      m_abandoned = true;
-    }
-    m_cv.notify_all();
-  }
-
-  // Extraction threads.
-  format::FrameSource source(const format::FrameIndex& index) {
-    format::FrameSource s;
-    s.frame = [this, &index](std::size_t i) {
-      std::size_t u = m_unit_of[i];
-      std::unique_lock lock(m_mutex);
-      m_cv.wait(lock, [&] { return m_arrived > u || m_abandoned; });
-      if (m_arrived <= u) throw Error("extraction stopped");  // abandoned: the pipeline is unwinding
-      const format::FrameIndexEntry& f = index.frames[i];
-      return std::string_view(slot(u) + (f.offset - m_units[u].offset), f.compressed_size);
-    };
-    s.released = [this](std::size_t i) {
-      std::lock_guard lock(m_mutex);
-      --m_pending[m_unit_of[i]];
-    };
-    s.abandoned = [this] { abandon(); };
-    s.size = m_units.empty() ? 0 : m_units.back().offset + m_units.back().size;
-    return s;
-  }
-
- private:
-  const std::vector<Unit>& m_units;
-  std::vector<std::size_t> m_unit_of;  // frame -> unit
-  std::vector<std::size_t> m_pending;  // unit -> frames not decoded yet
-  std::size_t m_slots = 0;
-  std::uint64_t m_slot_size = 0;
-  std::unique_ptr<util::PageBuffer> m_memory;
-  std::mutex m_mutex;
-  std::condition_variable m_cv;
-  std::size_t m_arrived = 0;  // units [0, m_arrived) are here
-  bool m_abandoned = false;
-};
 
 // What rank 0 knows of the archive and sends first, in one broadcast.
 struct Header {
@@ -336,14 +237,14 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
     report.status = "failed";
     report.error = e.what();
   }
-  // Receivers hold a window of the archive, never all of it.
-  std::vector<Unit> units = cut_units(index);
-  std::optional<Window> window;
+  // Receivers hold a window of the archive, never all of it (FERRY_MPI_WINDOW: its units).
+  std::vector<stage::Unit> units = stage::cut_units(index);
+  std::optional<stage::ReceiveWindow> window;
   if (session && !session->already_present() && rank != 0) {
-    std::size_t slots = k_window;
+    std::size_t slots = stage::k_window_units;
     if (const char* w = std::getenv("FERRY_MPI_WINDOW"); w && std::atoi(w) > 0) slots = static_cast<std::size_t>(std::atoi(w));
     try {
-      window.emplace(units, index.frames.size(), slots);
+      window.emplace(index, slots);
     } catch (const std::bad_alloc&) {
       report.status = "failed";
       report.error = fmt::format("cannot map a window of {} units of the archive", slots);
@@ -373,8 +274,7 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
     if (need) {
       extractor = std::thread([&] {
         try {
-          session->extract(rank == 0 ? format::FrameSource::in_memory(map->bytes(), index) : window->source(index),
-                           index);
+          session->extract(rank == 0 ? format::FrameSource::in_memory(map->bytes(), index) : window->source(), index);
         } catch (const std::exception& e) {
           report.status = "failed";
           report.error = e.what();

@@ -1,5 +1,5 @@
-// util's atomic file writes: the new content whole, the asked mode, no temporary left, and on
-// failure the old file untouched and nothing new beside it.
+// util: atomic file writes (the new content whole, the asked mode, no temporary left, and on
+// failure the old file untouched and nothing new beside it) and counts from the environment.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -66,4 +66,14 @@ TEST(WriteFileAtomically, FailureLeavesTheOldFileAndNothingBesideIt) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find((d.path / "missing").string()), std::string::npos) << e.what();
   }
+}
+
+TEST(ParseDecimal, TakesDigitsOnlyUpToMax) {
+  EXPECT_EQ(util::parse_decimal("0", 10), 0u);
+  EXPECT_EQ(util::parse_decimal("128", 1u << 24), 128u);
+  EXPECT_EQ(util::parse_decimal("16777216", 1u << 24), 1u << 24);
+  EXPECT_EQ(util::parse_decimal("16777217", 1u << 24), std::nullopt);
+  EXPECT_EQ(util::parse_decimal("99999999999", 1u << 30), std::nullopt);  // past 32 bits
+  for (const char* bad : {"", " 5", "5 ", "+5", "-1", "5x", "0x10", "1e3"})
+    EXPECT_EQ(util::parse_decimal(bad, 1000), std::nullopt) << "'" << bad << "'";
 }
