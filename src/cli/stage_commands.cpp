@@ -49,6 +49,7 @@ void add_stage(CLI::App& app) {
   cmd->callback([=] {
     stage::StageOptions opts = *o;
     opts.via = *via == "mpi" ? stage::Via::mpi : *via == "sbcast" ? stage::Via::sbcast : stage::Via::automatic;
+    opts.progress = !*json;  // drawn only when stderr is a terminal
     opts.ferry = util::self_executable();
     opts.ferry_mpi = (std::filesystem::path(opts.ferry).parent_path() / "ferry-mpi").string();
     stage::StageResult r = stage::stage(opts, job::current_environ());

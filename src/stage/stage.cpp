@@ -257,7 +257,11 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
     argv.insert(argv.end(), {"-n", n, "-ppn", "1"});
   argv.insert(argv.end(), {o.ferry_mpi, "stage", res.archive, res.dir});
   if (o.jobs) argv.insert(argv.end(), {"-j", std::to_string(o.jobs)});
+  bool drawn = o.progress && util::stderr_is_terminal();  // logs stay quiet
+  if (drawn) argv.push_back("--progress");
   res.via = "mpi";
+  util::Progress bar("stage", res.archive_bytes, drawn);
+  std::uint64_t sent = 0;
 
   util::Stopwatch launched;
   util::Subprocess mpi(argv);
@@ -266,6 +270,17 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
   while (true) {
     auto line = mpi.read_line(deadline.left());
     if (!line) break;
+    if (line->rfind("{\"progress\"", 0) == 0) {  // bytes broadcast so far
+      try {
+        auto now = nlohmann::json::parse(*line).at("progress").get<std::uint64_t>();
+        if (now > sent) {
+          bar.advance(now - sent);
+          sent = now;
+        }
+      } catch (const std::exception&) {
+      }
+      continue;
+    }
     if (line->rfind("{\"phases\"", 0) == 0) {
       try {
         auto j = nlohmann::json::parse(*line);
@@ -283,6 +298,7 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
       reports[r->host] = *r;
     }
   }
+  bar.finish();
   if (mpi.timed_out()) cancel_step(mpi);
   int rc = mpi.wait_for(30).value_or(-1);
   if (rc < 0) {

@@ -37,7 +37,7 @@ want=$(tree_sum "$TEST_DIR/r/env")
 stage3() {  # WINDOW [wrapper for node b...]: stage to $TEST_DIR/{a,b,c}/env
   local window=$1; shift
   FERRY_MPI_WINDOW=$window timeout 120 "$mpiexec" \
-    -n 1 -env SLURMD_NODENAME a "$FERRY_BUILD/ferry-mpi" stage "$archive" "$TEST_DIR/a/env" : \
+    -n 1 -env SLURMD_NODENAME a "$FERRY_BUILD/ferry-mpi" stage "$archive" "$TEST_DIR/a/env" ${RANK0_FLAGS:-} : \
     -n 1 -env SLURMD_NODENAME b "$@" "$FERRY_BUILD/ferry-mpi" stage "$archive" "$TEST_DIR/b/env" : \
     -n 1 -env SLURMD_NODENAME c "$FERRY_BUILD/ferry-mpi" stage "$archive" "$TEST_DIR/c/env"
 }
@@ -47,13 +47,30 @@ print(" ".join(r["host"] + ":" + r["status"] for r in map(json.loads, sys.stdin)
 
 for window in 1 2; do
   rm -rf "$TEST_DIR"/{a,b,c}
-  stage3 "$window" >out 2>err || fail "window $window: $(cat err)"
+  RANK0_FLAGS=--progress stage3 "$window" >out 2>err || fail "window $window: $(cat err)"
   expect_eq "$(statuses out)" "a:unpacked b:unpacked c:unpacked" "window $window"
   for n in a b c; do
     expect_eq "$(tree_sum "$TEST_DIR/$n/env")" "$want" "window $window: node $n's tree differs from ferry unpack's"
   done
 done
 "$TEST_DIR/b/env/bin/python3" -c 'import numpy, scipy' || fail "the staged env does not import numpy and scipy"
+
+# --progress (ferry stage asks for it when it draws a bar): rank 0 reports the bytes sent, unit
+# by unit, rising to every frame's bytes (the archive without its seek table).
+frames_bytes=$("$DEBIAN_PYTHON" - "$archive" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+count = struct.unpack("<I", data[-9:-5])[0]
+print(len(data) - (count * 8 + 9 + 8))
+PY
+)
+grep '^{"progress"' out | "$DEBIAN_PYTHON" -c '
+import json, sys
+seen = [json.loads(l)["progress"] for l in sys.stdin]
+assert len(seen) >= 10, seen
+assert all(a < b for a, b in zip(seen, seen[1:])), seen
+assert seen[-1] == int(sys.argv[1]), (seen[-1], sys.argv[1])
+' "$frames_bytes" || fail "progress lines: $(grep -c progress out) lines, want rising to $frames_bytes"
 
 # Node b's disk fills up mid-extraction (a 20 MB tmpfs in its own mount namespace): the others
 # must not hang on its window, every node aborts, nothing is left, the report names node b.

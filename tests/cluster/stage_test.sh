@@ -47,6 +47,16 @@ assert j["ok"] and st == {"node1": "present", "node2": "unpacked", "node3": "pre
 PY
 expect_eq "$(each_node "$D/env/bin/python3 -c 'import numpy; print(1)'" | cut -d' ' -f2 | tr '\n' ' ')" "1 1 1 "
 
+# ---- The MPI path draws a progress bar on a terminal (script(1) gives it one) and stays quiet in
+#      logs: the runs above had no terminal, and their output has no bar.
+if [ "$VIA" = mpi ]; then
+  case "$out" in *$'\r'*|*"stage ["*) fail "no terminal, yet a progress bar: $out" ;; esac
+  tty_out=$(CLUSTER_TIMEOUT=120 on_cluster salloc -N3 script -qec "$FERRY stage $TEST_DIR/env.tar.zst --to $D/bar/env --via mpi" /dev/null 2>&1)
+  expect_contains "$tty_out" "staged $D/bar/env on 3 nodes"
+  expect_contains "$tty_out" "stage ["
+  expect_contains "$tty_out" "100%"
+fi
+
 # ---- One node's disk fills up: every node aborts, the error names that node. With sbcast the
 #      node's copy of the archive needs room too: a disk too small even for that fails earlier.
 full_disk() {  # SIZE: node2's $D/full becomes a tmpfs of that size

@@ -1,7 +1,9 @@
 // ferry-mpi: the MPI path of `ferry stage`, a separate program so that ferry itself never links
 // an MPI. Started once per node by the site's mpiexec (ferry stage builds the line):
 //
-//   ferry-mpi stage ARCHIVE DIR [-j N]     stage; rank 0 prints one JSON report line per node
+//   ferry-mpi stage ARCHIVE DIR [-j N] [--progress]
+//                                          stage; rank 0 prints one JSON report line per node
+//                                          (and, with --progress, {"progress": BYTES} lines)
 //   ferry-mpi --mpi                        print the MPI library's version line and its mpiexec
 //
 // Rank 0 maps the archive on shared storage and broadcasts its manifest and frame index, then its
@@ -161,7 +163,15 @@ Header read_header(const std::string& archive, const util::MappedFile& map) {
   return h;
 }
 
-int stage_main(const std::string& archive, const std::string& dir, unsigned jobs, Phases& phases) {
+struct Args {
+  std::string archive, dir;
+  unsigned jobs = 0;      // threads per node, 0: all cores
+  bool progress = false;  // rank 0 reports the bytes sent as they go
+};
+
+int stage_main(const Args& args, Phases& phases) {
+  const std::string& archive = args.archive;
+  const std::string& dir = args.dir;
   int world_rank = 0, world_size = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world_size);
@@ -230,7 +240,7 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
     env::UnpackOptions u;
     u.archive = archive;
     u.dest = dir;
-    u.jobs = jobs;
+    u.jobs = args.jobs;
     u.progress = false;
     session.emplace(u, h.manifest);
   } catch (const std::exception& e) {
@@ -293,7 +303,12 @@ int stage_main(const std::string& archive, const std::string& dir, unsigned jobs
         int done = 0;
         MPI_Test(&inflight.front().first, &done, MPI_STATUS_IGNORE);
         if (done) {
-          if (window) window->arrived(inflight.front().second);
+          std::size_t u = inflight.front().second;
+          if (window) window->arrived(u);
+          if (args.progress && rank == 0) {
+            std::printf("{\"progress\": %llu}\n", static_cast<unsigned long long>(units[u].offset + units[u].size));
+            std::fflush(stdout);
+          }
           inflight.pop_front();
           backoff.moved();
           return;
@@ -385,12 +400,23 @@ int main(int argc, char** argv) {
     std::printf("%s\n%s\n", v.substr(0, v.find('\n')).c_str(), FERRY_MPIEXEC);
     return 0;
   }
-  if (args.size() < 3 || args[0] != "stage") {
-    std::fprintf(stderr, "usage: ferry-mpi stage ARCHIVE DIR [-j N] | ferry-mpi --mpi\n");
+  Args opts;
+  bool usable = args.size() >= 3 && args[0] == "stage";
+  for (std::size_t i = 3; usable && i < args.size(); ++i) {
+    if (args[i] == "--progress") {
+      opts.progress = true;
+    } else if (args[i] == "-j" && i + 1 < args.size() && util::parse_decimal(args[i + 1], 4096)) {
+      opts.jobs = *util::parse_decimal(args[++i], 4096);
+    } else {
+      usable = false;
+    }
+  }
+  if (!usable) {
+    std::fprintf(stderr, "usage: ferry-mpi stage ARCHIVE DIR [-j N] [--progress] | ferry-mpi --mpi\n");
     return 2;
   }
-  unsigned jobs = 0;
-  if (args.size() == 5 && args[3] == "-j") jobs = static_cast<unsigned>(std::stoul(args[4]));
+  opts.archive = args[1];
+  opts.dir = args[2];
   Phases phases;
   // ferry-mpi binds nothing and moves host memory, so the MPI's hwloc need not probe PCI and other
   // I/O devices at start-up: that was half of MPI_Init on the test cluster, and costs more on
@@ -400,7 +426,7 @@ int main(int argc, char** argv) {
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   int rc = 1;
   try {
-    rc = stage_main(args[1], args[2], jobs, phases);
+    rc = stage_main(opts, phases);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ferry-mpi: error: %s\n", e.what());
     MPI_Abort(MPI_COMM_WORLD, 1);
