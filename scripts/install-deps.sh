@@ -8,6 +8,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libfmt-dev libgtest-dev
   clang libclang-rt-14-dev
   zstd pigz patchelf hyperfine bzip2 xz-utils zip bc
+  acl  # setfacl: unpack under a default ACL keeps the archive's modes (tests/cli/file_modes.sh)
   python3 python3-numpy python3-scipy python3-torch
   # The 3-node Slurm mini-cluster that tests/cluster/ runs jobs on (network namespaces + MPICH).
   slurm-wlm slurmctld slurmd slurm-client munge mpich libmpich-dev iproute2 util-linux

@@ -116,10 +116,11 @@ std::string job_dir(const job::Allocation& a, const job::Environ& env) {
   return fmt::format("{}/ferry/jobs/{}-{}", base, job::scheduler_name(a.scheduler), id);
 }
 
-// Job files, whole or not at all; the job's directory is made on first use.
+// Job files, whole or not at all, readable as the user's umask allows; the job's directory is
+// made on first use.
 void write_job_file(const std::string& path, const std::string& text) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  util::write_file_atomically(path, text, 0644);
+  util::write_file_atomically(path, text, 0644 & ~util::current_umask());
 }
 
 // A line to paste into a shell.

@@ -6,6 +6,7 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,9 +51,10 @@ class Extractor {
         m_root(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
     if (!m_root) util::throw_errno(root, "cannot open directory", errno);
     // The root gets the mode a new directory would get (mkdtemp made it 0700).
-    m_umask = ::umask(0);
-    ::umask(m_umask);
+    m_umask = util::current_umask();
     ::fchmod(m_root.get(), 0777 & ~m_umask);
+    // Under a default ACL the umask does not apply to new files (the ACL does): set every mode.
+    m_default_acl = ::fgetxattr(m_root.get(), "system.posix_acl_default", nullptr, 0) >= 0;
   }
 
   // Serial, in archive order. True when the member is a regular file for write_file().
@@ -101,7 +103,7 @@ class Extractor {
     // Created with its final mode when the umask leaves that whole (almost every file): one
     // system call less per file. Setuid and setgid bits are never restored.
     mode_t mode = e.mode & 0777;
-    bool final_mode = (e.mode & 01000) == 0 && (mode & m_umask) == 0;
+    bool final_mode = !m_default_acl && (e.mode & 01000) == 0 && (mode & m_umask) == 0;
     open_how how{};
     how.flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
     how.mode = final_mode ? mode : 0600;
@@ -211,6 +213,7 @@ class Extractor {
   std::string m_subject;
   util::UniqueFd m_root;
   mode_t m_umask = 022;
+  bool m_default_acl = false;
   std::unordered_set<std::string> m_dirs, m_symlinks, m_files, m_seen;
   std::map<std::string, DirMeta> m_dir_meta;  // reverse order visits children before parents
   std::vector<Member> m_deferred;
@@ -370,11 +373,18 @@ void extract_frames(const FrameSource& source, const FrameIndex& index, Extracto
               guarded([&](const Arrived& a) {
                 DecodedFrame d;
                 if (a.index >= index.frames.size()) return d;
+                // The frame's bytes are done with once this returns or throws.
+                struct Release {
+                  const FrameSource& source;
+                  std::size_t index;
+                  ~Release() {
+                    if (source.released) source.released(index);
+                  }
+                } release{source, a.index};
                 const FrameIndexEntry& f = index.frames[a.index];
                 d.buffer = buffers->take(f.decompressed_size);
                 decompress_frame_into(index.layout, a.bytes, f, subject, d.buffer->data());
                 d.size = f.decompressed_size;
-                if (source.released) source.released(a.index);
                 return d;
               })) &
           tbb::make_filter<DecodedFrame, Batch>(
@@ -392,7 +402,6 @@ void extract_frames(const FrameSource& source, const FrameIndex& index, Extracto
           tbb::make_filter<Batch, void>(tbb::filter_mode::parallel, guarded([&](const Batch& files) {
             for (const Member& m : files) ex.write_member(m, hooks);
           })));
-  parser.finish();
   parser.finish();
   if (hooks.progress) hooks.progress->advance(source.size);
 }

@@ -209,7 +209,8 @@ ExtractStats extract_archive(const std::string& archive_path, const std::string&
 
 // Where extraction gets each frame's compressed bytes: an archive all in memory, or frames that
 // arrive (a broadcast into a bounded window). frame(i) returns frame i's bytes, waiting for them if
-// need be; released(i), when set, is told once frame i is decoded and its bytes may be reused.
+// need be; released(i), when set, is told once frame i's bytes are no longer read (decoded, or
+// its decoding failed) and may be reused.
 struct FrameSource {
   std::function<std::string_view(std::size_t index)> frame;
   std::function<void(std::size_t index)> released;

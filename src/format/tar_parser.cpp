@@ -254,7 +254,6 @@ void TarParser::parse_header(const char* block, std::vector<Member>& out) {
     return;
   }
   m_state = State::payload;
-  if (m_payload == Payload::file) m_buffer.reserve(std::min<std::uint64_t>(m_need, 64u << 20));
 }
 
 void TarParser::parse_pax(std::string_view records) {

@@ -260,7 +260,15 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
   bool drawn = o.progress && util::stderr_is_terminal();  // logs stay quiet
   if (drawn) argv.push_back("--progress");
   res.via = "mpi";
-  util::Progress bar("stage", res.archive_bytes, drawn);
+  std::uint64_t frames_bytes = res.archive_bytes;  // what the bar counts: the frames, not the seek table
+  if (drawn) {
+    try {
+      auto index = format::index_frames(util::MappedFile(res.archive).bytes(), res.archive);
+      if (!index.frames.empty()) frames_bytes = index.frames.back().offset + index.frames.back().compressed_size;
+    } catch (const Error&) {  // ferry-mpi reports a broken archive itself
+    }
+  }
+  util::Progress bar("stage", frames_bytes, drawn);
   std::uint64_t sent = 0;
 
   util::Stopwatch launched;

@@ -24,8 +24,10 @@ ReceiveWindow::ReceiveWindow(const format::FrameIndex& index, std::size_t slots)
     for (std::size_t i = m_units[u].first_frame; i < m_units[u].end_frame; ++i) m_unit_of[i] = u;
   }
   m_slot_size = (m_slot_size + 4095) / 4096 * 4096;  // every slot starts on a page
-  // One mapping for all slots (huge pages; its pages are committed as the first units land).
+  // One mapping for all slots (huge pages; its pages are committed as the first units land), and
+  // one for dropped units (only committed if extraction fails).
   m_memory = std::make_unique<util::PageBuffer>(std::max<std::uint64_t>(1, m_slots * m_slot_size));
+  m_discard = std::make_unique<util::PageBuffer>(std::max<std::uint64_t>(1, m_slots * m_slot_size));
 }
 
 bool ReceiveWindow::slot_free(std::size_t u) {
@@ -35,7 +37,10 @@ bool ReceiveWindow::slot_free(std::size_t u) {
   return m_arrived > before && (m_pending[before] == 0 || m_abandoned);
 }
 
-char* ReceiveWindow::slot(std::size_t u) const { return m_memory->data() + (u % m_slots) * m_slot_size; }
+char* ReceiveWindow::slot(std::size_t u) {
+  std::lock_guard lock(m_mutex);
+  return (m_abandoned ? m_discard : m_memory)->data() + (u % m_slots) * m_slot_size;
+}
 
 void ReceiveWindow::arrived(std::size_t u) {
   {
@@ -59,9 +64,10 @@ format::FrameSource ReceiveWindow::source() {
     std::size_t u = m_unit_of[i];
     std::unique_lock lock(m_mutex);
     m_cv.wait(lock, [&] { return m_arrived > u || m_abandoned; });
-    if (m_arrived <= u) throw Error("extraction stopped");  // abandoned: the pipeline is unwinding
+    if (m_abandoned) throw Error("extraction stopped");  // the pipeline is unwinding
     const format::FrameIndexEntry& f = m_index.frames[i];
-    return std::string_view(slot(u) + (f.offset - m_units[u].offset), f.compressed_size);
+    return std::string_view(m_memory->data() + (u % m_slots) * m_slot_size + (f.offset - m_units[u].offset),
+                            f.compressed_size);
   };
   s.released = [this](std::size_t i) {
     std::lock_guard lock(m_mutex);

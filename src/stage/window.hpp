@@ -36,13 +36,13 @@ class ReceiveWindow {
   ReceiveWindow(const format::FrameIndex& index, std::size_t slots);
 
   const std::vector<Unit>& units() const { return m_units; }
-  // May unit u be received now? Its slot's previous unit must have arrived and been decoded, or
-  // extraction gave up (then the bytes are received only to be dropped: the broadcast is
-  // collective).
+  // May unit u be received now? Its slot's previous unit must have arrived and been decoded.
+  // Once extraction gave up, units are still received (the broadcast is collective) but land in
+  // a discard area that nothing reads, so a decoder still finishing never sees its bytes change.
   bool slot_free(std::size_t u);
-  char* slot(std::size_t u) const;
+  char* slot(std::size_t u);
   void arrived(std::size_t u);  // units [0, u] are all here
-  // Extraction stopped: frame() waits no more (it throws), and every slot is free once arrived.
+  // Extraction stopped: frame() waits no more and hands out nothing (it throws).
   void abandon();
   // Frames for UnpackSession::extract: frame(i) waits for its unit; released(i) counts it down.
   format::FrameSource source();
@@ -54,7 +54,8 @@ class ReceiveWindow {
   std::vector<std::size_t> m_pending;  // unit -> frames not decoded yet
   std::size_t m_slots = 0;
   std::uint64_t m_slot_size = 0;
-  std::unique_ptr<util::PageBuffer> m_memory;  // all slots, one mapping
+  std::unique_ptr<util::PageBuffer> m_memory;   // all slots, one mapping
+  std::unique_ptr<util::PageBuffer> m_discard;  // the same, for units received after abandon()
   std::mutex m_mutex;
   std::condition_variable m_cv;
   std::size_t m_arrived = 0;  // units [0, m_arrived) are here

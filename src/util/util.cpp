@@ -131,6 +131,24 @@ void write_all(int fd, std::string_view data, std::string_view subject) {
   }
 }
 
+mode_t current_umask() {
+  std::string status;
+  try {
+    status = read_file("/proc/self/status");
+  } catch (const Error&) {
+  }
+  std::size_t at = status.find("\nUmask:");
+  if (at != std::string::npos) {
+    mode_t mask = 0;
+    for (std::size_t i = at + 7; i < status.size() && status[i] != '\n'; ++i)
+      if (status[i] >= '0' && status[i] <= '7') mask = static_cast<mode_t>(mask * 8 + static_cast<mode_t>(status[i] - '0'));
+    return mask & 0777;
+  }
+  mode_t mask = ::umask(022);  // kernels before 4.7 have no Umask line
+  ::umask(mask);
+  return mask;
+}
+
 std::optional<unsigned> parse_decimal(std::string_view text, unsigned max) {
   if (text.empty() || text.size() > 10) return std::nullopt;
   std::uint64_t n = 0;

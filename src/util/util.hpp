@@ -96,6 +96,10 @@ void write_file_atomically(const std::string& path, std::string_view text, mode_
 // Writes all of data to fd (handles short writes); subject names the file in errors.
 void write_all(int fd, std::string_view data, std::string_view subject);
 
+// This process's umask, read without changing it (umask(2) cannot be read alone, and setting it
+// back and forth races with threads creating files).
+mode_t current_umask();
+
 // A count as schedulers and launchers write it in the environment: decimal digits only (no sign,
 // no blanks), at most max. nullopt for anything else.
 std::optional<unsigned> parse_decimal(std::string_view text, unsigned max);

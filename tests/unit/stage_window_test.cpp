@@ -84,16 +84,19 @@ TEST(ReceiveWindow, FrameWaitsForItsUnit) {
   EXPECT_EQ(source.frame(1).data(), w.slot(0) + MiB) << "frame 1 sits after frame 0 in unit 0's slot";
 }
 
-TEST(ReceiveWindow, AbandonWakesWaitersAndFreesArrivedSlots) {
+TEST(ReceiveWindow, AbandonWakesWaitersAndDropsLaterUnitsElsewhere) {
   auto index = frames_of(std::vector<std::uint32_t>(4, 3 * MiB));
   stage::ReceiveWindow w(index, 1);
   auto source = w.source();
+  char* real_slot = w.slot(0);
   auto waiting = std::async(std::launch::async, [&] { return source.frame(1); });
-  w.arrived(0);  // unit 0 arrives, nobody decodes it: the extraction failed
+  w.arrived(0);  // unit 0 arrives, nobody finishes decoding it: the extraction failed
   EXPECT_FALSE(w.slot_free(1));
   source.abandoned();
   ASSERT_EQ(waiting.wait_for(5s), std::future_status::ready) << "a waiting frame() must not hang";
   EXPECT_THROW(waiting.get(), Error);
+  EXPECT_THROW(source.frame(0), Error) << "nothing is handed out after abandon, arrived or not";
   EXPECT_TRUE(w.slot_free(1)) << "the broadcast goes on, dropping the bytes";
+  EXPECT_NE(w.slot(1), real_slot) << "a decoder still reading unit 0 must not see its bytes change";
   EXPECT_FALSE(w.slot_free(2)) << "unit 1 has not arrived: its slot is still being received into";
 }

@@ -175,7 +175,8 @@ int stage_main(const Args& args, Phases& phases) {
   int world_rank = 0, world_size = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world_size);
-  // Node leaders from one allgather of node names: the first rank of each node leads. With
+  // Node leaders from one allgather of node names (SLURMD_NODENAME, else the host name; nodes are
+  // told apart by name, as in the reports): the first rank of each node leads. With
   // ferry stage's one rank per node every rank leads and MPI_COMM_WORLD serves as it is, which
   // spares MPI_Comm_split_type and MPI_Comm_split (about 40 and 20 ms each in MPICH 4.0).
   std::uint64_t key = util::xxh3(stage::node_name());
@@ -252,7 +253,8 @@ int stage_main(const Args& args, Phases& phases) {
   std::optional<stage::ReceiveWindow> window;
   if (session && !session->already_present() && rank != 0) {
     std::size_t slots = stage::k_window_units;
-    if (const char* w = std::getenv("FERRY_MPI_WINDOW"); w && std::atoi(w) > 0) slots = static_cast<std::size_t>(std::atoi(w));
+    if (const char* w = std::getenv("FERRY_MPI_WINDOW"))
+      if (auto n = util::parse_decimal(w, 1u << 16); n && *n > 0) slots = *n;
     try {
       window.emplace(index, slots);
     } catch (const std::bad_alloc&) {
