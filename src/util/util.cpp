@@ -334,9 +334,7 @@ TempSibling::TempSibling(const std::string& parent, const std::string& name) {
   std::string templ = fmt::format("{}/.{}.ferry-tmp-XXXXXX", parent, name);
   if (!::mkdtemp(templ.data())) throw_errno(parent, "cannot create a temporary directory", errno);
   m_path = templ;
-  mode_t mask = ::umask(0);
-  ::umask(mask);
-  ::chmod(m_path.c_str(), 0777 & ~mask);
+  ::chmod(m_path.c_str(), 0777 & ~current_umask());
 }
 
 TempSibling::~TempSibling() {
