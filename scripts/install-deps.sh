@@ -12,6 +12,9 @@ packages=(
   python3 python3-numpy python3-scipy python3-torch
   # The 3-node Slurm mini-cluster that tests/cluster/ runs jobs on (network namespaces + MPICH).
   slurm-wlm slurmctld slurmd slurm-client munge mpich libmpich-dev iproute2 util-linux
+  # Open MPI beside it: the tests also build and run ferry-mpi against it (MPICH stays the
+  # default mpicc/mpiexec, pinned below, as the cluster tests use Hydra).
+  openmpi-bin libopenmpi-dev
   # Real module systems for ferry module's round-trip tests: Environment Modules from apt, and the
   # dependencies of Lmod, which Debian marks as conflicting with it (both define `module`; their files
   # do not overlap): Lmod itself is unpacked below into $lmod_root, outside dpkg's database.
@@ -36,11 +39,20 @@ install_lmod() {
   "${sudo_cmd[@]}" mv "$lmod_root.tmp" "$lmod_root"
   rm -rf "$tmp"
 }
+# Installing Open MPI makes it the default MPI through Debian's alternatives: keep MPICH.
+pin_mpich() {
+  local sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  [ -x /usr/bin/mpicc.mpich ] || return 0
+  "${sudo_cmd[@]}" update-alternatives --set mpi /usr/bin/mpicc.mpich >/dev/null
+  "${sudo_cmd[@]}" update-alternatives --set mpirun /usr/bin/mpirun.mpich >/dev/null
+  "${sudo_cmd[@]}" update-alternatives --set mpi-x86_64-linux-gnu /usr/include/x86_64-linux-gnu/mpich >/dev/null
+}
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then install_lmod; exit 0; fi
+if [ ${#missing[@]} -eq 0 ]; then install_lmod; pin_mpich; exit 0; fi
 echo "install-deps: installing ${missing[*]}"
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
@@ -48,3 +60,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 install_lmod
+pin_mpich

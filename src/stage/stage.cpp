@@ -251,8 +251,10 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
     throw Error(fmt::format("{}: cannot tell which MPI it uses ({})", o.ferry_mpi, info.last_error_line()));
   std::string n = std::to_string(alloc.hosts.size());
   std::vector<std::string> argv = {mpiexec};
-  if (version.find("Open MPI") != std::string::npos)
+  if (version.find("Open MPI") != std::string::npos) {
     argv.insert(argv.end(), {"-np", n, "--map-by", "ppr:1:node", "--bind-to", "none"});  // all cores
+    if (job::lookup(env, "FERRY_MPI_WINDOW")) argv.insert(argv.end(), {"-x", "FERRY_MPI_WINDOW"});  // not passed by default
+  }
   else
     argv.insert(argv.end(), {"-n", n, "-ppn", "1"});
   argv.insert(argv.end(), {o.ferry_mpi, "stage", res.archive, res.dir});

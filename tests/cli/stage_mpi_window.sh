@@ -5,9 +5,28 @@
 # unpack's. A node that fails mid-extraction (its disk fills up) must not hang the others: every
 # node aborts, nothing is left, the report names the node.
 source "$(dirname "$0")/common.sh"
-[ -x "$FERRY_BUILD/ferry-mpi" ] || skip "ferry-mpi was not built (no MPI found at configure time)"
-"$FERRY_BUILD/ferry-mpi" --mpi | head -1 | grep -q MPICH || skip "the MPMD line below is MPICH's (mpiexec -env)"
-mpiexec=$("$FERRY_BUILD/ferry-mpi" --mpi | sed -n 2p)
+# FERRY_MPI_PROGRAM: ferry-mpi (built against the default MPI) or ferry-mpi-openmpi.
+program=$FERRY_BUILD/${FERRY_MPI_PROGRAM:-ferry-mpi}
+[ -x "$program" ] || skip "$(basename "$program") was not built (no such MPI found at configure time)"
+mpiexec=$("$program" --mpi | sed -n 2p)
+[ -x "$mpiexec" ] || skip "no mpiexec for $(basename "$program")'s MPI"
+# context VAR NAME DIR [WRAPPER...]: VAR becomes the MPMD context of one node. Open MPI also wants
+# to be allowed as root and to run more ranks than cores.
+openmpi=0
+if "$program" --mpi | head -1 | grep -q "Open MPI"; then
+  openmpi=1
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+context() {
+  local -n into=$1
+  local name=$2 dir=$3
+  shift 3
+  if [ "$openmpi" = 1 ]; then
+    into=(-np 1 -x "SLURMD_NODENAME=$name" "$@" "$program" stage "$archive" "$dir")
+  else
+    into=(-n 1 -env SLURMD_NODENAME "$name" "$@" "$program" stage "$archive" "$dir")
+  fi
+}
 env=$(conda_fixture full)
 "$FERRY" pack "$env" -o env.tar.zst >/dev/null
 archive=$TEST_DIR/env.tar.zst
@@ -36,10 +55,13 @@ want=$(tree_sum "$TEST_DIR/r/env")
 
 stage3() {  # WINDOW [wrapper for node b...]: stage to $TEST_DIR/{a,b,c}/env
   local window=$1; shift
-  FERRY_MPI_WINDOW=$window timeout 120 "$mpiexec" \
-    -n 1 -env SLURMD_NODENAME a "$FERRY_BUILD/ferry-mpi" stage "$archive" "$TEST_DIR/a/env" ${RANK0_FLAGS:-} : \
-    -n 1 -env SLURMD_NODENAME b "$@" "$FERRY_BUILD/ferry-mpi" stage "$archive" "$TEST_DIR/b/env" : \
-    -n 1 -env SLURMD_NODENAME c "$FERRY_BUILD/ferry-mpi" stage "$archive" "$TEST_DIR/c/env"
+  local a b c start=()
+  context a a "$TEST_DIR/a/env"
+  a+=(${RANK0_FLAGS:-})
+  context b b "$TEST_DIR/b/env" "$@"
+  context c c "$TEST_DIR/c/env"
+  [ "$openmpi" = 1 ] && start=(--oversubscribe)
+  FERRY_MPI_WINDOW=$window timeout 120 "$mpiexec" "${start[@]}" "${a[@]}" : "${b[@]}" : "${c[@]}"
 }
 statuses() { grep '"status"' "$1" | "$DEBIAN_PYTHON" -c '
 import json, sys
