@@ -254,9 +254,9 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
   if (version.find("Open MPI") != std::string::npos) {
     argv.insert(argv.end(), {"-np", n, "--map-by", "ppr:1:node", "--bind-to", "none"});  // all cores
     if (job::lookup(env, "FERRY_MPI_WINDOW")) argv.insert(argv.end(), {"-x", "FERRY_MPI_WINDOW"});  // not passed by default
-  }
-  else
+  } else {
     argv.insert(argv.end(), {"-n", n, "-ppn", "1"});
+  }
   argv.insert(argv.end(), {o.ferry_mpi, "stage", res.archive, res.dir});
   if (o.jobs) argv.insert(argv.end(), {"-j", std::to_string(o.jobs)});
   bool drawn = o.progress && util::stderr_is_terminal();  // logs stay quiet
