@@ -26,6 +26,16 @@ namespace {
 // fork + exec with the child tied to ferry's life (PR_SET_PDEATHSIG: a ferry killed mid-way must
 // not leave a helper writing into a temporary tree that the next run sweeps). in_fd -1: stdin from
 // /dev/null; out_fd/err_fd -1: ferry's own.
+// A close-on-exec pipe; subject names the command in the error.
+struct Pipe {
+  UniqueFd read, write;
+};
+Pipe make_pipe(const std::string& subject) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno(subject, "cannot create a pipe", errno);
+  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
 pid_t spawn_tied(const std::vector<std::string>& argv, int in_fd, int out_fd, int err_fd) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -52,17 +62,13 @@ pid_t spawn_tied(const std::vector<std::string>& argv, int in_fd, int out_fd, in
 
 CommandOutput run_command(const std::vector<std::string>& argv, double timeout_seconds) {
   if (argv.empty()) throw Error("no command to run");
-  int out_fds[2], err_fds[2];
-  if (::pipe2(out_fds, O_CLOEXEC) != 0) throw_errno(argv[0], "cannot create a pipe", errno);
-  UniqueFd out_read(out_fds[0]), out_write(out_fds[1]);
-  if (::pipe2(err_fds, O_CLOEXEC) != 0) throw_errno(argv[0], "cannot create a pipe", errno);
-  UniqueFd err_read(err_fds[0]), err_write(err_fds[1]);
-  pid_t pid = spawn_tied(argv, -1, out_fds[1], err_fds[1]);
-  out_write = UniqueFd();
-  err_write = UniqueFd();
+  Pipe out = make_pipe(argv[0]), err = make_pipe(argv[0]);
+  pid_t pid = spawn_tied(argv, -1, out.write.get(), err.write.get());
+  out.write = UniqueFd();
+  err.write = UniqueFd();
   // Both pipes are drained together so a chatty stderr cannot block the child.
   CommandOutput result;
-  pollfd fds[2] = {{out_read.get(), POLLIN, 0}, {err_read.get(), POLLIN, 0}};
+  pollfd fds[2] = {{out.read.get(), POLLIN, 0}, {err.read.get(), POLLIN, 0}};
   std::string* sinks[2] = {&result.out, &result.err};
   int open_count = 2;
   char buffer[4096];
@@ -111,16 +117,12 @@ CommandOutput run_command(const std::vector<std::string>& argv, double timeout_s
 
 Subprocess::Subprocess(const std::vector<std::string>& argv) {
   if (argv.empty()) throw Error("no command to run");
-  int in_fds[2], out_fds[2];
-  if (::pipe2(in_fds, O_CLOEXEC) != 0) throw_errno(argv[0], "cannot create a pipe", errno);
-  UniqueFd in_read(in_fds[0]), in_write(in_fds[1]);
-  if (::pipe2(out_fds, O_CLOEXEC) != 0) throw_errno(argv[0], "cannot create a pipe", errno);
-  UniqueFd out_read(out_fds[0]), out_write(out_fds[1]);
+  Pipe in = make_pipe(argv[0]), out = make_pipe(argv[0]);
   // A child that stops reading must not kill ferry with SIGPIPE: write() reports it instead.
   ::signal(SIGPIPE, SIG_IGN);
-  m_pid = spawn_tied(argv, in_fds[0], out_fds[1], -1);
-  m_in = std::move(in_write);
-  m_out = std::move(out_read);
+  m_pid = spawn_tied(argv, in.read.get(), out.write.get(), -1);
+  m_in = std::move(in.write);
+  m_out = std::move(out.read);
 }
 
 Subprocess::~Subprocess() {
