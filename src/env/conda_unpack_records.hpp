@@ -20,4 +20,9 @@ struct CondaUnpackRecord {
 std::vector<CondaUnpackRecord> parse_conda_unpack_records(std::string_view script,
                                                           const std::string& subject);
 
+struct Relocator;
+// Applies the records to the tree extracted at root (in parallel, jobs threads).
+void apply_conda_unpack_records(const std::string& root, const std::vector<CondaUnpackRecord>& records,
+                                Relocator& relocator, unsigned jobs);
+
 }  // namespace ferry::env

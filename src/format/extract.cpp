@@ -3,9 +3,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -104,13 +102,7 @@ class Extractor {
     // system call less per file. Setuid and setgid bits are never restored.
     mode_t mode = e.mode & 0777;
     bool final_mode = !m_default_acl && (e.mode & 01000) == 0 && (mode & m_umask) == 0;
-    open_how how{};
-    how.flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
-    how.mode = final_mode ? mode : 0600;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
-    int fd = static_cast<int>(::syscall(SYS_openat2, m_root.get(), e.path.c_str(), &how, sizeof how));
-    if (fd < 0 && errno == ENOSYS)
-      fd = ::openat(m_root.get(), e.path.c_str(), static_cast<int>(how.flags), static_cast<mode_t>(how.mode));
+    int fd = util::open_beneath(m_root.get(), e.path, O_WRONLY | O_CREAT | O_EXCL, final_mode ? mode : 0600);
     if (fd < 0) fail_errno(e.path, "cannot create", errno);
     util::UniqueFd file(fd);
     util::write_all(fd, data, fmt::format("{}: member '{}'", m_subject, e.path));

@@ -5,7 +5,9 @@
 #include <sched.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <xxhash.h>
 #if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
@@ -68,6 +70,48 @@ PageBuffer::PageBuffer(std::size_t size) : m_size(size) {
 
 PageBuffer::~PageBuffer() {
   if (m_data) ::munmap(m_data, m_size);
+}
+
+namespace {
+
+// The portable walk of open_beneath: every directory part is opened without following symlinks,
+// so a symlink anywhere on the way fails (ELOOP/ENOTDIR) exactly as RESOLVE_NO_SYMLINKS does.
+int open_beneath_walk(int dir_fd, std::string_view rel, int flags, mode_t mode) {
+  UniqueFd held;
+  int at = dir_fd;
+  while (true) {
+    std::size_t slash = rel.find('/');
+    std::string part(rel.substr(0, slash));
+    if (part.empty() || part == "." || part == "..") {
+      errno = EXDEV;
+      return -1;
+    }
+    if (slash == std::string_view::npos) return ::openat(at, part.c_str(), flags, mode);
+    int next = ::openat(at, part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0) return -1;
+    held = UniqueFd(next);
+    at = next;
+    rel.remove_prefix(slash + 1);
+  }
+}
+
+std::atomic<bool> g_openat2_missing{false};
+
+}  // namespace
+
+int open_beneath(int dir_fd, const std::string& rel, int flags, mode_t mode) {
+  flags |= O_NOFOLLOW | O_CLOEXEC;
+  if (!g_openat2_missing.load(std::memory_order_relaxed)) {
+    open_how how{};
+    how.flags = static_cast<std::uint64_t>(flags);
+    how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+    int fd = static_cast<int>(::syscall(SYS_openat2, dir_fd, rel.c_str(), &how, sizeof how));
+    if (fd >= 0 || (errno != ENOSYS && errno != EPERM)) return fd;
+    // EPERM is also a real answer (O_NOATIME on another's file): the walk then gives it again.
+    if (errno == ENOSYS) g_openat2_missing.store(true, std::memory_order_relaxed);
+  }
+  return open_beneath_walk(dir_fd, rel, flags, mode);
 }
 
 std::string write_beside(const std::string& path, std::string_view text, mode_t mode) {

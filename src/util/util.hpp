@@ -87,6 +87,15 @@ class PageBuffer {
   std::size_t m_size = 0;
 };
 
+// Opens rel (relative, '/'-separated, no "." or ".." parts) under the directory dir_fd without
+// ever following a symlink or leaving dir_fd: openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), or,
+// where the kernel lacks openat2 (before 5.6: RHEL 8's 4.18) or a seccomp filter refuses it
+// (ENOSYS or EPERM, as some container runtimes answer), a walk that opens each directory part with
+// O_DIRECTORY | O_NOFOLLOW and the last part with O_NOFOLLOW: just as safe, a few more system
+// calls. flags always get O_NOFOLLOW | O_CLOEXEC. Returns the fd, or -1 with errno set (ELOOP or
+// ENOTDIR for a symlink on the way, EXDEV for a name that would leave dir_fd).
+int open_beneath(int dir_fd, const std::string& rel, int flags, mode_t mode = 0);
+
 std::string read_file(const std::string& path);
 // Writes text to a new hidden file beside path (".NAME.ferry-tmp-XXXXXX", which module engines and
 // conda skip), with mode, synced; returns its path for a rename into place. Nothing is left on error.
