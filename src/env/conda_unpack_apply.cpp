@@ -6,8 +6,12 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <set>
 
+#include <fmt/format.h>
 #include <tbb/parallel_for.h>
 
 #include "env/collect.hpp"
@@ -19,30 +23,112 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Rewrites one extracted file in place by a record. `mode` nullopt: guess text or binary from the
-// content. Files that are missing, not regular, or do not hold the placeholder are left alone, as
-// conda-unpack does.
-void relocate_in_place(int root_fd, const std::string& rel, std::optional<format::RelocMode> mode,
-                       const std::string& placeholder, Relocator& relocator) {
-  int raw = util::open_beneath(root_fd, rel, O_RDWR);
-  if (raw < 0) return;
-  util::UniqueFd fd(raw);
-  struct stat st {};
-  if (::fstat(raw, &st) != 0 || !S_ISREG(st.st_mode)) return;
-  std::string data(static_cast<std::size_t>(st.st_size), '\0');
-  if (::pread(raw, data.data(), data.size(), 0) != static_cast<ssize_t>(data.size()))
-    util::throw_errno(rel, "cannot read", errno);
-  if (!mode) {
-    if (data.find(placeholder) == std::string::npos) return;
-    mode = data.find('\0') == std::string::npos ? format::RelocMode::text : format::RelocMode::binary;
+// One replacement in a file. mode nullopt: guess text or binary from the content, and only where
+// the placeholder occurs.
+struct Step {
+  std::optional<format::RelocMode> mode;
+  std::string placeholder;
+};
+
+struct Target {
+  std::string rel;
+  std::vector<Step> steps;
+};
+
+// Rewrites one extracted file by its steps, in record order, as conda-unpack does: in place (its
+// "rb+"), so every hardlink to it sees the new content and the directory times that extraction set
+// last stay. A read-only file is made writable by its owner for the time of the rewrite (ferry just
+// created it); conda-unpack itself fails on one. The file must be there and regular: conda-pack
+// records regular files only (its script fails on a missing one), so anything else is a damaged
+// or tampered archive, and skipping it would leave the build placeholder in the tree.
+class FileRewriter {
+ public:
+  FileRewriter(int root_fd, const std::string& archive, Relocator& relocator)
+      : m_root_fd(root_fd), m_archive(archive), m_relocator(relocator) {}
+
+  void rewrite(const Target& t) {
+    std::string subject = fmt::format("{}: member '{}'", m_archive, t.rel);
+    // O_NONBLOCK: a FIFO planted under a recorded name must not hang the open.
+    int raw = util::open_beneath(m_root_fd, t.rel, O_RDONLY | O_NONBLOCK);
+    if (raw < 0) {
+      if (errno == ENOENT)
+        throw Error(fmt::format("{}: named by bin/conda-unpack's relocation records but not in the "
+                                "archive (damaged or tampered archive)", subject));
+      if (errno == ELOOP || errno == ENOTDIR || errno == EXDEV)
+        throw Error(fmt::format("{}: named by bin/conda-unpack's relocation records but reached "
+                                "through a symlink (tampered archive?)", subject));
+      util::throw_errno(subject, "cannot open for relocation", errno);
+    }
+    util::UniqueFd fd(raw);
+    struct stat st {};
+    if (::fstat(raw, &st) != 0) util::throw_errno(subject, "cannot stat", errno);
+    if (!S_ISREG(st.st_mode))
+      throw Error(fmt::format("{}: named by bin/conda-unpack's relocation records but not a regular "
+                              "file (tampered archive?)", subject));
+    // Names of one inode are relocated one at a time: each sees what the previous one wrote.
+    std::unique_lock<std::mutex> linked;
+    if (st.st_nlink > 1) linked = std::unique_lock(m_linked_mutex);
+    std::string data = read_whole(raw, subject);
+    bool changed = false;
+    std::string out;
+    for (const Step& step : t.steps) {
+      std::optional<format::RelocMode> mode = step.mode;
+      if (!mode) {
+        if (data.find(step.placeholder) == std::string::npos) continue;
+        mode = data.find('\0') == std::string::npos ? format::RelocMode::text : format::RelocMode::binary;
+      }
+      if (!m_relocator.apply(t.rel, data, *mode, step.placeholder, out)) continue;
+      data.swap(out);
+      changed = true;
+    }
+    if (changed) write_back(t.rel, raw, st, data, subject);
   }
-  std::string out;
-  if (!relocator.apply(rel, data, *mode, placeholder, out)) return;
-  if (::ftruncate(raw, 0) != 0 || ::pwrite(raw, out.data(), out.size(), 0) != static_cast<ssize_t>(out.size()))
-    util::throw_errno(rel, "cannot rewrite", errno);
-  timespec times[2] = {st.st_atim, st.st_mtim};
-  ::futimens(raw, times);
-}
+
+ private:
+  static std::string read_whole(int fd, const std::string& subject) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) util::throw_errno(subject, "cannot stat", errno);
+    std::string data(static_cast<std::size_t>(st.st_size), '\0');
+    std::size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::pread(fd, data.data() + done, data.size() - done, static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) util::throw_errno(subject, "cannot read", errno);
+      if (n == 0) throw Error(fmt::format("{}: cannot read: the file shrank", subject));
+      done += static_cast<std::size_t>(n);
+    }
+    return data;
+  }
+
+  void write_back(const std::string& rel, int read_fd, const struct stat& st, std::string_view data,
+                  const std::string& subject) {
+    mode_t mode = st.st_mode & 07777;
+    int raw = util::open_beneath(m_root_fd, rel, O_WRONLY);
+    bool made_writable = false;
+    if (raw < 0 && errno == EACCES && st.st_uid == ::geteuid()) {
+      if (::fchmod(read_fd, mode | S_IWUSR) != 0) util::throw_errno(subject, "cannot make writable", errno);
+      made_writable = true;
+      raw = util::open_beneath(m_root_fd, rel, O_WRONLY);
+    }
+    if (raw < 0) util::throw_errno(subject, "cannot open for relocation", errno);
+    util::UniqueFd fd(raw);
+    struct stat now {};
+    if (::fstat(raw, &now) != 0 || now.st_ino != st.st_ino || now.st_dev != st.st_dev)
+      throw Error(fmt::format("{}: replaced while it was being relocated", subject));
+    // Truncated first, so a rewrite needs only the space it adds. Errors throw with the errno of
+    // the failing call (a short write is retried, so a full disk says ENOSPC).
+    if (::ftruncate(raw, 0) != 0) util::throw_errno(subject, "cannot truncate", errno);
+    util::write_all(raw, data, subject);
+    if (made_writable && ::fchmod(raw, mode) != 0) util::throw_errno(subject, "cannot set mode", errno);
+    timespec times[2] = {st.st_atim, st.st_mtim};
+    if (::futimens(raw, times) != 0) util::throw_errno(subject, "cannot set times", errno);
+  }
+
+  int m_root_fd;
+  const std::string& m_archive;
+  Relocator& m_relocator;
+  std::mutex m_linked_mutex;
+};
 
 }  // namespace
 
@@ -53,34 +139,40 @@ void relocate_in_place(int root_fd, const std::string& rel, std::optional<format
 // so bin/python3.X and bin/python3.X-config keep the build placeholder: a python whose RUNPATH
 // names it cannot find its libpython. ferry has no such constraint: it also relocates bin/python*
 // files that hold one of the archive's placeholders.
-void apply_conda_unpack_records(const std::string& root, const std::vector<CondaUnpackRecord>& records,
+void apply_conda_unpack_records(const std::string& root, const CondaUnpackRecords& records,
                                 Relocator& relocator, unsigned jobs) {
   util::UniqueFd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root_fd) util::throw_errno(root, "cannot open", errno);
-  std::set<std::string> recorded, placeholders;
-  for (const auto& rec : records) {
-    recorded.insert(format::normalize_member_path(rec.path, "bin/conda-unpack"));
+  std::string subject = fmt::format("{}: bin/conda-unpack", records.archive);
+  // One target per file, its records in script order (a file named twice is rewritten once).
+  std::vector<Target> targets;
+  std::map<std::string, std::size_t> index;
+  std::set<std::string> placeholders;
+  for (const auto& rec : records.list) {
+    std::string rel = format::normalize_member_path(rec.path, subject);
+    if (rel.empty())
+      throw Error(fmt::format("{}: a relocation record names the environment's root", subject));
+    auto [it, fresh] = index.emplace(rel, targets.size());
+    if (fresh) targets.push_back({rel, {}});
+    targets[it->second].steps.push_back({rec.mode, rec.placeholder});
     placeholders.insert(rec.placeholder);
   }
-  std::vector<std::string> pythons;
+  std::vector<Target> pythons;
   std::error_code ec;
   for (const auto& ent : fs::directory_iterator(root + "/bin", ec)) {
     std::string rel = "bin/" + ent.path().filename().string();
-    if (rel.rfind("bin/python", 0) == 0 && !recorded.count(rel) && ent.is_regular_file(ec) &&
-        !ent.is_symlink(ec))
-      pythons.push_back(rel);
+    if (rel.rfind("bin/python", 0) == 0 && !index.count(rel) && ent.is_regular_file(ec) &&
+        !ent.is_symlink(ec)) {
+      Target t{rel, {}};
+      for (const auto& placeholder : placeholders) t.steps.push_back({std::nullopt, placeholder});
+      pythons.push_back(std::move(t));
+    }
   }
+  FileRewriter rewriter(root_fd.get(), records.archive, relocator);
   JobArena arena(jobs);
   arena.execute([&] {
-    tbb::parallel_for(std::size_t{0}, records.size(), [&](std::size_t i) {
-      const CondaUnpackRecord& rec = records[i];
-      relocate_in_place(root_fd.get(), format::normalize_member_path(rec.path, "bin/conda-unpack"),
-                        rec.mode, rec.placeholder, relocator);
-    });
-    tbb::parallel_for(std::size_t{0}, pythons.size(), [&](std::size_t i) {
-      for (const auto& placeholder : placeholders)
-        relocate_in_place(root_fd.get(), pythons[i], std::nullopt, placeholder, relocator);
-    });
+    tbb::parallel_for(std::size_t{0}, targets.size(), [&](std::size_t i) { rewriter.rewrite(targets[i]); });
+    tbb::parallel_for(std::size_t{0}, pythons.size(), [&](std::size_t i) { rewriter.rewrite(pythons[i]); });
   });
 }
 
