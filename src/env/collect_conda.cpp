@@ -331,8 +331,11 @@ Collection collect_conda(const PackOptions& options, const std::string& prefix) 
                                      "packed as they are in the environment",
                                      prefix, clobbered.size(), *clobbered.begin()));
 
-  // Unmanaged files (pip installs, user data): from the env, scanned for the prefix.
+  // Unmanaged files (pip installs, user data): from the env, scanned for the prefix. Only the
+  // bytecode of managed sources is left out, so the unmanaged files join `chosen` after the walk:
+  // otherwise an unmanaged X.py that sorts before __pycache__ would hide its own X.*.pyc.
   static const std::set<std::string> shims = {"bin/conda", "bin/activate", "bin/deactivate"};
+  std::vector<PackItem> unmanaged;
   for (const std::string& rel : on_disk_list) {
     if (chosen.count(rel) || shims.count(rel)) continue;
     if (auto src = py_source_of(rel); src && chosen.count(*src)) continue;
@@ -341,8 +344,9 @@ Collection collect_conda(const PackOptions& options, const std::string& prefix) 
     item.source = prefix + "/" + rel;
     item.detect = Detect::scan;
     item.placeholder = prefix;
-    chosen.emplace(rel, std::move(item));
+    unmanaged.push_back(std::move(item));
   }
+  for (PackItem& item : unmanaged) chosen.emplace(item.target, std::move(item));
 
   if (!uncached.empty()) {
     std::sort(uncached.begin(), uncached.end());
