@@ -1,0 +1,43 @@
+// libFuzzer target for the manifest parser (an archive's first member, untrusted JSON): garbage
+// must raise Error, and whatever parse accepts must be what the rest of ferry relies on (every
+// placeholder index in range) and must survive to_json() and a second parse unchanged.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+
+#include "format/format.hpp"
+
+namespace {
+using ferry::format::Manifest;
+
+bool same(const Manifest& a, const Manifest& b) {
+  if (a.kind != b.kind || a.source_prefix != b.source_prefix || a.placeholders != b.placeholders ||
+      a.files.size() != b.files.size() || a.warnings != b.warnings || a.symlinks != b.symlinks ||
+      a.hardlinks != b.hardlinks || a.directories != b.directories)
+    return false;
+  for (std::size_t i = 0; i < a.files.size(); ++i) {
+    const auto &x = a.files[i], &y = b.files[i];
+    if (x.path != y.path || x.size != y.size || x.xxh3 != y.xxh3 || x.placeholder != y.placeholder ||
+        x.mode != y.mode)
+      return false;
+  }
+  return true;
+}
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  std::string_view json(reinterpret_cast<const char*>(data), size);
+  Manifest m;
+  try {
+    m = Manifest::parse(json, "fuzz");
+  } catch (const ferry::Error&) {
+    return 0;
+  }
+  for (const auto& f : m.files)
+    if (f.placeholder >= static_cast<std::int32_t>(m.placeholders.size()) ||
+        (f.placeholder >= 0 && f.mode == ferry::format::RelocMode::none))
+      std::abort();  // unpack indexes placeholders with it
+  std::string again = m.to_json();  // throws (a crash here) if parse kept something unwritable
+  if (!same(m, Manifest::parse(again, "fuzz again"))) std::abort();
+  return 0;
+}
