@@ -2,8 +2,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -109,6 +109,10 @@ TEST(CondaUnpackRecords, AgreesWithPythonOnRandomNames) {
   char dir_template[] = "/tmp/ferry-records-test-XXXXXX";
   ASSERT_NE(::mkdtemp(dir_template), nullptr);
   std::string dir = dir_template;
+  struct RemoveAll {
+    std::string dir;
+    ~RemoveAll() { std::filesystem::remove_all(dir); }
+  } remove_dir{dir};
   const char* generator = R"py(
 import os, random, sys
 rng = random.Random(int(sys.argv[2]))
@@ -148,7 +152,6 @@ with open(sys.argv[1] + "/expected", "w") as f:
   }
   EXPECT_EQ(i, records.list.size());
   EXPECT_EQ(i, 3000u);
-  std::system(fmt::format("rm -rf {}", dir).c_str());
 }
 
 // Escapes a Python literal may hold though repr() never writes them (octal, \a \b \f \v, a line
