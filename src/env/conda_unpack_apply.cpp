@@ -55,8 +55,10 @@ class FileRewriter {
         throw Error(fmt::format("{}: named by bin/conda-unpack's relocation records but not in the "
                                 "archive (damaged or tampered archive)", subject));
       if (errno == ELOOP || errno == ENOTDIR || errno == EXDEV)
-        throw Error(fmt::format("{}: named by bin/conda-unpack's relocation records but reached "
-                                "through a symlink (tampered archive?)", subject));
+        throw Error(fmt::format("{}: named by bin/conda-unpack's relocation records but {} "
+                                "(tampered archive?)", subject,
+                                errno == ELOOP ? "is a symlink or lies beyond one"
+                                               : "lies beyond a symlink or a file"));
       util::throw_errno(subject, "cannot open for relocation", errno);
     }
     util::UniqueFd fd(raw);
