@@ -65,8 +65,8 @@ class FileRewriter {
     struct stat st {};
     if (::fstat(raw, &st) != 0) util::throw_errno(subject, "cannot stat", errno);
     if (!S_ISREG(st.st_mode))
-      throw Error(fmt::format("{}: named by bin/conda-unpack's relocation records but not a regular "
-                              "file (tampered archive?)", subject));
+      throw Error(fmt::format("{}: named by bin/conda-unpack's relocation records but not a "
+                              "regular file (tampered archive?)", subject));
     // Names of one inode are relocated one at a time: each sees what the previous one wrote.
     std::unique_lock<std::mutex> linked;
     if (st.st_nlink > 1) linked = std::unique_lock(m_linked_mutex);
@@ -77,7 +77,8 @@ class FileRewriter {
       std::optional<format::RelocMode> mode = step.mode;
       if (!mode) {
         if (data.find(step.placeholder) == std::string::npos) continue;
-        mode = data.find('\0') == std::string::npos ? format::RelocMode::text : format::RelocMode::binary;
+        mode = data.find('\0') == std::string::npos ? format::RelocMode::text
+                                                     : format::RelocMode::binary;
       }
       if (!m_relocator.apply(t.rel, data, *mode, step.placeholder, out)) continue;
       data.swap(out);
@@ -108,7 +109,8 @@ class FileRewriter {
     int raw = util::open_beneath(m_root_fd, rel, O_WRONLY);
     bool made_writable = false;
     if (raw < 0 && errno == EACCES && st.st_uid == ::geteuid()) {
-      if (::fchmod(read_fd, mode | S_IWUSR) != 0) util::throw_errno(subject, "cannot make writable", errno);
+      if (::fchmod(read_fd, mode | S_IWUSR) != 0)
+        util::throw_errno(subject, "cannot make writable", errno);
       made_writable = true;
       raw = util::open_beneath(m_root_fd, rel, O_WRONLY);
     }
@@ -121,7 +123,8 @@ class FileRewriter {
     // the failing call (a short write is retried, so a full disk says ENOSPC).
     if (::ftruncate(raw, 0) != 0) util::throw_errno(subject, "cannot truncate", errno);
     util::write_all(raw, data, subject);
-    if (made_writable && ::fchmod(raw, mode) != 0) util::throw_errno(subject, "cannot set mode", errno);
+    if (made_writable && ::fchmod(raw, mode) != 0)
+      util::throw_errno(subject, "cannot set mode", errno);
     timespec times[2] = {st.st_atim, st.st_mtim};
     if (::futimens(raw, times) != 0) util::throw_errno(subject, "cannot set times", errno);
   }
@@ -173,8 +176,9 @@ void apply_conda_unpack_records(const std::string& root, const CondaUnpackRecord
   FileRewriter rewriter(root_fd.get(), records.archive, relocator);
   JobArena arena(jobs);
   arena.execute([&] {
-    tbb::parallel_for(std::size_t{0}, targets.size(), [&](std::size_t i) { rewriter.rewrite(targets[i]); });
-    tbb::parallel_for(std::size_t{0}, pythons.size(), [&](std::size_t i) { rewriter.rewrite(pythons[i]); });
+    for (const auto* list : {&targets, &pythons})
+      tbb::parallel_for(std::size_t{0}, list->size(),
+                        [&](std::size_t i) { rewriter.rewrite((*list)[i]); });
   });
 }
 

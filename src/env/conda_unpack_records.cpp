@@ -92,9 +92,9 @@ class Reader {
         case 'U': add(out, hex(8), encoding); break;
         case 'N': fail("\\N{...} escapes are not supported");
         default:
-          if (e >= '0' && e <= '7') {
+          if (is_octal(e)) {
             char32_t v = static_cast<char32_t>(e - '0');
-            for (int i = 0; i < 2 && m_pos < m_text.size() && m_text[m_pos] >= '0' && m_text[m_pos] <= '7'; ++i)
+            for (int i = 0; i < 2 && m_pos < m_text.size() && is_octal(m_text[m_pos]); ++i)
               v = v * 8 + static_cast<char32_t>(m_text[m_pos++] - '0');
             add(out, v, encoding);
           } else {
@@ -114,12 +114,18 @@ class Reader {
   }
 
  private:
+  static bool is_octal(char c) { return c >= '0' && c <= '7'; }
+
   // Python reads its source as UTF-8 (PEP 3120): anything else is a syntax error.
   char32_t source_char() {
     auto byte = [&](std::size_t i) { return static_cast<unsigned char>(m_text[i]); };
     unsigned char c = byte(m_pos);
     if (c == 0) fail("a NUL byte in the script");
-    std::size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    std::size_t len = c < 0x80             ? 1
+                      : (c & 0xE0) == 0xC0 ? 2
+                      : (c & 0xF0) == 0xE0 ? 3
+                      : (c & 0xF8) == 0xF0 ? 4
+                                           : 0;
     if (len == 0 || m_pos + len > m_text.size()) fail("the script is not UTF-8");
     char32_t cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
     for (std::size_t i = 1; i < len; ++i) {
