@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   ferry::cli::add_job_commands(app);
   ferry::cli::add_stage(app);
   ferry::cli::add_module(app);
+  // A signal that is removing ferry's temporary trees ends the process itself (128 + signal):
+  // the errors that removal causes in the work still running are not ferry's to print.
   try {
     app.parse(argc, argv);  // also runs the chosen verb
   } catch (const CLI::ParseError& e) {
@@ -24,11 +26,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ferry: error: %s\n", e.what());
     return 2;
   } catch (const ferry::Error& e) {
+    ferry::util::await_signal_exit();
     std::fprintf(stderr, "ferry: error: %s\n", e.what());
     return static_cast<int>(e.kind());
   } catch (const std::exception& e) {
+    ferry::util::await_signal_exit();
     std::fprintf(stderr, "ferry: error: %s\n", e.what());
     return 1;
   }
+  ferry::util::await_signal_exit();
   return 0;
 }

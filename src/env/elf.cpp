@@ -1,23 +1,64 @@
-// Just enough ELF to find the library search paths (DT_RPATH, DT_RUNPATH) of a 64-bit LE file.
+// Just enough ELF to find the library search paths (DT_RPATH, DT_RUNPATH) of a 64-bit LE file,
+// from bytes in memory or, for files too large to hold, through pread.
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
+
+#include <fmt/format.h>
 
 #include "env/env.hpp"
 
 namespace ferry::env::relocation {
 namespace {
 
-template <typename T>
-bool load(std::string_view d, std::uint64_t off, T& out) {
-  if (off > d.size() || d.size() - off < sizeof(T)) return false;
-  std::memcpy(&out, d.data() + off, sizeof(T));
-  return true;
+// The file's bytes in memory.
+struct MemoryBytes {
+  std::string_view d;
+  std::uint64_t size() const { return d.size(); }
+  bool read(std::uint64_t off, void* out, std::size_t n) const {
+    if (off > d.size() || d.size() - off < n) return false;
+    std::memcpy(out, d.data() + off, n);
+    return true;
+  }
+  std::optional<std::uint64_t> find_nul(std::uint64_t from) const {
+    std::size_t nul = d.find('\0', static_cast<std::size_t>(from));
+    return nul == std::string_view::npos ? std::nullopt : std::optional<std::uint64_t>(nul);
+  }
+};
+
+// The file's bytes through pread: a search path is short, so the NUL is looked for in a bounded
+// window (a longer string is no search path ferry rewrites).
+struct FileBytes {
+  int fd;
+  std::uint64_t bytes;
+  std::uint64_t size() const { return bytes; }
+  bool read(std::uint64_t off, void* out, std::size_t n) const {
+    if (off > bytes || bytes - off < n) return false;
+    return ::pread(fd, out, n, static_cast<off_t>(off)) == static_cast<ssize_t>(n);
+  }
+  std::optional<std::uint64_t> find_nul(std::uint64_t from) const {
+    char window[1 << 16];
+    if (from >= bytes) return std::nullopt;
+    auto n = static_cast<std::size_t>(std::min<std::uint64_t>(sizeof window, bytes - from));
+    if (!read(from, window, n)) return std::nullopt;
+    const void* nul = std::memchr(window, '\0', n);
+    if (!nul) return std::nullopt;
+    return from + static_cast<std::uint64_t>(static_cast<const char*>(nul) - window);
+  }
+};
+
+template <typename Bytes, typename T>
+bool load(const Bytes& d, std::uint64_t off, T& out) {
+  return d.read(off, &out, sizeof(T));
 }
 
-}  // namespace
-
-std::vector<std::pair<std::size_t, std::size_t>> elf_search_paths(std::string_view d) {
-  std::vector<std::pair<std::size_t, std::size_t>> out;
-  if (d.size() < 64 || d.substr(0, 4) != "\x7f" "ELF" || d[4] != 2 /*64-bit*/ || d[5] != 1 /*LE*/)
+template <typename Bytes>
+std::vector<std::pair<std::uint64_t, std::uint64_t>> search_paths(const Bytes& d) {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  char ident[6];
+  if (d.size() < 64 || !d.read(0, ident, sizeof ident) || std::memcmp(ident, "\x7f" "ELF", 4) != 0 ||
+      ident[4] != 2 /*64-bit*/ || ident[5] != 1 /*LE*/)
     return out;
   std::uint64_t phoff = 0;
   std::uint16_t phentsize = 0, phnum = 0;
@@ -58,10 +99,19 @@ std::vector<std::pair<std::size_t, std::size_t>> elf_search_paths(std::string_vi
   for (std::uint64_t p : paths) {
     std::uint64_t begin = *strtab + p;
     if (begin >= d.size()) continue;
-    std::size_t nul = d.find('\0', begin);
-    if (nul == std::string_view::npos) continue;
-    out.emplace_back(static_cast<std::size_t>(begin), nul);
+    auto nul = d.find_nul(begin);
+    if (!nul) continue;
+    out.emplace_back(begin, *nul);
   }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::size_t, std::size_t>> elf_search_paths(std::string_view d) {
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  for (auto [begin, end] : search_paths(MemoryBytes{d}))
+    out.emplace_back(static_cast<std::size_t>(begin), static_cast<std::size_t>(end));
   return out;
 }
 
@@ -79,6 +129,26 @@ BinaryResult replace_search_paths(std::string_view data, std::string_view from, 
     result = BinaryResult::replaced;
   }
   return result;
+}
+
+BinaryResult replace_search_paths_in_file(int fd, std::string_view from, std::string_view to,
+                                          const std::string& subject) {
+  off_t size = ::lseek(fd, 0, SEEK_END);
+  if (size < 0) util::throw_errno(subject, "cannot read", errno);
+  FileBytes bytes{fd, static_cast<std::uint64_t>(size)};
+  std::vector<std::pair<std::string, std::uint64_t>> writes;  // all checked before any is made
+  for (auto [begin, end] : search_paths(bytes)) {
+    std::string cstring(static_cast<std::size_t>(end - begin + 1), '\0');
+    if (!bytes.read(begin, cstring.data(), cstring.size())) util::throw_errno(subject, "cannot read", errno);
+    std::string replaced;
+    BinaryResult r = replace_binary(cstring, from, to, replaced);
+    if (r == BinaryResult::too_long) return r;
+    if (r == BinaryResult::replaced) writes.emplace_back(std::move(replaced), begin);
+  }
+  for (const auto& [text, at] : writes)
+    if (::pwrite(fd, text.data(), text.size(), static_cast<off_t>(at)) != static_cast<ssize_t>(text.size()))
+      util::throw_errno(subject, "cannot rewrite", errno ? errno : ENOSPC);
+  return writes.empty() ? BinaryResult::unchanged : BinaryResult::replaced;
 }
 
 }  // namespace ferry::env::relocation

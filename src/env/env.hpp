@@ -44,6 +44,36 @@ std::vector<std::pair<std::size_t, std::size_t>> elf_search_paths(std::string_vi
 BinaryResult replace_search_paths(std::string_view data, std::string_view from, std::string_view to,
                                   std::string& out);
 
+// The same rules for a file too large to hold, fed in pieces: feed() appends to out what can be
+// written so far, finish() the rest. The output is byte-identical to the whole-buffer functions'.
+// A binary string (occurrence to NUL) longer than k_max_run cannot be held: it is an Error, not a
+// silent skip. changed()/too_long() tell what happened, as BinaryResult does.
+class StreamReplacer {
+ public:
+  static constexpr std::size_t k_max_run = 16u << 20;
+  enum class Rule { text, binary };
+  StreamReplacer(Rule rule, std::string from, std::string to, std::string subject);
+  void feed(std::string_view piece, std::string& out);
+  void finish(std::string& out);
+  bool changed() const { return m_changed; }
+  bool too_long() const { return m_too_long; }
+
+ private:
+  void drain(std::string& out, bool at_end);
+  Rule m_rule;
+  std::string m_from, m_to, m_subject;
+  std::string m_pending;  // input not yet written: a possible partial match, or an open C string
+  bool m_in_run = false;  // m_pending starts at an occurrence whose NUL has not come yet
+  bool m_changed = false, m_too_long = false;
+  bool m_head_done = false;  // text: the first line has been checked for a long #!
+  std::string m_head;        // text: output held until the first line is whole
+};
+
+// The binary rule inside the ELF search-path strings of the file open at fd (read with pread,
+// rewritten with pwrite in place, same length): for files too large to hold.
+BinaryResult replace_search_paths_in_file(int fd, std::string_view from, std::string_view to,
+                                          const std::string& subject);
+
 // Linux runs at most 127 bytes of a #! line, and a path with spaces cannot be a #! interpreter.
 // Rewrites such a first line: a python interpreter gets the /bin/sh trampoline that conda uses
 // (the script still runs with that exact interpreter), anything else `#!/usr/bin/env NAME ARGS`.

@@ -97,21 +97,24 @@ std::string load(const PackItem& item, const std::optional<std::string>& dest, C
   return data;
 }
 
+// The archive is written to a hidden sibling of OUT (.OUT.ferry-tmp-XXXXXX/file, see
+// util::TempSibling) under the lock .OUT.ferry-lock and renamed into place: a failed pack removes
+// it, SIGINT or SIGTERM too, and the next pack of the same OUT sweeps what a kill -9 left.
 class TempOutput {
  public:
   TempOutput(const std::string& output, bool force) : m_output(output) {
+    util::SiblingPath where = util::sibling_path(output);
     struct stat st {};
     if (::stat(output.c_str(), &st) == 0 && !force)
       throw Error(fmt::format("{}: already exists (use --force to overwrite)", output), Error::Kind::usage);
-    std::string dir = std::filesystem::path(output).parent_path().string();
-    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-      throw Error(fmt::format("{}: output directory does not exist", dir), Error::Kind::usage);
-    m_tmp = fmt::format("{}.ferry-tmp-{}", output, ::getpid());
-    m_fd = util::UniqueFd(::open(m_tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!m_fd) util::throw_errno(m_tmp, "cannot create", errno);
-  }
-  ~TempOutput() {
-    if (!m_committed) ::unlink(m_tmp.c_str());
+    if (::stat(where.parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      throw Error(fmt::format("{}: output directory does not exist", where.parent), Error::Kind::usage);
+    m_lock = std::make_unique<util::SiblingLock>(where.parent, where.name);
+    util::sweep_temp_siblings(where.parent, where.name);
+    m_tmp = std::make_unique<util::TempSibling>(where.parent, where.name, util::TempSibling::Kind::file);
+    const std::string& path = m_tmp->path();
+    m_fd = util::UniqueFd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!m_fd) util::throw_errno(path, "cannot create", errno);
   }
   TempOutput(const TempOutput&) = delete;
   TempOutput& operator=(const TempOutput&) = delete;
@@ -122,23 +125,32 @@ class TempOutput {
   void commit() {
     if (::fsync(m_fd.get()) != 0) util::throw_errno(m_output, "cannot sync", errno);
     m_fd = util::UniqueFd();
-    if (::rename(m_tmp.c_str(), m_output.c_str()) != 0)
+    if (::rename(m_tmp->path().c_str(), m_output.c_str()) != 0)
       util::throw_errno(m_output, "cannot rename into place", errno);
-    m_committed = true;
+    m_tmp->release();
+    m_tmp.reset();
   }
   std::uint64_t written() const { return m_written; }
 
  private:
-  std::string m_output, m_tmp;
+  std::string m_output;
+  std::unique_ptr<util::SiblingLock> m_lock;
+  std::unique_ptr<util::TempSibling> m_tmp;
   util::UniqueFd m_fd;
   std::uint64_t m_written = 0;
-  bool m_committed = false;
 };
 
 }  // namespace
 
 PackResult pack(const PackOptions& o) {
   util::Stopwatch clock;
+  // The manifest (JSON) records the prefix, and unpack refuses an ARCHIVE path that is not UTF-8.
+  for (const std::string* p : {&o.prefix, &o.output})
+    if (!util::is_valid_utf8(*p))
+      throw Error(fmt::format("{}: the path is not valid UTF-8 (ferry's manifest and unpack's marker "
+                              "are JSON): rename it",
+                              *p),
+                  Error::Kind::usage);
   PackResult r;
   r.prefix = util::absolute_path(o.prefix);
   r.output = util::absolute_path(o.output);
@@ -208,9 +220,18 @@ PackResult pack(const PackOptions& o) {
   for (std::size_t i = 0; i < items.size(); ++i) {
     const PackItem& item = items[i];
     switch (item.type) {
-      case format::EntryType::directory: ++r.directories; continue;
-      case format::EntryType::symlink: ++r.symlinks; continue;
-      case format::EntryType::hardlink: ++r.hardlinks; continue;
+      case format::EntryType::directory:
+        ++r.directories;
+        manifest.dir_entries.push_back({item.target, item.mode & 07777});
+        continue;
+      case format::EntryType::symlink:
+        ++r.symlinks;
+        manifest.symlink_entries.push_back({item.target, item.link});
+        continue;
+      case format::EntryType::hardlink:
+        ++r.hardlinks;
+        manifest.hardlink_entries.push_back({item.target, item.link});
+        continue;
       case format::EntryType::file: break;
     }
     const Classified& k = classes[i];
@@ -219,6 +240,7 @@ PackResult pack(const PackOptions& o) {
     f.size = k.size;
     f.xxh3 = k.hash;
     f.mode = k.mode;
+    f.perm = item.mode & 07777;
     if (k.mode != format::RelocMode::none) {
       auto [it, inserted] = placeholder_index.emplace(
           k.placeholder, static_cast<std::int32_t>(manifest.placeholders.size()));

@@ -23,6 +23,7 @@
 
 #include "env/collect.hpp"
 #include "env/conda_unpack_records.hpp"
+#include "env/manifest_check.hpp"
 #include "env/relocator.hpp"
 
 namespace ferry::env {
@@ -35,12 +36,16 @@ struct ArchiveIdentity {
   std::optional<format::Manifest> manifest;
 };
 
+// The manifest counts only as the archive's first member (after the .ferry directory): a manifest
+// further in is refused as tampering when extraction meets it.
 ArchiveIdentity identify(const std::string& archive) {
   ArchiveIdentity ident;
-  // The manifest, when there is one, follows at most the .ferry directory entry.
   format::read_members(archive, [&](const format::Member& m) {
     std::string path = format::normalize_member_path(m.entry.path, archive);
     if (path == format::k_manifest_path && m.entry.type == format::EntryType::file) {
+      if (m.streamed)
+        throw Error(fmt::format("{}: the manifest is larger than ferry reads ({} MiB)", archive,
+                                format::k_read_whole_max >> 20));
       ident.manifest = format::Manifest::parse(m.data, archive);
       return false;
     }
@@ -51,8 +56,25 @@ ArchiveIdentity identify(const std::string& archive) {
   } else {
     util::MappedFile map(archive);
     ident.id = util::xxh3(map.bytes());
+    map.check_intact();
   }
   return ident;
+}
+
+// A conda-pack archive's records, from the extracted bin/conda-unpack (never through a symlink).
+std::optional<std::string> read_conda_unpack(const std::string& root) {
+  util::UniqueFd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root_fd) util::throw_errno(root, "cannot open", errno);
+  util::UniqueFd fd(util::open_beneath(root_fd.get(), "bin/conda-unpack", O_RDONLY));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  if (static_cast<std::uint64_t>(st.st_size) > format::k_read_whole_max)
+    throw Error(fmt::format("bin/conda-unpack: {} bytes of records are more than ferry reads ({} MiB)",
+                            st.st_size, format::k_read_whole_max >> 20));
+  std::string text(static_cast<std::size_t>(st.st_size), '\0');
+  if (::pread(fd.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
+    util::throw_errno("bin/conda-unpack", "cannot read", errno);
+  return text;
 }
 
 bool dir_is_empty(const std::string& path) {
@@ -70,6 +92,17 @@ std::optional<std::uint64_t> unpacked_identity(const std::string& dest) {
   } catch (const std::exception&) {
     return std::nullopt;
   }
+}
+
+// The marker (JSON) and the env's relocated scripts hold these paths, and both need UTF-8: a path
+// that is not is refused before any work rather than after the whole extraction.
+void refuse_paths_not_utf8(const UnpackOptions& o) {
+  for (const std::string* p : {&o.archive, &o.dest})
+    if (!util::is_valid_utf8(*p))
+      throw Error(fmt::format("{}: the path is not valid UTF-8 (ferry records ARCHIVE and DEST in "
+                              "DEST/.ferry/unpacked.json, and relocated scripts hold DEST): rename it",
+                              *p),
+                  Error::Kind::usage);
 }
 
 // Writes .ferry/unpacked.json into the fresh tree without following any symlink.
@@ -108,10 +141,12 @@ struct UnpackSession::State {
 
   // Everything up to the point where work starts: paths, identity, lock, DEST's state.
   void open() {
-    r.dest = util::absolute_path(options.dest);
-    if (r.dest == "/") throw Error("/: refusing to unpack over the root directory", Error::Kind::usage);
-    parent = fs::path(r.dest).parent_path().string();
-    name = fs::path(r.dest).filename().string();
+    refuse_paths_not_utf8(options);
+    // DEST as the kernel reaches it: W/link/../dest is the dest beside link's target.
+    util::SiblingPath where = util::sibling_path(options.dest);
+    r.dest = where.path;
+    parent = where.parent;
+    name = where.name;
     std::error_code ec;
     fs::create_directories(parent, ec);
     if (ec) throw Error(fmt::format("{}: cannot create directory: {}", parent, ec.message()));
@@ -126,7 +161,8 @@ struct UnpackSession::State {
     struct stat st {};
     dest_exists = ::lstat(r.dest.c_str(), &st) == 0;
     if (dest_exists) {
-      if (unpacked_identity(r.dest) == ident.id) {
+      // --force redoes it even then: it is how a damaged tree that still has its marker is repaired.
+      if (!options.force && unpacked_identity(r.dest) == ident.id) {
         r.already_present = true;
         r.seconds = clock.seconds();
         return;
@@ -148,11 +184,8 @@ struct UnpackSession::State {
     relocator.dest = r.dest;
 
     const format::Manifest* manifest = ident.manifest ? &*ident.manifest : nullptr;
-    std::unordered_map<std::string, std::size_t> by_path;
-    if (manifest)
-      for (std::size_t i = 0; i < manifest->files.size(); ++i) by_path.emplace(manifest->files[i].path, i);
-    std::vector<std::atomic<bool>> seen(manifest ? manifest->files.size() : 0);
-    std::optional<std::string> conda_unpack_script;
+    std::optional<ManifestCheck> check;
+    if (manifest) check.emplace(*manifest, r.archive, relocator);
 
     format::ExtractHooks hooks;
     hooks.on_member = [&](const format::Member& m) {
@@ -165,26 +198,19 @@ struct UnpackSession::State {
                                                m.entry.type == format::EntryType::file);
       if (reserved)
         throw Error(fmt::format("{}: member '{}': the .ferry directory is reserved for ferry's manifest",
+                                r.archive, util::printable(path)));
+      if (!manifest && path == format::k_manifest_path)
+        throw Error(fmt::format("{}: member '{}': a manifest that is not the archive's first member "
+                                "(tampered archive?)",
                                 r.archive, path));
-      if (!manifest && m.entry.type == format::EntryType::file && path == "bin/conda-unpack")
-        conda_unpack_script = std::string(m.data);
+      if (check) check->on_member(m);
     };
-    hooks.transform = [&](const format::Entry& e, std::string_view data, std::string& out) {
-      if (!manifest) return false;
-      if (e.path == format::k_manifest_path) return false;
-      auto it = by_path.find(e.path);
-      if (it == by_path.end())
-        throw Error(fmt::format("{}: member '{}': not listed in the manifest (tampered archive?)",
-                                r.archive, e.path));
-      const format::ManifestFile& f = manifest->files[it->second];
-      if (data.size() != f.size || util::xxh3(data) != f.xxh3)
-        throw Error(fmt::format("{}: member '{}': checksum mismatch (corrupted archive)", r.archive, e.path));
-      if (seen[it->second].exchange(true))
-        throw Error(fmt::format("{}: member '{}': appears twice", r.archive, e.path));
-      if (f.placeholder < 0) return false;
-      return relocator.apply(e.path, data, f.mode, manifest->placeholders[static_cast<std::size_t>(f.placeholder)],
-                             out);
-    };
+    if (check) {
+      hooks.transform = [&](const format::Entry& e, std::string_view data, std::string& out) {
+        return check->check_file(e, data, out);
+      };
+      hooks.stream = [&](const format::Entry& e) { return check->stream(e); };
+    }
     util::Progress progress("unpack", archive_size, options.progress);
     hooks.progress = &progress;
     format::ExtractStats stats;
@@ -196,18 +222,11 @@ struct UnpackSession::State {
       });
     }
     progress.finish();
-    if (manifest) {
-      std::size_t missing = 0;
-      std::string first;
-      for (std::size_t i = 0; i < seen.size(); ++i)
-        if (!seen[i].load() && missing++ == 0) first = manifest->files[i].path;
-      if (missing)
-        throw Error(fmt::format("{}: archive is truncated or damaged: {} files listed in the manifest "
-                                "are missing (e.g. {})",
-                                r.archive, missing, first));
-    } else if (conda_unpack_script) {
+    if (check) {
+      check->check_complete();
+    } else if (auto script = read_conda_unpack(tmp->path())) {
       r.kind = "conda (conda-pack)";
-      auto records = parse_conda_unpack_records(*conda_unpack_script, r.archive);
+      auto records = parse_conda_unpack_records(*script, r.archive);
       apply_conda_unpack_records(tmp->path(), records, relocator, jobs);
     }
     if (!relocator.too_long.empty()) {
@@ -251,6 +270,7 @@ struct UnpackSession::State {
 };
 
 UnpackSession::UnpackSession(const UnpackOptions& options) : m(std::make_unique<State>()) {
+  refuse_paths_not_utf8(options);
   m->options = options;
   m->r.archive = util::absolute_path(options.archive);
   struct stat st {};

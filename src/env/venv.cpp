@@ -265,7 +265,9 @@ VenvResult make_venv(const VenvOptions& o) {
   Base b = choose_base(o.base);
   probe_base(b);
   VenvResult res;
-  res.path = util::absolute_path(o.path);
+  // PATH as the kernel reaches it (W/link/../v is the v beside link's target).
+  util::SiblingPath where = util::sibling_path(o.path);
+  res.path = where.path;
   res.base = b.prefix;
   res.base_from = b.from;
   res.python_version = b.version;
@@ -275,9 +277,8 @@ VenvResult make_venv(const VenvOptions& o) {
     res.warnings.push_back(fmt::format("{} has no pip, so neither has the venv; add one with "
                                        "{}/bin/python -m ensurepip",
                                        b.prefix, res.path));
-  if (res.path == "/") throw Error("/: refusing to make a venv at the root directory", Error::Kind::usage);
-  std::string parent = fs::path(res.path).parent_path().string();
-  std::string name = fs::path(res.path).filename().string();
+  const std::string& parent = where.parent;
+  const std::string& name = where.name;
   std::error_code ec;
   fs::create_directories(parent, ec);
   if (ec) throw Error(fmt::format("{}: cannot create directory: {}", parent, ec.message()));

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -42,6 +43,14 @@ std::string normalize_member_path(std::string_view name, const std::string& subj
 
 namespace {
 
+// A member admitted for writing, and the name it is created under (its own, or a temporary one
+// beside it when it repeats an earlier name: see Extractor::replace_later).
+struct Admitted {
+  Member member;
+  std::string target;
+};
+using Batch = std::vector<Admitted>;
+
 class Extractor {
  public:
   Extractor(const std::string& root, std::string subject)
@@ -55,40 +64,46 @@ class Extractor {
     m_default_acl = ::fgetxattr(m_root.get(), "system.posix_acl_default", nullptr, 0) >= 0;
   }
 
-  // Serial, in archive order. True when the member is a regular file for write_file().
-  bool admit(Member& m) {
+  // Serial, in archive order (a streamed file with its first piece). True when the member is a
+  // regular file to write: `target` is then the name to create it under.
+  bool admit(Member& m, std::string& target) {
     Entry& e = m.entry;
     e.path = normalize_member_path(e.path, m_subject);
     if (e.path.empty()) return false;
     make_parents(e.path);
     bool seen = m_seen.count(e.path) != 0;
+    if (seen && m_dirs.count(e.path)) {
+      if (e.type != EntryType::directory) fail(e.path, "a member replaces a directory of the same name");
+    } else if (seen && e.type == EntryType::directory) {
+      fail(e.path, "a directory member replaces a file of the same name");
+    }
     switch (e.type) {
       case EntryType::directory:
-        if (!m_dirs.count(e.path)) {
-          if (seen) fail(e.path, "a directory member replaces a file of the same name");
-          make_dir(e.path);
-        }
+        if (!seen) make_dir(e.path);
         m_dir_meta[e.path] = {e.mode, e.mtime_sec, e.mtime_nsec};
         ++stats.directories;
         return false;
       case EntryType::symlink:
-        if (seen) return defer(m);
+        if (seen) {
+          replace_later(e, {});
+        } else {
+          make_symlink(e);
+        }
         m_seen.insert(e.path);
         m_symlinks.insert(e.path);
-        make_symlink(e);
         return false;
-      case EntryType::hardlink: {
+      case EntryType::hardlink:
         e.link = normalize_member_path(e.link, m_subject);
         if (!m_files.count(e.link))
           fail(e.path, fmt::format("hardlink to '{}', which is not an earlier regular file",
-                                   e.link));
-        if (seen) return defer(m);
+                                   util::printable(e.link)));
+        // Made at the end, as its target may still be being written.
+        replace_later(e, {});
         m_seen.insert(e.path);
         m_files.insert(e.path);
-        return defer(m);  // its target may still be being written
-      }
+        return false;
       case EntryType::file:
-        if (seen) return defer(m);
+        target = seen ? replace_later(e, dup_name(e.path)) : e.path;
         m_seen.insert(e.path);
         m_files.insert(e.path);
         return true;
@@ -96,38 +111,88 @@ class Extractor {
     return false;
   }
 
-  // Parallel. Creates the file (never through a symlink, never outside root).
-  void write_file(const Entry& e, std::string_view data) {
-    // Created with its final mode when the umask leaves that whole (almost every file): one
-    // system call less per file. Setuid and setgid bits are never restored.
-    mode_t mode = e.mode & 0777;
-    bool final_mode = !m_default_acl && (e.mode & 01000) == 0 && (mode & m_umask) == 0;
-    int fd = util::open_beneath(m_root.get(), e.path, O_WRONLY | O_CREAT | O_EXCL, final_mode ? mode : 0600);
-    if (fd < 0) fail_errno(e.path, "cannot create", errno);
-    util::UniqueFd file(fd);
-    util::write_all(fd, data, fmt::format("{}: member '{}'", m_subject, e.path));
-    if (!final_mode && ::fchmod(fd, e.mode & 01777) != 0) fail_errno(e.path, "cannot set mode", errno);
-    timespec times[2] = {{e.mtime_sec, static_cast<long>(e.mtime_nsec)},
-                         {e.mtime_sec, static_cast<long>(e.mtime_nsec)}};
-    if (::futimens(fd, times) != 0) fail_errno(e.path, "cannot set times", errno);
+  // Parallel: a whole file; the hook may verify and rewrite the data first.
+  void write_member(const Admitted& a, const ExtractHooks& hooks) {
+    if (superseded(a.target)) return;  // a later member of the same name wins: not worth writing
+    const Member& m = a.member;
+    std::string replaced;
+    bool changed = hooks.transform && hooks.transform(m.entry, m.data, replaced);
+    util::UniqueFd fd = create(m.entry, a.target);
+    write_at_end(fd.get(), m.entry, changed ? std::string_view(replaced) : m.data);
+    close_file(fd.get(), m.entry);
     m_files_written.fetch_add(1, std::memory_order_relaxed);
-    m_bytes_written.fetch_add(data.size(), std::memory_order_relaxed);
+    if (superseded(a.target)) ::unlinkat(m_root.get(), a.target.c_str(), 0);
   }
 
-  void finish(const ExtractHooks& hooks) {
-    for (Member& m : m_deferred) {
-      const Entry& e = m.entry;
-      if (m_dirs.count(e.path)) fail(e.path, "a member replaces a directory of the same name");
+  // Serial: a file larger than k_stream_min, in pieces (its first one just admitted).
+  void begin_stream(const Entry& e, const std::string& target, const ExtractHooks& hooks) {
+    m_stream = Stream{};
+    m_stream.entry = e;
+    m_stream.fd = create(e, target);
+    if (hooks.stream) m_stream.filter = hooks.stream(m_stream.entry);
+    m_stream.active = true;
+  }
+
+  // The piece of the current streamed file at offset (in order; a gap is a hole of a sparse file).
+  void stream_piece(std::uint64_t offset, std::string_view data) {
+    if (!m_stream.active) return;
+    Stream& s = m_stream;
+    if (offset < s.written) fail(s.entry.path, "overlapping data");
+    if (s.filter) {
+      static const std::string zeros(1 << 16, '\0');
+      while (s.written < offset) {  // the filter sees every byte, holes included
+        auto n = static_cast<std::size_t>(std::min<std::uint64_t>(zeros.size(), offset - s.written));
+        feed_filter(std::string_view(zeros).substr(0, n));
+      }
+      feed_filter(data);
+      return;
+    }
+    if (offset > s.written && ::lseek(s.fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0)
+      fail_errno(s.entry.path, "cannot seek", errno);
+    s.written = offset;
+    write_at_end(s.fd.get(), s.entry, data);
+    s.written += data.size();
+  }
+
+  void end_stream() {
+    if (!m_stream.active) return;
+    Stream& s = m_stream;
+    if (s.filter) {
+      std::string rest;
+      s.filter->finish(rest);
+      write_at_end(s.fd.get(), s.entry, rest);
+      s.filter->patch(s.fd.get());
+    } else if (s.written < s.entry.size && ::ftruncate(s.fd.get(), static_cast<off_t>(s.entry.size)) != 0) {
+      fail_errno(s.entry.path, "cannot write", errno);  // a sparse file ending in a hole
+    }
+    close_file(s.fd.get(), s.entry);
+    m_files_written.fetch_add(1, std::memory_order_relaxed);
+    m_stream = Stream{};
+  }
+
+  void finish() {
+    if (m_stream.active) fail(m_stream.entry.path, "archive ends inside this member");
+    // Hardlinks, and members that repeat an earlier name (the last one wins, as with tar), in
+    // archive order.
+    for (const Deferred& d : m_deferred) {
+      if (d.superseded->load()) {
+        if (!d.temp.empty()) ::unlinkat(m_root.get(), d.temp.c_str(), 0);
+        continue;
+      }
+      const Entry& e = d.entry;
+      if (e.type == EntryType::file) {
+        if (::renameat(m_root.get(), d.temp.c_str(), m_root.get(), e.path.c_str()) != 0)
+          fail_errno(e.path, "cannot replace", errno);
+        continue;
+      }
       if (::unlinkat(m_root.get(), e.path.c_str(), 0) != 0 && errno != ENOENT)
         fail_errno(e.path, "cannot replace", errno);
       if (e.type == EntryType::symlink) {
         make_symlink(e);
-      } else if (e.type == EntryType::hardlink) {
-        if (::linkat(m_root.get(), e.link.c_str(), m_root.get(), e.path.c_str(), 0) != 0)
-          fail_errno(e.path, "cannot create hardlink", errno);
-        ++stats.hardlinks;
+      } else if (::linkat(m_root.get(), e.link.c_str(), m_root.get(), e.path.c_str(), 0) != 0) {
+        fail_errno(e.path, "cannot create hardlink", errno);
       } else {
-        write_member(m, hooks);
+        ++stats.hardlinks;
       }
     }
     // Directories last, deepest first, so their modes and times survive the writes inside them.
@@ -142,15 +207,6 @@ class Extractor {
     stats.bytes += m_bytes_written.load();
   }
 
-  // Parallel: the hook may verify and rewrite the data first.
-  void write_member(const Member& m, const ExtractHooks& hooks) {
-    std::string replaced;
-    if (hooks.transform && hooks.transform(m.entry, m.data, replaced))
-      write_file(m.entry, replaced);
-    else
-      write_file(m.entry, m.data);
-  }
-
   ExtractStats stats;
 
  private:
@@ -159,17 +215,86 @@ class Extractor {
     std::int64_t sec;
     std::uint32_t nsec;
   };
+  struct Deferred {
+    Entry entry;
+    std::string temp;  // a repeated file: where it was written
+    std::shared_ptr<std::atomic<bool>> superseded;
+  };
+  struct Stream {
+    Entry entry;
+    util::UniqueFd fd;
+    std::unique_ptr<MemberFilter> filter;
+    std::uint64_t written = 0;  // input bytes consumed
+    bool active = false;
+  };
 
   [[noreturn]] void fail(const std::string& path, const std::string& why) const {
-    throw Error(fmt::format("{}: member '{}': {}", m_subject, path, why));
+    throw Error(fmt::format("{}: member '{}': {}", m_subject, util::printable(path), why));
   }
   [[noreturn]] void fail_errno(const std::string& path, const std::string& what, int err) const {
-    util::throw_errno(fmt::format("{}: member '{}'", m_subject, path), what, err);
+    util::throw_errno(fmt::format("{}: member '{}'", m_subject, util::printable(path)), what, err);
   }
 
-  bool defer(Member& m) {
-    m_deferred.push_back(std::move(m));
-    return false;
+  // A member that repeats an earlier name replaces it at the end, after every write, so that a
+  // write still running cannot race it; an earlier replacement of the same name is dropped (and
+  // its file, if any, not written or removed). Returns temp.
+  std::string replace_later(const Entry& e, std::string temp) {
+    auto superseded = std::make_shared<std::atomic<bool>>(false);
+    auto [it, inserted] = m_latest.try_emplace(e.path, superseded);
+    if (!inserted) {
+      it->second->store(true);
+      it->second = superseded;
+    }
+    if (!temp.empty()) m_pending_temps.emplace(temp, superseded);
+    m_deferred.push_back(Deferred{e, temp, superseded});
+    return temp;
+  }
+
+  bool superseded(const std::string& target) const {
+    auto it = m_pending_temps.find(target);  // written only by the serial stage, before this write
+    return it != m_pending_temps.end() && it->second->load();
+  }
+
+  // A hidden name beside path for a repeated member's data. An archive member of that very name
+  // later fails to be created (O_EXCL), which is all an attacker could gain.
+  std::string dup_name(const std::string& path) {
+    std::size_t slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+    std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+    return fmt::format("{}.{}.ferry-repeat-{}", dir, base, m_deferred.size());
+  }
+
+  // Creates the file (never through a symlink, never outside root), with its final mode when the
+  // umask leaves that whole (almost every file): one system call less per file. Setuid and setgid
+  // bits are never restored.
+  util::UniqueFd create(const Entry& e, const std::string& target) const {
+    mode_t mode = e.mode & 0777;
+    bool final_mode = !m_default_acl && (e.mode & 01000) == 0 && (mode & m_umask) == 0;
+    int fd = util::open_beneath(m_root.get(), target, O_WRONLY | O_CREAT | O_EXCL, final_mode ? mode : 0600);
+    if (fd < 0) fail_errno(e.path, "cannot create", errno);
+    return util::UniqueFd(fd);
+  }
+
+  void write_at_end(int fd, const Entry& e, std::string_view data) {
+    util::write_all(fd, data, fmt::format("{}: member '{}'", m_subject, util::printable(e.path)));
+    m_bytes_written.fetch_add(data.size(), std::memory_order_relaxed);
+  }
+
+  void close_file(int fd, const Entry& e) const {
+    mode_t mode = e.mode & 0777;
+    bool final_mode = !m_default_acl && (e.mode & 01000) == 0 && (mode & m_umask) == 0;
+    if (!final_mode && ::fchmod(fd, e.mode & 01777) != 0) fail_errno(e.path, "cannot set mode", errno);
+    timespec times[2] = {{e.mtime_sec, static_cast<long>(e.mtime_nsec)},
+                         {e.mtime_sec, static_cast<long>(e.mtime_nsec)}};
+    if (::futimens(fd, times) != 0) fail_errno(e.path, "cannot set times", errno);
+  }
+
+  void feed_filter(std::string_view data) {
+    Stream& s = m_stream;
+    m_filter_out.clear();
+    bool changed = s.filter->feed(data, m_filter_out);
+    write_at_end(s.fd.get(), s.entry, changed ? std::string_view(m_filter_out) : data);
+    s.written += data.size();
   }
 
   void make_parents(const std::string& path) {
@@ -178,8 +303,9 @@ class Extractor {
       std::string parent = path.substr(0, slash);
       if (m_dirs.count(parent)) continue;
       if (m_symlinks.count(parent))
-        fail(path, fmt::format("path goes through the symlink member '{}'", parent));
-      if (m_seen.count(parent)) fail(path, fmt::format("parent '{}' is not a directory", parent));
+        fail(path, fmt::format("path goes through the symlink member '{}'", util::printable(parent)));
+      if (m_seen.count(parent))
+        fail(path, fmt::format("parent '{}' is not a directory", util::printable(parent)));
       make_dir(parent);
     }
   }
@@ -208,11 +334,16 @@ class Extractor {
   bool m_default_acl = false;
   std::unordered_set<std::string> m_dirs, m_symlinks, m_files, m_seen;
   std::map<std::string, DirMeta> m_dir_meta;  // reverse order visits children before parents
-  std::vector<Member> m_deferred;
+  std::vector<Deferred> m_deferred;
+  std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> m_latest, m_pending_temps;
+  Stream m_stream;
+  std::string m_filter_out;
   std::atomic<std::uint64_t> m_files_written{0}, m_bytes_written{0};
 };
 
-// libarchive reader for every archive that is not a ferry frame stream.
+// libarchive reader for every archive that is not a ferry frame stream. Files up to
+// k_stream_min come whole; larger ones, sparse ones and ones of unknown size are streamed: next()
+// gives the entry (streamed set) and stream() then hands out their data blocks.
 class ForeignReader {
  public:
   explicit ForeignReader(const std::string& path) : m_path(path), m_archive(archive_read_new()) {
@@ -256,25 +387,52 @@ class ForeignReader {
         e.link = archive_entry_symlink(ae) ? archive_entry_symlink(ae) : "";
         return true;
       case AE_IFIFO:
-        throw Error(fmt::format("{}: member '{}': FIFOs are not allowed", m_path, e.path));
+        throw Error(fmt::format("{}: member '{}': FIFOs are not allowed", m_path, util::printable(e.path)));
       default:
         throw Error(fmt::format("{}: member '{}': device files and sockets are not allowed",
-                                m_path, e.path));
+                                m_path, util::printable(e.path)));
+    }
+    bool known = archive_entry_size_is_set(ae) != 0;
+    e.size = known ? static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(ae), 0)) : 0;
+    if (!known || e.size > k_stream_min || archive_entry_sparse_count(ae) > 0) {
+      m.streamed = true;  // a zip's deflated size is a claim: never allocated for
+      return true;
     }
     auto data = std::make_shared<std::string>();
-    if (archive_entry_size_is_set(ae))
-      data->reserve(static_cast<std::size_t>(std::min<la_int64_t>(archive_entry_size(ae), 64 << 20)));
+    data->reserve(static_cast<std::size_t>(e.size));
     char buffer[1 << 16];
     while (true) {
       la_ssize_t n = archive_read_data(m_archive, buffer, sizeof buffer);
       if (n < 0) fail();
       if (n == 0) break;
+      if (data->size() + static_cast<std::size_t>(n) > k_stream_min)
+        throw Error(fmt::format("{}: member '{}': more data than its header declares", m_path,
+                                util::printable(e.path)));
       data->append(buffer, static_cast<std::size_t>(n));
     }
     e.size = data->size();
     m.data = *data;
     m.storage = std::move(data);
     return true;
+  }
+
+  // The data of the streamed member next() just returned: piece(offset, bytes) in order, holes
+  // of sparse files left out. Returns the member's size (its declared one when that is larger).
+  std::uint64_t stream(std::uint64_t declared,
+                       const std::function<void(std::uint64_t, std::string_view)>& piece) {
+    std::uint64_t end = 0;
+    while (true) {
+      const void* block = nullptr;
+      std::size_t size = 0;
+      la_int64_t offset = 0;
+      int rc = archive_read_data_block(m_archive, &block, &size, &offset);
+      if (rc == ARCHIVE_EOF) break;
+      if (rc < ARCHIVE_WARN) fail();
+      if (size == 0) continue;
+      piece(static_cast<std::uint64_t>(offset), std::string_view(static_cast<const char*>(block), size));
+      end = std::max(end, static_cast<std::uint64_t>(offset) + size);
+    }
+    return std::max(end, declared);
   }
 
   std::string format() const { return m_format; }
@@ -291,15 +449,12 @@ class ForeignReader {
   std::string m_format;
 };
 
-using Batch = std::vector<Member>;
-
 // Decoded frames reuse a few buffers: a fresh multi-MiB allocation per frame costs page faults,
 // zeroing and unmapping, several percent of a node's CPU in a stage profile. A buffer goes back
 // when the last member pointing into it has been written.
 class FrameBuffers : public std::enable_shared_from_this<FrameBuffers> {
  public:
-  std::shared_ptr<util::PageBuffer> take(std::size_t size) {
-    if (size > k_frame_max) return std::make_shared<util::PageBuffer>(size);  // not ferry's: untrusted
+  std::shared_ptr<util::PageBuffer> take() {
     std::unique_ptr<util::PageBuffer> buffer;
     {
       std::lock_guard lock(m_mutex);
@@ -308,7 +463,7 @@ class FrameBuffers : public std::enable_shared_from_this<FrameBuffers> {
         m_free.pop_back();
       }
     }
-    if (!buffer) buffer = std::make_unique<util::PageBuffer>(k_frame_max);
+    if (!buffer) buffer = std::make_unique<util::PageBuffer>(k_frame_max);  // index_frames checked the claim
     return std::shared_ptr<util::PageBuffer>(buffer.release(), [self = shared_from_this()](util::PageBuffer* p) {
       std::lock_guard lock(self->m_mutex);
       self->m_free.emplace_back(p);
@@ -325,7 +480,31 @@ struct DecodedFrame {
   std::size_t size = 0;
 };
 
-std::size_t pipeline_tokens(unsigned jobs) { return std::max(2u, jobs) * 3; }
+// Items in flight: enough to keep every thread busy, few enough that decoded frames (at most
+// k_frame_max each) stay within a fixed budget whatever the core count: 32 x 4 MiB.
+std::size_t pipeline_tokens(unsigned jobs) { return std::min<std::size_t>(std::max(2u, jobs) * 3, 32); }
+
+// Serial, in archive order: admits parsed members, writes streamed pieces at once, and collects
+// whole files for the parallel writers.
+void admit_members(std::vector<Member>& members, Extractor& ex, const ExtractHooks& hooks, Batch& files) {
+  for (Member& m : members) {
+    if (m.streamed && m.offset > 0) {
+      ex.stream_piece(m.offset, m.data);
+      if (m.last) ex.end_stream();
+      continue;
+    }
+    if (hooks.on_member) hooks.on_member(m);
+    std::string target;
+    if (!ex.admit(m, target)) continue;
+    if (!m.streamed) {
+      files.push_back(Admitted{std::move(m), std::move(target)});
+      continue;
+    }
+    ex.begin_stream(m.entry, target, hooks);
+    ex.stream_piece(0, m.data);
+    if (m.last) ex.end_stream();
+  }
+}
 
 void extract_frames(const FrameSource& source, const FrameIndex& index, Extractor& ex,
                     unsigned jobs, const ExtractHooks& hooks, const std::string& subject) {
@@ -374,28 +553,26 @@ void extract_frames(const FrameSource& source, const FrameIndex& index, Extracto
                   }
                 } release{source, a.index};
                 const FrameIndexEntry& f = index.frames[a.index];
-                d.buffer = buffers->take(f.decompressed_size);
+                d.buffer = buffers->take();
                 decompress_frame_into(index.layout, a.bytes, f, subject, d.buffer->data());
                 d.size = f.decompressed_size;
+                if (hooks.progress) hooks.progress->advance(f.compressed_size);
                 return d;
               })) &
           tbb::make_filter<DecodedFrame, Batch>(
               tbb::filter_mode::serial_in_order,
               guarded([&](const DecodedFrame& frame) {
-                Batch members, files;
+                Batch files;
                 if (!frame.buffer) return files;
+                std::vector<Member> members;
                 parser.feed(std::string_view(frame.buffer->data(), frame.size), frame.buffer, members);
-                for (Member& m : members) {
-                  if (hooks.on_member) hooks.on_member(m);
-                  if (ex.admit(m)) files.push_back(std::move(m));
-                }
+                admit_members(members, ex, hooks, files);
                 return files;
               })) &
           tbb::make_filter<Batch, void>(tbb::filter_mode::parallel, guarded([&](const Batch& files) {
-            for (const Member& m : files) ex.write_member(m, hooks);
+            for (const Admitted& a : files) ex.write_member(a, hooks);
           })));
   parser.finish();
-  if (hooks.progress) hooks.progress->advance(source.size);
 }
 
 void extract_foreign(const std::string& path, Extractor& ex, unsigned jobs,
@@ -416,10 +593,18 @@ void extract_foreign(const std::string& path, Extractor& ex, unsigned jobs,
                                           break;
                                         }
                                         if (hooks.on_member) hooks.on_member(m);
-                                        if (ex.admit(m)) {
-                                          bytes += m.data.size();
-                                          files.push_back(std::move(m));
+                                        std::string target;
+                                        if (!ex.admit(m, target)) continue;
+                                        if (m.streamed) {
+                                          ex.begin_stream(m.entry, target, hooks);
+                                          reader.stream(m.entry.size, [&](std::uint64_t at, std::string_view data) {
+                                            ex.stream_piece(at, data);
+                                          });
+                                          ex.end_stream();
+                                          continue;
                                         }
+                                        bytes += m.data.size();
+                                        files.push_back(Admitted{std::move(m), std::move(target)});
                                       }
                                       if (hooks.progress) {
                                         std::int64_t pos = reader.position();
@@ -430,7 +615,7 @@ void extract_foreign(const std::string& path, Extractor& ex, unsigned jobs,
                                       return files;
                                     }) &
           tbb::make_filter<Batch, void>(tbb::filter_mode::parallel, [&](const Batch& files) {
-            for (const Member& m : files) ex.write_member(m, hooks);
+            for (const Admitted& a : files) ex.write_member(a, hooks);
           }));
   ex.stats.format = reader.format();
 }
@@ -441,15 +626,21 @@ ExtractStats extract_archive(const std::string& archive_path, const std::string&
                              unsigned jobs, const ExtractHooks& hooks) {
   Extractor ex(root, archive_path);
   util::MappedFile map(archive_path);
-  FrameIndex index = index_frames(map.bytes(), archive_path);
-  if (index.layout == ArchiveLayout::foreign) {
-    extract_foreign(archive_path, ex, jobs, hooks);
-  } else {
-    extract_frames(FrameSource::in_memory(map.bytes(), index), index, ex, jobs, hooks, archive_path);
-    ex.stats.format = index.layout == ArchiveLayout::ferry_zstd ? "ferry tar.zst" : "ferry tar.gz";
-    ex.stats.frames = index.frames.size();
+  try {
+    FrameIndex index = index_frames(map.bytes(), archive_path);
+    if (index.layout == ArchiveLayout::foreign) {
+      extract_foreign(archive_path, ex, jobs, hooks);
+    } else {
+      extract_frames(FrameSource::in_memory(map.bytes(), index), index, ex, jobs, hooks, archive_path);
+      ex.stats.format = index.layout == ArchiveLayout::ferry_zstd ? "ferry tar.zst" : "ferry tar.gz";
+      ex.stats.frames = index.frames.size();
+    }
+    ex.finish();
+  } catch (const Error&) {
+    map.check_intact();  // the reason behind whatever failed
+    throw;
   }
-  ex.finish(hooks);
+  map.check_intact();
   return ex.stats;
 }
 
@@ -470,31 +661,94 @@ ExtractStats extract_frames(const FrameSource& source, const FrameIndex& index, 
   extract_frames(source, index, ex, jobs, hooks, subject);
   ex.stats.format = index.layout == ArchiveLayout::ferry_zstd ? "ferry tar.zst" : "ferry tar.gz";
   ex.stats.frames = index.frames.size();
-  ex.finish(hooks);
+  ex.finish();
   return ex.stats;
 }
+
+namespace {
+
+// Joins a streamed member's pieces for read_members, up to k_read_whole_max.
+class WholeMembers {
+ public:
+  // True when m (whole, or completed by this piece) is ready to visit as `out`.
+  bool add(const Member& m, Member& out) {
+    if (!m.streamed) {
+      out = m;
+      return true;
+    }
+    if (m.offset == 0) {
+      m_entry = m.entry;
+      m_data.reset();
+      if (m.entry.size <= k_read_whole_max) m_data = std::make_shared<std::string>();
+    }
+    if (m_data) m_data->append(m.data);
+    if (!m.last) return false;
+    out = Member{};
+    out.entry = m_entry;
+    if (m_data) {
+      out.data = *m_data;
+      out.storage = std::move(m_data);
+    } else {
+      out.streamed = true;  // too large to hold: the entry alone
+    }
+    return true;
+  }
+
+ private:
+  Entry m_entry;
+  std::shared_ptr<std::string> m_data;
+};
+
+}  // namespace
 
 void read_members(const std::string& archive_path,
                   const std::function<bool(const Member&)>& visit) {
   util::MappedFile map(archive_path);
-  FrameIndex index = index_frames(map.bytes(), archive_path);
-  if (index.layout == ArchiveLayout::foreign) {
-    ForeignReader reader(archive_path);
-    Member m;
-    while (reader.next(m))
-      if (!visit(m)) return;
-    return;
+  try {
+    FrameIndex index = index_frames(map.bytes(), archive_path);
+    if (index.layout == ArchiveLayout::foreign) {
+      ForeignReader reader(archive_path);
+      Member m;
+      while (reader.next(m)) {
+        if (m.streamed) {
+          auto data = std::make_shared<std::string>();
+          bool keep = m.entry.size <= k_read_whole_max;
+          reader.stream(m.entry.size, [&](std::uint64_t at, std::string_view bytes) {
+            if (keep && at + bytes.size() <= k_read_whole_max) {
+              data->resize(static_cast<std::size_t>(at));  // holes read as zeros
+              data->append(bytes);
+            } else {
+              keep = false;
+            }
+          });
+          if (keep) {
+            data->resize(static_cast<std::size_t>(m.entry.size));
+            m.data = *data;
+            m.storage = std::move(data);
+            m.streamed = false;
+          }
+        }
+        if (!visit(m)) return;
+      }
+      return;
+    }
+    TarParser parser(archive_path);
+    WholeMembers whole;
+    for (const FrameIndexEntry& f : index.frames) {
+      auto chunk = std::make_shared<const std::string>(
+          decompress_frame(index.layout, map.bytes(), f, archive_path));
+      std::vector<Member> members;
+      parser.feed(chunk, members);
+      Member m;
+      for (const Member& piece : members)
+        if (whole.add(piece, m) && !visit(m)) return;
+    }
+    parser.finish();
+  } catch (const Error&) {
+    map.check_intact();
+    throw;
   }
-  TarParser parser(archive_path);
-  for (const FrameIndexEntry& f : index.frames) {
-    auto chunk = std::make_shared<const std::string>(
-        decompress_frame(index.layout, map.bytes(), f, archive_path));
-    std::vector<Member> members;
-    parser.feed(chunk, members);
-    for (const Member& m : members)
-      if (!visit(m)) return;
-  }
-  parser.finish();
+  map.check_intact();
 }
 
 }  // namespace ferry::format

@@ -35,11 +35,33 @@ struct Entry {
   std::uint64_t size = 0;
 };
 
+// Files larger than this are never held whole: they arrive as pieces (about a frame each) that
+// flow to their file in order, so memory does not grow with a member's size.
+constexpr std::uint64_t k_stream_min = 4u << 20;
+
 // A parsed member with its data. data stays valid while storage lives (a decoded frame, a string).
+// A file larger than k_stream_min comes as several Members in a row, streamed: each holds the
+// entry and the piece of data at offset; last marks the final piece.
 struct Member {
   Entry entry;
   std::string_view data;
   std::shared_ptr<const void> storage;
+  std::uint64_t offset = 0;
+  bool streamed = false;
+  bool last = true;
+};
+
+// Verification and relocation of a streamed file, fed its pieces in order.
+class MemberFilter {
+ public:
+  virtual ~MemberFilter() = default;
+  // The next piece: returns false to write it unchanged, or true when out (cleared by the caller)
+  // holds what to write instead (possibly nothing yet).
+  virtual bool feed(std::string_view piece, std::string& out) = 0;
+  // After the last piece: appends what is still held back to out; throws if the data was wrong.
+  virtual void finish(std::string& out) = 0;
+  // Once everything is written: a last change in place through fd (pread/pwrite), if any.
+  virtual void patch(int /*fd*/) {}
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -89,6 +111,8 @@ class TarParser {
   std::string m_buffer;        // a pax or GNU name payload split across chunks
   std::shared_ptr<util::PageBuffer> m_assembly;  // a file split across chunks
   std::uint64_t m_assembled = 0;
+  bool m_streaming = false;      // the current file is larger than k_stream_min: pieces
+  std::uint64_t m_streamed = 0;  // its bytes handed out so far
   std::uint64_t m_need = 0;    // payload bytes still to come
   std::uint64_t m_pad = 0;        // padding bytes to skip now
   std::uint64_t m_pad_after = 0;  // padding that follows the current payload
@@ -158,18 +182,32 @@ struct ManifestFile {
   std::uint64_t xxh3 = 0;
   std::int32_t placeholder = -1;  // index into Manifest::placeholders, -1: nothing to relocate
   RelocMode mode = RelocMode::none;
+  std::uint32_t perm = 0644;      // the member's mode bits, as its tar header stores them
+};
+struct ManifestDir {
+  std::string path;
+  std::uint32_t perm = 0755;
+};
+struct ManifestLink {
+  std::string path, target;  // a symlink's target, or the member a hardlink names
 };
 
+// Version 2 lists every member, not only regular files: a directory with its mode, a symlink with
+// its target, a hardlink with its member. So the identity (the manifest's hash) covers the whole
+// tree, and unpack refuses any member the manifest does not list exactly.
 struct Manifest {
-  int version = 1;
+  static constexpr int k_version = 2;
+  int version = k_version;
   std::string tool;
   std::string kind;           // conda | venv | prefix
   std::string source_prefix;  // where the environment lived when packed
   std::string python_version;
   std::vector<std::string> placeholders;
   std::vector<ManifestFile> files;  // regular files (not hardlinks), in archive order
+  std::vector<ManifestDir> dir_entries;  // directory members (other directories are implied)
+  std::vector<ManifestLink> symlink_entries, hardlink_entries;
   std::vector<std::string> warnings;
-  std::uint64_t symlinks = 0, hardlinks = 0, directories = 0;
+  std::uint64_t symlinks = 0, hardlinks = 0, directories = 0;  // the lists' sizes
 
   std::string to_json() const;
   static Manifest parse(std::string_view json, const std::string& subject);
@@ -189,10 +227,13 @@ struct Manifest {
 // are refused; files are created with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS); setuid and
 // setgid bits are dropped. Errors name the member.
 struct ExtractHooks {
-  // Serial, in archive order, before the member is written: sees the manifest first.
+  // Serial, in archive order, before the member is written: sees the manifest first (a streamed
+  // file once, with its first piece).
   std::function<void(const Member&)> on_member;
   // Parallel: may verify data (throw) and replace it; returns true when out holds the new data.
   std::function<bool(const Entry&, std::string_view data, std::string& out)> transform;
+  // Serial, for a file larger than k_stream_min: the filter its pieces go through (nullptr: none).
+  std::function<std::unique_ptr<MemberFilter>(const Entry&)> stream;
   util::Progress* progress = nullptr;  // advanced by compressed bytes consumed
 };
 
@@ -227,7 +268,10 @@ struct FrameSource {
 ExtractStats extract_frames(const FrameSource& source, const FrameIndex& index, const std::string& root,
                             unsigned jobs, const ExtractHooks& hooks, const std::string& subject);
 
-// Streams members of any archive in order (for inspect); stops when visit returns false.
+// Streams members of any archive in order (inspect, the manifest); stops when visit returns false.
+// Every member comes once: whole when it is at most k_read_whole_max bytes, else with its entry
+// only (streamed set, data empty), so that no archive can make it hold more.
+constexpr std::uint64_t k_read_whole_max = 64u << 20;
 void read_members(const std::string& archive_path,
                   const std::function<bool(const Member&)>& visit);
 

@@ -3,6 +3,7 @@
 #include <libdeflate.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -92,6 +93,22 @@ std::string gzip_member(int level, std::string_view data) {
   return out;
 }
 
+// ferry never writes a frame that decodes to more than k_frame_max bytes, nor one whose compressed
+// form exceeds the codec's bound for that: larger claims are refused before anything is allocated
+// for them (a 127-byte file could otherwise make every reader allocate 4 GiB).
+std::size_t max_compressed_frame() {
+  static const std::size_t bound =
+      std::max<std::size_t>(ZSTD_compressBound(k_frame_max), k_frame_max + k_frame_max / 64 + 1024);
+  return bound;
+}
+
+void check_claims(const FrameIndexEntry& f, const std::string& subject) {
+  if (f.decompressed_size > k_frame_max || f.compressed_size > max_compressed_frame())
+    throw Error(fmt::format("{}: frame at byte {} claims {} bytes ({} compressed); ferry frames hold "
+                            "at most {} (corrupted archive)",
+                            subject, f.offset, f.decompressed_size, f.compressed_size, k_frame_max));
+}
+
 }  // namespace
 
 std::vector<CompressedFrame> compress_chunk(Codec codec, int level, std::string_view chunk) {
@@ -137,11 +154,13 @@ FrameIndex index_frames(std::string_view a, const std::string& subject) {
     if (load_le32(entries - 8) != k_skippable_seek_magic)
       throw Error(fmt::format("{}: corrupted seek table", subject));
     std::uint64_t offset = 0;
+    index.frames.reserve(count);  // count * entry_size fits in the file: checked above
     for (std::uint32_t i = 0; i < count; ++i) {
       FrameIndexEntry f;
       f.offset = offset;
       f.compressed_size = load_le32(entries + i * entry_size);
       f.decompressed_size = load_le32(entries + i * entry_size + 4);
+      check_claims(f, subject);
       offset += f.compressed_size;
       index.frames.push_back(f);
     }
@@ -168,6 +187,7 @@ FrameIndex index_frames(std::string_view a, const std::string& subject) {
         throw Error(fmt::format("{}: archive is truncated (gzip member at byte {})", subject,
                                 offset));
       f.decompressed_size = load_le32(a.data() + offset + f.compressed_size - 4);
+      check_claims(f, subject);
       offset += f.compressed_size;
       index.frames.push_back(f);
     }

@@ -27,14 +27,16 @@ std::string Manifest::to_json() const {
   j["source_prefix"] = source_prefix;
   j["python_version"] = python_version;
   j["placeholders"] = placeholders;
-  j["symlinks"] = symlinks;
-  j["hardlinks"] = hardlinks;
-  j["directories"] = directories;
   j["warnings"] = warnings;
   auto& list = j["files"] = nlohmann::ordered_json::array();
-  for (const ManifestFile& f : files) {
-    list.push_back({f.path, f.size, util::hex64(f.xxh3), f.placeholder, mode_name(f.mode)});
-  }
+  for (const ManifestFile& f : files)
+    list.push_back({f.path, f.size, util::hex64(f.xxh3), f.placeholder, mode_name(f.mode), f.perm});
+  auto& dirs = j["directories"] = nlohmann::ordered_json::array();
+  for (const ManifestDir& d : dir_entries) dirs.push_back({d.path, d.perm});
+  auto& symlink_list = j["symlinks"] = nlohmann::ordered_json::array();
+  for (const ManifestLink& l : symlink_entries) symlink_list.push_back({l.path, l.target});
+  auto& hardlink_list = j["hardlinks"] = nlohmann::ordered_json::array();
+  for (const ManifestLink& l : hardlink_entries) hardlink_list.push_back({l.path, l.target});
   return j.dump(0) + "\n";
 }
 
@@ -43,24 +45,36 @@ Manifest Manifest::parse(std::string_view text, const std::string& subject) {
   try {
     auto j = nlohmann::json::parse(text);
     m.version = j.at("ferry_manifest").get<int>();
-    if (m.version != 1)
+    if (m.version > k_version)
       throw Error(fmt::format("{}: manifest version {} is newer than this ferry understands",
+                              subject, m.version));
+    // Version 1 listed regular files only: nothing else in such an archive could be verified.
+    if (m.version < k_version)
+      throw Error(fmt::format("{}: packed by an older ferry (manifest version {}), whose archives "
+                              "cannot be fully verified: pack it again",
                               subject, m.version));
     m.tool = j.value("tool", "");
     m.kind = j.at("kind").get<std::string>();
     m.source_prefix = j.at("source_prefix").get<std::string>();
     m.python_version = j.value("python_version", "");
     m.placeholders = j.at("placeholders").get<std::vector<std::string>>();
-    m.symlinks = j.value("symlinks", 0ULL);
-    m.hardlinks = j.value("hardlinks", 0ULL);
-    m.directories = j.value("directories", 0ULL);
     m.warnings = j.value("warnings", std::vector<std::string>{});
+    for (const auto& row : j.at("directories"))
+      m.dir_entries.push_back({row.at(0).get<std::string>(), row.at(1).get<std::uint32_t>() & 07777});
+    for (const auto& row : j.at("symlinks"))
+      m.symlink_entries.push_back({row.at(0).get<std::string>(), row.at(1).get<std::string>()});
+    for (const auto& row : j.at("hardlinks"))
+      m.hardlink_entries.push_back({row.at(0).get<std::string>(), row.at(1).get<std::string>()});
+    m.directories = m.dir_entries.size();
+    m.symlinks = m.symlink_entries.size();
+    m.hardlinks = m.hardlink_entries.size();
     for (const auto& row : j.at("files")) {
       ManifestFile f;
       f.path = row.at(0).get<std::string>();
       f.size = row.at(1).get<std::uint64_t>();
       f.xxh3 = std::stoull(row.at(2).get<std::string>(), nullptr, 16);
       f.placeholder = row.at(3).get<std::int32_t>();
+      f.perm = row.at(5).get<std::uint32_t>() & 07777;
       std::string mode = row.at(4).get<std::string>();
       f.mode = mode == "text"     ? RelocMode::text
                : mode == "binary" ? RelocMode::binary

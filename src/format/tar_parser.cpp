@@ -93,6 +93,29 @@ void TarParser::feed(std::string_view bytes, const std::shared_ptr<const void>& 
     }
     // Payload.
     std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(m_need, avail));
+    if (m_payload == Payload::file && m_streaming) {
+      // A large file: this chunk's part of it goes out as a piece, pointing into the chunk.
+      Member piece;
+      piece.entry = m_current.entry;
+      piece.data = std::string_view(bytes.data() + pos, take);
+      piece.storage = owner;
+      piece.offset = m_streamed;
+      piece.streamed = true;
+      m_streamed += take;
+      m_need -= take;
+      piece.last = m_need == 0;
+      pos += take;
+      m_offset += take;
+      if (piece.last) {
+        m_streaming = false;
+        m_current = Member{};
+        m_state = State::header;
+        m_pad = m_pad_after;
+        m_pad_after = 0;
+      }
+      out.push_back(std::move(piece));
+      continue;
+    }
     if (m_payload == Payload::file && !m_assembly && take == m_need) {
       // The whole file lies inside this chunk: point at it.
       m_current.data = std::string_view(bytes.data() + pos, take);
@@ -106,7 +129,7 @@ void TarParser::feed(std::string_view bytes, const std::shared_ptr<const void>& 
           m_assembly = std::make_shared<util::PageBuffer>(static_cast<std::size_t>(m_need));
         } catch (const std::bad_alloc&) {
           throw Error(fmt::format("{}: member '{}': {} bytes do not fit in memory", m_subject,
-                                  m_current.entry.path, m_need));
+                                  util::printable(m_current.entry.path), m_need));
         }
         m_assembled = 0;
       }
@@ -173,7 +196,7 @@ void TarParser::parse_header(const char* block, std::vector<Member>& out) {
   auto size = field_number(block + 124, 12);
   auto mtime = field_number(block + 136, 12);
   if (!mode || !size || !mtime)
-    throw Error(fmt::format("{}: member '{}': malformed tar header", m_subject, e.path));
+    throw Error(fmt::format("{}: member '{}': malformed tar header", m_subject, util::printable(e.path)));
   e.mode = static_cast<std::uint32_t>(*mode & 07777);
   std::uint64_t payload = m_next_size ? *m_next_size : *size;
   e.mtime_sec = static_cast<std::int64_t>(*mtime);
@@ -184,7 +207,7 @@ void TarParser::parse_header(const char* block, std::vector<Member>& out) {
   e.link = m_next_link ? *m_next_link : field_string(block + 157, 100);
   char type = block[156];
   if (payload > k_max_member_size)
-    throw Error(fmt::format("{}: member '{}': size {} is too large", m_subject, e.path, payload));
+    throw Error(fmt::format("{}: member '{}': size {} is too large", m_subject, util::printable(e.path), payload));
 
   bool meta = type == 'x' || type == 'g' || type == 'L' || type == 'K';
   if (!meta) {
@@ -229,9 +252,9 @@ void TarParser::parse_header(const char* block, std::vector<Member>& out) {
       break;
     case '3':
     case '4':
-      throw Error(fmt::format("{}: member '{}': device files are not allowed", m_subject, e.path));
+      throw Error(fmt::format("{}: member '{}': device files are not allowed", m_subject, util::printable(e.path)));
     case '6':
-      throw Error(fmt::format("{}: member '{}': FIFOs are not allowed", m_subject, e.path));
+      throw Error(fmt::format("{}: member '{}': FIFOs are not allowed", m_subject, util::printable(e.path)));
     default:
       throw Error(fmt::format("{}: member '{}': unsupported tar member type '{}'", m_subject,
                               e.path, type));
@@ -248,6 +271,8 @@ void TarParser::parse_header(const char* block, std::vector<Member>& out) {
     return;
   }
   m_current.entry = std::move(e);
+  m_streaming = m_need > k_stream_min;
+  m_streamed = 0;
   if (m_need == 0) {
     out.push_back(std::move(m_current));
     m_current = Member{};
@@ -293,10 +318,15 @@ void TarParser::parse_pax(std::string_view records) {
       std::string_view whole = value.substr(0, dot);
       bool negative = !whole.empty() && whole[0] == '-';
       if (negative) whole.remove_prefix(1);
+      bool readable = !whole.empty();
       for (char c : whole) {
-        if (c < '0' || c > '9' || sec > (1LL << 50)) return;  // ignore a mtime we cannot read
+        if (c < '0' || c > '9' || sec > (1LL << 50)) {
+          readable = false;  // a mtime we cannot read is ignored; the header's other records stay
+          break;
+        }
         sec = sec * 10 + (c - '0');
       }
+      if (!readable) continue;
       if (negative) sec = -sec;
       if (dot != std::string_view::npos) {
         std::string_view frac = value.substr(dot + 1, 9);

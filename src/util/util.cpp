@@ -14,8 +14,10 @@
 #include <xxh_x86dispatch.h>
 #endif
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <thread>
@@ -38,26 +40,6 @@ UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
 
 UniqueFd::~UniqueFd() {
   if (m_fd >= 0) ::close(m_fd);
-}
-
-MappedFile::MappedFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) throw_errno(path, "cannot open", errno);
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) throw_errno(path, "cannot stat", errno);
-  if (!S_ISREG(st.st_mode)) throw Error(fmt::format("{}: not a regular file", path));
-  m_size = static_cast<std::size_t>(st.st_size);
-  if (m_size == 0) return;
-  m_data = ::mmap(nullptr, m_size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
-  if (m_data == MAP_FAILED) {
-    m_data = nullptr;
-    throw_errno(path, "cannot map", errno);
-  }
-  ::madvise(m_data, m_size, MADV_SEQUENTIAL);
-}
-
-MappedFile::~MappedFile() {
-  if (m_data) ::munmap(m_data, m_size);
 }
 
 PageBuffer::PageBuffer(std::size_t size) : m_size(size) {
@@ -217,10 +199,35 @@ std::uint64_t xxh3(std::string_view data) {
 std::string hex64(std::uint64_t value) { return fmt::format("{:016x}", value); }
 
 std::string absolute_path(const std::string& path) {
-  std::filesystem::path p = std::filesystem::absolute(path).lexically_normal();
-  std::string s = p.string();
-  while (s.size() > 1 && s.back() == '/') s.pop_back();
-  return s;
+  std::string given = path.empty() || path[0] != '/' ? std::filesystem::current_path().string() + "/" + path
+                                                     : path;
+  std::string out;  // "" stands for "/"
+  std::size_t at = 0;
+  while (at <= given.size()) {
+    std::size_t slash = std::min(given.find('/', at), given.size());
+    std::string_view part(given.data() + at, slash - at);
+    at = slash + 1;
+    if (part.empty() || part == ".") continue;
+    if (part != "..") {
+      out += '/';
+      out += part;
+      continue;
+    }
+    if (out.empty()) continue;  // "/.." is "/"
+    // The kernel steps up from where it is: through any symlink named so far.
+    if (char* real = ::realpath(out.c_str(), nullptr)) {
+      out = real;
+      std::free(real);
+    } else {
+      int err = errno;
+      struct stat st {};
+      // What does not exist yet holds no symlink: a directory made there is just that.
+      if (err != ENOENT || ::lstat(out.c_str(), &st) == 0)
+        throw_errno(path, fmt::format("cannot resolve {}", out), err);
+    }
+    out.resize(out.rfind('/'));
+  }
+  return out.empty() ? "/" : out;
 }
 
 bool glob_match(const std::string& pattern, const std::string& path) {
@@ -360,37 +367,6 @@ void Progress::draw(bool final) {
   std::fprintf(stderr, "\r%s [%s] %3d%% %.1fs%s", m_label.c_str(), bar.c_str(),
                static_cast<int>(fraction * 100), m_clock.seconds(), final ? "\n" : "");
   std::fflush(stderr);
-}
-
-
-SiblingLock::SiblingLock(const std::string& parent, const std::string& name) {
-  std::string path = fmt::format("{}/.{}.ferry-lock", parent, name);
-  m_fd = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (!m_fd) throw_errno(path, "cannot create lock file", errno);
-  while (::flock(m_fd.get(), LOCK_EX) != 0) {
-    if (errno == EINTR) continue;
-    if (errno == ENOLCK || errno == EOPNOTSUPP || errno == ENOSYS) break;
-    throw_errno(path, "cannot lock", errno);
-  }
-}
-
-TempSibling::TempSibling(const std::string& parent, const std::string& name) {
-  std::string templ = fmt::format("{}/.{}.ferry-tmp-XXXXXX", parent, name);
-  if (!::mkdtemp(templ.data())) throw_errno(parent, "cannot create a temporary directory", errno);
-  m_path = templ;
-  ::chmod(m_path.c_str(), 0777 & ~current_umask());
-}
-
-TempSibling::~TempSibling() {
-  std::error_code ec;
-  if (!m_path.empty()) std::filesystem::remove_all(m_path, ec);
-}
-
-void sweep_temp_siblings(const std::string& parent, const std::string& name) {
-  std::error_code ec;
-  std::string prefix = "." + name + ".ferry-tmp-";
-  for (const auto& ent : std::filesystem::directory_iterator(parent, ec))
-    if (ent.path().filename().string().rfind(prefix, 0) == 0) std::filesystem::remove_all(ent.path(), ec);
 }
 
 

@@ -59,16 +59,26 @@ class UniqueFd {
 };
 
 // A read-only memory map of a whole file (empty files map to an empty view).
+//
+// A mapped file that another process truncates while it is read would kill ferry with SIGBUS. A
+// handler turns such faults into zero pages instead and marks the map: readers then see bytes that
+// fail their checksums, and callers report check_intact()'s one-line error rather than a crash.
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path);
   MappedFile(MappedFile&&) = delete;
   ~MappedFile();
   std::string_view bytes() const { return {static_cast<const char*>(m_data), m_size}; }
+  // True once a read faulted because the file had become shorter than the map.
+  bool shrank() const;
+  // Throws Error("<path>: the file shrank while ferry was reading it ...") when shrank().
+  void check_intact() const;
 
  private:
+  std::string m_path;
   void* m_data = nullptr;
   std::size_t m_size = 0;
+  int m_slot = -1;  // in the fault handler's table
 };
 
 // Memory for large transient buffers (archive bytes arriving, decoded frames, big members):
@@ -116,12 +126,40 @@ std::optional<unsigned> parse_decimal(std::string_view text, unsigned max);
 // xxh3-64 of data, and its 16-digit lowercase hex form.
 std::uint64_t xxh3(std::string_view data);
 std::string hex64(std::uint64_t value);
+// The same hash over data fed in pieces (files too large to hold).
+class Xxh3Stream {
+ public:
+  Xxh3Stream();
+  ~Xxh3Stream();
+  Xxh3Stream(const Xxh3Stream&) = delete;
+  Xxh3Stream& operator=(const Xxh3Stream&) = delete;
+  void update(std::string_view piece);
+  std::uint64_t digest() const;
 
-// Absolute, lexically normalised path without following symlinks (conda-pack uses abspath too).
+ private:
+  void* m_state;
+};
+
+// Absolute and normalised as the kernel resolves it, while keeping the symlinks the user named
+// (conda-pack's abspath keeps them too: an env at /home/u/env stays there, not at the mount behind
+// /home): "." and repeated slashes go; ".." steps up from where the kernel is at that point, so
+// the part before it is resolved first (realpath) when it exists. W/link/../x is thus the x beside
+// link's target, as open(2) sees it, not W/x. Throws Error when the part before ".." exists but
+// cannot be resolved (the kernel could not either).
 std::string absolute_path(const std::string& path);
+// absolute_path(path) split for building it beside itself (SiblingLock, TempSibling): refuses
+// the root and a path whose last part is "." or ".." (it names no entry of its parent).
+struct SiblingPath {
+  std::string path, parent, name;
+};
+SiblingPath sibling_path(const std::string& path);
 // fnmatch(3) without FNM_PATHNAME: '*' also matches '/', as conda-pack's --exclude does.
 bool glob_match(const std::string& pattern, const std::string& path);
 bool is_valid_utf8(std::string_view data);
+// A name from an untrusted source as it may be printed in a one-line message: control characters
+// (newline, ESC, ...), DEL, backslash and bytes that are not UTF-8 are written as C escapes
+// (\n, \x1b, \\, \xff), so a name can neither split the line nor drive the terminal.
+std::string printable(std::string_view name);
 std::string shell_quote(std::string_view value);
 // The word as a shell reads it: quoted only when it has to be, so printed lines read as people
 // write them.
@@ -183,11 +221,20 @@ struct CommandOutput {
 // then 128 + SIGKILL and timed_out set). Throws Error only when it cannot be started.
 CommandOutput run_command(const std::vector<std::string>& argv, double timeout_seconds = -1);
 
+// How a Subprocess starts.
+struct SubprocessOptions {
+  // The child leads a process group of its own, so that kill_group() also stops what it started
+  // (an mpiexec's srun and proxies). Ctrl-C on a terminal then reaches ferry only: pass it on.
+  bool own_group = false;
+  // Its stderr still goes to ferry's, through a pipe that keeps the last line for error messages.
+  bool keep_stderr = false;
+};
+
 // A child process ferry talks to: its stdin and stdout are pipes (stderr is ferry's). Killed if
-// ferry dies. Not copyable; the destructor kills and reaps a child still running.
+// ferry dies. Not copyable; the destructor kills and reaps a child still running (its group too).
 class Subprocess {
  public:
-  explicit Subprocess(const std::vector<std::string>& argv);
+  explicit Subprocess(const std::vector<std::string>& argv, const SubprocessOptions& options = {});
   ~Subprocess();
   Subprocess(const Subprocess&) = delete;
   Subprocess& operator=(const Subprocess&) = delete;
@@ -199,17 +246,28 @@ class Subprocess {
   std::optional<std::string> read_line(double seconds);
   bool timed_out() const { return m_timed_out; }
   void kill(int signal);
+  // The child's whole process group (own_group), even after the child itself has ended.
+  void kill_group(int signal);
+  pid_t pid() const { return m_pid; }
   int wait();  // exit status, or 128 + signal
   // Waits at most `seconds`; nullopt when the child is still running then.
   std::optional<int> wait_for(double seconds);
+  // With keep_stderr: the last non-empty line it wrote to stderr so far.
+  std::string last_error_line();
 
  private:
+  void drain_stderr(int wait_ms);
   pid_t m_pid = -1;
-  UniqueFd m_in, m_out;
-  std::string m_buffer;
-  bool m_eof = false, m_timed_out = false;
+  UniqueFd m_in, m_out, m_err;
+  std::string m_buffer, m_err_tail;
+  bool m_eof = false, m_timed_out = false, m_own_group = false;
   int m_status = -1;
 };
+
+// Starts argv (PATH searched) tied to ferry's life: it gets SIGKILL when ferry dies, even by
+// kill -9. env: its whole environment (KEY=VALUE). stdin, stdout and stderr are ferry's. Throws
+// Error when it cannot be run (not found, not executable).
+pid_t spawn_child(const std::vector<std::string>& argv, const std::vector<std::string>& env);
 
 
 // Building a tree next to its final place, for all-or-nothing results: hold a SiblingLock on
@@ -217,7 +275,10 @@ class Subprocess {
 //
 // An exclusive flock held for the object's lifetime: ranks on one node that build the same thing
 // wait for the first. Where the file system has no flock (some Lustre mounts) there is no lock;
-// the final rename is still atomic.
+// the final rename is still atomic. The lock file is never reached through a symlink (PARENT may
+// be a group-shared directory where anyone can plant one) and must be a regular file: anything
+// else there is refused with one line and left alone. Opened read-only where it is not writable
+// (another user's lock file): flock needs no more.
 class SiblingLock {
  public:
   SiblingLock(const std::string& parent, const std::string& name);
@@ -226,27 +287,49 @@ class SiblingLock {
   UniqueFd m_fd;
 };
 
-// PARENT/.NAME.ferry-tmp-XXXXXX with the mode mkdir would give (not mkdtemp's 0700), removed
-// unless released; a run killed with -9 leaves it for sweep_temp_siblings.
+// A private directory PARENT/.NAME.ferry-tmp-XXXXXX (mkdtemp: 0700) holding the marker file
+// .ferry-tmp, which says ferry made it, and the thing being built: path() is DIR/tree, a directory
+// made with the mode mkdir gives (Kind::directory), or DIR/file, a name for the caller to create
+// (Kind::file). The caller renames path() into place; the destructor removes DIR with whatever
+// is left in it (the old tree after a RENAME_EXCHANGE). A run killed with -9 leaves DIR for
+// sweep_temp_siblings; SIGINT, SIGTERM or SIGHUP remove it before the process ends with that
+// signal (see remove_temps_on_signal).
 class TempSibling {
  public:
-  TempSibling(const std::string& parent, const std::string& name);
+  enum class Kind { directory, file };
+  TempSibling(const std::string& parent, const std::string& name, Kind kind = Kind::directory);
   ~TempSibling();
   TempSibling(const TempSibling&) = delete;
   TempSibling& operator=(const TempSibling&) = delete;
   const std::string& path() const { return m_path; }
+  // The tree was renamed into place: nothing of it is left to remove but DIR itself.
   void release() { m_path.clear(); }
 
  private:
-  std::string m_path;
+  void discard();
+  std::string m_dir, m_path;
 };
+
+// Removes the TempSiblings of PARENT/NAME left by runs that died: directories (never through a
+// symlink) whose name is exactly .NAME.ferry-tmp- and mkdtemp's six characters and which hold
+// the marker. A user's own file or directory of a similar name is never touched. Call it holding
+// the SiblingLock.
+void sweep_temp_siblings(const std::string& parent, const std::string& name);
+
+// From the first TempSibling on, SIGINT, SIGTERM and SIGHUP (those not ignored when ferry started,
+// so nohup still works) remove every live TempSibling and then end the process with that signal's
+// default action (exit status 128 + signal, as a shell expects). The handler only wakes a thread
+// that does the removal; a second signal ends the process at once. Nothing of the signal mask
+// changes, so every program ferry starts or execs gets the dispositions it would have had.
+void remove_temps_on_signal();
+// For main() before it returns: when such a signal arrived, waits for its thread to end the
+// process (an error caused by the removal is then not printed, and the exit status is the
+// signal's); otherwise returns at once.
+void await_signal_exit();
 
 // This machine's host name, and the path of the running program (/proc/self/exe; "ferry" when
 // unknown): what a launch line or a node-side step must name.
 std::string host_name();
 std::string self_executable();
-
-// Removes the TempSiblings of PARENT/NAME left by runs that died. Call it holding the SiblingLock.
-void sweep_temp_siblings(const std::string& parent, const std::string& name);
 
 }  // namespace ferry::util
