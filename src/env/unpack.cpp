@@ -202,7 +202,7 @@ struct UnpackSession::State {
       if (!manifest && path == format::k_manifest_path)
         throw Error(fmt::format("{}: member '{}': a manifest that is not the archive's first member "
                                 "(tampered archive?)",
-                                r.archive, path));
+                                r.archive, util::printable(path)));
       if (check) check->on_member(m);
     };
     if (check) {

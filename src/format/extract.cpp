@@ -24,7 +24,8 @@ namespace ferry::format {
 std::string normalize_member_path(std::string_view name, const std::string& subject) {
   if (name.empty()) throw Error(fmt::format("{}: member with an empty name", subject));
   if (name.front() == '/')
-    throw Error(fmt::format("{}: member '{}': absolute paths are not allowed", subject, name));
+    throw Error(fmt::format("{}: member '{}': absolute paths are not allowed", subject,
+                            util::printable(name)));
   std::string out;
   std::size_t pos = 0;
   while (pos <= name.size()) {
@@ -34,7 +35,8 @@ std::string normalize_member_path(std::string_view name, const std::string& subj
     pos = slash + 1;
     if (part.empty() || part == ".") continue;
     if (part == "..")
-      throw Error(fmt::format("{}: member '{}': '..' in paths is not allowed", subject, name));
+      throw Error(fmt::format("{}: member '{}': '..' in paths is not allowed", subject,
+                              util::printable(name)));
     if (!out.empty()) out += '/';
     out.append(part);
   }
