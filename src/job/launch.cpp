@@ -176,6 +176,20 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
   auto rank_cpus = split_cpus(usable, cpus, gpus, devices, machine, ppn, gpr);
   unsigned node_cpus = alloc.cpus.empty() ? static_cast<unsigned>(usable.size()) : alloc.cpus.front();
   unsigned cpus_per_rank = layout && layout->cpus_per_rank ? *layout->cpus_per_rank : std::max(1u, node_cpus / ppn);
+  // srun refuses a step that asks more CPUs of a node than the job holds there ("More processors
+  // requested than permitted"): a plain `salloc -N3` where Slurm allocates cores holds one per node.
+  if (machine.launcher == Launcher::srun && alloc.cpus.size() >= plan.nodes) {
+    auto least = std::min_element(alloc.cpus.begin(), alloc.cpus.begin() + plan.nodes);
+    if (ppn * cpus_per_rank > *least) {
+      std::string fix = fmt::format("--ntasks-per-node={}", ppn);
+      if (cpus_per_rank > 1) fix += fmt::format(" --cpus-per-task={}", cpus_per_rank);
+      misfit(fmt::format("{} ranks per node at {} CPU{} each need {} CPUs per node, but the job holds {} on {} "
+                         "(SLURM_JOB_CPUS_PER_NODE): allocate with `salloc {}` (or --exclusive), or launch "
+                         "fewer ranks per node (--ppn)",
+                         ppn, cpus_per_rank, cpus_per_rank == 1 ? "" : "s", ppn * cpus_per_rank, *least,
+                         alloc.hosts[static_cast<std::size_t>(least - alloc.cpus.begin())], fix));
+    }
+  }
 
   // Slurm manages the GPUs (gres) when it reports them; then it binds them, ferry does not.
   bool launcher_binds_gpus = layout && layout->launcher_binds_gpus;

@@ -52,6 +52,19 @@ on_cluster salloc -N2 "$FERRY" launch -- sh -c 'exit 7' >/dev/null 2>&1 || rc=$?
 out=$(on_cluster salloc -N2 "$FERRY" launch -n 5 --ppn 2 -- true 2>&1 || true)
 expect_contains "$out" "ferry: error: -n 5 at 2 per node needs 3 nodes; the allocation has 2"
 
+# A plain salloc -N3 holds one core per node here (CR_Core, SLURM_JOB_CPUS_PER_NODE=1(x3)): srun
+# would refuse two ranks per node ("More processors requested than permitted"). ferry says so
+# first, in one line with the numbers and the fix; the fix works.
+out=$(on_cluster salloc -N3 "$FERRY" launch --ppn 2 -- sh -c "$probe" 2>&1 || true)
+expect_contains "$out" "ferry: error: 2 ranks per node at 1 CPU each need 2 CPUs per node, but the job holds 1 on node1"
+expect_contains "$out" "allocate with \`salloc --ntasks-per-node=2\` (or --exclusive)"
+expect_eq "$(grep -c 'ferry: error:' <<<"$out")" 1 "one line: $out"
+case "$out" in *"More processors"*|*node1\ 0\ 0*) fail "the launch was attempted: $out" ;; esac
+out=$(on_cluster salloc -N3 --ntasks-per-node=2 "$FERRY" launch --ppn 2 -- sh -c "$probe" 2>/dev/null | ranks)
+expect_eq "$(echo "$out" | cut -d' ' -f1 | uniq -c | tr -s ' ')" " 2 node1
+ 2 node2
+ 2 node3" "salloc --ntasks-per-node=2 then --ppn 2"
+
 # torch.distributed with gloo across two nodes, with no setup but ferry launch.
 if /usr/bin/python3 -c 'import torch.distributed' 2>/dev/null; then
   cat > allreduce.py <<'PY'

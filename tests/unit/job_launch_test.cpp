@@ -219,3 +219,46 @@ TEST(Launch, CpuSplitFollowsTheTableAndKeepsSiblingsTogether) {
   at = std::find(p.argv.begin(), p.argv.end(), "--cpus");
   EXPECT_EQ(*(at + 1), "4-7,12-15:1-3,9-11");
 }
+
+// A plain `salloc -N3` where Slurm allocates cores holds one CPU per node
+// (SLURM_JOB_CPUS_PER_NODE=1(x3)): srun would refuse two ranks per node ("More processors
+// requested than permitted"), so ferry says so first, with the numbers and the fix.
+TEST(Launch, RefusesMoreCpusPerNodeThanTheJobHolds) {
+  Machine m;
+  m.name = "generic-slurm";
+  m.launcher = Launcher::srun;
+  Allocation one_core = three_hosts();
+  one_core.cpus = {1, 1, 1};
+  LaunchRequest r = request();
+  r.ranks_per_node = 2;
+  try {
+    plan_launch(one_core, m, {}, eight_cpus(), r);
+    FAIL() << "2 ranks per node on 1 CPU per node must be refused";
+  } catch (const ferry::Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "2 ranks per node at 1 CPU each need 2 CPUs per node, but the job holds 1 on node1 "
+              "(SLURM_JOB_CPUS_PER_NODE): allocate with `salloc --ntasks-per-node=2` (or --exclusive), or "
+              "launch fewer ranks per node (--ppn)");
+  }
+  // One rank per node fits, and so do two where the job holds two CPUs on every node it uses.
+  EXPECT_NO_THROW(plan_launch(one_core, m, {}, eight_cpus(), request()));
+  Allocation uneven = three_hosts();
+  uneven.cpus = {2, 2, 1};
+  r.ranks = 4;
+  EXPECT_NO_THROW(plan_launch(uneven, m, {}, eight_cpus(), r));
+  // A layout's CPUs per rank count too (Frontier's 8 ranks x 7 CPUs), and the fix names them.
+  r = request();
+  r.ranks_per_node = 8;
+  m.layouts[8].cpus_per_rank = 7;
+  Allocation frontier = three_hosts();
+  frontier.cpus = {8, 56, 56};
+  try {
+    plan_launch(frontier, m, {}, eight_cpus(), r);
+    FAIL() << "8 ranks x 7 CPUs on a node holding 8 must be refused";
+  } catch (const ferry::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("need 56 CPUs per node, but the job holds 8 on node1"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("`salloc --ntasks-per-node=8 --cpus-per-task=7`"), std::string::npos)
+        << e.what();
+  }
+}
