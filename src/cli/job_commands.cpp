@@ -105,15 +105,21 @@ void add_context_options(CLI::App* cmd, ContextOptions& o) {
   cmd->add_option("--hostname", o.hostname, "Recognise the machine as if this were the host name");
 }
 
+// Where saved jobs live, for save and load alike: $XDG_CACHE_HOME/ferry/jobs, where an empty or
+// relative XDG_CACHE_HOME counts as unset (the XDG spec), hence ~/.cache/ferry/jobs.
+std::string jobs_root(const job::Environ& env) {
+  std::string base;
+  if (auto x = job::lookup(env, "XDG_CACHE_HOME"); x && !x->empty() && x->front() == '/') base = *x;
+  else base = job::lookup(env, "HOME").value_or("/tmp") + "/.cache";
+  return base + "/ferry/jobs";
+}
+
 // Where this job's files live: one directory per job, so concurrent jobs never share a file.
 std::string job_dir(const job::Allocation& a, const job::Environ& env) {
-  std::string base;
-  if (auto x = job::lookup(env, "XDG_CACHE_HOME"); x && !x->empty()) base = *x;
-  else base = job::lookup(env, "HOME").value_or("/tmp") + "/.cache";
   std::string id = a.job_id.empty() ? "local-" + job::lookup(env, "USER").value_or("user") : a.job_id;
   for (char& ch : id)
     if (ch == '/') ch = '_';
-  return fmt::format("{}/ferry/jobs/{}-{}", base, job::scheduler_name(a.scheduler), id);
+  return fmt::format("{}/{}-{}", jobs_root(env), job::scheduler_name(a.scheduler), id);
 }
 
 // Job files, whole or not at all, readable as the user's umask allows; the job's directory is
@@ -288,7 +294,6 @@ void add_job(CLI::App& app) {
   auto resolve_saved = [=]() {
     if (!from->empty()) return *from;
     job::Environ env = job::current_environ();
-    std::string base = job::lookup(env, "XDG_CACHE_HOME").value_or(job::lookup(env, "HOME").value_or("/tmp") + "/.cache");
     job::Allocation a;
     try {
       a = job::discover_allocation(env, {util::host_name(), nullptr});
@@ -296,7 +301,7 @@ void add_job(CLI::App& app) {
     }
     std::string mine = job_dir(a, env) + "/env.sh";
     if (!a.job_id.empty() && ::access(mine.c_str(), R_OK) == 0) return mine;
-    std::string latest = base + "/ferry/jobs/latest";
+    std::string latest = jobs_root(env) + "/latest";
     if (::access(latest.c_str(), R_OK) == 0) return latest;
     throw Error(fmt::format("no saved job (looked for {} and {}): run `ferry job save` in the job first", mine, latest),
                 Error::Kind::usage);

@@ -1,7 +1,6 @@
 // Running a helper command (flux getattr, scontrol) and reading what it prints.
 #include <fcntl.h>
 #include <poll.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,16 +65,14 @@ int run_processes(const std::vector<std::pair<std::vector<std::string>, Environ>
   ::sigaction(SIGTERM, &sa, &old_term);
   std::vector<pid_t> pids;
   for (const auto& [argv, env] : processes) {
-    std::vector<std::string> args = argv, vars = flatten(env);
-    auto arg_ptrs = pointers(args), env_ptrs = pointers(vars);
-    pid_t pid = 0;
-    int rc = ::posix_spawnp(&pid, args[0].c_str(), nullptr, nullptr, arg_ptrs.data(), env_ptrs.data());
-    if (rc != 0) {
+    // Tied to ferry's life: ranks must not outlive a ferry that was killed (even by kill -9).
+    try {
+      pids.push_back(util::spawn_child(argv, flatten(env)));
+    } catch (const Error&) {
       for (pid_t p : pids) ::kill(p, SIGTERM);
       for (pid_t p : pids) ::waitpid(p, nullptr, 0);
-      util::throw_errno(args[0], "cannot run", rc);
+      throw;
     }
-    pids.push_back(pid);
   }
   int result = 0;
   std::size_t running = pids.size();

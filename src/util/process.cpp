@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -23,9 +24,6 @@ std::string CommandOutput::last_error_line() const {
 
 namespace {
 
-// fork + exec with the child tied to ferry's life (PR_SET_PDEATHSIG: a ferry killed mid-way must
-// not leave a helper writing into a temporary tree that the next run sweeps). in_fd -1: stdin from
-// /dev/null; out_fd/err_fd -1: ferry's own.
 // A close-on-exec pipe; subject names the command in the error.
 struct Pipe {
   UniqueFd read, write;
@@ -36,24 +34,58 @@ Pipe make_pipe(const std::string& subject) {
   return {UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
-pid_t spawn_tied(const std::vector<std::string>& argv, int in_fd, int out_fd, int err_fd) {
-  std::vector<char*> args;
+struct SpawnOptions {
+  int in_fd = -1;                               // -1: /dev/null
+  int out_fd = -1, err_fd = -1;                 // -1: ferry's own
+  const std::vector<std::string>* env = nullptr;  // nullptr: ferry's environment
+  bool own_group = false;                       // the child leads a new process group
+  int* exec_errno = nullptr;                    // set to exec's errno when it failed, else 0
+};
+
+// fork + exec with the child tied to ferry's life (PR_SET_PDEATHSIG: a ferry killed mid-way must
+// not leave a helper writing into a temporary tree that the next run sweeps, nor ranks running).
+pid_t spawn_tied(const std::vector<std::string>& argv, const SpawnOptions& o) {
+  // Everything the child needs is built before fork: ferry may have threads, and the child may
+  // only make async-signal-safe calls.
+  std::vector<char*> args, vars;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  if (o.env) {
+    for (const auto& v : *o.env) vars.push_back(const_cast<char*>(v.c_str()));
+    vars.push_back(nullptr);
+  }
+  // exec's failure comes back through a close-on-exec pipe: a successful exec closes it empty.
+  std::optional<Pipe> report;
+  if (o.exec_errno) report = make_pipe(argv[0]);
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) throw_errno(argv[0], "cannot run", errno);
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);
+    if (o.own_group) ::setpgid(0, 0);
     // ferry ignores SIGPIPE for its own writes; the child gets the default back.
     ::signal(SIGPIPE, SIG_DFL);
-    if (in_fd < 0) in_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int in_fd = o.in_fd < 0 ? ::open("/dev/null", O_RDONLY | O_CLOEXEC) : o.in_fd;
     if (in_fd >= 0) ::dup2(in_fd, 0);
-    if (out_fd >= 0) ::dup2(out_fd, 1);
-    if (err_fd >= 0) ::dup2(err_fd, 2);
-    ::execvp(args[0], args.data());
+    if (o.out_fd >= 0) ::dup2(o.out_fd, 1);
+    if (o.err_fd >= 0) ::dup2(o.err_fd, 2);
+    if (o.env) ::execvpe(args[0], args.data(), vars.data());
+    else ::execvp(args[0], args.data());
+    if (report) {
+      int e = errno;
+      [[maybe_unused]] ssize_t n = ::write(report->write.get(), &e, sizeof e);
+    }
     ::_exit(127);
+  }
+  if (o.own_group) ::setpgid(pid, pid);  // also here: kill_group may come before the child runs
+  if (report) {
+    report->write = UniqueFd();
+    int e = 0;
+    ssize_t n;
+    while ((n = ::read(report->read.get(), &e, sizeof e)) < 0 && errno == EINTR) {
+    }
+    *o.exec_errno = n == static_cast<ssize_t>(sizeof e) ? e : 0;
   }
   return pid;
 }
@@ -63,7 +95,10 @@ pid_t spawn_tied(const std::vector<std::string>& argv, int in_fd, int out_fd, in
 CommandOutput run_command(const std::vector<std::string>& argv, double timeout_seconds) {
   if (argv.empty()) throw Error("no command to run");
   Pipe out = make_pipe(argv[0]), err = make_pipe(argv[0]);
-  pid_t pid = spawn_tied(argv, -1, out.write.get(), err.write.get());
+  SpawnOptions spawn;
+  spawn.out_fd = out.write.get();
+  spawn.err_fd = err.write.get();
+  pid_t pid = spawn_tied(argv, spawn);
   out.write = UniqueFd();
   err.write = UniqueFd();
   // Both pipes are drained together so a chatty stderr cannot block the child.
@@ -115,19 +150,28 @@ CommandOutput run_command(const std::vector<std::string>& argv, double timeout_s
 
 
 
-Subprocess::Subprocess(const std::vector<std::string>& argv) {
+Subprocess::Subprocess(const std::vector<std::string>& argv, const SubprocessOptions& options) {
   if (argv.empty()) throw Error("no command to run");
   Pipe in = make_pipe(argv[0]), out = make_pipe(argv[0]);
+  std::optional<Pipe> err;
+  if (options.keep_stderr) err = make_pipe(argv[0]);
   // A child that stops reading must not kill ferry with SIGPIPE: write() reports it instead.
   ::signal(SIGPIPE, SIG_IGN);
-  m_pid = spawn_tied(argv, in.read.get(), out.write.get(), -1);
+  SpawnOptions spawn;
+  spawn.in_fd = in.read.get();
+  spawn.out_fd = out.write.get();
+  if (err) spawn.err_fd = err->write.get();
+  spawn.own_group = options.own_group;
+  m_pid = spawn_tied(argv, spawn);
+  m_own_group = options.own_group;
   m_in = std::move(in.write);
   m_out = std::move(out.read);
+  if (err) m_err = std::move(err->read);
 }
 
 Subprocess::~Subprocess() {
   if (m_pid > 0 && m_status < 0) {
-    ::kill(m_pid, SIGKILL);
+    kill_group(SIGKILL);
     wait();
   }
 }
@@ -161,10 +205,11 @@ std::optional<std::string> Subprocess::read_line(double seconds) {
       return line;
     }
     double left = seconds - clock.seconds();
-    pollfd p{m_out.get(), POLLIN, 0};
-    int rc = ::poll(&p, 1, left <= 0 ? 0 : static_cast<int>(left * 1000) + 1);
+    pollfd p[2] = {{m_out.get(), POLLIN, 0}, {m_err.get(), POLLIN, 0}};  // fd -1: ignored
+    int rc = ::poll(p, 2, left <= 0 ? 0 : static_cast<int>(left * 1000) + 1);
     if (rc < 0 && errno == EINTR) continue;
-    if (rc <= 0) {
+    if (rc > 0 && p[1].revents) drain_stderr(0);
+    if (rc <= 0 || !p[0].revents) {
       if (left <= 0) {
         m_timed_out = true;
         return std::nullopt;
@@ -183,8 +228,52 @@ void Subprocess::kill(int signal) {
   if (m_pid > 0 && m_status < 0) ::kill(m_pid, signal);
 }
 
+void Subprocess::kill_group(int signal) {
+  if (m_pid > 0 && m_own_group) ::kill(-m_pid, signal);
+  else kill(signal);
+}
+
+// Passes what the child wrote to stderr on to ferry's and keeps its tail; waits up to wait_ms for
+// something to arrive.
+void Subprocess::drain_stderr(int wait_ms) {
+  if (!m_err) {
+    if (wait_ms > 0) ::usleep(static_cast<useconds_t>(wait_ms) * 1000);
+    return;
+  }
+  pollfd p{m_err.get(), POLLIN, 0};
+  if (::poll(&p, 1, wait_ms) <= 0) return;
+  char buffer[4096];
+  ssize_t n = ::read(m_err.get(), buffer, sizeof buffer);
+  if (n < 0 && errno == EINTR) return;
+  if (n <= 0) {
+    m_err = UniqueFd();
+    return;
+  }
+  for (ssize_t done = 0, w; done < n; done += w)
+    if ((w = ::write(2, buffer + done, static_cast<std::size_t>(n - done))) <= 0) break;
+  m_err_tail.append(buffer, static_cast<std::size_t>(n));
+  constexpr std::size_t k_tail = 8192;  // enough for the last line of a launcher's complaint
+  if (m_err_tail.size() > 2 * k_tail) m_err_tail.erase(0, m_err_tail.size() - k_tail);
+}
+
+std::string Subprocess::last_error_line() {
+  while (m_err) {  // what is already there, without waiting
+    pollfd p{m_err.get(), POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) break;
+    drain_stderr(0);
+  }
+  CommandOutput tail;
+  tail.err = m_err_tail;
+  return tail.err.empty() ? std::string() : tail.last_error_line();
+}
+
 int Subprocess::wait() {
   if (m_status >= 0) return m_status;
+  if (m_err) {  // a child blocked on a full stderr pipe would never end
+    while (!wait_for(3600)) {
+    }
+    return m_status;
+  }
   int status = 0;
   pid_t reaped;
   while ((reaped = ::waitpid(m_pid, &status, 0)) < 0 && errno == EINTR) {
@@ -208,8 +297,22 @@ std::optional<int> Subprocess::wait_for(double seconds) {
       return m_status;
     }
     if (clock.seconds() >= seconds) return std::nullopt;
-    ::usleep(20000);
+    drain_stderr(20);
   }
+}
+
+pid_t spawn_child(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  if (argv.empty()) throw Error("no command to run");
+  int exec_errno = 0;
+  SpawnOptions spawn;
+  spawn.env = &env;
+  spawn.exec_errno = &exec_errno;
+  pid_t pid = spawn_tied(argv, spawn);
+  if (exec_errno != 0) {
+    ::waitpid(pid, nullptr, 0);
+    throw_errno(argv[0], "cannot run", exec_errno);
+  }
+  return pid;
 }
 
 }  // namespace ferry::util
