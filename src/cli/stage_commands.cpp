@@ -45,6 +45,9 @@ void add_stage(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "mpi", "sbcast"}));
   cmd->add_option("-j,--jobs", o->jobs, "Threads per node (default: all cores)");
   cmd->add_option("--timeout", o->timeout, "Seconds before a stuck stage fails (default 1800)");
+  cmd->add_option("--start-timeout", o->start_timeout,
+                  "MPI path: seconds for the ranks to start on every node before the launcher is stopped "
+                  "(default 60)");
   cmd->add_flag("--json", *json, "Print the per-node report as JSON");
   cmd->callback([=] {
     stage::StageOptions opts = *o;

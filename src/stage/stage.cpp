@@ -238,6 +238,43 @@ std::set<std::string> sweep_each(const StageOptions& o, const std::string& dir, 
   return answered;
 }
 
+// The launcher leads a process group of its own, so that a hung one is stopped with everything
+// it started (Hydra's srun and proxies). Ctrl-C and SIGTERM that reach ferry are passed on to that
+// group while it runs, as they would have reached it in ferry's group.
+volatile sig_atomic_t g_launcher_group = 0;
+void forward_to_launcher(int signal) {
+  if (g_launcher_group > 0) ::kill(-g_launcher_group, signal);
+}
+class ForwardSignals {
+ public:
+  explicit ForwardSignals(pid_t group) {
+    g_launcher_group = group;
+    struct sigaction sa {};
+    sa.sa_handler = forward_to_launcher;
+    ::sigaction(SIGINT, &sa, &m_int);
+    ::sigaction(SIGTERM, &sa, &m_term);
+  }
+  ~ForwardSignals() {
+    ::sigaction(SIGINT, &m_int, nullptr);
+    ::sigaction(SIGTERM, &m_term, nullptr);
+    g_launcher_group = 0;
+  }
+  ForwardSignals(const ForwardSignals&) = delete;
+  ForwardSignals& operator=(const ForwardSignals&) = delete;
+
+ private:
+  struct sigaction m_int {}, m_term {};
+};
+
+// Stops a launcher and all it started: SIGTERM to its group (srun cancels its step, mpiexec its
+// proxies), a bounded wait, then SIGKILL to whatever of the group is left.
+void stop_launcher(util::Subprocess& launcher) {
+  launcher.kill_group(SIGTERM);
+  launcher.wait_for(5);
+  launcher.kill_group(SIGKILL);
+  launcher.wait();
+}
+
 // The MPI path: ferry-mpi once per node through the MPI's own launcher (it reads the allocation
 // from Slurm or PBS itself); rank 0 prints every node's report.
 StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const job::Environ& env,
@@ -274,12 +311,38 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
   std::uint64_t sent = 0;
 
   util::Stopwatch launched;
-  util::Subprocess mpi(argv);
+  util::Subprocess mpi(argv, {.own_group = true, .keep_stderr = true});
+  ForwardSignals forward(mpi.pid());
   std::map<std::string, NodeReport> reports;
   double inside = 0;  // ferry-mpi's own time; the rest is mpiexec starting and ending the ranks
+  // Start-up has its own, short bound: a launcher that cannot start every rank may not give up
+  // (Hydra waits forever once the srun it started has died), and no node has done anything yet.
+  bool started = false;
+  double start_limit = std::min(o.start_timeout, o.timeout);
   while (true) {
-    auto line = mpi.read_line(deadline.left());
+    double wait = started ? deadline.left() : std::min(deadline.left(), std::max(0.0, start_limit - launched.seconds()));
+    auto line = mpi.read_line(wait);
+    if (!line && !started) {
+      // Ranks that did start are still waiting in their first collective: none has touched DIR.
+      bool hung = mpi.timed_out();
+      std::optional<int> ended = hung ? std::nullopt : mpi.wait_for(5);
+      std::string said = mpi.last_error_line();
+      for (char& c : said)  // one line, whatever the launcher wrote
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+      stop_launcher(mpi);
+      bar.finish();
+      std::string what = hung ? fmt::format("the ranks did not start on every node within {:g} s (--start-timeout)",
+                                            start_limit)
+                              : fmt::format("it ended{} before the ranks started on every node",
+                                            ended ? fmt::format(" with status {}", *ended) : "");
+      throw Error(fmt::format("{}: {}; {}", argv[0], what,
+                              said.empty() ? "it printed no error" : "it said: " + said));
+    }
     if (!line) break;
+    if (line->rfind("{\"started\"", 0) == 0) {
+      started = true;
+      continue;
+    }
     if (line->rfind("{\"progress\"", 0) == 0) {  // bytes broadcast so far
       try {
         auto now = nlohmann::json::parse(*line).at("progress").get<std::uint64_t>();
@@ -315,6 +378,7 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
     mpi.kill(SIGKILL);
     rc = mpi.wait();
   }
+  mpi.kill_group(SIGKILL);  // what the launcher started and left behind
   if (inside > 0) res.phases.insert(res.phases.begin(), {"launch", launched.seconds() - inside});
   std::vector<std::string> lost;
   for (const auto& h : alloc.hosts) {
@@ -356,6 +420,8 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
 StageResult stage(const StageOptions& o, const job::Environ& env) {
   util::Stopwatch clock;
   if (!(o.timeout > 0)) throw Error(fmt::format("--timeout {}: must be more than 0 seconds", o.timeout), Error::Kind::usage);
+  if (!(o.start_timeout > 0))
+    throw Error(fmt::format("--start-timeout {}: must be more than 0 seconds", o.start_timeout), Error::Kind::usage);
   Deadline deadline{{}, o.timeout};
   StageResult res;
   res.archive = util::absolute_path(o.archive);

@@ -29,6 +29,9 @@ struct StageOptions {
   Via via = Via::automatic;
   unsigned jobs = 0;               // threads per node (0: all cores)
   double timeout = 1800;           // seconds for the whole stage; a stuck node fails it
+  // MPI path: seconds for every node's rank to start. A launcher that fails to start ranks
+  // without giving up (Hydra after the srun it started died) is stopped then, and its error shown.
+  double start_timeout = 60;
   bool progress = false;           // a progress bar on stderr when it is a terminal
   std::string ferry;               // this ferry binary (started on the nodes)
   std::string ferry_mpi;           // the ferry-mpi binary, when built

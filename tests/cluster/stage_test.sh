@@ -108,6 +108,25 @@ if [ "$VIA" = mpi ]; then
   expect_eq "$(each_node "cat $D/tiny/bin/greeting" | cut -d' ' -f2 | tr '\n' ' ')" "hello hello hello "
 fi
 
+# ---- The launcher fails to start the ranks and does not exit: MPICH's mpiexec once the srun it
+#      started has died waits forever. ferry stops it (and all it started) after --start-timeout,
+#      prints what it said in one line, and no node holds anything.
+if [ "$VIA" = mpi ]; then
+  mpiexec=$("$FERRY_BUILD/ferry-mpi" --mpi | sed -n 2p)
+  printf '#!/bin/sh\nexec srun --ferry-test-no-such-option "$@"\n' > dying-srun
+  printf '#!/bin/sh\nexec %s -launcher-exec %s "$@"\n' "$mpiexec" "$TEST_DIR/dying-srun" > hydra
+  chmod +x dying-srun hydra
+  start=$(date +%s); rc=0
+  out=$(FERRY_MPIEXEC=$TEST_DIR/hydra STAGE_TIMEOUT=100 stage "$TEST_DIR/env.tar.zst" --to "$D/hung/env" \
+        --start-timeout 5) || rc=$?
+  [ $(( $(date +%s) - start )) -lt 40 ] || fail "ferry stage waited past --start-timeout 5: $out"
+  expect_eq "$rc" 1 "$out"
+  expect_eq "$(grep -c 'ferry: error:' <<<"$out")" 1 "one line: $out"
+  expect_contains "$out" "ferry: error: $TEST_DIR/hydra: the ranks did not start on every node within 5 s (--start-timeout); it said: Try \"srun --help\" for more information"
+  expect_eq "$(pgrep -f "$TEST_DIR/(hydra|dying-srun)|-launcher-exec $TEST_DIR" || true)" "" "the launcher outlived ferry stage"
+  expect_clean "$D/hung/env"
+fi
+
 # ---- A node dies mid-stage (its slurmd and every process on it killed): ferry does not hang,
 #      names the node, and the other nodes keep nothing. Last: the cluster is restarted after.
 ( rc=0; STAGE_TIMEOUT=100 stage "$TEST_DIR/env.tar.zst" --to "$D/dead/env" --timeout 20 > dead.out || rc=$?; echo $rc > dead.rc ) &

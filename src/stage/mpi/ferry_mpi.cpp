@@ -2,8 +2,9 @@
 // an MPI. Started once per node by the site's mpiexec (ferry stage builds the line):
 //
 //   ferry-mpi stage ARCHIVE DIR [-j N] [--progress]
-//                                          stage; rank 0 prints one JSON report line per node
-//                                          (and, with --progress, {"progress": BYTES} lines)
+//                                          stage; rank 0 prints {"started": RANKS} once every
+//                                          rank runs, one JSON report line per node (and, with
+//                                          --progress, {"progress": BYTES} lines)
 //   ferry-mpi --mpi                        print the MPI library's version line and its mpiexec
 //
 // Rank 0 maps the archive on shared storage and broadcasts its manifest and frame index, then its
@@ -182,6 +183,11 @@ int stage_main(const Args& args, Phases& phases) {
   std::uint64_t key = util::xxh3(stage::node_name());
   std::vector<std::uint64_t> keys(static_cast<std::size_t>(world_size));
   MPI_Allgather(&key, 1, MPI_UINT64_T, keys.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD);
+  // Every rank has now started: ferry stage's start-up bound (--start-timeout) ends here.
+  if (world_rank == 0) {
+    std::printf("{\"started\": %d}\n", world_size);
+    std::fflush(stdout);
+  }
   bool leads = std::find(keys.begin(), keys.begin() + world_rank, key) == keys.begin() + world_rank;
   std::sort(keys.begin(), keys.end());
   bool one_per_node = std::adjacent_find(keys.begin(), keys.end()) == keys.end();
