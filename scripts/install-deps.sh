@@ -9,6 +9,7 @@ packages=(
   clang libclang-rt-14-dev
   zstd pigz patchelf hyperfine bzip2 xz-utils zip bc
   acl  # setfacl: unpack under a default ACL keeps the archive's modes (tests/cli/file_modes.sh)
+  libseccomp-dev  # tests/tools: the unpack and stage suites again with openat2 refused, as on RHEL 8
   python3 python3-numpy python3-scipy python3-torch
   # The 3-node Slurm mini-cluster that tests/cluster/ runs jobs on (network namespaces + MPICH).
   slurm-wlm slurmctld slurmd slurm-client munge mpich libmpich-dev iproute2 util-linux

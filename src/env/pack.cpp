@@ -149,7 +149,7 @@ PackResult pack(const PackOptions& o) {
     if (!util::is_valid_utf8(*p))
       throw Error(fmt::format("{}: the path is not valid UTF-8 (ferry's manifest and unpack's marker "
                               "are JSON): rename it",
-                              *p),
+                              util::printable(*p)),
                   Error::Kind::usage);
   PackResult r;
   r.prefix = util::absolute_path(o.prefix);

@@ -101,7 +101,7 @@ void refuse_paths_not_utf8(const UnpackOptions& o) {
     if (!util::is_valid_utf8(*p))
       throw Error(fmt::format("{}: the path is not valid UTF-8 (ferry records ARCHIVE and DEST in "
                               "DEST/.ferry/unpacked.json, and relocated scripts hold DEST): rename it",
-                              *p),
+                              util::printable(*p)),
                   Error::Kind::usage);
 }
 

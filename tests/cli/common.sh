@@ -15,6 +15,15 @@ TEST_DIR=$(mktemp -d "$base/ferry-test-$(basename "$0" .sh)-XXXXXX")
 cleanup() { [ "${KEEP_TEST_DIR:-0}" = 1 ] || rm -rf "$TEST_DIR"; }
 trap cleanup EXIT
 cd "$TEST_DIR"
+# The *.no_openat2 and *.openat2_eperm entries (tests/CMakeLists.txt): $FERRY runs under a seccomp
+# filter that answers openat2 with that error, as old kernels and some container runtimes do.
+if [ -n "${FERRY_OPENAT2:-}" ]; then
+  mkdir "$TEST_DIR/.seccomp"
+  printf '#!/bin/sh\nexec %q --openat2=%s -- %q "$@"\n' "$FERRY_SECCOMP" "$FERRY_OPENAT2" "$FERRY" \
+    >"$TEST_DIR/.seccomp/ferry"
+  chmod +x "$TEST_DIR/.seccomp/ferry"
+  FERRY=$TEST_DIR/.seccomp/ferry
+fi
 
 skip() { echo "SKIPPED: $*"; exit 77; }
 fail() { echo "FAIL: $*" >&2; exit 1; }

@@ -92,12 +92,13 @@ mkdir empty && "$FERRY" venv empty --base "$PYENV_PREFIX" >/dev/null && [ -f emp
 "$FERRY" venv k --base "$CONDA" >/dev/null & pid=$!
 sleep 0.05; kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
 [ ! -e k ] || k/bin/python -c 'import numpy'
-mkdir .k.ferry-tmp-dead01 && touch .k.ferry-tmp-dead01/half-made
+# (what a dead run leaves: its marker beside the half-made tree)
+mkdir -p .k.ferry-tmp-dead01/tree && touch .k.ferry-tmp-dead01/.ferry-tmp .k.ferry-tmp-dead01/tree/half-made
 "$FERRY" venv k --base "$CONDA" >/dev/null
 k/bin/python -c 'import numpy'
 no_temp_left .
 # A dead run's tree is swept even when the venv turns out to be there already (reused).
-mkdir .k.ferry-tmp-dead02
+mkdir .k.ferry-tmp-dead02 && touch .k.ferry-tmp-dead02/.ferry-tmp
 expect_contains "$("$FERRY" venv k --base "$CONDA")" "reusing"
 no_temp_left .
 
