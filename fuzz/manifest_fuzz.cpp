@@ -3,6 +3,7 @@
 // placeholder index in range) and must survive to_json() and a second parse unchanged.
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <cstdlib>
 
 #include "format/format.hpp"
@@ -18,10 +19,19 @@ bool same(const Manifest& a, const Manifest& b) {
   for (std::size_t i = 0; i < a.files.size(); ++i) {
     const auto &x = a.files[i], &y = b.files[i];
     if (x.path != y.path || x.size != y.size || x.xxh3 != y.xxh3 || x.placeholder != y.placeholder ||
-        x.mode != y.mode)
+        x.mode != y.mode || x.perm != y.perm)
       return false;
   }
-  return true;
+  auto same_links = [](const auto& p, const auto& q) {
+    return std::equal(p.begin(), p.end(), q.begin(), q.end(), [](const auto& x, const auto& y) {
+      return x.path == y.path && x.target == y.target;
+    });
+  };
+  auto same_dir = [](const auto& x, const auto& y) { return x.path == y.path && x.perm == y.perm; };
+  return std::equal(a.dir_entries.begin(), a.dir_entries.end(), b.dir_entries.begin(),
+                    b.dir_entries.end(), same_dir) &&
+         same_links(a.symlink_entries, b.symlink_entries) &&
+         same_links(a.hardlink_entries, b.hardlink_entries);
 }
 }  // namespace
 
