@@ -131,6 +131,12 @@ BinaryResult replace_search_paths(std::string_view data, std::string_view from, 
   return result;
 }
 
+std::vector<std::pair<std::uint64_t, std::uint64_t>> elf_search_paths_in_file(int fd) {
+  off_t size = ::lseek(fd, 0, SEEK_END);
+  if (size < 0) return {};
+  return search_paths(FileBytes{fd, static_cast<std::uint64_t>(size)});
+}
+
 BinaryResult replace_search_paths_in_file(int fd, std::string_view from, std::string_view to,
                                           const std::string& subject) {
   off_t size = ::lseek(fd, 0, SEEK_END);

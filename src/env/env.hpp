@@ -69,6 +69,9 @@ class StreamReplacer {
   std::string m_head;        // text: output held until the first line is whole
 };
 
+// elf_search_paths of the file open at fd, read with pread (offsets into the file).
+std::vector<std::pair<std::uint64_t, std::uint64_t>> elf_search_paths_in_file(int fd);
+
 // The binary rule inside the ELF search-path strings of the file open at fd (read with pread,
 // rewritten with pwrite in place, same length): for files too large to hold.
 BinaryResult replace_search_paths_in_file(int fd, std::string_view from, std::string_view to,

@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 
@@ -28,6 +30,7 @@ struct Classified {
   format::RelocMode mode = format::RelocMode::none;
   std::string placeholder;
   bool unrelocatable = false;  // holds the prefix in a form ferry does not rewrite
+  bool streamed = false;       // larger than k_stream_min: read in pieces, never held whole
 };
 
 bool contains(std::string_view data, std::string_view needle) {
@@ -35,6 +38,117 @@ bool contains(std::string_view data, std::string_view needle) {
 }
 
 bool is_elf(std::string_view data) { return data.size() >= 4 && data.substr(0, 4) == "\x7f" "ELF"; }
+
+// Where a UTF-8 sequence cut by the end of data begins (data.size() when none is cut): the bytes
+// from there are validated with the next piece.
+std::size_t utf8_cut(std::string_view data) {
+  for (std::size_t back = 1; back <= 3 && back <= data.size(); ++back) {
+    auto c = static_cast<unsigned char>(data[data.size() - back]);
+    if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back
+    std::size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+    return len > back ? data.size() - back : data.size();
+  }
+  return data.size();
+}
+
+// Reads piece by piece the file at path, from offset (at most size bytes): piece(bytes) in order.
+void read_pieces(const std::string& path, std::uint64_t offset, std::uint64_t size,
+                 const std::function<void(std::string_view)>& piece) {
+  util::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) util::throw_errno(path, "cannot open", errno);
+  std::string buffer(static_cast<std::size_t>(std::min<std::uint64_t>(size, format::k_stream_min)), '\0');
+  while (size > 0) {
+    auto want = static_cast<std::size_t>(std::min<std::uint64_t>(size, buffer.size()));
+    ssize_t n = ::pread(fd.get(), buffer.data(), want, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) util::throw_errno(path, "cannot read", errno);
+    if (n == 0) break;
+    piece(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+    offset += static_cast<std::uint64_t>(n);
+    size -= static_cast<std::uint64_t>(n);
+  }
+}
+
+// load()'s decision for a file too large to hold, reading it once in pieces: its hash, whether it
+// holds the placeholder, whether it is UTF-8, and for ELF files whether the placeholder is in a
+// search path. false when the data must be relocated at pack time (--dest-prefix): that case is
+// left to load().
+bool classify_large(const PackItem& item, std::uint64_t size, const std::optional<std::string>& dest,
+                    Classified& out) {
+  out = Classified{};
+  util::Xxh3Stream hash;
+  bool found = false, utf8 = true, elf = false;
+  std::string tail;  // the last bytes of the previous piece: a match may straddle pieces
+  std::string cut;   // a UTF-8 sequence the previous piece ended inside
+  std::uint64_t bytes = 0;
+  const std::string& needle = item.placeholder;
+  read_pieces(item.source, 0, std::numeric_limits<std::uint64_t>::max(), [&](std::string_view piece) {
+    if (bytes == 0) elf = piece.substr(0, 4) == "\x7f" "ELF";
+    bytes += piece.size();
+    hash.update(piece);
+    if (item.detect != Detect::none && !found && !needle.empty()) {
+      std::size_t keep = needle.size() - 1;
+      found = contains(tail + std::string(piece.substr(0, std::min(piece.size(), keep))), needle) ||
+              contains(piece, needle);
+      std::string joined = piece.size() >= keep ? std::string(piece.substr(piece.size() - keep))
+                                                : tail + std::string(piece);
+      tail = joined.substr(joined.size() > keep ? joined.size() - keep : 0);
+    }
+    if (utf8) {
+      std::string_view body = piece;
+      if (!cut.empty()) {  // complete the sequence the last piece ended inside
+        auto c0 = static_cast<unsigned char>(cut[0]);
+        std::size_t len = (c0 & 0xE0) == 0xC0 ? 2 : (c0 & 0xF0) == 0xE0 ? 3 : 4;
+        std::size_t need = len - cut.size();
+        if (piece.size() < need) {
+          cut.append(piece);
+          body = {};
+        } else {
+          utf8 = util::is_valid_utf8(cut + std::string(piece.substr(0, need)));
+          body = piece.substr(need);
+          cut.clear();
+        }
+      }
+      if (utf8 && !body.empty()) {
+        std::size_t at = utf8_cut(body);
+        utf8 = util::is_valid_utf8(body.substr(0, at));
+        cut = std::string(body.substr(at));
+      }
+    }
+  });
+  if (bytes != size) throw Error(fmt::format("{}: changed while packing", item.source));
+  if (!cut.empty()) utf8 = false;
+  out.size = bytes;
+  out.hash = hash.digest();
+  out.streamed = true;
+  if (item.detect == Detect::known && found) {
+    out.mode = item.reloc;
+    out.placeholder = item.placeholder;
+  } else if (item.detect == Detect::scan && found) {
+    out.placeholder = item.placeholder;
+    bool in_search_path = false;
+    if (!utf8 && elf) {
+      util::UniqueFd fd(::open(item.source.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd) util::throw_errno(item.source, "cannot open", errno);
+      for (auto [begin, end] : relocation::elf_search_paths_in_file(fd.get())) {
+        std::string text(static_cast<std::size_t>(end - begin), '\0');
+        if (::pread(fd.get(), text.data(), text.size(), static_cast<off_t>(begin)) ==
+                static_cast<ssize_t>(text.size()) && contains(text, needle))
+          in_search_path = true;
+      }
+    }
+    if (utf8)
+      out.mode = format::RelocMode::text;
+    else if (in_search_path)
+      out.mode = format::RelocMode::rpath;
+    else if (elf)
+      out.mode = format::RelocMode::none;
+    else
+      out.unrelocatable = item.target.size() < 4 ||
+                          item.target.compare(item.target.size() - 4, 4, ".pyc") != 0;
+  }
+  return !(dest && out.mode != format::RelocMode::none);
+}
 
 std::string rewrite_conda_meta(const std::string& text, const std::string& path) {
   // The package cache's paths mean nothing where the archive lands (conda-pack does the same).
@@ -204,7 +318,12 @@ PackResult pack(const PackOptions& o) {
   arena.execute([&] {
     tbb::parallel_for(std::size_t{0}, items.size(), [&](std::size_t i) {
       if (items[i].type != format::EntryType::file) return;
-      load(items[i], o.dest_prefix, classes[i]);
+      const PackItem& item = items[i];
+      struct stat st {};
+      bool large = !item.rewrite_conda_meta && ::stat(item.source.c_str(), &st) == 0 &&
+                   static_cast<std::uint64_t>(st.st_size) > format::k_stream_min;
+      if (!large || !classify_large(item, static_cast<std::uint64_t>(st.st_size), o.dest_prefix, classes[i]))
+        load(item, o.dest_prefix, classes[i]);
       progress.advance(classes[i].size);
     });
   });
@@ -289,16 +408,21 @@ PackResult pack(const PackOptions& o) {
     write_frames(format::compress_chunk(o.codec, level, chunk));
   }
 
+  // A batch is a run of small items, or one piece (about a frame) of a streamed file.
   struct Batch {
     std::size_t begin = 0, end = 0;
+    bool piece = false, first = false, last = false;
+    std::uint64_t offset = 0, length = 0;
     std::vector<std::string> data;
     std::string chunk;
     std::vector<format::CompressedFrame> frames;
   };
   std::size_t next = 0;
+  std::uint64_t piece_offset = 0;             // of the streamed file being planned
+  std::optional<util::Xxh3Stream> streamed_hash;  // of the streamed file being encoded
   arena.execute([&] {
     tbb::parallel_pipeline(
-        jobs * 3,
+        std::min<std::size_t>(jobs * 3, 32),  // pieces in flight: memory stays bounded
         tbb::make_filter<void, std::shared_ptr<Batch>>(
             tbb::filter_mode::serial_in_order,
             [&](tbb::flow_control& fc) -> std::shared_ptr<Batch> {
@@ -308,8 +432,22 @@ PackResult pack(const PackOptions& o) {
               }
               auto b = std::make_shared<Batch>();
               b->begin = next;
+              if (classes[next].streamed) {
+                b->piece = true;
+                b->end = next + 1;
+                b->offset = piece_offset;
+                b->length = std::min<std::uint64_t>(format::k_stream_min, classes[next].size - piece_offset);
+                b->first = piece_offset == 0;
+                piece_offset += b->length;
+                b->last = piece_offset == classes[next].size;
+                if (b->last) {
+                  piece_offset = 0;
+                  ++next;
+                }
+                return b;
+              }
               std::uint64_t bytes = 0;
-              while (next < items.size() && bytes < format::k_chunk_target) {
+              while (next < items.size() && !classes[next].streamed && bytes < format::k_chunk_target) {
                 if (items[next].type == format::EntryType::file) bytes += classes[next].size + 512;
                 ++next;
               }
@@ -320,6 +458,15 @@ PackResult pack(const PackOptions& o) {
                 tbb::filter_mode::parallel,
                 [&](std::shared_ptr<Batch> b) {
                   b->data.resize(b->end - b->begin);
+                  if (b->piece) {
+                    const PackItem& item = items[b->begin];
+                    read_pieces(item.source, b->offset, b->length,
+                                [&](std::string_view bytes) { b->data[0].append(bytes); });
+                    if (b->data[0].size() != b->length)
+                      throw Error(fmt::format("{}: changed while packing", item.source));
+                    progress.advance(b->length);
+                    return b;
+                  }
                   for (std::size_t i = b->begin; i < b->end; ++i) {
                     if (items[i].type != format::EntryType::file) continue;
                     Classified again;
@@ -333,6 +480,27 @@ PackResult pack(const PackOptions& o) {
             tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
                 tbb::filter_mode::serial_in_order,
                 [&](std::shared_ptr<Batch> b) {
+                  if (b->piece) {  // in order: the streamed file's hash is checked at its end
+                    const PackItem& item = items[b->begin];
+                    if (b->first) {
+                      format::Entry e;
+                      e.path = item.target;
+                      e.mode = item.mode;
+                      e.mtime_sec = item.mtime_sec;
+                      e.mtime_nsec = item.mtime_nsec;
+                      encoder.begin_file(e, classes[b->begin].size, b->chunk);
+                      streamed_hash.emplace();
+                    }
+                    encoder.file_data(b->data[0], b->chunk);
+                    streamed_hash->update(b->data[0]);
+                    if (b->last) {
+                      encoder.end_file(b->chunk);
+                      if (streamed_hash->digest() != classes[b->begin].hash)
+                        throw Error(fmt::format("{}: changed while packing", item.source));
+                    }
+                    b->data.clear();
+                    return b;
+                  }
                   for (std::size_t i = b->begin; i < b->end; ++i) {
                     const PackItem& item = items[i];
                     format::Entry e;

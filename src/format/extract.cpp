@@ -272,7 +272,8 @@ class Extractor {
   util::UniqueFd create(const Entry& e, const std::string& target) const {
     mode_t mode = e.mode & 0777;
     bool final_mode = !m_default_acl && (e.mode & 01000) == 0 && (mode & m_umask) == 0;
-    int fd = util::open_beneath(m_root.get(), target, O_WRONLY | O_CREAT | O_EXCL, final_mode ? mode : 0600);
+    // Read-write: a streamed file may be patched in place once written (MemberFilter::patch).
+    int fd = util::open_beneath(m_root.get(), target, O_RDWR | O_CREAT | O_EXCL, final_mode ? mode : 0600);
     if (fd < 0) fail_errno(e.path, "cannot create", errno);
     return util::UniqueFd(fd);
   }

@@ -74,6 +74,11 @@ class TarEncoder {
   TarEncoder& operator=(const TarEncoder&) = delete;
   // Appends the member's header, data and padding to out.
   void add(const Entry& entry, std::string_view data, std::string& out);
+  // A file too large to hold, in pieces: begin_file (header), file_data (each piece, in order,
+  // size bytes in all), end_file (padding). Each appends to out.
+  void begin_file(const Entry& entry, std::uint64_t size, std::string& out);
+  void file_data(std::string_view piece, std::string& out);
+  void end_file(std::string& out);
   // Appends the end-of-archive blocks to out.
   void finish(std::string& out);
 

@@ -14,6 +14,7 @@ struct TarEncoder::Impl {
   std::string discard;  // where bytes go outside add()/finish() (e.g. a close in the destructor)
   std::string* out = &discard;
   archive_entry* entry = nullptr;
+  std::string path;  // the file begin_file started, for messages
 
   static la_ssize_t write_cb(archive*, void* self, const void* buffer, size_t length) {
     auto* impl = static_cast<Impl*>(self);
@@ -45,6 +46,12 @@ TarEncoder::~TarEncoder() {
 }
 
 void TarEncoder::add(const Entry& e, std::string_view data, std::string& out) {
+  if (e.type == EntryType::file) {
+    begin_file(e, data.size(), out);
+    file_data(data, out);
+    end_file(out);
+    return;
+  }
   m_impl->out = &out;
   archive_entry* ae = m_impl->entry;
   archive_entry_clear(ae);
@@ -72,12 +79,38 @@ void TarEncoder::add(const Entry& e, std::string_view data, std::string& out) {
       break;
   }
   m_impl->check(archive_write_header(m_impl->writer, ae), e.path);
-  if (e.type == EntryType::file && !data.empty()) {
-    la_ssize_t n = archive_write_data(m_impl->writer, data.data(), data.size());
-    if (n < 0 || static_cast<std::size_t>(n) != data.size())
-      throw Error(fmt::format("tar encoder: {}: short write", e.path));
-  }
   m_impl->check(archive_write_finish_entry(m_impl->writer), e.path);
+  m_impl->out = &m_impl->discard;
+}
+
+void TarEncoder::begin_file(const Entry& e, std::uint64_t size, std::string& out) {
+  m_impl->out = &out;
+  archive_entry* ae = m_impl->entry;
+  archive_entry_clear(ae);
+  archive_entry_copy_pathname(ae, e.path.c_str());
+  archive_entry_set_perm(ae, e.mode & 07777);
+  archive_entry_set_mtime(ae, e.mtime_sec, e.mtime_nsec);
+  archive_entry_set_uid(ae, 0);
+  archive_entry_set_gid(ae, 0);
+  archive_entry_set_filetype(ae, AE_IFREG);
+  archive_entry_set_size(ae, static_cast<la_int64_t>(size));
+  m_impl->check(archive_write_header(m_impl->writer, ae), e.path);
+  m_impl->path = e.path;
+  m_impl->out = &m_impl->discard;
+}
+
+void TarEncoder::file_data(std::string_view piece, std::string& out) {
+  if (piece.empty()) return;
+  m_impl->out = &out;
+  la_ssize_t n = archive_write_data(m_impl->writer, piece.data(), piece.size());
+  if (n < 0 || static_cast<std::size_t>(n) != piece.size())
+    throw Error(fmt::format("tar encoder: {}: short write", m_impl->path));
+  m_impl->out = &m_impl->discard;
+}
+
+void TarEncoder::end_file(std::string& out) {
+  m_impl->out = &out;
+  m_impl->check(archive_write_finish_entry(m_impl->writer), m_impl->path);
   m_impl->out = &m_impl->discard;
 }
 

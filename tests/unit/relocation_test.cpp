@@ -1,6 +1,8 @@
 // Byte-exact checks of the relocation rules, with conda's and rattler's test vectors.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "env/env.hpp"
 
 using namespace std::string_literals;
@@ -117,4 +119,86 @@ TEST(Relocation, ElfSearchPathsOfNonElfIsEmpty) {
   EXPECT_TRUE(rel::elf_search_paths("not an elf file at all, just text").empty());
   std::string truncated = "\x7f" "ELF\x02\x01"s + std::string(10, '\0');
   EXPECT_TRUE(rel::elf_search_paths(truncated).empty());
+}
+
+// The streaming rules must give byte for byte what the whole-buffer rules give, wherever the
+// pieces are cut: random data dense in the prefix, NULs and newlines, cut at random points.
+namespace {
+
+std::string streamed(rel::StreamReplacer::Rule rule, std::string_view data, const std::string& from,
+                     const std::string& to, std::mt19937& rng, bool* changed = nullptr) {
+  rel::StreamReplacer s(rule, from, to, "test");
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < data.size()) {
+    std::size_t n = std::uniform_int_distribution<std::size_t>(0, 40)(rng);
+    s.feed(data.substr(pos, n), out);
+    pos += std::min(n, data.size() - pos);
+  }
+  s.finish(out);
+  if (changed) *changed = s.changed();
+  return out;
+}
+
+std::string random_blob(std::mt19937& rng, const std::string& prefix, bool with_nuls) {
+  std::string data;
+  std::size_t parts = std::uniform_int_distribution<std::size_t>(0, 30)(rng);
+  for (std::size_t i = 0; i < parts; ++i) {
+    switch (std::uniform_int_distribution<int>(0, 4)(rng)) {
+      case 0: data += prefix; break;
+      case 1: data += prefix.substr(0, std::uniform_int_distribution<std::size_t>(1, prefix.size() - 1)(rng)); break;
+      case 2: data += with_nuls ? '\0' : '\n'; break;
+      case 3: data += "/lib:"; break;
+      default: data += static_cast<char>(std::uniform_int_distribution<int>('a', 'z')(rng));
+    }
+  }
+  return data;
+}
+
+}  // namespace
+
+TEST(StreamReplacer, BinaryMatchesTheWholeBufferRule) {
+  std::mt19937 rng(20261201);
+  const std::string from = "/opt/placeholder/env";
+  for (const std::string to : {"/short", "/opt/placeholder/ENV", "/a/much/longer/destination/path"}) {
+    for (int trial = 0; trial < 3000; ++trial) {
+      std::string data = random_blob(rng, from, true);
+      std::string whole;
+      rel::BinaryResult result = rel::replace_binary(data, from, to, whole);
+      bool changed = false;
+      std::string out = streamed(rel::StreamReplacer::Rule::binary, data, from, to, rng, &changed);
+      if (result == rel::BinaryResult::replaced) {
+        ASSERT_EQ(out, whole) << "trial " << trial;
+        EXPECT_TRUE(changed);
+      } else {
+        ASSERT_EQ(out, data) << "trial " << trial;  // unchanged, or too long: left as it was
+      }
+    }
+  }
+}
+
+TEST(StreamReplacer, TextMatchesTheWholeBufferRuleShebangIncluded) {
+  std::mt19937 rng(7);
+  const std::string from = "/opt/placeholder/env";
+  const std::string to = "/a/destination/that/makes/the/shebang/line/longer/than/linux/allows/" +
+                         std::string(60, 'x');
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::string data = (trial % 2 ? "#!" + from + "/bin/python3.11\n" : std::string()) +
+                       random_blob(rng, from, false);
+    std::string whole = data;
+    if (rel::replace_text(data, from, to, whole)) rel::fix_long_shebang(whole);
+    ASSERT_EQ(streamed(rel::StreamReplacer::Rule::text, data, from, to, rng), whole) << "trial " << trial;
+  }
+}
+
+TEST(StreamReplacer, AnOpenStringPastTheBoundIsAnErrorNotASkip) {
+  rel::StreamReplacer s(rel::StreamReplacer::Rule::binary, "/opt/p", "/x", "member 'big'");
+  std::string out;
+  s.feed("/opt/p", out);
+  std::string filler(1 << 20, 'a');
+  EXPECT_THROW(
+      {
+        for (std::size_t i = 0; i <= rel::StreamReplacer::k_max_run >> 20; ++i) s.feed(filler, out);
+      },
+      ferry::Error);
 }
