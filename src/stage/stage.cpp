@@ -239,11 +239,15 @@ std::set<std::string> sweep_each(const StageOptions& o, const std::string& dir, 
 }
 
 // The launcher leads a process group of its own, so that a hung one is stopped with everything
-// it started (Hydra's srun and proxies). Ctrl-C and SIGTERM that reach ferry are passed on to that
-// group while it runs, as they would have reached it in ferry's group.
+// it started (Hydra's srun and proxies). Ctrl-C and SIGTERM that reach ferry while it runs go to
+// that group too, and end ferry as before: as if the launcher were still in ferry's group.
 volatile sig_atomic_t g_launcher_group = 0;
 void forward_to_launcher(int signal) {
   if (g_launcher_group > 0) ::kill(-g_launcher_group, signal);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  ::sigaction(signal, &dfl, nullptr);
+  ::raise(signal);
 }
 class ForwardSignals {
  public:
