@@ -1,4 +1,6 @@
 // The manifest: JSON, with files as compact arrays [path, size, xxh3, placeholder, mode].
+#include <limits>
+
 #include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
@@ -17,6 +19,19 @@ const char* mode_name(RelocMode m) {
   }
   return "";
 }
+// A JSON number as an integer of type T: a float or an out-of-range value is a corrupted manifest
+// (nlohmann's own conversion of such values is undefined behaviour).
+template <typename T>
+T integer(const nlohmann::json& v, const char* field) {
+  bool ok = v.is_number_unsigned()
+                ? v.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())
+                : v.is_number_integer() && std::numeric_limits<T>::is_signed &&
+                      v.get<std::int64_t>() >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
+                      v.get<std::int64_t>() <= static_cast<std::int64_t>(std::numeric_limits<T>::max());
+  if (!ok) throw nlohmann::json::type_error::create(302, fmt::format("{}: not an integer in range", field), &v);
+  return v.is_number_unsigned() ? static_cast<T>(v.get<std::uint64_t>()) : static_cast<T>(v.get<std::int64_t>());
+}
+
 }  // namespace
 
 std::string Manifest::to_json() const {
@@ -44,7 +59,7 @@ Manifest Manifest::parse(std::string_view text, const std::string& subject) {
   Manifest m;
   try {
     auto j = nlohmann::json::parse(text);
-    m.version = j.at("ferry_manifest").get<int>();
+    m.version = integer<int>(j.at("ferry_manifest"), "ferry_manifest");
     if (m.version > k_version)
       throw Error(fmt::format("{}: manifest version {} is newer than this ferry understands",
                               subject, m.version));
@@ -60,7 +75,7 @@ Manifest Manifest::parse(std::string_view text, const std::string& subject) {
     m.placeholders = j.at("placeholders").get<std::vector<std::string>>();
     m.warnings = j.value("warnings", std::vector<std::string>{});
     for (const auto& row : j.at("directories"))
-      m.dir_entries.push_back({row.at(0).get<std::string>(), row.at(1).get<std::uint32_t>() & 07777});
+      m.dir_entries.push_back({row.at(0).get<std::string>(), integer<std::uint32_t>(row.at(1), "directory mode") & 07777});
     for (const auto& row : j.at("symlinks"))
       m.symlink_entries.push_back({row.at(0).get<std::string>(), row.at(1).get<std::string>()});
     for (const auto& row : j.at("hardlinks"))
@@ -71,10 +86,10 @@ Manifest Manifest::parse(std::string_view text, const std::string& subject) {
     for (const auto& row : j.at("files")) {
       ManifestFile f;
       f.path = row.at(0).get<std::string>();
-      f.size = row.at(1).get<std::uint64_t>();
+      f.size = integer<std::uint64_t>(row.at(1), "size");
       f.xxh3 = std::stoull(row.at(2).get<std::string>(), nullptr, 16);
-      f.placeholder = row.at(3).get<std::int32_t>();
-      f.perm = row.at(5).get<std::uint32_t>() & 07777;
+      f.placeholder = integer<std::int32_t>(row.at(3), "placeholder");
+      f.perm = integer<std::uint32_t>(row.at(5), "mode") & 07777;
       std::string mode = row.at(4).get<std::string>();
       f.mode = mode == "text"     ? RelocMode::text
                : mode == "binary" ? RelocMode::binary

@@ -1,0 +1,49 @@
+// The manifest (version 2): every member kind round-trips, and malformed or old ones are refused.
+#include <gtest/gtest.h>
+
+#include "format/format.hpp"
+
+namespace fmt_ = ferry::format;
+
+TEST(Manifest, EveryMemberKindRoundTripsAndCountsInTheIdentity) {
+  fmt_::Manifest m;
+  m.kind = "prefix";
+  m.source_prefix = "/opt/env";
+  m.placeholders = {"/opt/env"};
+  m.files.push_back({"bin/tool", 12, 0x1234, 0, fmt_::RelocMode::text, 0755});
+  m.dir_entries.push_back({"share/empty", 0700});
+  m.symlink_entries.push_back({"bin/python", "python3.11"});
+  m.hardlink_entries.push_back({"bin/tool2", "bin/tool"});
+  fmt_::Manifest back = fmt_::Manifest::parse(m.to_json(), "test");
+  EXPECT_EQ(back.to_json(), m.to_json());
+  EXPECT_EQ(back.files.at(0).perm, 0755u);
+  EXPECT_EQ(back.dir_entries.at(0).perm, 0700u);
+  EXPECT_EQ(back.symlink_entries.at(0).target, "python3.11");
+  EXPECT_EQ(back.directories + back.symlinks + back.hardlinks, 3u);
+  // A symlink target or a mode alone changes the archive's identity.
+  fmt_::Manifest other = m;
+  other.symlink_entries[0].target = "/usr/bin/python3";
+  EXPECT_NE(other.identity(), m.identity());
+  other = m;
+  other.files[0].perm = 0644;
+  EXPECT_NE(other.identity(), m.identity());
+}
+
+TEST(Manifest, NumbersThatAreNotIntegersInRangeAreRefused) {
+  // Found by fuzzing: nlohmann's conversion of such values is undefined behaviour.
+  for (const char* text :
+       {R"({"ferry_manifest": 2111111055555.555})", R"({"ferry_manifest": -1e300})",
+        R"({"ferry_manifest":2,"kind":"prefix","source_prefix":"/","placeholders":[],"directories":[],"symlinks":[],"hardlinks":[],"files":[["a",-5,"0",-1,"none",420]]})",
+        R"({"ferry_manifest":2,"kind":"prefix","source_prefix":"/","placeholders":[],"directories":[],"symlinks":[],"hardlinks":[],"files":[["a",1,"0",4294967296,"none",420]]})"})
+    EXPECT_THROW(fmt_::Manifest::parse(text, "test"), ferry::Error) << text;
+}
+
+TEST(Manifest, VersionOneIsRefusedAsUnverifiable) {
+  try {
+    fmt_::Manifest::parse(R"({"ferry_manifest":1,"kind":"prefix","source_prefix":"/","placeholders":[],"files":[]})",
+                          "old.tar.zst");
+    FAIL() << "accepted";
+  } catch (const ferry::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pack it again"), std::string::npos) << e.what();
+  }
+}
