@@ -3,7 +3,6 @@
 // ranks on a node) wait for the first and then find it done.
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/stat.h>
