@@ -229,8 +229,10 @@ struct Manifest {
 //
 // Nothing is ever created outside root: names that are absolute or hold "..", members below a
 // symlink member, hardlinks to anything but an earlier regular member, device files and FIFOs
-// are refused; files are created with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS); setuid and
-// setgid bits are dropped. Errors name the member.
+// are refused; files are created with util::open_beneath (never through a symlink); setuid and
+// setgid bits are dropped. Errors name the member (escaped with util::printable). Memory stays
+// bounded: files over k_stream_min flow to their file in pieces, a member repeating an earlier
+// name replaces it at the end (the last one wins, as with tar) without its data being held.
 struct ExtractHooks {
   // Serial, in archive order, before the member is written: sees the manifest first (a streamed
   // file once, with its first piece).
