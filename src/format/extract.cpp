@@ -50,6 +50,7 @@ namespace {
 struct Admitted {
   Member member;
   std::string target;
+  std::shared_ptr<std::atomic<bool>> superseded;  // set when a later member takes its name
 };
 using Batch = std::vector<Admitted>;
 
@@ -67,8 +68,9 @@ class Extractor {
   }
 
   // Serial, in archive order (a streamed file with its first piece). True when the member is a
-  // regular file to write: `target` is then the name to create it under.
-  bool admit(Member& m, std::string& target) {
+  // regular file to write: `target` is then the name to create it under, and `superseded` (for a
+  // repeated name) tells when a later member of that name makes writing it pointless.
+  bool admit(Member& m, std::string& target, std::shared_ptr<std::atomic<bool>>& superseded) {
     Entry& e = m.entry;
     e.path = normalize_member_path(e.path, m_subject);
     if (e.path.empty()) return false;
@@ -105,7 +107,11 @@ class Extractor {
         m_files.insert(e.path);
         return false;
       case EntryType::file:
-        target = seen ? replace_later(e, dup_name(e.path)) : e.path;
+        target = e.path;
+        if (seen) {
+          target = dup_name(e.path);
+          superseded = replace_later(e, target);
+        }
         m_seen.insert(e.path);
         m_files.insert(e.path);
         return true;
@@ -115,7 +121,8 @@ class Extractor {
 
   // Parallel: a whole file; the hook may verify and rewrite the data first.
   void write_member(const Admitted& a, const ExtractHooks& hooks) {
-    if (superseded(a.target)) return;  // a later member of the same name wins: not worth writing
+    auto superseded = [&] { return a.superseded && a.superseded->load(); };
+    if (superseded()) return;  // a later member of the same name wins: not worth writing
     const Member& m = a.member;
     std::string replaced;
     bool changed = hooks.transform && hooks.transform(m.entry, m.data, replaced);
@@ -123,7 +130,7 @@ class Extractor {
     write_at_end(fd.get(), m.entry, changed ? std::string_view(replaced) : m.data);
     close_file(fd.get(), m.entry);
     m_files_written.fetch_add(1, std::memory_order_relaxed);
-    if (superseded(a.target)) ::unlinkat(m_root.get(), a.target.c_str(), 0);
+    if (superseded()) ::unlinkat(m_root.get(), a.target.c_str(), 0);
   }
 
   // Serial: a file larger than k_stream_min, in pieces (its first one just admitted).
@@ -239,22 +246,16 @@ class Extractor {
 
   // A member that repeats an earlier name replaces it at the end, after every write, so that a
   // write still running cannot race it; an earlier replacement of the same name is dropped (and
-  // its file, if any, not written or removed). Returns temp.
-  std::string replace_later(const Entry& e, std::string temp) {
+  // its file, if any, not written or removed). Returns the replacement's flag.
+  std::shared_ptr<std::atomic<bool>> replace_later(const Entry& e, const std::string& temp) {
     auto superseded = std::make_shared<std::atomic<bool>>(false);
     auto [it, inserted] = m_latest.try_emplace(e.path, superseded);
     if (!inserted) {
       it->second->store(true);
       it->second = superseded;
     }
-    if (!temp.empty()) m_pending_temps.emplace(temp, superseded);
     m_deferred.push_back(Deferred{e, temp, superseded});
-    return temp;
-  }
-
-  bool superseded(const std::string& target) const {
-    auto it = m_pending_temps.find(target);  // written only by the serial stage, before this write
-    return it != m_pending_temps.end() && it->second->load();
+    return superseded;
   }
 
   // A hidden name beside path for a repeated member's data. An archive member of that very name
@@ -338,7 +339,7 @@ class Extractor {
   std::unordered_set<std::string> m_dirs, m_symlinks, m_files, m_seen;
   std::map<std::string, DirMeta> m_dir_meta;  // reverse order visits children before parents
   std::vector<Deferred> m_deferred;
-  std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> m_latest, m_pending_temps;
+  std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> m_latest;  // serial only
   Stream m_stream;
   std::string m_filter_out;
   std::atomic<std::uint64_t> m_files_written{0}, m_bytes_written{0};
@@ -498,9 +499,10 @@ void admit_members(std::vector<Member>& members, Extractor& ex, const ExtractHoo
     }
     if (hooks.on_member) hooks.on_member(m);
     std::string target;
-    if (!ex.admit(m, target)) continue;
+    std::shared_ptr<std::atomic<bool>> superseded;
+    if (!ex.admit(m, target, superseded)) continue;
     if (!m.streamed) {
-      files.push_back(Admitted{std::move(m), std::move(target)});
+      files.push_back(Admitted{std::move(m), std::move(target), std::move(superseded)});
       continue;
     }
     ex.begin_stream(m.entry, target, hooks);
@@ -597,7 +599,8 @@ void extract_foreign(const std::string& path, Extractor& ex, unsigned jobs,
                                         }
                                         if (hooks.on_member) hooks.on_member(m);
                                         std::string target;
-                                        if (!ex.admit(m, target)) continue;
+                                        std::shared_ptr<std::atomic<bool>> superseded;
+                                        if (!ex.admit(m, target, superseded)) continue;
                                         if (m.streamed) {
                                           ex.begin_stream(m.entry, target, hooks);
                                           reader.stream(m.entry.size, [&](std::uint64_t at, std::string_view data) {
@@ -607,7 +610,8 @@ void extract_foreign(const std::string& path, Extractor& ex, unsigned jobs,
                                           continue;
                                         }
                                         bytes += m.data.size();
-                                        files.push_back(Admitted{std::move(m), std::move(target)});
+                                        files.push_back(Admitted{std::move(m), std::move(target),
+                                                                 std::move(superseded)});
                                       }
                                       if (hooks.progress) {
                                         std::int64_t pos = reader.position();
