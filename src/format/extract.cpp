@@ -520,63 +520,77 @@ void extract_frames(const FrameSource& source, const FrameIndex& index, Extracto
     std::size_t index = 0;
     std::string_view bytes;
   };
-  // Every stage tells the source at once when extraction fails (see FrameSource::abandoned).
+  // Every stage tells the source at once when extraction fails (see FrameSource::abandoned). The
+  // first error is the one reported: the source's own "stopped" in a stage woken by that call may
+  // reach TBB first.
+  std::mutex first_mutex;
+  std::exception_ptr first_error;
   auto guarded = [&](auto body) {
-    return [&source, body](auto&&... args) {
+    return [&source, &first_mutex, &first_error, body](auto&&... args) {
       try {
         return body(std::forward<decltype(args)>(args)...);
       } catch (...) {
+        {
+          std::lock_guard lock(first_mutex);
+          if (!first_error) first_error = std::current_exception();
+        }
         if (source.abandoned) source.abandoned();
         throw;
       }
     };
   };
-  tbb::parallel_pipeline(
-      pipeline_tokens(jobs),
-      tbb::make_filter<void, Arrived>(tbb::filter_mode::serial_in_order,
-                                      guarded([&](tbb::flow_control& fc) {
-                                        Arrived a;
-                                        if (next == index.frames.size()) {
-                                          fc.stop();
+  try {
+    tbb::parallel_pipeline(
+        pipeline_tokens(jobs),
+        tbb::make_filter<void, Arrived>(tbb::filter_mode::serial_in_order,
+                                        guarded([&](tbb::flow_control& fc) {
+                                          Arrived a;
+                                          if (next == index.frames.size()) {
+                                            fc.stop();
+                                            return a;
+                                          }
+                                          a.index = next++;
+                                          a.bytes = source.frame(a.index);  // streamed: may wait
                                           return a;
-                                        }
-                                        a.index = next++;
-                                        a.bytes = source.frame(a.index);  // streamed: may wait
-                                        return a;
-                                      })) &
-          tbb::make_filter<Arrived, DecodedFrame>(
-              tbb::filter_mode::parallel,
-              guarded([&](const Arrived& a) {
-                DecodedFrame d;
-                if (a.index >= index.frames.size()) return d;
-                // The frame's bytes are done with once this returns or throws.
-                struct Release {
-                  const FrameSource& source;
-                  std::size_t index;
-                  ~Release() {
-                    if (source.released) source.released(index);
-                  }
-                } release{source, a.index};
-                const FrameIndexEntry& f = index.frames[a.index];
-                d.buffer = buffers->take();
-                decompress_frame_into(index.layout, a.bytes, f, subject, d.buffer->data());
-                d.size = f.decompressed_size;
-                if (hooks.progress) hooks.progress->advance(f.compressed_size);
-                return d;
-              })) &
-          tbb::make_filter<DecodedFrame, Batch>(
-              tbb::filter_mode::serial_in_order,
-              guarded([&](const DecodedFrame& frame) {
-                Batch files;
-                if (!frame.buffer) return files;
-                std::vector<Member> members;
-                parser.feed(std::string_view(frame.buffer->data(), frame.size), frame.buffer, members);
-                admit_members(members, ex, hooks, files);
-                return files;
-              })) &
-          tbb::make_filter<Batch, void>(tbb::filter_mode::parallel, guarded([&](const Batch& files) {
-            for (const Admitted& a : files) ex.write_member(a, hooks);
-          })));
+                                        })) &
+            tbb::make_filter<Arrived, DecodedFrame>(
+                tbb::filter_mode::parallel,
+                guarded([&](const Arrived& a) {
+                  DecodedFrame d;
+                  if (a.index >= index.frames.size()) return d;
+                  // The frame's bytes are done with once this returns or throws.
+                  struct Release {
+                    const FrameSource& source;
+                    std::size_t index;
+                    ~Release() {
+                      if (source.released) source.released(index);
+                    }
+                  } release{source, a.index};
+                  const FrameIndexEntry& f = index.frames[a.index];
+                  d.buffer = buffers->take();
+                  decompress_frame_into(index.layout, a.bytes, f, subject, d.buffer->data());
+                  d.size = f.decompressed_size;
+                  if (hooks.progress) hooks.progress->advance(f.compressed_size);
+                  return d;
+                })) &
+            tbb::make_filter<DecodedFrame, Batch>(
+                tbb::filter_mode::serial_in_order,
+                guarded([&](const DecodedFrame& frame) {
+                  Batch files;
+                  if (!frame.buffer) return files;
+                  std::vector<Member> members;
+                  parser.feed(std::string_view(frame.buffer->data(), frame.size), frame.buffer, members);
+                  admit_members(members, ex, hooks, files);
+                  return files;
+                })) &
+            tbb::make_filter<Batch, void>(tbb::filter_mode::parallel, guarded([&](const Batch& files) {
+              for (const Admitted& a : files) ex.write_member(a, hooks);
+            })));
+  } catch (...) {
+    std::lock_guard lock(first_mutex);
+    if (first_error) std::rethrow_exception(first_error);
+    throw;
+  }
   parser.finish();
 }
 

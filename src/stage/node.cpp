@@ -96,6 +96,9 @@ int run_node(const NodeOptions& o) {
     r.bytes = session->result().bytes;
     r.files = session->result().files;
   } catch (const std::exception& e) {
+    // A node told to stop (srun cancelling the step) ends by its signal once the temporary tree
+    // is gone: the extraction's errors from that removal are not this node's failure.
+    util::await_signal_exit();
     r.status = "failed";
     r.error = e.what();
     r.seconds = clock.seconds();
@@ -103,6 +106,7 @@ int run_node(const NodeOptions& o) {
     emit(r);
     return 1;
   } catch (...) {
+    util::await_signal_exit();
     r.status = "failed";
     r.error = "unexpected error";
     session.reset();
