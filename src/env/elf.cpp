@@ -2,6 +2,7 @@
 // from bytes in memory or, for files too large to hold, through pread.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -81,14 +82,21 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> search_paths(const Bytes& d
   }
   if (!dynamic) return out;
   std::uint64_t strtab_vaddr = 0;
+  // A real dynamic section has a few dozen entries and at most one DT_RPATH and one DT_RUNPATH:
+  // a crafted one cannot make this read or keep more than these bounds.
+  constexpr std::uint64_t k_max_entries = 4096;
+  constexpr std::size_t k_max_paths = 8;
   std::vector<std::uint64_t> paths;
-  for (std::uint64_t at = dynamic->offset; at + 16 <= dynamic->offset + dynamic->filesz; at += 16) {
+  std::uint64_t end = dynamic->offset + std::min<std::uint64_t>(dynamic->filesz, k_max_entries * 16);
+  for (std::uint64_t at = dynamic->offset; at + 16 <= end; at += 16) {
     std::int64_t tag = 0;
     std::uint64_t val = 0;
     if (!load(d, at, tag) || !load(d, at + 8, val)) return out;
     if (tag == 0) break;
-    if (tag == 5) strtab_vaddr = val;              // DT_STRTAB
-    if (tag == 15 || tag == 29) paths.push_back(val);  // DT_RPATH, DT_RUNPATH
+    if (tag == 5) strtab_vaddr = val;  // DT_STRTAB
+    if ((tag == 15 || tag == 29) && paths.size() < k_max_paths &&
+        std::find(paths.begin(), paths.end(), val) == paths.end())
+      paths.push_back(val);  // DT_RPATH, DT_RUNPATH
   }
   if (paths.empty()) return out;
   std::optional<std::uint64_t> strtab;

@@ -18,11 +18,16 @@ StreamReplacer::StreamReplacer(Rule rule, std::string from, std::string to, std:
     : m_rule(rule), m_from(std::move(from)), m_to(std::move(to)), m_subject(std::move(subject)) {}
 
 void StreamReplacer::feed(std::string_view piece, std::string& out) {
+  if (m_from.empty()) {  // nothing to find (the whole-buffer rules say so too)
+    out.append(piece);
+    return;
+  }
   m_pending.append(piece);
   drain(out, false);
 }
 
 void StreamReplacer::finish(std::string& out) {
+  if (m_from.empty()) return;
   drain(out, true);  // at the end the first line is whole: drain has written it out
 }
 
@@ -93,7 +98,7 @@ void StreamReplacer::drain(std::string& out, bool at_end) {
   m_pending.erase(0, pos);
   bool line_whole = m_head.find('\n') != std::string::npos || at_end;
   if (m_rule == Rule::text && !m_head_done && (line_whole || m_head.size() > k_head_max)) {
-    if (line_whole && fix_long_shebang(m_head)) m_changed = true;
+    if (line_whole && m_changed) fix_long_shebang(m_head);  // as Relocator: only after a match
     out.append(m_head);
     m_head.clear();
     m_head_done = true;

@@ -184,6 +184,7 @@ struct UnpackSession::State {
 
     const format::Manifest* manifest = ident.manifest ? &*ident.manifest : nullptr;
     std::optional<ManifestCheck> check;
+    int manifest_taken = 0;
     if (manifest) check.emplace(*manifest, r.archive, relocator);
 
     format::ExtractHooks hooks;
@@ -198,7 +199,9 @@ struct UnpackSession::State {
       if (reserved)
         throw Error(fmt::format("{}: member '{}': the .ferry directory is reserved for ferry's manifest",
                                 r.archive, util::printable(path)));
-      if (!manifest && path == format::k_manifest_path)
+      // Only the first member is the manifest: another one (there is none, or it was taken
+      // already) would replace the verified one in DEST.
+      if (path == format::k_manifest_path && (!manifest || manifest_taken++ > 0))
         throw Error(fmt::format("{}: member '{}': a manifest that is not the archive's first member "
                                 "(tampered archive?)",
                                 r.archive, util::printable(path)));

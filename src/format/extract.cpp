@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cerrno>
 #include <map>
 #include <mutex>
@@ -74,6 +75,9 @@ class Extractor {
     Entry& e = m.entry;
     e.path = normalize_member_path(e.path, m_subject);
     if (e.path.empty()) return false;
+    if (m_reserved.count(e.path)) fail(e.path, "has the name of ferry's copy of a repeated member");
+    if (e.type == EntryType::symlink && e.link.size() >= PATH_MAX)
+      fail(e.path, fmt::format("symlink target of {} bytes (the system's limit is {})", e.link.size(), PATH_MAX));
     make_parents(e.path);
     bool seen = m_seen.count(e.path) != 0;
     if (seen && m_dirs.count(e.path)) {
@@ -148,11 +152,8 @@ class Extractor {
     Stream& s = m_stream;
     if (offset < s.written) fail(s.entry.path, "overlapping data");
     if (s.filter) {
-      static const std::string zeros(1 << 16, '\0');
-      while (s.written < offset) {  // the filter sees every byte, holes included
-        auto n = static_cast<std::size_t>(std::min<std::uint64_t>(zeros.size(), offset - s.written));
-        feed_filter(std::string_view(zeros).substr(0, n));
-      }
+      // A verified archive is ferry's, which never writes sparse members: a hole is tampering.
+      if (offset != s.written) fail(s.entry.path, "a sparse member where the manifest lists a plain file");
       feed_filter(data);
       return;
     }
@@ -167,6 +168,7 @@ class Extractor {
     if (!m_stream.active) return;
     Stream& s = m_stream;
     if (s.filter) {
+      if (s.written != s.entry.size) fail(s.entry.path, "a sparse member where the manifest lists a plain file");
       std::string rest;
       s.filter->finish(rest);
       write_at_end(s.fd.get(), s.entry, rest);
@@ -249,22 +251,29 @@ class Extractor {
   // its file, if any, not written or removed). Returns the replacement's flag.
   std::shared_ptr<std::atomic<bool>> replace_later(const Entry& e, const std::string& temp) {
     auto superseded = std::make_shared<std::atomic<bool>>(false);
-    auto [it, inserted] = m_latest.try_emplace(e.path, superseded);
+    auto [it, inserted] = m_latest.try_emplace(e.path, m_deferred.size());
     if (!inserted) {
-      it->second->store(true);
-      it->second = superseded;
+      Deferred& earlier = m_deferred[it->second];
+      earlier.superseded->store(true);
+      if (earlier.entry.type != EntryType::file) earlier.entry = Entry{};  // nothing of it is kept
+      it->second = m_deferred.size();
     }
     m_deferred.push_back(Deferred{e, temp, superseded});
     return superseded;
   }
 
-  // A hidden name beside path for a repeated member's data. An archive member of that very name
-  // later fails to be created (O_EXCL), which is all an attacker could gain.
+  // A hidden name beside path for a repeated member's data, which no member of the archive has or
+  // may take later.
   std::string dup_name(const std::string& path) {
     std::size_t slash = path.rfind('/');
     std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
     std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-    return fmt::format("{}.{}.ferry-repeat-{}", dir, base, m_deferred.size());
+    for (std::size_t n = m_deferred.size();; ++n) {
+      std::string name = fmt::format("{}.{}.ferry-repeat-{}", dir, base, n);
+      if (m_seen.count(name)) continue;  // an archive member already has it
+      m_reserved.insert(name);           // and none may take it later
+      return name;
+    }
   }
 
   // Creates the file (never through a symlink, never outside root), with its final mode when the
@@ -339,7 +348,8 @@ class Extractor {
   std::unordered_set<std::string> m_dirs, m_symlinks, m_files, m_seen;
   std::map<std::string, DirMeta> m_dir_meta;  // reverse order visits children before parents
   std::vector<Deferred> m_deferred;
-  std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> m_latest;  // serial only
+  std::unordered_map<std::string, std::size_t> m_latest;  // name -> its last m_deferred entry
+  std::unordered_set<std::string> m_reserved;             // the temporary names of repeats
   Stream m_stream;
   std::string m_filter_out;
   std::atomic<std::uint64_t> m_files_written{0}, m_bytes_written{0};

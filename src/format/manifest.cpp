@@ -73,6 +73,8 @@ Manifest Manifest::parse(std::string_view text, const std::string& subject) {
     m.source_prefix = j.at("source_prefix").get<std::string>();
     m.python_version = j.value("python_version", "");
     m.placeholders = j.at("placeholders").get<std::vector<std::string>>();
+    for (const std::string& p : m.placeholders)
+      if (p.empty()) throw Error(fmt::format("{}: corrupted manifest: an empty placeholder", subject));
     m.warnings = j.value("warnings", std::vector<std::string>{});
     for (const auto& row : j.at("directories"))
       m.dir_entries.push_back({row.at(0).get<std::string>(), integer<std::uint32_t>(row.at(1), "directory mode") & 07777});

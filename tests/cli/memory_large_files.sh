@@ -33,6 +33,23 @@ PY
 cp "$lib" "$P/lib/libbig.so"
 patchelf --set-rpath "$P/lib:\$ORIGIN" "$P/lib/libbig.so"
 [ "$(stat -c %s "$P/lib/libbig.so")" -gt 4194304 ] || fail "the library is not over 4 MiB"
+# A crafted ELF file whose dynamic section holds 4 million DT_RUNPATH entries (64 MiB): reading
+# its search paths must stay bounded too, and its real one is still relocated.
+python3 - "$P" <<'PY'
+import struct, sys
+prefix = sys.argv[1]
+n = 4 << 20
+strtab_at = 64 + 2 * 56
+strtab = b"\0" + (prefix + "/lib").encode() + b"\0"
+dyn_at = (strtab_at + len(strtab) + 15) // 16 * 16
+size = dyn_at + n * 16
+ehdr = b"\x7fELF\x02\x01\x01" + b"\0" * 9 + struct.pack("<HHIQQQIHHHHHH", 3, 62, 1, 0, 64, 0, 0, 64, 56, 2, 64, 0, 0)
+load = struct.pack("<IIQQQQQQ", 1, 5, 0, 0, 0, size, size, 4096)
+dyn = struct.pack("<IIQQQQQQ", 2, 6, dyn_at, dyn_at, dyn_at, n * 16, n * 16, 8)
+entries = struct.pack("<qQ", 5, strtab_at) + struct.pack("<qQ", 29, 1) * (n - 2) + struct.pack("<qQ", 0, 0)
+with open(prefix + "/lib/libmany.so", "wb") as f:
+    f.write(ehdr + load + dyn + strtab + b"\0" * (dyn_at - strtab_at - len(strtab)) + entries)
+PY
 
 bounded pack "$FERRY" pack "$P" -o big.tar.zst > /dev/null
 "$FERRY" inspect --json big.tar.zst > inspect.json
@@ -49,6 +66,7 @@ cmp -s -n 4294967296 "$D/big/sparse.bin" /dev/zero || fail "the 4 GiB file is no
 sed "s#$P#$D#g" "$P/share/paths.txt" | cmp -s - "$D/share/paths.txt" || fail "the text file is not relocated exactly"
 grep -q "$P" "$D/share/paths.txt" && fail "the old prefix is left in the text file"
 expect_eq "$(patchelf --print-rpath "$D/lib/libbig.so")" "$D/lib:\$ORIGIN" "RUNPATH of the large library"
+grep -c "$D/lib" "$D/lib/libmany.so" > /dev/null || fail "the crafted ELF's RUNPATH was not relocated"
 # Only the RUNPATH string changed: same size, a handful of differing bytes.
 expect_eq "$(stat -c %s "$D/lib/libbig.so")" "$(stat -c %s "$P/lib/libbig.so")" "library size"
 changed=$( (cmp -l "$P/lib/libbig.so" "$D/lib/libbig.so" || true) | wc -l)

@@ -65,6 +65,20 @@ refused unlisted_directory.ferry.tar.zst "member 'extra': directory not listed i
 refused symlink_target_differs.ferry.tar.zst "symlink target differs from the manifest"
 refused directory_mode_differs.ferry.tar.zst "mode differs from the manifest"
 
+refused empty_placeholder.ferry.tar.zst "an empty placeholder"
+refused second_manifest.ferry.tar.zst "a manifest that is not the archive's first member"
+# A member cannot take the name under which ferry keeps a repeated member's data.
+extracted repeat_name_collision.tar
+expect_eq "$(cat out/dest/x)" "BBBB last" "the last x wins"
+expect_eq "$(cat out/dest/.x.ferry-repeat-1)" "AAAA first" "the hardlink keeps the x it named"
+# A ferry archive never holds sparse members: one in a verified archive is refused.
+if tar --version 2>/dev/null | grep -q GNU; then
+  mkdir -p sp/env && truncate -s 64M sp/env/big && echo end >> sp/env/big
+  "$FERRY" pack sp/env -o sp/plain.tar.zst > /dev/null
+  (cd sp && zstd -dqc plain.tar.zst | tar -x .ferry/manifest.json && tar -cSf "$H/sparse_in_ferry.tar" .ferry/manifest.json -C env big)
+  refused sparse_in_ferry.tar "a sparse member where the manifest lists a plain file"
+fi
+
 # 4. A bad pax mtime record does not drop the header's path record.
 for a in pax_bad_mtime_before_path.tar pax_bad_mtime_before_path.ferry.tar.zst; do
   extracted $a
