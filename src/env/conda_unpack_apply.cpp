@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -70,6 +71,8 @@ class FileRewriter {
     // Names of one inode are relocated one at a time: each sees what the previous one wrote.
     std::unique_lock<std::mutex> linked;
     if (st.st_nlink > 1) linked = std::unique_lock(m_linked_mutex);
+    if (static_cast<std::uint64_t>(st.st_size) > format::k_stream_min && rewrite_streamed(t, raw, st, subject))
+      return;
     std::string data = read_whole(raw, subject);
     bool changed = false;
     std::string out;
@@ -88,6 +91,82 @@ class FileRewriter {
   }
 
  private:
+  // Reads fd from the start in pieces of at most k_stream_min: piece(bytes) in order.
+  static void read_pieces(int fd, const std::string& subject, const std::function<void(std::string_view)>& piece) {
+    std::string buffer(format::k_stream_min, '\0');
+    for (off_t at = 0;;) {
+      ssize_t n = ::pread(fd, buffer.data(), buffer.size(), at);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) util::throw_errno(subject, "cannot read", errno);
+      if (n == 0) return;
+      piece(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+      at += n;
+    }
+  }
+
+  // A file too large to hold: each step streams the current content through the relocation rule
+  // into an unnamed temporary file beside it (O_TMPFILE), and the result is copied back in place.
+  // false when the file system has no O_TMPFILE (the caller then reads the file whole).
+  bool rewrite_streamed(const Target& t, int fd, const struct stat& st, const std::string& subject) {
+    util::UniqueFd current;
+    bool changed = false;
+    for (const Step& step : t.steps) {
+      if (step.placeholder == m_relocator.dest || step.placeholder.empty()) continue;
+      int source = current ? current.get() : fd;
+      std::optional<format::RelocMode> mode = step.mode;
+      if (!mode) {  // a bin/python* file: text or binary by its content, as for the whole file
+        bool found = false, nul = false;
+        std::string tail;
+        read_pieces(source, subject, [&](std::string_view piece) {
+          std::string joined = tail + std::string(piece.substr(0, std::min(piece.size(), step.placeholder.size())));
+          found = found || joined.find(step.placeholder) != std::string::npos ||
+                  piece.find(step.placeholder) != std::string_view::npos;
+          nul = nul || piece.find('\0') != std::string_view::npos;
+          tail = std::string(piece.substr(piece.size() - std::min(piece.size(), step.placeholder.size() - 1)));
+        });
+        if (!found) continue;
+        mode = nul ? format::RelocMode::binary : format::RelocMode::text;
+      }
+      int raw = ::openat(m_root_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+      if (raw < 0) {
+        if (changed) util::throw_errno(subject, "cannot create a temporary file", errno);
+        return false;
+      }
+      util::UniqueFd next(raw);
+      relocation::StreamReplacer replacer(*mode == format::RelocMode::text ? relocation::StreamReplacer::Rule::text
+                                                                           : relocation::StreamReplacer::Rule::binary,
+                                          step.placeholder, m_relocator.dest, subject);
+      std::string out;
+      read_pieces(source, subject, [&](std::string_view piece) {
+        out.clear();
+        replacer.feed(piece, out);
+        util::write_all(raw, out, subject);
+      });
+      out.clear();
+      replacer.finish(out);
+      util::write_all(raw, out, subject);
+      if (replacer.too_long()) {
+        std::lock_guard lock(m_relocator.mutex);
+        m_relocator.too_long.push_back(t.rel);
+        continue;
+      }
+      if (!replacer.changed()) continue;
+      m_relocator.relocated.fetch_add(1, std::memory_order_relaxed);
+      current = std::move(next);
+      changed = true;
+    }
+    if (changed) copy_back(t.rel, fd, current.get(), st, subject);
+    return true;
+  }
+
+  // write_back's streamed twin: the relocated content of `from` replaces the file's, in place.
+  void copy_back(const std::string& rel, int read_fd, int from, const struct stat& st, const std::string& subject) {
+    util::UniqueFd fd = open_for_write(rel, read_fd, st, subject);
+    if (::ftruncate(fd.get(), 0) != 0) util::throw_errno(subject, "cannot truncate", errno);
+    read_pieces(from, subject, [&](std::string_view piece) { util::write_all(fd.get(), piece, subject); });
+    finish_write(fd.get(), st, subject);
+  }
+
   static std::string read_whole(int fd, const std::string& subject) {
     struct stat st {};
     if (::fstat(fd, &st) != 0) util::throw_errno(subject, "cannot stat", errno);
@@ -103,15 +182,14 @@ class FileRewriter {
     return data;
   }
 
-  void write_back(const std::string& rel, int read_fd, const struct stat& st, std::string_view data,
-                  const std::string& subject) {
+  // The file opened for writing (made writable by its owner first when it is read-only).
+  util::UniqueFd open_for_write(const std::string& rel, int read_fd, const struct stat& st,
+                                const std::string& subject) {
     mode_t mode = st.st_mode & 07777;
     int raw = util::open_beneath(m_root_fd, rel, O_WRONLY);
-    bool made_writable = false;
     if (raw < 0 && errno == EACCES && st.st_uid == ::geteuid()) {
       if (::fchmod(read_fd, mode | S_IWUSR) != 0)
         util::throw_errno(subject, "cannot make writable", errno);
-      made_writable = true;
       raw = util::open_beneath(m_root_fd, rel, O_WRONLY);
     }
     if (raw < 0) util::throw_errno(subject, "cannot open for relocation", errno);
@@ -119,14 +197,24 @@ class FileRewriter {
     struct stat now {};
     if (::fstat(raw, &now) != 0 || now.st_ino != st.st_ino || now.st_dev != st.st_dev)
       throw Error(fmt::format("{}: replaced while it was being relocated", subject));
+    return fd;
+  }
+
+  // The mode (if it was made writable) and times the file had before.
+  static void finish_write(int fd, const struct stat& st, const std::string& subject) {
+    if (::fchmod(fd, st.st_mode & 07777) != 0) util::throw_errno(subject, "cannot set mode", errno);
+    timespec times[2] = {st.st_atim, st.st_mtim};
+    if (::futimens(fd, times) != 0) util::throw_errno(subject, "cannot set times", errno);
+  }
+
+  void write_back(const std::string& rel, int read_fd, const struct stat& st, std::string_view data,
+                  const std::string& subject) {
+    util::UniqueFd fd = open_for_write(rel, read_fd, st, subject);
     // Truncated first, so a rewrite needs only the space it adds. Errors throw with the errno of
     // the failing call (a short write is retried, so a full disk says ENOSPC).
-    if (::ftruncate(raw, 0) != 0) util::throw_errno(subject, "cannot truncate", errno);
-    util::write_all(raw, data, subject);
-    if (made_writable && ::fchmod(raw, mode) != 0)
-      util::throw_errno(subject, "cannot set mode", errno);
-    timespec times[2] = {st.st_atim, st.st_mtim};
-    if (::futimens(raw, times) != 0) util::throw_errno(subject, "cannot set times", errno);
+    if (::ftruncate(fd.get(), 0) != 0) util::throw_errno(subject, "cannot truncate", errno);
+    util::write_all(fd.get(), data, subject);
+    finish_write(fd.get(), st, subject);
   }
 
   int m_root_fd;
