@@ -31,6 +31,7 @@ struct Classified {
   std::string placeholder;
   bool unrelocatable = false;  // holds the prefix in a form ferry does not rewrite
   bool streamed = false;       // larger than k_stream_min: read in pieces, never held whole
+  std::shared_ptr<util::UniqueFd> relocated;  // streamed with --dest-prefix: its relocated copy
 };
 
 bool contains(std::string_view data, std::string_view needle) {
@@ -51,15 +52,14 @@ std::size_t utf8_cut(std::string_view data) {
   return data.size();
 }
 
-// Reads piece by piece the file at path, from offset (at most size bytes): piece(bytes) in order.
-void read_pieces(const std::string& path, std::uint64_t offset, std::uint64_t size,
-                 const std::function<void(std::string_view)>& piece) {
-  util::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) util::throw_errno(path, "cannot open", errno);
+// Reads piece by piece the file open at fd (path names it in errors), from offset (at most size
+// bytes): piece(bytes) in order.
+void read_fd_pieces(int fd, const std::string& path, std::uint64_t offset, std::uint64_t size,
+                    const std::function<void(std::string_view)>& piece) {
   std::string buffer(static_cast<std::size_t>(std::min<std::uint64_t>(size, format::k_stream_min)), '\0');
   while (size > 0) {
     auto want = static_cast<std::size_t>(std::min<std::uint64_t>(size, buffer.size()));
-    ssize_t n = ::pread(fd.get(), buffer.data(), want, static_cast<off_t>(offset));
+    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) util::throw_errno(path, "cannot read", errno);
     if (n == 0) break;
@@ -67,6 +67,81 @@ void read_pieces(const std::string& path, std::uint64_t offset, std::uint64_t si
     offset += static_cast<std::uint64_t>(n);
     size -= static_cast<std::uint64_t>(n);
   }
+}
+
+void read_pieces(const std::string& path, std::uint64_t offset, std::uint64_t size,
+                 const std::function<void(std::string_view)>& piece) {
+  util::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) util::throw_errno(path, "cannot open", errno);
+  read_fd_pieces(fd.get(), path, offset, size, piece);
+}
+
+// --dest-prefix for a file too large to hold: its content relocated to dest is written, in
+// pieces, to an unnamed temporary file in scratch_dir (O_TMPFILE), which pass 2 then reads
+// instead of the source; out gets that content's size and hash. false when the file system has
+// no O_TMPFILE (the caller then reads the file whole).
+bool relocate_large(const PackItem& item, const std::string& dest, const std::string& scratch_dir,
+                    Classified& out) {
+  int raw = ::open(scratch_dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (raw < 0) return false;
+  auto relocated = std::make_shared<util::UniqueFd>(raw);
+  util::Xxh3Stream hash;
+  std::uint64_t bytes = 0;
+  auto emit = [&](std::string_view data) {
+    util::write_all(raw, data, scratch_dir + ": temporary copy of " + item.source);
+    hash.update(data);
+    bytes += data.size();
+  };
+  auto too_long = [&] {
+    throw Error(fmt::format("{}: --dest-prefix {} is longer than the {}-byte prefix space in this "
+                            "binary file",
+                            item.source, dest, out.placeholder.size()));
+  };
+  if (out.mode == format::RelocMode::rpath) {
+    // Same length: the search-path strings are rewritten, everything else passes as it is.
+    util::UniqueFd fd(::open(item.source.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) util::throw_errno(item.source, "cannot open", errno);
+    std::vector<std::pair<std::uint64_t, std::string>> patches;
+    for (auto [begin, end] : relocation::elf_search_paths_in_file(fd.get())) {
+      std::string cstring(static_cast<std::size_t>(end - begin + 1), '\0');
+      if (::pread(fd.get(), cstring.data(), cstring.size(), static_cast<off_t>(begin)) !=
+          static_cast<ssize_t>(cstring.size()))
+        util::throw_errno(item.source, "cannot read", errno);
+      std::string replaced;
+      auto r = relocation::replace_binary(cstring, out.placeholder, dest, replaced);
+      if (r == relocation::BinaryResult::too_long) too_long();
+      if (r == relocation::BinaryResult::replaced) patches.emplace_back(begin, std::move(replaced));
+    }
+    std::uint64_t at = 0;
+    std::string piece_copy;
+    read_fd_pieces(fd.get(), item.source, 0, std::numeric_limits<std::uint64_t>::max(), [&](std::string_view piece) {
+      piece_copy.assign(piece);
+      for (const auto& [where, text] : patches)
+        for (std::size_t k = 0; k < text.size(); ++k)
+          if (where + k >= at && where + k < at + piece.size()) piece_copy[where + k - at] = text[k];
+      emit(piece_copy);
+      at += piece.size();
+    });
+  } else {
+    relocation::StreamReplacer replacer(out.mode == format::RelocMode::text ? relocation::StreamReplacer::Rule::text
+                                                                            : relocation::StreamReplacer::Rule::binary,
+                                        out.placeholder, dest, item.source);
+    std::string piece_out;
+    read_pieces(item.source, 0, std::numeric_limits<std::uint64_t>::max(), [&](std::string_view piece) {
+      piece_out.clear();
+      replacer.feed(piece, piece_out);
+      emit(piece_out);
+    });
+    piece_out.clear();
+    replacer.finish(piece_out);
+    emit(piece_out);
+    if (replacer.too_long()) too_long();
+  }
+  out.size = bytes;
+  out.hash = hash.digest();
+  out.placeholder = dest;
+  out.relocated = std::move(relocated);
+  return true;
 }
 
 // load()'s decision for a file too large to hold, reading it once in pieces: its hash, whether it
@@ -322,8 +397,12 @@ PackResult pack(const PackOptions& o) {
       struct stat st {};
       bool large = !item.rewrite_conda_meta && ::stat(item.source.c_str(), &st) == 0 &&
                    static_cast<std::uint64_t>(st.st_size) > format::k_stream_min;
-      if (!large || !classify_large(item, static_cast<std::uint64_t>(st.st_size), o.dest_prefix, classes[i]))
-        load(item, o.dest_prefix, classes[i]);
+      bool done = large && classify_large(item, static_cast<std::uint64_t>(st.st_size), o.dest_prefix, classes[i]);
+      if (large && !done) {
+        done = relocate_large(item, *o.dest_prefix, util::sibling_path(r.output).parent, classes[i]);
+        if (!done) classes[i] = Classified{};
+      }
+      if (!done) load(item, o.dest_prefix, classes[i]);
       progress.advance(classes[i].size);
     });
   });
@@ -460,8 +539,11 @@ PackResult pack(const PackOptions& o) {
                   b->data.resize(b->end - b->begin);
                   if (b->piece) {
                     const PackItem& item = items[b->begin];
-                    read_pieces(item.source, b->offset, b->length,
-                                [&](std::string_view bytes) { b->data[0].append(bytes); });
+                    auto append = [&](std::string_view bytes) { b->data[0].append(bytes); };
+                    if (const auto& copy = classes[b->begin].relocated)
+                      read_fd_pieces(copy->get(), item.source, b->offset, b->length, append);
+                    else
+                      read_pieces(item.source, b->offset, b->length, append);
                     if (b->data[0].size() != b->length)
                       throw Error(fmt::format("{}: changed while packing", item.source));
                     progress.advance(b->length);

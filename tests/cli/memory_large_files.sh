@@ -72,6 +72,14 @@ expect_eq "$(stat -c %s "$D/lib/libbig.so")" "$(stat -c %s "$P/lib/libbig.so")" 
 changed=$( (cmp -l "$P/lib/libbig.so" "$D/lib/libbig.so" || true) | wc -l)
 [ "$changed" -le 256 ] || fail "$changed bytes of the library changed"
 
+# --dest-prefix relocates at pack time: the large files are relocated in pieces too.
+X=$TEST_DIR/x/env
+bounded "pack --dest-prefix" "$FERRY" pack "$P" -o dest.tar.zst --dest-prefix "$X" --exclude 'big/*' > /dev/null
+"$FERRY" unpack dest.tar.zst "$X" > /dev/null
+sed "s#$P#$X#g" "$P/share/paths.txt" | cmp -s - "$X/share/paths.txt" || fail "--dest-prefix: the text file is not relocated exactly"
+expect_eq "$(patchelf --print-rpath "$X/lib/libbig.so")" "$X/lib:\$ORIGIN" "--dest-prefix: RUNPATH of the large library"
+rm -rf "$TEST_DIR/x"
+
 # A damaged large file is caught by its checksum, even though it is never held whole.
 python3 - big.tar.zst <<'PY'
 import sys, struct
