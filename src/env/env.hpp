@@ -34,6 +34,11 @@ enum class BinaryResult { unchanged, replaced, too_long };
 BinaryResult replace_binary(std::string_view data, std::string_view from, std::string_view to,
                             std::string& out);
 
+// One C string of the binary rule: appends cstring (no NUL in it) with every `from` replaced by
+// `to` (not longer), its NUL, and the NULs that keep its length.
+void append_padded_cstring(std::string_view cstring, std::string_view from, std::string_view to,
+                           std::string& out);
+
 // File ranges [begin, end) of the DT_RPATH and DT_RUNPATH strings of a 64-bit little-endian ELF
 // file (end is the terminating NUL). Empty for anything else or a malformed file.
 std::vector<std::pair<std::size_t, std::size_t>> elf_search_paths(std::string_view data);

@@ -46,19 +46,7 @@ BinaryResult replace_binary(std::string_view data, std::string_view from, std::s
     if (to.size() > from.size()) return BinaryResult::too_long;
     // The C string [hit, nul): replace every occurrence inside it, then pad after the NUL.
     out.append(data.substr(pos, hit - pos));
-    std::string_view cstring = data.substr(hit, nul - hit);
-    std::size_t count = 0;
-    std::size_t p = 0;
-    for (std::size_t q = find_bytes(cstring, from, 0); q != std::string_view::npos;
-         q = find_bytes(cstring, from, p)) {
-      out.append(cstring.substr(p, q - p));
-      out.append(to);
-      p = q + from.size();
-      ++count;
-    }
-    out.append(cstring.substr(p));
-    out.push_back('\0');
-    out.append((from.size() - to.size()) * count, '\0');
+    append_padded_cstring(data.substr(hit, nul - hit), from, to, out);
     pos = nul + 1;  // the padding made up for the bytes the shorter strings gave back
     changed = true;
     hit = find_bytes(data, from, pos);
@@ -66,6 +54,22 @@ BinaryResult replace_binary(std::string_view data, std::string_view from, std::s
   if (!changed) return BinaryResult::unchanged;
   out.append(data.substr(pos));
   return BinaryResult::replaced;
+}
+
+void append_padded_cstring(std::string_view cstring, std::string_view from, std::string_view to,
+                           std::string& out) {
+  std::size_t count = 0;
+  std::size_t p = 0;
+  for (std::size_t q = find_bytes(cstring, from, 0); q != std::string_view::npos;
+       q = find_bytes(cstring, from, p)) {
+    out.append(cstring.substr(p, q - p));
+    out.append(to);
+    p = q + from.size();
+    ++count;
+  }
+  out.append(cstring.substr(p));
+  out.push_back('\0');
+  out.append((from.size() - to.size()) * count, '\0');
 }
 
 bool fix_long_shebang(std::string& data) {

@@ -78,20 +78,7 @@ void StreamReplacer::drain(std::string& out, bool at_end) {
       pos += nul + 1;
       continue;
     }
-    std::string_view cstring = run.substr(0, nul);
-    std::size_t count = 0, p = 0;
-    while (true) {
-      const void* q = ::memmem(cstring.data() + p, cstring.size() - p, m_from.data(), m_from.size());
-      if (!q) break;
-      std::size_t at = static_cast<std::size_t>(static_cast<const char*>(q) - cstring.data());
-      sink.append(cstring.substr(p, at - p));
-      sink.append(m_to);
-      p = at + m_from.size();
-      ++count;
-    }
-    sink.append(cstring.substr(p));
-    sink.push_back('\0');
-    sink.append((m_from.size() - m_to.size()) * count, '\0');
+    append_padded_cstring(run.substr(0, nul), m_from, m_to, sink);
     pos += nul + 1;
     m_changed = true;
   }

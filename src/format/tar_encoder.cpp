@@ -21,6 +21,16 @@ struct TarEncoder::Impl {
     impl->out->append(static_cast<const char*>(buffer), length);
     return static_cast<la_ssize_t>(length);
   }
+  // The entry reset to e's name, mode and time, owned by root (ids mean nothing where it lands).
+  archive_entry* start(const Entry& e) {
+    archive_entry_clear(entry);
+    archive_entry_copy_pathname(entry, e.path.c_str());
+    archive_entry_set_perm(entry, e.mode & 07777);
+    archive_entry_set_mtime(entry, e.mtime_sec, e.mtime_nsec);
+    archive_entry_set_uid(entry, 0);
+    archive_entry_set_gid(entry, 0);
+    return entry;
+  }
   void check(int rc, std::string_view what) {
     if (rc < ARCHIVE_WARN)
       throw Error(fmt::format("tar encoder: {}: {}", what, archive_error_string(writer)));
@@ -53,13 +63,7 @@ void TarEncoder::add(const Entry& e, std::string_view data, std::string& out) {
     return;
   }
   m_impl->out = &out;
-  archive_entry* ae = m_impl->entry;
-  archive_entry_clear(ae);
-  archive_entry_copy_pathname(ae, e.path.c_str());
-  archive_entry_set_perm(ae, e.mode & 07777);
-  archive_entry_set_mtime(ae, e.mtime_sec, e.mtime_nsec);
-  archive_entry_set_uid(ae, 0);
-  archive_entry_set_gid(ae, 0);
+  archive_entry* ae = m_impl->start(e);
   switch (e.type) {
     case EntryType::file:
       archive_entry_set_filetype(ae, AE_IFREG);
@@ -85,13 +89,7 @@ void TarEncoder::add(const Entry& e, std::string_view data, std::string& out) {
 
 void TarEncoder::begin_file(const Entry& e, std::uint64_t size, std::string& out) {
   m_impl->out = &out;
-  archive_entry* ae = m_impl->entry;
-  archive_entry_clear(ae);
-  archive_entry_copy_pathname(ae, e.path.c_str());
-  archive_entry_set_perm(ae, e.mode & 07777);
-  archive_entry_set_mtime(ae, e.mtime_sec, e.mtime_nsec);
-  archive_entry_set_uid(ae, 0);
-  archive_entry_set_gid(ae, 0);
+  archive_entry* ae = m_impl->start(e);
   archive_entry_set_filetype(ae, AE_IFREG);
   archive_entry_set_size(ae, static_cast<la_int64_t>(size));
   m_impl->check(archive_write_header(m_impl->writer, ae), e.path);
