@@ -17,6 +17,7 @@
 
 #include "env/collect.hpp"
 #include "env/conda_unpack_records.hpp"
+#include "env/pieces.hpp"
 #include "env/relocator.hpp"
 
 namespace ferry::env {
@@ -91,19 +92,6 @@ class FileRewriter {
   }
 
  private:
-  // Reads fd from the start in pieces of at most k_stream_min: piece(bytes) in order.
-  static void read_pieces(int fd, const std::string& subject, const std::function<void(std::string_view)>& piece) {
-    std::string buffer(format::k_stream_min, '\0');
-    for (off_t at = 0;;) {
-      ssize_t n = ::pread(fd, buffer.data(), buffer.size(), at);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) util::throw_errno(subject, "cannot read", errno);
-      if (n == 0) return;
-      piece(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
-      at += n;
-    }
-  }
-
   // A file too large to hold: each step streams the current content through the relocation rule
   // into an unnamed temporary file beside it (O_TMPFILE), and the result is copied back in place.
   // false when the file system has no O_TMPFILE (the caller then reads the file whole).
@@ -115,16 +103,13 @@ class FileRewriter {
       int source = current ? current.get() : fd;
       std::optional<format::RelocMode> mode = step.mode;
       if (!mode) {  // a bin/python* file: text or binary by its content, as for the whole file
-        bool found = false, nul = false;
-        std::string tail;
+        PieceSearch search(step.placeholder);
+        bool nul = false;
         read_pieces(source, subject, [&](std::string_view piece) {
-          std::string joined = tail + std::string(piece.substr(0, std::min(piece.size(), step.placeholder.size())));
-          found = found || joined.find(step.placeholder) != std::string::npos ||
-                  piece.find(step.placeholder) != std::string_view::npos;
+          search.feed(piece);
           nul = nul || piece.find('\0') != std::string_view::npos;
-          tail = std::string(piece.substr(piece.size() - std::min(piece.size(), step.placeholder.size() - 1)));
         });
-        if (!found) continue;
+        if (!search.found()) continue;
         mode = nul ? format::RelocMode::binary : format::RelocMode::text;
       }
       int raw = ::openat(m_root_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -133,9 +118,7 @@ class FileRewriter {
         return false;
       }
       util::UniqueFd next(raw);
-      relocation::StreamReplacer replacer(*mode == format::RelocMode::text ? relocation::StreamReplacer::Rule::text
-                                                                           : relocation::StreamReplacer::Rule::binary,
-                                          step.placeholder, m_relocator.dest, subject);
+      relocation::StreamReplacer replacer(*mode, step.placeholder, m_relocator.dest, subject);
       std::string out;
       read_pieces(source, subject, [&](std::string_view piece) {
         out.clear();

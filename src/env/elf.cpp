@@ -145,24 +145,31 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> elf_search_paths_in_file(in
   return search_paths(FileBytes{fd, static_cast<std::uint64_t>(size)});
 }
 
-BinaryResult replace_search_paths_in_file(int fd, std::string_view from, std::string_view to,
-                                          const std::string& subject) {
+BinaryResult search_path_patches(int fd, std::string_view from, std::string_view to, const std::string& subject,
+                                 std::vector<std::pair<std::uint64_t, std::string>>& patches) {
   off_t size = ::lseek(fd, 0, SEEK_END);
   if (size < 0) util::throw_errno(subject, "cannot read", errno);
   FileBytes bytes{fd, static_cast<std::uint64_t>(size)};
-  std::vector<std::pair<std::string, std::uint64_t>> writes;  // all checked before any is made
   for (auto [begin, end] : search_paths(bytes)) {
-    std::string cstring(static_cast<std::size_t>(end - begin + 1), '\0');
+    std::string cstring(static_cast<std::size_t>(end - begin + 1), '\0');  // with its NUL
     if (!bytes.read(begin, cstring.data(), cstring.size())) util::throw_errno(subject, "cannot read", errno);
     std::string replaced;
     BinaryResult r = replace_binary(cstring, from, to, replaced);
     if (r == BinaryResult::too_long) return r;
-    if (r == BinaryResult::replaced) writes.emplace_back(std::move(replaced), begin);
+    if (r == BinaryResult::replaced) patches.emplace_back(begin, std::move(replaced));
   }
-  for (const auto& [text, at] : writes)
+  return patches.empty() ? BinaryResult::unchanged : BinaryResult::replaced;
+}
+
+BinaryResult replace_search_paths_in_file(int fd, std::string_view from, std::string_view to,
+                                          const std::string& subject) {
+  std::vector<std::pair<std::uint64_t, std::string>> patches;  // all checked before any is made
+  BinaryResult result = search_path_patches(fd, from, to, subject, patches);
+  if (result == BinaryResult::too_long) return result;
+  for (const auto& [at, text] : patches)
     if (::pwrite(fd, text.data(), text.size(), static_cast<off_t>(at)) != static_cast<ssize_t>(text.size()))
       util::throw_errno(subject, "cannot rewrite", errno ? errno : ENOSPC);
-  return writes.empty() ? BinaryResult::unchanged : BinaryResult::replaced;
+  return result;
 }
 
 }  // namespace ferry::env::relocation

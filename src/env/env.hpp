@@ -58,6 +58,10 @@ class StreamReplacer {
   static constexpr std::size_t k_max_run = 16u << 20;
   enum class Rule { text, binary };
   StreamReplacer(Rule rule, std::string from, std::string to, std::string subject);
+  // The rule of a record: text, or binary (conda's C-string rule) for anything else.
+  StreamReplacer(format::RelocMode mode, std::string from, std::string to, std::string subject)
+      : StreamReplacer(mode == format::RelocMode::text ? Rule::text : Rule::binary, std::move(from),
+                       std::move(to), std::move(subject)) {}
   void feed(std::string_view piece, std::string& out);
   void finish(std::string& out);
   bool changed() const { return m_changed; }
@@ -76,6 +80,11 @@ class StreamReplacer {
 
 // elf_search_paths of the file open at fd, read with pread (offsets into the file).
 std::vector<std::pair<std::uint64_t, std::uint64_t>> elf_search_paths_in_file(int fd);
+
+// The ELF search-path strings of the file open at fd as the binary rule rewrites them, with their
+// file offsets (same lengths), nothing written: patches gets only the changed ones.
+BinaryResult search_path_patches(int fd, std::string_view from, std::string_view to, const std::string& subject,
+                                 std::vector<std::pair<std::uint64_t, std::string>>& patches);
 
 // The binary rule inside the ELF search-path strings of the file open at fd (read with pread,
 // rewritten with pwrite in place, same length): for files too large to hold.

@@ -20,9 +20,7 @@ class VerifyingFilter : public format::MemberFilter {
       m_rpath = true;
       return;
     }
-    m_replacer.emplace(m_row.mode == format::RelocMode::text ? relocation::StreamReplacer::Rule::text
-                                                              : relocation::StreamReplacer::Rule::binary,
-                       placeholder, m_relocator.dest, m_subject);
+    m_replacer.emplace(m_row.mode, placeholder, m_relocator.dest, m_subject);
   }
 
   bool feed(std::string_view piece, std::string& out) override {

@@ -18,6 +18,7 @@
 #include <tbb/parallel_pipeline.h>
 
 #include "env/collect.hpp"
+#include "env/pieces.hpp"
 
 namespace ferry::env {
 namespace {
@@ -52,28 +53,12 @@ std::size_t utf8_cut(std::string_view data) {
   return data.size();
 }
 
-// Reads piece by piece the file open at fd (path names it in errors), from offset (at most size
-// bytes): piece(bytes) in order.
-void read_fd_pieces(int fd, const std::string& path, std::uint64_t offset, std::uint64_t size,
-                    const std::function<void(std::string_view)>& piece) {
-  std::string buffer(static_cast<std::size_t>(std::min<std::uint64_t>(size, format::k_stream_min)), '\0');
-  while (size > 0) {
-    auto want = static_cast<std::size_t>(std::min<std::uint64_t>(size, buffer.size()));
-    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) util::throw_errno(path, "cannot read", errno);
-    if (n == 0) break;
-    piece(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
-    offset += static_cast<std::uint64_t>(n);
-    size -= static_cast<std::uint64_t>(n);
-  }
-}
-
-void read_pieces(const std::string& path, std::uint64_t offset, std::uint64_t size,
-                 const std::function<void(std::string_view)>& piece) {
+// read_pieces of the file at path.
+void read_file_pieces(const std::string& path, const std::function<void(std::string_view)>& piece,
+                      std::uint64_t offset = 0, std::uint64_t size = std::numeric_limits<std::uint64_t>::max()) {
   util::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) util::throw_errno(path, "cannot open", errno);
-  read_fd_pieces(fd.get(), path, offset, size, piece);
+  read_pieces(fd.get(), path, piece, offset, size);
 }
 
 // --dest-prefix for a file too large to hold: its content relocated to dest is written, in
@@ -102,19 +87,12 @@ bool relocate_large(const PackItem& item, const std::string& dest, const std::st
     util::UniqueFd fd(::open(item.source.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) util::throw_errno(item.source, "cannot open", errno);
     std::vector<std::pair<std::uint64_t, std::string>> patches;
-    for (auto [begin, end] : relocation::elf_search_paths_in_file(fd.get())) {
-      std::string cstring(static_cast<std::size_t>(end - begin + 1), '\0');
-      if (::pread(fd.get(), cstring.data(), cstring.size(), static_cast<off_t>(begin)) !=
-          static_cast<ssize_t>(cstring.size()))
-        util::throw_errno(item.source, "cannot read", errno);
-      std::string replaced;
-      auto r = relocation::replace_binary(cstring, out.placeholder, dest, replaced);
-      if (r == relocation::BinaryResult::too_long) too_long();
-      if (r == relocation::BinaryResult::replaced) patches.emplace_back(begin, std::move(replaced));
-    }
+    if (relocation::search_path_patches(fd.get(), out.placeholder, dest, item.source, patches) ==
+        relocation::BinaryResult::too_long)
+      too_long();
     std::uint64_t at = 0;
     std::string piece_copy;
-    read_fd_pieces(fd.get(), item.source, 0, std::numeric_limits<std::uint64_t>::max(), [&](std::string_view piece) {
+    read_pieces(fd.get(), item.source, [&](std::string_view piece) {
       piece_copy.assign(piece);
       for (const auto& [where, text] : patches)
         for (std::size_t k = 0; k < text.size(); ++k)
@@ -123,11 +101,9 @@ bool relocate_large(const PackItem& item, const std::string& dest, const std::st
       at += piece.size();
     });
   } else {
-    relocation::StreamReplacer replacer(out.mode == format::RelocMode::text ? relocation::StreamReplacer::Rule::text
-                                                                            : relocation::StreamReplacer::Rule::binary,
-                                        out.placeholder, dest, item.source);
+    relocation::StreamReplacer replacer(out.mode, out.placeholder, dest, item.source);
     std::string piece_out;
-    read_pieces(item.source, 0, std::numeric_limits<std::uint64_t>::max(), [&](std::string_view piece) {
+    read_file_pieces(item.source, [&](std::string_view piece) {
       piece_out.clear();
       replacer.feed(piece, piece_out);
       emit(piece_out);
@@ -152,23 +128,16 @@ bool classify_large(const PackItem& item, std::uint64_t size, const std::optiona
                     Classified& out) {
   out = Classified{};
   util::Xxh3Stream hash;
-  bool found = false, utf8 = true, elf = false;
-  std::string tail;  // the last bytes of the previous piece: a match may straddle pieces
-  std::string cut;   // a UTF-8 sequence the previous piece ended inside
+  bool utf8 = true, elf = false;
+  PieceSearch search(item.detect != Detect::none ? item.placeholder : std::string());
+  std::string cut;  // a UTF-8 sequence the previous piece ended inside
   std::uint64_t bytes = 0;
   const std::string& needle = item.placeholder;
-  read_pieces(item.source, 0, std::numeric_limits<std::uint64_t>::max(), [&](std::string_view piece) {
-    if (bytes == 0) elf = piece.substr(0, 4) == "\x7f" "ELF";
+  read_file_pieces(item.source, [&](std::string_view piece) {
+    if (bytes == 0) elf = is_elf(piece);
     bytes += piece.size();
     hash.update(piece);
-    if (item.detect != Detect::none && !found && !needle.empty()) {
-      std::size_t keep = needle.size() - 1;
-      found = contains(tail + std::string(piece.substr(0, std::min(piece.size(), keep))), needle) ||
-              contains(piece, needle);
-      std::string joined = piece.size() >= keep ? std::string(piece.substr(piece.size() - keep))
-                                                : tail + std::string(piece);
-      tail = joined.substr(joined.size() > keep ? joined.size() - keep : 0);
-    }
+    search.feed(piece);
     if (utf8) {
       std::string_view body = piece;
       if (!cut.empty()) {  // complete the sequence the last piece ended inside
@@ -193,6 +162,7 @@ bool classify_large(const PackItem& item, std::uint64_t size, const std::optiona
   });
   if (bytes != size) throw Error(fmt::format("{}: changed while packing", item.source));
   if (!cut.empty()) utf8 = false;
+  bool found = search.found();
   out.size = bytes;
   out.hash = hash.digest();
   out.streamed = true;
@@ -541,9 +511,9 @@ PackResult pack(const PackOptions& o) {
                     const PackItem& item = items[b->begin];
                     auto append = [&](std::string_view bytes) { b->data[0].append(bytes); };
                     if (const auto& copy = classes[b->begin].relocated)
-                      read_fd_pieces(copy->get(), item.source, b->offset, b->length, append);
+                      read_pieces(copy->get(), item.source, append, b->offset, b->length);
                     else
-                      read_pieces(item.source, b->offset, b->length, append);
+                      read_file_pieces(item.source, append, b->offset, b->length);
                     if (b->data[0].size() != b->length)
                       throw Error(fmt::format("{}: changed while packing", item.source));
                     progress.advance(b->length);
