@@ -143,12 +143,11 @@ class Extractor {
     m_stream.entry = e;
     m_stream.fd = create(e, target);
     if (hooks.stream) m_stream.filter = hooks.stream(m_stream.entry);
-    m_stream.active = true;
   }
 
   // The piece of the current streamed file at offset (in order; a gap is a hole of a sparse file).
   void stream_piece(std::uint64_t offset, std::string_view data) {
-    if (!m_stream.active) return;
+    if (!m_stream.fd) return;  // not admitted (the archive's root): its pieces are dropped
     Stream& s = m_stream;
     if (offset < s.written) fail(s.entry.path, "overlapping data");
     if (s.filter) {
@@ -165,7 +164,7 @@ class Extractor {
   }
 
   void end_stream() {
-    if (!m_stream.active) return;
+    if (!m_stream.fd) return;
     Stream& s = m_stream;
     if (s.filter) {
       if (s.written != s.entry.size) fail(s.entry.path, "a sparse member where the manifest lists a plain file");
@@ -182,7 +181,7 @@ class Extractor {
   }
 
   void finish() {
-    if (m_stream.active) fail(m_stream.entry.path, "archive ends inside this member");
+    if (m_stream.fd) fail(m_stream.entry.path, "archive ends inside this member");
     // Hardlinks, and members that repeat an earlier name (the last one wins, as with tar), in
     // archive order.
     for (const Deferred& d : m_deferred) {
@@ -236,7 +235,6 @@ class Extractor {
     util::UniqueFd fd;
     std::unique_ptr<MemberFilter> filter;
     std::uint64_t written = 0;  // input bytes consumed
-    bool active = false;
   };
 
   [[noreturn]] void fail(const std::string& path, const std::string& why) const {
@@ -281,7 +279,7 @@ class Extractor {
   // bits are never restored.
   util::UniqueFd create(const Entry& e, const std::string& target) const {
     mode_t mode = e.mode & 0777;
-    bool final_mode = !m_default_acl && (e.mode & 01000) == 0 && (mode & m_umask) == 0;
+    bool final_mode = created_with_final_mode(e);
     // Read-write: a streamed file may be patched in place once written (MemberFilter::patch).
     int fd = util::open_beneath(m_root.get(), target, O_RDWR | O_CREAT | O_EXCL, final_mode ? mode : 0600);
     if (fd < 0) fail_errno(e.path, "cannot create", errno);
@@ -293,10 +291,13 @@ class Extractor {
     m_bytes_written.fetch_add(data.size(), std::memory_order_relaxed);
   }
 
+  // Whether create() could give the file its final mode (else close_file() sets it).
+  bool created_with_final_mode(const Entry& e) const {
+    return !m_default_acl && (e.mode & 01000) == 0 && ((e.mode & 0777) & m_umask) == 0;
+  }
+
   void close_file(int fd, const Entry& e) const {
-    mode_t mode = e.mode & 0777;
-    bool final_mode = !m_default_acl && (e.mode & 01000) == 0 && (mode & m_umask) == 0;
-    if (!final_mode && ::fchmod(fd, e.mode & 01777) != 0) fail_errno(e.path, "cannot set mode", errno);
+    if (!created_with_final_mode(e) && ::fchmod(fd, e.mode & 01777) != 0) fail_errno(e.path, "cannot set mode", errno);
     timespec times[2] = {{e.mtime_sec, static_cast<long>(e.mtime_nsec)},
                          {e.mtime_sec, static_cast<long>(e.mtime_nsec)}};
     if (::futimens(fd, times) != 0) fail_errno(e.path, "cannot set times", errno);
@@ -431,10 +432,8 @@ class ForeignReader {
   }
 
   // The data of the streamed member next() just returned: piece(offset, bytes) in order, holes
-  // of sparse files left out. Returns the member's size (its declared one when that is larger).
-  std::uint64_t stream(std::uint64_t declared,
-                       const std::function<void(std::uint64_t, std::string_view)>& piece) {
-    std::uint64_t end = 0;
+  // of sparse files left out.
+  void stream(const std::function<void(std::uint64_t, std::string_view)>& piece) {
     while (true) {
       const void* block = nullptr;
       std::size_t size = 0;
@@ -444,9 +443,7 @@ class ForeignReader {
       if (rc < ARCHIVE_WARN) fail();
       if (size == 0) continue;
       piece(static_cast<std::uint64_t>(offset), std::string_view(static_cast<const char*>(block), size));
-      end = std::max(end, static_cast<std::uint64_t>(offset) + size);
     }
-    return std::max(end, declared);
   }
 
   std::string format() const { return m_format; }
@@ -627,7 +624,7 @@ void extract_foreign(const std::string& path, Extractor& ex, unsigned jobs,
                                         if (!ex.admit(m, target, superseded)) continue;
                                         if (m.streamed) {
                                           ex.begin_stream(m.entry, target, hooks);
-                                          reader.stream(m.entry.size, [&](std::uint64_t at, std::string_view data) {
+                                          reader.stream([&](std::uint64_t at, std::string_view data) {
                                             ex.stream_piece(at, data);
                                           });
                                           ex.end_stream();
@@ -744,7 +741,7 @@ void read_members(const std::string& archive_path,
         if (m.streamed) {
           auto data = std::make_shared<std::string>();
           bool keep = m.entry.size <= k_read_whole_max;
-          reader.stream(m.entry.size, [&](std::uint64_t at, std::string_view bytes) {
+          reader.stream([&](std::uint64_t at, std::string_view bytes) {
             if (keep && at + bytes.size() <= k_read_whole_max) {
               data->resize(static_cast<std::size_t>(at));  // holes read as zeros
               data->append(bytes);

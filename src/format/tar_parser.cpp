@@ -106,14 +106,8 @@ void TarParser::feed(std::string_view bytes, const std::shared_ptr<const void>& 
       piece.last = m_need == 0;
       pos += take;
       m_offset += take;
-      if (piece.last) {
-        m_streaming = false;
-        m_current = Member{};
-        m_state = State::header;
-        m_pad = m_pad_after;
-        m_pad_after = 0;
-      }
       out.push_back(std::move(piece));
+      if (m_need == 0) complete_payload(out);
       continue;
     }
     if (m_payload == Payload::file && !m_assembly && take == m_need) {
@@ -154,6 +148,10 @@ void TarParser::complete_payload(std::vector<Member>& out) {
   m_pad_after = 0;
   switch (m_payload) {
     case Payload::file:
+      if (m_streaming) {  // its pieces are out already
+        m_streaming = false;
+        break;
+      }
       if (m_assembly) {
         m_current.data = std::string_view(m_assembly->data(), static_cast<std::size_t>(m_assembled));
         m_current.storage = std::move(m_assembly);
