@@ -140,7 +140,6 @@ struct UnpackSession::State {
 
   // Everything up to the point where work starts: paths, identity, lock, DEST's state.
   void open() {
-    refuse_paths_not_utf8(options);
     // DEST as the kernel reaches it: W/link/../dest is the dest beside link's target.
     util::SiblingPath where = util::sibling_path(options.dest);
     r.dest = where.path;
@@ -284,6 +283,7 @@ UnpackSession::UnpackSession(const UnpackOptions& options) : m(std::make_unique<
 
 UnpackSession::UnpackSession(const UnpackOptions& options, const std::string& manifest_json)
     : m(std::make_unique<State>()) {
+  refuse_paths_not_utf8(options);
   m->options = options;
   m->r.archive = options.archive;
   m->streamed = true;
