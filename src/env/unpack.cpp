@@ -187,14 +187,14 @@ struct UnpackSession::State {
     if (manifest) check.emplace(*manifest, r.archive, relocator);
 
     format::ExtractHooks hooks;
-    hooks.on_member = [&](const format::Member& m) {
-      std::string path = format::normalize_member_path(m.entry.path, r.archive);
+    hooks.on_member = [&](const format::Member& member) {
+      std::string path = format::normalize_member_path(member.entry.path, r.archive);
       // .ferry/ is ferry's: only its manifest may come from an archive, so nothing the archive
       // made can redirect the marker written below.
-      bool reserved = path == ".ferry" ? m.entry.type != format::EntryType::directory
+      bool reserved = path == ".ferry" ? member.entry.type != format::EntryType::directory
                                        : path.rfind(".ferry/", 0) == 0 &&
                                              !(path == format::k_manifest_path &&
-                                               m.entry.type == format::EntryType::file);
+                                               member.entry.type == format::EntryType::file);
       if (reserved)
         throw Error(fmt::format("{}: member '{}': the .ferry directory is reserved for ferry's manifest",
                                 r.archive, util::printable(path)));
@@ -204,7 +204,7 @@ struct UnpackSession::State {
         throw Error(fmt::format("{}: member '{}': a manifest that is not the archive's first member "
                                 "(tampered archive?)",
                                 r.archive, util::printable(path)));
-      if (check) check->on_member(m);
+      if (check) check->on_member(member);
     };
     if (check) {
       hooks.transform = [&](const format::Entry& e, std::string_view data, std::string& out) {
