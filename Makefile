@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build test demo bench fuzz clean
+.PHONY: all deps build test demo bench fuzz format clean
 
 all: build
 
@@ -25,6 +25,9 @@ bench: build
 
 fuzz: deps
 	@bash fuzz/run.sh $(BUILD)-fuzz $(or $(FUZZ_SECONDS),60)
+
+format:
+	@git ls-files '*.cpp' '*.hpp' | xargs clang-format -i --style=file
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-fuzz

@@ -1,9 +1,9 @@
 // libFuzzer target for the manifest parser (an archive's first member, untrusted JSON): garbage
 // must raise Error, and whatever parse accepts must be what the rest of ferry relies on (every
 // placeholder index in range) and must survive to_json() and a second parse unchanged.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <cstdlib>
 
 #include "format/format.hpp"
@@ -18,8 +18,8 @@ bool same(const Manifest& a, const Manifest& b) {
     return false;
   for (std::size_t i = 0; i < a.files.size(); ++i) {
     const auto &x = a.files[i], &y = b.files[i];
-    if (x.path != y.path || x.size != y.size || x.xxh3 != y.xxh3 || x.placeholder != y.placeholder ||
-        x.mode != y.mode || x.perm != y.perm)
+    if (x.path != y.path || x.size != y.size || x.xxh3 != y.xxh3 ||
+        x.placeholder != y.placeholder || x.mode != y.mode || x.perm != y.perm)
       return false;
   }
   auto same_links = [](const auto& p, const auto& q) {
@@ -46,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto& f : m.files)
     if (f.placeholder >= static_cast<std::int32_t>(m.placeholders.size()) ||
         (f.placeholder >= 0 && f.mode == ferry::format::RelocMode::none))
-      std::abort();  // unpack indexes placeholders with it
+      std::abort();                 // unpack indexes placeholders with it
   std::string again = m.to_json();  // throws (a crash here) if parse kept something unwritable
   if (!same(m, Manifest::parse(again, "fuzz again"))) std::abort();
   return 0;

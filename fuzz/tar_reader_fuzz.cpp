@@ -30,7 +30,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::vector<ferry::format::Member> out;
     for (std::size_t pos = 0; pos < size; pos += chunk) {
       parser.feed(std::make_shared<const std::string>(bytes.substr(pos, chunk)), out);
-      for (const auto& m : out) (void)ferry::format::normalize_member_path(m.entry.path.empty() ? "x" : m.entry.path, "fuzz");
+      for (const auto& m : out)
+        (void)ferry::format::normalize_member_path(m.entry.path.empty() ? "x" : m.entry.path,
+                                                   "fuzz");
       out.clear();
     }
     parser.finish();

@@ -7,6 +7,7 @@ packages=(
   libzstd-dev libdeflate-dev libxxhash-dev libarchive-dev libtbb-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libgtest-dev
   clang libclang-rt-14-dev
+  clang-format  # tests/format_check.sh: the sources stay in .clang-format's style (make format applies it)
   zstd pigz patchelf hyperfine bzip2 xz-utils zip bc
   acl  # setfacl: unpack under a default ACL keeps the archive's modes (tests/cli/file_modes.sh)
   libseccomp-dev  # tests/tools: the unpack and stage suites again with openat2 refused, as on RHEL 8

@@ -30,7 +30,6 @@ std::string human_bytes(std::uint64_t n) {
   return fmt::format("{:.1f} {}", v, units[u]);
 }
 
-
 }  // namespace
 
 void add_venv(CLI::App& app) {
@@ -50,16 +49,23 @@ void add_venv(CLI::App& app) {
     // bin/activate is Python's own: it needs no ferry on the compute nodes, and gives deactivate.
     std::string activate = "source " + util::shell_word(r.path + "/bin/activate");
     if (*json) {
-      print_json({{"path", r.path}, {"base", r.base}, {"base_from", r.base_from},
-                  {"python_version", r.python_version}, {"action", r.action}, {"has_pip", r.has_pip},
-                  {"activate", activate}, {"seconds", r.seconds}, {"warnings", r.warnings}});
+      print_json({{"path", r.path},
+                  {"base", r.base},
+                  {"base_from", r.base_from},
+                  {"python_version", r.python_version},
+                  {"action", r.action},
+                  {"has_pip", r.has_pip},
+                  {"activate", activate},
+                  {"seconds", r.seconds},
+                  {"warnings", r.warnings}});
       return;
     }
-    std::printf("%s venv %s\n  base:     %s (Python %s, from %s; its packages show through)\n"
-                "  activate: %s\n        or: eval \"$(ferry activate %s)\"\n",
-                r.action == "reused" ? "reusing" : r.action.c_str(), r.path.c_str(), r.base.c_str(),
-                r.python_version.c_str(), r.base_from.c_str(), activate.c_str(),
-                util::shell_word(r.path).c_str());
+    std::printf(
+        "%s venv %s\n  base:     %s (Python %s, from %s; its packages show through)\n"
+        "  activate: %s\n        or: eval \"$(ferry activate %s)\"\n",
+        r.action == "reused" ? "reusing" : r.action.c_str(), r.path.c_str(), r.base.c_str(),
+        r.python_version.c_str(), r.base_from.c_str(), activate.c_str(),
+        util::shell_word(r.path).c_str());
   });
 }
 
@@ -68,16 +74,22 @@ void add_pack(CLI::App& app) {
   auto format = std::make_shared<std::string>("tar.zst");
   auto level = std::make_shared<int>(0);
   auto json = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand("pack", "Pack a conda env, venv or install prefix into a relocatable archive");
+  CLI::App* cmd = app.add_subcommand(
+      "pack", "Pack a conda env, venv or install prefix into a relocatable archive");
   cmd->add_option("PREFIX", opts->prefix, "Environment to pack")->required();
   cmd->add_option("-o,--output", opts->output, "Archive to write")->required();
-  cmd->add_option("--format", *format, "tar.zst (default) or tar.gz")->check(CLI::IsMember({"tar.zst", "tar.gz"}));
-  cmd->add_option("--level", *level, "Compression level (zstd 1-19, default 3; gzip 1-12, default 6)");
+  cmd->add_option("--format", *format, "tar.zst (default) or tar.gz")
+      ->check(CLI::IsMember({"tar.zst", "tar.gz"}));
+  cmd->add_option("--level", *level,
+                  "Compression level (zstd 1-19, default 3; gzip 1-12, default 6)");
   cmd->add_option("-j,--jobs", opts->jobs, "Threads (default: all cores)");
   cmd->add_option("--dest-prefix", opts->dest_prefix, "Relocate at pack time to this path");
-  cmd->add_option("--exclude", opts->excludes, "Leave out files matching GLOB ('*' matches '/')")->take_all();
-  cmd->add_flag("--ignore-missing-files", opts->ignore_missing_files, "Pack even if conda-managed files are missing");
-  cmd->add_flag("--ignore-editable-packages", opts->ignore_editable_packages, "Pack editable installs as they are");
+  cmd->add_option("--exclude", opts->excludes, "Leave out files matching GLOB ('*' matches '/')")
+      ->take_all();
+  cmd->add_flag("--ignore-missing-files", opts->ignore_missing_files,
+                "Pack even if conda-managed files are missing");
+  cmd->add_flag("--ignore-editable-packages", opts->ignore_editable_packages,
+                "Pack editable installs as they are");
   cmd->add_flag("-f,--force", opts->force, "Overwrite the output");
   cmd->add_flag("--json", *json, "Print the result as JSON");
   cmd->callback([=] {
@@ -88,27 +100,39 @@ void add_pack(CLI::App& app) {
     env::PackResult r = env::pack(o);
     print_warnings(r.warnings);
     if (*json) {
-      print_json({{"output", r.output}, {"prefix", r.prefix}, {"kind", env::kind_name(r.kind)},
-                  {"format", r.format}, {"python_version", r.python_version}, {"files", r.files},
-                  {"directories", r.directories}, {"symlinks", r.symlinks}, {"hardlinks", r.hardlinks},
-                  {"bytes_in", r.bytes_in}, {"bytes_out", r.bytes_out}, {"frames", r.frames},
-                  {"text_records", r.text_records}, {"binary_records", r.binary_records},
-                  {"seconds", r.seconds}, {"warnings", r.warnings}});
+      print_json({{"output", r.output},
+                  {"prefix", r.prefix},
+                  {"kind", env::kind_name(r.kind)},
+                  {"format", r.format},
+                  {"python_version", r.python_version},
+                  {"files", r.files},
+                  {"directories", r.directories},
+                  {"symlinks", r.symlinks},
+                  {"hardlinks", r.hardlinks},
+                  {"bytes_in", r.bytes_in},
+                  {"bytes_out", r.bytes_out},
+                  {"frames", r.frames},
+                  {"text_records", r.text_records},
+                  {"binary_records", r.binary_records},
+                  {"seconds", r.seconds},
+                  {"warnings", r.warnings}});
       return;
     }
-    std::printf("packed %s environment %s\n  -> %s (%s)\n  %llu files, %s -> %s, %llu text + %llu "
-                "binary relocation records, %.2f s\n",
-                env::kind_name(r.kind).c_str(), r.prefix.c_str(), r.output.c_str(), r.format.c_str(),
-                static_cast<unsigned long long>(r.files), human_bytes(r.bytes_in).c_str(),
-                human_bytes(r.bytes_out).c_str(), static_cast<unsigned long long>(r.text_records),
-                static_cast<unsigned long long>(r.binary_records), r.seconds);
+    std::printf(
+        "packed %s environment %s\n  -> %s (%s)\n  %llu files, %s -> %s, %llu text + %llu "
+        "binary relocation records, %.2f s\n",
+        env::kind_name(r.kind).c_str(), r.prefix.c_str(), r.output.c_str(), r.format.c_str(),
+        static_cast<unsigned long long>(r.files), human_bytes(r.bytes_in).c_str(),
+        human_bytes(r.bytes_out).c_str(), static_cast<unsigned long long>(r.text_records),
+        static_cast<unsigned long long>(r.binary_records), r.seconds);
   });
 }
 
 void add_unpack(CLI::App& app) {
   auto opts = std::make_shared<env::UnpackOptions>();
   auto json = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand("unpack", "Unpack an archive (ferry's or conda-pack's) into DEST, relocated, atomically");
+  CLI::App* cmd = app.add_subcommand(
+      "unpack", "Unpack an archive (ferry's or conda-pack's) into DEST, relocated, atomically");
   cmd->add_option("ARCHIVE", opts->archive, "Archive to unpack")->required();
   cmd->add_option("DEST", opts->dest, "Directory to create")->required();
   cmd->add_option("-j,--jobs", opts->jobs, "Threads (default: all cores)");
@@ -120,11 +144,20 @@ void add_unpack(CLI::App& app) {
     env::UnpackResult r = env::unpack(o);
     print_warnings(r.warnings);
     if (*json) {
-      print_json({{"dest", r.dest}, {"archive", r.archive}, {"format", r.format}, {"kind", r.kind},
-                  {"source_prefix", r.source_prefix}, {"already_present", r.already_present},
-                  {"files", r.files}, {"directories", r.directories}, {"symlinks", r.symlinks},
-                  {"hardlinks", r.hardlinks}, {"bytes", r.bytes}, {"frames", r.frames},
-                  {"relocated_files", r.relocated_files}, {"seconds", r.seconds},
+      print_json({{"dest", r.dest},
+                  {"archive", r.archive},
+                  {"format", r.format},
+                  {"kind", r.kind},
+                  {"source_prefix", r.source_prefix},
+                  {"already_present", r.already_present},
+                  {"files", r.files},
+                  {"directories", r.directories},
+                  {"symlinks", r.symlinks},
+                  {"hardlinks", r.hardlinks},
+                  {"bytes", r.bytes},
+                  {"frames", r.frames},
+                  {"relocated_files", r.relocated_files},
+                  {"seconds", r.seconds},
                   {"warnings", r.warnings}});
       return;
     }
@@ -132,10 +165,12 @@ void add_unpack(CLI::App& app) {
       std::printf("%s already holds this archive: nothing to do\n", r.dest.c_str());
       return;
     }
-    std::printf("unpacked %s\n  -> %s\n  %llu files, %s, %llu relocated, %.2f s\n  activate: eval \"$(ferry activate %s)\"\n",
-                r.archive.c_str(), r.dest.c_str(), static_cast<unsigned long long>(r.files),
-                human_bytes(r.bytes).c_str(), static_cast<unsigned long long>(r.relocated_files),
-                r.seconds, r.dest.c_str());
+    std::printf(
+        "unpacked %s\n  -> %s\n  %llu files, %s, %llu relocated, %.2f s\n  activate: eval "
+        "\"$(ferry activate %s)\"\n",
+        r.archive.c_str(), r.dest.c_str(), static_cast<unsigned long long>(r.files),
+        human_bytes(r.bytes).c_str(), static_cast<unsigned long long>(r.relocated_files), r.seconds,
+        r.dest.c_str());
   });
 }
 
@@ -148,13 +183,23 @@ void add_inspect(CLI::App& app) {
   cmd->callback([=] {
     env::Inspection in = env::inspect(*archive);
     if (*json) {
-      print_json({{"archive", in.archive}, {"format", in.format}, {"archive_bytes", in.archive_bytes},
-                  {"frames", in.frames}, {"has_manifest", in.has_manifest}, {"kind", in.kind},
-                  {"source_prefix", in.source_prefix}, {"python_version", in.python_version},
-                  {"tool", in.tool}, {"files", in.files}, {"bytes", in.bytes},
-                  {"directories", in.directories}, {"symlinks", in.symlinks},
-                  {"hardlinks", in.hardlinks}, {"text_records", in.text_records},
-                  {"binary_records", in.binary_records}, {"placeholders", in.placeholders},
+      print_json({{"archive", in.archive},
+                  {"format", in.format},
+                  {"archive_bytes", in.archive_bytes},
+                  {"frames", in.frames},
+                  {"has_manifest", in.has_manifest},
+                  {"kind", in.kind},
+                  {"source_prefix", in.source_prefix},
+                  {"python_version", in.python_version},
+                  {"tool", in.tool},
+                  {"files", in.files},
+                  {"bytes", in.bytes},
+                  {"directories", in.directories},
+                  {"symlinks", in.symlinks},
+                  {"hardlinks", in.hardlinks},
+                  {"text_records", in.text_records},
+                  {"binary_records", in.binary_records},
+                  {"placeholders", in.placeholders},
                   {"warnings", in.warnings}});
       return;
     }
@@ -165,7 +210,8 @@ void add_inspect(CLI::App& app) {
     if (!in.python_version.empty()) std::printf("python:         %s\n", in.python_version.c_str());
     std::printf("files:          %llu (%s), %llu directories, %llu symlinks, %llu hardlinks\n",
                 static_cast<unsigned long long>(in.files), human_bytes(in.bytes).c_str(),
-                static_cast<unsigned long long>(in.directories), static_cast<unsigned long long>(in.symlinks),
+                static_cast<unsigned long long>(in.directories),
+                static_cast<unsigned long long>(in.symlinks),
                 static_cast<unsigned long long>(in.hardlinks));
     if (in.has_manifest)
       std::printf("relocation:     %llu text, %llu binary records\n",
@@ -178,11 +224,16 @@ void add_inspect(CLI::App& app) {
 void add_activate(CLI::App& app) {
   auto dest = std::make_shared<std::string>();
   auto shell = std::make_shared<std::string>("bash");
-  CLI::App* cmd = app.add_subcommand("activate", "Print shell lines that activate an unpacked env: eval \"$(ferry activate DEST)\"");
+  CLI::App* cmd = app.add_subcommand(
+      "activate",
+      "Print shell lines that activate an unpacked env: eval \"$(ferry activate DEST)\"");
   cmd->add_option("DEST", *dest, "Unpacked environment")->required();
-  cmd->add_option("--shell", *shell, "bash, zsh or fish")->check(CLI::IsMember({"bash", "zsh", "fish"}));
+  cmd->add_option("--shell", *shell, "bash, zsh or fish")
+      ->check(CLI::IsMember({"bash", "zsh", "fish"}));
   cmd->callback([=] {
-    env::Shell s = *shell == "fish" ? env::Shell::fish : *shell == "zsh" ? env::Shell::zsh : env::Shell::bash;
+    env::Shell s = *shell == "fish"  ? env::Shell::fish
+                   : *shell == "zsh" ? env::Shell::zsh
+                                     : env::Shell::bash;
     std::fputs(env::activation_script(*dest, s).c_str(), stdout);
   });
 }

@@ -32,7 +32,8 @@ void add_hostlist(CLI::App& app) {
   cmd->require_subcommand(1);
   auto exprs = std::make_shared<std::vector<std::string>>();
   auto json = std::make_shared<bool>(false);
-  CLI::App* expand = cmd->add_subcommand("expand", "One host per line, in order, as scontrol show hostnames");
+  CLI::App* expand =
+      cmd->add_subcommand("expand", "One host per line, in order, as scontrol show hostnames");
   expand->add_option("EXPR", *exprs, "Hostlist expressions")->required();
   expand->add_flag("--json", *json, "Print a JSON list");
   expand->callback([=] {
@@ -43,7 +44,8 @@ void add_hostlist(CLI::App& app) {
       for (const auto& h : hosts) std::printf("%s\n", h.c_str());
     }
   });
-  CLI::App* compress = cmd->add_subcommand("compress", "One expression for the hosts given, order kept");
+  CLI::App* compress =
+      cmd->add_subcommand("compress", "One expression for the hosts given, order kept");
   compress->add_option("HOST", *exprs, "Hosts or hostlist expressions")->required();
   compress->add_flag("--json", *json, "Print a JSON string");
   compress->callback([=] {
@@ -51,7 +53,6 @@ void add_hostlist(CLI::App& app) {
     std::printf("%s\n", *json ? Json(expr).dump().c_str() : expr.c_str());
   });
 }
-
 
 // What `job`, `launch` and `job save` all need: the allocation, this node, the machine.
 struct Context {
@@ -87,21 +88,23 @@ Context make_context(const ContextOptions& o) {
   c.env = job::current_environ();
   c.hostname = o.hostname.empty() ? util::host_name() : o.hostname;
   c.fqdn = o.hostname.empty() ? fqdn_of(c.hostname) : o.hostname;
-  c.allocation = job::discover_allocation(c.env, {c.hostname.substr(0, c.hostname.find('.')), nullptr});
+  c.allocation =
+      job::discover_allocation(c.env, {c.hostname.substr(0, c.hostname.find('.')), nullptr});
   job::DiscoverOptions d;
   d.sysfs_root = o.sysfs_root;
   c.cpus = job::discover_cpus(d);
   c.gpus = job::discover_gpus(c.env, d);
   c.machines = job::load_machines(c.env);
-  c.machine = o.machine.empty()
-                  ? &job::recognise_machine(c.machines, c.env, c.hostname, c.fqdn, c.allocation.scheduler)
-                  : &job::find_machine(c.machines, o.machine);
+  c.machine = o.machine.empty() ? &job::recognise_machine(c.machines, c.env, c.hostname, c.fqdn,
+                                                          c.allocation.scheduler)
+                                : &job::find_machine(c.machines, o.machine);
   return c;
 }
 
 void add_context_options(CLI::App* cmd, ContextOptions& o) {
   cmd->add_option("--machine", o.machine, "Use this machine's entry instead of recognising it");
-  cmd->add_option("--sysfs-root", o.sysfs_root, "Read hardware from this recorded tree (default /)");
+  cmd->add_option("--sysfs-root", o.sysfs_root,
+                  "Read hardware from this recorded tree (default /)");
   cmd->add_option("--hostname", o.hostname, "Recognise the machine as if this were the host name");
 }
 
@@ -109,14 +112,17 @@ void add_context_options(CLI::App* cmd, ContextOptions& o) {
 // relative XDG_CACHE_HOME counts as unset (the XDG spec), hence ~/.cache/ferry/jobs.
 std::string jobs_root(const job::Environ& env) {
   std::string base;
-  if (auto x = job::lookup(env, "XDG_CACHE_HOME"); x && !x->empty() && x->front() == '/') base = *x;
-  else base = job::lookup(env, "HOME").value_or("/tmp") + "/.cache";
+  if (auto x = job::lookup(env, "XDG_CACHE_HOME"); x && !x->empty() && x->front() == '/')
+    base = *x;
+  else
+    base = job::lookup(env, "HOME").value_or("/tmp") + "/.cache";
   return base + "/ferry/jobs";
 }
 
 // Where this job's files live: one directory per job, so concurrent jobs never share a file.
 std::string job_dir(const job::Allocation& a, const job::Environ& env) {
-  std::string id = a.job_id.empty() ? "local-" + job::lookup(env, "USER").value_or("user") : a.job_id;
+  std::string id =
+      a.job_id.empty() ? "local-" + job::lookup(env, "USER").value_or("user") : a.job_id;
   for (char& ch : id)
     if (ch == '/') ch = '_';
   return fmt::format("{}/{}-{}", jobs_root(env), job::scheduler_name(a.scheduler), id);
@@ -157,38 +163,55 @@ std::string shell_unquote(const std::string& text) {
 Json gpus_json(const job::GpuInventory& inv) {
   Json list = Json::array();
   for (const auto& g : inv.gpus)
-    list.push_back({{"index", g.index}, {"vendor", job::vendor_name(g.vendor)}, {"model", g.model},
-                    {"uuid", g.uuid}, {"pci", g.pci_address}, {"numa_node", g.numa_node},
-                    {"local_cpus", job::format_cpu_list(g.local_cpus)}, {"tiles", g.tiles},
+    list.push_back({{"index", g.index},
+                    {"vendor", job::vendor_name(g.vendor)},
+                    {"model", g.model},
+                    {"uuid", g.uuid},
+                    {"pci", g.pci_address},
+                    {"numa_node", g.numa_node},
+                    {"local_cpus", job::format_cpu_list(g.local_cpus)},
+                    {"tiles", g.tiles},
                     {"usable", g.usable}});
   Json visible = Json::array();
   for (const auto& d : inv.visible) visible.push_back(d.selector);
-  return {{"count", inv.gpus.size()}, {"visible", visible}, {"visibility_variable", inv.visibility_variable},
-          {"hierarchy", inv.hierarchy}, {"devices", list}, {"notes", inv.notes}};
+  return {{"count", inv.gpus.size()},
+          {"visible", visible},
+          {"visibility_variable", inv.visibility_variable},
+          {"hierarchy", inv.hierarchy},
+          {"devices", list},
+          {"notes", inv.notes}};
 }
 
 Json context_json(const Context& c, const job::LaunchPlan* plan) {
   const auto& a = c.allocation;
-  Json j = {{"scheduler", job::scheduler_name(a.scheduler)},
-            {"job_id", a.job_id},
-            {"hosts", a.hosts},
-            {"nhosts", a.hosts.size()},
-            {"hostlist", job::compress_hostlist(a.hosts)},
-            {"hosts_source", a.source},
-            {"slots_per_host", a.slots},
-            {"cpus_per_host", a.cpus},
-            {"gpus_per_host_from_scheduler", a.gpus_per_host ? Json(*a.gpus_per_host) : Json(nullptr)},
-            {"this_host", c.hostname},
-            {"cpus", {{"logical", c.cpus.logical}, {"cores", c.cpus.cores},
-                      {"allowed", job::format_cpu_list(c.cpus.allowed)}}},
-            {"gpus", gpus_json(c.gpus)},
-            {"machine", c.machine->name},
-            {"machine_description", c.machine->description},
-            {"launcher", job::launcher_name(c.machine->launcher)}};
+  Json j = {
+      {"scheduler", job::scheduler_name(a.scheduler)},
+      {"job_id", a.job_id},
+      {"hosts", a.hosts},
+      {"nhosts", a.hosts.size()},
+      {"hostlist", job::compress_hostlist(a.hosts)},
+      {"hosts_source", a.source},
+      {"slots_per_host", a.slots},
+      {"cpus_per_host", a.cpus},
+      {"gpus_per_host_from_scheduler", a.gpus_per_host ? Json(*a.gpus_per_host) : Json(nullptr)},
+      {"this_host", c.hostname},
+      {"cpus",
+       {{"logical", c.cpus.logical},
+        {"cores", c.cpus.cores},
+        {"allowed", job::format_cpu_list(c.cpus.allowed)}}},
+      {"gpus", gpus_json(c.gpus)},
+      {"machine", c.machine->name},
+      {"machine_description", c.machine->description},
+      {"launcher", job::launcher_name(c.machine->launcher)}};
   if (plan)
-    j["launch"] = {{"nodes", plan->nodes}, {"ranks", plan->ranks}, {"ranks_per_node", plan->ranks_per_node},
-                   {"gpus_per_rank", plan->gpus_per_rank}, {"master_addr", plan->master_addr},
-                   {"master_port", plan->master_port}, {"argv", plan->argv}, {"line", quoted_line(plan->argv)}};
+    j["launch"] = {{"nodes", plan->nodes},
+                   {"ranks", plan->ranks},
+                   {"ranks_per_node", plan->ranks_per_node},
+                   {"gpus_per_rank", plan->gpus_per_rank},
+                   {"master_addr", plan->master_addr},
+                   {"master_port", plan->master_port},
+                   {"argv", plan->argv},
+                   {"line", quoted_line(plan->argv)}};
   return j;
 }
 
@@ -211,10 +234,12 @@ void print_job(const Context& c, const job::LaunchPlan* plan) {
   std::printf("scheduler   %s%s\n", std::string(job::scheduler_name(a.scheduler)).c_str(),
               a.job_id.empty() ? "" : fmt::format(" (job {})", a.job_id).c_str());
   std::printf("hosts       %zu: %s\n", a.hosts.size(), job::compress_hostlist(a.hosts).c_str());
-  std::printf("this host   %s: %u CPUs (%u cores), allowed %s\n", c.hostname.c_str(), c.cpus.logical, c.cpus.cores,
-              job::format_cpu_list(c.cpus.allowed).c_str());
+  std::printf("this host   %s: %u CPUs (%u cores), allowed %s\n", c.hostname.c_str(),
+              c.cpus.logical, c.cpus.cores, job::format_cpu_list(c.cpus.allowed).c_str());
   std::printf("gpus        %zu found, %zu visible%s\n", c.gpus.gpus.size(), c.gpus.visible.size(),
-              c.gpus.gpus.empty() ? "" : fmt::format(" ({})", job::vendor_name(c.gpus.gpus[0].vendor)).c_str());
+              c.gpus.gpus.empty()
+                  ? ""
+                  : fmt::format(" ({})", job::vendor_name(c.gpus.gpus[0].vendor)).c_str());
   for (const auto& g : c.gpus.gpus)
     std::printf("  gpu %-3u %s numa %d cpus %s%s\n", g.index, g.pci_address.c_str(), g.numa_node,
                 job::format_cpu_list(g.local_cpus).c_str(), g.usable ? "" : " (not usable)");
@@ -226,8 +251,9 @@ void print_job(const Context& c, const job::LaunchPlan* plan) {
 // per-step variables are left out: they describe one process, not the job.
 bool is_job_variable(const std::string& name) {
   static const char* prefixes[] = {"SLURM_", "PBS_", "LSB_", "COBALT_", "FLUX_"};
-  static const char* per_task[] = {"STEP", "PROCID", "LOCALID", "TASK_PID", "GTIDS", "SRUN_COMM", "LAUNCH_NODE",
-                                   "CPU_BIND", "PMI", "TASK_RANK", "TASK_LOCAL", "DISTRIBUTION", "UMASK"};
+  static const char* per_task[] = {
+      "STEP",     "PROCID", "LOCALID",   "TASK_PID",   "GTIDS",        "SRUN_COMM", "LAUNCH_NODE",
+      "CPU_BIND", "PMI",    "TASK_RANK", "TASK_LOCAL", "DISTRIBUTION", "UMASK"};
   bool job = false;
   for (const char* p : prefixes) job |= name.rfind(p, 0) == 0;
   if (!job) return false;
@@ -239,7 +265,8 @@ bool is_job_variable(const std::string& name) {
 void add_job(CLI::App& app) {
   auto o = std::make_shared<ContextOptions>();
   auto json = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand("job", "What this allocation is: scheduler, hosts, CPUs, GPUs, machine, launch line");
+  CLI::App* cmd = app.add_subcommand(
+      "job", "What this allocation is: scheduler, hosts, CPUs, GPUs, machine, launch line");
   add_context_options(cmd, *o);
   cmd->add_flag("--json", *json, "Print as JSON");
   cmd->callback([=, &app] {
@@ -247,13 +274,17 @@ void add_job(CLI::App& app) {
     if (!cmd->get_subcommands().empty()) return;
     Context c = make_context(*o);
     auto plan = default_plan(c, job_dir(c.allocation, c.env) + "/hostfile");
-    if (*json) std::printf("%s\n", context_json(c, plan ? &*plan : nullptr).dump(2).c_str());
-    else print_job(c, plan ? &*plan : nullptr);
+    if (*json)
+      std::printf("%s\n", context_json(c, plan ? &*plan : nullptr).dump(2).c_str());
+    else
+      print_job(c, plan ? &*plan : nullptr);
   });
 
   auto to = std::make_shared<std::string>();
-  CLI::App* save = cmd->add_subcommand("save", "Write this job's environment to a file a second shell can source");
-  save->add_option("--to", *to, "File to write (default: ~/.cache/ferry/jobs/<scheduler>-<id>/env.sh)");
+  CLI::App* save = cmd->add_subcommand(
+      "save", "Write this job's environment to a file a second shell can source");
+  save->add_option("--to", *to,
+                   "File to write (default: ~/.cache/ferry/jobs/<scheduler>-<id>/env.sh)");
   save->add_flag("--json", *json, "Print the result as JSON");
   save->callback([=] {
     Context c = make_context(*o);
@@ -264,9 +295,12 @@ void add_job(CLI::App& app) {
     std::string hosts_text;
     for (const auto& h : c.allocation.hosts) hosts_text += h + "\n";
     write_job_file(hostfile, hosts_text);
-    std::string text = fmt::format("# ferry job environment: {} job {}, saved by `ferry job save`\n",
-                                   job::scheduler_name(c.allocation.scheduler), c.allocation.job_id);
-    auto put = [&](const std::string& k, const std::string& v) { text += fmt::format("export {}={}\n", k, util::shell_quote(v)); };
+    std::string text =
+        fmt::format("# ferry job environment: {} job {}, saved by `ferry job save`\n",
+                    job::scheduler_name(c.allocation.scheduler), c.allocation.job_id);
+    auto put = [&](const std::string& k, const std::string& v) {
+      text += fmt::format("export {}={}\n", k, util::shell_quote(v));
+    };
     for (const auto& [k, v] : c.env)
       if (is_job_variable(k)) put(k, v);
     put("FERRY_JOB_SCHEDULER", std::string(job::scheduler_name(c.allocation.scheduler)));
@@ -286,8 +320,11 @@ void add_job(CLI::App& app) {
     std::string tmp_link = latest + ".tmp-" + std::to_string(::getpid());
     ::unlink(tmp_link.c_str());
     if (::symlink(file.c_str(), tmp_link.c_str()) == 0) ::rename(tmp_link.c_str(), latest.c_str());
-    if (*json) std::printf("%s\n", Json({{"file", file}, {"hostfile", hostfile}}).dump(2).c_str());
-    else std::printf("saved %s\n  use it from another shell: source %s\n", file.c_str(), util::shell_quote(file).c_str());
+    if (*json)
+      std::printf("%s\n", Json({{"file", file}, {"hostfile", hostfile}}).dump(2).c_str());
+    else
+      std::printf("saved %s\n  use it from another shell: source %s\n", file.c_str(),
+                  util::shell_quote(file).c_str());
   });
 
   auto from = std::make_shared<std::string>();
@@ -303,10 +340,13 @@ void add_job(CLI::App& app) {
     if (!a.job_id.empty() && ::access(mine.c_str(), R_OK) == 0) return mine;
     std::string latest = jobs_root(env) + "/latest";
     if (::access(latest.c_str(), R_OK) == 0) return latest;
-    throw Error(fmt::format("no saved job (looked for {} and {}): run `ferry job save` in the job first", mine, latest),
-                Error::Kind::usage);
+    throw Error(
+        fmt::format("no saved job (looked for {} and {}): run `ferry job save` in the job first",
+                    mine, latest),
+        Error::Kind::usage);
   };
-  CLI::App* load = cmd->add_subcommand("load", "Print a saved job's exports, for eval \"$(ferry job load)\"");
+  CLI::App* load =
+      cmd->add_subcommand("load", "Print a saved job's exports, for eval \"$(ferry job load)\"");
   load->add_option("FILE", *from, "Saved file (default: this job's, else the latest)");
   load->callback([=] { std::fputs(util::read_file(resolve_saved()).c_str(), stdout); });
 
@@ -332,7 +372,8 @@ void add_job(CLI::App& app) {
     if (*json) {
       std::printf("%s\n", j.dump(2).c_str());
     } else {
-      for (const auto& [k, v] : j.items()) std::printf("%-20s %s\n", k.c_str(), v.get<std::string>().c_str());
+      for (const auto& [k, v] : j.items())
+        std::printf("%-20s %s\n", k.c_str(), v.get<std::string>().c_str());
     }
   });
 }
@@ -342,12 +383,16 @@ void add_launch(CLI::App& app) {
   auto req = std::make_shared<job::LaunchRequest>();
   auto dry_run = std::make_shared<bool>(false);
   auto json = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand("launch", "Start ranks on this allocation with the right launcher, binding and rank variables");
+  CLI::App* cmd = app.add_subcommand(
+      "launch",
+      "Start ranks on this allocation with the right launcher, binding and rank variables");
   cmd->add_option("-n,--ranks", req->ranks, "Ranks in all (default: fill the allocation)");
   cmd->add_option("--ppn", req->ranks_per_node, "Ranks per node (default: one per GPU, or one)");
   cmd->add_option("-N,--nodes", req->nodes, "Use at most this many hosts (default: all)");
-  cmd->add_option("--gpus-per-rank", req->gpus_per_rank, "GPUs per rank (default: 1 when there are GPUs)");
-  cmd->add_option("--cpu-bind", req->cpu_bind, "CPU binding in the launcher's grammar, instead of ferry's");
+  cmd->add_option("--gpus-per-rank", req->gpus_per_rank,
+                  "GPUs per rank (default: 1 when there are GPUs)");
+  cmd->add_option("--cpu-bind", req->cpu_bind,
+                  "CPU binding in the launcher's grammar, instead of ferry's");
   cmd->add_flag("--dry-run", *dry_run, "Print the line, do not run it");
   cmd->add_flag("--json", *json, "With --dry-run: print the plan as JSON");
   add_context_options(cmd, *o);
@@ -361,14 +406,17 @@ void add_launch(CLI::App& app) {
     r.hostfile = job_dir(c.allocation, c.env) + "/hostfile";
     job::LaunchPlan plan = job::plan_launch(c.allocation, *c.machine, c.gpus, c.cpus, r);
     if (!plan.hostfile_text.empty()) {
-      std::string named = fmt::format("{}-{}", r.hostfile, util::hex64(util::xxh3(plan.hostfile_text)).substr(0, 8));
+      std::string named = fmt::format("{}-{}", r.hostfile,
+                                      util::hex64(util::xxh3(plan.hostfile_text)).substr(0, 8));
       for (auto& a : plan.argv)
         if (a == r.hostfile) a = named;
       write_job_file(named, plan.hostfile_text);
     }
     if (*dry_run) {
-      if (*json) std::printf("%s\n", context_json(c, &plan).dump(2).c_str());
-      else std::printf("%s\n", quoted_line(plan.argv).c_str());
+      if (*json)
+        std::printf("%s\n", context_json(c, &plan).dump(2).c_str());
+      else
+        std::printf("%s\n", quoted_line(plan.argv).c_str());
       return;
     }
     // The launcher replaces ferry: its exit status and signals are the job's.
@@ -381,7 +429,8 @@ std::vector<std::vector<unsigned>> parse_rank_cpus(const std::string& text) {
   std::size_t pos = 0;
   while (pos <= text.size()) {
     std::size_t colon = text.find(':', pos);
-    out.push_back(job::parse_cpu_list(text.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos), "--cpus"));
+    out.push_back(job::parse_cpu_list(
+        text.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos), "--cpus"));
     if (colon == std::string::npos) break;
     pos = colon + 1;
   }
@@ -399,13 +448,21 @@ void add_rank(CLI::App& app) {
   auto extra = std::make_shared<std::vector<std::string>>();
   auto json = std::make_shared<bool>(false);
   auto command = std::make_shared<std::vector<std::string>>();
-  CLI::App* cmd = app.add_subcommand("rank", "Run COMMAND as one rank: set RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, ... and its GPU (ferry launch puts this in front of every rank)");
-  cmd->add_option("--spawn", *spawn, "Start N local ranks of COMMAND on this host (ferry's local launcher)");
-  cmd->add_option("--master-addr", *addr, "MASTER_ADDR (default: $MASTER_ADDR, else the allocation's first host)");
-  cmd->add_option("--master-port", *port, "MASTER_PORT (default: $MASTER_PORT, else derived from the job id)");
+  CLI::App* cmd =
+      app.add_subcommand("rank",
+                         "Run COMMAND as one rank: set RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, "
+                         "... and its GPU (ferry launch puts this in front of every rank)");
+  cmd->add_option("--spawn", *spawn,
+                  "Start N local ranks of COMMAND on this host (ferry's local launcher)");
+  cmd->add_option("--master-addr", *addr,
+                  "MASTER_ADDR (default: $MASTER_ADDR, else the allocation's first host)");
+  cmd->add_option("--master-port", *port,
+                  "MASTER_PORT (default: $MASTER_PORT, else derived from the job id)");
   cmd->add_option("--gpus", *gpus, "Visible GPU selectors in local-rank order, comma-separated");
   cmd->add_option("--gpus-per-rank", *gpr, "GPUs each rank gets from --gpus");
-  cmd->add_option("--visibility", *visibility, "Variable that selects GPUs (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK)");
+  cmd->add_option(
+      "--visibility", *visibility,
+      "Variable that selects GPUs (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK)");
   cmd->add_option("--cpus", *cpus, "CPU lists per local rank, ':'-separated (0-7:8-15)");
   cmd->add_option("--env", *extra, "KEY=VALUE set unless already set")->take_all();
   cmd->add_flag("--json", *json, "Print this rank's variables as JSON instead of running COMMAND");
@@ -413,13 +470,15 @@ void add_rank(CLI::App& app) {
   cmd->callback([=] {
     job::Environ env = job::current_environ();
     if (*spawn > 0) {
-      if (command->empty()) throw Error("--spawn: no command to run (put it after --)", Error::Kind::usage);
+      if (command->empty())
+        throw Error("--spawn: no command to run (put it after --)", Error::Kind::usage);
       // Each child is this same command without --spawn.
       std::vector<std::string> self = {util::self_executable(), "rank"};
       if (!addr->empty()) self.insert(self.end(), {"--master-addr", *addr});
       if (*port) self.insert(self.end(), {"--master-port", std::to_string(**port)});
       if (!gpus->empty())
-        self.insert(self.end(), {"--gpus", *gpus, "--gpus-per-rank", std::to_string(*gpr), "--visibility", *visibility});
+        self.insert(self.end(), {"--gpus", *gpus, "--gpus-per-rank", std::to_string(*gpr),
+                                 "--visibility", *visibility});
       if (!cpus->empty()) self.insert(self.end(), {"--cpus", *cpus});
       for (const auto& kv : *extra) self.insert(self.end(), {"--env", kv});
       self.push_back("--");
@@ -442,7 +501,8 @@ void add_rank(CLI::App& app) {
       std::size_t pos = 0;
       while (pos <= gpus->size()) {
         std::size_t comma = gpus->find(',', pos);
-        setup.gpu_selectors.push_back(gpus->substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+        setup.gpu_selectors.push_back(
+            gpus->substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
         if (comma == std::string::npos) break;
         pos = comma + 1;
       }
@@ -452,7 +512,8 @@ void add_rank(CLI::App& app) {
     if (!cpus->empty()) setup.cpus = parse_rank_cpus(*cpus);
     for (const auto& kv : *extra) {
       auto eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) throw Error(fmt::format("--env {}: expected KEY=VALUE", kv), Error::Kind::usage);
+      if (eq == std::string::npos || eq == 0)
+        throw Error(fmt::format("--env {}: expected KEY=VALUE", kv), Error::Kind::usage);
       setup.extra_env[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
     job::RankInfo rank = job::resolve_rank(env);
@@ -465,7 +526,9 @@ void add_rank(CLI::App& app) {
     }
     job::bind_rank_cpus(rank, setup);
     // ferry's own local-launcher variables end here: a launch inside the rank starts afresh.
-    for (const char* k : {"FERRY_RANK", "FERRY_LOCAL_RANK", "FERRY_WORLD_SIZE", "FERRY_LOCAL_WORLD_SIZE"}) env.erase(k);
+    for (const char* k :
+         {"FERRY_RANK", "FERRY_LOCAL_RANK", "FERRY_WORLD_SIZE", "FERRY_LOCAL_WORLD_SIZE"})
+      env.erase(k);
     for (const auto& [k, v] : vars) env[k] = v;
     job::exec_command(*command, env);
   });

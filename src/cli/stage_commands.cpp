@@ -16,19 +16,23 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::string mib(std::uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
+std::string mib(std::uint64_t bytes) {
+  return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
+}
 
 void print_result(const stage::StageResult& r) {
   std::printf("%-16s %-9s %12s %9s\n", "host", "status", "bytes", "seconds");
   for (const auto& n : r.nodes)
-    std::printf("%-16s %-9s %12s %9.2f\n", n.host.c_str(), n.status.c_str(), mib(n.bytes).c_str(), n.seconds);
+    std::printf("%-16s %-9s %12s %9.2f\n", n.host.c_str(), n.status.c_str(), mib(n.bytes).c_str(),
+                n.seconds);
   std::string phases;
-  for (const auto& [k, v] : r.phases) phases += fmt::format("{}{} {:.2f} s", phases.empty() ? "" : ", ", k, v);
+  for (const auto& [k, v] : r.phases)
+    phases += fmt::format("{}{} {:.2f} s", phases.empty() ? "" : ", ", k, v);
   if (r.ok) {
-    std::printf("staged %s on %zu nodes in %.2f s via %s (%s)\n", r.dir.c_str(), r.nodes.size(), r.seconds,
-                r.via.c_str(), phases.c_str());
-    std::printf("  use it: eval \"$(ferry activate %s)\"   (or PATH=%s/bin:$PATH)\n", util::shell_word(r.dir).c_str(),
-                util::shell_word(r.dir).c_str());
+    std::printf("staged %s on %zu nodes in %.2f s via %s (%s)\n", r.dir.c_str(), r.nodes.size(),
+                r.seconds, r.via.c_str(), phases.c_str());
+    std::printf("  use it: eval \"$(ferry activate %s)\"   (or PATH=%s/bin:$PATH)\n",
+                util::shell_word(r.dir).c_str(), util::shell_word(r.dir).c_str());
   }
 }
 
@@ -38,20 +42,29 @@ void add_stage(CLI::App& app) {
   auto o = std::make_shared<stage::StageOptions>();
   auto via = std::make_shared<std::string>("auto");
   auto json = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand("stage", "Put an environment archive on node-local storage on every node of this job, all or nothing");
-  cmd->add_option("ARCHIVE", o->archive, "Archive made by ferry pack (or any archive ferry unpack reads)")->required();
-  cmd->add_option("--to", o->dir, "Directory on every node (absolute, node-local: /mnt/bb/$USER/env)")->required();
+  CLI::App* cmd = app.add_subcommand(
+      "stage",
+      "Put an environment archive on node-local storage on every node of this job, all or nothing");
+  cmd->add_option("ARCHIVE", o->archive,
+                  "Archive made by ferry pack (or any archive ferry unpack reads)")
+      ->required();
+  cmd->add_option("--to", o->dir,
+                  "Directory on every node (absolute, node-local: /mnt/bb/$USER/env)")
+      ->required();
   cmd->add_option("--via", *via, "auto (MPI when ferry-mpi is built, else sbcast), mpi or sbcast")
       ->check(CLI::IsMember({"auto", "mpi", "sbcast"}));
   cmd->add_option("-j,--jobs", o->jobs, "Threads per node (default: all cores)");
   cmd->add_option("--timeout", o->timeout, "Seconds before a stuck stage fails (default 1800)");
-  cmd->add_option("--start-timeout", o->start_timeout,
-                  "MPI path: seconds for the ranks to start on every node before the launcher is stopped "
-                  "(default 60)");
+  cmd->add_option(
+      "--start-timeout", o->start_timeout,
+      "MPI path: seconds for the ranks to start on every node before the launcher is stopped "
+      "(default 60)");
   cmd->add_flag("--json", *json, "Print the per-node report as JSON");
   cmd->callback([=] {
     stage::StageOptions opts = *o;
-    opts.via = *via == "mpi" ? stage::Via::mpi : *via == "sbcast" ? stage::Via::sbcast : stage::Via::automatic;
+    opts.via = *via == "mpi"      ? stage::Via::mpi
+               : *via == "sbcast" ? stage::Via::sbcast
+                                  : stage::Via::automatic;
     opts.progress = !*json;  // drawn only when stderr is a terminal
     opts.ferry = util::self_executable();
     opts.ferry_mpi = (std::filesystem::path(opts.ferry).parent_path() / "ferry-mpi").string();
@@ -59,12 +72,22 @@ void add_stage(CLI::App& app) {
     if (*json) {
       Json nodes = Json::array();
       for (const auto& n : r.nodes)
-        nodes.push_back({{"host", n.host}, {"status", n.status}, {"bytes", n.bytes}, {"files", n.files},
-                         {"seconds", n.seconds}, {"error", n.error}});
+        nodes.push_back({{"host", n.host},
+                         {"status", n.status},
+                         {"bytes", n.bytes},
+                         {"files", n.files},
+                         {"seconds", n.seconds},
+                         {"error", n.error}});
       Json phases = Json::object();  // in the order they happened
       for (const auto& [name, seconds] : r.phases) phases[name] = seconds;
-      Json j = {{"ok", r.ok}, {"via", r.via}, {"archive", r.archive}, {"dir", r.dir}, {"archive_bytes", r.archive_bytes},
-                {"seconds", r.seconds}, {"phases", phases}, {"nodes", nodes}};
+      Json j = {{"ok", r.ok},
+                {"via", r.via},
+                {"archive", r.archive},
+                {"dir", r.dir},
+                {"archive_bytes", r.archive_bytes},
+                {"seconds", r.seconds},
+                {"phases", phases},
+                {"nodes", nodes}};
       std::printf("%s\n", j.dump(2).c_str());
     } else {
       print_result(r);
@@ -77,7 +100,9 @@ void add_stage(CLI::App& app) {
           std::fprintf(stderr, "ferry: error: %s: %s\n", n.host.c_str(), n.error.c_str());
           any = true;
         }
-      if (!any) std::fprintf(stderr, "ferry: error: stage of %s to %s failed\n", r.archive.c_str(), r.dir.c_str());
+      if (!any)
+        std::fprintf(stderr, "ferry: error: stage of %s to %s failed\n", r.archive.c_str(),
+                     r.dir.c_str());
       std::fflush(stdout);
       std::exit(1);
     }
@@ -88,19 +113,22 @@ void add_stage(CLI::App& app) {
   auto mode_prepare = std::make_shared<bool>(false);
   auto mode_sweep = std::make_shared<bool>(false);
   auto identity = std::make_shared<std::string>();
-  CLI::App* n = app.add_subcommand("stage-node", "The per-node part of ferry stage (started by it)");
+  CLI::App* n =
+      app.add_subcommand("stage-node", "The per-node part of ferry stage (started by it)");
   n->group("");  // hidden from --help
   n->add_option("--archive", node->archive, "This node's copy of the archive")->required();
   n->add_option("--to", node->dir, "Directory to stage into")->required();
   n->add_option("-j,--jobs", node->jobs, "Threads");
   n->add_flag("--remove-archive", node->remove_archive, "Remove the copy when done");
-  n->add_flag("--prepare", *mode_prepare, "Check and prepare this node; report whether it holds the archive");
+  n->add_flag("--prepare", *mode_prepare,
+              "Check and prepare this node; report whether it holds the archive");
   n->add_option("--identity", *identity, "With --prepare: the archive's identity");
   n->add_flag("--sweep", *mode_sweep, "Remove what a failed stage left here");
   n->callback([=] {
     if (*mode_prepare) {
       std::uint64_t id = std::stoull(identity->empty() ? "0" : *identity, nullptr, 16);
-      std::printf("%s\n", stage::report_line(stage::prepare_node(node->dir, node->archive, id)).c_str());
+      std::printf("%s\n",
+                  stage::report_line(stage::prepare_node(node->dir, node->archive, id)).c_str());
       return;
     }
     if (*mode_sweep) {

@@ -60,7 +60,8 @@ class JobArena {
  public:
   explicit JobArena(unsigned jobs)
       : m_limit(tbb::global_control::max_allowed_parallelism,
-                std::max<std::size_t>(jobs, static_cast<std::size_t>(tbb::info::default_concurrency()))),
+                std::max<std::size_t>(jobs,
+                                      static_cast<std::size_t>(tbb::info::default_concurrency()))),
         m_arena(static_cast<int>(jobs)) {}
   template <class F>
   void execute(F&& f) {

@@ -21,8 +21,8 @@ using Json = nlohmann::json;
 
 bool skip_top_level(const std::string& name) {
   static const std::set<std::string> skipped = {
-      "pkgs",  "envs",   "conda-bld", ".conda_lock", "users",      "conda-recipes",
-      ".index", ".unionfs", ".nonadmin", "python.app", "Launcher.app"};
+      "pkgs",   "envs",     "conda-bld", ".conda_lock", "users",       "conda-recipes",
+      ".index", ".unionfs", ".nonadmin", "python.app",  "Launcher.app"};
   std::string lower = name;
   std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
   // conda-pack compares against ".DS_STORE" case-sensitively and so never matches macOS's
@@ -68,8 +68,7 @@ std::optional<PythonInfo> find_python(const std::string& prefix) {
     if (name.rfind("python-", 0) != 0 || ent.path().extension() != ".json") continue;
     Json info = load_json(ent.path().string());
     if (info.value("name", "") != "python") continue;
-    if (found)
-      throw Error(fmt::format("{}: more than one python package is installed", prefix));
+    if (found) throw Error(fmt::format("{}: more than one python package is installed", prefix));
     PythonInfo p;
     p.version = info.value("version", "");
     std::string major_minor = p.version.substr(0, p.version.find('.', p.version.find('.') + 1));
@@ -104,10 +103,11 @@ void check_editables(const std::string& prefix, const std::string& site_packages
   std::sort(editable.begin(), editable.end());
   std::string list;
   for (const auto& e : editable) list += (list.empty() ? "" : ", ") + e;
-  throw Error(fmt::format("{}: cannot pack an environment with editable packages (pip install -e "
-                          "or setup.py develop): {}; use --ignore-editable-packages to pack "
-                          "them as they are",
-                          prefix, list));
+  throw Error(
+      fmt::format("{}: cannot pack an environment with editable packages (pip install -e "
+                  "or setup.py develop): {}; use --ignore-editable-packages to pack "
+                  "them as they are",
+                  prefix, list));
 }
 
 std::string noarch_type(const std::string& pkg) {
@@ -147,15 +147,16 @@ std::map<std::string, PrefixRecord> read_has_prefix(const std::string& path) {
     std::istringstream in(line);
     std::string tok;
     while (in >> tok) {
-      tok.erase(std::remove_if(tok.begin(), tok.end(), [](char c) { return c == '"' || c == '\''; }),
-                tok.end());
+      tok.erase(
+          std::remove_if(tok.begin(), tok.end(), [](char c) { return c == '"' || c == '\''; }),
+          tok.end());
       tokens.push_back(tok);
     }
     if (tokens.size() == 1) {
       out[tokens[0]] = {"/opt/anaconda1anaconda2anaconda3", format::RelocMode::text};
     } else if (tokens.size() == 3) {
-      out[tokens[2]] = {tokens[0], tokens[1] == "binary" ? format::RelocMode::binary
-                                                         : format::RelocMode::text};
+      out[tokens[2]] = {
+          tokens[0], tokens[1] == "binary" ? format::RelocMode::binary : format::RelocMode::text};
     } else {
       throw Error(fmt::format("{}: cannot parse line '{}'", path, line));
     }
@@ -205,7 +206,8 @@ Collection collect_conda(const PackOptions& options, const std::string& prefix) 
     std::vector<std::string> files;
     if (info.contains("files") && info["files"].is_array())
       for (const auto& f : info["files"])
-        if (f.is_string() && f.get<std::string>() != ".nonadmin") files.push_back(f.get<std::string>());
+        if (f.is_string() && f.get<std::string>() != ".nonadmin")
+          files.push_back(f.get<std::string>());
 
     std::vector<PackItem> new_items;
     if (source.empty() || !exists(source)) {
@@ -221,8 +223,8 @@ Collection collect_conda(const PackOptions& options, const std::string& prefix) 
     } else {
       bool is_noarch = noarch_type(source) == "python";
       if (is_noarch && !python)
-        throw Error(fmt::format("{}: noarch python package {} but no python is installed",
-                                prefix, pkg_id));
+        throw Error(
+            fmt::format("{}: noarch python package {} but no python is installed", prefix, pkg_id));
       auto map_path = [&](const std::string& p) {
         if (!is_noarch) return p;
         if (p.rfind("site-packages/", 0) == 0) return python->site_packages + p.substr(13);
@@ -257,7 +259,7 @@ Collection collect_conda(const PackOptions& options, const std::string& prefix) 
             // CEP 34: file_mode defaults to text (conda-pack treats a missing mode as no prefix).
             PrefixRecord rec{p["prefix_placeholder"].get<std::string>(),
                              p.value("file_mode", "text") == "binary" ? format::RelocMode::binary
-                                                                       : format::RelocMode::text};
+                                                                      : format::RelocMode::text};
             add_cached(rel, &rec);
           } else {
             add_cached(rel, nullptr);
@@ -265,7 +267,8 @@ Collection collect_conda(const PackOptions& options, const std::string& prefix) 
         }
       } else {
         std::map<std::string, PrefixRecord> has_prefix;
-        if (exists(source + "/info/has_prefix")) has_prefix = read_has_prefix(source + "/info/has_prefix");
+        if (exists(source + "/info/has_prefix"))
+          has_prefix = read_has_prefix(source + "/info/has_prefix");
         for (const std::string& rel : read_lines(source + "/info/files")) {
           auto it = has_prefix.find(rel);
           add_cached(rel, it == has_prefix.end() ? nullptr : &it->second);
@@ -274,7 +277,8 @@ Collection collect_conda(const PackOptions& options, const std::string& prefix) 
       if (is_noarch) {  // files made at link time: .pyc and entry points, read from the env
         for (const std::string& f : files) {
           if (seen.count(f)) continue;
-          if (f.size() > 4 && f.compare(f.size() - 4, 4, ".pyc") == 0 && !on_disk.count(f)) continue;
+          if (f.size() > 4 && f.compare(f.size() - 4, 4, ".pyc") == 0 && !on_disk.count(f))
+            continue;
           PackItem item;
           item.target = f;
           item.source = prefix + "/" + f;
@@ -313,9 +317,10 @@ Collection collect_conda(const PackOptions& options, const std::string& prefix) 
       detail += fmt::format("{}{} ({} file{}, e.g. {})", detail.empty() ? "" : "; ", pkg,
                             targets.size(), targets.size() == 1 ? "" : "s", targets.front());
     }
-    throw Error(fmt::format("{}: files managed by conda are missing (deleted or overwritten, "
-                            "often by pip): {}; use --ignore-missing-files to pack without them",
-                            prefix, detail));
+    throw Error(
+        fmt::format("{}: files managed by conda are missing (deleted or overwritten, "
+                    "often by pip): {}; use --ignore-missing-files to pack without them",
+                    prefix, detail));
   }
 
   // A path claimed by two packages: the env holds one of them; pack what the env holds.
@@ -327,9 +332,10 @@ Collection collect_conda(const PackOptions& options, const std::string& prefix) 
     item.reloc = format::RelocMode::none;
   }
   if (!clobbered.empty())
-    c.warnings.push_back(fmt::format("{}: {} paths are claimed by more than one package (e.g. {}); "
-                                     "packed as they are in the environment",
-                                     prefix, clobbered.size(), *clobbered.begin()));
+    c.warnings.push_back(
+        fmt::format("{}: {} paths are claimed by more than one package (e.g. {}); "
+                    "packed as they are in the environment",
+                    prefix, clobbered.size(), *clobbered.begin()));
 
   // Unmanaged files (pip installs, user data): from the env, scanned for the prefix. Only the
   // bytecode of managed sources is left out, so the unmanaged files join `chosen` after the walk:
@@ -358,7 +364,8 @@ Collection collect_conda(const PackOptions& options, const std::string& prefix) 
 
   for (auto& [target, item] : chosen) {
     if (!stat_item(item))
-      throw Error(fmt::format("{}: cannot read (package cache changed while packing?)", item.source));
+      throw Error(
+          fmt::format("{}: cannot read (package cache changed while packing?)", item.source));
     if (item.type != format::EntryType::file) {
       item.detect = Detect::none;
       item.reloc = format::RelocMode::none;

@@ -53,9 +53,10 @@ bool stat_item(PackItem& item) {
   } else if (S_ISREG(st.st_mode)) {
     item.type = format::EntryType::file;
   } else {
-    throw Error(fmt::format("{}: not a regular file, directory or symlink; ferry does not pack "
-                            "sockets, FIFOs or devices",
-                            item.source));
+    throw Error(
+        fmt::format("{}: not a regular file, directory or symlink; ferry does not pack "
+                    "sockets, FIFOs or devices",
+                    item.source));
   }
   return true;
 }

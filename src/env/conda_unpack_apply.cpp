@@ -54,25 +54,32 @@ class FileRewriter {
     int raw = util::open_beneath(m_root_fd, t.rel, O_RDONLY | O_NONBLOCK);
     if (raw < 0) {
       if (errno == ENOENT)
-        throw Error(fmt::format("{}: named by bin/conda-unpack's relocation records but not in the "
-                                "archive (damaged or tampered archive)", subject));
+        throw Error(
+            fmt::format("{}: named by bin/conda-unpack's relocation records but not in the "
+                        "archive (damaged or tampered archive)",
+                        subject));
       if (errno == ELOOP || errno == ENOTDIR || errno == EXDEV)
-        throw Error(fmt::format("{}: named by bin/conda-unpack's relocation records but {} "
-                                "(tampered archive?)", subject,
-                                errno == ELOOP ? "is a symlink or lies beyond one"
-                                               : "lies beyond a symlink or a file"));
+        throw Error(
+            fmt::format("{}: named by bin/conda-unpack's relocation records but {} "
+                        "(tampered archive?)",
+                        subject,
+                        errno == ELOOP ? "is a symlink or lies beyond one"
+                                       : "lies beyond a symlink or a file"));
       util::throw_errno(subject, "cannot open for relocation", errno);
     }
     util::UniqueFd fd(raw);
     struct stat st {};
     if (::fstat(raw, &st) != 0) util::throw_errno(subject, "cannot stat", errno);
     if (!S_ISREG(st.st_mode))
-      throw Error(fmt::format("{}: named by bin/conda-unpack's relocation records but not a "
-                              "regular file (tampered archive?)", subject));
+      throw Error(
+          fmt::format("{}: named by bin/conda-unpack's relocation records but not a "
+                      "regular file (tampered archive?)",
+                      subject));
     // Names of one inode are relocated one at a time: each sees what the previous one wrote.
     std::unique_lock<std::mutex> linked;
     if (st.st_nlink > 1) linked = std::unique_lock(m_linked_mutex);
-    if (static_cast<std::uint64_t>(st.st_size) > format::k_stream_min && rewrite_streamed(t, raw, st, subject))
+    if (static_cast<std::uint64_t>(st.st_size) > format::k_stream_min &&
+        rewrite_streamed(t, raw, st, subject))
       return;
     std::string data = read_whole(raw, subject);
     bool changed = false;
@@ -82,7 +89,7 @@ class FileRewriter {
       if (!mode) {
         if (data.find(step.placeholder) == std::string::npos) continue;
         mode = data.find('\0') == std::string::npos ? format::RelocMode::text
-                                                     : format::RelocMode::binary;
+                                                    : format::RelocMode::binary;
       }
       if (!m_relocator.apply(t.rel, data, *mode, step.placeholder, out)) continue;
       data.swap(out);
@@ -95,7 +102,8 @@ class FileRewriter {
   // A file too large to hold: each step streams the current content through the relocation rule
   // into an unnamed temporary file beside it (O_TMPFILE), and the result is copied back in place.
   // false when the file system has no O_TMPFILE (the caller then reads the file whole).
-  bool rewrite_streamed(const Target& t, int fd, const struct stat& st, const std::string& subject) {
+  bool rewrite_streamed(const Target& t, int fd, const struct stat& st,
+                        const std::string& subject) {
     util::UniqueFd current;
     bool changed = false;
     for (const Step& step : t.steps) {
@@ -143,10 +151,12 @@ class FileRewriter {
   }
 
   // write_back's streamed twin: the relocated content of `from` replaces the file's, in place.
-  void copy_back(const std::string& rel, int read_fd, int from, const struct stat& st, const std::string& subject) {
+  void copy_back(const std::string& rel, int read_fd, int from, const struct stat& st,
+                 const std::string& subject) {
     util::UniqueFd fd = open_for_write(rel, read_fd, st, subject);
     if (::ftruncate(fd.get(), 0) != 0) util::throw_errno(subject, "cannot truncate", errno);
-    read_pieces(from, subject, [&](std::string_view piece) { util::write_all(fd.get(), piece, subject); });
+    read_pieces(from, subject,
+                [&](std::string_view piece) { util::write_all(fd.get(), piece, subject); });
     finish_write(fd.get(), st, subject);
   }
 

@@ -79,7 +79,9 @@ class Reader {
       char e = m_text[m_pos++];
       switch (e) {
         case '\n': break;  // a line continuation
-        case '\\': case '\'': case '"': out += e; break;
+        case '\\':
+        case '\'':
+        case '"': out += e; break;
         case 'a': out += '\a'; break;
         case 'b': out += '\b'; break;
         case 'f': out += '\f'; break;
@@ -144,10 +146,14 @@ class Reader {
     for (int i = 0; i < digits; ++i) {
       char c = m_pos < m_text.size() ? m_text[m_pos] : '\0';
       v <<= 4;
-      if (c >= '0' && c <= '9') v |= static_cast<char32_t>(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= static_cast<char32_t>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= static_cast<char32_t>(c - 'A' + 10);
-      else fail("truncated \\x, \\u or \\U escape");
+      if (c >= '0' && c <= '9')
+        v |= static_cast<char32_t>(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        v |= static_cast<char32_t>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        v |= static_cast<char32_t>(c - 'A' + 10);
+      else
+        fail("truncated \\x, \\u or \\U escape");
       ++m_pos;
     }
     if (v > 0x10FFFF) fail("escape beyond U+10FFFF");
@@ -190,9 +196,12 @@ CondaUnpackRecords parse_conda_unpack_records(std::string_view script, const std
     std::string mode = in.string(Encoding::utf8);
     in.accept(',');
     in.expect(')');
-    if (mode == "binary") rec.mode = format::RelocMode::binary;
-    else if (mode == "text") rec.mode = format::RelocMode::text;
-    else in.fail(fmt::format("unknown mode '{}'", mode));
+    if (mode == "binary")
+      rec.mode = format::RelocMode::binary;
+    else if (mode == "text")
+      rec.mode = format::RelocMode::text;
+    else
+      in.fail(fmt::format("unknown mode '{}'", mode));
     if (rec.placeholder.empty()) in.fail("an empty placeholder");
     records.list.push_back(std::move(rec));
     if (!in.accept(',')) {

@@ -58,7 +58,11 @@ template <typename Bytes>
 std::vector<std::pair<std::uint64_t, std::uint64_t>> search_paths(const Bytes& d) {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
   char ident[6];
-  if (d.size() < 64 || !d.read(0, ident, sizeof ident) || std::memcmp(ident, "\x7f" "ELF", 4) != 0 ||
+  if (d.size() < 64 || !d.read(0, ident, sizeof ident) ||
+      std::memcmp(ident,
+                  "\x7f"
+                  "ELF",
+                  4) != 0 ||
       ident[4] != 2 /*64-bit*/ || ident[5] != 1 /*LE*/)
     return out;
   std::uint64_t phoff = 0;
@@ -87,7 +91,8 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> search_paths(const Bytes& d
   constexpr std::uint64_t k_max_entries = 4096;
   constexpr std::size_t k_max_paths = 8;
   std::vector<std::uint64_t> paths;
-  std::uint64_t end = dynamic->offset + std::min<std::uint64_t>(dynamic->filesz, k_max_entries * 16);
+  std::uint64_t end =
+      dynamic->offset + std::min<std::uint64_t>(dynamic->filesz, k_max_entries * 16);
   for (std::uint64_t at = dynamic->offset; at + 16 <= end; at += 16) {
     std::int64_t tag = 0;
     std::uint64_t val = 0;
@@ -145,14 +150,16 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> elf_search_paths_in_file(in
   return search_paths(FileBytes{fd, static_cast<std::uint64_t>(size)});
 }
 
-BinaryResult search_path_patches(int fd, std::string_view from, std::string_view to, const std::string& subject,
+BinaryResult search_path_patches(int fd, std::string_view from, std::string_view to,
+                                 const std::string& subject,
                                  std::vector<std::pair<std::uint64_t, std::string>>& patches) {
   off_t size = ::lseek(fd, 0, SEEK_END);
   if (size < 0) util::throw_errno(subject, "cannot read", errno);
   FileBytes bytes{fd, static_cast<std::uint64_t>(size)};
   for (auto [begin, end] : search_paths(bytes)) {
     std::string cstring(static_cast<std::size_t>(end - begin + 1), '\0');  // with its NUL
-    if (!bytes.read(begin, cstring.data(), cstring.size())) util::throw_errno(subject, "cannot read", errno);
+    if (!bytes.read(begin, cstring.data(), cstring.size()))
+      util::throw_errno(subject, "cannot read", errno);
     std::string replaced;
     BinaryResult r = replace_binary(cstring, from, to, replaced);
     if (r == BinaryResult::too_long) return r;
@@ -167,7 +174,8 @@ BinaryResult replace_search_paths_in_file(int fd, std::string_view from, std::st
   BinaryResult result = search_path_patches(fd, from, to, subject, patches);
   if (result == BinaryResult::too_long) return result;
   for (const auto& [at, text] : patches)
-    if (::pwrite(fd, text.data(), text.size(), static_cast<off_t>(at)) != static_cast<ssize_t>(text.size()))
+    if (::pwrite(fd, text.data(), text.size(), static_cast<off_t>(at)) !=
+        static_cast<ssize_t>(text.size()))
       util::throw_errno(subject, "cannot rewrite", errno ? errno : ENOSPC);
   return result;
 }

@@ -28,9 +28,9 @@ bool replace_text(std::string_view data, std::string_view from, std::string_view
 
 enum class BinaryResult { unchanged, replaced, too_long };
 // Binary (conda's C-string rule): each run from an occurrence of `from` to the next NUL has every
-// `from` in it replaced and (len(from) - len(to)) * count NULs added after its NUL, so the file keeps
-// its length. An occurrence with no NUL before the end is left alone. too_long: `to` is longer than
-// `from` and an occurrence exists (out is then unspecified).
+// `from` in it replaced and (len(from) - len(to)) * count NULs added after its NUL, so the file
+// keeps its length. An occurrence with no NUL before the end is left alone. too_long: `to` is
+// longer than `from` and an occurrence exists (out is then unspecified).
 BinaryResult replace_binary(std::string_view data, std::string_view from, std::string_view to,
                             std::string& out);
 
@@ -83,7 +83,8 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> elf_search_paths_in_file(in
 
 // The ELF search-path strings of the file open at fd as the binary rule rewrites them, with their
 // file offsets (same lengths), nothing written: patches gets only the changed ones.
-BinaryResult search_path_patches(int fd, std::string_view from, std::string_view to, const std::string& subject,
+BinaryResult search_path_patches(int fd, std::string_view from, std::string_view to,
+                                 const std::string& subject,
                                  std::vector<std::pair<std::uint64_t, std::string>>& patches);
 
 // The binary rule inside the ELF search-path strings of the file open at fd (read with pread,

@@ -42,13 +42,17 @@ Inspection inspect(const std::string& archive) {
         ++in.files;
         in.bytes += f.size;
         if (f.mode == format::RelocMode::text) ++in.text_records;
-        if (f.mode == format::RelocMode::binary || f.mode == format::RelocMode::rpath) ++in.binary_records;
+        if (f.mode == format::RelocMode::binary || f.mode == format::RelocMode::rpath)
+          ++in.binary_records;
       }
       return false;  // the manifest says everything else
     }
     if (path.rfind(".ferry", 0) == 0) return true;
     switch (m.entry.type) {
-      case format::EntryType::file: ++in.files; in.bytes += m.data.size(); break;
+      case format::EntryType::file:
+        ++in.files;
+        in.bytes += m.data.size();
+        break;
       case format::EntryType::directory: ++in.directories; break;
       case format::EntryType::symlink: ++in.symlinks; break;
       case format::EntryType::hardlink: ++in.hardlinks; break;
@@ -64,7 +68,8 @@ std::string activation_script(const std::string& dest_arg, Shell shell) {
   std::string dest = util::absolute_path(dest_arg);
   struct stat st {};
   if (::stat((dest + "/bin").c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    throw Error(fmt::format("{}: not an unpacked environment (no bin/ directory)", dest), Error::Kind::usage);
+    throw Error(fmt::format("{}: not an unpacked environment (no bin/ directory)", dest),
+                Error::Kind::usage);
   Kind kind = detect_kind(dest);
   std::string q = util::shell_quote(dest);
   std::string name = std::filesystem::path(dest).filename().string();
@@ -87,9 +92,10 @@ std::string activation_script(const std::string& dest_arg, Shell shell) {
   out += "unset PYTHONHOME\n";
   out += "hash -r 2>/dev/null || true\n";
   // conda runs the env's activate.d scripts on activation; so does this.
-  out += fmt::format("for _ferry_f in {}/etc/conda/activate.d/*.sh; do [ -f \"$_ferry_f\" ] && . "
-                     "\"$_ferry_f\"; done; unset _ferry_f\n",
-                     q);
+  out += fmt::format(
+      "for _ferry_f in {}/etc/conda/activate.d/*.sh; do [ -f \"$_ferry_f\" ] && . "
+      "\"$_ferry_f\"; done; unset _ferry_f\n",
+      q);
   (void)name;
   return out;
 }

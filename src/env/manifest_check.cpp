@@ -46,7 +46,8 @@ class VerifyingFilter : public format::MemberFilter {
 
   void patch(int fd) override {
     if (!m_rpath) return;
-    auto result = relocation::replace_search_paths_in_file(fd, m_placeholder, m_relocator.dest, m_subject);
+    auto result =
+        relocation::replace_search_paths_in_file(fd, m_placeholder, m_relocator.dest, m_subject);
     if (result == relocation::BinaryResult::too_long) {
       std::lock_guard lock(m_relocator.mutex);
       m_relocator.too_long.push_back(m_row.path);
@@ -81,12 +82,14 @@ const char* type_name(format::EntryType t) {
 
 }  // namespace
 
-ManifestCheck::ManifestCheck(const format::Manifest& manifest, std::string archive, Relocator& relocator)
+ManifestCheck::ManifestCheck(const format::Manifest& manifest, std::string archive,
+                             Relocator& relocator)
     : m_manifest(manifest),
       m_archive(std::move(archive)),
       m_relocator(relocator),
       m_file_seen(manifest.files.size()) {
-  for (std::size_t i = 0; i < manifest.files.size(); ++i) m_files.emplace(manifest.files[i].path, i);
+  for (std::size_t i = 0; i < manifest.files.size(); ++i)
+    m_files.emplace(manifest.files[i].path, i);
   for (const auto& d : manifest.dir_entries) m_dirs.emplace(d.path, d.perm);
   for (const auto& l : manifest.symlink_entries) m_symlinks.emplace(l.path, l.target);
   for (const auto& l : manifest.hardlink_entries)
@@ -111,14 +114,16 @@ void ManifestCheck::on_member(const format::Member& m) {
     case format::EntryType::directory: {
       auto it = m_dirs.find(path);
       if (it == m_dirs.end()) unlisted();
-      if ((e.mode & 07777) != it->second) fail(path, "mode differs from the manifest (tampered archive?)");
+      if ((e.mode & 07777) != it->second)
+        fail(path, "mode differs from the manifest (tampered archive?)");
       ++m_dirs_seen;
       break;
     }
     case format::EntryType::symlink: {
       auto it = m_symlinks.find(path);
       if (it == m_symlinks.end()) unlisted();
-      if (e.link != it->second) fail(path, "symlink target differs from the manifest (tampered archive?)");
+      if (e.link != it->second)
+        fail(path, "symlink target differs from the manifest (tampered archive?)");
       ++m_symlinks_seen;
       break;
     }
@@ -159,7 +164,8 @@ std::unique_ptr<format::MemberFilter> ManifestCheck::stream(const format::Entry&
   const format::ManifestFile& f = file(e.path, e.mode);
   auto filter = std::make_unique<VerifyingFilter>(
       f, fmt::format("{}: member '{}'", m_archive, util::printable(e.path)), m_relocator);
-  if (f.placeholder >= 0) filter->relocate(m_manifest.placeholders[static_cast<std::size_t>(f.placeholder)]);
+  if (f.placeholder >= 0)
+    filter->relocate(m_manifest.placeholders[static_cast<std::size_t>(f.placeholder)]);
   return filter;
 }
 
@@ -181,9 +187,10 @@ void ManifestCheck::check_complete() const {
   other(m_symlinks, m_symlinks_seen);
   other(m_hardlinks, m_hardlinks_seen);
   if (missing)
-    throw Error(fmt::format("{}: archive is truncated or damaged: {} members listed in the manifest "
-                            "are missing (e.g. {})",
-                            m_archive, missing, util::printable(first)));
+    throw Error(
+        fmt::format("{}: archive is truncated or damaged: {} members listed in the manifest "
+                    "are missing (e.g. {})",
+                    m_archive, missing, util::printable(first)));
 }
 
 }  // namespace ferry::env

@@ -13,9 +13,9 @@
 #include <mutex>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
+#include <nlohmann/json.hpp>
 
 #include "env/collect.hpp"
 #include "env/pieces.hpp"
@@ -39,7 +39,11 @@ bool contains(std::string_view data, std::string_view needle) {
   return !needle.empty() && ::memmem(data.data(), data.size(), needle.data(), needle.size());
 }
 
-bool is_elf(std::string_view data) { return data.size() >= 4 && data.substr(0, 4) == "\x7f" "ELF"; }
+bool is_elf(std::string_view data) {
+  return data.size() >= 4 && data.substr(0, 4) ==
+                                 "\x7f"
+                                 "ELF";
+}
 
 // Where a UTF-8 sequence cut by the end of data begins (data.size() when none is cut): the bytes
 // from there are validated with the next piece.
@@ -55,7 +59,8 @@ std::size_t utf8_cut(std::string_view data) {
 
 // read_pieces of the file at path.
 void read_file_pieces(const std::string& path, const std::function<void(std::string_view)>& piece,
-                      std::uint64_t offset = 0, std::uint64_t size = std::numeric_limits<std::uint64_t>::max()) {
+                      std::uint64_t offset = 0,
+                      std::uint64_t size = std::numeric_limits<std::uint64_t>::max()) {
   util::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) util::throw_errno(path, "cannot open", errno);
   read_pieces(fd.get(), path, piece, offset, size);
@@ -78,9 +83,10 @@ bool relocate_large(const PackItem& item, const std::string& dest, const std::st
     bytes += data.size();
   };
   auto too_long = [&] {
-    throw Error(fmt::format("{}: --dest-prefix {} is longer than the {}-byte prefix space in this "
-                            "binary file",
-                            item.source, dest, out.placeholder.size()));
+    throw Error(
+        fmt::format("{}: --dest-prefix {} is longer than the {}-byte prefix space in this "
+                    "binary file",
+                    item.source, dest, out.placeholder.size()));
   };
   if (out.mode == format::RelocMode::rpath) {
     // Same length: the search-path strings are rewritten, everything else passes as it is.
@@ -96,7 +102,8 @@ bool relocate_large(const PackItem& item, const std::string& dest, const std::st
       piece_copy.assign(piece);
       for (const auto& [where, text] : patches)
         for (std::size_t k = 0; k < text.size(); ++k)
-          if (where + k >= at && where + k < at + piece.size()) piece_copy[where + k - at] = text[k];
+          if (where + k >= at && where + k < at + piece.size())
+            piece_copy[where + k - at] = text[k];
       emit(piece_copy);
       at += piece.size();
     });
@@ -124,8 +131,8 @@ bool relocate_large(const PackItem& item, const std::string& dest, const std::st
 // holds the placeholder, whether it is UTF-8, and for ELF files whether the placeholder is in a
 // search path. false when the data must be relocated at pack time (--dest-prefix): that case is
 // left to load().
-bool classify_large(const PackItem& item, std::uint64_t size, const std::optional<std::string>& dest,
-                    Classified& out) {
+bool classify_large(const PackItem& item, std::uint64_t size,
+                    const std::optional<std::string>& dest, Classified& out) {
   out = Classified{};
   util::Xxh3Stream hash;
   bool utf8 = true, elf = false;
@@ -178,7 +185,8 @@ bool classify_large(const PackItem& item, std::uint64_t size, const std::optiona
       for (auto [begin, end] : relocation::elf_search_paths_in_file(fd.get())) {
         std::string text(static_cast<std::size_t>(end - begin), '\0');
         if (::pread(fd.get(), text.data(), text.size(), static_cast<off_t>(begin)) ==
-                static_cast<ssize_t>(text.size()) && contains(text, needle))
+                static_cast<ssize_t>(text.size()) &&
+            contains(text, needle))
           in_search_path = true;
       }
     }
@@ -189,8 +197,8 @@ bool classify_large(const PackItem& item, std::uint64_t size, const std::optiona
     else if (elf)
       out.mode = format::RelocMode::none;
     else
-      out.unrelocatable = item.target.size() < 4 ||
-                          item.target.compare(item.target.size() - 4, 4, ".pyc") != 0;
+      out.unrelocatable =
+          item.target.size() < 4 || item.target.compare(item.target.size() - 4, 4, ".pyc") != 0;
   }
   return !(dest && out.mode != format::RelocMode::none);
 }
@@ -231,8 +239,8 @@ std::string load(const PackItem& item, const std::optional<std::string>& dest, C
     else if (is_elf(data))
       out.mode = format::RelocMode::none;  // a built-in default path; see elf_search_paths
     else
-      out.unrelocatable = item.target.size() < 4 ||
-                          item.target.compare(item.target.size() - 4, 4, ".pyc") != 0;
+      out.unrelocatable =
+          item.target.size() < 4 || item.target.compare(item.target.size() - 4, 4, ".pyc") != 0;
   }
   if (dest && out.mode != format::RelocMode::none) {
     std::string replaced;
@@ -243,9 +251,10 @@ std::string load(const PackItem& item, const std::optional<std::string>& dest, C
                     ? relocation::replace_search_paths(data, out.placeholder, *dest, replaced)
                     : relocation::replace_binary(data, out.placeholder, *dest, replaced)) ==
                relocation::BinaryResult::too_long) {
-      throw Error(fmt::format("{}: --dest-prefix {} is longer than the {}-byte prefix space in "
-                              "this binary file",
-                              item.source, *dest, out.placeholder.size()));
+      throw Error(
+          fmt::format("{}: --dest-prefix {} is longer than the {}-byte prefix space in "
+                      "this binary file",
+                      item.source, *dest, out.placeholder.size()));
     } else if (!replaced.empty()) {
       data.swap(replaced);
     }
@@ -265,12 +274,15 @@ class TempOutput {
     util::SiblingPath where = util::sibling_path(output);
     struct stat st {};
     if (::stat(output.c_str(), &st) == 0 && !force)
-      throw Error(fmt::format("{}: already exists (use --force to overwrite)", output), Error::Kind::usage);
+      throw Error(fmt::format("{}: already exists (use --force to overwrite)", output),
+                  Error::Kind::usage);
     if (::stat(where.parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-      throw Error(fmt::format("{}: output directory does not exist", where.parent), Error::Kind::usage);
+      throw Error(fmt::format("{}: output directory does not exist", where.parent),
+                  Error::Kind::usage);
     m_lock = std::make_unique<util::SiblingLock>(where.parent, where.name);
     util::sweep_temp_siblings(where.parent, where.name);
-    m_tmp = std::make_unique<util::TempSibling>(where.parent, where.name, util::TempSibling::Kind::file);
+    m_tmp = std::make_unique<util::TempSibling>(where.parent, where.name,
+                                                util::TempSibling::Kind::file);
     const std::string& path = m_tmp->path();
     m_fd = util::UniqueFd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!m_fd) util::throw_errno(path, "cannot create", errno);
@@ -306,17 +318,19 @@ PackResult pack(const PackOptions& o) {
   // The manifest (JSON) records the prefix, and unpack refuses an ARCHIVE path that is not UTF-8.
   for (const std::string* p : {&o.prefix, &o.output})
     if (!util::is_valid_utf8(*p))
-      throw Error(fmt::format("{}: the path is not valid UTF-8 (ferry's manifest and unpack's marker "
-                              "are JSON): rename it",
-                              util::printable(*p)),
-                  Error::Kind::usage);
+      throw Error(
+          fmt::format("{}: the path is not valid UTF-8 (ferry's manifest and unpack's marker "
+                      "are JSON): rename it",
+                      util::printable(*p)),
+          Error::Kind::usage);
   PackResult r;
   r.prefix = util::absolute_path(o.prefix);
   r.output = util::absolute_path(o.output);
   r.kind = detect_kind(r.prefix);
   if (r.output.rfind(r.prefix + "/", 0) == 0)
-    throw Error(fmt::format("{}: the output must not be inside the environment {}", r.output, r.prefix),
-                Error::Kind::usage);
+    throw Error(
+        fmt::format("{}: the output must not be inside the environment {}", r.output, r.prefix),
+        Error::Kind::usage);
   if (o.dest_prefix && (o.dest_prefix->empty() || (*o.dest_prefix)[0] != '/'))
     throw Error(fmt::format("--dest-prefix {}: must be an absolute path", *o.dest_prefix),
                 Error::Kind::usage);
@@ -327,7 +341,8 @@ PackResult pack(const PackOptions& o) {
                 Error::Kind::usage);
   TempOutput out(r.output, o.force);
 
-  Collection c = r.kind == Kind::conda ? collect_conda(o, r.prefix) : collect_tree(o, r.prefix, r.kind);
+  Collection c =
+      r.kind == Kind::conda ? collect_conda(o, r.prefix) : collect_tree(o, r.prefix, r.kind);
   r.python_version = c.python_version;
   r.warnings = c.warnings;
   std::vector<PackItem> items;
@@ -357,7 +372,8 @@ PackResult pack(const PackOptions& o) {
   for (const PackItem& item : items) {
     if (item.type != format::EntryType::file) continue;
     struct stat st {};
-    if (::stat(item.source.c_str(), &st) == 0) total_bytes += static_cast<std::uint64_t>(st.st_size);
+    if (::stat(item.source.c_str(), &st) == 0)
+      total_bytes += static_cast<std::uint64_t>(st.st_size);
   }
   util::Progress progress("pack", total_bytes * 2, o.progress);
   arena.execute([&] {
@@ -367,9 +383,11 @@ PackResult pack(const PackOptions& o) {
       struct stat st {};
       bool large = !item.rewrite_conda_meta && ::stat(item.source.c_str(), &st) == 0 &&
                    static_cast<std::uint64_t>(st.st_size) > format::k_stream_min;
-      bool done = large && classify_large(item, static_cast<std::uint64_t>(st.st_size), o.dest_prefix, classes[i]);
+      bool done = large && classify_large(item, static_cast<std::uint64_t>(st.st_size),
+                                          o.dest_prefix, classes[i]);
       if (large && !done) {
-        done = relocate_large(item, *o.dest_prefix, util::sibling_path(r.output).parent, classes[i]);
+        done =
+            relocate_large(item, *o.dest_prefix, util::sibling_path(r.output).parent, classes[i]);
         if (!done) classes[i] = Classified{};
       }
       if (!done) load(item, o.dest_prefix, classes[i]);
@@ -467,7 +485,7 @@ PackResult pack(const PackOptions& o) {
     std::vector<format::CompressedFrame> frames;
   };
   std::size_t next = 0;
-  std::uint64_t piece_offset = 0;             // of the streamed file being planned
+  std::uint64_t piece_offset = 0;                 // of the streamed file being planned
   std::optional<util::Xxh3Stream> streamed_hash;  // of the streamed file being encoded
   arena.execute([&] {
     tbb::parallel_pipeline(
@@ -485,7 +503,8 @@ PackResult pack(const PackOptions& o) {
                 b->piece = true;
                 b->end = next + 1;
                 b->offset = piece_offset;
-                b->length = std::min<std::uint64_t>(format::k_stream_min, classes[next].size - piece_offset);
+                b->length = std::min<std::uint64_t>(format::k_stream_min,
+                                                    classes[next].size - piece_offset);
                 b->first = piece_offset == 0;
                 piece_offset += b->length;
                 b->last = piece_offset == classes[next].size;
@@ -496,7 +515,8 @@ PackResult pack(const PackOptions& o) {
                 return b;
               }
               std::uint64_t bytes = 0;
-              while (next < items.size() && !classes[next].streamed && bytes < format::k_chunk_target) {
+              while (next < items.size() && !classes[next].streamed &&
+                     bytes < format::k_chunk_target) {
                 if (items[next].type == format::EntryType::file) bytes += classes[next].size + 512;
                 ++next;
               }

@@ -11,8 +11,9 @@ namespace ferry::env {
 
 // Reads the file open at fd from offset, at most size bytes, in pieces of at most
 // format::k_stream_min: piece(bytes) in order. subject names the file in errors.
-void read_pieces(int fd, const std::string& subject, const std::function<void(std::string_view)>& piece,
-                 std::uint64_t offset = 0, std::uint64_t size = std::numeric_limits<std::uint64_t>::max());
+void read_pieces(int fd, const std::string& subject,
+                 const std::function<void(std::string_view)>& piece, std::uint64_t offset = 0,
+                 std::uint64_t size = std::numeric_limits<std::uint64_t>::max());
 
 // Whether needle occurs in data that comes in pieces (a match may straddle two).
 class PieceSearch {

@@ -65,9 +65,10 @@ void StreamReplacer::drain(std::string& out, bool at_end) {
         pos += run.size();
         m_in_run = false;
       } else if (run.size() > k_max_run) {
-        throw Error(fmt::format("{}: a string of over {} MiB holds the prefix: ferry does not "
-                                "relocate such a file",
-                                m_subject, k_max_run >> 20));
+        throw Error(
+            fmt::format("{}: a string of over {} MiB holds the prefix: ferry does not "
+                        "relocate such a file",
+                        m_subject, k_max_run >> 20));
       }
       break;
     }

@@ -16,9 +16,9 @@
 #include <unordered_map>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
+#include <nlohmann/json.hpp>
 
 #include "env/collect.hpp"
 #include "env/conda_unpack_records.hpp"
@@ -68,8 +68,9 @@ std::optional<std::string> read_conda_unpack(const std::string& root) {
   struct stat st {};
   if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
   if (static_cast<std::uint64_t>(st.st_size) > format::k_read_whole_max)
-    throw Error(fmt::format("bin/conda-unpack: {} bytes of records are more than ferry reads ({} MiB)",
-                            st.st_size, format::k_read_whole_max >> 20));
+    throw Error(
+        fmt::format("bin/conda-unpack: {} bytes of records are more than ferry reads ({} MiB)",
+                    st.st_size, format::k_read_whole_max >> 20));
   std::string text(static_cast<std::size_t>(st.st_size), '\0');
   if (::pread(fd.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
     util::throw_errno("bin/conda-unpack", "cannot read", errno);
@@ -98,10 +99,11 @@ std::optional<std::uint64_t> unpacked_identity(const std::string& dest) {
 void refuse_paths_not_utf8(const UnpackOptions& o) {
   for (const std::string* p : {&o.archive, &o.dest})
     if (!util::is_valid_utf8(*p))
-      throw Error(fmt::format("{}: the path is not valid UTF-8 (ferry records ARCHIVE and DEST in "
-                              "DEST/.ferry/unpacked.json, and relocated scripts hold DEST): rename it",
-                              util::printable(*p)),
-                  Error::Kind::usage);
+      throw Error(
+          fmt::format("{}: the path is not valid UTF-8 (ferry records ARCHIVE and DEST in "
+                      "DEST/.ferry/unpacked.json, and relocated scripts hold DEST): rename it",
+                      util::printable(*p)),
+          Error::Kind::usage);
 }
 
 // Writes .ferry/unpacked.json into the fresh tree without following any symlink.
@@ -110,7 +112,8 @@ void write_marker(const std::string& root, const std::string& text) {
   if (!root_fd) util::throw_errno(root, "cannot open", errno);
   if (::mkdirat(root_fd.get(), ".ferry", 0755) != 0 && errno != EEXIST)
     util::throw_errno(root + "/.ferry", "cannot create", errno);
-  util::UniqueFd dir(::openat(root_fd.get(), ".ferry", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  util::UniqueFd dir(
+      ::openat(root_fd.get(), ".ferry", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dir) util::throw_errno(root + "/.ferry", "cannot open", errno);
   util::UniqueFd file(::openat(dir.get(), "unpacked.json",
                                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
@@ -120,7 +123,9 @@ void write_marker(const std::string& root, const std::string& text) {
 
 }  // namespace
 
-std::uint64_t archive_identity(const std::string& archive) { return identify(util::absolute_path(archive)).id; }
+std::uint64_t archive_identity(const std::string& archive) {
+  return identify(util::absolute_path(archive)).id;
+}
 
 bool holds_archive(const std::string& dest, std::uint64_t identity) {
   return unpacked_identity(util::absolute_path(dest)) == identity;
@@ -159,16 +164,18 @@ struct UnpackSession::State {
     struct stat st {};
     dest_exists = ::lstat(r.dest.c_str(), &st) == 0;
     if (dest_exists) {
-      // --force redoes it even then: it is how a damaged tree that still has its marker is repaired.
+      // --force redoes it even then: it is how a damaged tree that still has its marker is
+      // repaired.
       if (!options.force && unpacked_identity(r.dest) == ident.id) {
         r.already_present = true;
         r.seconds = clock.seconds();
         return;
       }
       if (!S_ISDIR(st.st_mode) || (!dir_is_empty(r.dest) && !options.force))
-        throw Error(fmt::format("{}: already exists and holds something else (use --force to replace it)",
-                                r.dest),
-                    Error::Kind::usage);
+        throw Error(
+            fmt::format("{}: already exists and holds something else (use --force to replace it)",
+                        r.dest),
+            Error::Kind::usage);
     }
   }
 
@@ -196,14 +203,16 @@ struct UnpackSession::State {
                                              !(path == format::k_manifest_path &&
                                                member.entry.type == format::EntryType::file);
       if (reserved)
-        throw Error(fmt::format("{}: member '{}': the .ferry directory is reserved for ferry's manifest",
-                                r.archive, util::printable(path)));
+        throw Error(
+            fmt::format("{}: member '{}': the .ferry directory is reserved for ferry's manifest",
+                        r.archive, util::printable(path)));
       // Only the first member is the manifest: another one (there is none, or it was taken
       // already) would replace the verified one in DEST.
       if (path == format::k_manifest_path && (!manifest || manifest_taken++ > 0))
-        throw Error(fmt::format("{}: member '{}': a manifest that is not the archive's first member "
-                                "(tampered archive?)",
-                                r.archive, util::printable(path)));
+        throw Error(
+            fmt::format("{}: member '{}': a manifest that is not the archive's first member "
+                        "(tampered archive?)",
+                        r.archive, util::printable(path)));
       if (check) check->on_member(member);
     };
     if (check) {
@@ -218,8 +227,9 @@ struct UnpackSession::State {
     {
       JobArena arena(jobs);
       arena.execute([&] {
-        stats = stream ? format::extract_frames(*stream, *index, tmp->path(), jobs, hooks, r.archive)
-                       : format::extract_archive(r.archive, tmp->path(), jobs, hooks);
+        stats = stream
+                    ? format::extract_frames(*stream, *index, tmp->path(), jobs, hooks, r.archive)
+                    : format::extract_archive(r.archive, tmp->path(), jobs, hooks);
       });
     }
     progress.finish();
@@ -258,7 +268,8 @@ struct UnpackSession::State {
     if (!tmp) throw Error(fmt::format("{}: nothing extracted to commit", r.dest));
     if (dest_exists && !dir_is_empty(r.dest)) {
       // --force: swap atomically; the old tree goes with the temporary one.
-      if (::syscall(SYS_renameat2, AT_FDCWD, tmp->path().c_str(), AT_FDCWD, r.dest.c_str(), RENAME_EXCHANGE) != 0)
+      if (::syscall(SYS_renameat2, AT_FDCWD, tmp->path().c_str(), AT_FDCWD, r.dest.c_str(),
+                    RENAME_EXCHANGE) != 0)
         util::throw_errno(r.dest, "cannot replace", errno);
     } else if (::rename(tmp->path().c_str(), r.dest.c_str()) != 0) {
       util::throw_errno(r.dest, "cannot rename into place", errno);
@@ -275,7 +286,8 @@ UnpackSession::UnpackSession(const UnpackOptions& options) : m(std::make_unique<
   m->options = options;
   m->r.archive = util::absolute_path(options.archive);
   struct stat st {};
-  if (::stat(m->r.archive.c_str(), &st) != 0) util::throw_errno(m->r.archive, "cannot open archive", errno);
+  if (::stat(m->r.archive.c_str(), &st) != 0)
+    util::throw_errno(m->r.archive, "cannot open archive", errno);
   m->archive_size = static_cast<std::uint64_t>(st.st_size);
   m->ident = identify(m->r.archive);
   m->open();

@@ -133,11 +133,13 @@ Base choose_base(const std::optional<std::string>& given) {
                   Error::Kind::usage);
     b.prefix = fs::path(util::absolute_path(home)).parent_path().string();
     b.from = "$VIRTUAL_ENV";
-    b.warnings.push_back(fmt::format("$VIRTUAL_ENV={} is a venv: the new venv is made on its base "
-                                     "{} and does not see that venv's own packages",
-                                     venv, b.prefix));
+    b.warnings.push_back(
+        fmt::format("$VIRTUAL_ENV={} is a venv: the new venv is made on its base "
+                    "{} and does not see that venv's own packages",
+                    venv, b.prefix));
   } else {
-    // The prefix of python3 on PATH, as it reports it: PATH may hold a shim (pyenv) or a venv's bin.
+    // The prefix of python3 on PATH, as it reports it: PATH may hold a shim (pyenv) or a venv's
+    // bin.
     for (const auto& dir : split(path ? path : "", ':')) {
       std::string python = (dir.empty() ? "." : dir) + "/python3";
       if (!is_executable_file(python)) continue;
@@ -162,10 +164,12 @@ constexpr const char* k_probe =
 
 // Refuses, in one line, a base that is not a prefix with a working bin/python3 that has venv.
 void probe_base(Base& b) {
-  std::string from = b.from == "--base" ? "" : fmt::format(" (the base from {}; pass --base)", b.from);
+  std::string from =
+      b.from == "--base" ? "" : fmt::format(" (the base from {}; pass --base)", b.from);
   struct stat st {};
   if (::stat(b.prefix.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    throw Error(fmt::format("{}: base Python prefix not found{}", b.prefix, from), Error::Kind::usage);
+    throw Error(fmt::format("{}: base Python prefix not found{}", b.prefix, from),
+                Error::Kind::usage);
   b.python = b.prefix + "/bin/python3";
   if (!is_executable_file(b.python))
     throw Error(fmt::format("{}: not a Python prefix: no bin/python3{}", b.prefix, from),
@@ -194,21 +198,26 @@ std::optional<std::string> why_not_reusable(const std::string& path, const Base&
   std::string home = cfg["home"];
   if (home.empty()) return std::string("has no home in its pyvenv.cfg");
   if (!same_dir(home, b.prefix + "/bin"))
-    return fmt::format("was made on {}, not on {}", fs::path(home).parent_path().string(), b.prefix);
-  if (cfg["include-system-site-packages"] != "true") return "was made without --system-site-packages";
+    return fmt::format("was made on {}, not on {}", fs::path(home).parent_path().string(),
+                       b.prefix);
+  if (cfg["include-system-site-packages"] != "true")
+    return "was made without --system-site-packages";
   std::string version = cfg.count("version") ? cfg["version"] : cfg["version_info"];
   if (major_minor(version) != major_minor(b.version))
     return fmt::format("was made for Python {}, and {} has {}", version, b.prefix, b.version);
-  Ran r = run_python(path + "/bin/python", {"-c", "import sys; print(sys.prefix); print(sys.base_prefix)"});
+  Ran r = run_python(path + "/bin/python",
+                     {"-c", "import sys; print(sys.prefix); print(sys.base_prefix)"});
   std::vector<std::string> out = split(trim(r.output), '\n');
-  if (r.status != 0 || out.size() != 2) return fmt::format("has a python that does not run ({})", r.last_line());
+  if (r.status != 0 || out.size() != 2)
+    return fmt::format("has a python that does not run ({})", r.last_line());
   if (!same_dir(trim(out[0]), path) || trim(out[1]) != b.base_prefix)
     return fmt::format("has a python that reports prefix {} on {}", trim(out[0]), trim(out[1]));
   return std::nullopt;
 }
 
 void write_file(const std::string& path, std::string_view data, mode_t mode) {
-  util::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode));
+  util::UniqueFd fd(
+      ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode));
   if (!fd) util::throw_errno(path, "cannot write", errno);
   util::write_all(fd.get(), data, path);
 }
@@ -244,16 +253,18 @@ void write_pip_wrappers(const std::string& tmp, const std::string& version) {
 void build_venv(const std::string& tmp, const std::string& dest, const Base& b) {
   std::string name = fs::path(dest).filename().string();
   // --prompt: else the shell prompt would show the temporary directory's name.
-  Ran r = run_python(b.python, {"-m", "venv", "--system-site-packages", "--without-pip", "--prompt",
-                                name, tmp});
+  Ran r = run_python(
+      b.python, {"-m", "venv", "--system-site-packages", "--without-pip", "--prompt", name, tmp});
   if (r.status != 0)
     throw Error(fmt::format("{}: `{} -m venv` failed: {}", dest, b.python, r.last_line()));
   retarget(tmp, dest);
   if (b.has_pip) write_pip_wrappers(tmp, b.version);
   // Check the new interpreter before anyone can see it.
-  r = run_python(tmp + "/bin/python", {"-c", "import sys; print(sys.prefix); print(sys.base_prefix)"});
+  r = run_python(tmp + "/bin/python",
+                 {"-c", "import sys; print(sys.prefix); print(sys.base_prefix)"});
   std::vector<std::string> out = split(trim(r.output), '\n');
-  if (r.status != 0 || out.size() != 2 || !same_dir(trim(out[0]), tmp) || trim(out[1]) != b.base_prefix)
+  if (r.status != 0 || out.size() != 2 || !same_dir(trim(out[0]), tmp) ||
+      trim(out[1]) != b.base_prefix)
     throw Error(fmt::format("{}: the new venv's python does not work: {}", dest, r.last_line()));
 }
 
@@ -274,16 +285,18 @@ VenvResult make_venv(const VenvOptions& o) {
   res.has_pip = b.has_pip;
   res.warnings = b.warnings;
   if (!b.has_pip)
-    res.warnings.push_back(fmt::format("{} has no pip, so neither has the venv; add one with "
-                                       "{}/bin/python -m ensurepip",
-                                       b.prefix, res.path));
+    res.warnings.push_back(
+        fmt::format("{} has no pip, so neither has the venv; add one with "
+                    "{}/bin/python -m ensurepip",
+                    b.prefix, res.path));
   const std::string& parent = where.parent;
   const std::string& name = where.name;
   std::error_code ec;
   fs::create_directories(parent, ec);
   if (ec) throw Error(fmt::format("{}: cannot create directory: {}", parent, ec.message()));
   if (::access(parent.c_str(), W_OK) != 0)
-    throw Error(fmt::format("{}: cannot make the venv {} here: {}", parent, name, std::strerror(errno)));
+    throw Error(
+        fmt::format("{}: cannot make the venv {} here: {}", parent, name, std::strerror(errno)));
 
   util::SiblingLock lock(parent, name);
   // We hold the lock: a temporary tree left here belongs to a run that died (swept even when
@@ -293,7 +306,8 @@ VenvResult make_venv(const VenvOptions& o) {
   bool exists = ::lstat(res.path.c_str(), &st) == 0;
   bool replace = false;
   if (exists) {
-    if (!S_ISDIR(st.st_mode)) throw Error(fmt::format("{}: exists and is not a directory", res.path));
+    if (!S_ISDIR(st.st_mode))
+      throw Error(fmt::format("{}: exists and is not a directory", res.path));
     if (::access((res.path + "/pyvenv.cfg").c_str(), F_OK) == 0) {
       std::optional<std::string> why = why_not_reusable(res.path, b);
       if (!why && !o.force) {
@@ -308,9 +322,10 @@ VenvResult make_venv(const VenvOptions& o) {
       replace = true;
     } else if (!fs::is_empty(res.path, ec)) {
       // --force replaces venvs only: a typo must not swap away someone's project directory.
-      throw Error(fmt::format("{}: exists and is not a venv (no pyvenv.cfg): refusing to replace it",
-                              res.path),
-                  Error::Kind::usage);
+      throw Error(
+          fmt::format("{}: exists and is not a venv (no pyvenv.cfg): refusing to replace it",
+                      res.path),
+          Error::Kind::usage);
     }
   }
 
@@ -318,7 +333,8 @@ VenvResult make_venv(const VenvOptions& o) {
   build_venv(tmp.path(), res.path, b);
   if (replace) {
     // Swap atomically; the old venv ends up in the temporary name and goes with it.
-    if (::syscall(SYS_renameat2, AT_FDCWD, tmp.path().c_str(), AT_FDCWD, res.path.c_str(), RENAME_EXCHANGE) != 0)
+    if (::syscall(SYS_renameat2, AT_FDCWD, tmp.path().c_str(), AT_FDCWD, res.path.c_str(),
+                  RENAME_EXCHANGE) != 0)
       util::throw_errno(res.path, "cannot replace", errno);
   } else if (::rename(tmp.path().c_str(), res.path.c_str()) != 0) {
     util::throw_errno(res.path, "cannot rename into place", errno);

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <climits>
 #include <cerrno>
+#include <climits>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -77,11 +77,13 @@ class Extractor {
     if (e.path.empty()) return false;
     if (m_reserved.count(e.path)) fail(e.path, "has the name of ferry's copy of a repeated member");
     if (e.type == EntryType::symlink && e.link.size() >= PATH_MAX)
-      fail(e.path, fmt::format("symlink target of {} bytes (the system's limit is {})", e.link.size(), PATH_MAX));
+      fail(e.path, fmt::format("symlink target of {} bytes (the system's limit is {})",
+                               e.link.size(), PATH_MAX));
     make_parents(e.path);
     bool seen = m_seen.count(e.path) != 0;
     if (seen && m_dirs.count(e.path)) {
-      if (e.type != EntryType::directory) fail(e.path, "a member replaces a directory of the same name");
+      if (e.type != EntryType::directory)
+        fail(e.path, "a member replaces a directory of the same name");
     } else if (seen && e.type == EntryType::directory) {
       fail(e.path, "a directory member replaces a file of the same name");
     }
@@ -152,7 +154,8 @@ class Extractor {
     if (offset < s.written) fail(s.entry.path, "overlapping data");
     if (s.filter) {
       // A verified archive is ferry's, which never writes sparse members: a hole is tampering.
-      if (offset != s.written) fail(s.entry.path, "a sparse member where the manifest lists a plain file");
+      if (offset != s.written)
+        fail(s.entry.path, "a sparse member where the manifest lists a plain file");
       feed_filter(data);
       return;
     }
@@ -167,12 +170,14 @@ class Extractor {
     if (!m_stream.fd) return;
     Stream& s = m_stream;
     if (s.filter) {
-      if (s.written != s.entry.size) fail(s.entry.path, "a sparse member where the manifest lists a plain file");
+      if (s.written != s.entry.size)
+        fail(s.entry.path, "a sparse member where the manifest lists a plain file");
       std::string rest;
       s.filter->finish(rest);
       write_at_end(s.fd.get(), s.entry, rest);
       s.filter->patch(s.fd.get());
-    } else if (s.written < s.entry.size && ::ftruncate(s.fd.get(), static_cast<off_t>(s.entry.size)) != 0) {
+    } else if (s.written < s.entry.size &&
+               ::ftruncate(s.fd.get(), static_cast<off_t>(s.entry.size)) != 0) {
       fail_errno(s.entry.path, "cannot write", errno);  // a sparse file ending in a hole
     }
     close_file(s.fd.get(), s.entry);
@@ -281,7 +286,8 @@ class Extractor {
     mode_t mode = e.mode & 0777;
     bool final_mode = created_with_final_mode(e);
     // Read-write: a streamed file may be patched in place once written (MemberFilter::patch).
-    int fd = util::open_beneath(m_root.get(), target, O_RDWR | O_CREAT | O_EXCL, final_mode ? mode : 0600);
+    int fd = util::open_beneath(m_root.get(), target, O_RDWR | O_CREAT | O_EXCL,
+                                final_mode ? mode : 0600);
     if (fd < 0) fail_errno(e.path, "cannot create", errno);
     return util::UniqueFd(fd);
   }
@@ -297,7 +303,8 @@ class Extractor {
   }
 
   void close_file(int fd, const Entry& e) const {
-    if (!created_with_final_mode(e) && ::fchmod(fd, e.mode & 01777) != 0) fail_errno(e.path, "cannot set mode", errno);
+    if (!created_with_final_mode(e) && ::fchmod(fd, e.mode & 01777) != 0)
+      fail_errno(e.path, "cannot set mode", errno);
     timespec times[2] = {{e.mtime_sec, static_cast<long>(e.mtime_nsec)},
                          {e.mtime_sec, static_cast<long>(e.mtime_nsec)}};
     if (::futimens(fd, times) != 0) fail_errno(e.path, "cannot set times", errno);
@@ -317,7 +324,8 @@ class Extractor {
       std::string parent = path.substr(0, slash);
       if (m_dirs.count(parent)) continue;
       if (m_symlinks.count(parent))
-        fail(path, fmt::format("path goes through the symlink member '{}'", util::printable(parent)));
+        fail(path,
+             fmt::format("path goes through the symlink member '{}'", util::printable(parent)));
       if (m_seen.count(parent))
         fail(path, fmt::format("parent '{}' is not a directory", util::printable(parent)));
       make_dir(parent);
@@ -366,7 +374,8 @@ class ForeignReader {
     archive_read_support_format_tar(m_archive);
     archive_read_support_format_zip(m_archive);
     if (archive_read_open_filename(m_archive, path.c_str(), 1 << 20) != ARCHIVE_OK)
-      throw Error(fmt::format("{}: cannot read archive: {}", path, archive_error_string(m_archive)));
+      throw Error(
+          fmt::format("{}: cannot read archive: {}", path, archive_error_string(m_archive)));
   }
   ~ForeignReader() { archive_read_free(m_archive); }
   ForeignReader(const ForeignReader&) = delete;
@@ -402,13 +411,15 @@ class ForeignReader {
         e.link = archive_entry_symlink(ae) ? archive_entry_symlink(ae) : "";
         return true;
       case AE_IFIFO:
-        throw Error(fmt::format("{}: member '{}': FIFOs are not allowed", m_path, util::printable(e.path)));
+        throw Error(
+            fmt::format("{}: member '{}': FIFOs are not allowed", m_path, util::printable(e.path)));
       default:
-        throw Error(fmt::format("{}: member '{}': device files and sockets are not allowed",
-                                m_path, util::printable(e.path)));
+        throw Error(fmt::format("{}: member '{}': device files and sockets are not allowed", m_path,
+                                util::printable(e.path)));
     }
     bool known = archive_entry_size_is_set(ae) != 0;
-    e.size = known ? static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(ae), 0)) : 0;
+    e.size =
+        known ? static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(ae), 0)) : 0;
     if (!known || e.size > k_stream_min || archive_entry_sparse_count(ae) > 0) {
       m.streamed = true;  // a zip's deflated size is a claim: never allocated for
       return true;
@@ -442,7 +453,8 @@ class ForeignReader {
       if (rc == ARCHIVE_EOF) break;
       if (rc < ARCHIVE_WARN) fail();
       if (size == 0) continue;
-      piece(static_cast<std::uint64_t>(offset), std::string_view(static_cast<const char*>(block), size));
+      piece(static_cast<std::uint64_t>(offset),
+            std::string_view(static_cast<const char*>(block), size));
     }
   }
 
@@ -451,9 +463,9 @@ class ForeignReader {
 
  private:
   [[noreturn]] void fail() {
-    throw Error(fmt::format("{}: corrupted or truncated archive: {}", m_path,
-                            archive_error_string(m_archive) ? archive_error_string(m_archive)
-                                                            : "unknown error"));
+    throw Error(fmt::format(
+        "{}: corrupted or truncated archive: {}", m_path,
+        archive_error_string(m_archive) ? archive_error_string(m_archive) : "unknown error"));
   }
   std::string m_path;
   archive* m_archive;
@@ -474,11 +486,13 @@ class FrameBuffers : public std::enable_shared_from_this<FrameBuffers> {
         m_free.pop_back();
       }
     }
-    if (!buffer) buffer = std::make_unique<util::PageBuffer>(k_frame_max);  // index_frames checked the claim
-    return std::shared_ptr<util::PageBuffer>(buffer.release(), [self = shared_from_this()](util::PageBuffer* p) {
-      std::lock_guard lock(self->m_mutex);
-      self->m_free.emplace_back(p);
-    });
+    if (!buffer)
+      buffer = std::make_unique<util::PageBuffer>(k_frame_max);  // index_frames checked the claim
+    return std::shared_ptr<util::PageBuffer>(buffer.release(),
+                                             [self = shared_from_this()](util::PageBuffer* p) {
+                                               std::lock_guard lock(self->m_mutex);
+                                               self->m_free.emplace_back(p);
+                                             });
   }
 
  private:
@@ -493,11 +507,14 @@ struct DecodedFrame {
 
 // Items in flight: enough to keep every thread busy, few enough that decoded frames (at most
 // k_frame_max each) stay within a fixed budget whatever the core count: 32 x 4 MiB.
-std::size_t pipeline_tokens(unsigned jobs) { return std::min<std::size_t>(std::max(2u, jobs) * 3, 32); }
+std::size_t pipeline_tokens(unsigned jobs) {
+  return std::min<std::size_t>(std::max(2u, jobs) * 3, 32);
+}
 
 // Serial, in archive order: admits parsed members, writes streamed pieces at once, and collects
 // whole files for the parallel writers.
-void admit_members(std::vector<Member>& members, Extractor& ex, const ExtractHooks& hooks, Batch& files) {
+void admit_members(std::vector<Member>& members, Extractor& ex, const ExtractHooks& hooks,
+                   Batch& files) {
   for (Member& m : members) {
     if (m.streamed && m.offset > 0) {
       ex.stream_piece(m.offset, m.data);
@@ -561,8 +578,7 @@ void extract_frames(const FrameSource& source, const FrameIndex& index, Extracto
                                           return a;
                                         })) &
             tbb::make_filter<Arrived, DecodedFrame>(
-                tbb::filter_mode::parallel,
-                guarded([&](const Arrived& a) {
+                tbb::filter_mode::parallel, guarded([&](const Arrived& a) {
                   DecodedFrame d;
                   if (a.index >= index.frames.size()) return d;
                   // The frame's bytes are done with once this returns or throws.
@@ -581,18 +597,20 @@ void extract_frames(const FrameSource& source, const FrameIndex& index, Extracto
                   return d;
                 })) &
             tbb::make_filter<DecodedFrame, Batch>(
-                tbb::filter_mode::serial_in_order,
-                guarded([&](const DecodedFrame& frame) {
+                tbb::filter_mode::serial_in_order, guarded([&](const DecodedFrame& frame) {
                   Batch files;
                   if (!frame.buffer) return files;
                   std::vector<Member> members;
-                  parser.feed(std::string_view(frame.buffer->data(), frame.size), frame.buffer, members);
+                  parser.feed(std::string_view(frame.buffer->data(), frame.size), frame.buffer,
+                              members);
                   admit_members(members, ex, hooks, files);
                   return files;
                 })) &
-            tbb::make_filter<Batch, void>(tbb::filter_mode::parallel, guarded([&](const Batch& files) {
-              for (const Admitted& a : files) ex.write_member(a, hooks);
-            })));
+            tbb::make_filter<Batch, void>(tbb::filter_mode::parallel,
+                                          guarded([&](const Batch& files) {
+                                            for (const Admitted& a : files)
+                                              ex.write_member(a, hooks);
+                                          })));
   } catch (...) {
     std::lock_guard lock(first_mutex);
     if (first_error) std::rethrow_exception(first_error);
@@ -608,43 +626,39 @@ void extract_foreign(const std::string& path, Extractor& ex, unsigned jobs,
   std::int64_t reported = 0;
   tbb::parallel_pipeline(
       pipeline_tokens(jobs),
-      tbb::make_filter<void, Batch>(tbb::filter_mode::serial_in_order,
-                                    [&](tbb::flow_control& fc) {
-                                      Batch files;
-                                      std::uint64_t bytes = 0;
-                                      Member m;
-                                      while (!done && bytes < k_chunk_target && files.size() < 256) {
-                                        if (!reader.next(m)) {
-                                          done = true;
-                                          break;
-                                        }
-                                        if (hooks.on_member) hooks.on_member(m);
-                                        std::string target;
-                                        std::shared_ptr<std::atomic<bool>> superseded;
-                                        if (!ex.admit(m, target, superseded)) continue;
-                                        if (m.streamed) {
-                                          ex.begin_stream(m.entry, target, hooks);
-                                          reader.stream([&](std::uint64_t at, std::string_view data) {
-                                            ex.stream_piece(at, data);
-                                          });
-                                          ex.end_stream();
-                                          continue;
-                                        }
-                                        bytes += m.data.size();
-                                        files.push_back(Admitted{std::move(m), std::move(target),
-                                                                 std::move(superseded)});
-                                      }
-                                      if (hooks.progress) {
-                                        std::int64_t pos = reader.position();
-                                        hooks.progress->advance(static_cast<std::uint64_t>(pos - reported));
-                                        reported = pos;
-                                      }
-                                      if (files.empty() && done) fc.stop();
-                                      return files;
-                                    }) &
-          tbb::make_filter<Batch, void>(tbb::filter_mode::parallel, [&](const Batch& files) {
-            for (const Admitted& a : files) ex.write_member(a, hooks);
-          }));
+      tbb::make_filter<void, Batch>(tbb::filter_mode::serial_in_order, [&](tbb::flow_control& fc) {
+        Batch files;
+        std::uint64_t bytes = 0;
+        Member m;
+        while (!done && bytes < k_chunk_target && files.size() < 256) {
+          if (!reader.next(m)) {
+            done = true;
+            break;
+          }
+          if (hooks.on_member) hooks.on_member(m);
+          std::string target;
+          std::shared_ptr<std::atomic<bool>> superseded;
+          if (!ex.admit(m, target, superseded)) continue;
+          if (m.streamed) {
+            ex.begin_stream(m.entry, target, hooks);
+            reader.stream(
+                [&](std::uint64_t at, std::string_view data) { ex.stream_piece(at, data); });
+            ex.end_stream();
+            continue;
+          }
+          bytes += m.data.size();
+          files.push_back(Admitted{std::move(m), std::move(target), std::move(superseded)});
+        }
+        if (hooks.progress) {
+          std::int64_t pos = reader.position();
+          hooks.progress->advance(static_cast<std::uint64_t>(pos - reported));
+          reported = pos;
+        }
+        if (files.empty() && done) fc.stop();
+        return files;
+      }) & tbb::make_filter<Batch, void>(tbb::filter_mode::parallel, [&](const Batch& files) {
+        for (const Admitted& a : files) ex.write_member(a, hooks);
+      }));
   ex.stats.format = reader.format();
 }
 
@@ -659,8 +673,10 @@ ExtractStats extract_archive(const std::string& archive_path, const std::string&
     if (index.layout == ArchiveLayout::foreign) {
       extract_foreign(archive_path, ex, jobs, hooks);
     } else {
-      extract_frames(FrameSource::in_memory(map.bytes(), index), index, ex, jobs, hooks, archive_path);
-      ex.stats.format = index.layout == ArchiveLayout::ferry_zstd ? "ferry tar.zst" : "ferry tar.gz";
+      extract_frames(FrameSource::in_memory(map.bytes(), index), index, ex, jobs, hooks,
+                     archive_path);
+      ex.stats.format =
+          index.layout == ArchiveLayout::ferry_zstd ? "ferry tar.zst" : "ferry tar.gz";
       ex.stats.frames = index.frames.size();
     }
     ex.finish();
@@ -681,10 +697,12 @@ FrameSource FrameSource::in_memory(std::string_view archive, const FrameIndex& i
   return s;
 }
 
-ExtractStats extract_frames(const FrameSource& source, const FrameIndex& index, const std::string& root,
-                            unsigned jobs, const ExtractHooks& hooks, const std::string& subject) {
+ExtractStats extract_frames(const FrameSource& source, const FrameIndex& index,
+                            const std::string& root, unsigned jobs, const ExtractHooks& hooks,
+                            const std::string& subject) {
   if (index.layout == ArchiveLayout::foreign)
-    throw Error(fmt::format("{}: only ferry archives can be extracted while they stream in", subject));
+    throw Error(
+        fmt::format("{}: only ferry archives can be extracted while they stream in", subject));
   Extractor ex(root, subject);
   extract_frames(source, index, ex, jobs, hooks, subject);
   ex.stats.format = index.layout == ArchiveLayout::ferry_zstd ? "ferry tar.zst" : "ferry tar.gz";

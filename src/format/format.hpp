@@ -94,7 +94,8 @@ class TarParser {
  public:
   explicit TarParser(std::string subject) : m_subject(std::move(subject)) {}
   // bytes stay valid while owner lives; members that lie whole inside them keep owner.
-  void feed(std::string_view bytes, const std::shared_ptr<const void>& owner, std::vector<Member>& out);
+  void feed(std::string_view bytes, const std::shared_ptr<const void>& owner,
+            std::vector<Member>& out);
   void feed(const std::shared_ptr<const std::string>& chunk, std::vector<Member>& out) {
     feed(*chunk, chunk, out);
   }
@@ -112,16 +113,16 @@ class TarParser {
   std::string m_subject;
   State m_state = State::header;
   Payload m_payload = Payload::skip;
-  std::string m_header;        // a header split across chunks
-  std::string m_buffer;        // a pax or GNU name payload split across chunks
+  std::string m_header;                          // a header split across chunks
+  std::string m_buffer;                          // a pax or GNU name payload split across chunks
   std::shared_ptr<util::PageBuffer> m_assembly;  // a file split across chunks
   std::uint64_t m_assembled = 0;
-  bool m_streaming = false;      // the current file is larger than k_stream_min: pieces
-  std::uint64_t m_streamed = 0;  // its bytes handed out so far
-  std::uint64_t m_need = 0;    // payload bytes still to come
+  bool m_streaming = false;       // the current file is larger than k_stream_min: pieces
+  std::uint64_t m_streamed = 0;   // its bytes handed out so far
+  std::uint64_t m_need = 0;       // payload bytes still to come
   std::uint64_t m_pad = 0;        // padding bytes to skip now
   std::uint64_t m_pad_after = 0;  // padding that follows the current payload
-  std::uint64_t m_offset = 0;  // stream offset, for messages
+  std::uint64_t m_offset = 0;     // stream offset, for messages
   Member m_current;
   std::optional<std::string> m_next_path, m_next_link;
   std::optional<std::uint64_t> m_next_size;
@@ -168,8 +169,8 @@ FrameIndex index_frames(std::string_view archive, const std::string& subject);
 std::string decompress_frame(ArchiveLayout layout, std::string_view archive,
                              const FrameIndexEntry& frame, const std::string& subject);
 // The same from the frame's own bytes into out, which holds frame.decompressed_size bytes.
-void decompress_frame_into(ArchiveLayout layout, std::string_view frame_bytes, const FrameIndexEntry& frame,
-                           const std::string& subject, char* out);
+void decompress_frame_into(ArchiveLayout layout, std::string_view frame_bytes,
+                           const FrameIndexEntry& frame, const std::string& subject, char* out);
 
 // ---------------------------------------------------------------------------------------------
 // The manifest: the archive's first member.
@@ -187,7 +188,7 @@ struct ManifestFile {
   std::uint64_t xxh3 = 0;
   std::int32_t placeholder = -1;  // index into Manifest::placeholders, -1: nothing to relocate
   RelocMode mode = RelocMode::none;
-  std::uint32_t perm = 0644;      // the member's mode bits, as its tar header stores them
+  std::uint32_t perm = 0644;  // the member's mode bits, as its tar header stores them
 };
 struct ManifestDir {
   std::string path;
@@ -208,7 +209,7 @@ struct Manifest {
   std::string source_prefix;  // where the environment lived when packed
   std::string python_version;
   std::vector<std::string> placeholders;
-  std::vector<ManifestFile> files;  // regular files (not hardlinks), in archive order
+  std::vector<ManifestFile> files;       // regular files (not hardlinks), in archive order
   std::vector<ManifestDir> dir_entries;  // directory members (other directories are implied)
   std::vector<ManifestLink> symlink_entries, hardlink_entries;
   std::vector<std::string> warnings;
@@ -218,7 +219,9 @@ struct Manifest {
   static Manifest parse(std::string_view json, const std::string& subject);
   // The archive's identity: the xxh3 of the manifest's JSON (which holds every file's checksum),
   // as stored when parsed, else as to_json() writes it (the same bytes for ferry's archives).
-  std::uint64_t identity() const { return m_stored_identity ? *m_stored_identity : util::xxh3(to_json()); }
+  std::uint64_t identity() const {
+    return m_stored_identity ? *m_stored_identity : util::xxh3(to_json());
+  }
 
  private:
   std::optional<std::uint64_t> m_stored_identity;
@@ -272,15 +275,15 @@ struct FrameSource {
 
 // Extracts a ferry archive while it streams in: each frame is decoded as soon as its bytes have
 // arrived, in parallel with the arrival of the next ones. index comes from the sender.
-ExtractStats extract_frames(const FrameSource& source, const FrameIndex& index, const std::string& root,
-                            unsigned jobs, const ExtractHooks& hooks, const std::string& subject);
+ExtractStats extract_frames(const FrameSource& source, const FrameIndex& index,
+                            const std::string& root, unsigned jobs, const ExtractHooks& hooks,
+                            const std::string& subject);
 
 // Streams members of any archive in order (inspect, the manifest); stops when visit returns false.
 // Every member comes once: whole when it is at most k_read_whole_max bytes, else with its entry
 // only (streamed set, data empty), so that no archive can make it hold more.
 constexpr std::uint64_t k_read_whole_max = 64u << 20;
-void read_members(const std::string& archive_path,
-                  const std::function<bool(const Member&)>& visit);
+void read_members(const std::string& archive_path, const std::function<bool(const Member&)>& visit);
 
 // Lists a member name in its safe, normalised form, or throws Error naming it.
 std::string normalize_member_path(std::string_view name, const std::string& subject);

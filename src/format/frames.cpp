@@ -82,8 +82,8 @@ std::string gzip_member(int level, std::string_view data) {
   store_le32(out, 0);  // member length, filled below
   std::size_t header = out.size();
   out.resize(header + libdeflate_deflate_compress_bound(comp.ctx, data.size()));
-  std::size_t n = libdeflate_deflate_compress(comp.ctx, data.data(), data.size(), out.data() + header,
-                                              out.size() - header);
+  std::size_t n = libdeflate_deflate_compress(comp.ctx, data.data(), data.size(),
+                                              out.data() + header, out.size() - header);
   if (n == 0) throw Error("gzip: compression failed");
   out.resize(header + n);
   store_le32(out, libdeflate_crc32(0, data.data(), data.size()));
@@ -104,9 +104,10 @@ std::size_t max_compressed_frame() {
 
 void check_claims(const FrameIndexEntry& f, const std::string& subject) {
   if (f.decompressed_size > k_frame_max || f.compressed_size > max_compressed_frame())
-    throw Error(fmt::format("{}: frame at byte {} claims {} bytes ({} compressed); ferry frames hold "
-                            "at most {} (corrupted archive)",
-                            subject, f.offset, f.decompressed_size, f.compressed_size, k_frame_max));
+    throw Error(
+        fmt::format("{}: frame at byte {} claims {} bytes ({} compressed); ferry frames hold "
+                    "at most {} (corrupted archive)",
+                    subject, f.offset, f.decompressed_size, f.compressed_size, k_frame_max));
 }
 
 }  // namespace
@@ -165,9 +166,10 @@ FrameIndex index_frames(std::string_view a, const std::string& subject) {
       index.frames.push_back(f);
     }
     if (offset + table != a.size())
-      throw Error(fmt::format("{}: seek table does not match the file size (truncated or "
-                              "corrupted archive)",
-                              subject));
+      throw Error(
+          fmt::format("{}: seek table does not match the file size (truncated or "
+                      "corrupted archive)",
+                      subject));
     index.layout = ArchiveLayout::ferry_zstd;
     return index;
   }
@@ -184,8 +186,8 @@ FrameIndex index_frames(std::string_view a, const std::string& subject) {
       f.offset = offset;
       f.compressed_size = load_le32(a.data() + offset + 16);
       if (f.compressed_size < k_gzip_header + 8 || offset + f.compressed_size > a.size())
-        throw Error(fmt::format("{}: archive is truncated (gzip member at byte {})", subject,
-                                offset));
+        throw Error(
+            fmt::format("{}: archive is truncated (gzip member at byte {})", subject, offset));
       f.decompressed_size = load_le32(a.data() + offset + f.compressed_size - 4);
       check_claims(f, subject);
       offset += f.compressed_size;
@@ -208,7 +210,8 @@ void decompress_frame_into(ArchiveLayout layout, std::string_view src, const Fra
   }
   thread_local DeflateDecompressor dd;
   std::size_t actual = 0;
-  auto rc = libdeflate_gzip_decompress(dd.ctx, src.data(), src.size(), out, f.decompressed_size, &actual);
+  auto rc =
+      libdeflate_gzip_decompress(dd.ctx, src.data(), src.size(), out, f.decompressed_size, &actual);
   if (rc != LIBDEFLATE_SUCCESS || actual != f.decompressed_size)
     throw Error(fmt::format("{}: corrupted data in gzip member at byte {}", subject, f.offset));
 }

@@ -23,13 +23,17 @@ const char* mode_name(RelocMode m) {
 // (nlohmann's own conversion of such values is undefined behaviour).
 template <typename T>
 T integer(const nlohmann::json& v, const char* field) {
-  bool ok = v.is_number_unsigned()
-                ? v.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())
-                : v.is_number_integer() && std::numeric_limits<T>::is_signed &&
-                      v.get<std::int64_t>() >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
-                      v.get<std::int64_t>() <= static_cast<std::int64_t>(std::numeric_limits<T>::max());
-  if (!ok) throw nlohmann::json::type_error::create(302, fmt::format("{}: not an integer in range", field), &v);
-  return v.is_number_unsigned() ? static_cast<T>(v.get<std::uint64_t>()) : static_cast<T>(v.get<std::int64_t>());
+  bool ok =
+      v.is_number_unsigned()
+          ? v.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())
+          : v.is_number_integer() && std::numeric_limits<T>::is_signed &&
+                v.get<std::int64_t>() >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
+                v.get<std::int64_t>() <= static_cast<std::int64_t>(std::numeric_limits<T>::max());
+  if (!ok)
+    throw nlohmann::json::type_error::create(302, fmt::format("{}: not an integer in range", field),
+                                             &v);
+  return v.is_number_unsigned() ? static_cast<T>(v.get<std::uint64_t>())
+                                : static_cast<T>(v.get<std::int64_t>());
 }
 
 }  // namespace
@@ -65,19 +69,22 @@ Manifest Manifest::parse(std::string_view text, const std::string& subject) {
                               subject, m.version));
     // Version 1 listed regular files only: nothing else in such an archive could be verified.
     if (m.version < k_version)
-      throw Error(fmt::format("{}: packed by an older ferry (manifest version {}), whose archives "
-                              "cannot be fully verified: pack it again",
-                              subject, m.version));
+      throw Error(
+          fmt::format("{}: packed by an older ferry (manifest version {}), whose archives "
+                      "cannot be fully verified: pack it again",
+                      subject, m.version));
     m.tool = j.value("tool", "");
     m.kind = j.at("kind").get<std::string>();
     m.source_prefix = j.at("source_prefix").get<std::string>();
     m.python_version = j.value("python_version", "");
     m.placeholders = j.at("placeholders").get<std::vector<std::string>>();
     for (const std::string& p : m.placeholders)
-      if (p.empty()) throw Error(fmt::format("{}: corrupted manifest: an empty placeholder", subject));
+      if (p.empty())
+        throw Error(fmt::format("{}: corrupted manifest: an empty placeholder", subject));
     m.warnings = j.value("warnings", std::vector<std::string>{});
     for (const auto& row : j.at("directories"))
-      m.dir_entries.push_back({row.at(0).get<std::string>(), integer<std::uint32_t>(row.at(1), "directory mode") & 07777});
+      m.dir_entries.push_back({row.at(0).get<std::string>(),
+                               integer<std::uint32_t>(row.at(1), "directory mode") & 07777});
     for (const auto& row : j.at("symlinks"))
       m.symlink_entries.push_back({row.at(0).get<std::string>(), row.at(1).get<std::string>()});
     for (const auto& row : j.at("hardlinks"))

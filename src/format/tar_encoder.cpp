@@ -44,9 +44,9 @@ TarEncoder::TarEncoder() : m_impl(std::make_unique<Impl>()) {
   // (long names, large sizes); that keeps small files small.
   archive_write_set_format_pax_restricted(m_impl->writer);
   archive_write_set_bytes_per_block(m_impl->writer, 0);
-  m_impl->check(archive_write_open2(m_impl->writer, m_impl.get(), nullptr, &Impl::write_cb,
-                                    nullptr, nullptr),
-                "open");
+  m_impl->check(
+      archive_write_open2(m_impl->writer, m_impl.get(), nullptr, &Impl::write_cb, nullptr, nullptr),
+      "open");
 }
 
 TarEncoder::~TarEncoder() {
@@ -69,9 +69,7 @@ void TarEncoder::add(const Entry& e, std::string_view data, std::string& out) {
       archive_entry_set_filetype(ae, AE_IFREG);
       archive_entry_set_size(ae, static_cast<la_int64_t>(data.size()));
       break;
-    case EntryType::directory:
-      archive_entry_set_filetype(ae, AE_IFDIR);
-      break;
+    case EntryType::directory: archive_entry_set_filetype(ae, AE_IFDIR); break;
     case EntryType::symlink:
       archive_entry_set_filetype(ae, AE_IFLNK);
       archive_entry_copy_symlink(ae, e.link.c_str());

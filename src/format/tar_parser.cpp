@@ -15,9 +15,7 @@ constexpr std::uint64_t k_max_meta_size = 1u << 20;      // pax and GNU long-nam
 
 std::uint64_t round_up(std::uint64_t n) { return (n + k_block - 1) / k_block * k_block; }
 
-std::string field_string(const char* p, std::size_t n) {
-  return std::string(p, strnlen(p, n));
-}
+std::string field_string(const char* p, std::size_t n) { return std::string(p, strnlen(p, n)); }
 
 // Octal (possibly space/NUL padded) or GNU base-256 numbers.
 std::optional<std::uint64_t> field_number(const char* p, std::size_t n) {
@@ -153,23 +151,17 @@ void TarParser::complete_payload(std::vector<Member>& out) {
         break;
       }
       if (m_assembly) {
-        m_current.data = std::string_view(m_assembly->data(), static_cast<std::size_t>(m_assembled));
+        m_current.data =
+            std::string_view(m_assembly->data(), static_cast<std::size_t>(m_assembled));
         m_current.storage = std::move(m_assembly);
         m_assembly.reset();
       }
       out.push_back(std::move(m_current));
       break;
-    case Payload::pax:
-      parse_pax(m_buffer);
-      break;
-    case Payload::gnu_name:
-      m_next_path = std::string(m_buffer.c_str());
-      break;
-    case Payload::gnu_link:
-      m_next_link = std::string(m_buffer.c_str());
-      break;
-    case Payload::skip:
-      break;
+    case Payload::pax: parse_pax(m_buffer); break;
+    case Payload::gnu_name: m_next_path = std::string(m_buffer.c_str()); break;
+    case Payload::gnu_link: m_next_link = std::string(m_buffer.c_str()); break;
+    case Payload::skip: break;
   }
   m_buffer.clear();
   m_current = Member{};
@@ -181,8 +173,8 @@ void TarParser::parse_header(const char* block, std::vector<Member>& out) {
     return;
   }
   if (!checksum_ok(block))
-    throw Error(fmt::format("{}: corrupted tar header near byte {} (bad checksum)", m_subject,
-                            m_offset));
+    throw Error(
+        fmt::format("{}: corrupted tar header near byte {} (bad checksum)", m_subject, m_offset));
   Entry e;
   std::string name = field_string(block, 100);
   if (std::memcmp(block + 257, "ustar\0", 6) == 0) {  // POSIX ustar: name may have a prefix
@@ -194,7 +186,8 @@ void TarParser::parse_header(const char* block, std::vector<Member>& out) {
   auto size = field_number(block + 124, 12);
   auto mtime = field_number(block + 136, 12);
   if (!mode || !size || !mtime)
-    throw Error(fmt::format("{}: member '{}': malformed tar header", m_subject, util::printable(e.path)));
+    throw Error(
+        fmt::format("{}: member '{}': malformed tar header", m_subject, util::printable(e.path)));
   e.mode = static_cast<std::uint32_t>(*mode & 07777);
   std::uint64_t payload = m_next_size ? *m_next_size : *size;
   e.mtime_sec = static_cast<std::int64_t>(*mtime);
@@ -205,7 +198,8 @@ void TarParser::parse_header(const char* block, std::vector<Member>& out) {
   e.link = m_next_link ? *m_next_link : field_string(block + 157, 100);
   char type = block[156];
   if (payload > k_max_member_size)
-    throw Error(fmt::format("{}: member '{}': size {} is too large", m_subject, util::printable(e.path), payload));
+    throw Error(fmt::format("{}: member '{}': size {} is too large", m_subject,
+                            util::printable(e.path), payload));
 
   bool meta = type == 'x' || type == 'g' || type == 'L' || type == 'K';
   if (!meta) {
@@ -228,38 +222,29 @@ void TarParser::parse_header(const char* block, std::vector<Member>& out) {
       e.size = payload;
       m_payload = Payload::file;
       break;
-    case '1':
-      e.type = EntryType::hardlink;
-      break;
-    case '2':
-      e.type = EntryType::symlink;
-      break;
-    case '5':
-      e.type = EntryType::directory;
-      break;
-    case 'x':
-      m_payload = Payload::pax;
-      break;
-    case 'g':
-      break;  // global pax headers carry nothing ferry uses
-    case 'L':
-      m_payload = Payload::gnu_name;
-      break;
-    case 'K':
-      m_payload = Payload::gnu_link;
-      break;
+    case '1': e.type = EntryType::hardlink; break;
+    case '2': e.type = EntryType::symlink; break;
+    case '5': e.type = EntryType::directory; break;
+    case 'x': m_payload = Payload::pax; break;
+    case 'g': break;  // global pax headers carry nothing ferry uses
+    case 'L': m_payload = Payload::gnu_name; break;
+    case 'K': m_payload = Payload::gnu_link; break;
     case '3':
     case '4':
-      throw Error(fmt::format("{}: member '{}': device files are not allowed", m_subject, util::printable(e.path)));
+      throw Error(fmt::format("{}: member '{}': device files are not allowed", m_subject,
+                              util::printable(e.path)));
     case '6':
-      throw Error(fmt::format("{}: member '{}': FIFOs are not allowed", m_subject, util::printable(e.path)));
+      throw Error(fmt::format("{}: member '{}': FIFOs are not allowed", m_subject,
+                              util::printable(e.path)));
     default:
       throw Error(fmt::format("{}: member '{}': unsupported tar member type '{}'", m_subject,
                               e.path, type));
   }
   if (meta) {
-    if (m_need == 0) complete_payload(out);
-    else m_state = State::payload;
+    if (m_need == 0)
+      complete_payload(out);
+    else
+      m_state = State::payload;
     return;
   }
   if (m_payload != Payload::file) {

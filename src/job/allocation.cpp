@@ -78,16 +78,17 @@ void discover_slurm(Allocation& a, const Environ& env, const AllocationOptions& 
   // Inside an srun step SLURM_NNODES describes the step; the job's own count is authoritative.
   std::string count_var;
   auto nnodes = first_of(env, {"SLURM_JOB_NUM_NODES"}, &count_var);
-  if (!nnodes && !lookup(env, "SLURM_STEP_NUM_TASKS")) nnodes = first_of(env, {"SLURM_NNODES"}, &count_var);
+  if (!nnodes && !lookup(env, "SLURM_STEP_NUM_TASKS"))
+    nnodes = first_of(env, {"SLURM_NNODES"}, &count_var);
   if (nnodes && parse_count(*nnodes, count_var) != a.hosts.size())
-    throw Error(fmt::format("{}={} disagrees with {}={} ({} hosts)", count_var, *nnodes, var, *nodelist,
-                            a.hosts.size()),
+    throw Error(fmt::format("{}={} disagrees with {}={} ({} hosts)", count_var, *nnodes, var,
+                            *nodelist, a.hosts.size()),
                 Error::Kind::usage);
   if (auto cpus = first_of(env, {"SLURM_JOB_CPUS_PER_NODE"})) {
     a.cpus = expand_count_list(*cpus, "SLURM_JOB_CPUS_PER_NODE");
     if (a.cpus.size() != a.hosts.size())
-      throw Error(fmt::format("SLURM_JOB_CPUS_PER_NODE={} lists {} hosts, {} has {}", *cpus, a.cpus.size(),
-                              var, a.hosts.size()),
+      throw Error(fmt::format("SLURM_JOB_CPUS_PER_NODE={} lists {} hosts, {} has {}", *cpus,
+                              a.cpus.size(), var, a.hosts.size()),
                   Error::Kind::usage);
   }
   // Task counts are the step's inside a step; use them only when they describe every host.
@@ -127,7 +128,9 @@ void discover_lsf(Allocation& a, const Environ& env) {
       auto end = line.find_first_of(" \t\r", begin);
       add_host_slots(a, line.substr(begin, end == std::string::npos ? end : end - begin), 1, index);
     }
-    if (a.hosts.empty()) throw Error(fmt::format("LSB_DJOB_RANKFILE={}: no compute hosts after the launch node", *file));
+    if (a.hosts.empty())
+      throw Error(
+          fmt::format("LSB_DJOB_RANKFILE={}: no compute hosts after the launch node", *file));
     a.source = *file;
     return;
   }
@@ -136,7 +139,9 @@ void discover_lsf(Allocation& a, const Environ& env) {
     return;
   }
   auto pairs = first_of(env, {"LSB_MCPU_HOSTS"});
-  if (!pairs) throw Error(fmt::format("LSB_JOBID={} is set but neither LSB_DJOB_HOSTFILE nor LSB_MCPU_HOSTS", a.job_id));
+  if (!pairs)
+    throw Error(fmt::format("LSB_JOBID={} is set but neither LSB_DJOB_HOSTFILE nor LSB_MCPU_HOSTS",
+                            a.job_id));
   // "host1 42 host2 42": host and slot pairs.
   std::vector<std::string> words;
   for (std::size_t pos = 0; pos < pairs->size();) {
@@ -147,7 +152,8 @@ void discover_lsf(Allocation& a, const Environ& env) {
     pos = end == std::string::npos ? pairs->size() : end;
   }
   if (words.empty() || words.size() % 2)
-    throw Error(fmt::format("LSB_MCPU_HOSTS='{}': expected 'host slots' pairs", *pairs), Error::Kind::usage);
+    throw Error(fmt::format("LSB_MCPU_HOSTS='{}': expected 'host slots' pairs", *pairs),
+                Error::Kind::usage);
   std::unordered_map<std::string, std::size_t> index;
   for (std::size_t i = 0; i < words.size(); i += 2)
     add_host_slots(a, words[i], parse_count(words[i + 1], "LSB_MCPU_HOSTS"), index);
@@ -157,10 +163,13 @@ void discover_lsf(Allocation& a, const Environ& env) {
 void discover_cobalt(Allocation& a, const Environ& env) {
   a.job_id = *first_of(env, {"COBALT_JOBID"});
   auto nodefile = first_of(env, {"COBALT_NODEFILE"});
-  if (!nodefile) throw Error(fmt::format("COBALT_JOBID={} is set but COBALT_NODEFILE is not", a.job_id));
+  if (!nodefile)
+    throw Error(fmt::format("COBALT_JOBID={} is set but COBALT_NODEFILE is not", a.job_id));
   read_nodefile(a, *nodefile, "COBALT_NODEFILE");
-  if (auto size = first_of(env, {"COBALT_JOBSIZE"}); size && parse_count(*size, "COBALT_JOBSIZE") != a.hosts.size())
-    throw Error(fmt::format("COBALT_JOBSIZE={} disagrees with COBALT_NODEFILE ({} hosts)", *size, a.hosts.size()),
+  if (auto size = first_of(env, {"COBALT_JOBSIZE"});
+      size && parse_count(*size, "COBALT_JOBSIZE") != a.hosts.size())
+    throw Error(fmt::format("COBALT_JOBSIZE={} disagrees with COBALT_NODEFILE ({} hosts)", *size,
+                            a.hosts.size()),
                 Error::Kind::usage);
 }
 

@@ -136,7 +136,8 @@ CpuInventory discover_cpus(const DiscoverOptions& options) {
         sysfs::path(root, fmt::format("sys/devices/system/cpu/cpu{}/topology", cpu));
     std::optional<std::string> package = sysfs::read(topology + "/physical_package_id");
     std::optional<std::string> core = sysfs::read(topology + "/core_id");
-    auto key = package && core ? std::make_pair(*package, *core) : std::make_pair(std::string("cpu"), std::to_string(cpu));
+    auto key = package && core ? std::make_pair(*package, *core)
+                               : std::make_pair(std::string("cpu"), std::to_string(cpu));
     auto [it, fresh] = cores.emplace(key, static_cast<unsigned>(cores.size()));
     inv.core_of[cpu] = it->second;
   }

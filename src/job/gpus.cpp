@@ -65,13 +65,9 @@ struct Found {
   std::string unusable_reason;
 };
 
-std::string hex(unsigned value, int width) {
-  return fmt::format("0x{:0{}x}", value, width);
-}
+std::string hex(unsigned value, int width) { return fmt::format("0x{:0{}x}", value, width); }
 
-std::string count_gpus(std::size_t n) {
-  return n == 1 ? "1 GPU" : fmt::format("{} GPUs", n);
-}
+std::string count_gpus(std::size_t n) { return n == 1 ? "1 GPU" : fmt::format("{} GPUs", n); }
 
 unsigned read_hex(const std::string& file) {
   std::optional<std::string> text = sysfs::read(file);
@@ -288,9 +284,10 @@ std::vector<Found> amd_gpus(const std::vector<PciDevice>& pcis, const std::strin
     } else {
       f.gpu.vendor = GpuVendor::amd;
       f.gpu.pci_address = address;
-      notes.push_back(fmt::format("AMD: KFD node {} is at {}, which sysfs does not list: NUMA "
-                                  "node and local CPUs unknown",
-                                  node, address));
+      notes.push_back(
+          fmt::format("AMD: KFD node {} is at {}, which sysfs does not list: NUMA "
+                      "node and local CPUs unknown",
+                      node, address));
     }
     f.gpu.model = gfx_target(props["gfx_target_version"]);
     if (props["unique_id"] != 0) f.gpu.uuid = fmt::format("GPU-{:016X}", props["unique_id"]);
@@ -350,9 +347,10 @@ std::vector<Found> intel_gpus(const std::vector<PciDevice>& pcis, std::vector<st
       continue;
     }
     if (!family)
-      notes.push_back(fmt::format("Intel: {} (device {}) is not in ferry's table of discrete GPUs; "
-                                  "kept because it is off the root bus",
-                                  pci.address, hex(pci.device, 4)));
+      notes.push_back(
+          fmt::format("Intel: {} (device {}) is not in ferry's table of discrete GPUs; "
+                      "kept because it is off the root bus",
+                      pci.address, hex(pci.device, 4)));
     Found f{gpu_from_pci(GpuVendor::intel, pci), render_node_of(pci),
             wrong_driver(pci, {"i915", "xe"})};
     f.gpu.model = std::string(family.value_or(""));
@@ -360,9 +358,10 @@ std::vector<Found> intel_gpus(const std::vector<PciDevice>& pcis, std::vector<st
     found.push_back(std::move(f));
   }
   if (!found.empty())
-    notes.push_back(fmt::format("Intel: {} in PCI order (Level Zero's with "
-                                "ZE_ENABLE_PCI_ID_DEVICE_ORDER=1)",
-                                count_gpus(found.size())));
+    notes.push_back(
+        fmt::format("Intel: {} in PCI order (Level Zero's with "
+                    "ZE_ENABLE_PCI_ID_DEVICE_ORDER=1)",
+                    count_gpus(found.size())));
   return found;
 }
 
@@ -463,9 +462,10 @@ std::vector<unsigned> rocr_selection(const std::string& value,
     }
     bool repeated = pick && std::find(chosen.begin(), chosen.end(), *pick) != chosen.end();
     if (!pick || repeated) {
-      notes.push_back(fmt::format("ROCR_VISIBLE_DEVICES: '{}' {}; it and the rest of the list are "
-                                  "ignored, as ROCr does",
-                                  token, repeated ? "repeats a GPU" : "names no GPU"));
+      notes.push_back(
+          fmt::format("ROCR_VISIBLE_DEVICES: '{}' {}; it and the rest of the list are "
+                      "ignored, as ROCr does",
+                      token, repeated ? "repeats a GPU" : "names no GPU"));
       break;
     }
     chosen.push_back(*pick);
@@ -490,9 +490,10 @@ std::vector<unsigned> hip_selection(const std::string& variable, const std::stri
              std::stoul(token) < devices.size())
       pick = static_cast<unsigned>(std::stoul(token));
     if (!pick) {
-      notes.push_back(fmt::format("{}: '{}' names no GPU; it and the rest of the list are ignored, "
-                                  "as HIP does",
-                                  variable, token));
+      notes.push_back(
+          fmt::format("{}: '{}' names no GPU; it and the rest of the list are ignored, "
+                      "as HIP does",
+                      variable, token));
       break;
     }
     if (std::find(chosen.begin(), chosen.end(), *pick) == chosen.end()) chosen.push_back(*pick);
@@ -571,12 +572,14 @@ void select_intel(GpuInventory& inv, const std::vector<unsigned>& usable, const 
   std::optional<std::string> mode = lookup(env, "ZE_FLAT_DEVICE_HIERARCHY");
   inv.hierarchy = mode && (*mode == "COMPOSITE" || *mode == "COMBINED") ? *mode : "FLAT";
   if (!mode)
-    inv.notes.push_back("ZE_FLAT_DEVICE_HIERARCHY is unset: Level Zero's default, FLAT (one device "
-                        "per tile)");
+    inv.notes.push_back(
+        "ZE_FLAT_DEVICE_HIERARCHY is unset: Level Zero's default, FLAT (one device "
+        "per tile)");
   else if (*mode != inv.hierarchy)
-    inv.notes.push_back(fmt::format("ZE_FLAT_DEVICE_HIERARCHY='{}' is not FLAT, COMPOSITE or "
-                                    "COMBINED: Level Zero uses its default, FLAT",
-                                    *mode));
+    inv.notes.push_back(
+        fmt::format("ZE_FLAT_DEVICE_HIERARCHY='{}' is not FLAT, COMPOSITE or "
+                    "COMBINED: Level Zero uses its default, FLAT",
+                    *mode));
   std::string mask = lookup(env, "ZE_AFFINITY_MASK").value_or("");
   bool flat = inv.hierarchy != "COMPOSITE";
 
@@ -644,12 +647,9 @@ void select_intel(GpuInventory& inv, const std::vector<unsigned>& usable, const 
 
 std::string_view vendor_name(GpuVendor vendor) {
   switch (vendor) {
-    case GpuVendor::nvidia:
-      return "nvidia";
-    case GpuVendor::amd:
-      return "amd";
-    case GpuVendor::intel:
-      return "intel";
+    case GpuVendor::nvidia: return "nvidia";
+    case GpuVendor::amd: return "amd";
+    case GpuVendor::intel: return "intel";
   }
   return "unknown";
 }
@@ -659,9 +659,10 @@ GpuInventory discover_gpus(const Environ& env, const DiscoverOptions& options) {
   std::vector<PciDevice> pcis = display_devices(options.sysfs_root, inv.notes);
   for (const PciDevice& pci : pcis)
     if (pci.vendor != k_vendor_nvidia && pci.vendor != k_vendor_amd && pci.vendor != k_vendor_intel)
-      inv.notes.push_back(fmt::format("{}: display device of vendor {} (class {}): not a compute "
-                                      "GPU, left out",
-                                      pci.address, hex(pci.vendor, 4), hex(pci.class_code, 6)));
+      inv.notes.push_back(
+          fmt::format("{}: display device of vendor {} (class {}): not a compute "
+                      "GPU, left out",
+                      pci.address, hex(pci.vendor, 4), hex(pci.class_code, 6)));
 
   // One vendor per node: its runtime and visibility variable. Mixed nodes are rare; the first of
   // NVIDIA, AMD, Intel with a GPU wins and the others are named in the notes.

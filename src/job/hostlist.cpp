@@ -29,7 +29,8 @@ struct Range {
 // One element of a bracket list: "N" or "N-M". strtoul as Slurm uses it, so leading blanks and
 // '+' behave the same; the width is the length of the low end's text.
 Range parse_range(std::string element, std::string_view expr) {
-  if (element.find('x') != std::string::npos) bad(expr, fmt::format("'{}' is not a number or range", element));
+  if (element.find('x') != std::string::npos)
+    bad(expr, fmt::format("'{}' is not a number or range", element));
   std::string hi_text;
   bool has_hi = false;
   if (auto dash = element.find('-'); dash != std::string::npos) {
@@ -70,14 +71,16 @@ std::vector<Range> parse_ranges(std::string_view inside, std::string_view expr) 
 }
 
 void push(std::vector<std::string>& out, std::string host, std::string_view expr) {
-  if (out.size() >= k_max_hosts) bad(expr, fmt::format("expands to more than {} hosts", k_max_hosts));
+  if (out.size() >= k_max_hosts)
+    bad(expr, fmt::format("expands to more than {} hosts", k_max_hosts));
   out.push_back(std::move(host));
 }
 
 // Slurm's _push_range_list: the last bracket group left in the prefix is the outer loop; for each
 // of its values, recurse while the prefix still holds brackets, then emit the main ranges.
-void expand_prefix(const std::string& prefix, const std::vector<Range>& main, const std::string& suffix,
-                   std::vector<std::string>& out, std::string_view expr) {
+void expand_prefix(const std::string& prefix, const std::vector<Range>& main,
+                   const std::string& suffix, std::vector<std::string>& out,
+                   std::string_view expr) {
   std::size_t open = prefix.rfind('[');
   std::size_t close = open == std::string::npos ? std::string::npos : prefix.find(']', open);
   if (open == std::string::npos || close == std::string::npos) {
@@ -89,7 +92,8 @@ void expand_prefix(const std::string& prefix, const std::vector<Range>& main, co
   }
   std::string head = prefix.substr(0, open);
   std::string between = prefix.substr(close + 1);
-  for (const Range& r : parse_ranges(std::string_view(prefix).substr(open + 1, close - open - 1), expr))
+  for (const Range& r :
+       parse_ranges(std::string_view(prefix).substr(open + 1, close - open - 1), expr))
     for (unsigned long n = r.lo; n <= r.hi; ++n)
       expand_prefix(fmt::format("{}{:0{}}{}", head, n, r.width, between), main, suffix, out, expr);
 }
@@ -136,9 +140,12 @@ std::vector<std::string> expand_hostlist(std::string_view expr) {
     std::size_t start = i;
     int depth = 0;
     for (; i < expr.size(); ++i) {
-      if (expr[i] == '[') ++depth;
-      else if (expr[i] == ']' && depth > 0) --depth;
-      else if (depth == 0 && is_separator(expr[i])) break;
+      if (expr[i] == '[')
+        ++depth;
+      else if (expr[i] == ']' && depth > 0)
+        --depth;
+      else if (depth == 0 && is_separator(expr[i]))
+        break;
     }
     expand_token(expr.substr(start, i - start), out, expr);
   }
@@ -151,7 +158,8 @@ std::string compress_hostlist(const std::vector<std::string>& hosts) {
   while (i < hosts.size()) {
     const std::string& host = hosts[i];
     if (host.empty() || host.find_first_of("[]{},\t\n ") != std::string::npos)
-      throw Error(fmt::format("host '{}' cannot be written in a hostlist", host), Error::Kind::usage);
+      throw Error(fmt::format("host '{}' cannot be written in a hostlist", host),
+                  Error::Kind::usage);
     if (!out.empty()) out += ',';
     Split first = split_host(host);
     if (first.digits.empty()) {
@@ -196,14 +204,16 @@ std::string compress_hostlist(const std::vector<std::string>& hosts) {
 
 std::vector<unsigned> expand_count_list(std::string_view list, std::string_view what) {
   auto fail = [&] {
-    throw Error(fmt::format("{}='{}': expected counts like '2(x3),1'", what, list), Error::Kind::usage);
+    throw Error(fmt::format("{}='{}': expected counts like '2(x3),1'", what, list),
+                Error::Kind::usage);
   };
   std::vector<unsigned> out;
   std::size_t pos = 0;
   if (list.empty()) fail();
   while (pos <= list.size()) {
     std::size_t comma = list.find(',', pos);
-    std::string item(list.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos));
+    std::string item(
+        list.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos));
     char* end = nullptr;
     if (item.empty() || item[0] < '0' || item[0] > '9') fail();
     unsigned long count = std::strtoul(item.c_str(), &end, 10);

@@ -56,12 +56,12 @@ std::string_view scheduler_name(Scheduler scheduler);  // "slurm", "pbs", ... "n
 struct Allocation {
   Scheduler scheduler = Scheduler::none;
   std::string job_id;
-  std::vector<std::string> hosts;        // in the scheduler's order, each host once
-  std::vector<unsigned> slots;           // per host: task slots granted (PBS mpiprocs lines, Slurm
-                                         // tasks per node, LSF slots); empty when not known
-  std::vector<unsigned> cpus;            // per host CPUs when the scheduler says; else empty
-  std::optional<unsigned> gpus_per_host; // when the scheduler says (SLURM_GPUS_ON_NODE, ...)
-  std::string source;                    // where the hosts came from (variable or file)
+  std::vector<std::string> hosts;         // in the scheduler's order, each host once
+  std::vector<unsigned> slots;            // per host: task slots granted (PBS mpiprocs lines, Slurm
+                                          // tasks per node, LSF slots); empty when not known
+  std::vector<unsigned> cpus;             // per host CPUs when the scheduler says; else empty
+  std::optional<unsigned> gpus_per_host;  // when the scheduler says (SLURM_GPUS_ON_NODE, ...)
+  std::string source;                     // where the hosts came from (variable or file)
 };
 
 struct AllocationOptions {
@@ -88,37 +88,37 @@ std::string_view vendor_name(GpuVendor vendor);  // "nvidia", "amd", "intel"
 
 struct Gpu {
   GpuVendor vendor = GpuVendor::nvidia;
-  unsigned index = 0;        // the vendor runtime's number before any visibility variable
-  std::string pci_address;   // sysfs form: "0000:07:00.0"
-  std::string model;         // when known (NVIDIA /proc, NVML, KFD properties)
-  std::string uuid;          // when known ("GPU-…")
-  int numa_node = -1;        // -1: unknown
+  unsigned index = 0;                // the vendor runtime's number before any visibility variable
+  std::string pci_address;           // sysfs form: "0000:07:00.0"
+  std::string model;                 // when known (NVIDIA /proc, NVML, KFD properties)
+  std::string uuid;                  // when known ("GPU-…")
+  int numa_node = -1;                // -1: unknown
   std::vector<unsigned> local_cpus;  // the PCI device's local_cpulist
-  unsigned tiles = 1;        // Intel: tiles (sub-devices) per card
-  bool usable = true;        // false when its device node cannot be opened (cgroup)
+  unsigned tiles = 1;                // Intel: tiles (sub-devices) per card
+  bool usable = true;                // false when its device node cannot be opened (cgroup)
 };
 
 // What a rank binds to: a whole GPU, or one tile when Intel's hierarchy is FLAT.
 struct GpuDevice {
-  unsigned gpu = 0;          // index into GpuInventory::gpus
-  int tile = -1;             // Intel FLAT / "dev.sub": the tile; -1: the whole GPU
-  std::string selector;      // value for the visibility variable: "3", "1.0", "GPU-<uuid>"
+  unsigned gpu = 0;      // index into GpuInventory::gpus
+  int tile = -1;         // Intel FLAT / "dev.sub": the tile; -1: the whole GPU
+  std::string selector;  // value for the visibility variable: "3", "1.0", "GPU-<uuid>"
 };
 
 struct GpuInventory {
-  std::vector<Gpu> gpus;              // every GPU found, in the vendor runtime's order
-  std::vector<GpuDevice> visible;     // what the job may use, after the visibility variables
-  std::string visibility_variable;    // CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK
-  std::string hierarchy;              // Intel: FLAT or COMPOSITE (the one in effect); else empty
-  std::vector<std::string> notes;     // how the list was found, what was filtered, and why
+  std::vector<Gpu> gpus;            // every GPU found, in the vendor runtime's order
+  std::vector<GpuDevice> visible;   // what the job may use, after the visibility variables
+  std::string visibility_variable;  // CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK
+  std::string hierarchy;            // Intel: FLAT or COMPOSITE (the one in effect); else empty
+  std::vector<std::string> notes;   // how the list was found, what was filtered, and why
 };
 
 struct CpuInventory {
-  unsigned logical = 0;                 // online logical CPUs
-  unsigned cores = 0;                   // physical cores (distinct package/core ids)
-  std::vector<unsigned> allowed;        // this process's affinity (cgroup cpuset), sorted
+  unsigned logical = 0;           // online logical CPUs
+  unsigned cores = 0;             // physical cores (distinct package/core ids)
+  std::vector<unsigned> allowed;  // this process's affinity (cgroup cpuset), sorted
   std::map<int, std::vector<unsigned>> numa_cpus;  // NUMA node -> CPUs
-  std::map<unsigned, unsigned> core_of;            // CPU -> its physical core (SMT siblings share one)
+  std::map<unsigned, unsigned> core_of;  // CPU -> its physical core (SMT siblings share one)
 };
 
 struct DiscoverOptions {
@@ -160,13 +160,13 @@ struct Machine {
   std::vector<std::string> match_domains, match_hostnames;
   std::optional<Scheduler> match_scheduler;
   Launcher launcher = Launcher::local;
-  std::vector<std::string> launcher_args;        // always passed
-  std::map<unsigned, Layout> layouts;            // by ranks per node
-  std::vector<unsigned> reserved_cpus;           // never bound (Aurora's cores 0 and 52, ...)
+  std::vector<std::string> launcher_args;              // always passed
+  std::map<unsigned, Layout> layouts;                  // by ranks per node
+  std::vector<unsigned> reserved_cpus;                 // never bound (Aurora's cores 0 and 52, ...)
   std::map<unsigned, std::vector<unsigned>> gpu_cpus;  // GPU index -> its CPUs, where the PCI
                                                        // local_cpulist is too coarse (Frontier)
-  std::map<std::string, std::string> rank_env;   // set in each rank unless already set
-  std::string source;                            // the file it came from
+  std::map<std::string, std::string> rank_env;         // set in each rank unless already set
+  std::string source;                                  // the file it came from
 };
 
 // Loads the built-in table, then each file in FERRY_MACHINES (colon-separated) from env.
@@ -188,27 +188,28 @@ struct LaunchRequest {
   std::optional<unsigned> ranks, ranks_per_node, nodes, gpus_per_rank;
   std::optional<std::string> cpu_bind;  // overrides the machine's bind (launcher grammar)
   std::vector<std::string> command;
-  std::string ferry;                    // absolute path of ferry, for the rank wrapper
-  std::string hostfile;                 // where to write the hostfile for mpiexec-style launchers
-  bool resolve_master = true;           // look the first host up (DNS, then Slurm's NodeAddr)
+  std::string ferry;           // absolute path of ferry, for the rank wrapper
+  std::string hostfile;        // where to write the hostfile for mpiexec-style launchers
+  bool resolve_master = true;  // look the first host up (DNS, then Slurm's NodeAddr)
 };
 
 struct LaunchPlan {
   Launcher launcher = Launcher::local;
   unsigned nodes = 0, ranks = 0, ranks_per_node = 0, gpus_per_rank = 0;
-  std::vector<std::string> hosts;         // the hosts used, in order
+  std::vector<std::string> hosts;  // the hosts used, in order
   std::string master_addr;
   unsigned master_port = 0;
-  std::vector<std::string> argv;          // the whole command line
-  std::string hostfile_text;              // what to write at request.hostfile (may be empty)
+  std::vector<std::string> argv;                 // the whole command line
+  std::string hostfile_text;                     // what to write at request.hostfile (may be empty)
   std::vector<std::vector<unsigned>> rank_cpus;  // per local rank, when ferry binds CPUs itself
   std::vector<std::string> notes;
 };
 
 // Builds the line. Throws Error (one line, naming the option) when the request does not fit the
 // allocation: more ranks than slots, more GPUs per node than the node has, ...
-LaunchPlan plan_launch(const Allocation& allocation, const Machine& machine, const GpuInventory& gpus,
-                       const CpuInventory& cpus, const LaunchRequest& request);
+LaunchPlan plan_launch(const Allocation& allocation, const Machine& machine,
+                       const GpuInventory& gpus, const CpuInventory& cpus,
+                       const LaunchRequest& request);
 
 // A port in 20000-29999 derived from the job id (no MPI, no probing): every rank of one job
 // computes the same one, concurrent jobs get different ones. Skips torch's 29400 and 29500.
@@ -228,12 +229,12 @@ struct RankInfo {
 RankInfo resolve_rank(const Environ& env);
 
 struct RankSetup {
-  std::string master_addr;                  // empty: the allocation's first host
-  std::optional<unsigned> master_port;      // empty: from the job id
-  std::vector<std::string> gpu_selectors;   // visible devices in local-rank order
+  std::string master_addr;                 // empty: the allocation's first host
+  std::optional<unsigned> master_port;     // empty: from the job id
+  std::vector<std::string> gpu_selectors;  // visible devices in local-rank order
   std::string visibility_variable;
   unsigned gpus_per_rank = 0;
-  std::vector<std::vector<unsigned>> cpus;  // per local rank; empty: leave affinity alone
+  std::vector<std::vector<unsigned>> cpus;       // per local rank; empty: leave affinity alone
   std::map<std::string, std::string> extra_env;  // set unless already set
 };
 

@@ -23,7 +23,8 @@ std::vector<GpuDevice> devices_by_locality(const GpuInventory& inv) {
     const Gpu& g = inv.gpus.at(d.gpu);
     return std::make_tuple(g.numa_node < 0 ? 1 << 30 : g.numa_node, g.pci_address, d.tile);
   };
-  std::stable_sort(devices.begin(), devices.end(), [&](const auto& a, const auto& b) { return key(a) < key(b); });
+  std::stable_sort(devices.begin(), devices.end(),
+                   [&](const auto& a, const auto& b) { return key(a) < key(b); });
   return devices;
 }
 
@@ -44,7 +45,8 @@ std::vector<unsigned> usable_cpus(const CpuInventory& cpus, const Machine& machi
   if (usable.empty())
     for (unsigned c = 0; c < cpus.logical; ++c) usable.push_back(c);
   std::erase_if(usable, [&](unsigned c) {
-    return std::find(machine.reserved_cpus.begin(), machine.reserved_cpus.end(), c) != machine.reserved_cpus.end();
+    return std::find(machine.reserved_cpus.begin(), machine.reserved_cpus.end(), c) !=
+           machine.reserved_cpus.end();
   });
   return usable;
 }
@@ -52,8 +54,9 @@ std::vector<unsigned> usable_cpus(const CpuInventory& cpus, const Machine& machi
 // CPUs per local rank: the CPUs near each rank's GPU (the machine table's map, else the PCI
 // device's local_cpulist), split in contiguous blocks among the ranks that share them; without
 // GPUs, the usable CPUs split evenly.
-std::vector<std::vector<unsigned>> split_cpus(const std::vector<unsigned>& usable, const CpuInventory& cpus,
-                                              const GpuInventory& inv, const std::vector<GpuDevice>& devices,
+std::vector<std::vector<unsigned>> split_cpus(const std::vector<unsigned>& usable,
+                                              const CpuInventory& cpus, const GpuInventory& inv,
+                                              const std::vector<GpuDevice>& devices,
                                               const Machine& machine, unsigned ppn, unsigned gpr) {
   std::vector<std::vector<unsigned>> domain(ppn);
   for (unsigned r = 0; r < ppn; ++r) {
@@ -72,7 +75,8 @@ std::vector<std::vector<unsigned>> split_cpus(const std::vector<unsigned>& usabl
     std::vector<unsigned> sharers;
     for (unsigned s = 0; s < ppn; ++s)
       if (domain[s] == domain[r]) sharers.push_back(s);
-    std::size_t position = static_cast<std::size_t>(std::find(sharers.begin(), sharers.end(), r) - sharers.begin());
+    std::size_t position =
+        static_cast<std::size_t>(std::find(sharers.begin(), sharers.end(), r) - sharers.begin());
     std::vector<std::vector<unsigned>> cores;  // the domain's cores, each with its CPUs
     std::map<unsigned, std::size_t> slot;
     for (unsigned c : domain[r]) {
@@ -145,7 +149,8 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
     misfit(fmt::format("--nodes {}: the allocation has {} hosts", max_nodes, hosts));
   // One rank per GPU (gpr GPUs each), or one per host without GPUs.
   unsigned fit = gpr ? gpu_count / gpr : 1;
-  if (gpr && fit == 0) misfit(fmt::format("--gpus-per-rank {}: nodes have {} GPUs", gpr, gpu_count));
+  if (gpr && fit == 0)
+    misfit(fmt::format("--gpus-per-rank {}: nodes have {} GPUs", gpr, gpu_count));
 
   unsigned ppn = req.ranks_per_node.value_or(0);
   unsigned ranks = req.ranks.value_or(0);
@@ -161,10 +166,11 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
   if (ranks == 0 || ppn == 0) misfit("-n and --ppn must be at least 1");
   plan.nodes = (ranks + ppn - 1) / ppn;
   if (plan.nodes > max_nodes)
-    misfit(fmt::format("-n {} at {} per node needs {} nodes; the allocation has {}", ranks, ppn, plan.nodes, max_nodes));
+    misfit(fmt::format("-n {} at {} per node needs {} nodes; the allocation has {}", ranks, ppn,
+                       plan.nodes, max_nodes));
   if (gpr && ppn * gpr > gpu_count)
-    misfit(fmt::format("--ppn {} with {} GPU(s) per rank needs {} GPUs per node; this node has {}", ppn, gpr,
-                       ppn * gpr, gpu_count));
+    misfit(fmt::format("--ppn {} with {} GPU(s) per rank needs {} GPUs per node; this node has {}",
+                       ppn, gpr, ppn * gpr, gpu_count));
   plan.ranks = ranks;
   plan.ranks_per_node = ppn;
   plan.hosts.assign(alloc.hosts.begin(), alloc.hosts.begin() + plan.nodes);
@@ -174,20 +180,24 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
   std::vector<GpuDevice> devices = devices_by_locality(gpus);
   std::vector<unsigned> usable = usable_cpus(cpus, machine);
   auto rank_cpus = split_cpus(usable, cpus, gpus, devices, machine, ppn, gpr);
-  unsigned node_cpus = alloc.cpus.empty() ? static_cast<unsigned>(usable.size()) : alloc.cpus.front();
-  unsigned cpus_per_rank = layout && layout->cpus_per_rank ? *layout->cpus_per_rank : std::max(1u, node_cpus / ppn);
+  unsigned node_cpus =
+      alloc.cpus.empty() ? static_cast<unsigned>(usable.size()) : alloc.cpus.front();
+  unsigned cpus_per_rank =
+      layout && layout->cpus_per_rank ? *layout->cpus_per_rank : std::max(1u, node_cpus / ppn);
   // srun refuses a step that asks more CPUs of a node than the job holds there ("More processors
-  // requested than permitted"): a plain `salloc -N3` where Slurm allocates cores holds one per node.
+  // requested than permitted"): a plain `salloc -N3` where Slurm allocates cores holds one per
+  // node.
   if (machine.launcher == Launcher::srun && alloc.cpus.size() >= plan.nodes) {
     auto least = std::min_element(alloc.cpus.begin(), alloc.cpus.begin() + plan.nodes);
     if (ppn * cpus_per_rank > *least) {
       std::string fix = fmt::format("--ntasks-per-node={}", ppn);
       if (cpus_per_rank > 1) fix += fmt::format(" --cpus-per-task={}", cpus_per_rank);
-      misfit(fmt::format("{} ranks per node at {} CPU{} each need {} CPUs per node, but the job holds {} on {} "
-                         "(SLURM_JOB_CPUS_PER_NODE): allocate with `salloc {}` (or --exclusive), or launch "
-                         "fewer ranks per node (--ppn)",
-                         ppn, cpus_per_rank, cpus_per_rank == 1 ? "" : "s", ppn * cpus_per_rank, *least,
-                         alloc.hosts[static_cast<std::size_t>(least - alloc.cpus.begin())], fix));
+      misfit(fmt::format(
+          "{} ranks per node at {} CPU{} each need {} CPUs per node, but the job holds {} on {} "
+          "(SLURM_JOB_CPUS_PER_NODE): allocate with `salloc {}` (or --exclusive), or launch "
+          "fewer ranks per node (--ppn)",
+          ppn, cpus_per_rank, cpus_per_rank == 1 ? "" : "s", ppn * cpus_per_rank, *least,
+          alloc.hosts[static_cast<std::size_t>(least - alloc.cpus.begin())], fix));
     }
   }
 
@@ -197,9 +207,17 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
   std::string hostfile = req.hostfile;
   switch (machine.launcher) {
     case Launcher::srun:
-      argv = {"srun", "-N", std::to_string(plan.nodes), "-n", std::to_string(ranks),
-              fmt::format("--ntasks-per-node={}", ppn), "-c", std::to_string(cpus_per_rank)};
-      argv.push_back("--cpu-bind=" + (req.cpu_bind ? *req.cpu_bind : layout && !layout->cpu_bind.empty() ? layout->cpu_bind : "cores"));
+      argv = {"srun",
+              "-N",
+              std::to_string(plan.nodes),
+              "-n",
+              std::to_string(ranks),
+              fmt::format("--ntasks-per-node={}", ppn),
+              "-c",
+              std::to_string(cpus_per_rank)};
+      argv.push_back("--cpu-bind=" + (req.cpu_bind                          ? *req.cpu_bind
+                                      : layout && !layout->cpu_bind.empty() ? layout->cpu_bind
+                                                                            : "cores"));
       if (!layout && gpr && alloc.gpus_per_host) {
         argv.push_back(fmt::format("--gpus-per-task={}", gpr));
         argv.push_back("--gpu-bind=closest");
@@ -210,7 +228,8 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
     case Launcher::pals: {
       argv = {"mpiexec"};
       argv.insert(argv.end(), machine.launcher_args.begin(), machine.launcher_args.end());
-      argv.insert(argv.end(), {"-n", std::to_string(ranks), "--ppn", std::to_string(ppn), "--hostfile", hostfile});
+      argv.insert(argv.end(), {"-n", std::to_string(ranks), "--ppn", std::to_string(ppn),
+                               "--hostfile", hostfile});
       if (req.cpu_bind) {
         argv.push_back("--cpu-bind=" + *req.cpu_bind);
       } else if (layout && layout->cpu_bind == "depth") {
@@ -229,25 +248,26 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
       argv = {"mpiexec", "-n", std::to_string(ranks), "-ppn", std::to_string(ppn), "-f", hostfile};
       break;
     case Launcher::openmpi:
-      argv = {"mpirun", "-np", std::to_string(ranks), "--hostfile", hostfile,
-              "--map-by", fmt::format("ppr:{}:node", ppn), "--bind-to", "none"};
+      argv = {"mpirun", "-np",      std::to_string(ranks),           "--hostfile",
+              hostfile, "--map-by", fmt::format("ppr:{}:node", ppn), "--bind-to",
+              "none"};
       break;
     case Launcher::flux:
-      argv = {"flux", "run", "-N", std::to_string(plan.nodes), "-n", std::to_string(ranks), "-c",
-              std::to_string(cpus_per_rank)};
+      argv = {"flux", "run",
+              "-N",   std::to_string(plan.nodes),
+              "-n",   std::to_string(ranks),
+              "-c",   std::to_string(cpus_per_rank)};
       if (gpr) {
         argv.insert(argv.end(), {"-g", std::to_string(gpr)});
         launcher_binds_gpus = true;  // flux's gpubind sets CUDA_VISIBLE_DEVICES per task
       }
       break;
     case Launcher::jsrun:
-      argv = {"jsrun", "-n", std::to_string(ranks), "-r", std::to_string(ppn), "-a", "1", "-c",
-              std::to_string(cpus_per_rank), "-g", std::to_string(gpr)};
+      argv = {"jsrun", "-n", std::to_string(ranks),         "-r", std::to_string(ppn), "-a",
+              "1",     "-c", std::to_string(cpus_per_rank), "-g", std::to_string(gpr)};
       launcher_binds_gpus = gpr > 0;  // one resource set per rank: jsrun sets its GPUs
       break;
-    case Launcher::local:
-      argv = {req.ferry, "rank", "--spawn", std::to_string(ranks)};
-      break;
+    case Launcher::local: argv = {req.ferry, "rank", "--spawn", std::to_string(ranks)}; break;
   }
   if (machine.launcher != Launcher::pals && machine.launcher != Launcher::local)
     argv.insert(argv.end(), machine.launcher_args.begin(), machine.launcher_args.end());
@@ -259,17 +279,20 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
 
   // The rank wrapper: torch.distributed's variables, the GPU, and CPUs where the launcher does
   // not bind them.
-  plan.master_addr = req.resolve_master ? resolve_master(plan.hosts.front(), alloc.scheduler) : plan.hosts.front();
+  plan.master_addr =
+      req.resolve_master ? resolve_master(plan.hosts.front(), alloc.scheduler) : plan.hosts.front();
   plan.master_port = master_port_for(alloc.job_id.empty() ? plan.hosts.front() : alloc.job_id);
   if (machine.launcher != Launcher::local) argv.insert(argv.end(), {req.ferry, "rank"});
-  argv.insert(argv.end(), {"--master-addr", plan.master_addr, "--master-port", std::to_string(plan.master_port)});
+  argv.insert(argv.end(), {"--master-addr", plan.master_addr, "--master-port",
+                           std::to_string(plan.master_port)});
   if (gpr && !launcher_binds_gpus) {
     std::vector<std::string> selectors;
     for (const auto& d : devices) selectors.push_back(portable_selector(gpus, d));
     argv.insert(argv.end(), {"--gpus", join(selectors, ","), "--gpus-per-rank", std::to_string(gpr),
                              "--visibility", gpus.visibility_variable});
   }
-  bool ferry_binds_cpus = machine.launcher == Launcher::mpich || machine.launcher == Launcher::openmpi ||
+  bool ferry_binds_cpus = machine.launcher == Launcher::mpich ||
+                          machine.launcher == Launcher::openmpi ||
                           machine.launcher == Launcher::local;
   if (ferry_binds_cpus && !req.cpu_bind) {
     plan.rank_cpus = rank_cpus;

@@ -16,15 +16,16 @@ namespace {
 using Json = nlohmann::json;
 
 Launcher parse_launcher(const std::string& name, const std::string& where) {
-  for (Launcher l : {Launcher::srun, Launcher::pals, Launcher::mpich, Launcher::openmpi, Launcher::flux,
-                     Launcher::jsrun, Launcher::local})
+  for (Launcher l : {Launcher::srun, Launcher::pals, Launcher::mpich, Launcher::openmpi,
+                     Launcher::flux, Launcher::jsrun, Launcher::local})
     if (launcher_name(l) == name) return l;
-  throw Error(fmt::format("{}: unknown launcher '{}' (srun, pals, mpich, openmpi, flux, jsrun, local)", where, name));
+  throw Error(fmt::format(
+      "{}: unknown launcher '{}' (srun, pals, mpich, openmpi, flux, jsrun, local)", where, name));
 }
 
 Scheduler parse_scheduler(const std::string& name, const std::string& where) {
-  for (Scheduler s : {Scheduler::none, Scheduler::slurm, Scheduler::pbs, Scheduler::lsf, Scheduler::cobalt,
-                      Scheduler::flux})
+  for (Scheduler s : {Scheduler::none, Scheduler::slurm, Scheduler::pbs, Scheduler::lsf,
+                      Scheduler::cobalt, Scheduler::flux})
     if (scheduler_name(s) == name) return s;
   throw Error(fmt::format("{}: unknown scheduler '{}'", where, name));
 }
@@ -48,7 +49,8 @@ Machine parse_machine(const Json& j, const std::string& where) {
     m.match_env = match.value("env", std::map<std::string, std::string>{});
     m.match_domains = match.value("domains", std::vector<std::string>{});
     m.match_hostnames = match.value("hostnames", std::vector<std::string>{});
-    if (match.contains("scheduler")) m.match_scheduler = parse_scheduler(match.at("scheduler"), here);
+    if (match.contains("scheduler"))
+      m.match_scheduler = parse_scheduler(match.at("scheduler"), here);
     for (const auto& [var, pattern] : m.match_env) check_regex(pattern, here);
     for (const auto& pattern : m.match_hostnames) check_regex(pattern, here);
   }
@@ -59,7 +61,8 @@ Machine parse_machine(const Json& j, const std::string& where) {
   for (const auto& [gpu, cpus] : j.value("gpu_cpus", std::map<std::string, std::string>{})) {
     char* end = nullptr;
     unsigned long index = std::strtoul(gpu.c_str(), &end, 10);
-    if (gpu.empty() || *end != '\0') throw Error(fmt::format("{}: gpu_cpus key '{}' is not a GPU index", here, gpu));
+    if (gpu.empty() || *end != '\0')
+      throw Error(fmt::format("{}: gpu_cpus key '{}' is not a GPU index", here, gpu));
     m.gpu_cpus[static_cast<unsigned>(index)] = parse_cpu_list(cpus, here + " gpu_cpus");
   }
   if (j.contains("layouts")) {
@@ -67,11 +70,13 @@ Machine parse_machine(const Json& j, const std::string& where) {
       char* end = nullptr;
       unsigned long ppn = std::strtoul(key.c_str(), &end, 10);
       if (key.empty() || *end != '\0' || ppn == 0)
-        throw Error(fmt::format("{}: layout key '{}' is not a number of ranks per node", here, key));
+        throw Error(
+            fmt::format("{}: layout key '{}' is not a number of ranks per node", here, key));
       Layout layout;
       layout.cpu_bind = value.value("cpu_bind", "");
       layout.depth = value.value("depth", 0u);
-      if (value.contains("cpus_per_rank")) layout.cpus_per_rank = value.at("cpus_per_rank").get<unsigned>();
+      if (value.contains("cpus_per_rank"))
+        layout.cpus_per_rank = value.at("cpus_per_rank").get<unsigned>();
       layout.launcher_args = value.value("launcher_args", std::vector<std::string>{});
       layout.launcher_binds_gpus = value.value("launcher_binds_gpus", false);
       m.layouts[static_cast<unsigned>(ppn)] = std::move(layout);
@@ -88,8 +93,8 @@ bool ends_with_domain(const std::string& fqdn, const std::string& domain) {
 }
 
 // 3: site variables, 2: domain, 1: host name, 0: scheduler only, -1: no match.
-int match_strength(const Machine& m, const Environ& env, const std::string& hostname, const std::string& fqdn,
-                   Scheduler scheduler) {
+int match_strength(const Machine& m, const Environ& env, const std::string& hostname,
+                   const std::string& fqdn, Scheduler scheduler) {
   if (!m.match_env.empty()) {
     bool all = true;
     for (const auto& [var, pattern] : m.match_env) {
@@ -145,7 +150,8 @@ std::vector<Machine> load_machines(const Environ& env) {
   std::size_t pos = 0;
   while (pos <= files->size()) {
     std::size_t colon = files->find(':', pos);
-    std::string path = files->substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
+    std::string path =
+        files->substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
     pos = colon == std::string::npos ? files->size() + 1 : colon + 1;
     if (path.empty()) continue;
     std::string text;
@@ -155,14 +161,17 @@ std::vector<Machine> load_machines(const Environ& env) {
       throw Error(fmt::format("FERRY_MACHINES: cannot read {}", path), Error::Kind::usage);
     }
     std::vector<Machine> mine = parse_machines(text, path);
-    for (Machine& m : mine) std::erase_if(machines, [&](const Machine& old) { return old.name == m.name; });
-    machines.insert(machines.begin(), std::make_move_iterator(mine.begin()), std::make_move_iterator(mine.end()));
+    for (Machine& m : mine)
+      std::erase_if(machines, [&](const Machine& old) { return old.name == m.name; });
+    machines.insert(machines.begin(), std::make_move_iterator(mine.begin()),
+                    std::make_move_iterator(mine.end()));
   }
   return machines;
 }
 
 const Machine& recognise_machine(const std::vector<Machine>& machines, const Environ& env,
-                                 const std::string& hostname, const std::string& fqdn, Scheduler scheduler) {
+                                 const std::string& hostname, const std::string& fqdn,
+                                 Scheduler scheduler) {
   const Machine* best = nullptr;
   int best_strength = -1;
   for (const Machine& m : machines) {
@@ -173,9 +182,10 @@ const Machine& recognise_machine(const std::vector<Machine>& machines, const Env
     }
   }
   if (!best)
-    throw Error(fmt::format("no machine entry matches this host ({}) or the scheduler ({}); add one with "
-                            "FERRY_MACHINES",
-                            hostname, scheduler_name(scheduler)));
+    throw Error(
+        fmt::format("no machine entry matches this host ({}) or the scheduler ({}); add one with "
+                    "FERRY_MACHINES",
+                    hostname, scheduler_name(scheduler)));
   return *best;
 }
 
@@ -184,7 +194,8 @@ const Machine& find_machine(const std::vector<Machine>& machines, const std::str
     if (m.name == name) return m;
   std::string known;
   for (const Machine& m : machines) known += (known.empty() ? "" : ", ") + m.name;
-  throw Error(fmt::format("--machine {}: unknown machine (known: {})", name, known), Error::Kind::usage);
+  throw Error(fmt::format("--machine {}: unknown machine (known: {})", name, known),
+              Error::Kind::usage);
 }
 
 }  // namespace ferry::job

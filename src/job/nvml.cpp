@@ -26,7 +26,8 @@ using HandleByBusIdFn = NvmlReturn (*)(const char*, NvmlDevice*);
 using StringFn = NvmlReturn (*)(NvmlDevice, char*, unsigned);
 using UnsignedFn = NvmlReturn (*)(NvmlDevice, unsigned*);
 
-template <typename Fn> Fn symbol(void* library, const char* name) {
+template <typename Fn>
+Fn symbol(void* library, const char* name) {
   void* address = ::dlsym(library, name);
   Fn fn = nullptr;
   static_assert(sizeof(fn) == sizeof(address));

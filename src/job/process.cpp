@@ -22,7 +22,8 @@ std::string run_command(const std::vector<std::string>& argv) {
     std::string line;
     for (const auto& a : argv) line += (line.empty() ? "" : " ") + a;
     std::string why = r.last_error_line();
-    throw Error(fmt::format("`{}` failed (exit status {}){}{}", line, r.status, why.empty() ? "" : ": ", why));
+    throw Error(fmt::format("`{}` failed (exit status {}){}{}", line, r.status,
+                            why.empty() ? "" : ": ", why));
   }
   return r.out;
 }
@@ -59,7 +60,8 @@ void exec_command(const std::vector<std::string>& argv, const Environ& env) {
 }
 
 int run_processes(const std::vector<std::pair<std::vector<std::string>, Environ>>& processes) {
-  struct sigaction sa {}, old_int {}, old_term {};
+  struct sigaction sa {
+  }, old_int{}, old_term{};
   sa.sa_handler = remember_signal;
   ::sigaction(SIGINT, &sa, &old_int);
   ::sigaction(SIGTERM, &sa, &old_term);
@@ -82,7 +84,8 @@ int run_processes(const std::vector<std::pair<std::vector<std::string>, Environ>
     if (pid < 0) {
       if (errno != EINTR) break;
       if (g_forward_signal) {
-        for (pid_t p : pids) if (p > 0) ::kill(p, g_forward_signal);
+        for (pid_t p : pids)
+          if (p > 0) ::kill(p, g_forward_signal);
         g_forward_signal = 0;
       }
       continue;
@@ -94,7 +97,8 @@ int run_processes(const std::vector<std::pair<std::vector<std::string>, Environ>
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (code != 0 && result == 0) {
       result = code;
-      for (pid_t p : pids) if (p > 0) ::kill(p, SIGTERM);
+      for (pid_t p : pids)
+        if (p > 0) ::kill(p, SIGTERM);
     }
   }
   ::sigaction(SIGINT, &old_int, nullptr);

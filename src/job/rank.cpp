@@ -33,20 +33,30 @@ struct Scheme {
 // node). Slurm's PROCID/LOCALID are also set (to 0) in the batch script, so only
 // SLURM_STEP_NUM_TASKS proves an srun task.
 constexpr Scheme k_schemes[] = {
-    {"torchrun", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "TORCHELASTIC_RUN_ID"},
-    {"ferry", "FERRY_RANK", "FERRY_LOCAL_RANK", "FERRY_WORLD_SIZE", "FERRY_LOCAL_WORLD_SIZE", nullptr, "FERRY_RANK"},
-    {"flux", "FLUX_TASK_RANK", "FLUX_TASK_LOCAL_ID", "FLUX_JOB_SIZE", nullptr, nullptr, "FLUX_TASK_RANK"},
-    {"pals", "PALS_RANKID", "PALS_LOCAL_RANKID", "PMI_SIZE", "PALS_LOCAL_SIZE", "PALS_NODEID", "PALS_RANKID"},
-    {"ompi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", nullptr, "OMPI_COMM_WORLD_RANK"},
-    {"mpich", "PMI_RANK", "MPI_LOCALRANKID", "PMI_SIZE", "MPI_LOCALNRANKS", nullptr, "MPI_LOCALRANKID"},
-    {"mvapich", "MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE", nullptr, "MV2_COMM_WORLD_RANK"},
-    {"jsrun", "JSM_NAMESPACE_RANK", "JSM_NAMESPACE_LOCAL_RANK", "JSM_NAMESPACE_SIZE", "JSM_NAMESPACE_LOCAL_SIZE", nullptr, "JSM_NAMESPACE_RANK"},
-    {"slurm", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_STEP_NUM_TASKS", nullptr, "SLURM_NODEID", "SLURM_STEP_NUM_TASKS"},
+    {"torchrun", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK",
+     "TORCHELASTIC_RUN_ID"},
+    {"ferry", "FERRY_RANK", "FERRY_LOCAL_RANK", "FERRY_WORLD_SIZE", "FERRY_LOCAL_WORLD_SIZE",
+     nullptr, "FERRY_RANK"},
+    {"flux", "FLUX_TASK_RANK", "FLUX_TASK_LOCAL_ID", "FLUX_JOB_SIZE", nullptr, nullptr,
+     "FLUX_TASK_RANK"},
+    {"pals", "PALS_RANKID", "PALS_LOCAL_RANKID", "PMI_SIZE", "PALS_LOCAL_SIZE", "PALS_NODEID",
+     "PALS_RANKID"},
+    {"ompi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_SIZE",
+     "OMPI_COMM_WORLD_LOCAL_SIZE", nullptr, "OMPI_COMM_WORLD_RANK"},
+    {"mpich", "PMI_RANK", "MPI_LOCALRANKID", "PMI_SIZE", "MPI_LOCALNRANKS", nullptr,
+     "MPI_LOCALRANKID"},
+    {"mvapich", "MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_SIZE",
+     "MV2_COMM_WORLD_LOCAL_SIZE", nullptr, "MV2_COMM_WORLD_RANK"},
+    {"jsrun", "JSM_NAMESPACE_RANK", "JSM_NAMESPACE_LOCAL_RANK", "JSM_NAMESPACE_SIZE",
+     "JSM_NAMESPACE_LOCAL_SIZE", nullptr, "JSM_NAMESPACE_RANK"},
+    {"slurm", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_STEP_NUM_TASKS", nullptr, "SLURM_NODEID",
+     "SLURM_STEP_NUM_TASKS"},
 };
 
 unsigned number(const Environ& env, const char* name) {
   auto v = lookup(env, name);
-  if (!v) throw Error(fmt::format("{} is not set (needed with the launcher's other variables)", name));
+  if (!v)
+    throw Error(fmt::format("{} is not set (needed with the launcher's other variables)", name));
   auto n = util::parse_decimal(*v, 1u << 30);
   if (!n) throw Error(fmt::format("{}='{}': expected a number", name, *v));
   return *n;
@@ -103,20 +113,24 @@ RankInfo resolve_rank(const Environ& env) {
       r.local_world_size = number(env, s.local_size);
     } else if (r.source == "slurm") {
       // SLURM_STEP_TASKS_PER_NODE, in node order: this node's entry.
-      auto per_node = expand_count_list(lookup(env, "SLURM_STEP_TASKS_PER_NODE").value_or(""), "SLURM_STEP_TASKS_PER_NODE");
+      auto per_node = expand_count_list(lookup(env, "SLURM_STEP_TASKS_PER_NODE").value_or(""),
+                                        "SLURM_STEP_TASKS_PER_NODE");
       unsigned node = number(env, "SLURM_NODEID");
       if (node >= per_node.size())
-        throw Error(fmt::format("SLURM_NODEID={} but SLURM_STEP_TASKS_PER_NODE lists {} nodes", node, per_node.size()));
+        throw Error(fmt::format("SLURM_NODEID={} but SLURM_STEP_TASKS_PER_NODE lists {} nodes",
+                                node, per_node.size()));
       r.local_world_size = per_node[node];
     } else if (r.source == "flux") {
       unsigned nodes = lookup(env, "FLUX_JOB_NNODES") ? number(env, "FLUX_JOB_NNODES") : 1;
-      // Flux exports no local size: the most a node holds (ceil), so an uneven layout is not refused.
+      // Flux exports no local size: the most a node holds (ceil), so an uneven layout is not
+      // refused.
       r.local_world_size = nodes ? (r.world_size + nodes - 1) / nodes : r.world_size;
     }
     if (r.world_size == 0 || r.rank >= r.world_size)
       throw Error(fmt::format("{}={} is not below {}={}", s.rank, r.rank, s.size, r.world_size));
     if (r.local_world_size == 0 || r.local_rank >= r.local_world_size)
-      throw Error(fmt::format("{}={} is not below the local size {}", s.local_rank, r.local_rank, r.local_world_size));
+      throw Error(fmt::format("{}={} is not below the local size {}", s.local_rank, r.local_rank,
+                              r.local_world_size));
     r.node_rank = s.node ? number(env, s.node) : r.rank / r.local_world_size;
     return r;
   }
@@ -142,9 +156,13 @@ Environ rank_environment(const RankInfo& r, const RankSetup& setup, const Enviro
   }
   if (addr.empty()) addr = alloc->hosts.front();
   std::string port;
-  if (setup.master_port) port = std::to_string(*setup.master_port);
-  else if (auto p = lookup(env, "MASTER_PORT")) port = *p;
-  else port = std::to_string(master_port_for(alloc->job_id.empty() ? alloc->hosts.front() : alloc->job_id));
+  if (setup.master_port)
+    port = std::to_string(*setup.master_port);
+  else if (auto p = lookup(env, "MASTER_PORT"))
+    port = *p;
+  else
+    port = std::to_string(
+        master_port_for(alloc->job_id.empty() ? alloc->hosts.front() : alloc->job_id));
   out["MASTER_ADDR"] = addr;
   out["MASTER_PORT"] = port;
 
@@ -154,14 +172,16 @@ Environ rank_environment(const RankInfo& r, const RankSetup& setup, const Enviro
     for (unsigned i = 0; i < setup.gpus_per_rank; ++i)
       list += (i ? "," : "") + setup.gpu_selectors[(r.local_rank * setup.gpus_per_rank + i) % n];
     out[setup.visibility_variable] = list;
-    if (setup.visibility_variable == "CUDA_VISIBLE_DEVICES") out["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
+    if (setup.visibility_variable == "CUDA_VISIBLE_DEVICES")
+      out["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
   }
   for (const auto& [k, v] : setup.extra_env)
     if (!lookup(env, k)) out[k] = v;
   // gloo listens on the interface its host name resolves to; on nodes whose names do not resolve
   // (or resolve to a management network) pick the one that reaches the master.
   if (!lookup(env, "GLOO_SOCKET_IFNAME"))
-    if (std::string iface = interface_towards(addr, port); !iface.empty()) out["GLOO_SOCKET_IFNAME"] = iface;
+    if (std::string iface = interface_towards(addr, port); !iface.empty())
+      out["GLOO_SOCKET_IFNAME"] = iface;
   return out;
 }
 
@@ -173,7 +193,8 @@ void bind_rank_cpus(const RankInfo& rank, const RankSetup& setup) {
   for (unsigned c : cpus)
     if (c < CPU_SETSIZE) CPU_SET(c, &set);
   if (::sched_setaffinity(0, sizeof set, &set) != 0)
-    util::throw_errno(fmt::format("CPUs {}", format_cpu_list(cpus)), "cannot bind local rank " + std::to_string(rank.local_rank) + " to", errno);
+    util::throw_errno(fmt::format("CPUs {}", format_cpu_list(cpus)),
+                      "cannot bind local rank " + std::to_string(rank.local_rank) + " to", errno);
 }
 
 }  // namespace ferry::job

@@ -13,9 +13,7 @@
 
 namespace ferry::job::sysfs {
 
-inline bool is_real_root(const std::string& root) {
-  return root.empty() || root == "/";
-}
+inline bool is_real_root(const std::string& root) { return root.empty() || root == "/"; }
 
 // <root>/<rel>; rel has no leading slash ("sys/bus/pci/devices").
 inline std::string path(const std::string& root, std::string_view rel) {

@@ -1,6 +1,6 @@
 // ferry conda-config: .condarc edited line by line (no YAML library: the file conda writes for
 // `conda config --system` holds only top-level scalars and block lists), pinned appended once.
-#include "module/conda_config.hpp"
+#include "module/module.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -28,7 +28,8 @@ std::string trim(std::string s) {
 
 std::string unquote(std::string s) {
   s = trim(s);
-  if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front()) return s.substr(1, s.size() - 2);
+  if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front())
+    return s.substr(1, s.size() - 2);
   return s;
 }
 
@@ -41,16 +42,19 @@ std::string lower(std::string s) {
 struct Block {
   std::string key;
   std::vector<std::string> lines;
-  std::string value;                // the scalar after "key:", trimmed (empty for a list)
-  std::vector<std::string> items;   // "- item" lines, unquoted
+  std::string value;               // the scalar after "key:", trimmed (empty for a list)
+  std::vector<std::string> items;  // "- item" lines, unquoted
   bool list = false, complex = false;
   std::size_t line_no = 0;
 };
 
 bool key_line(const std::string& line, std::string& key, std::string& rest) {
   std::size_t i = 0;
-  while (i < line.size() && (std::isalnum(static_cast<unsigned char>(line[i])) || line[i] == '_' || line[i] == '-' || line[i] == '.')) ++i;
-  if (i == 0 || i >= line.size() || line[i] != ':' || (i + 1 < line.size() && line[i + 1] != ' ')) return false;
+  while (i < line.size() && (std::isalnum(static_cast<unsigned char>(line[i])) || line[i] == '_' ||
+                             line[i] == '-' || line[i] == '.'))
+    ++i;
+  if (i == 0 || i >= line.size() || line[i] != ':' || (i + 1 < line.size() && line[i + 1] != ' '))
+    return false;
   key = line.substr(0, i);
   rest = trim(line.substr(i + 1));
   return true;
@@ -60,8 +64,10 @@ std::vector<Block> parse(const std::string& text, const std::string& path) {
   std::vector<Block> blocks;
   std::size_t n = 0, pos = 0;
   auto refuse = [&](const std::string& why) {
-    return Error(fmt::format("{}:{}: {}; ferry conda-config edits only top-level 'key: value' and 'key:' with "
-                             "'  - item' lists (change it with conda config --system)", path, n, why));
+    return Error(fmt::format(
+        "{}:{}: {}; ferry conda-config edits only top-level 'key: value' and 'key:' with "
+        "'  - item' lists (change it with conda config --system)",
+        path, n, why));
   };
   while (pos < text.size()) {
     std::size_t nl = text.find('\n', pos);
@@ -86,13 +92,15 @@ std::vector<Block> parse(const std::string& text, const std::string& path) {
       b.lines.push_back(line);
       if (!rest.empty() && rest[0] != '#') {
         b.value = rest;
-        b.complex = rest[0] == '[' || rest[0] == '{' || rest[0] == '&' || rest[0] == '*' || rest[0] == '|' || rest[0] == '>';
+        b.complex = rest[0] == '[' || rest[0] == '{' || rest[0] == '&' || rest[0] == '*' ||
+                    rest[0] == '|' || rest[0] == '>';
       }
       blocks.push_back(std::move(b));
       continue;
     }
     // An indented line: part of the last key's value.
-    auto last = std::find_if(blocks.rbegin(), blocks.rend(), [](const Block& b) { return !b.key.empty(); });
+    auto last =
+        std::find_if(blocks.rbegin(), blocks.rend(), [](const Block& b) { return !b.key.empty(); });
     if (last == blocks.rend() || &*last != &blocks.back() || !last->value.empty())
       throw refuse(fmt::format("cannot read '{}'", t));
     last->lines.push_back(line);
@@ -106,11 +114,14 @@ std::vector<Block> parse(const std::string& text, const std::string& path) {
   return blocks;
 }
 
-void set_scalar(std::vector<Block>& blocks, const std::string& key, const std::string& value, const std::string& path) {
+void set_scalar(std::vector<Block>& blocks, const std::string& key, const std::string& value,
+                const std::string& path) {
   for (Block& b : blocks) {
     if (b.key != key) continue;
     if (b.list || b.complex)
-      throw Error(fmt::format("{}:{}: '{}' is not a plain value; ferry conda-config will not replace it", path, b.line_no, key));
+      throw Error(
+          fmt::format("{}:{}: '{}' is not a plain value; ferry conda-config will not replace it",
+                      path, b.line_no, key));
     if (lower(unquote(b.value)) == lower(value)) return;
     b.lines = {key + ": " + value};
     b.value = value;
@@ -123,14 +134,18 @@ void set_scalar(std::vector<Block>& blocks, const std::string& key, const std::s
   blocks.push_back(std::move(b));
 }
 
-void prepend_channels(std::vector<Block>& blocks, const std::vector<std::string>& channels, const std::string& path) {
-  auto it = std::find_if(blocks.begin(), blocks.end(), [](const Block& b) { return b.key == "channels"; });
+void prepend_channels(std::vector<Block>& blocks, const std::vector<std::string>& channels,
+                      const std::string& path) {
+  auto it = std::find_if(blocks.begin(), blocks.end(),
+                         [](const Block& b) { return b.key == "channels"; });
   std::vector<std::string> items;
   if (it == blocks.end()) {
     items = {"defaults"};  // what `conda config --prepend channels` writes when there were none
   } else {
     if (it->complex || !it->value.empty())
-      throw Error(fmt::format("{}:{}: 'channels' is not a '  - item' list; ferry conda-config will not replace it", path, it->line_no));
+      throw Error(fmt::format(
+          "{}:{}: 'channels' is not a '  - item' list; ferry conda-config will not replace it",
+          path, it->line_no));
     items = it->items;
   }
   std::vector<std::string> out = channels;
@@ -143,13 +158,17 @@ void prepend_channels(std::vector<Block>& blocks, const std::vector<std::string>
   b.items = out;
   b.lines = {"channels:"};
   for (const std::string& c : out) b.lines.push_back("  - " + c);
-  if (it == blocks.end()) blocks.push_back(std::move(b)); else *it = std::move(b);
+  if (it == blocks.end())
+    blocks.push_back(std::move(b));
+  else
+    *it = std::move(b);
 }
 
 // Writes text beside path and returns the temporary file; mode: the existing file's, else 0644.
 std::string write_temp(const std::string& path, const std::string& text) {
   struct stat st {};
-  return util::write_beside(path, text, ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644);
+  return util::write_beside(path, text,
+                            ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644);
 }
 
 std::string read_if_there(const std::string& path) {
@@ -164,7 +183,8 @@ std::string read_if_there(const std::string& path) {
 
 }  // namespace
 
-std::string merge_condarc(const std::string& text, const CondaConfig& config, const std::string& path) {
+std::string merge_condarc(const std::string& text, const CondaConfig& config,
+                          const std::string& path) {
   std::vector<Block> blocks = parse(text, path);
   if (config.threads) set_scalar(blocks, "default_threads", std::to_string(*config.threads), path);
   if (!config.channels.empty()) prepend_channels(blocks, config.channels, path);
@@ -182,14 +202,21 @@ std::vector<ConfigWritten> write_conda_config(const CondaConfig& config) {
   if (config.threads && (*config.threads < 1 || *config.threads > 1024))
     throw Error("--threads: between 1 and 1024", Error::Kind::usage);
   for (const std::string& c : config.channels)
-    if (c.empty() || c.find_first_of(" \t\n\r#'\"") != std::string::npos || c[0] == '-' || c[0] == '[' || c[0] == '{')
-      throw Error(fmt::format("--channel '{}': a channel name or URL (no spaces, quotes or '#')", c), Error::Kind::usage);
+    if (c.empty() || c.find_first_of(" \t\n\r#'\"") != std::string::npos || c[0] == '-' ||
+        c[0] == '[' || c[0] == '{')
+      throw Error(
+          fmt::format("--channel '{}': a channel name or URL (no spaces, quotes or '#')", c),
+          Error::Kind::usage);
   for (const std::string& p : config.pins)
     if (trim(p).empty() || p.find_first_of("\n\r") != std::string::npos || trim(p)[0] == '#')
-      throw Error(fmt::format("--pin '{}': one match spec, e.g. 'cudatoolkit <10.3'", p), Error::Kind::usage);
-  if (!config.threads && config.channels.empty() && !config.strict_priority && !config.no_auto_update && config.pins.empty())
-    throw Error("conda-config: nothing to set (--threads, --channel, --strict-priority, --no-auto-update, --pin)",
-                Error::Kind::usage);
+      throw Error(fmt::format("--pin '{}': one match spec, e.g. 'cudatoolkit <10.3'", p),
+                  Error::Kind::usage);
+  if (!config.threads && config.channels.empty() && !config.strict_priority &&
+      !config.no_auto_update && config.pins.empty())
+    throw Error(
+        "conda-config: nothing to set (--threads, --channel, --strict-priority, --no-auto-update, "
+        "--pin)",
+        Error::Kind::usage);
   conda_root_envs(config.root);  // throws unless ROOT is a conda installation
   std::string root = util::absolute_path(config.root);
   while (root.size() > 1 && root.back() == '/') root.pop_back();
@@ -199,7 +226,8 @@ std::vector<ConfigWritten> write_conda_config(const CondaConfig& config) {
   std::string condarc = root + "/.condarc";
   std::string old = read_if_there(condarc);
   std::string merged = merge_condarc(old, config, condarc);
-  bool rc_changed = merged != old || (old.empty() && ::access(condarc.c_str(), F_OK) != 0 && !merged.empty());
+  bool rc_changed =
+      merged != old || (old.empty() && ::access(condarc.c_str(), F_OK) != 0 && !merged.empty());
   if (rc_changed) writes.emplace_back(condarc, merged);
   out.push_back({condarc, rc_changed ? "written" : "unchanged"});
   if (!config.pins.empty()) {
@@ -209,7 +237,8 @@ std::vector<ConfigWritten> write_conda_config(const CondaConfig& config) {
     std::size_t pos = 0;
     while (pos < text.size()) {
       std::size_t nl = text.find('\n', pos);
-      have.push_back(trim(text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos)));
+      have.push_back(
+          trim(text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos)));
       pos = nl == std::string::npos ? text.size() : nl + 1;
     }
     std::string added;
@@ -218,7 +247,8 @@ std::vector<ConfigWritten> write_conda_config(const CondaConfig& config) {
       have.push_back(trim(p));
       added += trim(p) + "\n";
     }
-    if (!added.empty()) writes.emplace_back(pinned, text + (text.empty() || text.back() == '\n' ? "" : "\n") + added);
+    if (!added.empty())
+      writes.emplace_back(pinned, text + (text.empty() || text.back() == '\n' ? "" : "\n") + added);
     out.push_back({pinned, added.empty() ? "unchanged" : "written"});
   }
   // Every file beside its place first, then the renames.
@@ -230,7 +260,8 @@ std::vector<ConfigWritten> write_conda_config(const CondaConfig& config) {
     throw;
   }
   for (std::size_t i = 0; i < writes.size(); ++i)
-    if (::rename(temps[i].c_str(), writes[i].first.c_str()) != 0) util::throw_errno(writes[i].first, "cannot rename into place", errno);
+    if (::rename(temps[i].c_str(), writes[i].first.c_str()) != 0)
+      util::throw_errno(writes[i].first, "cannot rename into place", errno);
   return out;
 }
 

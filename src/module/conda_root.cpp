@@ -14,7 +14,8 @@ namespace {
 namespace fs = std::filesystem;
 
 bool name_char(char c, bool first) {
-  return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9');
+  return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+         (!first && c >= '0' && c <= '9');
 }
 
 }  // namespace
@@ -32,7 +33,8 @@ std::vector<CondaRoot::Part> parse_user_dirs(const std::string& pattern) {
   };
   for (std::size_t i = 0; i < pattern.size();) {
     char c = pattern[i];
-    if (c == ':' || c == ',') throw bad("':' and ',' separate conda's lists and cannot be in a directory");
+    if (c == ':' || c == ',')
+      throw bad("':' and ',' separate conda's lists and cannot be in a directory");
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) throw bad("control characters");
     if (c != '$') {
       literal(c);
@@ -56,7 +58,8 @@ std::vector<CondaRoot::Part> parse_user_dirs(const std::string& pattern) {
 std::vector<std::string> conda_root_envs(const std::string& root_arg) {
   std::string root = util::absolute_path(root_arg);
   std::error_code ec;
-  if (!fs::is_directory(root, ec)) throw Error(fmt::format("{}: not a conda root (not a directory)", root));
+  if (!fs::is_directory(root, ec))
+    throw Error(fmt::format("{}: not a conda root (not a directory)", root));
   if (!fs::is_directory(root + "/conda-meta", ec) || !fs::is_directory(root + "/bin", ec))
     throw Error(fmt::format("{}: not a conda root (no conda-meta/ or no bin/)", root));
   bool conda_pkg = false;
@@ -65,8 +68,10 @@ std::vector<std::string> conda_root_envs(const std::string& root_arg) {
     // conda-<version>-<build>.json (not conda-build-..., conda-libmamba-solver-...)
     if (f.rfind("conda-", 0) == 0 && f.size() > 6 && f[6] >= '0' && f[6] <= '9') conda_pkg = true;
   }
-  if (!conda_pkg && !fs::is_directory(root + "/condabin", ec) && !fs::is_directory(root + "/envs", ec))
-    throw Error(fmt::format("{}: not a conda root (no conda package in conda-meta/, no condabin/, no envs/)", root));
+  if (!conda_pkg && !fs::is_directory(root + "/condabin", ec) &&
+      !fs::is_directory(root + "/envs", ec))
+    throw Error(fmt::format(
+        "{}: not a conda root (no conda package in conda-meta/, no condabin/, no envs/)", root));
   std::vector<std::string> envs;
   for (const auto& ent : fs::directory_iterator(root + "/envs", ec)) {
     std::string name = ent.path().filename().string();

@@ -93,7 +93,8 @@ std::string python_version(const EnvInfo& info) {
   std::string best;
   for (const auto& ent : fs::directory_iterator(info.prefix + "/lib", ec)) {
     std::string name = ent.path().filename().string();
-    if (name.rfind("python3.", 0) == 0 && name.find_first_not_of("0123456789.", 6) == std::string::npos)
+    if (name.rfind("python3.", 0) == 0 &&
+        name.find_first_not_of("0123456789.", 6) == std::string::npos)
       best = name.substr(6);
   }
   return best;
@@ -102,16 +103,20 @@ std::string python_version(const EnvInfo& info) {
 // The variables a shell script assigns at the start of a command (`NAME=`, `export NAME=`,
 // `export A=1 B=2`), except those whose new value refers to their old one ($NAME, ${NAME...}):
 // those are list edits (prepend/append) that the engines already reverse. Read, never run.
-void scan_assignments(const std::string& script, std::set<std::string>& out, std::set<std::string>& lists) {
-  static const std::regex k_assign(R"((?:^|[\s;&|(!{])(?:export\s+|declare\s+-x\s+|readonly\s+)?([A-Za-z_][A-Za-z0-9_]*)=)");
+void scan_assignments(const std::string& script, std::set<std::string>& out,
+                      std::set<std::string>& lists) {
+  static const std::regex k_assign(
+      R"((?:^|[\s;&|(!{])(?:export\s+|declare\s+-x\s+|readonly\s+)?([A-Za-z_][A-Za-z0-9_]*)=)");
   std::ifstream in(script);
   std::string line;
   while (std::getline(in, line)) {
     std::string code = line.substr(0, line.find('#') == 0 ? 0 : line.size());
-    for (auto it = std::sregex_iterator(code.begin(), code.end(), k_assign); it != std::sregex_iterator(); ++it) {
+    for (auto it = std::sregex_iterator(code.begin(), code.end(), k_assign);
+         it != std::sregex_iterator(); ++it) {
       std::string name = (*it)[1].str();
       std::string rest = code.substr(static_cast<std::size_t>(it->position(0) + it->length(0)));
-      bool self = rest.find("$" + name) != std::string::npos || rest.find("${" + name) != std::string::npos;
+      bool self =
+          rest.find("$" + name) != std::string::npos || rest.find("${" + name) != std::string::npos;
       (self ? lists : out).insert(name);
     }
   }
@@ -125,10 +130,12 @@ EnvInfo describe(const std::string& prefix_arg) {
   while (info.prefix.size() > 1 && info.prefix.back() == '/') info.prefix.pop_back();
   info.kind = env::detect_kind(info.prefix);  // throws for a missing path or a file
   if (info.kind == env::Kind::prefix)
-    throw Error(fmt::format("{}: not an environment (no conda-meta/ and no pyvenv.cfg)", info.prefix));
+    throw Error(
+        fmt::format("{}: not an environment (no conda-meta/ and no pyvenv.cfg)", info.prefix));
   if (!fs::is_directory(info.prefix + "/bin"))
     throw Error(fmt::format("{}: not an environment (no bin/ directory)", info.prefix));
-  info.packages = info.kind == env::Kind::conda ? conda_packages(info.prefix) : site_packages(info.prefix);
+  info.packages =
+      info.kind == env::Kind::conda ? conda_packages(info.prefix) : site_packages(info.prefix);
   std::sort(info.packages.begin(), info.packages.end(),
             [](const Package& a, const Package& b) { return a.name < b.name; });
   info.python_version = python_version(info);
@@ -141,11 +148,12 @@ EnvInfo describe(const std::string& prefix_arg) {
   for (const std::string& script : info.activate_scripts) scan_assignments(script, vars, lists);
   // What activation itself sets, and the engines' and shells' own, are not the scripts' to keep.
   auto own = [](const std::string& v) {
-    for (const char* o : {"PATH", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "VIRTUAL_ENV", "PYTHONHOME", "PS1", "PWD",
-                          "OLDPWD", "SHLVL", "_", "IFS", "LOADEDMODULES", "_LMFILES_", "MODULEPATH"})
+    for (const char* o :
+         {"PATH", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "VIRTUAL_ENV", "PYTHONHOME", "PS1", "PWD",
+          "OLDPWD", "SHLVL", "_", "IFS", "LOADEDMODULES", "_LMFILES_", "MODULEPATH"})
       if (v == o) return true;
-    return v.rfind("__LMOD_", 0) == 0 || v.rfind("__MODULES_", 0) == 0 || v.rfind("_ModuleTable", 0) == 0 ||
-           v.rfind("__FERRY_", 0) == 0;
+    return v.rfind("__LMOD_", 0) == 0 || v.rfind("__MODULES_", 0) == 0 ||
+           v.rfind("_ModuleTable", 0) == 0 || v.rfind("__FERRY_", 0) == 0;
   };
   for (const std::string& v : vars)
     if (!own(v)) info.script_vars.push_back(v);
@@ -174,7 +182,8 @@ EnvInfo describe(const std::string& prefix_arg) {
     std::string marker = info.prefix + "/.ferry/unpacked.json";
     if (fs::exists(marker, ec)) {
       nlohmann::json j = nlohmann::json::parse(util::read_file(marker));
-      if (j.contains("archive") && j["archive"].is_string()) info.unpacked_from = j["archive"].get<std::string>();
+      if (j.contains("archive") && j["archive"].is_string())
+        info.unpacked_from = j["archive"].get<std::string>();
     }
   } catch (const std::exception&) {
     // an unreadable marker only loses a line of help
@@ -184,10 +193,10 @@ EnvInfo describe(const std::string& prefix_arg) {
 
 std::vector<Package> key_packages(const EnvInfo& info) {
   static constexpr std::array<std::string_view, 24> k_key = {
-      "python", "numpy",  "scipy",   "pandas",      "pytorch",      "torch",
-      "torchvision", "tensorflow", "tensorflow-gpu", "jax", "jaxlib", "mpi4py",
-      "h5py",   "scikit-learn", "matplotlib", "cupy", "horovod", "dask",
-      "ray",    "transformers", "deepspeed", "numba", "cudatoolkit", "pip"};
+      "python",      "numpy",        "scipy",          "pandas", "pytorch",     "torch",
+      "torchvision", "tensorflow",   "tensorflow-gpu", "jax",    "jaxlib",      "mpi4py",
+      "h5py",        "scikit-learn", "matplotlib",     "cupy",   "horovod",     "dask",
+      "ray",         "transformers", "deepspeed",      "numba",  "cudatoolkit", "pip"};
   std::vector<Package> out;
   for (std::string_view key : k_key)
     for (const Package& p : info.packages)

@@ -19,18 +19,20 @@ struct Package {
 
 // What a modulefile needs to know about an environment (read from disk, nothing executed).
 struct EnvInfo {
-  std::string prefix;          // absolute
+  std::string prefix;  // absolute
   env::Kind kind = env::Kind::prefix;
-  std::string python_version;  // "3.11.7", or empty when none is found
-  std::vector<Package> packages;      // sorted by name: conda-meta, else site-packages metadata
+  std::string python_version;     // "3.11.7", or empty when none is found
+  std::vector<Package> packages;  // sorted by name: conda-meta, else site-packages metadata
   std::vector<std::string> activate_scripts;  // etc/conda/activate.d/*.sh, sorted, absolute
   // Variables those scripts assign whole (`export NAME=...` whose value does not name $NAME): the
   // engines record such a change as a plain setenv, so the modulefile keeps their earlier value.
   std::vector<std::string> script_vars;
   // Variables they edit as lists (`export NAME=x:$NAME`): the engines reverse those themselves.
   std::vector<std::string> script_list_vars;
-  std::optional<std::string> unpacked_from;   // .ferry/unpacked.json "archive", when ferry unpacked it
-  // `conda env config vars set` values (conda-meta/state "env_vars"): conda sets them on activation.
+  std::optional<std::string>
+      unpacked_from;  // .ferry/unpacked.json "archive", when ferry unpacked it
+  // `conda env config vars set` values (conda-meta/state "env_vars"): conda sets them on
+  // activation.
   std::vector<std::pair<std::string, std::string>> env_vars;
 };
 
@@ -71,7 +73,8 @@ std::vector<CondaRoot::Part> parse_user_dirs(const std::string& pattern);
 std::vector<std::string> conda_root_envs(const std::string& root);
 
 // The modulefile text; root is set for modules written by --conda-root.
-std::string render(const EnvInfo& info, const Naming& naming, System system, const CondaRoot* root = nullptr);
+std::string render(const EnvInfo& info, const Naming& naming, System system,
+                   const CondaRoot* root = nullptr);
 
 struct Options {
   std::vector<std::string> prefixes;
@@ -79,7 +82,7 @@ struct Options {
   std::string dir;                  // the module tree (MODULEPATH entry); created when missing
   std::optional<std::string> name;  // NAME or NAME/VERSION, only with one prefix
   std::string family = "python";
-  bool force = false;               // replace a different modulefile of the same name
+  bool force = false;  // replace a different modulefile of the same name
   // --conda-root ROOT (instead of prefixes): conda/<conda version> for ROOT and
   // conda-envs/<env>/<python major.minor> for each conda env in ROOT/envs.
   std::optional<std::string> conda_root;
@@ -97,5 +100,28 @@ struct Written {
 // Checks every prefix and target first (nothing is written when one fails), then writes each
 // modulefile to a temporary file in its directory and renames it into place.
 std::vector<Written> write_modulefiles(const Options& options);
+
+// ferry conda-config: a shared conda installation's system settings (ROOT/.condarc) and pins
+// (ROOT/conda-meta/pinned), merged into what is there: no key, comment or pin is ever dropped.
+struct CondaConfig {
+  std::string root;
+  std::optional<int> threads;         // default_threads
+  std::vector<std::string> channels;  // put first in channels, in this order (conda's --prepend)
+  bool strict_priority = false;       // channel_priority: strict
+  bool no_auto_update = false;        // auto_update_conda: false
+  std::vector<std::string> pins;      // lines of conda-meta/pinned, each appended once
+};
+
+struct ConfigWritten {
+  std::string path, action;  // "written", "unchanged"
+};
+
+// Edits .condarc as lines: top-level `key: value` and `key:` followed by `  - item` lists are
+// understood; comments, blank lines and other keys are kept as they are. A line it cannot read
+// (nested maps it must change, flow lists, documents, tabs) is one Error naming file and line,
+// and nothing is written. Both files are written beside their place and renamed.
+std::string merge_condarc(const std::string& text, const CondaConfig& config,
+                          const std::string& path);
+std::vector<ConfigWritten> write_conda_config(const CondaConfig& config);
 
 }  // namespace ferry::module

@@ -31,7 +31,8 @@ std::string lua_str(std::string_view s) {
 
 // One Tcl word: braced when that keeps it literal, otherwise every special character escaped.
 std::string tcl_word(std::string_view s) {
-  if (!s.empty() && s.find_first_of("{}\\") == std::string_view::npos) return fmt::format("{{{}}}", s);
+  if (!s.empty() && s.find_first_of("{}\\") == std::string_view::npos)
+    return fmt::format("{{{}}}", s);
   std::string out;
   for (char c : s) {
     if (c == '\n') {
@@ -72,22 +73,26 @@ std::string package_line(const std::vector<Package>& packages) {
 
 std::string user_dirs_help(const CondaRoot* root) {
   if (!root) return "";
-  std::string out = "\nconda keeps new envs and downloaded packages in the first writable directory of\n";
+  std::string out =
+      "\nconda keeps new envs and downloaded packages in the first writable directory of\n";
   if (root->user_dirs.empty()) {
-    out += fmt::format("CONDA_ENVS_PATH and CONDA_PKGS_DIRS; this module puts the shared {0}/envs and\n"
-                       "{0}/pkgs in front of yours (read-only for most users: conda then uses ~/.conda).\n",
-                       root->root);
+    out += fmt::format(
+        "CONDA_ENVS_PATH and CONDA_PKGS_DIRS; this module puts the shared {0}/envs and\n"
+        "{0}/pkgs in front of yours (read-only for most users: conda then uses ~/.conda).\n",
+        root->root);
   } else {
-    out += fmt::format("CONDA_ENVS_PATH and CONDA_PKGS_DIRS; this module puts yours first ({0}/envs and\n"
-                       "{0}/pkgs, expanded when it is loaded), then the shared {1}/envs and {1}/pkgs, so\n"
-                       "  conda create -n NAME ...   makes {0}/envs/NAME and reuses the shared packages.\n",
-                       root->user_dirs_pattern, root->root);
+    out += fmt::format(
+        "CONDA_ENVS_PATH and CONDA_PKGS_DIRS; this module puts yours first ({0}/envs and\n"
+        "{0}/pkgs, expanded when it is loaded), then the shared {1}/envs and {1}/pkgs, so\n"
+        "  conda create -n NAME ...   makes {0}/envs/NAME and reuses the shared packages.\n",
+        root->user_dirs_pattern, root->root);
   }
   return out;
 }
 
 std::string help_text(const EnvInfo& info, const Naming& naming, const CondaRoot* root) {
-  std::string py = info.python_version.empty() ? "" : fmt::format(" (Python {})", info.python_version);
+  std::string py =
+      info.python_version.empty() ? "" : fmt::format(" (Python {})", info.python_version);
   std::string out = fmt::format("{}/{}: the {} environment {}{}.\n", naming.name, naming.version,
                                 kind_word(info.kind), info.prefix, py);
   if (info.unpacked_from) out += fmt::format("Unpacked by ferry from {}.\n", *info.unpacked_from);
@@ -97,21 +102,26 @@ std::string help_text(const EnvInfo& info, const Naming& naming, const CondaRoot
     for (const Package& p : keys) out += fmt::format("  {} {}\n", p.name, p.version);
   }
   std::string q = util::shell_word(info.prefix);
-  out += fmt::format("{} packages in all; list them with:\n  {}\n", info.packages.size(),
-                     info.kind == env::Kind::conda ? "conda list --prefix " + q
-                                                   : q + "/bin/python -m pip list");
-  out += fmt::format("\nLoading puts {}/bin first on PATH, sets {}, unsets PYTHONHOME", info.prefix,
-                     info.kind == env::Kind::venv ? "VIRTUAL_ENV" : "CONDA_PREFIX and CONDA_DEFAULT_ENV");
-  if (!info.activate_scripts.empty()) out += " and sources the environment's etc/conda/activate.d scripts";
+  out += fmt::format(
+      "{} packages in all; list them with:\n  {}\n", info.packages.size(),
+      info.kind == env::Kind::conda ? "conda list --prefix " + q : q + "/bin/python -m pip list");
+  out += fmt::format(
+      "\nLoading puts {}/bin first on PATH, sets {}, unsets PYTHONHOME", info.prefix,
+      info.kind == env::Kind::venv ? "VIRTUAL_ENV" : "CONDA_PREFIX and CONDA_DEFAULT_ENV");
+  if (!info.activate_scripts.empty())
+    out += " and sources the environment's etc/conda/activate.d scripts";
   out += ";\nunloading gives every variable back the value it had before.\n";
   out += user_dirs_help(root);
   out += "\nExtend it:\n";
   if (info.kind == env::Kind::conda) {
     out += "  - for yourself, on top of it:   pip install --user PACKAGE\n";
-    out += fmt::format("  - a venv on top of it:          ferry venv $SCRATCH/myvenv --base {}\n", q);
-    out += fmt::format("  - clone it and change the copy: conda create --prefix $SCRATCH/myclone --clone {}\n", q);
+    out +=
+        fmt::format("  - a venv on top of it:          ferry venv $SCRATCH/myvenv --base {}\n", q);
+    out += fmt::format(
+        "  - clone it and change the copy: conda create --prefix $SCRATCH/myclone --clone {}\n", q);
   } else {
-    out += fmt::format("  - install into it (if you may write it): {}/bin/python -m pip install PACKAGE\n", q);
+    out += fmt::format(
+        "  - install into it (if you may write it): {}/bin/python -m pip install PACKAGE\n", q);
     out += "  - or make your own venv on the same base: ferry venv $SCRATCH/myvenv --base BASE\n";
   }
   return out;
@@ -123,8 +133,9 @@ std::vector<std::pair<std::string, std::string>> whatis(const EnvInfo& info, con
       {"Version", naming.version},
       {"Category", "python " + kind_word(info.kind)},
       {"Keywords", "python " + kind_word(info.kind) + " environment"},
-      {"Description", fmt::format("{} environment {}{}", kind_word(info.kind), info.prefix,
-                                  info.python_version.empty() ? "" : " (Python " + info.python_version + ")")}};
+      {"Description",
+       fmt::format("{} environment {}{}", kind_word(info.kind), info.prefix,
+                   info.python_version.empty() ? "" : " (Python " + info.python_version + ")")}};
   std::vector<Package> keys = key_packages(info);
   if (!keys.empty()) w.emplace_back("Packages", package_line(keys));
   return w;
@@ -178,10 +189,11 @@ end
 )";
 
 // Environment Modules 5.2's pushenv cuts values at ':' and cannot push "unset": each variable's
-// previous value is kept in __FERRY_SAVED_<VAR> ("=" + value; absent when it was unset) and put back
-// on unload by `unsetenv VAR VALUE`, which sets VAR to VALUE when the module is unloaded. On unload,
-// `setenv VAR VALUE` unsets VAR in the shell but leaves VALUE visible to the next modulefile the same
-// command evaluates (the load half of a switch would save it as the user's): `setenv VAR {}` clears it.
+// previous value is kept in __FERRY_SAVED_<VAR> ("=" + value; absent when it was unset) and put
+// back on unload by `unsetenv VAR VALUE`, which sets VAR to VALUE when the module is unloaded. On
+// unload, `setenv VAR VALUE` unsets VAR in the shell but leaves VALUE visible to the next
+// modulefile the same command evaluates (the load half of a switch would save it as the user's):
+// `setenv VAR {}` clears it.
 constexpr std::string_view k_tcl_helpers = R"(proc ferry_env {name args} {
   set saved __FERRY_SAVED_$name
   if {[module-info mode unload]} {
@@ -282,15 +294,19 @@ std::string render_lua_root(const Naming& naming, const CondaRoot& root) {
   } else {
     std::string parts;
     for (const CondaRoot::Part& p : root.user_dirs)
-      parts += (parts.empty() ? "" : ", ") + (p.variable ? "{" + lua_str(p.text) + "}" : lua_str(p.text));
+      parts += (parts.empty() ? "" : ", ") +
+               (p.variable ? "{" + lua_str(p.text) + "}" : lua_str(p.text));
     out += "local ferry_user, ferry_missing = ferry_expand({" + parts + "})\n";
     auto [before, after] = unset_message(naming, root);
     out += "if not ferry_user and mode() == \"load\" then\n  LmodMessage(" + lua_str(before) +
            " .. ferry_missing .. " + lua_str(after) + ")\nend\n";
   }
-  for (const auto& [var, sub, sep] : {std::tuple{"CONDA_ENVS_PATH", "/envs", ":"}, {"CONDA_PKGS_DIRS", "/pkgs", ","}})
-    out += fmt::format("ferry_pushenv(\"{0}\", ferry_dirs(\"{0}\", ferry_user and ferry_user .. \"{1}\", {2}, \"{3}\"))\n",
-                       var, sub, lua_str(root.root + sub), sep);
+  for (const auto& [var, sub, sep] :
+       {std::tuple{"CONDA_ENVS_PATH", "/envs", ":"}, {"CONDA_PKGS_DIRS", "/pkgs", ","}})
+    out += fmt::format(
+        "ferry_pushenv(\"{0}\", ferry_dirs(\"{0}\", ferry_user and ferry_user .. \"{1}\", {2}, "
+        "\"{3}\"))\n",
+        var, sub, lua_str(root.root + sub), sep);
   return out;
 }
 
@@ -301,15 +317,19 @@ std::string render_tcl_root(const Naming& naming, const CondaRoot& root) {
   } else {
     std::string parts;
     for (const CondaRoot::Part& p : root.user_dirs)
-      parts += std::string(parts.empty() ? "" : " ") + (p.variable ? "var " : "lit ") + tcl_word(p.text);
+      parts +=
+          std::string(parts.empty() ? "" : " ") + (p.variable ? "var " : "lit ") + tcl_word(p.text);
     out += "lassign [ferry_expand [list " + parts + "]] ferry_user ferry_missing\n";
     auto [before, after] = unset_message(naming, root);
-    out += "if {$ferry_user eq {} && [module-info mode load]} {\n  puts stderr [string cat " + tcl_word(before) +
-           " $ferry_missing " + tcl_word(after) + "]\n}\n";
+    out += "if {$ferry_user eq {} && [module-info mode load]} {\n  puts stderr [string cat " +
+           tcl_word(before) + " $ferry_missing " + tcl_word(after) + "]\n}\n";
   }
-  for (const auto& [var, sub, sep] : {std::tuple{"CONDA_ENVS_PATH", "/envs", ":"}, {"CONDA_PKGS_DIRS", "/pkgs", ","}})
-    out += fmt::format("ferry_env {0} [ferry_dirs {0} [expr {{$ferry_user eq {{}} ? {{}} : \"$ferry_user{1}\"}}] {2} {3}]\n",
-                       var, sub, tcl_word(root.root + sub), sep);
+  for (const auto& [var, sub, sep] :
+       {std::tuple{"CONDA_ENVS_PATH", "/envs", ":"}, {"CONDA_PKGS_DIRS", "/pkgs", ","}})
+    out += fmt::format(
+        "ferry_env {0} [ferry_dirs {0} [expr {{$ferry_user eq {{}} ? {{}} : \"$ferry_user{1}\"}}] "
+        "{2} {3}]\n",
+        var, sub, tcl_word(root.root + sub), sep);
   return out;
 }
 
@@ -341,13 +361,17 @@ std::string render_lua(const EnvInfo& info, const Naming& naming, const CondaRoo
     if (v == "LD_LIBRARY_PATH" || v == "LD_PRELOAD") hidden.push_back(v);
   keep.insert(keep.end(), hidden.begin(), hidden.end());
   if (!keep.empty()) out += "local ferry_before = {}\n";
-  for (const std::string& v : keep) out += "ferry_before[" + lua_str(v) + "] = os.getenv(" + lua_str(v) + ")\n";
+  for (const std::string& v : keep)
+    out += "ferry_before[" + lua_str(v) + "] = os.getenv(" + lua_str(v) + ")\n";
   for (const std::string& script : info.activate_scripts)
     out += "source_sh(\"bash\", " + lua_str(util::shell_word(script)) + ")\n";
   for (const std::string& v : hidden)
-    out += fmt::format("if ferry_before[{0}] and ferry_before[{0}] ~= \"\" then append_path({0}, ferry_before[{0}]) end\n",
-                       lua_str(v));
-  for (const std::string& v : keep) out += "ferry_keep(" + lua_str(v) + ", ferry_before[" + lua_str(v) + "])\n";
+    out += fmt::format(
+        "if ferry_before[{0}] and ferry_before[{0}] ~= \"\" then append_path({0}, "
+        "ferry_before[{0}]) end\n",
+        lua_str(v));
+  for (const std::string& v : keep)
+    out += "ferry_keep(" + lua_str(v) + ", ferry_before[" + lua_str(v) + "])\n";
   return out;
 }
 
@@ -358,8 +382,10 @@ std::string render_tcl(const EnvInfo& info, const Naming& naming, const CondaRoo
       "# Written by `ferry module`; write it again rather than edit it. Every command below is\n"
       "# reversed by `module unload`, which gives the shell back exactly as it was.\n\n",
       naming.name, naming.version, kind_word(info.kind), info.prefix);
-  out += "proc ModulesHelp {} {\n  puts stderr " + tcl_word(help_text(info, naming, root)) + "\n}\n";
-  for (const auto& [k, v] : whatis(info, naming)) out += "module-whatis " + tcl_word(k + ": " + v) + "\n";
+  out +=
+      "proc ModulesHelp {} {\n  puts stderr " + tcl_word(help_text(info, naming, root)) + "\n}\n";
+  for (const auto& [k, v] : whatis(info, naming))
+    out += "module-whatis " + tcl_word(k + ": " + v) + "\n";
   out += "\n";
   if (!naming.family.empty()) out += "family " + tcl_word(naming.family) + "\n";
   out += k_tcl_helpers;
@@ -368,14 +394,16 @@ std::string render_tcl(const EnvInfo& info, const Naming& naming, const CondaRoo
     out += "ferry_env " + name + (value ? " " + tcl_word(*value) : "") + "\n";
   if (root) out += render_tcl_root(naming, *root);
   for (const std::string& v : info.script_vars) out += "ferry_before " + v + "\n";
-  for (const std::string& script : info.activate_scripts) out += "source-sh bash " + tcl_word(script) + "\n";
+  for (const std::string& script : info.activate_scripts)
+    out += "source-sh bash " + tcl_word(script) + "\n";
   for (const std::string& v : info.script_vars) out += "ferry_after " + v + "\n";
   return out;
 }
 
 }  // namespace
 
-std::string render(const EnvInfo& info, const Naming& naming, System system, const CondaRoot* root) {
+std::string render(const EnvInfo& info, const Naming& naming, System system,
+                   const CondaRoot* root) {
   return system == System::lmod ? render_lua(info, naming, root) : render_tcl(info, naming, root);
 }
 

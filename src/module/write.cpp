@@ -22,7 +22,8 @@ void check_component(const std::string& what, const std::string& value) {
              value.find('/') != std::string::npos;
   for (char c : value) bad = bad || static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
   if (bad)
-    throw Error(fmt::format("--name: {} '{}' must be a non-empty file name not starting with '.'", what, value),
+    throw Error(fmt::format("--name: {} '{}' must be a non-empty file name not starting with '.'",
+                            what, value),
                 Error::Kind::usage);
 }
 
@@ -50,7 +51,8 @@ class Transaction {
       missing.push_back(q.string());
     }
     for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-      if (::mkdir(it->c_str(), 0755) != 0 && errno != EEXIST) util::throw_errno(*it, "cannot create the module directory", errno);
+      if (::mkdir(it->c_str(), 0755) != 0 && errno != EEXIST)
+        util::throw_errno(*it, "cannot create the module directory", errno);
       m_dirs.push_back(*it);
     }
   }
@@ -78,19 +80,23 @@ std::vector<Written> write_modulefiles(const Options& options) {
   if (options.conda_root && !options.prefixes.empty())
     throw Error("ferry module: give environments or --conda-root, not both", Error::Kind::usage);
   if (options.conda_root && options.name)
-    throw Error("--name: not with --conda-root (its modules are conda/VERSION and conda-envs/ENV/VERSION)",
-                Error::Kind::usage);
+    throw Error(
+        "--name: not with --conda-root (its modules are conda/VERSION and conda-envs/ENV/VERSION)",
+        Error::Kind::usage);
   if (options.user_dirs && !options.conda_root)
     throw Error("--user-dirs: only with --conda-root", Error::Kind::usage);
   if (!options.conda_root && options.prefixes.empty())
-    throw Error("ferry module: no environment given (PREFIX... or --conda-root ROOT)", Error::Kind::usage);
-  if (options.name && options.prefixes.size() > 1)
-    throw Error("--name: only with a single environment (each of several gets its own default name)",
+    throw Error("ferry module: no environment given (PREFIX... or --conda-root ROOT)",
                 Error::Kind::usage);
+  if (options.name && options.prefixes.size() > 1)
+    throw Error(
+        "--name: only with a single environment (each of several gets its own default name)",
+        Error::Kind::usage);
   if (!options.family.empty()) check_component("family", options.family);
   std::string dir = util::absolute_path(options.dir);
 
-  // --conda-root: ROOT itself as conda/<conda version>, each ROOT/envs/ENV as conda-envs/ENV/<python>.
+  // --conda-root: ROOT itself as conda/<conda version>, each ROOT/envs/ENV as
+  // conda-envs/ENV/<python>.
   std::optional<CondaRoot> root;
   std::vector<std::string> prefixes = options.prefixes;
   if (options.conda_root) {
@@ -134,8 +140,10 @@ std::vector<Written> write_modulefiles(const Options& options) {
     t.path = fmt::format("{}/{}/{}{}", dir, t.naming.name, t.naming.version,
                          options.system == System::lmod ? ".lua" : "");
     if (!seen.insert(t.path).second)
-      throw Error(fmt::format("{}: two environments would get this modulefile; give one its own --name", t.path),
-                  Error::Kind::usage);
+      throw Error(
+          fmt::format("{}: two environments would get this modulefile; give one its own --name",
+                      t.path),
+          Error::Kind::usage);
     t.text = render(t.info, t.naming, options.system, root ? &*root : nullptr);
     t.action = "written";
     struct stat st {};
@@ -156,7 +164,8 @@ std::vector<Written> write_modulefiles(const Options& options) {
   // 2. Write every file beside its place, then 3. rename them all.
   Transaction tx;
   struct stat st {};
-  if (::stat(dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) throw Error(fmt::format("{}: not a directory", dir));
+  if (::stat(dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+    throw Error(fmt::format("{}: not a directory", dir));
   for (Target& t : targets) {
     if (t.action == "unchanged") continue;
     tx.make_dirs(std::filesystem::path(t.path).parent_path().string());
@@ -164,7 +173,8 @@ std::vector<Written> write_modulefiles(const Options& options) {
   }
   for (Target& t : targets) {
     if (t.action == "unchanged") continue;
-    if (::rename(t.temp.c_str(), t.path.c_str()) != 0) util::throw_errno(t.path, "cannot rename into place", errno);
+    if (::rename(t.temp.c_str(), t.path.c_str()) != 0)
+      util::throw_errno(t.path, "cannot rename into place", errno);
   }
   tx.commit();
 

@@ -49,8 +49,8 @@ std::optional<std::string> shared_file_system(const std::string& path) {
   if (::statfs(path.c_str(), &fs) != 0) return std::nullopt;
   // The file systems HPC centres share between nodes (statfs magic numbers).
   static const std::pair<long, const char*> shared[] = {
-      {0x6969, "NFS"},           {0x0BD00BD0, "Lustre"}, {0x47504653, "GPFS"}, {0xFF534D42, "CIFS"},
-      {0x19830326, "BeeGFS"},    {0x00C36400, "CephFS"}, {0x65735546, "FUSE"}, {0x53464846, "WekaFS"},
+      {0x6969, "NFS"},        {0x0BD00BD0, "Lustre"}, {0x47504653, "GPFS"}, {0xFF534D42, "CIFS"},
+      {0x19830326, "BeeGFS"}, {0x00C36400, "CephFS"}, {0x65735546, "FUSE"}, {0x53464846, "WekaFS"},
   };
   for (const auto& [magic, name] : shared)
     if (static_cast<long>(fs.f_type) == magic) return std::string(name);
@@ -58,8 +58,11 @@ std::optional<std::string> shared_file_system(const std::string& path) {
 }
 
 std::string report_line(const NodeReport& r) {
-  nlohmann::json j = {{"host", r.host}, {"status", r.status}, {"bytes", r.bytes},
-                      {"files", r.files}, {"seconds", r.seconds}};
+  nlohmann::json j = {{"host", r.host},
+                      {"status", r.status},
+                      {"bytes", r.bytes},
+                      {"files", r.files},
+                      {"seconds", r.seconds}};
   if (!r.error.empty()) j["error"] = r.error;
   // Errors can quote member names from a corrupt archive: never let bytes that are not UTF-8
   // stop the report itself.
@@ -146,8 +149,8 @@ void sweep_node(const std::string& dir, const std::string& archive_copy) {
   if (!archive_copy.empty()) ::unlink(archive_copy.c_str());
 }
 
-
-NodeReport prepare_node(const std::string& dir, const std::string& archive_copy, std::uint64_t identity) {
+NodeReport prepare_node(const std::string& dir, const std::string& archive_copy,
+                        std::uint64_t identity) {
   NodeReport r;
   r.host = this_host();
   try {
@@ -163,9 +166,10 @@ NodeReport prepare_node(const std::string& dir, const std::string& archive_copy,
     ::unlink(probe.c_str());
     // Every node would fight over one tree (and its lock) on a shared file system.
     if (auto shared = shared_file_system(parent))
-      throw Error(fmt::format("{}: is on {}, shared between nodes: stage to node-local storage (or use ferry "
-                              "unpack once)",
-                              parent, *shared));
+      throw Error(fmt::format(
+          "{}: is on {}, shared between nodes: stage to node-local storage (or use ferry "
+          "unpack once)",
+          parent, *shared));
     sweep_node(dir, archive_copy);
     r.status = env::holds_archive(dest, identity) ? "present" : "ok";
   } catch (const std::exception& e) {

@@ -40,18 +40,27 @@ std::vector<std::string> srun_per_node(const std::vector<std::string>& hosts) {
   std::string n = std::to_string(hosts.size());
   // --overlap: a step that is dying (a node went down under it) still holds its CPUs as far as
   // slurmctld knows; the cleanup steps must not wait for them.
-  return {"srun", "-N", n, "-n", n, "--ntasks-per-node=1", "--nodelist=" + job::compress_hostlist(hosts),
-          "--overlap", "--kill-on-bad-exit=0", "--quiet"};
+  return {"srun",
+          "-N",
+          n,
+          "-n",
+          n,
+          "--ntasks-per-node=1",
+          "--nodelist=" + job::compress_hostlist(hosts),
+          "--overlap",
+          "--kill-on-bad-exit=0",
+          "--quiet"};
 }
 
 std::string copy_path(const std::string& dir, const std::string& job_id) {
   fs::path d(dir);
-  return (d.parent_path() / fmt::format(".{}.ferry-archive-{}", d.filename().string(), job_id)).string();
+  return (d.parent_path() / fmt::format(".{}.ferry-archive-{}", d.filename().string(), job_id))
+      .string();
 }
 
 // The reports of a one-shot step (prepare, sweep), one per host; missing hosts are "lost".
-std::map<std::string, NodeReport> one_shot(const std::vector<std::string>& argv, const std::vector<std::string>& hosts,
-                                           double seconds) {
+std::map<std::string, NodeReport> one_shot(const std::vector<std::string>& argv,
+                                           const std::vector<std::string>& hosts, double seconds) {
   util::CommandOutput out = util::run_command(argv, seconds);
   std::map<std::string, NodeReport> reports;
   std::size_t pos = 0;
@@ -68,8 +77,8 @@ std::map<std::string, NodeReport> one_shot(const std::vector<std::string>& argv,
       lost.status = "lost";
       lost.error = out.timed_out ? fmt::format("no answer within {:.0f} s", seconds)
                                  : fmt::format("no answer ({})", out.last_error_line().empty()
-                                                                    ? "the step failed"
-                                                                    : out.last_error_line());
+                                                                     ? "the step failed"
+                                                                     : out.last_error_line());
       reports[h] = lost;
     }
   return reports;
@@ -77,8 +86,9 @@ std::map<std::string, NodeReport> one_shot(const std::vector<std::string>& argv,
 
 // Sweeps each host in its own srun step, all at once (a dead node must not hold up the others);
 // returns the hosts that answered.
-std::set<std::string> sweep_each(const StageOptions& o, const std::string& dir, const std::string& copy,
-                                 const std::vector<std::string>& hosts, double seconds);
+std::set<std::string> sweep_each(const StageOptions& o, const std::string& dir,
+                                 const std::string& copy, const std::vector<std::string>& hosts,
+                                 double seconds);
 
 // Stops an srun step for good: two SIGINTs within a second cancel the step (one only prints its
 // status), then a bounded wait, then SIGKILL.
@@ -96,8 +106,8 @@ bool is_final(const std::string& status) {
   return status == "unpacked" || status == "present" || status == "aborted" || status == "failed";
 }
 
-StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, const Deadline& deadline,
-                         StageResult res) {
+StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc,
+                         const Deadline& deadline, StageResult res) {
   const std::vector<std::string>& hosts = alloc.hosts;
   std::string copy = copy_path(res.dir, alloc.job_id);
   std::uint64_t id = env::archive_identity(res.archive);
@@ -106,8 +116,8 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, co
   //    this archive (a rerun after a partial failure redoes only what is missing).
   util::Stopwatch phase;
   auto prepare = srun_per_node(hosts);
-  prepare.insert(prepare.end(), {o.ferry, "stage-node", "--prepare", "--to", res.dir, "--archive", copy,
-                                 "--identity", util::hex64(id)});
+  prepare.insert(prepare.end(), {o.ferry, "stage-node", "--prepare", "--to", res.dir, "--archive",
+                                 copy, "--identity", util::hex64(id)});
   auto prepared = one_shot(prepare, hosts, deadline.left());
   res.phases.emplace_back("prepare", phase.seconds());
   std::vector<std::string> todo, present;
@@ -119,8 +129,10 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, co
       continue;
     }
     res.nodes.push_back(r);
-    if (r.status == "present") present.push_back(h);
-    else refused = true;
+    if (r.status == "present")
+      present.push_back(h);
+    else
+      refused = true;
   }
   if (refused) {
     for (const auto& h : todo) res.nodes.push_back({h, "aborted", "", 0, 0, 0});
@@ -134,13 +146,16 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, co
   // 2. sbcast (to every node of the job: it cannot pick nodes). It leaves partial files on
   //    failure and says so only in its exit status: both are checked and cleaned.
   phase = {};
-  util::CommandOutput sb = util::run_command({"sbcast", "--force", res.archive, copy}, deadline.left());
+  util::CommandOutput sb =
+      util::run_command({"sbcast", "--force", res.archive, copy}, deadline.left());
   res.phases.emplace_back("broadcast", phase.seconds());
   if (sb.status != 0) {
-    std::string why = sb.timed_out ? fmt::format("sbcast took longer than the --timeout of {:.0f} s", o.timeout)
-                                   : fmt::format("sbcast could not write the archive copy {} ({}): is the disk "
-                                                 "full or not writable?",
-                                                 copy, sb.last_error_line());
+    std::string why =
+        sb.timed_out ? fmt::format("sbcast took longer than the --timeout of {:.0f} s", o.timeout)
+                     : fmt::format(
+                           "sbcast could not write the archive copy {} ({}): is the disk "
+                           "full or not writable?",
+                           copy, sb.last_error_line());
     sweep_each(o, res.dir, copy, hosts, 30);
     // sbcast names the node it failed on as "(node2)"; the others are only aborted.
     std::set<std::string> named;
@@ -151,16 +166,19 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, co
                                                           : NodeReport{h, "aborted", "", 0, 0, 0});
     return res;
   }
-  if (!present.empty()) sweep_each(o, res.dir, copy, present, 30);  // nodes that had the env already
+  if (!present.empty())
+    sweep_each(o, res.dir, copy, present, 30);  // nodes that had the env already
 
   // 3. One task per node extracts and reports; when every node is ready the word is "commit",
   //    otherwise "abort" (srun --input=all gives every task the same stdin). A task that dies
   //    ends the step (--kill-on-bad-exit): no waiting for the timeout on a crashed node.
   phase = {};
   auto step = srun_per_node(todo);
-  std::replace(step.begin(), step.end(), std::string("--kill-on-bad-exit=0"), std::string("--kill-on-bad-exit=1"));
+  std::replace(step.begin(), step.end(), std::string("--kill-on-bad-exit=0"),
+               std::string("--kill-on-bad-exit=1"));
   step.insert(step.end() - 1, "--input=all");
-  step.insert(step.end(), {o.ferry, "stage-node", "--archive", copy, "--to", res.dir, "--remove-archive"});
+  step.insert(step.end(),
+              {o.ferry, "stage-node", "--archive", copy, "--to", res.dir, "--remove-archive"});
   if (o.jobs) step.insert(step.end(), {"-j", std::to_string(o.jobs)});
   util::Subprocess srun(step);
   std::map<std::string, NodeReport> first, last;
@@ -173,7 +191,8 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, co
     }
   }
   bool all_ready = first.size() == todo.size() &&
-                   std::all_of(first.begin(), first.end(), [](auto& kv) { return kv.second.status != "failed"; });
+                   std::all_of(first.begin(), first.end(),
+                               [](auto& kv) { return kv.second.status != "failed"; });
   std::string word = all_ready ? "commit" : "abort";
   res.phases.emplace_back("extract", phase.seconds());
   phase = {};
@@ -204,9 +223,12 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, co
     } else {
       NodeReport lost{h, "lost", "", 0, 0, 0};
       if (answered.count(h))
-        lost.error = "its task ended without a report after the commit (it is cleaned, but DIR is missing there)";
+        lost.error =
+            "its task ended without a report after the commit (it is cleaned, but DIR is missing "
+            "there)";
       else if (deadline.left() <= 0)
-        lost.error = fmt::format("no report within {:.0f} s (--timeout): is the node down?", o.timeout);
+        lost.error =
+            fmt::format("no report within {:.0f} s (--timeout): is the node down?", o.timeout);
       else
         lost.error = "its task died without a report and the node does not answer: is it down?";
       res.nodes.push_back(lost);
@@ -220,8 +242,9 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc, co
 
 // Sweeps each host in its own srun step, all at once (a dead node must not hold up the others);
 // returns the hosts that answered.
-std::set<std::string> sweep_each(const StageOptions& o, const std::string& dir, const std::string& copy,
-                                 const std::vector<std::string>& hosts, double seconds) {
+std::set<std::string> sweep_each(const StageOptions& o, const std::string& dir,
+                                 const std::string& copy, const std::vector<std::string>& hosts,
+                                 double seconds) {
   std::vector<std::unique_ptr<util::Subprocess>> steps;
   for (const auto& h : hosts) {
     auto argv = srun_per_node({h});
@@ -267,7 +290,8 @@ class ForwardSignals {
   ForwardSignals& operator=(const ForwardSignals&) = delete;
 
  private:
-  struct sigaction m_int {}, m_term {};
+  struct sigaction m_int {
+  }, m_term{};
 };
 
 // Stops a launcher and all it started: SIGTERM to its group (srun cancels its step, mpiexec its
@@ -287,14 +311,18 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
   std::string version = info.out.substr(0, info.out.find('\n'));
   std::string mpiexec = info.out.substr(info.out.find('\n') + 1);
   mpiexec = mpiexec.substr(0, mpiexec.find('\n'));
-  if (auto forced = job::lookup(env, "FERRY_MPIEXEC"); forced && !forced->empty()) mpiexec = *forced;
+  if (auto forced = job::lookup(env, "FERRY_MPIEXEC"); forced && !forced->empty())
+    mpiexec = *forced;
   if (info.status != 0 || mpiexec.empty())
-    throw Error(fmt::format("{}: cannot tell which MPI it uses ({})", o.ferry_mpi, info.last_error_line()));
+    throw Error(
+        fmt::format("{}: cannot tell which MPI it uses ({})", o.ferry_mpi, info.last_error_line()));
   std::string n = std::to_string(alloc.hosts.size());
   std::vector<std::string> argv = {mpiexec};
   if (version.find("Open MPI") != std::string::npos) {
-    argv.insert(argv.end(), {"-np", n, "--map-by", "ppr:1:node", "--bind-to", "none"});  // all cores
-    if (job::lookup(env, "FERRY_MPI_WINDOW")) argv.insert(argv.end(), {"-x", "FERRY_MPI_WINDOW"});  // not passed by default
+    argv.insert(argv.end(),
+                {"-np", n, "--map-by", "ppr:1:node", "--bind-to", "none"});  // all cores
+    if (job::lookup(env, "FERRY_MPI_WINDOW"))
+      argv.insert(argv.end(), {"-x", "FERRY_MPI_WINDOW"});  // not passed by default
   } else {
     argv.insert(argv.end(), {"-n", n, "-ppn", "1"});
   }
@@ -303,11 +331,13 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
   bool drawn = o.progress && util::stderr_is_terminal();  // logs stay quiet
   if (drawn) argv.push_back("--progress");
   res.via = "mpi";
-  std::uint64_t frames_bytes = res.archive_bytes;  // what the bar counts: the frames, not the seek table
+  std::uint64_t frames_bytes =
+      res.archive_bytes;  // what the bar counts: the frames, not the seek table
   if (drawn) {
     try {
       auto index = format::index_frames(util::MappedFile(res.archive).bytes(), res.archive);
-      if (!index.frames.empty()) frames_bytes = index.frames.back().offset + index.frames.back().compressed_size;
+      if (!index.frames.empty())
+        frames_bytes = index.frames.back().offset + index.frames.back().compressed_size;
     } catch (const Error&) {  // ferry-mpi reports a broken archive itself
     }
   }
@@ -324,7 +354,9 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
   bool started = false;
   double start_limit = std::min(o.start_timeout, o.timeout);
   while (true) {
-    double wait = started ? deadline.left() : std::min(deadline.left(), std::max(0.0, start_limit - launched.seconds()));
+    double wait = started
+                      ? deadline.left()
+                      : std::min(deadline.left(), std::max(0.0, start_limit - launched.seconds()));
     auto line = mpi.read_line(wait);
     if (!line && !started) {
       // Ranks that did start are still waiting in their first collective: none has touched DIR.
@@ -335,10 +367,12 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
       stop_launcher(mpi);
       bar.finish();
-      std::string what = hung ? fmt::format("the ranks did not start on every node within {:g} s (--start-timeout)",
-                                            start_limit)
-                              : fmt::format("it ended{} before the ranks started on every node",
-                                            ended ? fmt::format(" with status {}", *ended) : "");
+      std::string what =
+          hung
+              ? fmt::format("the ranks did not start on every node within {:g} s (--start-timeout)",
+                            start_limit)
+              : fmt::format("it ended{} before the ranks started on every node",
+                            ended ? fmt::format(" with status {}", *ended) : "");
       throw Error(fmt::format("{}: {}; {}", argv[0], what,
                               said.empty() ? "it printed no error" : "it said: " + said));
     }
@@ -361,7 +395,8 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
     if (line->rfind("{\"phases\"", 0) == 0) {
       try {
         auto j = nlohmann::json::parse(*line);
-        for (const auto& p : j.at("phases")) res.phases.emplace_back(p.at(0).get<std::string>(), p.at(1).get<double>());
+        for (const auto& p : j.at("phases"))
+          res.phases.emplace_back(p.at(0).get<std::string>(), p.at(1).get<double>());
         inside = j.at("total").get<double>();
       } catch (const std::exception&) {
       }
@@ -387,9 +422,10 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
   std::vector<std::string> lost;
   for (const auto& h : alloc.hosts) {
     auto it = reports.find(h);
-    if (it == reports.end()) it = std::find_if(reports.begin(), reports.end(), [&](auto& kv) {
-      return kv.first.substr(0, kv.first.find('.')) == h.substr(0, h.find('.'));
-    });
+    if (it == reports.end())
+      it = std::find_if(reports.begin(), reports.end(), [&](auto& kv) {
+        return kv.first.substr(0, kv.first.find('.')) == h.substr(0, h.find('.'));
+      });
     if (it != reports.end()) {
       res.nodes.push_back(it->second);
       continue;
@@ -397,8 +433,10 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
     NodeReport r;
     r.host = h;
     r.status = "lost";
-    r.error = mpi.timed_out() ? fmt::format("no report within {:.0f} s (--timeout): is the node down?", o.timeout)
-                              : fmt::format("no report: {} ended with status {} (a node or rank died?)", argv[0], rc);
+    r.error =
+        mpi.timed_out()
+            ? fmt::format("no report within {:.0f} s (--timeout): is the node down?", o.timeout)
+            : fmt::format("no report: {} ended with status {} (a node or rank died?)", argv[0], rc);
     res.nodes.push_back(r);
     lost.push_back(h);
   }
@@ -411,10 +449,12 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
   if (!lost.empty() && alloc.scheduler == job::Scheduler::slurm) {
     auto answers = sweep_each(o, res.dir, "", lost, 20);
     for (auto& r : res.nodes)
-      if (r.status == "lost" && answers.count(r.host)) r = {r.host, "aborted", "", 0, 0, 0};
+      if (r.status == "lost" && answers.count(r.host))
+        r = {r.host, "aborted", "", 0, 0, 0};
       else if (r.status == "lost")
-        r.error = fmt::format("the MPI job died ({} ended with status {}) and the node does not answer: is it down?",
-                              argv[0], rc);
+        r.error = fmt::format(
+            "the MPI job died ({} ended with status {}) and the node does not answer: is it down?",
+            argv[0], rc);
   }
   return res;
 }
@@ -423,21 +463,27 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
 
 StageResult stage(const StageOptions& o, const job::Environ& env) {
   util::Stopwatch clock;
-  if (!(o.timeout > 0)) throw Error(fmt::format("--timeout {}: must be more than 0 seconds", o.timeout), Error::Kind::usage);
+  if (!(o.timeout > 0))
+    throw Error(fmt::format("--timeout {}: must be more than 0 seconds", o.timeout),
+                Error::Kind::usage);
   if (!(o.start_timeout > 0))
-    throw Error(fmt::format("--start-timeout {}: must be more than 0 seconds", o.start_timeout), Error::Kind::usage);
+    throw Error(fmt::format("--start-timeout {}: must be more than 0 seconds", o.start_timeout),
+                Error::Kind::usage);
   Deadline deadline{{}, o.timeout};
   StageResult res;
   res.archive = util::absolute_path(o.archive);
   if (o.dir.empty() || o.dir.front() != '/')
-    throw Error(fmt::format("--to {}: must be an absolute path (the same on every node)", o.dir), Error::Kind::usage);
+    throw Error(fmt::format("--to {}: must be an absolute path (the same on every node)", o.dir),
+                Error::Kind::usage);
   res.dir = o.dir;
   struct stat st {};
-  if (::stat(res.archive.c_str(), &st) != 0) util::throw_errno(res.archive, "cannot open archive", errno);
+  if (::stat(res.archive.c_str(), &st) != 0)
+    util::throw_errno(res.archive, "cannot open archive", errno);
   res.archive_bytes = static_cast<std::uint64_t>(st.st_size);
   job::Allocation alloc = job::discover_allocation(env, {util::host_name(), nullptr});
   if (alloc.scheduler == job::Scheduler::none)
-    throw Error("ferry stage runs inside a job (no Slurm, PBS, LSF or Flux allocation found)", Error::Kind::usage);
+    throw Error("ferry stage runs inside a job (no Slurm, PBS, LSF or Flux allocation found)",
+                Error::Kind::usage);
 
   // auto: MPI when ferry-mpi is built and the archive is ferry's own (the MPI path streams its
   // frames); sbcast for everything else (a conda-pack tar.gz, say).
@@ -454,8 +500,9 @@ StageResult stage(const StageOptions& o, const job::Environ& env) {
                 Error::Kind::usage);
   if (via == Via::mpi) {
     if (o.ferry_mpi.empty() || ::access(o.ferry_mpi.c_str(), X_OK) != 0)
-      throw Error(fmt::format("--via mpi: {} is not there (ferry was built without an MPI)", o.ferry_mpi),
-                  Error::Kind::usage);
+      throw Error(
+          fmt::format("--via mpi: {} is not there (ferry was built without an MPI)", o.ferry_mpi),
+          Error::Kind::usage);
     res = stage_mpi(o, alloc, env, deadline, res);
   } else {
     res.via = "sbcast";

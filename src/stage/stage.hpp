@@ -25,16 +25,16 @@ enum class Via { automatic, mpi, sbcast };
 
 struct StageOptions {
   std::string archive;
-  std::string dir;                 // where the environment goes on every node
+  std::string dir;  // where the environment goes on every node
   Via via = Via::automatic;
-  unsigned jobs = 0;               // threads per node (0: all cores)
-  double timeout = 1800;           // seconds for the whole stage; a stuck node fails it
+  unsigned jobs = 0;      // threads per node (0: all cores)
+  double timeout = 1800;  // seconds for the whole stage; a stuck node fails it
   // MPI path: seconds for every node's rank to start. A launcher that fails to start ranks
   // without giving up (Hydra after the srun it started died) is stopped then, and its error shown.
   double start_timeout = 60;
-  bool progress = false;           // a progress bar on stderr when it is a terminal
-  std::string ferry;               // this ferry binary (started on the nodes)
-  std::string ferry_mpi;           // the ferry-mpi binary, when built
+  bool progress = false;  // a progress bar on stderr when it is a terminal
+  std::string ferry;      // this ferry binary (started on the nodes)
+  std::string ferry_mpi;  // the ferry-mpi binary, when built
 };
 
 // One node's outcome. status: "unpacked", "present" (DIR already held this archive), "failed",
@@ -73,7 +73,8 @@ int run_node(const NodeOptions& options);
 void sweep_node(const std::string& dir, const std::string& archive_copy);
 // Before a stage: makes dir's parent, sweeps leftovers, and reports "present" (dir holds the
 // archive with this identity), "ok" (work to do) or "failed" (e.g. not writable).
-NodeReport prepare_node(const std::string& dir, const std::string& archive_copy, std::uint64_t identity);
+NodeReport prepare_node(const std::string& dir, const std::string& archive_copy,
+                        std::uint64_t identity);
 
 // The name of the shared file system (NFS, Lustre, GPFS, ...) that holds path, if it is one.
 std::optional<std::string> shared_file_system(const std::string& path);

@@ -8,7 +8,8 @@ std::vector<Unit> cut_units(const format::FrameIndex& index) {
   std::vector<Unit> units;
   for (std::size_t i = 0; i < index.frames.size(); ++i) {
     const format::FrameIndexEntry& f = index.frames[i];
-    if (units.empty() || units.back().size + f.compressed_size > k_unit_bytes) units.push_back({f.offset, 0, i, i});
+    if (units.empty() || units.back().size + f.compressed_size > k_unit_bytes)
+      units.push_back({f.offset, 0, i, i});
     units.back().size += f.compressed_size;  // frames lie back to back
     units.back().end_frame = i + 1;
   }
@@ -16,7 +17,10 @@ std::vector<Unit> cut_units(const format::FrameIndex& index) {
 }
 
 ReceiveWindow::ReceiveWindow(const format::FrameIndex& index, std::size_t slots)
-    : m_index(index), m_units(cut_units(index)), m_unit_of(index.frames.size()), m_pending(m_units.size()) {
+    : m_index(index),
+      m_units(cut_units(index)),
+      m_unit_of(index.frames.size()),
+      m_pending(m_units.size()) {
   m_slots = std::max<std::size_t>(1, std::min(slots, m_units.size()));
   for (std::size_t u = 0; u < m_units.size(); ++u) {
     m_pending[u] = m_units[u].end_frame - m_units[u].first_frame;
@@ -66,8 +70,9 @@ format::FrameSource ReceiveWindow::source() {
     m_cv.wait(lock, [&] { return m_arrived > u || m_abandoned; });
     if (m_abandoned) throw Error("extraction stopped");  // the pipeline is unwinding
     const format::FrameIndexEntry& f = m_index.frames[i];
-    return std::string_view(m_memory->data() + (u % m_slots) * m_slot_size + (f.offset - m_units[u].offset),
-                            f.compressed_size);
+    return std::string_view(
+        m_memory->data() + (u % m_slots) * m_slot_size + (f.offset - m_units[u].offset),
+        f.compressed_size);
   };
   s.released = [this](std::size_t i) {
     std::lock_guard lock(m_mutex);

@@ -38,8 +38,8 @@ void on_sigbus(int sig, siginfo_t* info, void* context) {
     // plain system call on Linux, safe here.
     long page = ::sysconf(_SC_PAGESIZE);
     auto at = reinterpret_cast<void*>(addr & ~static_cast<std::uintptr_t>(page - 1));
-    if (::mmap(at, static_cast<std::size_t>(page), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-               -1, 0) != MAP_FAILED) {
+    if (::mmap(at, static_cast<std::size_t>(page), PROT_READ,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
       slot.faulted.store(true, std::memory_order_release);
       return;
     }
@@ -111,9 +111,10 @@ bool MappedFile::shrank() const {
 
 void MappedFile::check_intact() const {
   if (shrank())
-    throw Error(fmt::format("{}: the file shrank while ferry was reading it (truncated or rewritten "
-                            "by another process)",
-                            m_path));
+    throw Error(
+        fmt::format("{}: the file shrank while ferry was reading it (truncated or rewritten "
+                    "by another process)",
+                    m_path));
 }
 
 }  // namespace ferry::util

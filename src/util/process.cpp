@@ -35,11 +35,11 @@ Pipe make_pipe(const std::string& subject) {
 }
 
 struct SpawnOptions {
-  int in_fd = -1;                               // -1: /dev/null
-  int out_fd = -1, err_fd = -1;                 // -1: ferry's own
+  int in_fd = -1;                                 // -1: /dev/null
+  int out_fd = -1, err_fd = -1;                   // -1: ferry's own
   const std::vector<std::string>* env = nullptr;  // nullptr: ferry's environment
-  bool own_group = false;                       // the child leads a new process group
-  int* exec_errno = nullptr;                    // set to exec's errno when it failed, else 0
+  bool own_group = false;                         // the child leads a new process group
+  int* exec_errno = nullptr;                      // set to exec's errno when it failed, else 0
 };
 
 // fork + exec with the child tied to ferry's life (PR_SET_PDEATHSIG: a ferry killed mid-way must
@@ -70,8 +70,10 @@ pid_t spawn_tied(const std::vector<std::string>& argv, const SpawnOptions& o) {
     if (in_fd >= 0) ::dup2(in_fd, 0);
     if (o.out_fd >= 0) ::dup2(o.out_fd, 1);
     if (o.err_fd >= 0) ::dup2(o.err_fd, 2);
-    if (o.env) ::execvpe(args[0], args.data(), vars.data());
-    else ::execvp(args[0], args.data());
+    if (o.env)
+      ::execvpe(args[0], args.data(), vars.data());
+    else
+      ::execvp(args[0], args.data());
     if (report) {
       int e = errno;
       [[maybe_unused]] ssize_t n = ::write(report->write.get(), &e, sizeof e);
@@ -138,8 +140,10 @@ CommandOutput run_command(const std::vector<std::string>& argv, double timeout_s
   pid_t reaped;
   while ((reaped = ::waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
-  if (reaped < 0) result.status = 255;  // lost (SIGCHLD ignored by our parent): not a success
-  else result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (reaped < 0)
+    result.status = 255;  // lost (SIGCHLD ignored by our parent): not a success
+  else
+    result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   if (result.status == 127 && result.out.empty() && result.err.empty()) {
     std::string line;
     for (const auto& a : argv) line += (line.empty() ? "" : " ") + a;
@@ -147,8 +151,6 @@ CommandOutput run_command(const std::vector<std::string>& argv, double timeout_s
   }
   return result;
 }
-
-
 
 Subprocess::Subprocess(const std::vector<std::string>& argv, const SubprocessOptions& options) {
   if (argv.empty()) throw Error("no command to run");
@@ -219,8 +221,10 @@ std::optional<std::string> Subprocess::read_line(double seconds) {
     char buffer[4096];
     ssize_t n = ::read(m_out.get(), buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) m_eof = true;
-    else m_buffer.append(buffer, static_cast<std::size_t>(n));
+    if (n <= 0)
+      m_eof = true;
+    else
+      m_buffer.append(buffer, static_cast<std::size_t>(n));
   }
 }
 
@@ -229,8 +233,10 @@ void Subprocess::kill(int signal) {
 }
 
 void Subprocess::kill_group(int signal) {
-  if (m_pid > 0 && m_own_group) ::kill(-m_pid, signal);
-  else kill(signal);
+  if (m_pid > 0 && m_own_group)
+    ::kill(-m_pid, signal);
+  else
+    kill(signal);
 }
 
 // Passes what the child wrote to stderr on to ferry's and keeps its tail; waits up to wait_ms for

@@ -94,7 +94,8 @@ void remove_temps_on_signal() {
     std::thread(signal_thread).detach();
     for (int sig : k_stop_signals) {
       struct sigaction old {};
-      if (::sigaction(sig, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) continue;  // ignored or taken
+      if (::sigaction(sig, nullptr, &old) != 0 || old.sa_handler != SIG_DFL)
+        continue;  // ignored or taken
       struct sigaction sa {};
       sa.sa_handler = on_stop_signal;
       sigemptyset(&sa.sa_mask);
@@ -116,15 +117,17 @@ SiblingLock::SiblingLock(const std::string& parent, const std::string& name) {
   m_fd = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | flags, 0644));
   if (!m_fd && errno == EACCES) m_fd = UniqueFd(::open(path.c_str(), O_RDONLY | flags));
   if (!m_fd && errno == ELOOP)
-    throw Error(fmt::format("{}: is a symlink, where ferry keeps its lock file: not following it "
-                            "(remove it if nobody should have put it there)",
-                            path));
+    throw Error(
+        fmt::format("{}: is a symlink, where ferry keeps its lock file: not following it "
+                    "(remove it if nobody should have put it there)",
+                    path));
   if (!m_fd && errno != EISDIR) throw_errno(path, "cannot create lock file", errno);
   struct stat st {};
   if (!m_fd || ::fstat(m_fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
-    throw Error(fmt::format("{}: is not a regular file, where ferry keeps its lock file: leaving it "
-                            "alone (remove it if nobody should have put it there)",
-                            path));
+    throw Error(
+        fmt::format("{}: is not a regular file, where ferry keeps its lock file: leaving it "
+                    "alone (remove it if nobody should have put it there)",
+                    path));
   while (::flock(m_fd.get(), LOCK_EX) != 0) {
     if (errno == EINTR) continue;
     if (errno == ENOLCK || errno == EOPNOTSUPP || errno == ENOSYS) break;
@@ -175,12 +178,15 @@ void sweep_temp_siblings(const std::string& parent, const std::string& name) {
   std::error_code ec;
   for (const auto& ent : std::filesystem::directory_iterator(parent, ec)) {
     std::string entry = ent.path().filename().string();
-    if (entry.rfind(prefix, 0) != 0 || !all_of_mkdtemp_suffix(std::string_view(entry).substr(prefix.size())))
+    if (entry.rfind(prefix, 0) != 0 ||
+        !all_of_mkdtemp_suffix(std::string_view(entry).substr(prefix.size())))
       continue;
     // A directory (never a symlink to one) that holds ferry's marker as a regular file.
-    UniqueFd temp(::openat(dir.get(), entry.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd temp(
+        ::openat(dir.get(), entry.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     struct stat st {};
-    if (!temp || ::fstatat(temp.get(), k_marker, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+    if (!temp || ::fstatat(temp.get(), k_marker, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !S_ISREG(st.st_mode))
       continue;
     std::error_code remove_ec;
     std::filesystem::remove_all(ent.path(), remove_ec);
@@ -193,10 +199,11 @@ SiblingPath sibling_path(const std::string& path) {
   std::size_t slash = given.rfind('/');
   std::string_view last = slash == std::string_view::npos ? given : given.substr(slash + 1);
   if (last == "." || last == "..")
-    throw Error(fmt::format("{}: ends in '{}', which names no entry of its own: give the directory's "
-                            "own name",
-                            path, last),
-                Error::Kind::usage);
+    throw Error(
+        fmt::format("{}: ends in '{}', which names no entry of its own: give the directory's "
+                    "own name",
+                    path, last),
+        Error::Kind::usage);
   SiblingPath out;
   out.path = absolute_path(path);
   if (out.path == "/") throw Error("/: refusing to replace the root directory", Error::Kind::usage);

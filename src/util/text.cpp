@@ -13,7 +13,10 @@ std::string printable(std::string_view name) {
     auto c = static_cast<unsigned char>(name[i]);
     if (c >= 0x80) {
       // A valid UTF-8 sequence is kept whole (names in any script print as they are).
-      std::size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+      std::size_t len = (c & 0xE0) == 0xC0   ? 2
+                        : (c & 0xF0) == 0xE0 ? 3
+                        : (c & 0xF8) == 0xF0 ? 4
+                                             : 0;
       if (len && i + len <= name.size() && is_valid_utf8(name.substr(i, len))) {
         std::string_view seq = name.substr(i, len);
         // C1 controls (U+0080-U+009F) act on terminals too.

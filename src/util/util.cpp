@@ -2,10 +2,10 @@
 
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <sys/file.h>
 #include <sys/mman.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -167,7 +167,8 @@ mode_t current_umask() {
   if (at != std::string::npos) {
     mode_t mask = 0;
     for (std::size_t i = at + 7; i < status.size() && status[i] != '\n'; ++i)
-      if (status[i] >= '0' && status[i] <= '7') mask = static_cast<mode_t>(mask * 8 + static_cast<mode_t>(status[i] - '0'));
+      if (status[i] >= '0' && status[i] <= '7')
+        mask = static_cast<mode_t>(mask * 8 + static_cast<mode_t>(status[i] - '0'));
     return mask & 0777;
   }
   mode_t mask = ::umask(022);  // kernels before 4.7 have no Umask line
@@ -199,8 +200,8 @@ std::uint64_t xxh3(std::string_view data) {
 std::string hex64(std::uint64_t value) { return fmt::format("{:016x}", value); }
 
 std::string absolute_path(const std::string& path) {
-  std::string given = path.empty() || path[0] != '/' ? std::filesystem::current_path().string() + "/" + path
-                                                     : path;
+  std::string given =
+      path.empty() || path[0] != '/' ? std::filesystem::current_path().string() + "/" + path : path;
   std::string out;  // "" stands for "/"
   std::size_t at = 0;
   while (at <= given.size()) {
@@ -293,8 +294,9 @@ std::string shell_quote(std::string_view value) {
 }
 
 std::string shell_word(std::string_view value) {
-  bool plain = !value.empty() && value.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                                         "0123456789/._+-:@%,=") == std::string_view::npos;
+  bool plain = !value.empty() && value.find_first_not_of(
+                                     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                     "0123456789/._+-:@%,=") == std::string_view::npos;
   return plain ? std::string(value) : shell_quote(value);
 }
 
@@ -368,7 +370,6 @@ void Progress::draw(bool final) {
                static_cast<int>(fraction * 100), m_clock.seconds(), final ? "\n" : "");
   std::fflush(stderr);
 }
-
 
 std::string host_name() {
   char host[256] = {};

@@ -108,7 +108,8 @@ int open_beneath(int dir_fd, const std::string& rel, int flags, mode_t mode = 0)
 
 std::string read_file(const std::string& path);
 // Writes text to a new hidden file beside path (".NAME.ferry-tmp-XXXXXX", which module engines and
-// conda skip), with mode, synced; returns its path for a rename into place. Nothing is left on error.
+// conda skip), with mode, synced; returns its path for a rename into place. Nothing is left on
+// error.
 std::string write_beside(const std::string& path, std::string_view text, mode_t mode);
 // write_beside, then the rename: readers see the old file or the new one, never a part.
 void write_file_atomically(const std::string& path, std::string_view text, mode_t mode);
@@ -207,7 +208,6 @@ bool stderr_is_terminal();
 // Default parallelism: every core this process may run on.
 unsigned default_jobs();
 
-
 // What a helper program printed, and how it ended.
 struct CommandOutput {
   int status = 0;  // exit status, or 128 + signal
@@ -269,9 +269,9 @@ class Subprocess {
 // Error when it cannot be run (not found, not executable).
 pid_t spawn_child(const std::vector<std::string>& argv, const std::vector<std::string>& env);
 
-
 // Building a tree next to its final place, for all-or-nothing results: hold a SiblingLock on
-// PARENT/.NAME.ferry-lock, sweep what killed runs left, build in a TempSibling, rename it into place.
+// PARENT/.NAME.ferry-lock, sweep what killed runs left, build in a TempSibling, rename it into
+// place.
 //
 // An exclusive flock held for the object's lifetime: ranks on one node that build the same thing
 // wait for the first. Where the file system has no flock (some Lustre mounts) there is no lock;

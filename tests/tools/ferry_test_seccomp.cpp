@@ -22,9 +22,12 @@ int main(int argc, char** argv) {
       ++first;
       break;
     }
-    if (arg == "--openat2=enosys") err = ENOSYS;
-    else if (arg == "--openat2=eperm") err = EPERM;
-    else first = argc;
+    if (arg == "--openat2=enosys")
+      err = ENOSYS;
+    else if (arg == "--openat2=eperm")
+      err = EPERM;
+    else
+      first = argc;
   }
   if (!err || first >= argc) {
     std::fprintf(stderr, "usage: ferry-test-seccomp --openat2=enosys|eperm -- CMD ARGS...\n");

@@ -18,8 +18,9 @@ class TreeCopy {
     m_root = std::filesystem::temp_directory_path() /
              ("ferry-tree-" + machine + "-" + std::to_string(::getpid()));
     std::filesystem::remove_all(m_root);
-    std::filesystem::copy(recorded_tree(machine), m_root,
-                          std::filesystem::copy_options::recursive | std::filesystem::copy_options::copy_symlinks);
+    std::filesystem::copy(
+        recorded_tree(machine), m_root,
+        std::filesystem::copy_options::recursive | std::filesystem::copy_options::copy_symlinks);
   }
   ~TreeCopy() { std::filesystem::remove_all(m_root); }
   TreeCopy(const TreeCopy&) = delete;

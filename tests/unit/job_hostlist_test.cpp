@@ -19,8 +19,10 @@ std::string joined(const std::vector<std::string>& v) {
 // The table of the launch research note (§2.4): Slurm's semantics, which `scontrol show
 // hostnames` confirms (tests/cli/hostlist_oracle.sh runs the same and more against it).
 TEST(Hostlist, ExpandsLikeSlurm) {
-  EXPECT_EQ(joined(expand_hostlist("nid[00001-00004,00010]")), "nid00001 nid00002 nid00003 nid00004 nid00010");
-  EXPECT_EQ(joined(expand_hostlist("rack[1-2]-node[01-02]")), "rack1-node01 rack1-node02 rack2-node01 rack2-node02");
+  EXPECT_EQ(joined(expand_hostlist("nid[00001-00004,00010]")),
+            "nid00001 nid00002 nid00003 nid00004 nid00010");
+  EXPECT_EQ(joined(expand_hostlist("rack[1-2]-node[01-02]")),
+            "rack1-node01 rack1-node02 rack2-node01 rack2-node02");
   EXPECT_EQ(joined(expand_hostlist("n[8-10]")), "n8 n9 n10");
   EXPECT_EQ(joined(expand_hostlist("n[08-10]")), "n08 n09 n10");
   EXPECT_EQ(expand_hostlist("n[1-010]").size(), 10u);
@@ -29,7 +31,8 @@ TEST(Hostlist, ExpandsLikeSlurm) {
   EXPECT_EQ(expand_hostlist("n[001-1000]")[998], "n999");
   EXPECT_EQ(joined(expand_hostlist("n[1-2][3-4]")), "n13 n14 n23 n24");
   EXPECT_EQ(joined(expand_hostlist("tux0-5")), "tux0-5");
-  EXPECT_EQ(joined(expand_hostlist("frontier[00001,00003-00004]")), "frontier00001 frontier00003 frontier00004");
+  EXPECT_EQ(joined(expand_hostlist("frontier[00001,00003-00004]")),
+            "frontier00001 frontier00003 frontier00004");
   auto many = expand_hostlist("tux[0-5,12,20-25],login1 login2");
   ASSERT_EQ(many.size(), 15u);
   EXPECT_EQ(many[6], "tux12");
@@ -46,8 +49,9 @@ TEST(Hostlist, ExpandsLikeSlurm) {
 }
 
 TEST(Hostlist, RejectsMalformed) {
-  for (const char* bad : {"n[5-3]", "n[1-2", "n[1--3]", "n[a-b]", "n[1x3]", "n[]", "n[1,,2]", "a[[1-2]]",
-                          "a[1-2]]", "n[0-65536]", "x[1-2]{a}", "a[1-2x[3-4]", "n[99999999999999999999]"}) {
+  for (const char* bad :
+       {"n[5-3]", "n[1-2", "n[1--3]", "n[a-b]", "n[1x3]", "n[]", "n[1,,2]", "a[[1-2]]", "a[1-2]]",
+        "n[0-65536]", "x[1-2]{a}", "a[1-2x[3-4]", "n[99999999999999999999]"}) {
     try {
       expand_hostlist(bad);
       ADD_FAILURE() << "accepted " << bad;
@@ -107,8 +111,10 @@ TEST(Hostlist, CompressThenExpandIsIdentity) {
 }
 
 TEST(CountList, ExpandsSlurmCounts) {
-  EXPECT_EQ(expand_count_list("2(x3),1", "SLURM_TASKS_PER_NODE"), (std::vector<unsigned>{2, 2, 2, 1}));
-  EXPECT_EQ(expand_count_list("72(x2),36", "SLURM_JOB_CPUS_PER_NODE"), (std::vector<unsigned>{72, 72, 36}));
+  EXPECT_EQ(expand_count_list("2(x3),1", "SLURM_TASKS_PER_NODE"),
+            (std::vector<unsigned>{2, 2, 2, 1}));
+  EXPECT_EQ(expand_count_list("72(x2),36", "SLURM_JOB_CPUS_PER_NODE"),
+            (std::vector<unsigned>{72, 72, 36}));
   EXPECT_EQ(expand_count_list("8", "X"), (std::vector<unsigned>{8}));
   for (const char* bad : {"", "2(x)", "2(3)", "x", "2,,1", "2(x0)", "2(x3", "-1"}) {
     try {

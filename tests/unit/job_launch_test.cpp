@@ -37,8 +37,11 @@ LaunchRequest request() {
 
 // Nested launchers: the innermost one's variables are the real rank (launch note §3.5).
 TEST(Rank, InnermostLauncherWins) {
-  Environ slurm_step = {{"SLURM_STEP_NUM_TASKS", "2"}, {"SLURM_PROCID", "1"}, {"SLURM_LOCALID", "0"},
-                        {"SLURM_NODEID", "1"}, {"SLURM_STEP_TASKS_PER_NODE", "1(x2)"}};
+  Environ slurm_step = {{"SLURM_STEP_NUM_TASKS", "2"},
+                        {"SLURM_PROCID", "1"},
+                        {"SLURM_LOCALID", "0"},
+                        {"SLURM_NODEID", "1"},
+                        {"SLURM_STEP_TASKS_PER_NODE", "1(x2)"}};
   RankInfo r = resolve_rank(slurm_step);
   EXPECT_EQ(r.source, "slurm");
   EXPECT_EQ(r.rank, 1u);
@@ -48,8 +51,12 @@ TEST(Rank, InnermostLauncherWins) {
 
   // srun --ntasks-per-node=1 torchrun ...: SLURM_PROCID is the node, RANK the real rank.
   Environ torchrun = slurm_step;
-  torchrun.insert({{"TORCHELASTIC_RUN_ID", "x"}, {"RANK", "5"}, {"LOCAL_RANK", "1"}, {"WORLD_SIZE", "8"},
-                   {"LOCAL_WORLD_SIZE", "4"}, {"GROUP_RANK", "1"}});
+  torchrun.insert({{"TORCHELASTIC_RUN_ID", "x"},
+                   {"RANK", "5"},
+                   {"LOCAL_RANK", "1"},
+                   {"WORLD_SIZE", "8"},
+                   {"LOCAL_WORLD_SIZE", "4"},
+                   {"GROUP_RANK", "1"}});
   r = resolve_rank(torchrun);
   EXPECT_EQ(r.source, "torchrun");
   EXPECT_EQ(r.rank, 5u);
@@ -57,7 +64,8 @@ TEST(Rank, InnermostLauncherWins) {
 
   // Hydra proxies started by srun: ranks carry both; MPICH's are the real ones.
   Environ hydra = slurm_step;
-  hydra.insert({{"PMI_RANK", "3"}, {"PMI_SIZE", "4"}, {"MPI_LOCALRANKID", "1"}, {"MPI_LOCALNRANKS", "2"}});
+  hydra.insert(
+      {{"PMI_RANK", "3"}, {"PMI_SIZE", "4"}, {"MPI_LOCALRANKID", "1"}, {"MPI_LOCALNRANKS", "2"}});
   r = resolve_rank(hydra);
   EXPECT_EQ(r.source, "mpich");
   EXPECT_EQ(r.rank, 3u);
@@ -68,11 +76,16 @@ TEST(Rank, InnermostLauncherWins) {
   EXPECT_EQ(r.source, "none");
   EXPECT_EQ(r.world_size, 1u);
 
-  r = resolve_rank({{"OMPI_COMM_WORLD_RANK", "6"}, {"OMPI_COMM_WORLD_LOCAL_RANK", "2"},
-                    {"OMPI_COMM_WORLD_SIZE", "8"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "4"}});
+  r = resolve_rank({{"OMPI_COMM_WORLD_RANK", "6"},
+                    {"OMPI_COMM_WORLD_LOCAL_RANK", "2"},
+                    {"OMPI_COMM_WORLD_SIZE", "8"},
+                    {"OMPI_COMM_WORLD_LOCAL_SIZE", "4"}});
   EXPECT_EQ(r.source, "ompi");
   EXPECT_EQ(r.node_rank, 1u);
-  r = resolve_rank({{"FLUX_TASK_RANK", "5"}, {"FLUX_TASK_LOCAL_ID", "1"}, {"FLUX_JOB_SIZE", "8"}, {"FLUX_JOB_NNODES", "2"}});
+  r = resolve_rank({{"FLUX_TASK_RANK", "5"},
+                    {"FLUX_TASK_LOCAL_ID", "1"},
+                    {"FLUX_JOB_SIZE", "8"},
+                    {"FLUX_JOB_NNODES", "2"}});
   EXPECT_EQ(r.source, "flux");
   EXPECT_EQ(r.local_world_size, 4u);
   EXPECT_EQ(r.node_rank, 1u);
@@ -132,7 +145,8 @@ TEST(Launch, FillsTheAllocationWithSrun) {
   EXPECT_EQ(p.master_addr, "node1");
   EXPECT_EQ(p.master_port, master_port_for("4242"));
   std::vector<std::string> head(p.argv.begin(), p.argv.begin() + 9);
-  EXPECT_EQ(head, (std::vector<std::string>{"srun", "-N", "3", "-n", "3", "--ntasks-per-node=1", "-c", "8", "--cpu-bind=cores"}));
+  EXPECT_EQ(head, (std::vector<std::string>{"srun", "-N", "3", "-n", "3", "--ntasks-per-node=1",
+                                            "-c", "8", "--cpu-bind=cores"}));
   EXPECT_TRUE(has(p.argv, "--nodelist=node[1-3]"));
   EXPECT_EQ(p.argv.back(), "train.py");
 
@@ -177,14 +191,19 @@ TEST(Machines, StrongestMatchWins) {
       {"name": "any-slurm", "match": {"scheduler": "slurm"}, "launcher": "srun"}]})",
                                  "test");
   EXPECT_EQ(recognise_machine(machines, {}, "nid001", "nid001", Scheduler::slurm).name, "by-host");
-  EXPECT_EQ(recognise_machine(machines, {{"NERSC_HOST", "perlmutter"}}, "nid001", "nid001", Scheduler::slurm).name, "by-env");
-  EXPECT_EQ(recognise_machine(machines, {}, "nid001", "nid001.example.org", Scheduler::slurm).name, "by-domain");
-  EXPECT_EQ(recognise_machine(machines, {}, "c1", "c1.notexample.org", Scheduler::slurm).name, "any-slurm");
+  EXPECT_EQ(recognise_machine(machines, {{"NERSC_HOST", "perlmutter"}}, "nid001", "nid001",
+                              Scheduler::slurm)
+                .name,
+            "by-env");
+  EXPECT_EQ(recognise_machine(machines, {}, "nid001", "nid001.example.org", Scheduler::slurm).name,
+            "by-domain");
+  EXPECT_EQ(recognise_machine(machines, {}, "c1", "c1.notexample.org", Scheduler::slurm).name,
+            "any-slurm");
   EXPECT_THROW(recognise_machine(machines, {}, "c1", "c1", Scheduler::pbs), ferry::Error);
   // The built-in table parses and has every machine the issue names.
   auto builtin = load_machines({});
-  for (const char* name : {"aurora", "sunspot", "polaris", "sophia", "frontier", "perlmutter", "generic-slurm",
-                           "generic-pbs", "local"})
+  for (const char* name : {"aurora", "sunspot", "polaris", "sophia", "frontier", "perlmutter",
+                           "generic-slurm", "generic-pbs", "local"})
     EXPECT_NO_THROW(find_machine(builtin, name)) << name;
 }
 
@@ -237,7 +256,8 @@ TEST(Launch, RefusesMoreCpusPerNodeThanTheJobHolds) {
   } catch (const ferry::Error& e) {
     EXPECT_EQ(std::string(e.what()),
               "2 ranks per node at 1 CPU each need 2 CPUs per node, but the job holds 1 on node1 "
-              "(SLURM_JOB_CPUS_PER_NODE): allocate with `salloc --ntasks-per-node=2` (or --exclusive), or "
+              "(SLURM_JOB_CPUS_PER_NODE): allocate with `salloc --ntasks-per-node=2` (or "
+              "--exclusive), or "
               "launch fewer ranks per node (--ppn)");
   }
   // One rank per node fits, and so do two where the job holds two CPUs on every node it uses.
@@ -256,9 +276,11 @@ TEST(Launch, RefusesMoreCpusPerNodeThanTheJobHolds) {
     plan_launch(frontier, m, {}, eight_cpus(), r);
     FAIL() << "8 ranks x 7 CPUs on a node holding 8 must be refused";
   } catch (const ferry::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("need 56 CPUs per node, but the job holds 8 on node1"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("need 56 CPUs per node, but the job holds 8 on node1"),
+              std::string::npos)
         << e.what();
-    EXPECT_NE(std::string(e.what()).find("`salloc --ntasks-per-node=8 --cpus-per-task=7`"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("`salloc --ntasks-per-node=8 --cpus-per-task=7`"),
+              std::string::npos)
         << e.what();
   }
 }

@@ -81,7 +81,8 @@ TEST(ReceiveWindow, FrameWaitsForItsUnit) {
   w.arrived(1);
   ASSERT_EQ(later.wait_for(5s), std::future_status::ready);
   EXPECT_EQ(later.get().substr(0, 9), "frame two");
-  EXPECT_EQ(source.frame(1).data(), w.slot(0) + MiB) << "frame 1 sits after frame 0 in unit 0's slot";
+  EXPECT_EQ(source.frame(1).data(), w.slot(0) + MiB)
+      << "frame 1 sits after frame 0 in unit 0's slot";
 }
 
 TEST(ReceiveWindow, AbandonWakesWaitersAndDropsLaterUnitsElsewhere) {

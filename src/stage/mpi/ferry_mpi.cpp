@@ -9,8 +9,8 @@
 //
 // Rank 0 maps the archive on shared storage and broadcasts its manifest and frame index, then its
 // bytes in pipelined chunks to the node leaders (the first rank on each node), which extract
-// frames as they arrive. Every leader extracts into a temporary directory; an allreduce decides: all
-// succeeded, every leader renames into place; any failed, every leader removes its tree.
+// frames as they arrive. Every leader extracts into a temporary directory; an allreduce decides:
+// all succeeded, every leader renames into place; any failed, every leader removes its tree.
 #include <mpi.h>
 #include <unistd.h>
 
@@ -39,7 +39,6 @@ using namespace ferry;
 
 // Units of the broadcast in flight at once (stage::cut_units makes them; MPI_Ibcast each).
 constexpr std::size_t k_in_flight = 4;
-
 
 // The pause between two polls of MPI: short while things move, doubling up to 1 ms while nothing
 // does. A blocking MPI call would spin and take a core from the extraction threads; a fixed short
@@ -143,9 +142,10 @@ Header read_header(const std::string& archive, const util::MappedFile& map) {
   Header h;
   format::FrameIndex index = format::index_frames(map.bytes(), archive);
   if (index.layout == format::ArchiveLayout::foreign)
-    throw Error(fmt::format("{}: not a ferry archive: the MPI path streams ferry's frames (use --via sbcast, "
-                            "or repack with ferry pack)",
-                            archive));
+    throw Error(fmt::format(
+        "{}: not a ferry archive: the MPI path streams ferry's frames (use --via sbcast, "
+        "or repack with ferry pack)",
+        archive));
   // As ferry unpack reads it: the manifest counts only as the first member (after .ferry/).
   format::read_members(archive, [&](const format::Member& m) {
     std::string path = format::normalize_member_path(m.entry.path, archive);
@@ -158,13 +158,14 @@ Header read_header(const std::string& archive, const util::MappedFile& map) {
     }
     return path == ".ferry" && m.entry.type == format::EntryType::directory;
   });
-  if (h.manifest.empty()) throw Error(fmt::format("{}: no manifest in this ferry archive", archive));
+  if (h.manifest.empty())
+    throw Error(fmt::format("{}: no manifest in this ferry archive", archive));
   h.index.assign(reinterpret_cast<const char*>(index.frames.data()),
                  index.frames.size() * sizeof(format::FrameIndexEntry));
   for (const format::FrameIndexEntry& f : index.frames)
     if (f.compressed_size > (1u << 30))  // one MPI message each (an int count); ferry's are ~1 MiB
-      throw Error(fmt::format("{}: a frame of {} bytes at byte {} is too large to broadcast", archive,
-                              f.compressed_size, f.offset));
+      throw Error(fmt::format("{}: a frame of {} bytes at byte {} is too large to broadcast",
+                              archive, f.compressed_size, f.offset));
   h.layout = static_cast<int>(index.layout);
   return h;
 }
@@ -197,7 +198,8 @@ int stage_main(const Args& args, Phases& phases) {
   std::sort(keys.begin(), keys.end());
   bool one_per_node = std::adjacent_find(keys.begin(), keys.end()) == keys.end();
   MPI_Comm leaders = MPI_COMM_WORLD;
-  if (!one_per_node) MPI_Comm_split(MPI_COMM_WORLD, leads ? 0 : MPI_UNDEFINED, world_rank, &leaders);
+  if (!one_per_node)
+    MPI_Comm_split(MPI_COMM_WORLD, leads ? 0 : MPI_UNDEFINED, world_rank, &leaders);
   auto free_comm = [](MPI_Comm& c) {
     if (c != MPI_COMM_WORLD && c != MPI_COMM_NULL) MPI_Comm_free(&c);
   };
@@ -248,7 +250,8 @@ int stage_main(const Args& args, Phases& phases) {
   try {
     std::string parent = std::filesystem::path(util::absolute_path(dir)).parent_path().string();
     if (auto shared = stage::shared_file_system(parent))
-      throw Error(fmt::format("{}: is on {}, shared between nodes: stage to node-local storage", parent, *shared));
+      throw Error(fmt::format("{}: is on {}, shared between nodes: stage to node-local storage",
+                              parent, *shared));
     env::UnpackOptions u;
     u.archive = archive;
     u.dest = dir;
@@ -297,7 +300,9 @@ int stage_main(const Args& args, Phases& phases) {
     if (need) {
       extractor = std::thread([&] {
         try {
-          session->extract(rank == 0 ? format::FrameSource::in_memory(map->bytes(), index) : window->source(), index);
+          session->extract(
+              rank == 0 ? format::FrameSource::in_memory(map->bytes(), index) : window->source(),
+              index);
         } catch (const std::exception& e) {
           report.status = "failed";
           report.error = e.what();
@@ -319,7 +324,8 @@ int stage_main(const Args& args, Phases& phases) {
           std::size_t u = inflight.front().second;
           if (window) window->arrived(u);
           if (args.progress && rank == 0) {
-            std::printf("{\"progress\": %llu}\n", static_cast<unsigned long long>(units[u].offset + units[u].size));
+            std::printf("{\"progress\": %llu}\n",
+                        static_cast<unsigned long long>(units[u].offset + units[u].size));
             std::fflush(stdout);
           }
           inflight.pop_front();
@@ -337,7 +343,8 @@ int stage_main(const Args& args, Phases& phases) {
       }
       backoff.moved();
       // Rank 0 sends from its map of the archive; every other mover receives into its window.
-      char* bytes = window ? window->slot(u) : const_cast<char*>(map->bytes().data()) + units[u].offset;
+      char* bytes =
+          window ? window->slot(u) : const_cast<char*>(map->bytes().data()) + units[u].offset;
       MPI_Request req;
       MPI_Ibcast(bytes, static_cast<int>(units[u].size), MPI_BYTE, 0, movers, &req);
       inflight.emplace_back(req, u);
@@ -386,7 +393,8 @@ int stage_main(const Args& args, Phases& phases) {
     }
     all.resize(static_cast<std::size_t>(total));
   }
-  MPI_Gatherv(line.data(), len, MPI_BYTE, all.data(), lens.data(), offsets.data(), MPI_BYTE, 0, leaders);
+  MPI_Gatherv(line.data(), len, MPI_BYTE, all.data(), lens.data(), offsets.data(), MPI_BYTE, 0,
+              leaders);
   if (rank == 0) {
     for (int i = 0; i < nodes; ++i)
       std::printf("%s\n", all.substr(static_cast<std::size_t>(offsets[static_cast<std::size_t>(i)]),
@@ -425,7 +433,8 @@ int main(int argc, char** argv) {
     }
   }
   if (!usable) {
-    std::fprintf(stderr, "usage: ferry-mpi stage ARCHIVE DIR [-j N] [--progress] | ferry-mpi --mpi\n");
+    std::fprintf(stderr,
+                 "usage: ferry-mpi stage ARCHIVE DIR [-j N] [--progress] | ferry-mpi --mpi\n");
     return 2;
   }
   opts.archive = args[1];

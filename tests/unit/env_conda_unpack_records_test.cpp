@@ -39,55 +39,63 @@ TEST(CondaUnpackRecords, DecodesWhatPythonReprWrote) {
     const char* placeholder_hex;
   };
   const Vector vectors[] = {
-    {R"py(('lib/café.txt', '/opt/anaconda1anaconda2anaconda3', 'text'))py",
-     "6c69622f636166c3a92e747874", "2f6f70742f616e61636f6e646131616e61636f6e646132616e61636f6e646133"},
-    {R"py(('share/no\xa0break', '/home/jürgen/it\'s "env"', 'binary'))py",
-     "73686172652f6e6fc2a0627265616b", "2f686f6d652f6ac3bc7267656e2f697427732022656e7622"},
-    {R"py(('share/nel\x85line', '/p\xa0q', 'text'))py",
-     "73686172652f6e656cc2856c696e65", "2f70c2a071"},
-    {R"py(('share/ls\u2028sep', '/opt/anaconda1anaconda2anaconda3', 'binary'))py",
-     "73686172652f6c73e280a8736570", "2f6f70742f616e61636f6e646131616e61636f6e646132616e61636f6e646133"},
-    // (a combining accent after a plain e: written as escapes, so no editor can compose them)
-    {"('share/e\xcc\x81" "combining', '/home/j\xc3\xbcrgen/it\\'s \"env\"', 'text')",
-     "73686172652f65cc81636f6d62696e696e67", "2f686f6d652f6ac3bc7267656e2f697427732022656e7622"},
-    {R"py(('share/emoji😀', '/p\xa0q', 'binary'))py",
-     "73686172652f656d6f6a69f09f9880", "2f70c2a071"},
-    {R"py(('share/raw\udcff\udc80byte', '/opt/anaconda1anaconda2anaconda3', 'text'))py",
-     "73686172652f726177ff8062797465", "2f6f70742f616e61636f6e646131616e61636f6e646132616e61636f6e646133"},
-    {R"py(("share/it's", '/home/jürgen/it\'s "env"', 'binary'))py",
-     "73686172652f69742773", "2f686f6d652f6ac3bc7267656e2f697427732022656e7622"},
-    {R"py(('share/say "hi"', '/p\xa0q', 'text'))py",
-     "73686172652f7361792022686922", "2f70c2a071"},
-    {R"py(('share/both \'"', '/opt/anaconda1anaconda2anaconda3', 'binary'))py",
-     "73686172652f626f7468202722", "2f6f70742f616e61636f6e646131616e61636f6e646132616e61636f6e646133"},
-    {R"py(('share/back\\slash\\x41', '/home/jürgen/it\'s "env"', 'text'))py",
-     "73686172652f6261636b5c736c6173685c783431", "2f686f6d652f6ac3bc7267656e2f697427732022656e7622"},
-    {R"py(('share/with space', '/p\xa0q', 'binary'))py",
-     "73686172652f77697468207370616365", "2f70c2a071"},
-    {R"py(('share/tab\tnl\ncr\r', '/opt/anaconda1anaconda2anaconda3', 'text'))py",
-     "73686172652f746162096e6c0a63720d", "2f6f70742f616e61636f6e646131616e61636f6e646132616e61636f6e646133"},
-    {R"py(('share/ctl\x01\x1f\x7f', '/home/jürgen/it\'s "env"', 'binary'))py",
-     "73686172652f63746c011f7f", "2f686f6d652f6ac3bc7267656e2f697427732022656e7622"},
-    {R"py(('share/zwsp\u200b', '/p\xa0q', 'text'))py",
-     "73686172652f7a777370e2808b", "2f70c2a071"},
-    {R"py(('share/pua\ue000', '/opt/anaconda1anaconda2anaconda3', 'binary'))py",
-     "73686172652f707561ee8080", "2f6f70742f616e61636f6e646131616e61636f6e646132616e61636f6e646133"},
-    {R"py(('share/unassigned\u0378', '/home/jürgen/it\'s "env"', 'text'))py",
-     "73686172652f756e61737369676e6564cdb8", "2f686f6d652f6ac3bc7267656e2f697427732022656e7622"},
-    {R"py(('share/tag\U000e0001', '/p\xa0q', 'binary'))py",
-     "73686172652f746167f3a08081", "2f70c2a071"},
-    {R"py(('share/max\U0010ffff', '/opt/anaconda1anaconda2anaconda3', 'text'))py",
-     "73686172652f6d6178f48fbfbf", "2f6f70742f616e61636f6e646131616e61636f6e646132616e61636f6e646133"},
-    {R"py(('share/soft\xadhyphen', '/home/jürgen/it\'s "env"', 'binary'))py",
-     "73686172652f736f6674c2ad68797068656e", "2f686f6d652f6ac3bc7267656e2f697427732022656e7622"},
-    {R"py(('share/latinÿ', '/p\xa0q', 'text'))py",
-     "73686172652f6c6174696ec3bf", "2f70c2a071"},
-    {R"py(('share/cjk中', '/opt/anaconda1anaconda2anaconda3', 'binary'))py",
-     "73686172652f636a6be4b8ad", "2f6f70742f616e61636f6e646131616e61636f6e646132616e61636f6e646133"},
-    {R"py(('share/bom\ufeff', '/home/jürgen/it\'s "env"', 'text'))py",
-     "73686172652f626f6defbbbf", "2f686f6d652f6ac3bc7267656e2f697427732022656e7622"},
-    {R"py(('share/c1\x9f', '/p\xa0q', 'binary'))py",
-     "73686172652f6331c29f", "2f70c2a071"},
+      {R"py(('lib/café.txt', '/opt/anaconda1anaconda2anaconda3', 'text'))py",
+       "6c69622f636166c3a92e747874",
+       "2f6f70742f616e61636f6e646131616e61636f6e646132616e61636f6e646133"},
+      {R"py(('share/no\xa0break', '/home/jürgen/it\'s "env"', 'binary'))py",
+       "73686172652f6e6fc2a0627265616b", "2f686f6d652f6ac3bc7267656e2f697427732022656e7622"},
+      {R"py(('share/nel\x85line', '/p\xa0q', 'text'))py", "73686172652f6e656cc2856c696e65",
+       "2f70c2a071"},
+      {R"py(('share/ls\u2028sep', '/opt/anaconda1anaconda2anaconda3', 'binary'))py",
+       "73686172652f6c73e280a8736570",
+       "2f6f70742f616e61636f6e646131616e61636f6e646132616e61636f6e646133"},
+      // (a combining accent after a plain e: written as escapes, so no editor can compose them)
+      {"('share/e\xcc\x81"
+       "combining', '/home/j\xc3\xbcrgen/it\\'s \"env\"', 'text')",
+       "73686172652f65cc81636f6d62696e696e67", "2f686f6d652f6ac3bc7267656e2f697427732022656e7622"},
+      {R"py(('share/emoji😀', '/p\xa0q', 'binary'))py", "73686172652f656d6f6a69f09f9880",
+       "2f70c2a071"},
+      {R"py(('share/raw\udcff\udc80byte', '/opt/anaconda1anaconda2anaconda3', 'text'))py",
+       "73686172652f726177ff8062797465",
+       "2f6f70742f616e61636f6e646131616e61636f6e646132616e61636f6e646133"},
+      {R"py(("share/it's", '/home/jürgen/it\'s "env"', 'binary'))py", "73686172652f69742773",
+       "2f686f6d652f6ac3bc7267656e2f697427732022656e7622"},
+      {R"py(('share/say "hi"', '/p\xa0q', 'text'))py", "73686172652f7361792022686922",
+       "2f70c2a071"},
+      {R"py(('share/both \'"', '/opt/anaconda1anaconda2anaconda3', 'binary'))py",
+       "73686172652f626f7468202722",
+       "2f6f70742f616e61636f6e646131616e61636f6e646132616e61636f6e646133"},
+      {R"py(('share/back\\slash\\x41', '/home/jürgen/it\'s "env"', 'text'))py",
+       "73686172652f6261636b5c736c6173685c783431",
+       "2f686f6d652f6ac3bc7267656e2f697427732022656e7622"},
+      {R"py(('share/with space', '/p\xa0q', 'binary'))py", "73686172652f77697468207370616365",
+       "2f70c2a071"},
+      {R"py(('share/tab\tnl\ncr\r', '/opt/anaconda1anaconda2anaconda3', 'text'))py",
+       "73686172652f746162096e6c0a63720d",
+       "2f6f70742f616e61636f6e646131616e61636f6e646132616e61636f6e646133"},
+      {R"py(('share/ctl\x01\x1f\x7f', '/home/jürgen/it\'s "env"', 'binary'))py",
+       "73686172652f63746c011f7f", "2f686f6d652f6ac3bc7267656e2f697427732022656e7622"},
+      {R"py(('share/zwsp\u200b', '/p\xa0q', 'text'))py", "73686172652f7a777370e2808b",
+       "2f70c2a071"},
+      {R"py(('share/pua\ue000', '/opt/anaconda1anaconda2anaconda3', 'binary'))py",
+       "73686172652f707561ee8080",
+       "2f6f70742f616e61636f6e646131616e61636f6e646132616e61636f6e646133"},
+      {R"py(('share/unassigned\u0378', '/home/jürgen/it\'s "env"', 'text'))py",
+       "73686172652f756e61737369676e6564cdb8", "2f686f6d652f6ac3bc7267656e2f697427732022656e7622"},
+      {R"py(('share/tag\U000e0001', '/p\xa0q', 'binary'))py", "73686172652f746167f3a08081",
+       "2f70c2a071"},
+      {R"py(('share/max\U0010ffff', '/opt/anaconda1anaconda2anaconda3', 'text'))py",
+       "73686172652f6d6178f48fbfbf",
+       "2f6f70742f616e61636f6e646131616e61636f6e646132616e61636f6e646133"},
+      {R"py(('share/soft\xadhyphen', '/home/jürgen/it\'s "env"', 'binary'))py",
+       "73686172652f736f6674c2ad68797068656e", "2f686f6d652f6ac3bc7267656e2f697427732022656e7622"},
+      {R"py(('share/latinÿ', '/p\xa0q', 'text'))py", "73686172652f6c6174696ec3bf", "2f70c2a071"},
+      {R"py(('share/cjk中', '/opt/anaconda1anaconda2anaconda3', 'binary'))py",
+       "73686172652f636a6be4b8ad",
+       "2f6f70742f616e61636f6e646131616e61636f6e646132616e61636f6e646133"},
+      {R"py(('share/bom\ufeff', '/home/jürgen/it\'s "env"', 'text'))py", "73686172652f626f6defbbbf",
+       "2f686f6d652f6ac3bc7267656e2f697427732022656e7622"},
+      {R"py(('share/c1\x9f', '/p\xa0q', 'binary'))py", "73686172652f6331c29f", "2f70c2a071"},
   };
   std::string lines;
   for (const auto& v : vectors) lines += (lines.empty() ? "" : ",\n") + std::string(v.repr);
@@ -136,9 +144,7 @@ with open(sys.argv[1] + "/conda-unpack", "w", encoding="utf-8") as f:
 with open(sys.argv[1] + "/expected", "w") as f:
     f.write("\n".join(expected) + "\n")
 )py";
-  {
-    std::ofstream(dir + "/gen.py") << generator;
-  }
+  { std::ofstream(dir + "/gen.py") << generator; }
   ASSERT_EQ(std::system(fmt::format("python3 {0}/gen.py {0} 20240611", dir).c_str()), 0);
   auto records = parse_conda_unpack_records(ferry::util::read_file(dir + "/conda-unpack"), "t");
   std::ifstream expected(dir + "/expected");
@@ -159,7 +165,8 @@ with open(sys.argv[1] + "/expected", "w") as f:
 // bytes are what Python 3.11 made of the same literal.
 TEST(CondaUnpackRecords, OtherPythonEscapes) {
   auto records = parse_conda_unpack_records(
-      "_prefix_records = [('a\\101\\0101\\7b\\a\\q\\\nz', \"/p\\'\\\"\\f\\v\\b\", 'text' ,),]", "t");
+      "_prefix_records = [('a\\101\\0101\\7b\\a\\q\\\nz', \"/p\\'\\\"\\f\\v\\b\", 'text' ,),]",
+      "t");
   ASSERT_EQ(records.list.size(), 1u);
   EXPECT_EQ(hex(records.list[0].path), "614108310762075c717a");
   EXPECT_EQ(hex(records.list[0].placeholder), "2f7027220c0b08");
@@ -179,7 +186,8 @@ TEST(CondaUnpackRecords, MalformedIsAnError) {
     return std::string("accepted");
   };
   EXPECT_THROW(parse_conda_unpack_records("no records here", "t"), ferry::Error);
-  EXPECT_NE(refused("('a', 'b', 'weird')]").find("env.tar.gz: bin/conda-unpack: "), std::string::npos);
+  EXPECT_NE(refused("('a', 'b', 'weird')]").find("env.tar.gz: bin/conda-unpack: "),
+            std::string::npos);
   EXPECT_NE(refused("('a', 'b'").find("expected ','"), std::string::npos);
   EXPECT_NE(refused("('a', 'b', 'text')").find("expected ']'"), std::string::npos);
   EXPECT_NE(refused("('a\n', 'b', 'text')]").find("unterminated"), std::string::npos);

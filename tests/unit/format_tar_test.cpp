@@ -14,13 +14,20 @@ std::vector<Entry> sample_entries() {
   Entry d{"pkg", EntryType::directory, 0755, 1700000000, 0, "", 0};
   entries.push_back(d);
   for (int i = 0; i < 20; ++i) {
-    Entry f{"pkg/file" + std::to_string(i) + ".py", EntryType::file, 0644, 1700000000 + i, 0, "", 0};
+    Entry f{
+        "pkg/file" + std::to_string(i) + ".py", EntryType::file, 0644, 1700000000 + i, 0, "", 0};
     entries.push_back(f);
   }
   Entry longname{"pkg/" + std::string(180, 'n') + "/deep/" + std::string(120, 'm') + ".txt",
-                 EntryType::file, 0600, 1600000000, 0, "", 0};
+                 EntryType::file,
+                 0600,
+                 1600000000,
+                 0,
+                 "",
+                 0};
   entries.push_back(longname);
-  entries.push_back({"pkg/link", EntryType::symlink, 0777, 1700000000, 0, "../" + std::string(150, 't'), 0});
+  entries.push_back(
+      {"pkg/link", EntryType::symlink, 0777, 1700000000, 0, "../" + std::string(150, 't'), 0});
   entries.push_back({"pkg/hard", EntryType::hardlink, 0644, 1700000000, 0, "pkg/file1.py", 0});
   entries.push_back({"pkg/empty", EntryType::file, 0755, 1700000000, 0, "", 0});
   return entries;
@@ -53,7 +60,8 @@ TEST(Tar, RoundTripWhateverTheChunking) {
     auto members = parse_in_chunks(stream, chunk);
     ASSERT_EQ(members.size(), entries.size()) << "chunk " << chunk;
     for (std::size_t i = 0; i < entries.size(); ++i) {
-      EXPECT_EQ(normalize_member_path(members[i].entry.path, "t"), entries[i].path);  // dirs end in /
+      EXPECT_EQ(normalize_member_path(members[i].entry.path, "t"),
+                entries[i].path);  // dirs end in /
       EXPECT_EQ(members[i].entry.type, entries[i].type);
       EXPECT_EQ(members[i].entry.mode, entries[i].mode);
       EXPECT_EQ(members[i].entry.mtime_sec, entries[i].mtime_sec);

@@ -31,17 +31,19 @@ TEST(Manifest, EveryMemberKindRoundTripsAndCountsInTheIdentity) {
 
 TEST(Manifest, NumbersThatAreNotIntegersInRangeAreRefused) {
   // Found by fuzzing: nlohmann's conversion of such values is undefined behaviour.
-  for (const char* text :
-       {R"({"ferry_manifest": 2111111055555.555})", R"({"ferry_manifest": -1e300})",
-        R"({"ferry_manifest":2,"kind":"prefix","source_prefix":"/","placeholders":[],"directories":[],"symlinks":[],"hardlinks":[],"files":[["a",-5,"0",-1,"none",420]]})",
-        R"({"ferry_manifest":2,"kind":"prefix","source_prefix":"/","placeholders":[],"directories":[],"symlinks":[],"hardlinks":[],"files":[["a",1,"0",4294967296,"none",420]]})"})
+  for (
+      const char* text :
+      {R"({"ferry_manifest": 2111111055555.555})", R"({"ferry_manifest": -1e300})",
+       R"({"ferry_manifest":2,"kind":"prefix","source_prefix":"/","placeholders":[],"directories":[],"symlinks":[],"hardlinks":[],"files":[["a",-5,"0",-1,"none",420]]})",
+       R"({"ferry_manifest":2,"kind":"prefix","source_prefix":"/","placeholders":[],"directories":[],"symlinks":[],"hardlinks":[],"files":[["a",1,"0",4294967296,"none",420]]})"})
     EXPECT_THROW(fmt_::Manifest::parse(text, "test"), ferry::Error) << text;
 }
 
 TEST(Manifest, VersionOneIsRefusedAsUnverifiable) {
   try {
-    fmt_::Manifest::parse(R"({"ferry_manifest":1,"kind":"prefix","source_prefix":"/","placeholders":[],"files":[]})",
-                          "old.tar.zst");
+    fmt_::Manifest::parse(
+        R"({"ferry_manifest":1,"kind":"prefix","source_prefix":"/","placeholders":[],"files":[]})",
+        "old.tar.zst");
     FAIL() << "accepted";
   } catch (const ferry::Error& e) {
     EXPECT_NE(std::string(e.what()).find("pack it again"), std::string::npos) << e.what();

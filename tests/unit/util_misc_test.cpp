@@ -64,7 +64,8 @@ TEST(WriteFileAtomically, FailureLeavesTheOldFileAndNothingBesideIt) {
     util::write_file_atomically((d.path / "missing" / "f").string(), "x", 0644);
     FAIL() << "writing into a missing directory must fail";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find((d.path / "missing").string()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find((d.path / "missing").string()), std::string::npos)
+        << e.what();
   }
 }
 

@@ -21,7 +21,8 @@ std::string binary(const std::string& data, const std::string& from, const std::
 
 TEST(Relocation, TextReplacesEveryOccurrence) {
   std::string out;
-  ASSERT_TRUE(rel::replace_text("a=/old/p\nb=/old/p/lib:/old/p\n", "/old/p", "/much/longer/new", out));
+  ASSERT_TRUE(
+      rel::replace_text("a=/old/p\nb=/old/p/lib:/old/p\n", "/old/p", "/much/longer/new", out));
   EXPECT_EQ(out, "a=/much/longer/new\nb=/much/longer/new/lib:/much/longer/new\n");
   EXPECT_FALSE(rel::replace_text("nothing here", "/old/p", "/x", out));
 }
@@ -32,7 +33,11 @@ TEST(Relocation, BinaryShorterPadsAfterTheStringsNul) {
 
 TEST(Relocation, BinaryEqualLength) {
   EXPECT_EQ(binary("aaaaa\0"s, "aaaaa", "bbbbb"), "bbbbb\0"s);
-  EXPECT_EQ(binary("aaaaa\0" "1234aaaaacc\0\0"s, "aaaaa", "bbbbb"), "bbbbb\0" "1234bbbbbcc\0\0"s);
+  EXPECT_EQ(binary("aaaaa\0"
+                   "1234aaaaacc\0\0"s,
+                   "aaaaa", "bbbbb"),
+            "bbbbb\0"
+            "1234bbbbbcc\0\0"s);
 }
 
 TEST(Relocation, BinaryLongerIsRefused) {
@@ -53,9 +58,13 @@ TEST(Relocation, BinaryWithoutTerminatingNulIsLeftAlone) {
 }
 
 TEST(Relocation, BinaryKeepsLengthAndFollowingData) {
-  std::string data = "12345Hello, fabulous world!\0" "6789"s;
+  std::string data =
+      "12345Hello, fabulous world!\0"
+      "6789"s;
   std::string out = binary(data, "fabulous", "cruel");
-  EXPECT_EQ(out, "12345Hello, cruel world!\0\0\0\0" "6789"s);
+  EXPECT_EQ(out,
+            "12345Hello, cruel world!\0\0\0\0"
+            "6789"s);
   EXPECT_EQ(out.size(), data.size());
 }
 
@@ -117,7 +126,10 @@ TEST(Relocation, NotAShebang) {
 
 TEST(Relocation, ElfSearchPathsOfNonElfIsEmpty) {
   EXPECT_TRUE(rel::elf_search_paths("not an elf file at all, just text").empty());
-  std::string truncated = "\x7f" "ELF\x02\x01"s + std::string(10, '\0');
+  std::string truncated =
+      "\x7f"
+      "ELF\x02\x01"s +
+      std::string(10, '\0');
   EXPECT_TRUE(rel::elf_search_paths(truncated).empty());
 }
 
@@ -146,7 +158,10 @@ std::string random_blob(std::mt19937& rng, const std::string& prefix, bool with_
   for (std::size_t i = 0; i < parts; ++i) {
     switch (std::uniform_int_distribution<int>(0, 4)(rng)) {
       case 0: data += prefix; break;
-      case 1: data += prefix.substr(0, std::uniform_int_distribution<std::size_t>(1, prefix.size() - 1)(rng)); break;
+      case 1:
+        data +=
+            prefix.substr(0, std::uniform_int_distribution<std::size_t>(1, prefix.size() - 1)(rng));
+        break;
       case 2: data += with_nuls ? '\0' : '\n'; break;
       case 3: data += "/lib:"; break;
       default: data += static_cast<char>(std::uniform_int_distribution<int>('a', 'z')(rng));
@@ -160,7 +175,8 @@ std::string random_blob(std::mt19937& rng, const std::string& prefix, bool with_
 TEST(StreamReplacer, BinaryMatchesTheWholeBufferRule) {
   std::mt19937 rng(20261201);
   const std::string from = "/opt/placeholder/env";
-  for (const std::string to : {"/short", "/opt/placeholder/ENV", "/a/much/longer/destination/path"}) {
+  for (const std::string to :
+       {"/short", "/opt/placeholder/ENV", "/a/much/longer/destination/path"}) {
     for (int trial = 0; trial < 3000; ++trial) {
       std::string data = random_blob(rng, from, true);
       std::string whole;
@@ -180,14 +196,15 @@ TEST(StreamReplacer, BinaryMatchesTheWholeBufferRule) {
 TEST(StreamReplacer, TextMatchesTheWholeBufferRuleShebangIncluded) {
   std::mt19937 rng(7);
   const std::string from = "/opt/placeholder/env";
-  const std::string to = "/a/destination/that/makes/the/shebang/line/longer/than/linux/allows/" +
-                         std::string(60, 'x');
+  const std::string to =
+      "/a/destination/that/makes/the/shebang/line/longer/than/linux/allows/" + std::string(60, 'x');
   for (int trial = 0; trial < 3000; ++trial) {
     std::string data = (trial % 2 ? "#!" + from + "/bin/python3.11\n" : std::string()) +
                        random_blob(rng, from, false);
     std::string whole = data;
     if (rel::replace_text(data, from, to, whole)) rel::fix_long_shebang(whole);
-    ASSERT_EQ(streamed(rel::StreamReplacer::Rule::text, data, from, to, rng), whole) << "trial " << trial;
+    ASSERT_EQ(streamed(rel::StreamReplacer::Rule::text, data, from, to, rng), whole)
+        << "trial " << trial;
   }
 }
 

@@ -21,7 +21,8 @@ std::string make_archive(Codec codec, const std::vector<std::string>& chunks) {
 
 std::vector<std::string> sample_chunks() {
   std::string big;
-  for (std::uint64_t i = 0; big.size() < (9u << 20); ++i) big += "line " + std::to_string(i * 7919 % 100003) + "\n";
+  for (std::uint64_t i = 0; big.size() < (9u << 20); ++i)
+    big += "line " + std::to_string(i * 7919 % 100003) + "\n";
   return {"first chunk", std::string(1000, 'z'), big};
 }
 
@@ -33,7 +34,8 @@ TEST_P(Frames, IndexAndDecodeEveryFrame) {
   auto chunks = sample_chunks();
   std::string archive = make_archive(GetParam(), chunks);
   FrameIndex index = index_frames(archive, "t");
-  EXPECT_EQ(index.layout, GetParam() == Codec::zstd ? ArchiveLayout::ferry_zstd : ArchiveLayout::ferry_gzip);
+  EXPECT_EQ(index.layout,
+            GetParam() == Codec::zstd ? ArchiveLayout::ferry_zstd : ArchiveLayout::ferry_gzip);
   ASSERT_EQ(index.frames.size(), 2u + 3u);  // the 9 MiB chunk splits into three frames
   std::string joined;
   for (const auto& f : index.frames) joined += decompress_frame(index.layout, archive, f, "t");
@@ -68,5 +70,6 @@ TEST_P(Frames, FlippedByteIsDetected) {
 INSTANTIATE_TEST_SUITE_P(Codecs, Frames, ::testing::Values(Codec::zstd, Codec::gzip));
 
 TEST(FramesForeign, PlainBytesAreForeign) {
-  EXPECT_EQ(index_frames("just some text that is not compressed", "t").layout, ArchiveLayout::foreign);
+  EXPECT_EQ(index_frames("just some text that is not compressed", "t").layout,
+            ArchiveLayout::foreign);
 }

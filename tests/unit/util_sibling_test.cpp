@@ -131,7 +131,8 @@ TEST(TempSibling, LeavesNothingAfterTheRenameAndNoMarkerInTheTree) {
   }
   EXPECT_TRUE(fs::is_empty(t / "dest"));
   std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(t.path)) names.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(t.path))
+    names.push_back(e.path().filename().string());
   EXPECT_EQ(names, std::vector<std::string>{"dest"});
 }
 
