@@ -176,16 +176,6 @@ mode_t current_umask() {
   return mask;
 }
 
-std::optional<unsigned> parse_decimal(std::string_view text, unsigned max) {
-  if (text.empty() || text.size() > 10) return std::nullopt;
-  std::uint64_t n = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    n = n * 10 + static_cast<unsigned>(c - '0');
-  }
-  if (n > max) return std::nullopt;
-  return static_cast<unsigned>(n);
-}
 
 // On x86-64, libxxhash's dispatching entry point picks AVX2 or AVX-512 at run time (the same hash;
 // the plain one is built for SSE2): half the cost of verifying every file on unpack.

@@ -120,9 +120,26 @@ void write_all(int fd, std::string_view data, std::string_view subject);
 // back and forth races with threads creating files).
 mode_t current_umask();
 
+// Text: the one split, trim, join and number parser (src/util/string.cpp).
+//
+// The fields of text between separators, empty ones included ("a,,b" is three; "" is one empty
+// field): callers that skip empty fields say so. Views into text, which must outlive them.
+std::vector<std::string_view> split(std::string_view text, char separator);
+// split on '\n' without the final empty field that a trailing newline makes ("" gives none).
+std::vector<std::string_view> split_lines(std::string_view text);
+// Without leading and trailing blanks (space, tab, CR, LF).
+std::string_view trim(std::string_view text);
+std::string join(const std::vector<std::string>& parts, std::string_view separator);
 // A count as schedulers and launchers write it in the environment: decimal digits only (no sign,
 // no blanks), at most max. nullopt for anything else.
 std::optional<unsigned> parse_decimal(std::string_view text, unsigned max);
+// The same rule for numbers the user gives (options, files): a whole decimal number from min to
+// max, else Error("<what>: '<text>' is not a whole number from <min> to <max>"), a usage error.
+std::uint64_t parse_unsigned(std::string_view text, std::uint64_t min, std::uint64_t max,
+                             std::string_view what);
+// Hexadecimal digits only (either case, no "0x"), at most 16 of them: a hash or id as ferry writes
+// it. nullopt for anything else.
+std::optional<std::uint64_t> parse_hex64(std::string_view text);
 
 // xxh3-64 of data, and its 16-digit lowercase hex form.
 std::uint64_t xxh3(std::string_view data);
