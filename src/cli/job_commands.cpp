@@ -135,13 +135,6 @@ void write_job_file(const std::string& path, const std::string& text) {
   util::write_file_atomically(path, text, 0644 & ~util::current_umask());
 }
 
-// A line to paste into a shell.
-std::string quoted_line(const std::vector<std::string>& argv) {
-  std::string out;
-  for (const auto& a : argv) out += (out.empty() ? "" : " ") + util::shell_word(a);
-  return out;
-}
-
 // Reads back a value written by util::shell_quote: '...' runs and \' escapes.
 std::string shell_unquote(const std::string& text) {
   std::string out;
@@ -211,7 +204,7 @@ Json context_json(const Context& c, const job::LaunchPlan* plan) {
                    {"master_addr", plan->master_addr},
                    {"master_port", plan->master_port},
                    {"argv", plan->argv},
-                   {"line", quoted_line(plan->argv)}};
+                   {"line", util::command_line(plan->argv)}};
   return j;
 }
 
@@ -244,7 +237,7 @@ void print_job(const Context& c, const job::LaunchPlan* plan) {
     std::printf("  gpu %-3u %s numa %d cpus %s%s\n", g.index, g.pci_address.c_str(), g.numa_node,
                 job::format_cpu_list(g.local_cpus).c_str(), g.usable ? "" : " (not usable)");
   std::printf("machine     %s: %s\n", c.machine->name.c_str(), c.machine->description.c_str());
-  if (plan) std::printf("launch      %s\n", quoted_line(plan->argv).c_str());
+  if (plan) std::printf("launch      %s\n", util::command_line(plan->argv).c_str());
 }
 
 // Variables describing the allocation, saved so a second shell sees the same job. Per-task and
@@ -312,14 +305,13 @@ void add_job(CLI::App& app) {
     put("FERRY_MACHINE", c.machine->name);
     if (plan) {
       std::vector<std::string> prefix(plan->argv.begin(), plan->argv.end() - 1);  // without COMMAND
-      put("FERRY_LAUNCH", quoted_line(prefix));
+      put("FERRY_LAUNCH", util::command_line(prefix));
     }
     write_job_file(file, text);
     // `latest` points at the job saved last, for `ferry job load` outside any job.
-    std::string latest = std::filesystem::path(dir).parent_path().string() + "/latest";
-    std::string tmp_link = latest + ".tmp-" + std::to_string(::getpid());
-    ::unlink(tmp_link.c_str());
-    if (::symlink(file.c_str(), tmp_link.c_str()) == 0) ::rename(tmp_link.c_str(), latest.c_str());
+    util::AtomicFileSet latest;
+    latest.add_symlink(std::filesystem::path(dir).parent_path().string() + "/latest", file);
+    latest.commit();
     if (*json)
       std::printf("%s\n", Json({{"file", file}, {"hostfile", hostfile}}).dump(2).c_str());
     else
@@ -416,7 +408,7 @@ void add_launch(CLI::App& app) {
       if (*json)
         std::printf("%s\n", context_json(c, &plan).dump(2).c_str());
       else
-        std::printf("%s\n", quoted_line(plan.argv).c_str());
+        std::printf("%s\n", util::command_line(plan.argv).c_str());
       return;
     }
     // The launcher replaces ferry: its exit status and signals are the job's.

@@ -266,7 +266,7 @@ std::string load(const PackItem& item, const std::optional<std::string>& dest, C
 }
 
 // The archive is written to a hidden sibling of OUT (.OUT.ferry-tmp-XXXXXX/file, see
-// util::TempSibling) under the lock .OUT.ferry-lock and renamed into place: a failed pack removes
+// util::StagedTree) under the lock .OUT.ferry-lock and renamed into place: a failed pack removes
 // it, SIGINT or SIGTERM too, and the next pack of the same OUT sweeps what a kill -9 left.
 class TempOutput {
  public:
@@ -279,11 +279,8 @@ class TempOutput {
     if (::stat(where.parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
       throw Error(fmt::format("{}: output directory does not exist", where.parent),
                   Error::Kind::usage);
-    m_lock = std::make_unique<util::SiblingLock>(where.parent, where.name);
-    util::sweep_temp_siblings(where.parent, where.name);
-    m_tmp = std::make_unique<util::TempSibling>(where.parent, where.name,
-                                                util::TempSibling::Kind::file);
-    const std::string& path = m_tmp->path();
+    m_tree.emplace(where);
+    const std::string& path = m_tree->stage(util::TempSibling::Kind::file);
     m_fd = util::UniqueFd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!m_fd) util::throw_errno(path, "cannot create", errno);
   }
@@ -296,17 +293,13 @@ class TempOutput {
   void commit() {
     if (::fsync(m_fd.get()) != 0) util::throw_errno(m_output, "cannot sync", errno);
     m_fd = util::UniqueFd();
-    if (::rename(m_tmp->path().c_str(), m_output.c_str()) != 0)
-      util::throw_errno(m_output, "cannot rename into place", errno);
-    m_tmp->release();
-    m_tmp.reset();
+    m_tree->commit();
   }
   std::uint64_t written() const { return m_written; }
 
  private:
   std::string m_output;
-  std::unique_ptr<util::SiblingLock> m_lock;
-  std::unique_ptr<util::TempSibling> m_tmp;
+  std::optional<util::StagedTree> m_tree;
   util::UniqueFd m_fd;
   std::uint64_t m_written = 0;
 };

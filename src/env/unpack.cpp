@@ -2,11 +2,8 @@
 // written, then rename into place. A lock beside DEST makes concurrent unpacks of one DEST (several
 // ranks on a node) wait for the first and then find it done.
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <stdio.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -135,32 +132,25 @@ struct UnpackSession::State {
   UnpackOptions options;
   util::Stopwatch clock;
   UnpackResult r;
-  std::string parent, name;
   bool dest_exists = false;
   bool streamed = false;
   std::uint64_t archive_size = 0;
   ArchiveIdentity ident;
-  std::unique_ptr<util::SiblingLock> lock;
-  std::unique_ptr<util::TempSibling> tmp;
+  std::optional<util::StagedTree> tree;
 
   // Everything up to the point where work starts: paths, identity, lock, DEST's state.
   void open() {
     // DEST as the kernel reaches it: W/link/../dest is the dest beside link's target.
     util::SiblingPath where = util::sibling_path(options.dest);
     r.dest = where.path;
-    parent = where.parent;
-    name = where.name;
     std::error_code ec;
-    fs::create_directories(parent, ec);
-    if (ec) throw Error(fmt::format("{}: cannot create directory: {}", parent, ec.message()));
+    fs::create_directories(where.parent, ec);
+    if (ec) throw Error(fmt::format("{}: cannot create directory: {}", where.parent, ec.message()));
     if (ident.manifest) {
       r.kind = ident.manifest->kind;
       r.source_prefix = ident.manifest->source_prefix;
     }
-    lock = std::make_unique<util::SiblingLock>(parent, name);
-    // We hold the lock: a temporary tree left here belongs to a run that died (swept even when
-    // the result turns out to be there already).
-    util::sweep_temp_siblings(parent, name);
+    tree.emplace(where);
     struct stat st {};
     dest_exists = ::lstat(r.dest.c_str(), &st) == 0;
     if (dest_exists) {
@@ -182,9 +172,9 @@ struct UnpackSession::State {
   // Writes the tree into a temporary sibling: from the file, or from streamed bytes.
   void extract(const format::FrameSource* stream, const format::FrameIndex* index) {
     if (r.already_present) return;
-    if (tmp) throw Error(fmt::format("{}: extracted twice", r.dest));
+    if (tree->staged()) throw Error(fmt::format("{}: extracted twice", r.dest));
     unsigned jobs = options.jobs ? options.jobs : util::default_jobs();
-    tmp = std::make_unique<util::TempSibling>(parent, name);
+    const std::string& root = tree->stage();
     Relocator relocator;
     relocator.dest = r.dest;
 
@@ -227,18 +217,17 @@ struct UnpackSession::State {
     {
       JobArena arena(jobs);
       arena.execute([&] {
-        stats = stream
-                    ? format::extract_frames(*stream, *index, tmp->path(), jobs, hooks, r.archive)
-                    : format::extract_archive(r.archive, tmp->path(), jobs, hooks);
+        stats = stream ? format::extract_frames(*stream, *index, root, jobs, hooks, r.archive)
+                       : format::extract_archive(r.archive, root, jobs, hooks);
       });
     }
     progress.finish();
     if (check) {
       check->check_complete();
-    } else if (auto script = read_conda_unpack(tmp->path())) {
+    } else if (auto script = read_conda_unpack(root)) {
       r.kind = "conda (conda-pack)";
       auto records = parse_conda_unpack_records(*script, r.archive);
-      apply_conda_unpack_records(tmp->path(), records, relocator, jobs);
+      apply_conda_unpack_records(root, records, relocator, jobs);
     }
     if (!relocator.too_long.empty()) {
       std::sort(relocator.too_long.begin(), relocator.too_long.end());
@@ -252,7 +241,7 @@ struct UnpackSession::State {
                              {"dest", r.dest},
                              {"unpacked_at", static_cast<std::int64_t>(::time(nullptr))},
                              {"warnings", r.warnings}};
-    write_marker(tmp->path(), marker.dump(1) + "\n");
+    write_marker(root, marker.dump(1) + "\n");
     r.format = stats.format;
     r.files = stats.files;
     r.directories = stats.directories;
@@ -265,18 +254,9 @@ struct UnpackSession::State {
 
   void commit() {
     if (r.already_present) return;
-    if (!tmp) throw Error(fmt::format("{}: nothing extracted to commit", r.dest));
-    if (dest_exists && !dir_is_empty(r.dest)) {
-      // --force: swap atomically; the old tree goes with the temporary one.
-      if (::syscall(SYS_renameat2, AT_FDCWD, tmp->path().c_str(), AT_FDCWD, r.dest.c_str(),
-                    RENAME_EXCHANGE) != 0)
-        util::throw_errno(r.dest, "cannot replace", errno);
-    } else if (::rename(tmp->path().c_str(), r.dest.c_str()) != 0) {
-      util::throw_errno(r.dest, "cannot rename into place", errno);
-    } else {
-      tmp->release();
-    }
-    tmp.reset();
+    if (!tree->staged()) throw Error(fmt::format("{}: nothing extracted to commit", r.dest));
+    // --force over a tree: swapped atomically, and the old tree goes with the temporary one.
+    tree->commit(dest_exists && !dir_is_empty(r.dest));
     r.seconds = clock.seconds();
   }
 };

@@ -9,12 +9,7 @@
 //  - never half-made: built in a temporary sibling, checked, renamed into place under a lock, so a
 //    killed job, or every rank running the same setup line, leaves nothing or a working venv.
 #include <fcntl.h>
-#include <linux/fs.h>
-#include <spawn.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,8 +21,6 @@
 #include <fmt/format.h>
 
 #include "env/env.hpp"
-
-extern char** environ;
 
 namespace ferry::env {
 namespace {
@@ -298,10 +291,7 @@ VenvResult make_venv(const VenvOptions& o) {
     throw Error(
         fmt::format("{}: cannot make the venv {} here: {}", parent, name, std::strerror(errno)));
 
-  util::SiblingLock lock(parent, name);
-  // We hold the lock: a temporary tree left here belongs to a run that died (swept even when
-  // the result turns out to be there already).
-  util::sweep_temp_siblings(parent, name);
+  util::StagedTree tree(where);
   struct stat st {};
   bool exists = ::lstat(res.path.c_str(), &st) == 0;
   bool replace = false;
@@ -329,18 +319,9 @@ VenvResult make_venv(const VenvOptions& o) {
     }
   }
 
-  util::TempSibling tmp(parent, name);
-  build_venv(tmp.path(), res.path, b);
-  if (replace) {
-    // Swap atomically; the old venv ends up in the temporary name and goes with it.
-    if (::syscall(SYS_renameat2, AT_FDCWD, tmp.path().c_str(), AT_FDCWD, res.path.c_str(),
-                  RENAME_EXCHANGE) != 0)
-      util::throw_errno(res.path, "cannot replace", errno);
-  } else if (::rename(tmp.path().c_str(), res.path.c_str()) != 0) {
-    util::throw_errno(res.path, "cannot rename into place", errno);
-  } else {
-    tmp.release();
-  }
+  build_venv(tree.stage(), res.path, b);
+  // A venv replaced is swapped atomically; the old one ends up in the temporary and goes with it.
+  tree.commit(replace);
   res.action = replace ? "replaced" : "created";
   res.seconds = clock.seconds();
   return res;

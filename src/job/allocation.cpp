@@ -68,7 +68,8 @@ void discover_slurm(Allocation& a, const Environ& env, const AllocationOptions& 
     throw Error(fmt::format("SLURM_JOB_ID={} is set but SLURM_JOB_NODELIST is not", a.job_id));
   if (nodelist->find('{') != std::string::npos) {
     // Controller-side syntax: only slurmctld expands it.
-    std::string out = (o.run ? o.run : run_command)({"scontrol", "show", "hostnames", *nodelist});
+    std::string out =
+        (o.run ? o.run : util::output_of)({"scontrol", "show", "hostnames", *nodelist});
     a.hosts = expand_hostlist(out);
   } else {
     a.hosts = expand_hostlist(*nodelist);
@@ -174,7 +175,7 @@ void discover_cobalt(Allocation& a, const Environ& env) {
 }
 
 void discover_flux(Allocation& a, const AllocationOptions& o) {
-  auto run = o.run ? o.run : run_command;
+  auto run = o.run ? o.run : util::output_of;
   std::string hostlist = run({"flux", "getattr", "hostlist"});
   a.hosts = expand_hostlist(hostlist);
   std::string id = run({"flux", "getattr", "jobid"});

@@ -67,7 +67,7 @@ struct Allocation {
 struct AllocationOptions {
   std::string hostname;  // this host, for "none"
   // Runs a command and returns its standard output (for Flux's `flux getattr`, and Slurm
-  // expressions with '{'); throws Error when it fails. Tests replace it.
+  // expressions with '{'); throws Error when it fails. util::output_of unless tests replace it.
   std::function<std::string(const std::vector<std::string>&)> run;
 };
 
@@ -75,10 +75,6 @@ struct AllocationOptions {
 // one line naming the variable or file when they are missing, malformed or disagree (e.g.
 // SLURM_NNODES against the node list).
 Allocation discover_allocation(const Environ& env, const AllocationOptions& options);
-
-// Runs argv (no shell) and returns its standard output; throws Error naming the command when it
-// cannot start or exits non-zero.
-std::string run_command(const std::vector<std::string>& argv);
 
 // ---------------------------------------------------------------------------------------------
 // This node's hardware, from sysfs (root "/" normally; a recorded tree in tests)
@@ -246,11 +242,8 @@ void bind_rank_cpus(const RankInfo& rank, const RankSetup& setup);
 // ---------------------------------------------------------------------------------------------
 // Processes
 
-// Replaces this process with argv (PATH searched) under env. Throws Error when it cannot.
+// util::exec_command and util::run_children under an Environ.
 [[noreturn]] void exec_command(const std::vector<std::string>& argv, const Environ& env);
-// Starts one process per entry, waits for all; when one fails the others get SIGTERM. SIGINT and
-// SIGTERM received meanwhile are passed on. Returns the first failure's exit status (128+signal
-// for a signal), or 0.
 int run_processes(const std::vector<std::pair<std::vector<std::string>, Environ>>& processes);
 
 }  // namespace ferry::job

@@ -113,7 +113,7 @@ std::string resolve_master(const std::string& host, Scheduler scheduler) {
   // Node names that only Slurm knows (NodeAddr): ask it for the address.
   if (scheduler == Scheduler::slurm) {
     try {
-      std::string out = run_command({"scontrol", "show", "node", "-o", host});
+      std::string out = util::output_of({"scontrol", "show", "node", "-o", host});
       auto at = out.find("NodeAddr=");
       if (at != std::string::npos) {
         std::string addr = out.substr(at + 9, out.find_first_of(" \n", at) - at - 9);

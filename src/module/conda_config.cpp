@@ -164,11 +164,10 @@ void prepend_channels(std::vector<Block>& blocks, const std::vector<std::string>
     *it = std::move(b);
 }
 
-// Writes text beside path and returns the temporary file; mode: the existing file's, else 0644.
-std::string write_temp(const std::string& path, const std::string& text) {
+// The mode a rewritten file keeps: the existing file's, else 0644.
+mode_t mode_for(const std::string& path) {
   struct stat st {};
-  return util::write_beside(path, text,
-                            ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644);
+  return ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
 }
 
 std::string read_if_there(const std::string& path) {
@@ -252,16 +251,9 @@ std::vector<ConfigWritten> write_conda_config(const CondaConfig& config) {
     out.push_back({pinned, added.empty() ? "unchanged" : "written"});
   }
   // Every file beside its place first, then the renames.
-  std::vector<std::string> temps;
-  try {
-    for (const auto& [path, text] : writes) temps.push_back(write_temp(path, text));
-  } catch (...) {
-    for (const std::string& t : temps) ::unlink(t.c_str());
-    throw;
-  }
-  for (std::size_t i = 0; i < writes.size(); ++i)
-    if (::rename(temps[i].c_str(), writes[i].first.c_str()) != 0)
-      util::throw_errno(writes[i].first, "cannot rename into place", errno);
+  util::AtomicFileSet files;
+  for (const auto& [path, text] : writes) files.add(path, text, mode_for(path));
+  files.commit();
   return out;
 }
 

@@ -27,51 +27,10 @@ void check_component(const std::string& what, const std::string& value) {
                 Error::Kind::usage);
 }
 
-// Directories this run created and temporary files it wrote, undone unless committed.
-class Transaction {
- public:
-  Transaction() = default;
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-  ~Transaction() {
-    if (m_committed) return;
-    for (const std::string& t : m_temps) ::unlink(t.c_str());
-    for (auto it = m_dirs.rbegin(); it != m_dirs.rend(); ++it) ::rmdir(it->c_str());
-  }
-  // mkdir -p, remembering what it made.
-  void make_dirs(const std::string& path) {
-    std::filesystem::path p(path);
-    std::vector<std::string> missing;
-    for (std::filesystem::path q = p; !q.empty() && q != q.root_path(); q = q.parent_path()) {
-      struct stat st {};
-      if (::stat(q.c_str(), &st) == 0) {
-        if (!S_ISDIR(st.st_mode)) throw Error(fmt::format("{}: not a directory", q.string()));
-        break;
-      }
-      missing.push_back(q.string());
-    }
-    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-      if (::mkdir(it->c_str(), 0755) != 0 && errno != EEXIST)
-        util::throw_errno(*it, "cannot create the module directory", errno);
-      m_dirs.push_back(*it);
-    }
-  }
-  // Writes text to a temporary file beside path (a dot file: neither Lmod nor Modules reads it).
-  std::string write_temp(const std::string& path, const std::string& text) {
-    m_temps.push_back(util::write_beside(path, text, 0644));
-    return m_temps.back();
-  }
-  void commit() { m_committed = true; }
-
- private:
-  std::vector<std::string> m_dirs, m_temps;
-  bool m_committed = false;
-};
-
 struct Target {
   EnvInfo info;
   Naming naming;
-  std::string path, text, action, temp;
+  std::string path, text, action;
 };
 
 }  // namespace
@@ -161,22 +120,19 @@ std::vector<Written> write_modulefiles(const Options& options) {
     targets.push_back(std::move(t));
   }
 
-  // 2. Write every file beside its place, then 3. rename them all.
-  Transaction tx;
+  // 2. Write every file beside its place (a dot file: neither Lmod nor Modules reads it), then
+  // 3. rename them all; what this run made is undone unless all are in.
+  util::AtomicFileSet files;
   struct stat st {};
   if (::stat(dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
     throw Error(fmt::format("{}: not a directory", dir));
-  for (Target& t : targets) {
+  for (const Target& t : targets) {
     if (t.action == "unchanged") continue;
-    tx.make_dirs(std::filesystem::path(t.path).parent_path().string());
-    t.temp = tx.write_temp(t.path, t.text);
+    files.make_directories(std::filesystem::path(t.path).parent_path().string(),
+                           "the module directory");
+    files.add(t.path, t.text, 0644);
   }
-  for (Target& t : targets) {
-    if (t.action == "unchanged") continue;
-    if (::rename(t.temp.c_str(), t.path.c_str()) != 0)
-      util::throw_errno(t.path, "cannot rename into place", errno);
-  }
-  tx.commit();
+  files.commit();
 
   std::vector<Written> out;
   for (const Target& t : targets) {

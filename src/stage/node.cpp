@@ -139,13 +139,11 @@ int run_node(const NodeOptions& o) {
 }
 
 void sweep_node(const std::string& dir, const std::string& archive_copy) {
-  std::string dest = util::absolute_path(dir);
-  std::string parent = std::filesystem::path(dest).parent_path().string();
-  std::string name = std::filesystem::path(dest).filename().string();
+  util::SiblingPath where = util::sibling_path(dir);
   std::error_code ec;
-  if (!std::filesystem::is_directory(parent, ec)) return;
-  util::SiblingLock lock(parent, name);
-  util::sweep_temp_siblings(parent, name);
+  if (!std::filesystem::is_directory(where.parent, ec)) return;
+  // Waits for an unpack still running here, and sweeps what dead ones left; stages nothing.
+  util::StagedTree tree(where);
   if (!archive_copy.empty()) ::unlink(archive_copy.c_str());
 }
 

@@ -1,4 +1,5 @@
-// Running a helper program and collecting what it prints.
+// The one process spawner: helpers whose output ferry reads, children it talks to, programs it
+// starts or becomes. Every child is tied to ferry's life.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -6,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <optional>
 
@@ -14,6 +16,18 @@
 #include "util/util.hpp"
 
 namespace ferry::util {
+
+std::string command_line(const std::vector<std::string>& argv) {
+  std::string line;
+  for (const std::string& word : argv) line += (line.empty() ? "" : " ") + shell_word(word);
+  return line;
+}
+
+int exit_status(int wait_status) {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+  return 255;  // stopped or continued: waitpid reports those only when asked
+}
 
 std::string CommandOutput::last_error_line() const {
   std::string s = err.empty() ? out : err;
@@ -140,16 +154,22 @@ CommandOutput run_command(const std::vector<std::string>& argv, double timeout_s
   pid_t reaped;
   while ((reaped = ::waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
-  if (reaped < 0)
-    result.status = 255;  // lost (SIGCHLD ignored by our parent): not a success
-  else
-    result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  if (result.status == 127 && result.out.empty() && result.err.empty()) {
-    std::string line;
-    for (const auto& a : argv) line += (line.empty() ? "" : " ") + a;
-    throw Error(fmt::format("`{}`: cannot run {} (not found or not executable)", line, argv[0]));
-  }
+  // Lost (SIGCHLD ignored by our parent): not a success.
+  result.status = reaped < 0 ? 255 : exit_status(status);
+  if (result.status == 127 && result.out.empty() && result.err.empty())
+    throw Error(fmt::format("`{}`: cannot run {} (not found or not executable)", command_line(argv),
+                            argv[0]));
   return result;
+}
+
+std::string output_of(const std::vector<std::string>& argv) {
+  CommandOutput r = run_command(argv);
+  if (r.status != 0) {
+    std::string why = r.last_error_line();
+    throw Error(fmt::format("`{}` failed (exit status {}){}{}", command_line(argv), r.status,
+                            why.empty() ? "" : ": ", why));
+  }
+  return r.out;
 }
 
 Subprocess::Subprocess(const std::vector<std::string>& argv, const SubprocessOptions& options) {
@@ -157,14 +177,15 @@ Subprocess::Subprocess(const std::vector<std::string>& argv, const SubprocessOpt
   Pipe in = make_pipe(argv[0]), out = make_pipe(argv[0]);
   std::optional<Pipe> err;
   if (options.keep_stderr) err = make_pipe(argv[0]);
-  // A child that stops reading must not kill ferry with SIGPIPE: write() reports it instead.
-  ::signal(SIGPIPE, SIG_IGN);
   SpawnOptions spawn;
   spawn.in_fd = in.read.get();
   spawn.out_fd = out.write.get();
   if (err) spawn.err_fd = err->write.get();
   spawn.own_group = options.own_group;
   m_pid = spawn_tied(argv, spawn);
+  // A child that stops reading must not kill ferry with SIGPIPE: write() reports it instead. Set
+  // once the child runs, so that a spawn that fails changes nothing.
+  ::signal(SIGPIPE, SIG_IGN);
   m_own_group = options.own_group;
   m_in = std::move(in.write);
   m_out = std::move(out.read);
@@ -284,7 +305,7 @@ int Subprocess::wait() {
   pid_t reaped;
   while ((reaped = ::waitpid(m_pid, &status, 0)) < 0 && errno == EINTR) {
   }
-  m_status = reaped < 0 ? 255 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  m_status = reaped < 0 ? 255 : exit_status(status);
   return m_status;
 }
 
@@ -295,7 +316,7 @@ std::optional<int> Subprocess::wait_for(double seconds) {
     int status = 0;
     pid_t reaped = ::waitpid(m_pid, &status, WNOHANG);
     if (reaped == m_pid) {
-      m_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      m_status = exit_status(status);
       return m_status;
     }
     if (reaped < 0 && errno != EINTR) {
@@ -319,6 +340,90 @@ pid_t spawn_child(const std::vector<std::string>& argv, const std::vector<std::s
     throw_errno(argv[0], "cannot run", exec_errno);
   }
   return pid;
+}
+
+namespace {
+
+std::vector<char*> pointers(const std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (const std::string& s : strings) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+volatile sig_atomic_t g_forward_signal = 0;
+void remember_signal(int sig) { g_forward_signal = sig; }
+
+// While run_children waits: SIGINT and SIGTERM are remembered for it to pass on, and whatever
+// handled them before (remove_temps_on_signal's, or the default) is back however it ends.
+class RememberStopSignals {
+ public:
+  RememberStopSignals() {
+    struct sigaction sa {};
+    sa.sa_handler = remember_signal;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &m_int);
+    ::sigaction(SIGTERM, &sa, &m_term);
+  }
+  ~RememberStopSignals() {
+    ::sigaction(SIGINT, &m_int, nullptr);
+    ::sigaction(SIGTERM, &m_term, nullptr);
+  }
+  RememberStopSignals(const RememberStopSignals&) = delete;
+  RememberStopSignals& operator=(const RememberStopSignals&) = delete;
+
+ private:
+  struct sigaction m_int {
+  }, m_term{};
+};
+
+}  // namespace
+
+void exec_command(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  if (argv.empty()) throw Error("no command to run", Error::Kind::usage);
+  std::vector<char*> args = pointers(argv), vars = pointers(env);
+  ::execvpe(args[0], args.data(), vars.data());
+  throw_errno(argv[0], "cannot run", errno);
+}
+
+int run_children(const std::vector<ChildSpec>& children) {
+  RememberStopSignals remember;
+  std::vector<pid_t> pids;
+  for (const ChildSpec& child : children) {
+    try {
+      pids.push_back(spawn_child(child.argv, child.env));
+    } catch (const Error&) {
+      for (pid_t p : pids) ::kill(p, SIGTERM);
+      for (pid_t p : pids) ::waitpid(p, nullptr, 0);
+      throw;
+    }
+  }
+  int result = 0;
+  std::size_t running = pids.size();
+  while (running > 0) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, 0);
+    if (pid < 0) {
+      if (errno != EINTR) break;
+      if (g_forward_signal) {
+        for (pid_t p : pids)
+          if (p > 0) ::kill(p, g_forward_signal);
+        g_forward_signal = 0;
+      }
+      continue;
+    }
+    auto it = std::find(pids.begin(), pids.end(), pid);
+    if (it == pids.end()) continue;
+    *it = -1;
+    --running;
+    int code = exit_status(status);
+    if (code != 0 && result == 0) {
+      result = code;
+      for (pid_t p : pids)
+        if (p > 0) ::kill(p, SIGTERM);
+    }
+  }
+  return result;
 }
 
 }  // namespace ferry::util

@@ -1,9 +1,12 @@
 // Building beside the final place: the lock, the temporary sibling, the sweep of what dead runs
-// left, and the removal of live temporaries when ferry is told to stop.
+// left, the removal of live temporaries when ferry is told to stop, and the two ways to commit
+// (StagedTree, AtomicFileSet).
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -211,6 +214,109 @@ SiblingPath sibling_path(const std::string& path) {
   out.parent = cut == 0 ? "/" : out.path.substr(0, cut);
   out.name = out.path.substr(cut + 1);
   return out;
+}
+
+StagedTree::StagedTree(const SiblingPath& where)
+    : m_where(where), m_lock(where.parent, where.name) {
+  // We hold the lock: a temporary left here belongs to a run that died (swept even when the
+  // result turns out to be there already).
+  sweep_temp_siblings(where.parent, where.name);
+}
+
+const std::string& StagedTree::stage(TempSibling::Kind kind) {
+  if (m_temp) throw Error(fmt::format("{}: staged twice", m_where.path));
+  m_temp = std::make_unique<TempSibling>(m_where.parent, m_where.name, kind);
+  return m_temp->path();
+}
+
+const std::string& StagedTree::path() const {
+  static const std::string none;
+  return m_temp ? m_temp->path() : none;
+}
+
+void StagedTree::commit(bool replace) {
+  if (!m_temp) throw Error(fmt::format("{}: nothing staged to commit", m_where.path));
+  const char* from = m_temp->path().c_str();
+  const char* to = m_where.path.c_str();
+  if (replace) {
+    if (::syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE) != 0)
+      throw_errno(m_where.path, "cannot replace", errno);
+  } else {
+    if (::rename(from, to) != 0) throw_errno(m_where.path, "cannot rename into place", errno);
+    m_temp->release();
+  }
+  m_temp.reset();  // after an exchange, with the old tree in it
+}
+
+AtomicFileSet::~AtomicFileSet() {
+  if (m_committed) return;
+  m_entries.clear();  // each TempSibling removes itself
+  for (auto it = m_made_dirs.rbegin(); it != m_made_dirs.rend(); ++it) ::rmdir(it->c_str());
+}
+
+void AtomicFileSet::make_directories(const std::string& dir, std::string_view what) {
+  std::vector<std::string> missing;
+  for (std::filesystem::path q = dir; !q.empty() && q != q.root_path(); q = q.parent_path()) {
+    struct stat st {};
+    if (::stat(q.c_str(), &st) == 0) {
+      if (!S_ISDIR(st.st_mode)) throw Error(fmt::format("{}: not a directory", q.string()));
+      break;
+    }
+    missing.push_back(q.string());
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (::mkdir(it->c_str(), 0755) == 0)
+      m_made_dirs.push_back(*it);
+    else if (errno != EEXIST)
+      throw_errno(*it, fmt::format("cannot create {}", what), errno);
+  }
+}
+
+TempSibling& AtomicFileSet::temp_beside(const std::string& path) {
+  SiblingPath where = sibling_path(path);
+  auto temp = std::make_unique<TempSibling>(where.parent, where.name, TempSibling::Kind::file);
+  m_entries.push_back({path, std::move(where.path), std::move(temp)});
+  return *m_entries.back().temp;
+}
+
+void AtomicFileSet::add(const std::string& path, std::string_view text, mode_t mode) {
+  const std::string& temp = temp_beside(path).path();
+  try {
+    UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) throw_errno(temp, "cannot create", errno);
+    write_all(fd.get(), text, temp);
+    if (::fchmod(fd.get(), mode) != 0) throw_errno(temp, "cannot chmod", errno);
+    if (::fsync(fd.get()) != 0) throw_errno(temp, "cannot sync", errno);
+  } catch (...) {
+    m_entries.pop_back();
+    throw;
+  }
+}
+
+void AtomicFileSet::add_symlink(const std::string& path, const std::string& target) {
+  const std::string& temp = temp_beside(path).path();
+  if (::symlink(target.c_str(), temp.c_str()) != 0) {
+    int err = errno;
+    m_entries.pop_back();
+    throw_errno(path, "cannot create the symlink", err);
+  }
+}
+
+void AtomicFileSet::commit() {
+  for (Entry& e : m_entries) {
+    if (::rename(e.temp->path().c_str(), e.target.c_str()) != 0)
+      throw_errno(e.path, "cannot rename into place", errno);
+    e.temp->release();
+    e.temp.reset();
+  }
+  m_entries.clear();
+  m_committed = true;
+}
+
+void write_file_atomically(const std::string& path, std::string_view text, mode_t mode) {
+  AtomicFileSet file;
+  file.add(path, text, mode);
+  file.commit();
 }
 
 }  // namespace ferry::util

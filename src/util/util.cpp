@@ -96,34 +96,6 @@ int open_beneath(int dir_fd, const std::string& rel, int flags, mode_t mode) {
   return open_beneath_walk(dir_fd, rel, flags, mode);
 }
 
-std::string write_beside(const std::string& path, std::string_view text, mode_t mode) {
-  std::size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
-  std::string temp = (dir == "/" ? "" : dir) + "/." + name + ".ferry-tmp-XXXXXX";
-  int fd = ::mkstemp(temp.data());
-  if (fd < 0) throw_errno(dir, "cannot write here", errno);
-  UniqueFd file(fd);
-  try {
-    write_all(fd, text, temp);
-    if (::fchmod(fd, mode) != 0) throw_errno(temp, "cannot chmod", errno);
-    if (::fsync(fd) != 0) throw_errno(temp, "cannot sync", errno);
-  } catch (...) {
-    ::unlink(temp.c_str());
-    throw;
-  }
-  return temp;
-}
-
-void write_file_atomically(const std::string& path, std::string_view text, mode_t mode) {
-  std::string temp = write_beside(path, text, mode);
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(temp.c_str());
-    throw_errno(path, "cannot rename into place", err);
-  }
-}
-
 std::string read_file(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) throw_errno(path, "cannot open", errno);
@@ -175,7 +147,6 @@ mode_t current_umask() {
   ::umask(mask);
   return mask;
 }
-
 
 // On x86-64, libxxhash's dispatching entry point picks AVX2 or AVX-512 at run time (the same hash;
 // the plain one is built for SSE2): half the cost of verifying every file on unpack.

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -107,11 +108,7 @@ class PageBuffer {
 int open_beneath(int dir_fd, const std::string& rel, int flags, mode_t mode = 0);
 
 std::string read_file(const std::string& path);
-// Writes text to a new hidden file beside path (".NAME.ferry-tmp-XXXXXX", which module engines and
-// conda skip), with mode, synced; returns its path for a rename into place. Nothing is left on
-// error.
-std::string write_beside(const std::string& path, std::string_view text, mode_t mode);
-// write_beside, then the rename: readers see the old file or the new one, never a part.
+// One file through an AtomicFileSet: readers see the old file or the new one, never a part.
 void write_file_atomically(const std::string& path, std::string_view text, mode_t mode);
 // Writes all of data to fd (handles short writes); subject names the file in errors.
 void write_all(int fd, std::string_view data, std::string_view subject);
@@ -237,6 +234,15 @@ struct CommandOutput {
 // child is killed if ferry dies, or once timeout_seconds have passed (negative: no limit; status
 // then 128 + SIGKILL and timed_out set). Throws Error only when it cannot be started.
 CommandOutput run_command(const std::vector<std::string>& argv, double timeout_seconds = -1);
+// run_command for a helper that must succeed: its stdout, else Error("`LINE` failed (exit status
+// N): <its last error line>").
+std::string output_of(const std::vector<std::string>& argv);
+
+// argv as one line, to show or to paste into a shell: each word as shell_word writes it.
+std::string command_line(const std::vector<std::string>& argv);
+// How a child ended, from waitpid's status: its exit status, or 128 + the signal that ended it,
+// as a shell reports it.
+int exit_status(int wait_status);
 
 // How a Subprocess starts.
 struct SubprocessOptions {
@@ -286,9 +292,24 @@ class Subprocess {
 // Error when it cannot be run (not found, not executable).
 pid_t spawn_child(const std::vector<std::string>& argv, const std::vector<std::string>& env);
 
+// Replaces this process with argv (PATH searched) under env (KEY=VALUE): its exit status and
+// signals are then the program's. Throws Error when it cannot be run.
+[[noreturn]] void exec_command(const std::vector<std::string>& argv,
+                               const std::vector<std::string>& env);
+
+// A program for run_children: argv and its whole environment (KEY=VALUE).
+struct ChildSpec {
+  std::vector<std::string> argv, env;
+};
+// Starts each (spawn_child) and waits for all; once one fails, the others get SIGTERM. SIGINT and
+// SIGTERM that reach ferry meanwhile are passed on to them; ferry's own handlers are back when it
+// returns or throws. Returns the first failure's exit_status, or 0. Throws Error when one cannot
+// be started, once those already started are stopped and reaped.
+int run_children(const std::vector<ChildSpec>& children);
+
 // Building a tree next to its final place, for all-or-nothing results: hold a SiblingLock on
 // PARENT/.NAME.ferry-lock, sweep what killed runs left, build in a TempSibling, rename it into
-// place.
+// place. StagedTree does the four; AtomicFileSet writes small files in TempSiblings without a lock.
 //
 // An exclusive flock held for the object's lifetime: ranks on one node that build the same thing
 // wait for the first. Where the file system has no flock (some Lustre mounts) there is no lock;
@@ -332,6 +353,67 @@ class TempSibling {
 // the marker. A user's own file or directory of a similar name is never touched. Call it holding
 // the SiblingLock.
 void sweep_temp_siblings(const std::string& parent, const std::string& name);
+
+// The whole of building beside: a StagedTree holds the SiblingLock of where.path for its lifetime
+// and, once it has it, sweeps what killed runs left there. stage() makes the TempSibling to build
+// in; commit() puts the result in place. Destroyed without a commit, it leaves nothing.
+class StagedTree {
+ public:
+  // Waits for the lock while another process holds it. The parent must exist.
+  explicit StagedTree(const SiblingPath& where);
+  StagedTree(const StagedTree&) = delete;
+  StagedTree& operator=(const StagedTree&) = delete;
+  // Makes the temporary sibling (once) and returns its path(): a directory, or with Kind::file a
+  // name for the caller to create.
+  const std::string& stage(TempSibling::Kind kind = TempSibling::Kind::directory);
+  bool staged() const { return m_temp != nullptr; }
+  const std::string& path() const;
+  // Renames what was built onto where.path, where there is nothing, an empty directory or (for a
+  // file) a file: Error("<path>: cannot rename into place: ..."). With replace, swaps it with the
+  // tree there (renameat2 RENAME_EXCHANGE: readers see one or the other, whole), and the old one
+  // is removed with the temporary: Error("<path>: cannot replace: ...").
+  void commit(bool replace = false);
+  // Removes what was staged (the destructor does too); the lock stays held.
+  void discard() { m_temp.reset(); }
+
+ private:
+  SiblingPath m_where;
+  SiblingLock m_lock;
+  std::unique_ptr<TempSibling> m_temp;
+};
+
+// Several files replaced together, each whole (the module writer's transaction): add() writes a
+// file beside its place, in a TempSibling, and commit() renames them all in, in the order added.
+// Before the commit nothing of the set is visible. When it is destroyed without a full commit,
+// every temporary it still holds is removed, and so is every directory make_directories made that
+// is empty again; a rename that fails part-way leaves the files renamed before it, each whole.
+class AtomicFileSet {
+ public:
+  AtomicFileSet() = default;
+  ~AtomicFileSet();
+  AtomicFileSet(const AtomicFileSet&) = delete;
+  AtomicFileSet& operator=(const AtomicFileSet&) = delete;
+  // mkdir -p dir (0755 before the umask), remembering what it made. Errors name the part:
+  // "<part>: not a directory", "<part>: cannot create <what>: ...".
+  void make_directories(const std::string& dir, std::string_view what = "directory");
+  // text with mode (the umask does not apply), synced, beside path; its directory must exist.
+  void add(const std::string& path, std::string_view text, mode_t mode);
+  // A symlink to target, beside path.
+  void add_symlink(const std::string& path, const std::string& target);
+  // Renames each into place: Error("<path>: cannot rename into place: ...") at the first that
+  // fails.
+  void commit();
+
+ private:
+  struct Entry {
+    std::string path, target;  // as given, and as sibling_path resolved it
+    std::unique_ptr<TempSibling> temp;
+  };
+  TempSibling& temp_beside(const std::string& path);
+  std::vector<Entry> m_entries;
+  std::vector<std::string> m_made_dirs;
+  bool m_committed = false;
+};
 
 // From the first TempSibling on, SIGINT, SIGTERM and SIGHUP (those not ignored when ferry started,
 // so nohup still works) remove every live TempSibling and then end the process with that signal's

@@ -1,5 +1,6 @@
-// util: atomic file writes (the new content whole, the asked mode, no temporary left, and on
-// failure the old file untouched and nothing new beside it) and counts from the environment.
+// util: atomic file writes (the new content whole, the asked mode, hidden until committed, no
+// temporary left, and on failure the old file untouched and nothing new beside it) and counts
+// from the environment.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,14 +41,22 @@ TEST(WriteFileAtomically, ReplacesWholeWithModeAndLeavesNoTemporary) {
   EXPECT_EQ(d.names(), std::vector<std::string>{"hostfile"});
 }
 
-TEST(WriteBeside, IsHiddenBesideThePathUntilRenamed) {
+TEST(AtomicFileSet, IsHiddenBesideThePathUntilCommitted) {
   TempDir d;
   std::string file = (d.path / ".condarc").string();
-  std::string temp = util::write_beside(file, "channels: []\n", 0640);
-  EXPECT_EQ(fs::path(temp).parent_path(), d.path);
-  EXPECT_EQ(fs::path(temp).filename().string().rfind("..condarc.ferry-tmp-", 0), 0u) << temp;
+  util::AtomicFileSet set;
+  set.add(file, "channels: []\n", 0640);
+  std::vector<std::string> names = d.names();
+  ASSERT_EQ(names.size(), 1u);
+  EXPECT_EQ(names[0].rfind("..condarc.ferry-tmp-", 0), 0u) << names[0];
   EXPECT_FALSE(fs::exists(file));
-  EXPECT_EQ(util::read_file(temp), "channels: []\n");
+  EXPECT_EQ(util::read_file((d.path / names[0] / "file").string()), "channels: []\n");
+  set.commit();
+  EXPECT_EQ(d.names(), std::vector<std::string>{".condarc"});
+  EXPECT_EQ(util::read_file(file), "channels: []\n");
+  struct stat st {};
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
 }
 
 TEST(WriteFileAtomically, FailureLeavesTheOldFileAndNothingBesideIt) {
