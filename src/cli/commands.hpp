@@ -15,7 +15,7 @@ void add_venv(CLI::App& app);
 // job, hostlist, launch, rank (job_commands.cpp).
 void add_job_commands(CLI::App& app, int& exit_status);
 // stage and stage-node (stage_commands.cpp).
-void add_stage(CLI::App& app);
+void add_stage(CLI::App& app, int& exit_status);
 // module and conda-config (module_commands.cpp).
 void add_module(CLI::App& app);
 
