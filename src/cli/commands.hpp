@@ -1,4 +1,6 @@
-// The CLI's verbs: each registers its options on the app and calls one library function.
+// The CLI's verbs: each registers its options on the app and calls one library function. Errors
+// are thrown, to main's one exit path; a verb that ends with a status of its own (one it passes on
+// from its children, or a failure it has reported itself) sets exit_status, which main returns.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -11,9 +13,9 @@ void add_inspect(CLI::App& app);
 void add_activate(CLI::App& app);
 void add_venv(CLI::App& app);
 // job, hostlist, launch, rank (job_commands.cpp).
-void add_job_commands(CLI::App& app);
+void add_job_commands(CLI::App& app, int& exit_status);
 // stage and stage-node (stage_commands.cpp).
-void add_stage(CLI::App& app);
+void add_stage(CLI::App& app, int& exit_status);
 // module and conda-config (module_commands.cpp).
 void add_module(CLI::App& app);
 

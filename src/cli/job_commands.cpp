@@ -1,11 +1,7 @@
 // The job verbs: hostlist, job, launch, rank. Each parses and calls the job library.
-#include <fcntl.h>
 #include <netdb.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 
 #include <fmt/format.h>
@@ -108,51 +104,6 @@ void add_context_options(CLI::App* cmd, ContextOptions& o) {
   cmd->add_option("--hostname", o.hostname, "Recognise the machine as if this were the host name");
 }
 
-// Where saved jobs live, for save and load alike: $XDG_CACHE_HOME/ferry/jobs, where an empty or
-// relative XDG_CACHE_HOME counts as unset (the XDG spec), hence ~/.cache/ferry/jobs.
-std::string jobs_root(const job::Environ& env) {
-  std::string base;
-  if (auto x = job::lookup(env, "XDG_CACHE_HOME"); x && !x->empty() && x->front() == '/')
-    base = *x;
-  else
-    base = job::lookup(env, "HOME").value_or("/tmp") + "/.cache";
-  return base + "/ferry/jobs";
-}
-
-// Where this job's files live: one directory per job, so concurrent jobs never share a file.
-std::string job_dir(const job::Allocation& a, const job::Environ& env) {
-  std::string id =
-      a.job_id.empty() ? "local-" + job::lookup(env, "USER").value_or("user") : a.job_id;
-  for (char& ch : id)
-    if (ch == '/') ch = '_';
-  return fmt::format("{}/{}-{}", jobs_root(env), job::scheduler_name(a.scheduler), id);
-}
-
-// Job files, whole or not at all, readable as the user's umask allows; the job's directory is
-// made on first use.
-void write_job_file(const std::string& path, const std::string& text) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  util::write_file_atomically(path, text, 0644 & ~util::current_umask());
-}
-
-// Reads back a value written by util::shell_quote: '...' runs and \' escapes.
-std::string shell_unquote(const std::string& text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\'') {
-      std::size_t end = text.find('\'', i + 1);
-      if (end == std::string::npos) end = text.size();
-      out.append(text, i + 1, end - i - 1);
-      i = end;
-    } else if (text[i] == '\\' && i + 1 < text.size()) {
-      out += text[++i];
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
 Json gpus_json(const job::GpuInventory& inv) {
   Json list = Json::array();
   for (const auto& g : inv.gpus)
@@ -240,21 +191,6 @@ void print_job(const Context& c, const job::LaunchPlan* plan) {
   if (plan) std::printf("launch      %s\n", util::command_line(plan->argv).c_str());
 }
 
-// Variables describing the allocation, saved so a second shell sees the same job. Per-task and
-// per-step variables are left out: they describe one process, not the job.
-bool is_job_variable(const std::string& name) {
-  static const char* prefixes[] = {"SLURM_", "PBS_", "LSB_", "COBALT_", "FLUX_"};
-  static const char* per_task[] = {
-      "STEP",     "PROCID", "LOCALID",   "TASK_PID",   "GTIDS",        "SRUN_COMM", "LAUNCH_NODE",
-      "CPU_BIND", "PMI",    "TASK_RANK", "TASK_LOCAL", "DISTRIBUTION", "UMASK"};
-  bool job = false;
-  for (const char* p : prefixes) job |= name.rfind(p, 0) == 0;
-  if (!job) return false;
-  for (const char* t : per_task)
-    if (name.find(t) != std::string::npos) return false;
-  return true;
-}
-
 void add_job(CLI::App& app) {
   auto o = std::make_shared<ContextOptions>();
   auto json = std::make_shared<bool>(false);
@@ -266,7 +202,7 @@ void add_job(CLI::App& app) {
     (void)app;
     if (!cmd->get_subcommands().empty()) return;
     Context c = make_context(*o);
-    auto plan = default_plan(c, job_dir(c.allocation, c.env) + "/hostfile");
+    auto plan = default_plan(c, job::job_hostfile(c.allocation, c.env));
     if (*json)
       std::printf("%s\n", context_json(c, plan ? &*plan : nullptr).dump(2).c_str());
     else
@@ -281,61 +217,23 @@ void add_job(CLI::App& app) {
   save->add_flag("--json", *json, "Print the result as JSON");
   save->callback([=] {
     Context c = make_context(*o);
-    std::string dir = job_dir(c.allocation, c.env);
-    std::string file = to->empty() ? dir + "/env.sh" : *to;
-    std::string hostfile = dir + "/hostfile";
-    auto plan = default_plan(c, hostfile);
-    std::string hosts_text;
-    for (const auto& h : c.allocation.hosts) hosts_text += h + "\n";
-    write_job_file(hostfile, hosts_text);
-    std::string text =
-        fmt::format("# ferry job environment: {} job {}, saved by `ferry job save`\n",
-                    job::scheduler_name(c.allocation.scheduler), c.allocation.job_id);
-    auto put = [&](const std::string& k, const std::string& v) {
-      text += fmt::format("export {}={}\n", k, util::shell_quote(v));
-    };
-    for (const auto& [k, v] : c.env)
-      if (is_job_variable(k)) put(k, v);
-    put("FERRY_JOB_SCHEDULER", std::string(job::scheduler_name(c.allocation.scheduler)));
-    put("FERRY_JOB_ID", c.allocation.job_id);
-    put("FERRY_HOSTFILE", hostfile);
-    put("FERRY_NHOSTS", std::to_string(c.allocation.hosts.size()));
-    put("FERRY_NGPU_PER_HOST", std::to_string(c.gpus.visible.size()));
-    put("FERRY_NGPUS", std::to_string(c.gpus.visible.size() * c.allocation.hosts.size()));
-    put("FERRY_MACHINE", c.machine->name);
-    if (plan) {
-      std::vector<std::string> prefix(plan->argv.begin(), plan->argv.end() - 1);  // without COMMAND
-      put("FERRY_LAUNCH", util::command_line(prefix));
-    }
-    write_job_file(file, text);
-    // `latest` points at the job saved last, for `ferry job load` outside any job.
-    util::AtomicFileSet latest;
-    latest.add_symlink(std::filesystem::path(dir).parent_path().string() + "/latest", file);
-    latest.commit();
+    auto plan = default_plan(c, job::job_hostfile(c.allocation, c.env));
+    job::JobSummary summary;
+    summary.gpus_per_host = static_cast<unsigned>(c.gpus.visible.size());
+    summary.machine = c.machine->name;
+    if (plan) summary.launch.emplace(plan->argv.begin(), plan->argv.end() - 1);  // without COMMAND
+    job::SavedJob saved = job::save_job(c.allocation, c.env, summary, *to);
     if (*json)
-      std::printf("%s\n", Json({{"file", file}, {"hostfile", hostfile}}).dump(2).c_str());
+      std::printf("%s\n",
+                  Json({{"file", saved.file}, {"hostfile", saved.hostfile}}).dump(2).c_str());
     else
-      std::printf("saved %s\n  use it from another shell: source %s\n", file.c_str(),
-                  util::shell_quote(file).c_str());
+      std::printf("saved %s\n  use it from another shell: source %s\n", saved.file.c_str(),
+                  util::shell_quote(saved.file).c_str());
   });
 
   auto from = std::make_shared<std::string>();
   auto resolve_saved = [=]() {
-    if (!from->empty()) return *from;
-    job::Environ env = job::current_environ();
-    job::Allocation a;
-    try {
-      a = job::discover_allocation(env, {util::host_name(), nullptr});
-    } catch (const Error&) {
-    }
-    std::string mine = job_dir(a, env) + "/env.sh";
-    if (!a.job_id.empty() && ::access(mine.c_str(), R_OK) == 0) return mine;
-    std::string latest = jobs_root(env) + "/latest";
-    if (::access(latest.c_str(), R_OK) == 0) return latest;
-    throw Error(
-        fmt::format("no saved job (looked for {} and {}): run `ferry job save` in the job first",
-                    mine, latest),
-        Error::Kind::usage);
+    return from->empty() ? job::find_saved_job(job::current_environ()) : *from;
   };
   CLI::App* load =
       cmd->add_subcommand("load", "Print a saved job's exports, for eval \"$(ferry job load)\"");
@@ -349,18 +247,7 @@ void add_job(CLI::App& app) {
     std::string file = resolve_saved();
     Json j = Json::object();
     j["file"] = file;
-    std::string text = util::read_file(file);
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-      std::size_t nl = text.find('\n', pos);
-      std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-      pos = nl == std::string::npos ? text.size() : nl + 1;
-      if (line.rfind("export FERRY_", 0) != 0) continue;
-      std::size_t eq = line.find('=');
-      std::string key = line.substr(7, eq - 7), value = line.substr(eq + 1);
-      value = shell_unquote(value);
-      j[key] = value;
-    }
+    for (const auto& [key, value] : job::read_job_env_script(util::read_file(file))) j[key] = value;
     if (*json) {
       std::printf("%s\n", j.dump(2).c_str());
     } else {
@@ -393,17 +280,9 @@ void add_launch(CLI::App& app) {
     Context c = make_context(*o);
     job::LaunchRequest r = *req;
     r.ferry = util::self_executable();
-    // Named by its content: two launches in one job (a sweep, -N subsets) never rewrite the file
-    // the other's launcher is about to read.
-    r.hostfile = job_dir(c.allocation, c.env) + "/hostfile";
+    r.hostfile = job::job_hostfile(c.allocation, c.env);
     job::LaunchPlan plan = job::plan_launch(c.allocation, *c.machine, c.gpus, c.cpus, r);
-    if (!plan.hostfile_text.empty()) {
-      std::string named = fmt::format("{}-{}", r.hostfile,
-                                      util::hex64(util::xxh3(plan.hostfile_text)).substr(0, 8));
-      for (auto& a : plan.argv)
-        if (a == r.hostfile) a = named;
-      write_job_file(named, plan.hostfile_text);
-    }
+    job::write_hostfile(plan, r.hostfile);
     if (*dry_run) {
       if (*json)
         std::printf("%s\n", context_json(c, &plan).dump(2).c_str());
@@ -416,101 +295,71 @@ void add_launch(CLI::App& app) {
   });
 }
 
-std::vector<std::vector<unsigned>> parse_rank_cpus(const std::string& text) {
-  std::vector<std::vector<unsigned>> out;
-  std::size_t pos = 0;
-  while (pos <= text.size()) {
-    std::size_t colon = text.find(':', pos);
-    out.push_back(job::parse_cpu_list(
-        text.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos), "--cpus"));
-    if (colon == std::string::npos) break;
-    pos = colon + 1;
-  }
-  return out;
-}
-
-void add_rank(CLI::App& app) {
-  auto spawn = std::make_shared<unsigned>(0);
-  auto addr = std::make_shared<std::string>();
-  auto port = std::make_shared<std::optional<unsigned>>();
-  auto gpus = std::make_shared<std::string>();
-  auto gpr = std::make_shared<unsigned>(1);
-  auto visibility = std::make_shared<std::string>();
-  auto cpus = std::make_shared<std::string>();
-  auto extra = std::make_shared<std::vector<std::string>>();
+void add_rank(CLI::App& app, int& exit_status) {
   auto json = std::make_shared<bool>(false);
   auto command = std::make_shared<std::vector<std::string>>();
   CLI::App* cmd =
       app.add_subcommand("rank",
                          "Run COMMAND as one rank: set RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, "
                          "... and its GPU (ferry launch puts this in front of every rank)");
-  cmd->add_option("--spawn", *spawn,
-                  "Start N local ranks of COMMAND on this host (ferry's local launcher)");
-  cmd->add_option("--master-addr", *addr,
-                  "MASTER_ADDR (default: $MASTER_ADDR, else the allocation's first host)");
-  cmd->add_option("--master-port", *port,
-                  "MASTER_PORT (default: $MASTER_PORT, else derived from the job id)");
-  cmd->add_option("--gpus", *gpus, "Visible GPU selectors in local-rank order, comma-separated");
-  cmd->add_option("--gpus-per-rank", *gpr, "GPUs each rank gets from --gpus");
-  cmd->add_option(
-      "--visibility", *visibility,
-      "Variable that selects GPUs (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK)");
-  cmd->add_option("--cpus", *cpus, "CPU lists per local rank, ':'-separated (0-7:8-15)");
-  cmd->add_option("--env", *extra, "KEY=VALUE set unless already set")->take_all();
+  // CLI11 only gathers the words of the rank options: job::decode_rank_options reads them, as it
+  // reads what `ferry launch` wrote.
+  std::vector<CLI::Option*> rank_options = {
+      cmd->add_option("--spawn",
+                      "Start N local ranks of COMMAND on this host (ferry's local launcher)")
+          ->type_name("UINT"),
+      cmd->add_option("--master-addr",
+                      "MASTER_ADDR (default: $MASTER_ADDR, else the allocation's first host)")
+          ->type_name("TEXT"),
+      cmd->add_option("--master-port",
+                      "MASTER_PORT (default: $MASTER_PORT, else derived from the job id)")
+          ->type_name("UINT"),
+      cmd->add_option("--gpus", "Visible GPU selectors in local-rank order, comma-separated")
+          ->type_name("TEXT"),
+      cmd->add_option("--gpus-per-rank", "GPUs each rank gets from --gpus")->type_name("UINT"),
+      cmd->add_option("--visibility",
+                      "Variable that selects GPUs (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, "
+                      "ZE_AFFINITY_MASK)")
+          ->type_name("TEXT"),
+      cmd->add_option("--cpus", "CPU lists per local rank, ':'-separated (0-7:8-15)")
+          ->type_name("TEXT"),
+      cmd->add_option("--env", "KEY=VALUE set unless already set")
+          ->type_name("TEXT")
+          ->expected(CLI::detail::expected_max_vector_size)
+          ->take_all()};
   cmd->add_flag("--json", *json, "Print this rank's variables as JSON instead of running COMMAND");
   cmd->add_option("COMMAND", *command, "The command (after --)");
-  cmd->callback([=] {
+  cmd->callback([=, &exit_status] {
+    std::vector<std::string> words;
+    for (const CLI::Option* option : rank_options)
+      for (const std::string& value : option->results())
+        words.insert(words.end(), {option->get_name(), value});
+    words.push_back("--");
+    words.insert(words.end(), command->begin(), command->end());
+    job::RankOptions options = job::decode_rank_options(words);
     job::Environ env = job::current_environ();
-    if (*spawn > 0) {
-      if (command->empty())
+    if (options.spawn > 0) {
+      if (options.command.empty())
         throw Error("--spawn: no command to run (put it after --)", Error::Kind::usage);
       // Each child is this same command without --spawn.
+      job::RankOptions child = options;
+      child.spawn = 0;
       std::vector<std::string> self = {util::self_executable(), "rank"};
-      if (!addr->empty()) self.insert(self.end(), {"--master-addr", *addr});
-      if (*port) self.insert(self.end(), {"--master-port", std::to_string(**port)});
-      if (!gpus->empty())
-        self.insert(self.end(), {"--gpus", *gpus, "--gpus-per-rank", std::to_string(*gpr),
-                                 "--visibility", *visibility});
-      if (!cpus->empty()) self.insert(self.end(), {"--cpus", *cpus});
-      for (const auto& kv : *extra) self.insert(self.end(), {"--env", kv});
-      self.push_back("--");
-      self.insert(self.end(), command->begin(), command->end());
+      for (auto& word : job::encode_rank_options(child)) self.push_back(std::move(word));
       std::vector<std::pair<std::vector<std::string>, job::Environ>> procs;
-      for (unsigned i = 0; i < *spawn; ++i) {
+      for (unsigned i = 0; i < options.spawn; ++i) {
         job::Environ e = env;
         e["FERRY_RANK"] = e["FERRY_LOCAL_RANK"] = std::to_string(i);
-        e["FERRY_WORLD_SIZE"] = e["FERRY_LOCAL_WORLD_SIZE"] = std::to_string(*spawn);
+        e["FERRY_WORLD_SIZE"] = e["FERRY_LOCAL_WORLD_SIZE"] = std::to_string(options.spawn);
         procs.emplace_back(self, e);
       }
-      int rc = job::run_processes(procs);
-      if (rc != 0) std::exit(rc);
+      exit_status = job::run_processes(procs);  // the first failed rank's status
       return;
     }
-    job::RankSetup setup;
-    setup.master_addr = *addr;
-    setup.master_port = *port;
-    if (!gpus->empty()) {
-      std::size_t pos = 0;
-      while (pos <= gpus->size()) {
-        std::size_t comma = gpus->find(',', pos);
-        setup.gpu_selectors.push_back(
-            gpus->substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
-        if (comma == std::string::npos) break;
-        pos = comma + 1;
-      }
-      setup.gpus_per_rank = *gpr;
-      setup.visibility_variable = visibility->empty() ? "CUDA_VISIBLE_DEVICES" : *visibility;
-    }
-    if (!cpus->empty()) setup.cpus = parse_rank_cpus(*cpus);
-    for (const auto& kv : *extra) {
-      auto eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0)
-        throw Error(fmt::format("--env {}: expected KEY=VALUE", kv), Error::Kind::usage);
-      setup.extra_env[kv.substr(0, eq)] = kv.substr(eq + 1);
-    }
+    const job::RankSetup& setup = options.setup;
     job::RankInfo rank = job::resolve_rank(env);
     job::Environ vars = job::rank_environment(rank, setup, env);
-    if (*json || command->empty()) {
+    if (*json || options.command.empty()) {
       Json j = {{"source", rank.source}};
       for (const auto& [k, v] : vars) j[k] = v;
       std::printf("%s\n", j.dump(2).c_str());
@@ -522,17 +371,17 @@ void add_rank(CLI::App& app) {
          {"FERRY_RANK", "FERRY_LOCAL_RANK", "FERRY_WORLD_SIZE", "FERRY_LOCAL_WORLD_SIZE"})
       env.erase(k);
     for (const auto& [k, v] : vars) env[k] = v;
-    job::exec_command(*command, env);
+    job::exec_command(options.command, env);
   });
 }
 
 }  // namespace
 
-void add_job_commands(CLI::App& app) {
+void add_job_commands(CLI::App& app, int& exit_status) {
   add_hostlist(app);
   add_job(app);
   add_launch(app);
-  add_rank(app);
+  add_rank(app, exit_status);
 }
 
 }  // namespace ferry::cli

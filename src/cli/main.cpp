@@ -9,13 +9,14 @@ int main(int argc, char** argv) {
   CLI::App app{"ferry: get Python environments onto HPC allocations, fast and safely"};
   app.set_version_flag("--version", "ferry 0.1.0");
   app.require_subcommand(1);
+  int exit_status = 0;  // set by the verbs that end with a status of their own
   ferry::cli::add_pack(app);
   ferry::cli::add_unpack(app);
   ferry::cli::add_inspect(app);
   ferry::cli::add_activate(app);
   ferry::cli::add_venv(app);
-  ferry::cli::add_job_commands(app);
-  ferry::cli::add_stage(app);
+  ferry::cli::add_job_commands(app, exit_status);
+  ferry::cli::add_stage(app, exit_status);
   ferry::cli::add_module(app);
   // A signal that is removing ferry's temporary trees ends the process itself (128 + signal):
   // the errors that removal causes in the work still running are not ferry's to print.
@@ -35,5 +36,5 @@ int main(int argc, char** argv) {
     return 1;
   }
   ferry::util::await_signal_exit();
-  return 0;
+  return exit_status;
 }

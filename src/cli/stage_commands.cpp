@@ -38,7 +38,7 @@ void print_result(const stage::StageResult& r) {
 
 }  // namespace
 
-void add_stage(CLI::App& app) {
+void add_stage(CLI::App& app, int& exit_status) {
   auto o = std::make_shared<stage::StageOptions>();
   auto via = std::make_shared<std::string>("auto");
   auto json = std::make_shared<bool>(false);
@@ -60,7 +60,7 @@ void add_stage(CLI::App& app) {
       "MPI path: seconds for the ranks to start on every node before the launcher is stopped "
       "(default 60)");
   cmd->add_flag("--json", *json, "Print the per-node report as JSON");
-  cmd->callback([=] {
+  cmd->callback([=, &exit_status] {
     stage::StageOptions opts = *o;
     opts.via = *via == "mpi"      ? stage::Via::mpi
                : *via == "sbcast" ? stage::Via::sbcast
@@ -103,42 +103,32 @@ void add_stage(CLI::App& app) {
       if (!any)
         std::fprintf(stderr, "ferry: error: stage of %s to %s failed\n", r.archive.c_str(),
                      r.dir.c_str());
-      std::fflush(stdout);
-      std::exit(1);
+      exit_status = 1;
     }
   });
 
-  // The node side, started by ferry stage through srun; not for people.
-  auto node = std::make_shared<stage::NodeOptions>();
-  auto mode_prepare = std::make_shared<bool>(false);
-  auto mode_sweep = std::make_shared<bool>(false);
-  auto identity = std::make_shared<std::string>();
+  // The node side, started by ferry stage through srun; not for people. Its words are the stage
+  // library's to read (decode_node_options), as ferry stage wrote them.
   CLI::App* n =
       app.add_subcommand("stage-node", "The per-node part of ferry stage (started by it)");
   n->group("");  // hidden from --help
-  n->add_option("--archive", node->archive, "This node's copy of the archive")->required();
-  n->add_option("--to", node->dir, "Directory to stage into")->required();
-  n->add_option("-j,--jobs", node->jobs, "Threads");
-  n->add_flag("--remove-archive", node->remove_archive, "Remove the copy when done");
-  n->add_flag("--prepare", *mode_prepare,
-              "Check and prepare this node; report whether it holds the archive");
-  n->add_option("--identity", *identity, "With --prepare: the archive's identity");
-  n->add_flag("--sweep", *mode_sweep, "Remove what a failed stage left here");
-  n->callback([=] {
-    if (*mode_prepare) {
-      std::uint64_t id = std::stoull(identity->empty() ? "0" : *identity, nullptr, 16);
-      std::printf("%s\n",
-                  stage::report_line(stage::prepare_node(node->dir, node->archive, id)).c_str());
+  n->set_help_flag();
+  n->prefix_command();  // every word to remaining()
+  n->callback([=, &exit_status] {
+    stage::NodeOptions node = stage::decode_node_options(n->remaining());
+    if (node.step == stage::NodeOptions::Step::prepare) {
+      std::printf(
+          "%s\n",
+          stage::report_line(stage::prepare_node(node.dir, node.archive, node.identity)).c_str());
       return;
     }
-    if (*mode_sweep) {
-      stage::sweep_node(node->dir, node->archive);
+    if (node.step == stage::NodeOptions::Step::sweep) {
+      stage::sweep_node(node.dir, node.archive);
       std::printf("%s\n", stage::report_line({stage::node_name(), "swept", "", 0, 0, 0}).c_str());
       return;
     }
     std::fflush(stdout);
-    int rc = stage::run_node(*node);
-    if (rc != 0) std::exit(rc);
+    exit_status = stage::run_node(node);
   });
 }
 

@@ -239,6 +239,74 @@ Environ rank_environment(const RankInfo& rank, const RankSetup& setup, const Env
 // Pins this process to its local rank's CPUs (setup.cpus); no-op when there are none.
 void bind_rank_cpus(const RankInfo& rank, const RankSetup& setup);
 
+// `ferry rank`'s command line: what `ferry launch` writes in front of each rank's command (and
+// `ferry rank --spawn` in front of each child's), and what `ferry rank` reads back. One encoder
+// and one decoder (src/job/rank_options.cpp), so the two sides cannot drift apart.
+struct RankOptions {
+  unsigned spawn = 0;                // --spawn N: start N local ranks of the command (0: be one)
+  RankSetup setup;                   // --master-addr ... --env
+  std::vector<std::string> command;  // after "--"
+};
+// The words after `ferry rank`, in this order: --spawn, --master-addr, --master-port, --gpus,
+// --gpus-per-rank and --visibility (with GPUs only), --cpus, one --env per variable, then "--" and
+// the command. Options at their defaults are left out. GPU selectors cannot hold ',', nor
+// variable names '=' (the grammar's separators).
+std::vector<std::string> encode_rank_options(const RankOptions& options);
+// Reads words of that grammar back, options in any order, each as "--name value" (a value may be
+// empty or start with '-'). --gpus without --visibility selects CUDA_VISIBLE_DEVICES, and
+// --gpus-per-rank is 1 unless given. Throws a usage Error naming the option for an unknown option,
+// a missing value or a malformed one.
+RankOptions decode_rank_options(const std::vector<std::string>& words);
+
+// ---------------------------------------------------------------------------------------------
+// Job files: what `ferry job save` and `ferry launch` leave for a job (src/job/job_files.cpp)
+
+// Where saved jobs live, for save and load alike: $XDG_CACHE_HOME/ferry/jobs, where an empty or
+// relative XDG_CACHE_HOME counts as unset (the XDG spec), hence ~/.cache/ferry/jobs.
+std::string jobs_root(const Environ& env);
+// Where this job's files live: one directory per job (<scheduler>-<id> under jobs_root), so
+// concurrent jobs never share a file.
+std::string job_dir(const Allocation& allocation, const Environ& env);
+// The hostfile of this job (in job_dir) before write_hostfile names it by its content.
+std::string job_hostfile(const Allocation& allocation, const Environ& env);
+// Job files, whole or not at all, readable as the user's umask allows; the job's directory is
+// made on first use.
+void write_job_file(const std::string& path, const std::string& text);
+
+// hostfile-<8 hex digits of text's hash>: two launches in one job (a sweep, -N subsets) never
+// rewrite the file the other's launcher is about to read.
+std::string hostfile_named_by_content(const std::string& hostfile, std::string_view text);
+// Writes plan.hostfile_text (when the launcher takes one) at its name by content and points the
+// plan's argv there instead of at `hostfile`.
+void write_hostfile(LaunchPlan& plan, const std::string& hostfile);
+
+// What `ferry job save` records besides the scheduler's variables.
+struct JobSummary {
+  unsigned gpus_per_host = 0;  // FERRY_NGPU_PER_HOST (FERRY_NGPUS: times the hosts)
+  std::string machine;         // FERRY_MACHINE
+  // FERRY_LAUNCH: the launch line up to the command, when there is one.
+  std::optional<std::vector<std::string>> launch;
+};
+// The script a second shell sources to see this job: export lines for the allocation's variables
+// (not the per-task or per-step ones, which describe one process) and ferry's FERRY_* summary,
+// FERRY_HOSTFILE naming `hostfile`.
+std::string job_env_script(const Allocation& allocation, const Environ& env,
+                           const std::string& hostfile, const JobSummary& summary);
+// The FERRY_* variables of such a script, in its order, their values unquoted.
+std::vector<std::pair<std::string, std::string>> read_job_env_script(std::string_view text);
+
+struct SavedJob {
+  std::string file, hostfile;
+};
+// `ferry job save`: writes the job's hosts (job_hostfile), its script at `file` (empty: env.sh in
+// job_dir) and points jobs_root's `latest` at the script, for `ferry job load` outside any job.
+SavedJob save_job(const Allocation& allocation, const Environ& env, const JobSummary& summary,
+                  const std::string& file);
+// The script `ferry job load` reads when it is not named: this job's (when this process is in
+// one that was saved), else the latest saved. Throws a usage Error naming both when neither is
+// there.
+std::string find_saved_job(const Environ& env);
+
 // ---------------------------------------------------------------------------------------------
 // Processes
 

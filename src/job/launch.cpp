@@ -267,42 +267,44 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
               "1",     "-c", std::to_string(cpus_per_rank), "-g", std::to_string(gpr)};
       launcher_binds_gpus = gpr > 0;  // one resource set per rank: jsrun sets its GPUs
       break;
-    case Launcher::local: argv = {req.ferry, "rank", "--spawn", std::to_string(ranks)}; break;
+    case Launcher::local: break;  // ferry rank --spawn is the launcher
   }
+  // Launcher arguments go to the launcher; the local one (ferry rank) takes none.
   if (machine.launcher != Launcher::pals && machine.launcher != Launcher::local)
     argv.insert(argv.end(), machine.launcher_args.begin(), machine.launcher_args.end());
-  if (layout) argv.insert(argv.end(), layout->launcher_args.begin(), layout->launcher_args.end());
+  if (layout && machine.launcher != Launcher::local)
+    argv.insert(argv.end(), layout->launcher_args.begin(), layout->launcher_args.end());
   if (machine.launcher == Launcher::pals || machine.launcher == Launcher::mpich)
     for (const auto& h : plan.hosts) plan.hostfile_text += h + "\n";
   if (machine.launcher == Launcher::openmpi)
     for (const auto& h : plan.hosts) plan.hostfile_text += fmt::format("{} slots={}\n", h, ppn);
 
   // The rank wrapper: torch.distributed's variables, the GPU, and CPUs where the launcher does
-  // not bind them.
+  // not bind them. Without a launcher, ferry rank --spawn starts the ranks itself.
   plan.master_addr =
       req.resolve_master ? resolve_master(plan.hosts.front(), alloc.scheduler) : plan.hosts.front();
   plan.master_port = master_port_for(alloc.job_id.empty() ? plan.hosts.front() : alloc.job_id);
-  if (machine.launcher != Launcher::local) argv.insert(argv.end(), {req.ferry, "rank"});
-  argv.insert(argv.end(), {"--master-addr", plan.master_addr, "--master-port",
-                           std::to_string(plan.master_port)});
+  RankOptions rank;
+  if (machine.launcher == Launcher::local) rank.spawn = ranks;
+  rank.setup.master_addr = plan.master_addr;
+  rank.setup.master_port = plan.master_port;
   if (gpr && !launcher_binds_gpus) {
-    std::vector<std::string> selectors;
-    for (const auto& d : devices) selectors.push_back(portable_selector(gpus, d));
-    argv.insert(argv.end(), {"--gpus", join(selectors, ","), "--gpus-per-rank", std::to_string(gpr),
-                             "--visibility", gpus.visibility_variable});
+    for (const auto& d : devices) rank.setup.gpu_selectors.push_back(portable_selector(gpus, d));
+    rank.setup.gpus_per_rank = gpr;
+    rank.setup.visibility_variable = gpus.visibility_variable;
   }
   bool ferry_binds_cpus = machine.launcher == Launcher::mpich ||
                           machine.launcher == Launcher::openmpi ||
                           machine.launcher == Launcher::local;
   if (ferry_binds_cpus && !req.cpu_bind) {
     plan.rank_cpus = rank_cpus;
-    std::vector<std::string> lists;
-    for (const auto& c : rank_cpus) lists.push_back(format_cpu_list(c));
-    argv.insert(argv.end(), {"--cpus", join(lists, ":")});
+    rank.setup.cpus = rank_cpus;
   }
-  for (const auto& [k, v] : machine.rank_env) argv.insert(argv.end(), {"--env", k + "=" + v});
-  argv.push_back("--");
-  argv.insert(argv.end(), req.command.begin(), req.command.end());
+  rank.setup.extra_env = machine.rank_env;
+  rank.command = req.command;
+  argv.insert(argv.end(), {req.ferry, "rank"});
+  std::vector<std::string> words = encode_rank_options(rank);
+  argv.insert(argv.end(), words.begin(), words.end());
   return plan;
 }
 

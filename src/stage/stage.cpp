@@ -52,6 +52,15 @@ std::vector<std::string> srun_per_node(const std::vector<std::string>& hosts) {
           "--quiet"};
 }
 
+// A node-side step: the launcher's words, then `ferry stage-node` with the node's options.
+std::vector<std::string> node_step(std::vector<std::string> launcher, const std::string& ferry,
+                                   const NodeOptions& node) {
+  launcher.insert(launcher.end(), {ferry, "stage-node"});
+  std::vector<std::string> words = encode_node_options(node);
+  launcher.insert(launcher.end(), words.begin(), words.end());
+  return launcher;
+}
+
 std::string copy_path(const std::string& dir, const std::string& job_id) {
   fs::path d(dir);
   return (d.parent_path() / fmt::format(".{}.ferry-archive-{}", d.filename().string(), job_id))
@@ -115,9 +124,12 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc,
   // 1. Every node: make DIR's parent, clear what a dead stage left, say whether DIR already holds
   //    this archive (a rerun after a partial failure redoes only what is missing).
   util::Stopwatch phase;
-  auto prepare = srun_per_node(hosts);
-  prepare.insert(prepare.end(), {o.ferry, "stage-node", "--prepare", "--to", res.dir, "--archive",
-                                 copy, "--identity", util::hex64(id)});
+  NodeOptions check;
+  check.step = NodeOptions::Step::prepare;
+  check.archive = copy;
+  check.dir = res.dir;
+  check.identity = id;
+  auto prepare = node_step(srun_per_node(hosts), o.ferry, check);
   auto prepared = one_shot(prepare, hosts, deadline.left());
   res.phases.emplace_back("prepare", phase.seconds());
   std::vector<std::string> todo, present;
@@ -177,10 +189,12 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc,
   std::replace(step.begin(), step.end(), std::string("--kill-on-bad-exit=0"),
                std::string("--kill-on-bad-exit=1"));
   step.insert(step.end() - 1, "--input=all");
-  step.insert(step.end(),
-              {o.ferry, "stage-node", "--archive", copy, "--to", res.dir, "--remove-archive"});
-  if (o.jobs) step.insert(step.end(), {"-j", std::to_string(o.jobs)});
-  util::Subprocess srun(step);
+  NodeOptions extract;
+  extract.archive = copy;
+  extract.dir = res.dir;
+  extract.jobs = o.jobs;
+  extract.remove_archive = true;
+  util::Subprocess srun(node_step(step, o.ferry, extract));
   std::map<std::string, NodeReport> first, last;
   while (first.size() < todo.size()) {
     auto line = srun.read_line(deadline.left());
@@ -247,8 +261,11 @@ std::set<std::string> sweep_each(const StageOptions& o, const std::string& dir,
                                  double seconds) {
   std::vector<std::unique_ptr<util::Subprocess>> steps;
   for (const auto& h : hosts) {
-    auto argv = srun_per_node({h});
-    argv.insert(argv.end(), {o.ferry, "stage-node", "--sweep", "--to", dir, "--archive", copy});
+    NodeOptions sweep;
+    sweep.step = NodeOptions::Step::sweep;
+    sweep.archive = copy;
+    sweep.dir = dir;
+    auto argv = node_step(srun_per_node({h}), o.ferry, sweep);
     steps.push_back(std::make_unique<util::Subprocess>(argv));
   }
   Deadline deadline{{}, seconds};
@@ -326,10 +343,11 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
   } else {
     argv.insert(argv.end(), {"-n", n, "-ppn", "1"});
   }
-  argv.insert(argv.end(), {o.ferry_mpi, "stage", res.archive, res.dir});
-  if (o.jobs) argv.insert(argv.end(), {"-j", std::to_string(o.jobs)});
   bool drawn = o.progress && util::stderr_is_terminal();  // logs stay quiet
-  if (drawn) argv.push_back("--progress");
+  argv.push_back(o.ferry_mpi);
+  std::vector<std::string> words = encode_mpi_options(
+      {.archive = res.archive, .dir = res.dir, .jobs = o.jobs, .progress = drawn});
+  argv.insert(argv.end(), words.begin(), words.end());
   res.via = "mpi";
   std::uint64_t frames_bytes =
       res.archive_bytes;  // what the bar counts: the frames, not the seek table

@@ -58,14 +58,38 @@ struct StageResult {
 // before any node worked throw Error; per-node failures come back in the result (ok false).
 StageResult stage(const StageOptions& options, const job::Environ& env);
 
-// The node side of the sbcast path (`ferry stage-node`): extract `archive` for `dir`, print a JSON
-// report line, read "commit" or "abort" from stdin, act, print the final report line. Always
-// removes `archive` (the node's copy) when remove_archive. Returns the exit status.
+// What `ferry stage` tells `ferry stage-node` on each node (the sbcast path), and what the MPI
+// path tells ferry-mpi: one encoder and one decoder each (src/stage/node_options.cpp), so the
+// coordinator and the nodes cannot drift apart.
 struct NodeOptions {
+  enum class Step { extract, prepare, sweep };
+  Step step = Step::extract;  // run_node, prepare_node or sweep_node
   std::string archive, dir;
   unsigned jobs = 0;
   bool remove_archive = false;
+  std::uint64_t identity = 0;  // prepare: the archive's (env::archive_identity)
 };
+// The words after `ferry stage-node`: --prepare or --sweep for those steps, --archive, --to, then
+// --identity (prepare), --remove-archive and -j when they are not their defaults.
+std::vector<std::string> encode_node_options(const NodeOptions& options);
+// Reads them back in any order, each option as "--name value" (a value may be empty or start
+// with '-'). Throws a usage Error naming the option for an unknown or malformed one, or a missing
+// --archive or --to.
+NodeOptions decode_node_options(const std::vector<std::string>& words);
+
+struct MpiOptions {
+  std::string archive, dir;
+  unsigned jobs = 0;      // threads per node, 0: all cores
+  bool progress = false;  // rank 0 reports the bytes sent as they go
+};
+// ferry-mpi's arguments: stage ARCHIVE DIR [-j N] [--progress].
+std::vector<std::string> encode_mpi_options(const MpiOptions& options);
+// Reads them back; nullopt when the words are not of that grammar (ferry-mpi prints its usage).
+std::optional<MpiOptions> decode_mpi_options(const std::vector<std::string>& words);
+
+// The node side of the sbcast path (`ferry stage-node`): extract `archive` for `dir`, print a JSON
+// report line, read "commit" or "abort" from stdin, act, print the final report line. Always
+// removes `archive` (the node's copy) when remove_archive. Returns the exit status.
 int run_node(const NodeOptions& options);
 
 // Removes what a failed stage may have left on this node: temporary trees beside dir and the

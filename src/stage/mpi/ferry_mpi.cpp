@@ -1,5 +1,6 @@
 // ferry-mpi: the MPI path of `ferry stage`, a separate program so that ferry itself never links
-// an MPI. Started once per node by the site's mpiexec (ferry stage builds the line):
+// an MPI. Started once per node by the site's mpiexec (ferry stage builds the line, with
+// stage::encode_mpi_options):
 //
 //   ferry-mpi stage ARCHIVE DIR [-j N] [--progress]
 //                                          stage; rank 0 prints {"started": RANKS} once every
@@ -170,13 +171,7 @@ Header read_header(const std::string& archive, const util::MappedFile& map) {
   return h;
 }
 
-struct Args {
-  std::string archive, dir;
-  unsigned jobs = 0;      // threads per node, 0: all cores
-  bool progress = false;  // rank 0 reports the bytes sent as they go
-};
-
-int stage_main(const Args& args, Phases& phases) {
+int stage_main(const stage::MpiOptions& args, Phases& phases) {
   const std::string& archive = args.archive;
   const std::string& dir = args.dir;
   int world_rank = 0, world_size = 0;
@@ -421,24 +416,12 @@ int main(int argc, char** argv) {
     std::printf("%s\n%s\n", v.substr(0, v.find('\n')).c_str(), FERRY_MPIEXEC);
     return 0;
   }
-  Args opts;
-  bool usable = args.size() >= 3 && args[0] == "stage";
-  for (std::size_t i = 3; usable && i < args.size(); ++i) {
-    if (args[i] == "--progress") {
-      opts.progress = true;
-    } else if (args[i] == "-j" && i + 1 < args.size() && util::parse_decimal(args[i + 1], 4096)) {
-      opts.jobs = *util::parse_decimal(args[++i], 4096);
-    } else {
-      usable = false;
-    }
-  }
-  if (!usable) {
+  std::optional<stage::MpiOptions> opts = stage::decode_mpi_options(args);
+  if (!opts) {
     std::fprintf(stderr,
                  "usage: ferry-mpi stage ARCHIVE DIR [-j N] [--progress] | ferry-mpi --mpi\n");
     return 2;
   }
-  opts.archive = args[1];
-  opts.dir = args[2];
   Phases phases;
   // ferry-mpi binds nothing and moves host memory, so the MPI's hwloc need not probe PCI and other
   // I/O devices at start-up: that was half of MPI_Init on the test cluster, and costs more on
@@ -448,7 +431,7 @@ int main(int argc, char** argv) {
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   int rc = 1;
   try {
-    rc = stage_main(opts, phases);
+    rc = stage_main(*opts, phases);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ferry-mpi: error: %s\n", e.what());
     MPI_Abort(MPI_COMM_WORLD, 1);
