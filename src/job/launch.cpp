@@ -96,12 +96,6 @@ std::vector<std::vector<unsigned>> split_cpus(const std::vector<unsigned>& usabl
   return out;
 }
 
-std::string join(const std::vector<std::string>& parts, std::string_view sep) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : std::string(sep)) + p;
-  return out;
-}
-
 std::string resolve_master(const std::string& host, Scheduler scheduler) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -240,7 +234,7 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
       } else {
         std::vector<std::string> lists;
         for (const auto& c : rank_cpus) lists.push_back(format_cpu_list(c));
-        argv.push_back("--cpu-bind=list:" + join(lists, ":"));
+        argv.push_back("--cpu-bind=list:" + util::join(lists, ":"));
       }
       break;
     }
@@ -288,8 +282,8 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
   if (gpr && !launcher_binds_gpus) {
     std::vector<std::string> selectors;
     for (const auto& d : devices) selectors.push_back(portable_selector(gpus, d));
-    argv.insert(argv.end(), {"--gpus", join(selectors, ","), "--gpus-per-rank", std::to_string(gpr),
-                             "--visibility", gpus.visibility_variable});
+    argv.insert(argv.end(), {"--gpus", util::join(selectors, ","), "--gpus-per-rank",
+                             std::to_string(gpr), "--visibility", gpus.visibility_variable});
   }
   bool ferry_binds_cpus = machine.launcher == Launcher::mpich ||
                           machine.launcher == Launcher::openmpi ||
@@ -298,7 +292,7 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
     plan.rank_cpus = rank_cpus;
     std::vector<std::string> lists;
     for (const auto& c : rank_cpus) lists.push_back(format_cpu_list(c));
-    argv.insert(argv.end(), {"--cpus", join(lists, ":")});
+    argv.insert(argv.end(), {"--cpus", util::join(lists, ":")});
   }
   for (const auto& [k, v] : machine.rank_env) argv.insert(argv.end(), {"--env", k + "=" + v});
   argv.push_back("--");
