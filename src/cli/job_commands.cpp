@@ -255,7 +255,7 @@ bool is_job_variable(const std::string& name) {
       "STEP",     "PROCID", "LOCALID",   "TASK_PID",   "GTIDS",        "SRUN_COMM", "LAUNCH_NODE",
       "CPU_BIND", "PMI",    "TASK_RANK", "TASK_LOCAL", "DISTRIBUTION", "UMASK"};
   bool job = false;
-  for (const char* p : prefixes) job |= name.rfind(p, 0) == 0;
+  for (const char* p : prefixes) job |= name.starts_with(p);
   if (!job) return false;
   for (const char* t : per_task)
     if (name.find(t) != std::string::npos) return false;
@@ -426,14 +426,8 @@ void add_launch(CLI::App& app) {
 
 std::vector<std::vector<unsigned>> parse_rank_cpus(const std::string& text) {
   std::vector<std::vector<unsigned>> out;
-  std::size_t pos = 0;
-  while (pos <= text.size()) {
-    std::size_t colon = text.find(':', pos);
-    out.push_back(job::parse_cpu_list(
-        text.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos), "--cpus"));
-    if (colon == std::string::npos) break;
-    pos = colon + 1;
-  }
+  for (std::string_view list : util::split(text, ':'))
+    out.push_back(job::parse_cpu_list(list, "--cpus"));
   return out;
 }
 
@@ -498,14 +492,8 @@ void add_rank(CLI::App& app) {
     setup.master_addr = *addr;
     setup.master_port = *port;
     if (!gpus->empty()) {
-      std::size_t pos = 0;
-      while (pos <= gpus->size()) {
-        std::size_t comma = gpus->find(',', pos);
-        setup.gpu_selectors.push_back(
-            gpus->substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
-        if (comma == std::string::npos) break;
-        pos = comma + 1;
-      }
+      for (std::string_view selector : util::split(*gpus, ','))
+        setup.gpu_selectors.emplace_back(selector);
       setup.gpus_per_rank = *gpr;
       setup.visibility_variable = visibility->empty() ? "CUDA_VISIBLE_DEVICES" : *visibility;
     }

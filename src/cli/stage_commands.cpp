@@ -126,9 +126,14 @@ void add_stage(CLI::App& app) {
   n->add_flag("--sweep", *mode_sweep, "Remove what a failed stage left here");
   n->callback([=] {
     if (*mode_prepare) {
-      std::uint64_t id = std::stoull(identity->empty() ? "0" : *identity, nullptr, 16);
+      std::optional<std::uint64_t> id =
+          identity->empty() ? std::optional<std::uint64_t>(0) : util::parse_hex64(*identity);
+      if (!id)
+        throw Error(fmt::format("--identity: '{}' is not an archive identity (hexadecimal)",
+                                util::printable(*identity)),
+                    Error::Kind::usage);
       std::printf("%s\n",
-                  stage::report_line(stage::prepare_node(node->dir, node->archive, id)).c_str());
+                  stage::report_line(stage::prepare_node(node->dir, node->archive, *id)).c_str());
       return;
     }
     if (*mode_sweep) {

@@ -172,7 +172,7 @@ std::string compress_hostlist(const std::vector<std::string>& hosts) {
       if (s.digits.empty() || s.prefix != first.prefix) break;
       if (hosts[j].find_first_of("[]{},\t\n ") != std::string::npos) break;
       std::string lo(s.digits);
-      unsigned long value = std::stoul(lo);
+      unsigned long value = std::stoul(lo);  // digits only, at most 18 (split_host): in range
       int width = static_cast<int>(lo.size());
       std::size_t k = j + 1;
       while (k < hosts.size()) {
