@@ -14,6 +14,11 @@
 
 namespace ferry::env {
 
+// This program and its version, "ferry 0.1.0": CMake's project VERSION, the one place it is
+// written (version.cpp.in). Every manifest's `tool` field records it; `ferry --version` starts
+// with it.
+extern const char k_tool[];
+
 enum class Kind { conda, venv, prefix };
 std::string kind_name(Kind kind);
 // Throws Error naming the path when it is not a directory.

@@ -23,8 +23,6 @@
 namespace ferry::env {
 namespace {
 
-constexpr std::string_view k_version = "ferry 0.1.0";
-
 struct Classified {
   std::uint64_t size = 0;
   std::uint64_t hash = 0;
@@ -394,7 +392,7 @@ PackResult pack(const PackOptions& o) {
   });
 
   format::Manifest manifest;
-  manifest.tool = std::string(k_version);
+  manifest.tool = k_tool;
   manifest.kind = kind_name(r.kind);
   manifest.source_prefix = o.dest_prefix ? *o.dest_prefix : r.prefix;
   manifest.python_version = c.python_version;

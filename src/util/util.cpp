@@ -176,7 +176,6 @@ mode_t current_umask() {
   return mask;
 }
 
-
 // On x86-64, libxxhash's dispatching entry point picks AVX2 or AVX-512 at run time (the same hash;
 // the plain one is built for SSE2): half the cost of verifying every file on unpack.
 std::uint64_t xxh3(std::string_view data) {
