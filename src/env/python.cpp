@@ -6,16 +6,7 @@
 
 namespace ferry::env {
 
-PyvenvCfg parse_pyvenv_cfg(std::string_view text) {
-  PyvenvCfg cfg;
-  for (std::string_view line : util::split_lines(text)) {
-    std::size_t eq = line.find('=');
-    if (eq != std::string_view::npos)
-      cfg[std::string(util::trim(line.substr(0, eq)))] =
-          std::string(util::trim(line.substr(eq + 1)));
-  }
-  return cfg;
-}
+PyvenvCfg parse_pyvenv_cfg(std::string_view text) { return util::key_value_lines(text, '='); }
 
 PyvenvCfg read_pyvenv_cfg(const std::string& prefix) {
   return parse_pyvenv_cfg(util::read_file(prefix + "/pyvenv.cfg"));

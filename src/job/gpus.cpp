@@ -173,18 +173,6 @@ std::string wrong_driver(const PciDevice& pci, std::initializer_list<std::string
                             : fmt::format("bound to {}, not {}", pci.driver, want);
 }
 
-// /proc/driver/nvidia/gpus/<address>/information: "Model: \t\t NVIDIA A100-SXM4-40GB" lines.
-std::map<std::string, std::string> key_values(const std::string& text) {
-  std::map<std::string, std::string> values;
-  for (std::string_view line : util::split_lines(text)) {
-    std::size_t colon = line.find(':');
-    if (colon != std::string_view::npos)
-      values[std::string(util::trim(line.substr(0, colon)))] =
-          std::string(util::trim(line.substr(colon + 1)));
-  }
-  return values;
-}
-
 std::vector<Found> nvidia_gpus(const std::vector<PciDevice>& pcis, const DiscoverOptions& options,
                                std::vector<std::string>& notes) {
   std::vector<Found> found;
@@ -195,7 +183,9 @@ std::vector<Found> nvidia_gpus(const std::vector<PciDevice>& pcis, const Discove
     std::string info_path =
         sysfs::path(options.sysfs_root, "proc/driver/nvidia/gpus/" + pci.address + "/information");
     if (sysfs::exists(info_path)) {
-      std::map<std::string, std::string> info = key_values(util::read_file(info_path));
+      // "Model: \t\t NVIDIA A100-SXM4-40GB" lines.
+      std::map<std::string, std::string> info =
+          util::key_value_lines(util::read_file(info_path), ':');
       f.gpu.model = info["Model"];
       f.gpu.uuid = info["GPU UUID"];
       if (std::optional<unsigned> minor = util::parse_decimal(info["Device Minor"], INT_MAX))
