@@ -1,13 +1,23 @@
 // ferry's entry point: the one place errors are caught and printed.
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "cli/commands.hpp"
+#include "env/env.hpp"
 #include "util/util.hpp"
+
+namespace ferry::cli {
+// "git abc1234", or "unknown revision" where ferry was not built from a git checkout: generated at
+// build time by cmake/FerryRevision.cmake.
+extern const char k_revision[];
+}  // namespace ferry::cli
 
 int main(int argc, char** argv) {
   CLI::App app{"ferry: get Python environments onto HPC allocations, fast and safely"};
-  app.set_version_flag("--version", "ferry 0.1.0");
+  // "ferry 0.1.0 (git abc1234)": the first two words are the manifests' `tool` field, as before.
+  app.set_version_flag("--version",
+                       std::string(ferry::env::k_tool) + " (" + ferry::cli::k_revision + ")");
   app.require_subcommand(1);
   int exit_status = 0;  // set by the verbs that end with a status of their own
   ferry::cli::add_pack(app);

@@ -51,7 +51,6 @@ bool stat_item(PackItem& item);
 std::vector<std::string> walk_tree(const std::string& root, bool (*skip_top)(const std::string&));
 Collection collect_conda(const PackOptions& options, const std::string& prefix);
 Collection collect_tree(const PackOptions& options, const std::string& prefix, Kind kind);
-std::string python_version_of_tree(const std::string& prefix);
 
 // A task arena of `jobs` threads. TBB caps its workers at the core count and warns when an arena
 // asks for more; -j above the core count is legitimate (writers wait on slow file systems), so the

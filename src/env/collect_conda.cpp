@@ -42,7 +42,7 @@ bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0;
 
 // importlib.util.source_from_cache: <dir>/__pycache__/<base>.<tag>[.opt-N].pyc -> <dir>/<base>.py
 std::optional<std::string> py_source_of(const std::string& path) {
-  if (path.size() < 4 || path.compare(path.size() - 4, 4, ".pyc") != 0) return std::nullopt;
+  if (!path.ends_with(".pyc")) return std::nullopt;
   std::size_t slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "" : path.substr(0, slash);
   std::string file = path.substr(slash == std::string::npos ? 0 : slash + 1);
@@ -65,19 +65,18 @@ std::optional<PythonInfo> find_python(const std::string& prefix) {
   std::optional<PythonInfo> found;
   for (const auto& ent : std::filesystem::directory_iterator(prefix + "/conda-meta")) {
     std::string name = ent.path().filename().string();
-    if (name.rfind("python-", 0) != 0 || ent.path().extension() != ".json") continue;
+    if (!name.starts_with("python-") || ent.path().extension() != ".json") continue;
     Json info = load_json(ent.path().string());
     if (info.value("name", "") != "python") continue;
     if (found) throw Error(fmt::format("{}: more than one python package is installed", prefix));
     PythonInfo p;
     p.version = info.value("version", "");
-    std::string major_minor = p.version.substr(0, p.version.find('.', p.version.find('.') + 1));
     // CEP 17's field names the real directory (python3.13t for free-threaded builds);
     // conda-pack ignores it, ferry uses it when present.
     if (info.contains("python_site_packages_path") && info["python_site_packages_path"].is_string())
       p.site_packages = info["python_site_packages_path"].get<std::string>();
     else
-      p.site_packages = "lib/python" + major_minor + "/site-packages";
+      p.site_packages = "lib/python" + python_major_minor(p.version) + "/site-packages";
     found = p;
   }
   return found;
@@ -101,13 +100,11 @@ void check_editables(const std::string& prefix, const std::string& site_packages
   }
   if (editable.empty()) return;
   std::sort(editable.begin(), editable.end());
-  std::string list;
-  for (const auto& e : editable) list += (list.empty() ? "" : ", ") + e;
   throw Error(
       fmt::format("{}: cannot pack an environment with editable packages (pip install -e "
                   "or setup.py develop): {}; use --ignore-editable-packages to pack "
                   "them as they are",
-                  prefix, list));
+                  prefix, util::join(editable, ", ")));
 }
 
 std::string noarch_type(const std::string& pkg) {
@@ -227,8 +224,8 @@ Collection collect_conda(const PackOptions& options, const std::string& prefix) 
             fmt::format("{}: noarch python package {} but no python is installed", prefix, pkg_id));
       auto map_path = [&](const std::string& p) {
         if (!is_noarch) return p;
-        if (p.rfind("site-packages/", 0) == 0) return python->site_packages + p.substr(13);
-        if (p.rfind("python-scripts/", 0) == 0) return "bin" + p.substr(14);
+        if (p.starts_with("site-packages/")) return python->site_packages + p.substr(13);
+        if (p.starts_with("python-scripts/")) return "bin" + p.substr(14);
         return p;
       };
       std::set<std::string> seen;
@@ -277,12 +274,11 @@ Collection collect_conda(const PackOptions& options, const std::string& prefix) 
       if (is_noarch) {  // files made at link time: .pyc and entry points, read from the env
         for (const std::string& f : files) {
           if (seen.count(f)) continue;
-          if (f.size() > 4 && f.compare(f.size() - 4, 4, ".pyc") == 0 && !on_disk.count(f))
-            continue;
+          if (f.size() > 4 && f.ends_with(".pyc") && !on_disk.count(f)) continue;
           PackItem item;
           item.target = f;
           item.source = prefix + "/" + f;
-          if (f.rfind("bin/", 0) == 0) {
+          if (f.starts_with("bin/")) {
             item.detect = Detect::scan;
             item.placeholder = prefix;
           }

@@ -5,8 +5,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <filesystem>
-#include <fstream>
 
 #include <fmt/format.h>
 
@@ -98,18 +96,6 @@ std::vector<std::string> walk_tree(const std::string& root, bool (*skip_top)(con
   return out;
 }
 
-std::string python_version_of_tree(const std::string& prefix) {
-  std::error_code ec;
-  std::string best;
-  for (const auto& ent : std::filesystem::directory_iterator(prefix + "/lib", ec)) {
-    std::string name = ent.path().filename().string();
-    if (name.rfind("python3.", 0) == 0 && std::filesystem::is_directory(ent.path(), ec) &&
-        name.find_first_not_of("0123456789.", 6) == std::string::npos)
-      best = name.substr(6);
-  }
-  return best;
-}
-
 Collection collect_tree(const PackOptions& options, const std::string& prefix, Kind kind) {
   (void)options;
   Collection c;
@@ -128,21 +114,12 @@ Collection collect_tree(const PackOptions& options, const std::string& prefix, K
     c.items.push_back(std::move(item));
   }
   if (kind == Kind::venv) {
-    std::ifstream cfg(prefix + "/pyvenv.cfg");
-    std::string line;
-    while (std::getline(cfg, line)) {
-      if (line.rfind("home", 0) != 0) continue;
-      std::size_t eq = line.find('=');
-      if (eq == std::string::npos) continue;
-      std::string home = line.substr(eq + 1);
-      home.erase(0, home.find_first_not_of(" \t"));
-      while (!home.empty() && (home.back() == ' ' || home.back() == '\r')) home.pop_back();
-      if (home.rfind(prefix + "/", 0) != 0)
-        c.warnings.push_back(fmt::format(
-            "{}: venv is not self-contained: its base interpreter is in {} (pyvenv.cfg 'home'); "
-            "the same Python must exist at that path wherever the archive is unpacked",
-            prefix, home));
-    }
+    PyvenvCfg cfg = read_pyvenv_cfg(prefix);
+    if (auto home = cfg.find("home"); home != cfg.end() && !home->second.starts_with(prefix + "/"))
+      c.warnings.push_back(fmt::format(
+          "{}: venv is not self-contained: its base interpreter is in {} (pyvenv.cfg 'home'); "
+          "the same Python must exist at that path wherever the archive is unpacked",
+          prefix, home->second));
   }
   return c;
 }

@@ -247,7 +247,7 @@ void apply_conda_unpack_records(const std::string& root, const CondaUnpackRecord
   std::error_code ec;
   for (const auto& ent : fs::directory_iterator(root + "/bin", ec)) {
     std::string rel = "bin/" + ent.path().filename().string();
-    if (rel.rfind("bin/python", 0) == 0 && !index.count(rel) && ent.is_regular_file(ec) &&
+    if (rel.starts_with("bin/python") && !index.count(rel) && ent.is_regular_file(ec) &&
         !ent.is_symlink(ec)) {
       Target t{rel, {}};
       for (const auto& placeholder : placeholders) t.steps.push_back({std::nullopt, placeholder});

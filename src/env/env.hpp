@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,10 +14,32 @@
 
 namespace ferry::env {
 
+// This program and its version, "ferry 0.1.0": CMake's project VERSION, the one place it is
+// written (version.cpp.in). Every manifest's `tool` field records it; `ferry --version` starts
+// with it.
+extern const char k_tool[];
+
 enum class Kind { conda, venv, prefix };
 std::string kind_name(Kind kind);
 // Throws Error naming the path when it is not a directory.
 Kind detect_kind(const std::string& prefix);
+
+// What an environment's files say about its Python (python.cpp); nothing is run.
+//
+// pyvenv.cfg as site.py reads it: each line with a '=' is a key and a value, both without the
+// blanks around them; a later line wins. Keys are compared as written (site.py lowercases them;
+// venv, virtualenv and uv write them lowercase).
+using PyvenvCfg = std::map<std::string, std::string>;
+PyvenvCfg parse_pyvenv_cfg(std::string_view text);
+// PREFIX/pyvenv.cfg, parsed; Error when it cannot be read.
+PyvenvCfg read_pyvenv_cfg(const std::string& prefix);
+// The Python version a pyvenv.cfg records: `version` (venv), else `version_info` (virtualenv, uv);
+// "" when it has neither.
+std::string pyvenv_python_version(const PyvenvCfg& cfg);
+// The X.Y of the tree's lib/pythonX.Y directory ("3.11"); "" when it has none.
+std::string python_version_of_tree(const std::string& prefix);
+// "3.11" of "3.11.7"; a version with fewer dots stays as it is.
+std::string python_major_minor(std::string_view version);
 
 // ---------------------------------------------------------------------------------------------
 // Relocation rules, byte-exact with conda where conda is right.

@@ -25,7 +25,7 @@ Inspection inspect(const std::string& archive) {
   bool saw_conda_unpack = false;
   format::read_members(in.archive, [&](const format::Member& m) {
     std::string path = m.entry.path;
-    while (path.rfind("./", 0) == 0) path.erase(0, 2);
+    while (path.starts_with("./")) path.erase(0, 2);
     if (path == format::k_manifest_path && m.entry.type == format::EntryType::file) {
       format::Manifest man = format::Manifest::parse(m.data, in.archive);
       in.has_manifest = true;
@@ -47,7 +47,7 @@ Inspection inspect(const std::string& archive) {
       }
       return false;  // the manifest says everything else
     }
-    if (path.rfind(".ferry", 0) == 0) return true;
+    if (path.starts_with(".ferry")) return true;
     switch (m.entry.type) {
       case format::EntryType::file:
         ++in.files;

@@ -23,8 +23,6 @@
 namespace ferry::env {
 namespace {
 
-constexpr std::string_view k_version = "ferry 0.1.0";
-
 struct Classified {
   std::uint64_t size = 0;
   std::uint64_t hash = 0;
@@ -40,9 +38,9 @@ bool contains(std::string_view data, std::string_view needle) {
 }
 
 bool is_elf(std::string_view data) {
-  return data.size() >= 4 && data.substr(0, 4) ==
-                                 "\x7f"
-                                 "ELF";
+  return data.starts_with(
+      "\x7f"
+      "ELF");
 }
 
 // Where a UTF-8 sequence cut by the end of data begins (data.size() when none is cut): the bytes
@@ -197,8 +195,7 @@ bool classify_large(const PackItem& item, std::uint64_t size,
     else if (elf)
       out.mode = format::RelocMode::none;
     else
-      out.unrelocatable =
-          item.target.size() < 4 || item.target.compare(item.target.size() - 4, 4, ".pyc") != 0;
+      out.unrelocatable = !item.target.ends_with(".pyc");
   }
   return !(dest && out.mode != format::RelocMode::none);
 }
@@ -239,8 +236,7 @@ std::string load(const PackItem& item, const std::optional<std::string>& dest, C
     else if (is_elf(data))
       out.mode = format::RelocMode::none;  // a built-in default path; see elf_search_paths
     else
-      out.unrelocatable =
-          item.target.size() < 4 || item.target.compare(item.target.size() - 4, 4, ".pyc") != 0;
+      out.unrelocatable = !item.target.ends_with(".pyc");
   }
   if (dest && out.mode != format::RelocMode::none) {
     std::string replaced;
@@ -320,7 +316,7 @@ PackResult pack(const PackOptions& o) {
   r.prefix = util::absolute_path(o.prefix);
   r.output = util::absolute_path(o.output);
   r.kind = detect_kind(r.prefix);
-  if (r.output.rfind(r.prefix + "/", 0) == 0)
+  if (r.output.starts_with(r.prefix + "/"))
     throw Error(
         fmt::format("{}: the output must not be inside the environment {}", r.output, r.prefix),
         Error::Kind::usage);
@@ -389,7 +385,7 @@ PackResult pack(const PackOptions& o) {
   });
 
   format::Manifest manifest;
-  manifest.tool = std::string(k_version);
+  manifest.tool = k_tool;
   manifest.kind = kind_name(r.kind);
   manifest.source_prefix = o.dest_prefix ? *o.dest_prefix : r.prefix;
   manifest.python_version = c.python_version;

@@ -95,7 +95,7 @@ bool fix_long_shebang(std::string& data) {
   bool escaped_space = exe.find("\\ ") != std::string_view::npos;
   if (line.size() <= 127 && !escaped_space) return false;
   std::string name(exe.substr(exe.rfind('/') + 1));
-  bool is_python = name.rfind("python", 0) == 0 &&
+  bool is_python = name.starts_with("python") &&
                    std::all_of(name.begin() + 6, name.end(),
                                [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
   std::string replacement;

@@ -85,7 +85,7 @@ std::optional<std::uint64_t> unpacked_identity(const std::string& dest) {
   try {
     auto j = nlohmann::json::parse(util::read_file(marker));
     if (j.value("dest", "") != dest) return std::nullopt;  // moved since: relocated elsewhere
-    return std::stoull(j.at("archive_id").get<std::string>(), nullptr, 16);
+    return util::parse_hex64(j.at("archive_id").get<std::string>());
   } catch (const std::exception&) {
     return std::nullopt;
   }
@@ -189,7 +189,7 @@ struct UnpackSession::State {
       // .ferry/ is ferry's: only its manifest may come from an archive, so nothing the archive
       // made can redirect the marker written below.
       bool reserved = path == ".ferry" ? member.entry.type != format::EntryType::directory
-                                       : path.rfind(".ferry/", 0) == 0 &&
+                                       : path.starts_with(".ferry/") &&
                                              !(path == format::k_manifest_path &&
                                                member.entry.type == format::EntryType::file);
       if (reserved)

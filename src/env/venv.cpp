@@ -16,7 +16,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <map>
 
 #include <fmt/format.h>
 
@@ -56,42 +55,18 @@ Ran run_python(const std::string& python, const std::vector<std::string>& args) 
   return run(argv);
 }
 
-std::vector<std::string> split(const std::string& text, char sep) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    std::size_t end = text.find(sep, start);
-    if (end == std::string::npos) end = text.size();
-    out.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
-std::string trim(const std::string& s) {
-  std::size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
-
-// pyvenv.cfg as site.py reads it: "key = value" lines.
-std::map<std::string, std::string> read_cfg(const std::string& path) {
-  std::map<std::string, std::string> cfg;
-  for (const auto& line : split(util::read_file(path), '\n')) {
-    std::size_t eq = line.find('=');
-    if (eq != std::string::npos) cfg[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
-  }
-  return cfg;
+// A helper's output as lines, each without surrounding blanks (the first and last too).
+std::vector<std::string> output_lines(const std::string& output) {
+  std::vector<std::string> lines;
+  for (std::string_view line : util::split(util::trim(output), '\n'))
+    lines.emplace_back(util::trim(line));
+  return lines;
 }
 
 bool same_dir(const std::string& a, const std::string& b) {
   std::error_code ec;
   bool same = fs::equivalent(a, b, ec);
   return ec ? util::absolute_path(a) == util::absolute_path(b) : same;
-}
-
-std::string major_minor(const std::string& version) {
-  std::size_t dot = version.find('.');
-  return dot == std::string::npos ? version : version.substr(0, version.find('.', dot + 1));
 }
 
 bool is_executable_file(const std::string& path) {
@@ -119,8 +94,9 @@ Base choose_base(const std::optional<std::string>& given) {
     b.prefix = util::absolute_path(conda);
     b.from = "$CONDA_PREFIX";
   } else if (venv && *venv) {
-    std::string cfg = util::absolute_path(venv) + "/pyvenv.cfg";
-    std::string home = ::access(cfg.c_str(), R_OK) == 0 ? read_cfg(cfg)["home"] : "";
+    std::string dir = util::absolute_path(venv);
+    std::string cfg = dir + "/pyvenv.cfg";
+    std::string home = ::access(cfg.c_str(), R_OK) == 0 ? read_pyvenv_cfg(dir)["home"] : "";
     if (home.empty())
       throw Error(fmt::format("{}: no home in pyvenv.cfg ($VIRTUAL_ENV): pass --base PREFIX", cfg),
                   Error::Kind::usage);
@@ -133,13 +109,13 @@ Base choose_base(const std::optional<std::string>& given) {
   } else {
     // The prefix of python3 on PATH, as it reports it: PATH may hold a shim (pyenv) or a venv's
     // bin.
-    for (const auto& dir : split(path ? path : "", ':')) {
-      std::string python = (dir.empty() ? "." : dir) + "/python3";
+    for (std::string_view dir : util::split(path ? path : "", ':')) {
+      std::string python = std::string(dir.empty() ? "." : dir) + "/python3";
       if (!is_executable_file(python)) continue;
       Ran r = run_python(python, {"-c", "import sys; print(sys.base_prefix)"});
       if (r.status != 0)
         throw Error(fmt::format("{}: python3 on PATH does not run: {}", python, r.last_line()));
-      b.prefix = util::absolute_path(trim(r.output));
+      b.prefix = util::absolute_path(std::string(util::trim(r.output)));
       b.from = "python3 on PATH";
       break;
     }
@@ -168,26 +144,26 @@ void probe_base(Base& b) {
     throw Error(fmt::format("{}: not a Python prefix: no bin/python3{}", b.prefix, from),
                 Error::Kind::usage);
   Ran r = run_python(b.python, {"-c", k_probe});
-  std::vector<std::string> out = split(trim(r.output), '\n');
+  std::vector<std::string> out = output_lines(r.output);
   if (r.status != 0 || out.size() != 5)
     throw Error(fmt::format("{}: does not run: {}", b.python, r.last_line()));
-  b.base_prefix = trim(out[1]);
-  b.version = trim(out[2]);
-  b.has_pip = trim(out[4]) == "1";
+  b.base_prefix = out[1];
+  b.version = out[2];
+  b.has_pip = out[4] == "1";
   // A venv's venv sees only the bottom base's packages: say which base to name instead.
-  if (trim(out[0]) != b.base_prefix)
+  if (out[0] != b.base_prefix)
     throw Error(fmt::format("{}: is a venv itself: a venv on it would not see its packages; "
                             "use --base {} (its base)",
                             b.prefix, b.base_prefix),
                 Error::Kind::usage);
-  if (trim(out[3]) != "1") throw Error(fmt::format("{}: has no venv module", b.python));
+  if (out[3] != "1") throw Error(fmt::format("{}: has no venv module", b.python));
 }
 
 // Why the venv at path cannot be reused on base b; nullopt when it can. Same home (the base's bin
 // directory) and same major.minor: the venv's python is a symlink to the base's, so a patch-level
 // update of the base keeps it working, while 3.11 -> 3.12 would leave its site-packages unread.
 std::optional<std::string> why_not_reusable(const std::string& path, const Base& b) {
-  std::map<std::string, std::string> cfg = read_cfg(path + "/pyvenv.cfg");
+  PyvenvCfg cfg = read_pyvenv_cfg(path);
   std::string home = cfg["home"];
   if (home.empty()) return std::string("has no home in its pyvenv.cfg");
   if (!same_dir(home, b.prefix + "/bin"))
@@ -195,16 +171,16 @@ std::optional<std::string> why_not_reusable(const std::string& path, const Base&
                        b.prefix);
   if (cfg["include-system-site-packages"] != "true")
     return "was made without --system-site-packages";
-  std::string version = cfg.count("version") ? cfg["version"] : cfg["version_info"];
-  if (major_minor(version) != major_minor(b.version))
+  std::string version = pyvenv_python_version(cfg);
+  if (python_major_minor(version) != python_major_minor(b.version))
     return fmt::format("was made for Python {}, and {} has {}", version, b.prefix, b.version);
   Ran r = run_python(path + "/bin/python",
                      {"-c", "import sys; print(sys.prefix); print(sys.base_prefix)"});
-  std::vector<std::string> out = split(trim(r.output), '\n');
+  std::vector<std::string> out = output_lines(r.output);
   if (r.status != 0 || out.size() != 2)
     return fmt::format("has a python that does not run ({})", r.last_line());
-  if (!same_dir(trim(out[0]), path) || trim(out[1]) != b.base_prefix)
-    return fmt::format("has a python that reports prefix {} on {}", trim(out[0]), trim(out[1]));
+  if (!same_dir(out[0], path) || out[1] != b.base_prefix)
+    return fmt::format("has a python that reports prefix {} on {}", out[0], out[1]);
   return std::nullopt;
 }
 
@@ -237,7 +213,8 @@ void write_pip_wrappers(const std::string& tmp, const std::string& version) {
       "#!/bin/sh\n"
       "# ferry venv: the base's pip, run by this venv's python, installs into this venv.\n"
       "exec \"$(dirname -- \"$0\")/python\" -m pip \"$@\"\n";
-  for (std::string name : {std::string("pip"), std::string("pip3"), "pip" + major_minor(version)}) {
+  for (std::string name :
+       {std::string("pip"), std::string("pip3"), "pip" + python_major_minor(version)}) {
     std::string p = tmp + "/bin/" + name;
     if (::access(p.c_str(), F_OK) != 0) write_file(p, script, 0755);
   }
@@ -255,9 +232,8 @@ void build_venv(const std::string& tmp, const std::string& dest, const Base& b) 
   // Check the new interpreter before anyone can see it.
   r = run_python(tmp + "/bin/python",
                  {"-c", "import sys; print(sys.prefix); print(sys.base_prefix)"});
-  std::vector<std::string> out = split(trim(r.output), '\n');
-  if (r.status != 0 || out.size() != 2 || !same_dir(trim(out[0]), tmp) ||
-      trim(out[1]) != b.base_prefix)
+  std::vector<std::string> out = output_lines(r.output);
+  if (r.status != 0 || out.size() != 2 || !same_dir(out[0], tmp) || out[1] != b.base_prefix)
     throw Error(fmt::format("{}: the new venv's python does not work: {}", dest, r.last_line()));
 }
 

@@ -28,12 +28,7 @@ std::string normalize_member_path(std::string_view name, const std::string& subj
     throw Error(fmt::format("{}: member '{}': absolute paths are not allowed", subject,
                             util::printable(name)));
   std::string out;
-  std::size_t pos = 0;
-  while (pos <= name.size()) {
-    std::size_t slash = name.find('/', pos);
-    if (slash == std::string_view::npos) slash = name.size();
-    std::string_view part = name.substr(pos, slash - pos);
-    pos = slash + 1;
+  for (std::string_view part : util::split(name, '/')) {
     if (part.empty() || part == ".") continue;
     if (part == "..")
       throw Error(fmt::format("{}: member '{}': '..' in paths is not allowed", subject,

@@ -96,7 +96,9 @@ Manifest Manifest::parse(std::string_view text, const std::string& subject) {
       ManifestFile f;
       f.path = row.at(0).get<std::string>();
       f.size = integer<std::uint64_t>(row.at(1), "size");
-      f.xxh3 = std::stoull(row.at(2).get<std::string>(), nullptr, 16);
+      std::optional<std::uint64_t> xxh3 = util::parse_hex64(row.at(2).get<std::string>());
+      if (!xxh3) throw Error(fmt::format("{}: corrupted manifest: bad checksum field", subject));
+      f.xxh3 = *xxh3;
       f.placeholder = integer<std::int32_t>(row.at(3), "placeholder");
       f.perm = integer<std::uint32_t>(row.at(5), "mode") & 07777;
       std::string mode = row.at(4).get<std::string>();
@@ -111,10 +113,6 @@ Manifest Manifest::parse(std::string_view text, const std::string& subject) {
     }
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: corrupted manifest: {}", subject, e.what()));
-  } catch (const std::invalid_argument&) {
-    throw Error(fmt::format("{}: corrupted manifest: bad checksum field", subject));
-  } catch (const std::out_of_range&) {
-    throw Error(fmt::format("{}: corrupted manifest: bad checksum field", subject));
   }
   m.m_stored_identity = util::xxh3(text);  // rather than writing it all out again (~5 ms)
   return m;

@@ -264,6 +264,8 @@ void TarParser::parse_header(const char* block, std::vector<Member>& out) {
   m_state = State::payload;
 }
 
+// pax's decimal fields are read here rather than by util::parse_decimal: sizes pass 32 bits, an
+// empty size record reads 0, and a bad one is an error naming the header's offset.
 void TarParser::parse_pax(std::string_view records) {
   while (!records.empty()) {
     std::size_t space = records.find(' ');

@@ -44,6 +44,14 @@ void add_host_slots(Allocation& a, const std::string& host, unsigned count,
   }
 }
 
+// A line's first word (what follows it on the line is ignored); empty for a blank line.
+std::string first_word(const std::string& line) {
+  auto begin = line.find_first_not_of(" \t\r");
+  if (begin == std::string::npos) return "";
+  auto end = line.find_first_of(" \t\r", begin);
+  return line.substr(begin, end == std::string::npos ? end : end - begin);
+}
+
 // A nodefile: one host per line (per slot for PBS), blank lines and '#' comments skipped.
 void read_nodefile(Allocation& a, const std::string& path, const std::string& variable) {
   std::ifstream in(path);
@@ -51,10 +59,8 @@ void read_nodefile(Allocation& a, const std::string& path, const std::string& va
   std::unordered_map<std::string, std::size_t> index;
   std::string line;
   while (std::getline(in, line)) {
-    auto begin = line.find_first_not_of(" \t\r");
-    if (begin == std::string::npos || line[begin] == '#') continue;
-    auto end = line.find_first_of(" \t\r", begin);
-    add_host_slots(a, line.substr(begin, end == std::string::npos ? end : end - begin), 1, index);
+    std::string host = first_word(line);
+    if (!host.empty() && host[0] != '#') add_host_slots(a, host, 1, index);
   }
   if (a.hosts.empty()) throw Error(fmt::format("{}={}: the nodefile is empty", variable, path));
   a.source = path;
@@ -123,12 +129,8 @@ void discover_lsf(Allocation& a, const Environ& env) {
       throw Error(fmt::format("LSB_DJOB_RANKFILE={}: cannot read the rank file", *file));
     std::unordered_map<std::string, std::size_t> index;
     std::string line;
-    while (std::getline(in, line)) {
-      auto begin = line.find_first_not_of(" \t\r");
-      if (begin == std::string::npos) continue;
-      auto end = line.find_first_of(" \t\r", begin);
-      add_host_slots(a, line.substr(begin, end == std::string::npos ? end : end - begin), 1, index);
-    }
+    while (std::getline(in, line))
+      if (std::string host = first_word(line); !host.empty()) add_host_slots(a, host, 1, index);
     if (a.hosts.empty())
       throw Error(
           fmt::format("LSB_DJOB_RANKFILE={}: no compute hosts after the launch node", *file));
@@ -145,13 +147,8 @@ void discover_lsf(Allocation& a, const Environ& env) {
                             a.job_id));
   // "host1 42 host2 42": host and slot pairs.
   std::vector<std::string> words;
-  for (std::size_t pos = 0; pos < pairs->size();) {
-    auto begin = pairs->find_first_not_of(' ', pos);
-    if (begin == std::string::npos) break;
-    auto end = pairs->find(' ', begin);
-    words.push_back(pairs->substr(begin, end == std::string::npos ? end : end - begin));
-    pos = end == std::string::npos ? pairs->size() : end;
-  }
+  for (std::string_view word : util::split(*pairs, ' '))
+    if (!word.empty()) words.emplace_back(word);
   if (words.empty() || words.size() % 2)
     throw Error(fmt::format("LSB_MCPU_HOSTS='{}': expected 'host slots' pairs", *pairs),
                 Error::Kind::usage);
@@ -179,7 +176,7 @@ void discover_flux(Allocation& a, const AllocationOptions& o) {
   std::string hostlist = run({"flux", "getattr", "hostlist"});
   a.hosts = expand_hostlist(hostlist);
   std::string id = run({"flux", "getattr", "jobid"});
-  a.job_id = id.substr(0, id.find_last_not_of(" \n") + 1);
+  a.job_id = std::string(util::trim(id));
   a.source = "flux getattr hostlist";
   if (a.hosts.empty()) throw Error("flux getattr hostlist: no hosts");
 }

@@ -21,7 +21,7 @@ namespace {
 constexpr unsigned k_max_cpu = 1U << 20;
 
 using sysfs::is_real_root;
-using sysfs::trim;
+using util::trim;
 
 // Error messages quote the list; keep them on one line whatever the input holds.
 std::string printable(std::string_view text) {
@@ -30,15 +30,9 @@ std::string printable(std::string_view text) {
   return out;
 }
 
-std::optional<unsigned> parse_number(std::string_view s) {
-  if (s.empty() || s.size() > 7) return std::nullopt;
-  unsigned value = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + static_cast<unsigned>(c - '0');
-  }
-  return value;
-}
+// At most seven digits: a longer number is "not a CPU number", a shorter one past k_max_cpu "out
+// of range".
+std::optional<unsigned> parse_number(std::string_view s) { return util::parse_decimal(s, 9999999); }
 
 // sched_getaffinity with a set large enough for the kernel's CPU count (it refuses smaller ones).
 std::vector<unsigned> process_affinity() {
@@ -66,15 +60,10 @@ std::optional<std::vector<unsigned>> recorded_affinity(const std::string& root) 
   std::string path = sysfs::path(root, "proc/self/status");
   if (!sysfs::exists(path)) return std::nullopt;
   std::string status = util::read_file(path);
-  std::string_view rest = status;
-  while (!rest.empty()) {
-    std::size_t eol = rest.find('\n');
-    std::string_view line = rest.substr(0, eol);
-    rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 1);
-    constexpr std::string_view key = "Cpus_allowed_list:";
-    if (line.substr(0, key.size()) == key)
+  constexpr std::string_view key = "Cpus_allowed_list:";
+  for (std::string_view line : util::split_lines(status))
+    if (line.starts_with(key))
       return parse_cpu_list(line.substr(key.size()), path + ": Cpus_allowed_list");
-  }
   return std::nullopt;
 }
 
@@ -87,9 +76,7 @@ std::vector<unsigned> parse_cpu_list(std::string_view list, std::string_view wha
   std::string_view text = trim(list);
   std::set<unsigned> cpus;
   if (text.empty()) return {};  // sysfs writes an empty line for a node without CPUs
-  while (true) {
-    std::size_t comma = text.find(',');
-    std::string_view item = text.substr(0, comma);
+  for (std::string_view item : util::split(text, ',')) {
     if (item.empty()) throw fail("empty entry");
     std::size_t dash = item.find('-');
     std::optional<unsigned> low = parse_number(item.substr(0, dash));
@@ -100,8 +87,6 @@ std::vector<unsigned> parse_cpu_list(std::string_view list, std::string_view wha
     if (*low > *high) throw fail(fmt::format("range '{}' runs backwards", item));
     if (*high >= k_max_cpu) throw fail(fmt::format("CPU {} is out of range", *high));
     for (unsigned cpu = *low; cpu <= *high; ++cpu) cpus.insert(cpu);
-    if (comma == std::string_view::npos) break;
-    text = text.substr(comma + 1);
   }
   return {cpus.begin(), cpus.end()};
 }
@@ -156,7 +141,7 @@ CpuInventory discover_cpus(const DiscoverOptions& options) {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(node_dir, ec)) {
     std::string name = entry.path().filename().string();
-    if (name.rfind("node", 0) != 0) continue;
+    if (!name.starts_with("node")) continue;
     std::optional<unsigned> node = parse_number(std::string_view(name).substr(4));
     if (!node) continue;
     std::string path = entry.path().string() + "/cpulist";

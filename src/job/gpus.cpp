@@ -15,6 +15,7 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -69,17 +70,19 @@ std::string hex(unsigned value, int width) { return fmt::format("0x{:0{}x}", val
 
 std::string count_gpus(std::size_t n) { return n == 1 ? "1 GPU" : fmt::format("{} GPUs", n); }
 
+// A PCI id as sysfs writes it: "0x10de".
 unsigned read_hex(const std::string& file) {
   std::optional<std::string> text = sysfs::read(file);
   if (!text) throw Error(fmt::format("{}: missing", file));
-  char* end = nullptr;
-  errno = 0;
-  unsigned long value = std::strtoul(text->c_str(), &end, 16);
-  if (text->empty() || *end != '\0' || errno != 0 || value > 0xffffffffUL)
+  std::string_view digits = *text;
+  if (digits.starts_with("0x") || digits.starts_with("0X")) digits.remove_prefix(2);
+  std::optional<std::uint64_t> value = util::parse_hex64(digits);
+  if (!value || *value > 0xffffffffU)
     throw Error(fmt::format("{}: not a hexadecimal number: '{}'", file, *text));
-  return static_cast<unsigned>(value);
+  return static_cast<unsigned>(*value);
 }
 
+// Signed, unlike util's parsers for counts: numa_node reads -1 where the platform does not say.
 std::optional<long long> parse_integer(const std::string& text) {
   if (text.empty()) return std::nullopt;
   char* end = nullptr;
@@ -102,9 +105,10 @@ std::vector<std::string> list_dir(const std::string& dir) {
 std::vector<unsigned> numbered_entries(const std::string& dir, std::string_view prefix) {
   std::vector<unsigned> numbers;
   for (const std::string& name : list_dir(dir)) {
-    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
-    std::optional<long long> n = parse_integer(name.substr(prefix.size()));
-    if (n && *n >= 0) numbers.push_back(static_cast<unsigned>(*n));
+    if (!name.starts_with(prefix)) continue;
+    std::optional<unsigned> n =
+        util::parse_decimal(std::string_view(name).substr(prefix.size()), UINT_MAX);
+    if (n) numbers.push_back(*n);
   }
   std::sort(numbers.begin(), numbers.end());
   return numbers;
@@ -136,7 +140,7 @@ std::vector<PciDevice> display_devices(const std::string& root, std::vector<std:
   // can be wider than four digits (Intel VMD's 10000), so it is compared as a number.
   auto key = [](const std::string& address) {
     std::size_t colon = std::min(address.find(':'), address.size());
-    return std::make_pair(std::strtoul(address.substr(0, colon).c_str(), nullptr, 16),
+    return std::make_pair(util::parse_hex64(address.substr(0, colon)).value_or(0),
                           address.substr(colon));
   };
   std::stable_sort(found.begin(), found.end(), [&](const PciDevice& a, const PciDevice& b) {
@@ -163,27 +167,10 @@ std::string render_node_of(const PciDevice& pci) {
 std::string wrong_driver(const PciDevice& pci, std::initializer_list<std::string_view> expected) {
   for (std::string_view name : expected)
     if (pci.driver == name) return "";
-  std::string want;
-  for (std::string_view name : expected) want += (want.empty() ? "" : " or ") + std::string(name);
+  std::vector<std::string> names(expected.begin(), expected.end());
+  std::string want = util::join(names, " or ");
   return pci.driver.empty() ? fmt::format("no driver is bound (expected {})", want)
                             : fmt::format("bound to {}, not {}", pci.driver, want);
-}
-
-// /proc/driver/nvidia/gpus/<address>/information: "Model: \t\t NVIDIA A100-SXM4-40GB" lines.
-std::map<std::string, std::string> key_values(const std::string& text) {
-  std::map<std::string, std::string> values;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t eol = text.find('\n', start);
-    if (eol == std::string::npos) eol = text.size();
-    std::string_view line(text.data() + start, eol - start);
-    std::size_t colon = line.find(':');
-    if (colon != std::string_view::npos)
-      values[std::string(sysfs::trim(line.substr(0, colon)))] =
-          std::string(sysfs::trim(line.substr(colon + 1)));
-    start = eol + 1;
-  }
-  return values;
 }
 
 std::vector<Found> nvidia_gpus(const std::vector<PciDevice>& pcis, const DiscoverOptions& options,
@@ -196,11 +183,13 @@ std::vector<Found> nvidia_gpus(const std::vector<PciDevice>& pcis, const Discove
     std::string info_path =
         sysfs::path(options.sysfs_root, "proc/driver/nvidia/gpus/" + pci.address + "/information");
     if (sysfs::exists(info_path)) {
-      std::map<std::string, std::string> info = key_values(util::read_file(info_path));
+      // "Model: \t\t NVIDIA A100-SXM4-40GB" lines.
+      std::map<std::string, std::string> info =
+          util::key_value_lines(util::read_file(info_path), ':');
       f.gpu.model = info["Model"];
       f.gpu.uuid = info["GPU UUID"];
-      std::optional<long long> minor = parse_integer(info["Device Minor"]);
-      if (minor && *minor >= 0) f.device_node = fmt::format("dev/nvidia{}", *minor);
+      if (std::optional<unsigned> minor = util::parse_decimal(info["Device Minor"], INT_MAX))
+        f.device_node = fmt::format("dev/nvidia{}", *minor);
       ++from_proc;
     }
     found.push_back(std::move(f));
@@ -235,20 +224,17 @@ std::string gfx_target(unsigned long long version) {
   return fmt::format("gfx{}{:x}{:x}", version / 10000, (version / 100) % 100, version % 100);
 }
 
-// A KFD node's properties file: "%s %llu" lines ("location_id 49408").
+// A KFD node's properties file: "%s %llu" lines ("location_id 49408"). The number is read as
+// ROCr's sscanf reads "%llu" (strtoull's rule: what follows the digits is ignored), not by util's
+// strict parser.
 std::map<std::string, unsigned long long> kfd_properties(const std::string& file) {
   std::map<std::string, unsigned long long> props;
   std::string text = util::read_file(file);
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t eol = text.find('\n', start);
-    if (eol == std::string::npos) eol = text.size();
-    std::string_view line(text.data() + start, eol - start);
+  for (std::string_view line : util::split_lines(text)) {
     std::size_t space = line.find(' ');
     if (space != std::string_view::npos)
       props[std::string(line.substr(0, space))] =
-          std::strtoull(std::string(sysfs::trim(line.substr(space + 1))).c_str(), nullptr, 10);
-    start = eol + 1;
+          std::strtoull(std::string(util::trim(line.substr(space + 1))).c_str(), nullptr, 10);
   }
   return props;
 }
@@ -340,7 +326,8 @@ std::vector<Found> intel_gpus(const std::vector<PciDevice>& pcis, std::vector<st
     if (pci.vendor != k_vendor_intel) continue;
     std::optional<std::string_view> family = intel_family(pci.device);
     std::size_t colon = pci.address.find(':');
-    bool root_bus = colon != std::string::npos && pci.address.compare(colon, 4, ":00:") == 0;
+    bool root_bus = colon != std::string::npos &&
+                    std::string_view(pci.address).substr(colon).starts_with(":00:");
     if (!family && root_bus) {
       notes.push_back(fmt::format("Intel: {} (device {}) is an integrated GPU: left out",
                                   pci.address, hex(pci.device, 4)));
@@ -384,31 +371,24 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::vector<std::string> split_commas(std::string_view value) {
-  std::vector<std::string> items;
-  while (true) {
-    std::size_t comma = value.find(',');
-    items.emplace_back(value.substr(0, comma));
-    if (comma == std::string_view::npos) return items;
-    value = value.substr(comma + 1);
-  }
-}
-
 // The device whose UUID starts with token (case aside); nullopt when none or several do.
-std::optional<unsigned> by_uuid_prefix(const std::string& token,
+std::optional<unsigned> by_uuid_prefix(std::string_view token,
                                        const std::vector<const Gpu*>& devices) {
   std::optional<unsigned> match;
-  std::string want = lower(token);
+  std::string want = lower(std::string(token));
   for (unsigned i = 0; i < devices.size(); ++i) {
-    if (devices[i]->uuid.empty() || lower(devices[i]->uuid).rfind(want, 0) != 0) continue;
+    if (devices[i]->uuid.empty() || !lower(devices[i]->uuid).starts_with(want)) continue;
     if (match) return std::nullopt;
     match = i;
   }
   return match;
 }
 
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+// A list entry that numbers a device: decimal digits naming one of count devices. At most eight
+// digits: a longer entry names no device, even when zero-padded.
+std::optional<unsigned> device_number(std::string_view token, std::size_t count) {
+  if (token.size() > 8 || count == 0) return std::nullopt;
+  return util::parse_decimal(token, static_cast<unsigned>(count - 1));
 }
 
 // CUDA_VISIBLE_DEVICES (CUDA Programming Guide, "CUDA Environment Variables"): indices or GPU-UUID
@@ -418,17 +398,14 @@ std::vector<unsigned> cuda_selection(const std::string& variable, const std::str
                                      const std::vector<const Gpu*>& devices,
                                      std::vector<std::string>& notes) {
   std::vector<unsigned> chosen;
-  for (const std::string& raw : split_commas(value)) {
-    std::string token(sysfs::trim(raw));
-    std::optional<unsigned> pick;
-    if (all_digits(token) && token.size() < 9 && std::stoul(token) < devices.size())
-      pick = static_cast<unsigned>(std::stoul(token));
-    else if (token.rfind("GPU-", 0) == 0)
-      pick = by_uuid_prefix(token, devices);
+  for (std::string_view raw : util::split(value, ',')) {
+    std::string_view token = util::trim(raw);
+    std::optional<unsigned> pick = device_number(token, devices.size());
+    if (!pick && token.starts_with("GPU-")) pick = by_uuid_prefix(token, devices);
     if (!pick) {
       notes.push_back(fmt::format(
           "{}: '{}' {}; it and the rest of the list are ignored, as CUDA does", variable, token,
-          token.rfind("MIG-", 0) == 0 ? "is a MIG instance, not resolved here" : "names no GPU"));
+          token.starts_with("MIG-") ? "is a MIG instance, not resolved here" : "names no GPU"));
       break;
     }
     if (std::find(chosen.begin(), chosen.end(), *pick) != chosen.end()) continue;
@@ -439,16 +416,16 @@ std::vector<unsigned> cuda_selection(const std::string& variable, const std::str
 
 // ROCR_VISIBLE_DEVICES, as ROCr's RvdFilter reads it (src/core/runtime/amd_filter_device.cpp):
 // empty means no GPU; tokens are trimmed and upper-cased; "G…" is a unique GPU-<hex> prefix,
-// anything else a strtol(…, 0) number; a bad or repeated entry ends the list; at most as many
-// entries as GPUs are read.
+// anything else a strtol(…, 0) number (so "0x1" and "01" count, unlike CUDA's and HIP's decimal
+// indices); a bad or repeated entry ends the list; at most as many entries as GPUs are read.
 std::vector<unsigned> rocr_selection(const std::string& value,
                                      const std::vector<const Gpu*>& devices,
                                      std::vector<std::string>& notes) {
   std::vector<unsigned> chosen;
-  std::vector<std::string> tokens = split_commas(value);
+  std::vector<std::string_view> tokens = util::split(value, ',');
   if (!tokens.empty() && tokens.back().empty()) tokens.pop_back();  // getline drops a trailing ""
   for (std::size_t i = 0; i < tokens.size() && i < devices.size(); ++i) {
-    std::string token(sysfs::trim(tokens[i]));
+    std::string token(util::trim(tokens[i]));
     std::transform(token.begin(), token.end(), token.begin(),
                    [](unsigned char c) { return std::toupper(c); });
     std::optional<unsigned> pick;
@@ -481,14 +458,13 @@ std::vector<unsigned> hip_selection(const std::string& variable, const std::stri
                                     const std::vector<const Gpu*>& devices,
                                     std::vector<std::string>& notes) {
   std::vector<unsigned> chosen;
-  for (const std::string& token : split_commas(value)) {
+  for (std::string_view token : util::split(value, ',')) {
     std::optional<unsigned> pick;
     std::size_t gpu = token.find("GPU-");
-    if (gpu != std::string::npos)
+    if (gpu != std::string_view::npos)
       pick = by_uuid_prefix(token.substr(gpu), devices);
-    else if (all_digits(token) && token.size() < 9 && (token == "0" || token[0] != '0') &&
-             std::stoul(token) < devices.size())
-      pick = static_cast<unsigned>(std::stoul(token));
+    else if (token == "0" || !token.starts_with('0'))  // no leading zeros
+      pick = device_number(token, devices.size());
     if (!pick) {
       notes.push_back(
           fmt::format("{}: '{}' names no GPU; it and the rest of the list are ignored, "
@@ -502,9 +478,9 @@ std::vector<unsigned> hip_selection(const std::string& variable, const std::stri
 }
 
 std::string joined(const std::vector<unsigned>& picks) {
-  std::string out;
-  for (unsigned p : picks) out += (out.empty() ? "" : ",") + std::to_string(p);
-  return out;
+  std::vector<std::string> numbers;
+  for (unsigned p : picks) numbers.push_back(std::to_string(p));
+  return util::join(numbers, ",");
 }
 
 // NVIDIA and AMD: the usable GPUs, filtered. usable[i] is the position in gpus of runtime device i.
@@ -596,15 +572,15 @@ void select_intel(GpuInventory& inv, const std::vector<unsigned>& usable, const 
       return;
     }
     std::set<std::size_t> seen;
-    for (const std::string& raw : split_commas(mask)) {
-      std::string entry(sysfs::trim(raw));
-      if (!all_digits(entry) || entry.size() > 8 || std::stoul(entry) >= devices.size()) {
+    for (std::string_view raw : util::split(mask, ',')) {
+      std::string_view entry = util::trim(raw);
+      std::optional<unsigned> k = device_number(entry, devices.size());
+      if (!k) {
         inv.notes.push_back(fmt::format("ZE_AFFINITY_MASK: '{}' names no {} device: skipped", entry,
                                         inv.hierarchy));
         continue;
       }
-      std::size_t k = std::stoul(entry);
-      if (seen.insert(k).second) inv.visible.push_back(devices[k]);
+      if (seen.insert(*k).second) inv.visible.push_back(devices[*k]);
     }
     return;
   }
@@ -613,25 +589,23 @@ void select_intel(GpuInventory& inv, const std::vector<unsigned>& usable, const 
   std::vector<bool> whole(usable.size(), false);
   std::vector<std::set<unsigned>> tiles(usable.size());
   if (mask.empty()) whole.assign(usable.size(), true);
-  for (const std::string& raw : mask.empty() ? std::vector<std::string>() : split_commas(mask)) {
-    std::string entry(sysfs::trim(raw));
+  for (std::string_view raw :
+       mask.empty() ? std::vector<std::string_view>() : util::split(mask, ',')) {
+    std::string_view entry = util::trim(raw);
     std::size_t dot = entry.find('.');
-    std::string card = entry.substr(0, dot);
-    std::string tile = dot == std::string::npos ? "" : entry.substr(dot + 1);
-    bool ok =
-        all_digits(card) && card.size() <= 8 && std::stoul(card) < usable.size() &&
-        (dot == std::string::npos || (all_digits(tile) && tile.size() <= 8 &&
-                                      std::stoul(tile) < inv.gpus[usable[std::stoul(card)]].tiles));
-    if (!ok) {
+    std::optional<unsigned> card = device_number(entry.substr(0, dot), usable.size());
+    std::optional<unsigned> tile;
+    if (card && dot != std::string_view::npos)
+      tile = device_number(entry.substr(dot + 1), inv.gpus[usable[*card]].tiles);
+    if (!card || (dot != std::string_view::npos && !tile)) {
       inv.notes.push_back(
           fmt::format("ZE_AFFINITY_MASK: '{}' names no COMPOSITE device or tile: skipped", entry));
       continue;
     }
-    unsigned c = static_cast<unsigned>(std::stoul(card));
-    if (dot == std::string::npos)
-      whole[c] = true;
+    if (tile)
+      tiles[*card].insert(*tile);
     else
-      tiles[c].insert(static_cast<unsigned>(std::stoul(tile)));
+      whole[*card] = true;
   }
   for (unsigned c = 0; c < usable.size(); ++c) {
     if (whole[c] || (inv.gpus[usable[c]].tiles == 1 && !tiles[c].empty())) {

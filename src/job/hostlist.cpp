@@ -27,7 +27,8 @@ struct Range {
 }
 
 // One element of a bracket list: "N" or "N-M". strtoul as Slurm uses it, so leading blanks and
-// '+' behave the same; the width is the length of the low end's text.
+// '+' behave the same (util's parse_decimal refuses them); the width is the length of the low
+// end's text.
 Range parse_range(std::string element, std::string_view expr) {
   if (element.find('x') != std::string::npos)
     bad(expr, fmt::format("'{}' is not a number or range", element));
@@ -60,13 +61,8 @@ Range parse_range(std::string element, std::string_view expr) {
 
 std::vector<Range> parse_ranges(std::string_view inside, std::string_view expr) {
   std::vector<Range> ranges;
-  std::size_t pos = 0;
-  while (true) {
-    std::size_t comma = inside.find(',', pos);
-    ranges.push_back(parse_range(std::string(inside.substr(pos, comma - pos)), expr));
-    if (comma == std::string_view::npos) break;
-    pos = comma + 1;
-  }
+  for (std::string_view element : util::split(inside, ','))
+    ranges.push_back(parse_range(std::string(element), expr));
   return ranges;
 }
 
@@ -176,7 +172,7 @@ std::string compress_hostlist(const std::vector<std::string>& hosts) {
       if (s.digits.empty() || s.prefix != first.prefix) break;
       if (hosts[j].find_first_of("[]{},\t\n ") != std::string::npos) break;
       std::string lo(s.digits);
-      unsigned long value = std::stoul(lo);
+      unsigned long value = std::stoul(lo);  // digits only, at most 18 (split_host): in range
       int width = static_cast<int>(lo.size());
       std::size_t k = j + 1;
       while (k < hosts.size()) {
@@ -194,7 +190,7 @@ std::string compress_hostlist(const std::vector<std::string>& hosts) {
     } else {
       out += first.prefix;
       out += '[';
-      for (std::size_t r = 0; r < ranges.size(); ++r) out += (r ? "," : "") + ranges[r];
+      out += util::join(ranges, ",");
       out += ']';
     }
     i = j;
@@ -208,26 +204,19 @@ std::vector<unsigned> expand_count_list(std::string_view list, std::string_view 
                 Error::Kind::usage);
   };
   std::vector<unsigned> out;
-  std::size_t pos = 0;
   if (list.empty()) fail();
-  while (pos <= list.size()) {
-    std::size_t comma = list.find(',', pos);
-    std::string item(
-        list.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos));
-    char* end = nullptr;
-    if (item.empty() || item[0] < '0' || item[0] > '9') fail();
-    unsigned long count = std::strtoul(item.c_str(), &end, 10);
-    unsigned long reps = 1;
-    if (*end == '(') {
-      if (end[1] != 'x' || end[2] < '0' || end[2] > '9') fail();
-      reps = std::strtoul(end + 2, &end, 10);
-      if (*end != ')' || reps == 0) fail();
-      ++end;
+  for (std::string_view item : util::split(list, ',')) {
+    // COUNT or COUNT(xREPS), both decimal digits only.
+    std::string_view count_text = item, reps_text = "1";
+    if (std::size_t open = item.find('('); open != std::string_view::npos) {
+      if (!item.substr(open).starts_with("(x") || !item.ends_with(')')) fail();
+      count_text = item.substr(0, open);
+      reps_text = item.substr(open + 2, item.size() - open - 3);
     }
-    if (*end != '\0' || count > 1u << 24 || reps > k_max_range) fail();
-    out.insert(out.end(), reps, static_cast<unsigned>(count));
-    if (comma == std::string_view::npos) break;
-    pos = comma + 1;
+    std::optional<unsigned> count = util::parse_decimal(count_text, 1u << 24);
+    std::optional<unsigned> reps = util::parse_decimal(reps_text, k_max_range);
+    if (!count || !reps || *reps == 0) fail();
+    out.insert(out.end(), *reps, *count);
   }
   return out;
 }

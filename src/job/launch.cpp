@@ -96,12 +96,6 @@ std::vector<std::vector<unsigned>> split_cpus(const std::vector<unsigned>& usabl
   return out;
 }
 
-std::string join(const std::vector<std::string>& parts, std::string_view sep) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : std::string(sep)) + p;
-  return out;
-}
-
 std::string resolve_master(const std::string& host, Scheduler scheduler) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -240,7 +234,7 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
       } else {
         std::vector<std::string> lists;
         for (const auto& c : rank_cpus) lists.push_back(format_cpu_list(c));
-        argv.push_back("--cpu-bind=list:" + join(lists, ":"));
+        argv.push_back("--cpu-bind=list:" + util::join(lists, ":"));
       }
       break;
     }

@@ -1,5 +1,6 @@
 // The machine table: parsed from JSON (comments allowed: centres annotate their entries), merged
 // with the users' files, and matched against this host.
+#include <climits>
 #include <regex>
 
 #include <fmt/format.h>
@@ -59,17 +60,14 @@ Machine parse_machine(const Json& j, const std::string& where) {
   m.reserved_cpus = j.value("reserved_cpus", std::vector<unsigned>{});
   m.rank_env = j.value("rank_env", std::map<std::string, std::string>{});
   for (const auto& [gpu, cpus] : j.value("gpu_cpus", std::map<std::string, std::string>{})) {
-    char* end = nullptr;
-    unsigned long index = std::strtoul(gpu.c_str(), &end, 10);
-    if (gpu.empty() || *end != '\0')
-      throw Error(fmt::format("{}: gpu_cpus key '{}' is not a GPU index", here, gpu));
-    m.gpu_cpus[static_cast<unsigned>(index)] = parse_cpu_list(cpus, here + " gpu_cpus");
+    std::optional<unsigned> index = util::parse_decimal(gpu, UINT_MAX);
+    if (!index) throw Error(fmt::format("{}: gpu_cpus key '{}' is not a GPU index", here, gpu));
+    m.gpu_cpus[*index] = parse_cpu_list(cpus, here + " gpu_cpus");
   }
   if (j.contains("layouts")) {
     for (const auto& [key, value] : j.at("layouts").items()) {
-      char* end = nullptr;
-      unsigned long ppn = std::strtoul(key.c_str(), &end, 10);
-      if (key.empty() || *end != '\0' || ppn == 0)
+      std::optional<unsigned> ppn = util::parse_decimal(key, UINT_MAX);
+      if (!ppn || *ppn == 0)
         throw Error(
             fmt::format("{}: layout key '{}' is not a number of ranks per node", here, key));
       Layout layout;
@@ -79,7 +77,7 @@ Machine parse_machine(const Json& j, const std::string& where) {
         layout.cpus_per_rank = value.at("cpus_per_rank").get<unsigned>();
       layout.launcher_args = value.value("launcher_args", std::vector<std::string>{});
       layout.launcher_binds_gpus = value.value("launcher_binds_gpus", false);
-      m.layouts[static_cast<unsigned>(ppn)] = std::move(layout);
+      m.layouts[*ppn] = std::move(layout);
     }
   }
   m.source = where;
@@ -88,8 +86,7 @@ Machine parse_machine(const Json& j, const std::string& where) {
 
 bool ends_with_domain(const std::string& fqdn, const std::string& domain) {
   if (fqdn.size() <= domain.size()) return fqdn == domain;
-  return fqdn.compare(fqdn.size() - domain.size(), domain.size(), domain) == 0 &&
-         fqdn[fqdn.size() - domain.size() - 1] == '.';
+  return fqdn.ends_with(domain) && fqdn[fqdn.size() - domain.size() - 1] == '.';
 }
 
 // 3: site variables, 2: domain, 1: host name, 0: scheduler only, -1: no match.
@@ -147,13 +144,9 @@ std::vector<Machine> load_machines(const Environ& env) {
   auto files = lookup(env, "FERRY_MACHINES");
   if (!files) return machines;
   // Later files win; a user's entry goes first so it is preferred on equal match strength.
-  std::size_t pos = 0;
-  while (pos <= files->size()) {
-    std::size_t colon = files->find(':', pos);
-    std::string path =
-        files->substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
-    pos = colon == std::string::npos ? files->size() + 1 : colon + 1;
-    if (path.empty()) continue;
+  for (std::string_view part : util::split(*files, ':')) {
+    if (part.empty()) continue;
+    std::string path(part);
     std::string text;
     try {
       text = util::read_file(path);
@@ -192,10 +185,11 @@ const Machine& recognise_machine(const std::vector<Machine>& machines, const Env
 const Machine& find_machine(const std::vector<Machine>& machines, const std::string& name) {
   for (const Machine& m : machines)
     if (m.name == name) return m;
-  std::string known;
-  for (const Machine& m : machines) known += (known.empty() ? "" : ", ") + m.name;
-  throw Error(fmt::format("--machine {}: unknown machine (known: {})", name, known),
-              Error::Kind::usage);
+  std::vector<std::string> known;
+  for (const Machine& m : machines) known.push_back(m.name);
+  throw Error(
+      fmt::format("--machine {}: unknown machine (known: {})", name, util::join(known, ", ")),
+      Error::Kind::usage);
 }
 
 }  // namespace ferry::job

@@ -167,11 +167,11 @@ Environ rank_environment(const RankInfo& r, const RankSetup& setup, const Enviro
   out["MASTER_PORT"] = port;
 
   if (setup.gpus_per_rank && !setup.gpu_selectors.empty() && !setup.visibility_variable.empty()) {
-    std::string list;
+    std::vector<std::string> mine;
     std::size_t n = setup.gpu_selectors.size();
     for (unsigned i = 0; i < setup.gpus_per_rank; ++i)
-      list += (i ? "," : "") + setup.gpu_selectors[(r.local_rank * setup.gpus_per_rank + i) % n];
-    out[setup.visibility_variable] = list;
+      mine.push_back(setup.gpu_selectors[(r.local_rank * setup.gpus_per_rank + i) % n]);
+    out[setup.visibility_variable] = util::join(mine, ",");
     if (setup.visibility_variable == "CUDA_VISIBLE_DEVICES")
       out["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
   }

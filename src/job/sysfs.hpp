@@ -25,17 +25,10 @@ inline bool exists(const std::string& file) {
   return std::filesystem::exists(file, ec);
 }
 
-inline std::string_view trim(std::string_view s) {
-  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-  while (!s.empty() && blank(s.front())) s.remove_prefix(1);
-  while (!s.empty() && blank(s.back())) s.remove_suffix(1);
-  return s;
-}
-
 // The file's content without surrounding blanks; nullopt when the file is absent.
 inline std::optional<std::string> read(const std::string& file) {
   if (!exists(file)) return std::nullopt;
-  return std::string(trim(util::read_file(file)));
+  return std::string(util::trim(util::read_file(file)));
 }
 
 // What NVML knows about one GPU; empty / -1 where it did not say.

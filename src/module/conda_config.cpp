@@ -20,17 +20,11 @@
 namespace ferry::module {
 namespace {
 
-std::string trim(std::string s) {
-  s.erase(0, s.find_first_not_of(" \t\r"));
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.pop_back();
-  return s;
-}
-
-std::string unquote(std::string s) {
-  s = trim(s);
+std::string unquote(std::string_view text) {
+  std::string_view s = util::trim(text);
   if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front())
-    return s.substr(1, s.size() - 2);
-  return s;
+    s = s.substr(1, s.size() - 2);
+  return std::string(s);
 }
 
 std::string lower(std::string s) {
@@ -56,25 +50,23 @@ bool key_line(const std::string& line, std::string& key, std::string& rest) {
   if (i == 0 || i >= line.size() || line[i] != ':' || (i + 1 < line.size() && line[i + 1] != ' '))
     return false;
   key = line.substr(0, i);
-  rest = trim(line.substr(i + 1));
+  rest = util::trim(std::string_view(line).substr(i + 1));
   return true;
 }
 
 std::vector<Block> parse(const std::string& text, const std::string& path) {
   std::vector<Block> blocks;
-  std::size_t n = 0, pos = 0;
+  std::size_t n = 0;
   auto refuse = [&](const std::string& why) {
     return Error(fmt::format(
         "{}:{}: {}; ferry conda-config edits only top-level 'key: value' and 'key:' with "
         "'  - item' lists (change it with conda config --system)",
         path, n, why));
   };
-  while (pos < text.size()) {
-    std::size_t nl = text.find('\n', pos);
-    std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    pos = nl == std::string::npos ? text.size() : nl + 1;
+  for (std::string_view text_line : util::split_lines(text)) {
+    std::string line(text_line);
     ++n;
-    std::string t = trim(line);
+    std::string t(util::trim(line));
     if (line.find('\t') != std::string::npos) throw refuse("a tab");
     if (t.empty() || t[0] == '#') {
       if (blocks.empty() || !blocks.back().key.empty()) blocks.push_back({});
@@ -104,7 +96,7 @@ std::vector<Block> parse(const std::string& text, const std::string& path) {
     if (last == blocks.rend() || &*last != &blocks.back() || !last->value.empty())
       throw refuse(fmt::format("cannot read '{}'", t));
     last->lines.push_back(line);
-    if (t.rfind("- ", 0) == 0 && !last->complex) {
+    if (t.starts_with("- ") && !last->complex) {
       last->list = true;
       last->items.push_back(unquote(t.substr(2)));
     } else {
@@ -207,7 +199,8 @@ std::vector<ConfigWritten> write_conda_config(const CondaConfig& config) {
           fmt::format("--channel '{}': a channel name or URL (no spaces, quotes or '#')", c),
           Error::Kind::usage);
   for (const std::string& p : config.pins)
-    if (trim(p).empty() || p.find_first_of("\n\r") != std::string::npos || trim(p)[0] == '#')
+    if (util::trim(p).empty() || p.find_first_of("\n\r") != std::string::npos ||
+        util::trim(p)[0] == '#')
       throw Error(fmt::format("--pin '{}': one match spec, e.g. 'cudatoolkit <10.3'", p),
                   Error::Kind::usage);
   if (!config.threads && config.channels.empty() && !config.strict_priority &&
@@ -233,18 +226,13 @@ std::vector<ConfigWritten> write_conda_config(const CondaConfig& config) {
     std::string pinned = root + "/conda-meta/pinned";
     std::string text = read_if_there(pinned);
     std::vector<std::string> have;
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-      std::size_t nl = text.find('\n', pos);
-      have.push_back(
-          trim(text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos)));
-      pos = nl == std::string::npos ? text.size() : nl + 1;
-    }
+    for (std::string_view line : util::split_lines(text)) have.emplace_back(util::trim(line));
     std::string added;
     for (const std::string& p : config.pins) {
-      if (std::find(have.begin(), have.end(), trim(p)) != have.end()) continue;
-      have.push_back(trim(p));
-      added += trim(p) + "\n";
+      std::string pin(util::trim(p));
+      if (std::find(have.begin(), have.end(), pin) != have.end()) continue;
+      have.push_back(pin);
+      added += pin + "\n";
     }
     if (!added.empty())
       writes.emplace_back(pinned, text + (text.empty() || text.back() == '\n' ? "" : "\n") + added);

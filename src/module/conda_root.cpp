@@ -66,7 +66,7 @@ std::vector<std::string> conda_root_envs(const std::string& root_arg) {
   for (const auto& ent : fs::directory_iterator(root + "/conda-meta", ec)) {
     std::string f = ent.path().filename().string();
     // conda-<version>-<build>.json (not conda-build-..., conda-libmamba-solver-...)
-    if (f.rfind("conda-", 0) == 0 && f.size() > 6 && f[6] >= '0' && f[6] <= '9') conda_pkg = true;
+    if (f.starts_with("conda-") && f.size() > 6 && f[6] >= '0' && f[6] <= '9') conda_pkg = true;
   }
   if (!conda_pkg && !fs::is_directory(root + "/condabin", ec) &&
       !fs::is_directory(root + "/envs", ec))

@@ -19,12 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string trim(std::string s) {
-  s.erase(0, s.find_first_not_of(" \t\r"));
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.pop_back();
-  return s;
-}
-
 std::vector<Package> conda_packages(const std::string& prefix) {
   std::vector<Package> out;
   std::error_code ec;
@@ -48,9 +42,10 @@ std::optional<Package> read_metadata(const std::string& path) {
   std::string line;
   Package p;
   while (std::getline(in, line)) {
-    if (trim(line).empty()) break;  // end of the headers
-    if (line.rfind("Name:", 0) == 0) p.name = trim(line.substr(5));
-    if (line.rfind("Version:", 0) == 0) p.version = trim(line.substr(8));
+    std::string_view header = line;
+    if (util::trim(header).empty()) break;  // end of the headers
+    if (header.starts_with("Name:")) p.name = util::trim(header.substr(5));
+    if (header.starts_with("Version:")) p.version = util::trim(header.substr(8));
   }
   if (p.name.empty() || p.version.empty()) return std::nullopt;
   return p;
@@ -61,7 +56,7 @@ std::vector<Package> site_packages(const std::string& prefix) {
   std::error_code ec;
   for (const auto& lib : fs::directory_iterator(prefix + "/lib", ec)) {
     std::string py = lib.path().filename().string();
-    if (py.rfind("python3", 0) != 0) continue;
+    if (!py.starts_with("python3")) continue;
     for (const auto& ent : fs::directory_iterator(lib.path() / "site-packages", ec)) {
       std::string ext = ent.path().extension().string();
       std::optional<Package> p;
@@ -75,29 +70,14 @@ std::vector<Package> site_packages(const std::string& prefix) {
   return out;
 }
 
-// pyvenv.cfg `version = 3.11.7` (or `version_info`), else lib/python3.X.
+// A conda env's python package, else pyvenv.cfg's version, else lib/python3.X.
 std::string python_version(const EnvInfo& info) {
   for (const Package& p : info.packages)
     if (p.name == "python") return p.version;
-  if (info.kind == env::Kind::venv) {
-    std::ifstream cfg(info.prefix + "/pyvenv.cfg");
-    std::string line;
-    while (std::getline(cfg, line)) {
-      std::size_t eq = line.find('=');
-      if (eq == std::string::npos) continue;
-      std::string key = trim(line.substr(0, eq));
-      if (key == "version" || key == "version_info") return trim(line.substr(eq + 1));
-    }
-  }
-  std::error_code ec;
-  std::string best;
-  for (const auto& ent : fs::directory_iterator(info.prefix + "/lib", ec)) {
-    std::string name = ent.path().filename().string();
-    if (name.rfind("python3.", 0) == 0 &&
-        name.find_first_not_of("0123456789.", 6) == std::string::npos)
-      best = name.substr(6);
-  }
-  return best;
+  if (info.kind == env::Kind::venv)
+    if (std::string v = env::pyvenv_python_version(env::read_pyvenv_cfg(info.prefix)); !v.empty())
+      return v;
+  return env::python_version_of_tree(info.prefix);
 }
 
 // The variables a shell script assigns at the start of a command (`NAME=`, `export NAME=`,
@@ -152,8 +132,8 @@ EnvInfo describe(const std::string& prefix_arg) {
          {"PATH", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "VIRTUAL_ENV", "PYTHONHOME", "PS1", "PWD",
           "OLDPWD", "SHLVL", "_", "IFS", "LOADEDMODULES", "_LMFILES_", "MODULEPATH"})
       if (v == o) return true;
-    return v.rfind("__LMOD_", 0) == 0 || v.rfind("__MODULES_", 0) == 0 ||
-           v.rfind("_ModuleTable", 0) == 0 || v.rfind("__FERRY_", 0) == 0;
+    return v.starts_with("__LMOD_") || v.starts_with("__MODULES_") ||
+           v.starts_with("_ModuleTable") || v.starts_with("__FERRY_");
   };
   for (const std::string& v : vars)
     if (!own(v)) info.script_vars.push_back(v);
@@ -209,9 +189,7 @@ Naming default_naming(const EnvInfo& info, const std::string& family) {
   n.name = fs::path(info.prefix).filename().string();
   n.family = family;
   const std::string& v = info.python_version;
-  std::size_t dot = v.find('.');
-  std::size_t dot2 = dot == std::string::npos ? dot : v.find('.', dot + 1);
-  n.version = v.empty() ? "default" : v.substr(0, dot2);
+  n.version = v.empty() ? "default" : env::python_major_minor(v);
   return n;
 }
 

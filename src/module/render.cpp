@@ -66,9 +66,9 @@ Plan activation(const EnvInfo& info) {
 }
 
 std::string package_line(const std::vector<Package>& packages) {
-  std::string out;
-  for (const Package& p : packages) out += (out.empty() ? "" : ", ") + p.name + " " + p.version;
-  return out;
+  std::vector<std::string> named;
+  for (const Package& p : packages) named.push_back(p.name + " " + p.version);
+  return util::join(named, ", ");
 }
 
 std::string user_dirs_help(const CondaRoot* root) {
@@ -292,11 +292,10 @@ std::string render_lua_root(const Naming& naming, const CondaRoot& root) {
   if (root.user_dirs.empty()) {
     out += "local ferry_user = nil\n";
   } else {
-    std::string parts;
+    std::vector<std::string> parts;
     for (const CondaRoot::Part& p : root.user_dirs)
-      parts += (parts.empty() ? "" : ", ") +
-               (p.variable ? "{" + lua_str(p.text) + "}" : lua_str(p.text));
-    out += "local ferry_user, ferry_missing = ferry_expand({" + parts + "})\n";
+      parts.push_back(p.variable ? "{" + lua_str(p.text) + "}" : lua_str(p.text));
+    out += "local ferry_user, ferry_missing = ferry_expand({" + util::join(parts, ", ") + "})\n";
     auto [before, after] = unset_message(naming, root);
     out += "if not ferry_user and mode() == \"load\" then\n  LmodMessage(" + lua_str(before) +
            " .. ferry_missing .. " + lua_str(after) + ")\nend\n";
@@ -315,11 +314,11 @@ std::string render_tcl_root(const Naming& naming, const CondaRoot& root) {
   if (root.user_dirs.empty()) {
     out += "set ferry_user {}\n";
   } else {
-    std::string parts;
+    std::vector<std::string> parts;
     for (const CondaRoot::Part& p : root.user_dirs)
-      parts +=
-          std::string(parts.empty() ? "" : " ") + (p.variable ? "var " : "lit ") + tcl_word(p.text);
-    out += "lassign [ferry_expand [list " + parts + "]] ferry_user ferry_missing\n";
+      parts.push_back((p.variable ? "var " : "lit ") + tcl_word(p.text));
+    out +=
+        "lassign [ferry_expand [list " + util::join(parts, " ") + "]] ferry_user ferry_missing\n";
     auto [before, after] = unset_message(naming, root);
     out += "if {$ferry_user eq {} && [module-info mode load]} {\n  puts stderr [string cat " +
            tcl_word(before) + " $ferry_missing " + tcl_word(after) + "]\n}\n";

@@ -72,13 +72,8 @@ std::map<std::string, NodeReport> one_shot(const std::vector<std::string>& argv,
                                            const std::vector<std::string>& hosts, double seconds) {
   util::CommandOutput out = util::run_command(argv, seconds);
   std::map<std::string, NodeReport> reports;
-  std::size_t pos = 0;
-  while (pos < out.out.size()) {
-    std::size_t nl = out.out.find('\n', pos);
-    if (nl == std::string::npos) nl = out.out.size();
-    if (auto r = as_report(out.out.substr(pos, nl - pos))) reports[r->host] = *r;
-    pos = nl + 1;
-  }
+  for (std::string_view line : util::split_lines(out.out))
+    if (auto r = as_report(std::string(line))) reports[r->host] = *r;
   for (const auto& h : hosts)
     if (!reports.count(h)) {
       NodeReport lost;
@@ -395,11 +390,11 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
                               said.empty() ? "it printed no error" : "it said: " + said));
     }
     if (!line) break;
-    if (line->rfind("{\"started\"", 0) == 0) {
+    if (line->starts_with("{\"started\"")) {
       started = true;
       continue;
     }
-    if (line->rfind("{\"progress\"", 0) == 0) {  // bytes broadcast so far
+    if (line->starts_with("{\"progress\"")) {  // bytes broadcast so far
       try {
         auto now = nlohmann::json::parse(*line).at("progress").get<std::uint64_t>();
         if (now > sent) {
@@ -410,7 +405,7 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
       }
       continue;
     }
-    if (line->rfind("{\"phases\"", 0) == 0) {
+    if (line->starts_with("{\"phases\"")) {
       try {
         auto j = nlohmann::json::parse(*line);
         for (const auto& p : j.at("phases"))

@@ -32,6 +32,16 @@ std::string_view trim(std::string_view text) {
   return text;
 }
 
+std::map<std::string, std::string> key_value_lines(std::string_view text, char separator) {
+  std::map<std::string, std::string> values;
+  for (std::string_view line : split_lines(text)) {
+    std::size_t at = line.find(separator);
+    if (at != std::string_view::npos)
+      values[std::string(trim(line.substr(0, at)))] = std::string(trim(line.substr(at + 1)));
+  }
+  return values;
+}
+
 std::string join(const std::vector<std::string>& parts, std::string_view separator) {
   std::string out;
   for (std::size_t i = 0; i < parts.size(); ++i) {

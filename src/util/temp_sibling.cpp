@@ -181,7 +181,7 @@ void sweep_temp_siblings(const std::string& parent, const std::string& name) {
   std::error_code ec;
   for (const auto& ent : std::filesystem::directory_iterator(parent, ec)) {
     std::string entry = ent.path().filename().string();
-    if (entry.rfind(prefix, 0) != 0 ||
+    if (!entry.starts_with(prefix) ||
         !all_of_mkdtemp_suffix(std::string_view(entry).substr(prefix.size())))
       continue;
     // A directory (never a symlink to one) that holds ferry's marker as a regular file.

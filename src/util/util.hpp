@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -126,6 +127,9 @@ std::vector<std::string_view> split(std::string_view text, char separator);
 std::vector<std::string_view> split_lines(std::string_view text);
 // Without leading and trailing blanks (space, tab, CR, LF).
 std::string_view trim(std::string_view text);
+// "KEY<separator>VALUE" lines (pyvenv.cfg's "home = /x", /proc's "Model:  A100"): split at the
+// first separator, both sides trimmed; lines without one are skipped, and a later key wins.
+std::map<std::string, std::string> key_value_lines(std::string_view text, char separator);
 std::string join(const std::vector<std::string>& parts, std::string_view separator);
 // A count as schedulers and launchers write it in the environment: decimal digits only (no sign,
 // no blanks), at most max. nullopt for anything else.

@@ -26,6 +26,15 @@ TEST(Trim, RemovesBlanksAtBothEndsOnly) {
   EXPECT_EQ(util::trim("x"), "x");
 }
 
+TEST(KeyValueLines, SplitsAtTheFirstSeparatorAndTrimsBothSides) {
+  std::map<std::string, std::string> values = util::key_value_lines(
+      "Model: \t\t NVIDIA A100\nBus Location: 0000:07:00.0\r\nno separator\n\nModel: H100", ':');
+  EXPECT_EQ(values.size(), 2u);
+  EXPECT_EQ(values["Model"], "H100");  // a later key wins
+  EXPECT_EQ(values["Bus Location"], "0000:07:00.0");
+  EXPECT_TRUE(util::key_value_lines("", '=').empty());
+}
+
 TEST(Join, PutsTheSeparatorBetweenParts) {
   EXPECT_EQ(util::join({"srun", "-n", "4"}, " "), "srun -n 4");
   EXPECT_EQ(util::join({}, ","), "");

@@ -1,0 +1,34 @@
+# Run at every build (cmake -DSOURCE_DIR=... -DOUT=... -P FerryRevision.cmake): writes OUT, the
+# definition of ferry::cli::k_revision that `ferry --version` prints. "git <short hash>" when
+# SOURCE_DIR is the top of a git checkout; "unknown revision" otherwise (a release tarball, or a
+# tarball unpacked inside some other repository, whose revision would not be ferry's). OUT is
+# rewritten only when the text changes, so a build at the same revision recompiles nothing.
+set(revision "unknown revision")
+find_program(FERRY_GIT git)
+if(FERRY_GIT)
+  execute_process(COMMAND ${FERRY_GIT} -C ${SOURCE_DIR} rev-parse --show-toplevel
+                  OUTPUT_VARIABLE top OUTPUT_STRIP_TRAILING_WHITESPACE
+                  RESULT_VARIABLE top_rc ERROR_QUIET)
+  execute_process(COMMAND ${FERRY_GIT} -C ${SOURCE_DIR} rev-parse --short HEAD
+                  OUTPUT_VARIABLE hash OUTPUT_STRIP_TRAILING_WHITESPACE
+                  RESULT_VARIABLE hash_rc ERROR_QUIET)
+  if(top_rc EQUAL 0 AND hash_rc EQUAL 0)
+    file(REAL_PATH ${top} top)
+    file(REAL_PATH ${SOURCE_DIR} source)
+    if(top STREQUAL source)
+      set(revision "git ${hash}")
+    endif()
+  endif()
+endif()
+set(text "// Generated at build time by cmake/FerryRevision.cmake: the revision ferry is built from.
+namespace ferry::cli {
+extern const char k_revision[];
+const char k_revision[] = \"${revision}\";
+}  // namespace ferry::cli
+")
+if(EXISTS ${OUT})
+  file(READ ${OUT} old)
+endif()
+if(NOT old STREQUAL text)
+  file(WRITE ${OUT} "${text}")
+endif()
