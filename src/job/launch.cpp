@@ -119,26 +119,33 @@ std::string resolve_master(const std::string& host, Scheduler scheduler) {
   return host;
 }
 
-}  // namespace
+// plan_launch's passes share one Planning: the inputs, the plan as far as it is settled, and what
+// one pass works out for the later ones.
+struct Planning {
+  const Allocation& alloc;
+  const Machine& machine;
+  const GpuInventory& gpus;
+  const CpuInventory& cpus;
+  const LaunchRequest& req;
+  LaunchPlan plan{};
+  const Layout* layout = nullptr;    // the machine's layout for this many ranks per node
+  std::vector<GpuDevice> devices{};  // the visible GPUs in local-rank order
+  std::vector<std::vector<unsigned>> rank_cpus{};
+  unsigned cpus_per_rank = 0;
+  bool launcher_binds_gpus = false;  // the launcher sets each rank's GPUs: ferry must not
+};
 
-unsigned master_port_for(const std::string& job_id) {
-  unsigned port = 20000 + static_cast<unsigned>(util::xxh3(job_id) % 10000);
-  if (port == 29400 || port == 29500) ++port;
-  return port;
-}
-
-LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const GpuInventory& gpus,
-                       const CpuInventory& cpus, const LaunchRequest& req) {
-  LaunchPlan plan;
-  plan.launcher = machine.launcher;
-  if (req.command.empty()) misfit("no command to launch (put it after --)");
-  const unsigned hosts = static_cast<unsigned>(alloc.hosts.size());
-  const unsigned gpu_count = static_cast<unsigned>(gpus.visible.size());
-  plan.gpus_per_rank = req.gpus_per_rank.value_or(gpu_count ? 1 : 0);
+// The request's shape against the allocation's: GPUs per rank, ranks, ranks per node, and the
+// hosts used.
+void count_ranks(Planning& p) {
+  LaunchPlan& plan = p.plan;
+  const unsigned hosts = static_cast<unsigned>(p.alloc.hosts.size());
+  const unsigned gpu_count = static_cast<unsigned>(p.gpus.visible.size());
+  plan.gpus_per_rank = p.req.gpus_per_rank.value_or(gpu_count ? 1 : 0);
   const unsigned gpr = plan.gpus_per_rank;
   if (gpr > 0 && gpu_count == 0)
     misfit(fmt::format("--gpus-per-rank {}: this node has no GPU the job can use", gpr));
-  unsigned max_nodes = req.nodes.value_or(hosts);
+  unsigned max_nodes = p.req.nodes.value_or(hosts);
   if (max_nodes == 0 || max_nodes > hosts)
     misfit(fmt::format("--nodes {}: the allocation has {} hosts", max_nodes, hosts));
   // One rank per GPU (gpr GPUs each), or one per host without GPUs.
@@ -146,8 +153,8 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
   if (gpr && fit == 0)
     misfit(fmt::format("--gpus-per-rank {}: nodes have {} GPUs", gpr, gpu_count));
 
-  unsigned ppn = req.ranks_per_node.value_or(0);
-  unsigned ranks = req.ranks.value_or(0);
+  unsigned ppn = p.req.ranks_per_node.value_or(0);
+  unsigned ranks = p.req.ranks.value_or(0);
   if (ppn == 0 && ranks == 0) {
     ppn = fit;
     ranks = ppn * max_nodes;
@@ -167,39 +174,53 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
                        ppn, gpr, ppn * gpr, gpu_count));
   plan.ranks = ranks;
   plan.ranks_per_node = ppn;
-  plan.hosts.assign(alloc.hosts.begin(), alloc.hosts.begin() + plan.nodes);
+  plan.hosts.assign(p.alloc.hosts.begin(), p.alloc.hosts.begin() + plan.nodes);
+}
 
-  auto layout_it = machine.layouts.find(ppn);
-  const Layout* layout = layout_it == machine.layouts.end() ? nullptr : &layout_it->second;
-  std::vector<GpuDevice> devices = devices_by_locality(gpus);
-  std::vector<unsigned> usable = usable_cpus(cpus, machine);
-  auto rank_cpus = split_cpus(usable, cpus, gpus, devices, machine, ppn, gpr);
+// Each local rank's GPUs and CPUs, and the CPUs per rank the launcher is told.
+void place_ranks(Planning& p) {
+  const unsigned ppn = p.plan.ranks_per_node;
+  auto layout_it = p.machine.layouts.find(ppn);
+  p.layout = layout_it == p.machine.layouts.end() ? nullptr : &layout_it->second;
+  p.devices = devices_by_locality(p.gpus);
+  std::vector<unsigned> usable = usable_cpus(p.cpus, p.machine);
+  p.rank_cpus = split_cpus(usable, p.cpus, p.gpus, p.devices, p.machine, ppn, p.plan.gpus_per_rank);
   unsigned node_cpus =
-      alloc.cpus.empty() ? static_cast<unsigned>(usable.size()) : alloc.cpus.front();
-  unsigned cpus_per_rank =
-      layout && layout->cpus_per_rank ? *layout->cpus_per_rank : std::max(1u, node_cpus / ppn);
-  // srun refuses a step that asks more CPUs of a node than the job holds there ("More processors
-  // requested than permitted"): a plain `salloc -N3` where Slurm allocates cores holds one per
-  // node.
-  if (machine.launcher == Launcher::srun && alloc.cpus.size() >= plan.nodes) {
-    auto least = std::min_element(alloc.cpus.begin(), alloc.cpus.begin() + plan.nodes);
-    if (ppn * cpus_per_rank > *least) {
-      std::string fix = fmt::format("--ntasks-per-node={}", ppn);
-      if (cpus_per_rank > 1) fix += fmt::format(" --cpus-per-task={}", cpus_per_rank);
-      misfit(fmt::format(
-          "{} ranks per node at {} CPU{} each need {} CPUs per node, but the job holds {} on {} "
-          "(SLURM_JOB_CPUS_PER_NODE): allocate with `salloc {}` (or --exclusive), or launch "
-          "fewer ranks per node (--ppn)",
-          ppn, cpus_per_rank, cpus_per_rank == 1 ? "" : "s", ppn * cpus_per_rank, *least,
-          alloc.hosts[static_cast<std::size_t>(least - alloc.cpus.begin())], fix));
-    }
-  }
+      p.alloc.cpus.empty() ? static_cast<unsigned>(usable.size()) : p.alloc.cpus.front();
+  p.cpus_per_rank = p.layout && p.layout->cpus_per_rank ? *p.layout->cpus_per_rank
+                                                        : std::max(1u, node_cpus / ppn);
+}
 
+// srun refuses a step that asks more CPUs of a node than the job holds there ("More processors
+// requested than permitted"): a plain `salloc -N3` where Slurm allocates cores holds one per
+// node.
+void check_srun_cpus(const Planning& p) {
+  const std::vector<unsigned>& held = p.alloc.cpus;
+  if (p.machine.launcher != Launcher::srun || held.size() < p.plan.nodes) return;
+  const unsigned ppn = p.plan.ranks_per_node, cpus_per_rank = p.cpus_per_rank;
+  auto least = std::min_element(held.begin(), held.begin() + p.plan.nodes);
+  if (ppn * cpus_per_rank <= *least) return;
+  std::string fix = fmt::format("--ntasks-per-node={}", ppn);
+  if (cpus_per_rank > 1) fix += fmt::format(" --cpus-per-task={}", cpus_per_rank);
+  misfit(fmt::format(
+      "{} ranks per node at {} CPU{} each need {} CPUs per node, but the job holds {} on {} "
+      "(SLURM_JOB_CPUS_PER_NODE): allocate with `salloc {}` (or --exclusive), or launch "
+      "fewer ranks per node (--ppn)",
+      ppn, cpus_per_rank, cpus_per_rank == 1 ? "" : "s", ppn * cpus_per_rank, *least,
+      p.alloc.hosts[static_cast<std::size_t>(least - held.begin())], fix));
+}
+
+// The launcher's own words for the ranks, their CPUs and (where it binds them) their GPUs.
+void launcher_line(Planning& p) {
+  const LaunchPlan& plan = p.plan;
+  const Layout* layout = p.layout;
+  const unsigned ranks = plan.ranks, ppn = plan.ranks_per_node, gpr = plan.gpus_per_rank;
+  const std::optional<std::string>& cpu_bind = p.req.cpu_bind;
+  const std::string& hostfile = p.req.hostfile;
   // Slurm manages the GPUs (gres) when it reports them; then it binds them, ferry does not.
-  bool launcher_binds_gpus = layout && layout->launcher_binds_gpus;
-  std::vector<std::string>& argv = plan.argv;
-  std::string hostfile = req.hostfile;
-  switch (machine.launcher) {
+  p.launcher_binds_gpus = layout && layout->launcher_binds_gpus;
+  std::vector<std::string>& argv = p.plan.argv;
+  switch (p.machine.launcher) {
     case Launcher::srun:
       argv = {"srun",
               "-N",
@@ -208,24 +229,24 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
               std::to_string(ranks),
               fmt::format("--ntasks-per-node={}", ppn),
               "-c",
-              std::to_string(cpus_per_rank)};
-      argv.push_back("--cpu-bind=" + (req.cpu_bind                          ? *req.cpu_bind
+              std::to_string(p.cpus_per_rank)};
+      argv.push_back("--cpu-bind=" + (cpu_bind                              ? *cpu_bind
                                       : layout && !layout->cpu_bind.empty() ? layout->cpu_bind
                                                                             : "cores"));
-      if (!layout && gpr && alloc.gpus_per_host) {
+      if (!layout && gpr && p.alloc.gpus_per_host) {
         argv.push_back(fmt::format("--gpus-per-task={}", gpr));
         argv.push_back("--gpu-bind=closest");
-        launcher_binds_gpus = true;
+        p.launcher_binds_gpus = true;
       }
       argv.push_back("--nodelist=" + compress_hostlist(plan.hosts));
       break;
     case Launcher::pals: {
       argv = {"mpiexec"};
-      argv.insert(argv.end(), machine.launcher_args.begin(), machine.launcher_args.end());
+      argv.insert(argv.end(), p.machine.launcher_args.begin(), p.machine.launcher_args.end());
       argv.insert(argv.end(), {"-n", std::to_string(ranks), "--ppn", std::to_string(ppn),
                                "--hostfile", hostfile});
-      if (req.cpu_bind) {
-        argv.push_back("--cpu-bind=" + *req.cpu_bind);
+      if (cpu_bind) {
+        argv.push_back("--cpu-bind=" + *cpu_bind);
       } else if (layout && layout->cpu_bind == "depth") {
         argv.push_back(fmt::format("--depth={}", layout->depth));
         argv.push_back("--cpu-bind=depth");
@@ -233,7 +254,7 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
         argv.push_back("--cpu-bind=" + layout->cpu_bind);
       } else {
         std::vector<std::string> lists;
-        for (const auto& c : rank_cpus) lists.push_back(format_cpu_list(c));
+        for (const auto& c : p.rank_cpus) lists.push_back(format_cpu_list(c));
         argv.push_back("--cpu-bind=list:" + util::join(lists, ":"));
       }
       break;
@@ -250,56 +271,94 @@ LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const Gp
       argv = {"flux", "run",
               "-N",   std::to_string(plan.nodes),
               "-n",   std::to_string(ranks),
-              "-c",   std::to_string(cpus_per_rank)};
+              "-c",   std::to_string(p.cpus_per_rank)};
       if (gpr) {
         argv.insert(argv.end(), {"-g", std::to_string(gpr)});
-        launcher_binds_gpus = true;  // flux's gpubind sets CUDA_VISIBLE_DEVICES per task
+        p.launcher_binds_gpus = true;  // flux's gpubind sets CUDA_VISIBLE_DEVICES per task
       }
       break;
     case Launcher::jsrun:
-      argv = {"jsrun", "-n", std::to_string(ranks),         "-r", std::to_string(ppn), "-a",
-              "1",     "-c", std::to_string(cpus_per_rank), "-g", std::to_string(gpr)};
-      launcher_binds_gpus = gpr > 0;  // one resource set per rank: jsrun sets its GPUs
+      argv = {"jsrun", "-n", std::to_string(ranks),           "-r", std::to_string(ppn), "-a",
+              "1",     "-c", std::to_string(p.cpus_per_rank), "-g", std::to_string(gpr)};
+      p.launcher_binds_gpus = gpr > 0;  // one resource set per rank: jsrun sets its GPUs
       break;
     case Launcher::local: break;  // ferry rank --spawn is the launcher
   }
-  // Launcher arguments go to the launcher; the local one (ferry rank) takes none.
+}
+
+// The machine's and the layout's launcher arguments go to the launcher; the local one (ferry
+// rank) takes none. PALS has the machine's already, in front.
+void add_launcher_args(Planning& p) {
+  const Machine& machine = p.machine;
+  std::vector<std::string>& argv = p.plan.argv;
   if (machine.launcher != Launcher::pals && machine.launcher != Launcher::local)
     argv.insert(argv.end(), machine.launcher_args.begin(), machine.launcher_args.end());
-  if (layout && machine.launcher != Launcher::local)
-    argv.insert(argv.end(), layout->launcher_args.begin(), layout->launcher_args.end());
-  if (machine.launcher == Launcher::pals || machine.launcher == Launcher::mpich)
-    for (const auto& h : plan.hosts) plan.hostfile_text += h + "\n";
-  if (machine.launcher == Launcher::openmpi)
-    for (const auto& h : plan.hosts) plan.hostfile_text += fmt::format("{} slots={}\n", h, ppn);
+  if (p.layout && machine.launcher != Launcher::local)
+    argv.insert(argv.end(), p.layout->launcher_args.begin(), p.layout->launcher_args.end());
+}
 
-  // The rank wrapper: torch.distributed's variables, the GPU, and CPUs where the launcher does
-  // not bind them. Without a launcher, ferry rank --spawn starts the ranks itself.
-  plan.master_addr =
-      req.resolve_master ? resolve_master(plan.hosts.front(), alloc.scheduler) : plan.hosts.front();
-  plan.master_port = master_port_for(alloc.job_id.empty() ? plan.hosts.front() : alloc.job_id);
+// The hosts, one a line, for the launchers that read a hostfile (Open MPI's with its slots).
+void hostfile_text(Planning& p) {
+  LaunchPlan& plan = p.plan;
+  if (p.machine.launcher == Launcher::pals || p.machine.launcher == Launcher::mpich)
+    for (const auto& h : plan.hosts) plan.hostfile_text += h + "\n";
+  if (p.machine.launcher == Launcher::openmpi)
+    for (const auto& h : plan.hosts)
+      plan.hostfile_text += fmt::format("{} slots={}\n", h, plan.ranks_per_node);
+}
+
+// The rank wrapper: torch.distributed's variables, the GPU, and CPUs where the launcher does
+// not bind them. Without a launcher, ferry rank --spawn starts the ranks itself.
+void add_rank_wrapper(Planning& p) {
+  LaunchPlan& plan = p.plan;
+  const Launcher launcher = p.machine.launcher;
+  plan.master_addr = p.req.resolve_master ? resolve_master(plan.hosts.front(), p.alloc.scheduler)
+                                          : plan.hosts.front();
+  plan.master_port = master_port_for(p.alloc.job_id.empty() ? plan.hosts.front() : p.alloc.job_id);
   RankOptions rank;
-  if (machine.launcher == Launcher::local) rank.spawn = ranks;
+  if (launcher == Launcher::local) rank.spawn = plan.ranks;
   rank.setup.master_addr = plan.master_addr;
   rank.setup.master_port = plan.master_port;
-  if (gpr && !launcher_binds_gpus) {
-    for (const auto& d : devices) rank.setup.gpu_selectors.push_back(portable_selector(gpus, d));
-    rank.setup.gpus_per_rank = gpr;
-    rank.setup.visibility_variable = gpus.visibility_variable;
+  if (plan.gpus_per_rank && !p.launcher_binds_gpus) {
+    for (const auto& d : p.devices)
+      rank.setup.gpu_selectors.push_back(portable_selector(p.gpus, d));
+    rank.setup.gpus_per_rank = plan.gpus_per_rank;
+    rank.setup.visibility_variable = p.gpus.visibility_variable;
   }
-  bool ferry_binds_cpus = machine.launcher == Launcher::mpich ||
-                          machine.launcher == Launcher::openmpi ||
-                          machine.launcher == Launcher::local;
-  if (ferry_binds_cpus && !req.cpu_bind) {
-    plan.rank_cpus = rank_cpus;
-    rank.setup.cpus = rank_cpus;
+  bool ferry_binds_cpus =
+      launcher == Launcher::mpich || launcher == Launcher::openmpi || launcher == Launcher::local;
+  if (ferry_binds_cpus && !p.req.cpu_bind) {
+    plan.rank_cpus = p.rank_cpus;
+    rank.setup.cpus = p.rank_cpus;
   }
-  rank.setup.extra_env = machine.rank_env;
-  rank.command = req.command;
-  argv.insert(argv.end(), {req.ferry, "rank"});
+  rank.setup.extra_env = p.machine.rank_env;
+  rank.command = p.req.command;
+  plan.argv.insert(plan.argv.end(), {p.req.ferry, "rank"});
   std::vector<std::string> words = encode_rank_options(rank);
-  argv.insert(argv.end(), words.begin(), words.end());
-  return plan;
+  plan.argv.insert(plan.argv.end(), words.begin(), words.end());
+}
+
+}  // namespace
+
+unsigned master_port_for(const std::string& job_id) {
+  unsigned port = 20000 + static_cast<unsigned>(util::xxh3(job_id) % 10000);
+  if (port == 29400 || port == 29500) ++port;
+  return port;
+}
+
+LaunchPlan plan_launch(const Allocation& alloc, const Machine& machine, const GpuInventory& gpus,
+                       const CpuInventory& cpus, const LaunchRequest& req) {
+  Planning p{alloc, machine, gpus, cpus, req};
+  p.plan.launcher = machine.launcher;
+  if (req.command.empty()) misfit("no command to launch (put it after --)");
+  count_ranks(p);        // how many ranks, how many on each node, which hosts
+  place_ranks(p);        // each local rank's GPUs and CPUs
+  check_srun_cpus(p);    // srun's steps fit the CPUs the job holds
+  launcher_line(p);      // the launcher's own grammar
+  add_launcher_args(p);  // the machine's and the layout's extra arguments
+  hostfile_text(p);      // for mpiexec and mpirun
+  add_rank_wrapper(p);   // ferry rank, its options, then the user's command
+  return std::move(p.plan);
 }
 
 }  // namespace ferry::job
