@@ -161,204 +161,259 @@ std::map<std::string, PrefixRecord> read_has_prefix(const std::string& path) {
   return out;
 }
 
-}  // namespace
+// A file packed as the environment holds it, scanned for the prefix.
+PackItem from_env(const std::string& prefix, const std::string& rel) {
+  PackItem item;
+  item.target = rel;
+  item.source = prefix + "/" + rel;
+  item.detect = Detect::scan;
+  item.placeholder = prefix;
+  return item;
+}
 
-Collection collect_conda(const PackOptions& options, const std::string& prefix) {
-  Collection c;
-  c.kind = Kind::conda;
-  c.prefix = prefix;
-  std::optional<PythonInfo> python = find_python(prefix);
-  if (python) {
-    c.python_version = python->version;
-    if (!options.ignore_editable_packages) check_editables(prefix, python->site_packages);
+// One conda-meta record: the package, where its package cache entry is, the files it installed.
+struct PackageRecord {
+  std::string name;    // the record's file name in conda-meta
+  std::string path;    // the record itself
+  std::string id;      // name-version, for messages
+  std::string source;  // link.source, the package cache entry ("" when the record has none)
+  std::vector<std::string> files;
+};
+
+PackageRecord read_record(const std::string& prefix, const std::string& record_name) {
+  PackageRecord r;
+  r.name = record_name;
+  r.path = prefix + "/conda-meta/" + record_name;
+  Json info = load_json(r.path);
+  std::string pkg_name = info.value("name", record_name);
+  r.id = pkg_name + "-" + info.value("version", "?");
+  if (info.contains("link") && info["link"].is_object() && info["link"].contains("source") &&
+      info["link"]["source"].is_string())
+    r.source = info["link"]["source"].get<std::string>();
+  if (info.contains("files") && info["files"].is_array())
+    for (const auto& f : info["files"])
+      if (f.is_string() && f.get<std::string>() != ".nonadmin")
+        r.files.push_back(f.get<std::string>());
+  return r;
+}
+
+// A path of a package cache entry, as the entry's info/ lists it.
+struct CachedPath {
+  std::string rel;  // in the cache entry
+  bool directory = false;
+  std::optional<PrefixRecord> prefix{};  // where it holds the build prefix, and how
+};
+
+// info/paths.json where the entry has one, else info/files with info/has_prefix.
+std::vector<CachedPath> cached_paths(const std::string& source) {
+  std::vector<CachedPath> out;
+  std::string paths_json = source + "/info/paths.json";
+  if (exists(paths_json)) {
+    Json paths = load_json(paths_json);
+    for (const auto& p : paths.at("paths")) {
+      CachedPath path{p.at("_path").get<std::string>()};
+      // A directory entry names a directory, which conda-pack then reports as missing when it is
+      // not empty; ferry lets the walk find whatever the directory holds.
+      if (p.value("path_type", "") == "directory") {
+        path.directory = true;
+      } else if (p.contains("prefix_placeholder") && p["prefix_placeholder"].is_string()) {
+        // CEP 34: file_mode defaults to text (conda-pack treats a missing mode as no prefix).
+        path.prefix =
+            PrefixRecord{p["prefix_placeholder"].get<std::string>(),
+                         p.value("file_mode", "text") == "binary" ? format::RelocMode::binary
+                                                                  : format::RelocMode::text};
+      }
+      out.push_back(std::move(path));
+    }
+    return out;
   }
+  std::map<std::string, PrefixRecord> has_prefix;
+  if (exists(source + "/info/has_prefix"))
+    has_prefix = read_has_prefix(source + "/info/has_prefix");
+  for (const std::string& rel : read_lines(source + "/info/files")) {
+    CachedPath path{rel};
+    if (auto it = has_prefix.find(rel); it != has_prefix.end()) path.prefix = it->second;
+    out.push_back(std::move(path));
+  }
+  return out;
+}
 
-  std::vector<std::string> on_disk_list = walk_tree(prefix, &skip_top_level);
-  std::set<std::string> on_disk(on_disk_list.begin(), on_disk_list.end());
+// collect_conda's passes share one Collecting: the environment, what the walk found, and the
+// items chosen so far with what went wrong on the way.
+struct Collecting {
+  const PackOptions& options;
+  const std::string& prefix;
+  Collection c{};
+  std::optional<PythonInfo> python{};
+  std::vector<std::string> on_disk_list{};  // the walk, in its order
+  std::set<std::string> on_disk{};
+  std::map<std::string, PackItem> chosen{};  // target -> item
+  std::set<std::string> clobbered{};
+  std::map<std::string, std::vector<std::string>> missing{};  // package -> targets
+  std::vector<std::string> uncached{};
 
-  std::map<std::string, PackItem> chosen;  // target -> item
-  std::set<std::string> clobbered;
-  std::map<std::string, std::vector<std::string>> missing;  // package -> targets
-  std::vector<std::string> uncached;
-
-  auto add = [&](PackItem item) {
+  void add(PackItem item) {
     auto [it, inserted] = chosen.emplace(item.target, item);
     if (!inserted) clobbered.insert(item.target);
-  };
+  }
+};
 
+void read_python(Collecting& cx) {
+  cx.python = find_python(cx.prefix);
+  if (cx.python) {
+    cx.c.python_version = cx.python->version;
+    if (!cx.options.ignore_editable_packages) check_editables(cx.prefix, cx.python->site_packages);
+  }
+}
+
+void walk_env(Collecting& cx) {
+  cx.on_disk_list = walk_tree(cx.prefix, &skip_top_level);
+  cx.on_disk = std::set<std::string>(cx.on_disk_list.begin(), cx.on_disk_list.end());
+}
+
+std::vector<std::string> conda_meta_records(const std::string& prefix) {
   std::vector<std::string> records;
   for (const auto& ent : std::filesystem::directory_iterator(prefix + "/conda-meta"))
     if (ent.path().extension() == ".json") records.push_back(ent.path().filename().string());
   std::sort(records.begin(), records.end());
+  return records;
+}
 
-  for (const std::string& record_name : records) {
-    std::string record_path = prefix + "/conda-meta/" + record_name;
-    Json info = load_json(record_path);
-    std::string pkg_name = info.value("name", record_name);
-    std::string pkg_id = pkg_name + "-" + info.value("version", "?");
-    std::string source;
-    if (info.contains("link") && info["link"].is_object() && info["link"].contains("source") &&
-        info["link"]["source"].is_string())
-      source = info["link"]["source"].get<std::string>();
-    std::vector<std::string> files;
-    if (info.contains("files") && info["files"].is_array())
-      for (const auto& f : info["files"])
-        if (f.is_string() && f.get<std::string>() != ".nonadmin")
-          files.push_back(f.get<std::string>());
-
-    std::vector<PackItem> new_items;
-    if (source.empty() || !exists(source)) {
-      uncached.push_back(pkg_id);
-      for (const std::string& f : files) {
-        PackItem item;
-        item.target = f;
-        item.source = prefix + "/" + f;
-        item.detect = Detect::scan;
-        item.placeholder = prefix;
-        new_items.push_back(std::move(item));
-      }
-    } else {
-      bool is_noarch = noarch_type(source) == "python";
-      if (is_noarch && !python)
-        throw Error(
-            fmt::format("{}: noarch python package {} but no python is installed", prefix, pkg_id));
-      auto map_path = [&](const std::string& p) {
-        if (!is_noarch) return p;
-        if (p.starts_with("site-packages/")) return python->site_packages + p.substr(13);
-        if (p.starts_with("python-scripts/")) return "bin" + p.substr(14);
-        return p;
-      };
-      std::set<std::string> seen;
-      auto add_cached = [&](const std::string& rel, const PrefixRecord* rec) {
-        PackItem item;
-        item.target = map_path(rel);
-        item.source = source + "/" + rel;
-        if (rec) {
-          item.detect = Detect::known;
-          item.placeholder = rec->placeholder;
-          item.reloc = rec->mode;
-        }
-        seen.insert(item.target);
-        new_items.push_back(std::move(item));
-      };
-      std::string paths_json = source + "/info/paths.json";
-      if (exists(paths_json)) {
-        Json paths = load_json(paths_json);
-        for (const auto& p : paths.at("paths")) {
-          std::string rel = p.at("_path").get<std::string>();
-          // A directory entry names a directory, which conda-pack then reports as missing
-          // when it is not empty; ferry lets the walk find whatever the directory holds.
-          if (p.value("path_type", "") == "directory") {
-            seen.insert(map_path(rel));
-            continue;
-          }
-          if (p.contains("prefix_placeholder") && p["prefix_placeholder"].is_string()) {
-            // CEP 34: file_mode defaults to text (conda-pack treats a missing mode as no prefix).
-            PrefixRecord rec{p["prefix_placeholder"].get<std::string>(),
-                             p.value("file_mode", "text") == "binary" ? format::RelocMode::binary
-                                                                      : format::RelocMode::text};
-            add_cached(rel, &rec);
-          } else {
-            add_cached(rel, nullptr);
-          }
-        }
-      } else {
-        std::map<std::string, PrefixRecord> has_prefix;
-        if (exists(source + "/info/has_prefix"))
-          has_prefix = read_has_prefix(source + "/info/has_prefix");
-        for (const std::string& rel : read_lines(source + "/info/files")) {
-          auto it = has_prefix.find(rel);
-          add_cached(rel, it == has_prefix.end() ? nullptr : &it->second);
-        }
-      }
-      if (is_noarch) {  // files made at link time: .pyc and entry points, read from the env
-        for (const std::string& f : files) {
-          if (seen.count(f)) continue;
-          if (f.size() > 4 && f.ends_with(".pyc") && !on_disk.count(f)) continue;
-          PackItem item;
-          item.target = f;
-          item.source = prefix + "/" + f;
-          if (f.starts_with("bin/")) {
-            item.detect = Detect::scan;
-            item.placeholder = prefix;
-          }
-          new_items.push_back(std::move(item));
-        }
-      }
-    }
-    for (PackItem& item : new_items) {
-      if (!on_disk.count(item.target)) {
-        missing[pkg_id].push_back(item.target);
-        if (options.ignore_missing_files) continue;
-      }
-      add(std::move(item));
-    }
-    PackItem meta;
-    meta.target = "conda-meta/" + record_name;
-    meta.source = record_path;
-    meta.rewrite_conda_meta = true;
-    add(std::move(meta));
-  }
-  if (exists(prefix + "/conda-meta/history")) {
-    PackItem h;
-    h.target = "conda-meta/history";
-    h.source = prefix + "/conda-meta/history";
-    add(std::move(h));
-  }
-
-  if (!missing.empty() && !options.ignore_missing_files) {
-    std::string detail;
-    for (auto& [pkg, targets] : missing) {
-      std::sort(targets.begin(), targets.end());
-      detail += fmt::format("{}{} ({} file{}, e.g. {})", detail.empty() ? "" : "; ", pkg,
-                            targets.size(), targets.size() == 1 ? "" : "s", targets.front());
-    }
+// A package with a cache entry: its files from the entry, with the prefix records the entry
+// keeps; a noarch python package's paths mapped to this env's python.
+std::vector<PackItem> cached_items(const Collecting& cx, const PackageRecord& r) {
+  bool is_noarch = noarch_type(r.source) == "python";
+  if (is_noarch && !cx.python)
     throw Error(
-        fmt::format("{}: files managed by conda are missing (deleted or overwritten, "
-                    "often by pip): {}; use --ignore-missing-files to pack without them",
-                    prefix, detail));
+        fmt::format("{}: noarch python package {} but no python is installed", cx.prefix, r.id));
+  auto map_path = [&](const std::string& p) {
+    if (!is_noarch) return p;
+    if (p.starts_with("site-packages/")) return cx.python->site_packages + p.substr(13);
+    if (p.starts_with("python-scripts/")) return "bin" + p.substr(14);
+    return p;
+  };
+  std::vector<PackItem> items;
+  std::set<std::string> seen;
+  for (const CachedPath& path : cached_paths(r.source)) {
+    std::string target = map_path(path.rel);
+    seen.insert(target);
+    if (path.directory) continue;
+    PackItem item;
+    item.target = std::move(target);
+    item.source = r.source + "/" + path.rel;
+    if (path.prefix) {
+      item.detect = Detect::known;
+      item.placeholder = path.prefix->placeholder;
+      item.reloc = path.prefix->mode;
+    }
+    items.push_back(std::move(item));
   }
+  if (is_noarch) {  // files made at link time: .pyc and entry points, read from the env
+    for (const std::string& f : r.files) {
+      if (seen.count(f)) continue;
+      if (f.size() > 4 && f.ends_with(".pyc") && !cx.on_disk.count(f)) continue;
+      PackItem item;
+      if (f.starts_with("bin/")) {
+        item = from_env(cx.prefix, f);
+      } else {
+        item.target = f;
+        item.source = cx.prefix + "/" + f;
+      }
+      items.push_back(std::move(item));
+    }
+  }
+  return items;
+}
 
-  // A path claimed by two packages: the env holds one of them; pack what the env holds.
-  for (const std::string& target : clobbered) {
-    PackItem& item = chosen[target];
-    item.source = prefix + "/" + target;
+// One package's files (from its cache entry, else from the env, scanned), those missing from the
+// env noted, and its conda-meta record itself.
+void collect_package(Collecting& cx, const std::string& record_name) {
+  PackageRecord r = read_record(cx.prefix, record_name);
+  std::vector<PackItem> items;
+  if (r.source.empty() || !exists(r.source)) {
+    cx.uncached.push_back(r.id);
+    for (const std::string& f : r.files) items.push_back(from_env(cx.prefix, f));
+  } else {
+    items = cached_items(cx, r);
+  }
+  for (PackItem& item : items) {
+    if (!cx.on_disk.count(item.target)) {
+      cx.missing[r.id].push_back(item.target);
+      if (cx.options.ignore_missing_files) continue;
+    }
+    cx.add(std::move(item));
+  }
+  PackItem meta;
+  meta.target = "conda-meta/" + r.name;
+  meta.source = r.path;
+  meta.rewrite_conda_meta = true;
+  cx.add(std::move(meta));
+}
+
+void add_history(Collecting& cx) {
+  if (!exists(cx.prefix + "/conda-meta/history")) return;
+  PackItem h;
+  h.target = "conda-meta/history";
+  h.source = cx.prefix + "/conda-meta/history";
+  cx.add(std::move(h));
+}
+
+void check_missing(Collecting& cx) {
+  if (cx.missing.empty() || cx.options.ignore_missing_files) return;
+  std::string detail;
+  for (auto& [pkg, targets] : cx.missing) {
+    std::sort(targets.begin(), targets.end());
+    detail += fmt::format("{}{} ({} file{}, e.g. {})", detail.empty() ? "" : "; ", pkg,
+                          targets.size(), targets.size() == 1 ? "" : "s", targets.front());
+  }
+  throw Error(
+      fmt::format("{}: files managed by conda are missing (deleted or overwritten, "
+                  "often by pip): {}; use --ignore-missing-files to pack without them",
+                  cx.prefix, detail));
+}
+
+// A path claimed by two packages: the env holds one of them; pack what the env holds.
+void pack_clobbered_from_env(Collecting& cx) {
+  for (const std::string& target : cx.clobbered) {
+    PackItem& item = cx.chosen[target];
+    item.source = cx.prefix + "/" + target;
     item.detect = Detect::scan;
-    item.placeholder = prefix;
+    item.placeholder = cx.prefix;
     item.reloc = format::RelocMode::none;
   }
-  if (!clobbered.empty())
-    c.warnings.push_back(
+  if (!cx.clobbered.empty())
+    cx.c.warnings.push_back(
         fmt::format("{}: {} paths are claimed by more than one package (e.g. {}); "
                     "packed as they are in the environment",
-                    prefix, clobbered.size(), *clobbered.begin()));
+                    cx.prefix, cx.clobbered.size(), *cx.clobbered.begin()));
+}
 
-  // Unmanaged files (pip installs, user data): from the env, scanned for the prefix. Only the
-  // bytecode of managed sources is left out, so the unmanaged files join `chosen` after the walk:
-  // otherwise an unmanaged X.py that sorts before __pycache__ would hide its own X.*.pyc.
+// Unmanaged files (pip installs, user data): from the env, scanned for the prefix. Only the
+// bytecode of managed sources is left out, so the unmanaged files join `chosen` after the walk:
+// otherwise an unmanaged X.py that sorts before __pycache__ would hide its own X.*.pyc.
+void add_unmanaged(Collecting& cx) {
   static const std::set<std::string> shims = {"bin/conda", "bin/activate", "bin/deactivate"};
   std::vector<PackItem> unmanaged;
-  for (const std::string& rel : on_disk_list) {
-    if (chosen.count(rel) || shims.count(rel)) continue;
-    if (auto src = py_source_of(rel); src && chosen.count(*src)) continue;
-    PackItem item;
-    item.target = rel;
-    item.source = prefix + "/" + rel;
-    item.detect = Detect::scan;
-    item.placeholder = prefix;
-    unmanaged.push_back(std::move(item));
+  for (const std::string& rel : cx.on_disk_list) {
+    if (cx.chosen.count(rel) || shims.count(rel)) continue;
+    if (auto src = py_source_of(rel); src && cx.chosen.count(*src)) continue;
+    unmanaged.push_back(from_env(cx.prefix, rel));
   }
-  for (PackItem& item : unmanaged) chosen.emplace(item.target, std::move(item));
+  for (PackItem& item : unmanaged) cx.chosen.emplace(item.target, std::move(item));
+}
 
-  if (!uncached.empty()) {
-    std::sort(uncached.begin(), uncached.end());
-    c.warnings.push_back(fmt::format(
-        "{}: {} conda packages have no package cache entry (e.g. {}); their files are taken from "
-        "the environment and only their text files are relocated",
-        prefix, uncached.size(), uncached.front()));
-  }
+void warn_uncached(Collecting& cx) {
+  if (cx.uncached.empty()) return;
+  std::sort(cx.uncached.begin(), cx.uncached.end());
+  cx.c.warnings.push_back(fmt::format(
+      "{}: {} conda packages have no package cache entry (e.g. {}); their files are taken from "
+      "the environment and only their text files are relocated",
+      cx.prefix, cx.uncached.size(), cx.uncached.front()));
+}
 
-  for (auto& [target, item] : chosen) {
+// Each chosen item's type, mode and times from its source; only regular files are relocated.
+void stat_items(Collecting& cx) {
+  for (auto& [target, item] : cx.chosen) {
     if (!stat_item(item))
       throw Error(
           fmt::format("{}: cannot read (package cache changed while packing?)", item.source));
@@ -366,9 +421,27 @@ Collection collect_conda(const PackOptions& options, const std::string& prefix) 
       item.detect = Detect::none;
       item.reloc = format::RelocMode::none;
     }
-    c.items.push_back(std::move(item));
+    cx.c.items.push_back(std::move(item));
   }
-  return c;
+}
+
+}  // namespace
+
+Collection collect_conda(const PackOptions& options, const std::string& prefix) {
+  Collecting cx{options, prefix};
+  cx.c.kind = Kind::conda;
+  cx.c.prefix = prefix;
+  read_python(cx);  // its version; editable installs refused unless asked
+  walk_env(cx);     // what the env holds on disk
+  for (const std::string& record_name : conda_meta_records(prefix))
+    collect_package(cx, record_name);  // each package's files, from its cache entry if any
+  add_history(cx);
+  check_missing(cx);            // managed files the env lost refuse the pack, unless asked
+  pack_clobbered_from_env(cx);  // paths two packages claim
+  add_unmanaged(cx);            // what no package claims
+  warn_uncached(cx);
+  stat_items(cx);
+  return std::move(cx.c);
 }
 
 }  // namespace ferry::env
