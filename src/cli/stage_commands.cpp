@@ -59,10 +59,8 @@ void add_stage(CLI::App& app, int& exit_status) {
   cmd->add_flag("--json", *json, "Print the per-node report as JSON");
   cmd->callback([=, &exit_status] {
     stage::StageOptions opts = *o;
-    opts.via = *via == "mpi"      ? stage::Via::mpi
-               : *via == "sbcast" ? stage::Via::sbcast
-                                  : stage::Via::automatic;
-    opts.progress = !*json;  // drawn only when stderr is a terminal
+    opts.via = util::from_name<stage::Via>(*via).value();  // one of them: checked above
+    opts.progress = !*json;                                // drawn only when stderr is a terminal
     opts.ferry = util::self_executable();
     opts.ferry_mpi = (std::filesystem::path(opts.ferry).parent_path() / "ferry-mpi").string();
     stage::StageResult r = stage::stage(opts, job::current_environ());

@@ -68,10 +68,9 @@ NodeReport parse_report_line(const std::string& line) {
   auto j = nlohmann::json::parse(line);
   NodeReport r;
   r.host = j.at("host").get<std::string>();
-  r.status = j.at("status").get<NodeStatus>();
-  // nlohmann reads a name that is not in the table as the table's first status.
-  if (nlohmann::json(r.status) != j.at("status"))
-    throw Error(fmt::format("{}: not a node status", j.at("status").dump()));
+  auto status = util::from_name<NodeStatus>(j.at("status").get<std::string>());
+  if (!status) throw Error(fmt::format("{}: not a node status", j.at("status").dump()));
+  r.status = *status;
   r.bytes = j.value("bytes", std::uint64_t{0});
   r.files = j.value("files", std::uint64_t{0});
   r.seconds = j.value("seconds", 0.0);

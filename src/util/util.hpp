@@ -50,10 +50,18 @@ class Error : public std::runtime_error {
 namespace ferry::util {
 
 // An enum value's name, from its NLOHMANN_JSON_SERIALIZE_ENUM table (for text output and report
-// lines; --json takes the table directly).
+// lines; --json takes the table directly), and the value a name names: none for a name not in the
+// table, which nlohmann alone reads as the table's first value.
 template <class Enum, class Json = nlohmann::json>
 std::string name(Enum value) {
   return Json(value).template get<std::string>();
+}
+template <class Enum, class Json = nlohmann::json>
+std::optional<Enum> from_name(std::string_view name) {
+  Json json = std::string(name);
+  Enum value = json.template get<Enum>();
+  if (Json(value) != json) return std::nullopt;
+  return value;
 }
 
 // Throws Error("<subject>: <what>: <strerror(errno)>").
