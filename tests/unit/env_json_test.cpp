@@ -5,18 +5,9 @@
 #include <vector>
 
 #include "env/env.hpp"
+#include "json_keys.hpp"
 
 using namespace ferry;
-
-namespace {
-
-std::vector<std::string> keys(const nlohmann::ordered_json& json) {
-  std::vector<std::string> out;
-  for (const auto& item : json.items()) out.push_back(item.key());
-  return out;
-}
-
-}  // namespace
 
 TEST(EnvJson, KindAndVenvActionNames) {
   EXPECT_EQ(util::name(env::Kind::conda), "conda");
@@ -35,10 +26,10 @@ TEST(EnvJson, PackResultCallsTheTreeBytesBytesIn) {
   r.bytes = 1000;
   r.bytes_out = 400;
   nlohmann::ordered_json j = r;
-  EXPECT_EQ(keys(j), (std::vector<std::string>{
-                         "output", "prefix", "kind", "format", "python_version", "files",
-                         "directories", "symlinks", "hardlinks", "bytes_in", "bytes_out", "frames",
-                         "text_records", "binary_records", "seconds", "warnings"}));
+  EXPECT_EQ(json_keys(j), (std::vector<std::string>{
+                              "output", "prefix", "kind", "format", "python_version", "files",
+                              "directories", "symlinks", "hardlinks", "bytes_in", "bytes_out",
+                              "frames", "text_records", "binary_records", "seconds", "warnings"}));
   EXPECT_EQ(j["kind"], "conda");
   EXPECT_EQ(j["files"], 3);
   EXPECT_EQ(j["hardlinks"], 1);
@@ -52,10 +43,10 @@ TEST(EnvJson, UnpackResultAndInspection) {
   u.counts() = counts;
   u.already_present = true;
   nlohmann::ordered_json j = u;
-  EXPECT_EQ(keys(j), (std::vector<std::string>{"dest", "archive", "format", "kind", "source_prefix",
-                                               "already_present", "files", "directories",
-                                               "symlinks", "hardlinks", "bytes", "frames",
-                                               "relocated_files", "seconds", "warnings"}));
+  EXPECT_EQ(json_keys(j), (std::vector<std::string>{
+                              "dest", "archive", "format", "kind", "source_prefix",
+                              "already_present", "files", "directories", "symlinks", "hardlinks",
+                              "bytes", "frames", "relocated_files", "seconds", "warnings"}));
   EXPECT_EQ(j["already_present"], true);
   EXPECT_EQ(j["files"], 5);
   EXPECT_EQ(j["directories"], 4);
@@ -67,7 +58,7 @@ TEST(EnvJson, UnpackResultAndInspection) {
   in.counts() = counts;
   EXPECT_EQ(in.counts(), counts);
   EXPECT_EQ(
-      keys(nlohmann::ordered_json(in)),
+      json_keys(nlohmann::ordered_json(in)),
       (std::vector<std::string>{"archive", "format", "archive_bytes", "frames", "has_manifest",
                                 "kind", "source_prefix", "python_version", "tool", "files", "bytes",
                                 "directories", "symlinks", "hardlinks", "text_records",
@@ -78,7 +69,7 @@ TEST(EnvJson, VenvResult) {
   env::VenvResult r;
   r.action = env::VenvAction::reused;
   nlohmann::ordered_json j = r;
-  EXPECT_EQ(keys(j),
+  EXPECT_EQ(json_keys(j),
             (std::vector<std::string>{"path", "base", "base_from", "python_version", "action",
                                       "has_pip", "activate", "seconds", "warnings"}));
   EXPECT_EQ(j["action"], "reused");

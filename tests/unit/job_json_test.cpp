@@ -5,18 +5,9 @@
 #include <vector>
 
 #include "job/job.hpp"
+#include "json_keys.hpp"
 
 using namespace ferry;
-
-namespace {
-
-std::vector<std::string> keys(const nlohmann::ordered_json& json) {
-  std::vector<std::string> out;
-  for (const auto& item : json.items()) out.push_back(item.key());
-  return out;
-}
-
-}  // namespace
 
 TEST(JobJson, LaunchPlanAndSavedJob) {
   job::LaunchPlan plan;
@@ -25,8 +16,9 @@ TEST(JobJson, LaunchPlanAndSavedJob) {
   plan.master_port = 29500;
   plan.argv = {"srun", "-N", "2", "app"};
   nlohmann::ordered_json j = plan;
-  EXPECT_EQ(keys(j), (std::vector<std::string>{"nodes", "ranks", "ranks_per_node", "gpus_per_rank",
-                                               "master_addr", "master_port", "argv"}));
+  EXPECT_EQ(json_keys(j),
+            (std::vector<std::string>{"nodes", "ranks", "ranks_per_node", "gpus_per_rank",
+                                      "master_addr", "master_port", "argv"}));
   EXPECT_EQ(j["ranks"], 8);
   EXPECT_EQ(j["argv"].dump(), R"(["srun","-N","2","app"])");
   nlohmann::ordered_json saved = job::SavedJob{"/c/env.sh", "/c/hostfile"};

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "json_keys.hpp"
 #include "module/module.hpp"
 
 using namespace ferry;
@@ -18,11 +19,9 @@ TEST(ModuleJson, WrittenHasTheKeysOfModuleJson) {
   w.packages = 7;
   w.key_packages = {{"python", "3.11.7"}, {"numpy", "1.26.4"}};
   nlohmann::ordered_json j = w;
-  std::vector<std::string> keys;
-  for (const auto& item : j.items()) keys.push_back(item.key());
-  EXPECT_EQ(keys, (std::vector<std::string>{"prefix", "kind", "module", "path", "action",
-                                            "python_version", "packages", "key_packages",
-                                            "activate_scripts"}));
+  EXPECT_EQ(json_keys(j), (std::vector<std::string>{"prefix", "kind", "module", "path", "action",
+                                                    "python_version", "packages", "key_packages",
+                                                    "activate_scripts"}));
   EXPECT_EQ(j["kind"], "conda");
   EXPECT_EQ(j["module"], "torch/3.11");
   EXPECT_EQ(j["action"], "unchanged");

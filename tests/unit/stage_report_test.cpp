@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "json_keys.hpp"
 #include "stage/stage.hpp"
 
 using namespace ferry;
@@ -19,12 +20,6 @@ const std::vector<std::pair<NodeStatus, std::string>> k_names = {
     {NodeStatus::swept, "swept"},     {NodeStatus::failed, "failed"},
     {NodeStatus::aborted, "aborted"}, {NodeStatus::lost, "lost"},
 };
-
-std::vector<std::string> keys(const nlohmann::ordered_json& json) {
-  std::vector<std::string> out;
-  for (const auto& item : json.items()) out.push_back(item.key());
-  return out;
-}
 
 }  // namespace
 
@@ -90,13 +85,13 @@ TEST(StageResult, JsonHasTheKeysOfStageJsonAndPhasesInTheirOrder) {
   NodeReport n1{"n1", NodeStatus::unpacked, "", 10, 2, 3.5};
   r.nodes = {n1, NodeReport::aborted("n2")};
   nlohmann::ordered_json j = r;
-  EXPECT_EQ(keys(j), (std::vector<std::string>{"ok", "via", "archive", "dir", "archive_bytes",
-                                               "seconds", "phases", "nodes"}));
+  EXPECT_EQ(json_keys(j), (std::vector<std::string>{"ok", "via", "archive", "dir", "archive_bytes",
+                                                    "seconds", "phases", "nodes"}));
   EXPECT_EQ(j["via"], "sbcast");
-  EXPECT_EQ(keys(j["phases"]),
+  EXPECT_EQ(json_keys(j["phases"]),
             (std::vector<std::string>{"prepare", "broadcast", "extract", "commit"}));
   EXPECT_EQ(j["phases"]["commit"], 0.25);
-  EXPECT_EQ(keys(j["nodes"][0]),
+  EXPECT_EQ(json_keys(j["nodes"][0]),
             (std::vector<std::string>{"host", "status", "bytes", "files", "seconds", "error"}));
   EXPECT_EQ(j["nodes"][0]["status"], "unpacked");
   EXPECT_EQ(j["nodes"][1]["status"], "aborted");
