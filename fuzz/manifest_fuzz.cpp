@@ -13,8 +13,7 @@ using ferry::format::Manifest;
 
 bool same(const Manifest& a, const Manifest& b) {
   if (a.kind != b.kind || a.source_prefix != b.source_prefix || a.placeholders != b.placeholders ||
-      a.files.size() != b.files.size() || a.warnings != b.warnings || a.symlinks != b.symlinks ||
-      a.hardlinks != b.hardlinks || a.directories != b.directories)
+      a.files.size() != b.files.size() || a.warnings != b.warnings || a.counts() != b.counts())
     return false;
   for (std::size_t i = 0; i < a.files.size(); ++i) {
     const auto &x = a.files[i], &y = b.files[i];

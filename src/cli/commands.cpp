@@ -11,10 +11,6 @@
 namespace ferry::cli {
 namespace {
 
-using Json = nlohmann::ordered_json;
-
-void print_json(const Json& j) { std::printf("%s\n", j.dump(2).c_str()); }
-
 void print_warnings(const std::vector<std::string>& warnings) {
   for (const auto& w : warnings) std::fprintf(stderr, "ferry: warning: %s\n", w.c_str());
 }
@@ -32,6 +28,8 @@ std::string human_bytes(std::uint64_t n) {
 
 }  // namespace
 
+void print_json(const nlohmann::ordered_json& json) { std::printf("%s\n", json.dump(2).c_str()); }
+
 void add_venv(CLI::App& app) {
   auto opts = std::make_shared<env::VenvOptions>();
   auto json = std::make_shared<bool>(false);
@@ -46,26 +44,16 @@ void add_venv(CLI::App& app) {
   cmd->callback([=] {
     env::VenvResult r = env::make_venv(*opts);
     print_warnings(r.warnings);
-    // bin/activate is Python's own: it needs no ferry on the compute nodes, and gives deactivate.
-    std::string activate = "source " + util::shell_word(r.path + "/bin/activate");
     if (*json) {
-      print_json({{"path", r.path},
-                  {"base", r.base},
-                  {"base_from", r.base_from},
-                  {"python_version", r.python_version},
-                  {"action", r.action},
-                  {"has_pip", r.has_pip},
-                  {"activate", activate},
-                  {"seconds", r.seconds},
-                  {"warnings", r.warnings}});
+      print_json(r);
       return;
     }
     std::printf(
         "%s venv %s\n  base:     %s (Python %s, from %s; its packages show through)\n"
         "  activate: %s\n        or: eval \"$(ferry activate %s)\"\n",
-        r.action == "reused" ? "reusing" : r.action.c_str(), r.path.c_str(), r.base.c_str(),
-        r.python_version.c_str(), r.base_from.c_str(), activate.c_str(),
-        util::shell_word(r.path).c_str());
+        r.action == env::VenvAction::reused ? "reusing" : util::name(r.action).c_str(),
+        r.path.c_str(), r.base.c_str(), r.python_version.c_str(), r.base_from.c_str(),
+        r.activate.c_str(), util::shell_word(r.path).c_str());
   });
 }
 
@@ -100,29 +88,14 @@ void add_pack(CLI::App& app) {
     env::PackResult r = env::pack(o);
     print_warnings(r.warnings);
     if (*json) {
-      print_json({{"output", r.output},
-                  {"prefix", r.prefix},
-                  {"kind", env::kind_name(r.kind)},
-                  {"format", r.format},
-                  {"python_version", r.python_version},
-                  {"files", r.files},
-                  {"directories", r.directories},
-                  {"symlinks", r.symlinks},
-                  {"hardlinks", r.hardlinks},
-                  {"bytes_in", r.bytes_in},
-                  {"bytes_out", r.bytes_out},
-                  {"frames", r.frames},
-                  {"text_records", r.text_records},
-                  {"binary_records", r.binary_records},
-                  {"seconds", r.seconds},
-                  {"warnings", r.warnings}});
+      print_json(r);
       return;
     }
     std::printf(
         "packed %s environment %s\n  -> %s (%s)\n  %llu files, %s -> %s, %llu text + %llu "
         "binary relocation records, %.2f s\n",
-        env::kind_name(r.kind).c_str(), r.prefix.c_str(), r.output.c_str(), r.format.c_str(),
-        static_cast<unsigned long long>(r.files), human_bytes(r.bytes_in).c_str(),
+        util::name(r.kind).c_str(), r.prefix.c_str(), r.output.c_str(), r.format.c_str(),
+        static_cast<unsigned long long>(r.files), human_bytes(r.bytes).c_str(),
         human_bytes(r.bytes_out).c_str(), static_cast<unsigned long long>(r.text_records),
         static_cast<unsigned long long>(r.binary_records), r.seconds);
   });
@@ -144,21 +117,7 @@ void add_unpack(CLI::App& app) {
     env::UnpackResult r = env::unpack(o);
     print_warnings(r.warnings);
     if (*json) {
-      print_json({{"dest", r.dest},
-                  {"archive", r.archive},
-                  {"format", r.format},
-                  {"kind", r.kind},
-                  {"source_prefix", r.source_prefix},
-                  {"already_present", r.already_present},
-                  {"files", r.files},
-                  {"directories", r.directories},
-                  {"symlinks", r.symlinks},
-                  {"hardlinks", r.hardlinks},
-                  {"bytes", r.bytes},
-                  {"frames", r.frames},
-                  {"relocated_files", r.relocated_files},
-                  {"seconds", r.seconds},
-                  {"warnings", r.warnings}});
+      print_json(r);
       return;
     }
     if (r.already_present) {
@@ -183,24 +142,7 @@ void add_inspect(CLI::App& app) {
   cmd->callback([=] {
     env::Inspection in = env::inspect(*archive);
     if (*json) {
-      print_json({{"archive", in.archive},
-                  {"format", in.format},
-                  {"archive_bytes", in.archive_bytes},
-                  {"frames", in.frames},
-                  {"has_manifest", in.has_manifest},
-                  {"kind", in.kind},
-                  {"source_prefix", in.source_prefix},
-                  {"python_version", in.python_version},
-                  {"tool", in.tool},
-                  {"files", in.files},
-                  {"bytes", in.bytes},
-                  {"directories", in.directories},
-                  {"symlinks", in.symlinks},
-                  {"hardlinks", in.hardlinks},
-                  {"text_records", in.text_records},
-                  {"binary_records", in.binary_records},
-                  {"placeholders", in.placeholders},
-                  {"warnings", in.warnings}});
+      print_json(in);
       return;
     }
     std::printf("archive:        %s\nformat:         %s (%s, %llu frames)\nkind:           %s\n",

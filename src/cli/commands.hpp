@@ -4,8 +4,12 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 namespace ferry::cli {
+
+// A result as --json prints it: its JSON form (beside the struct, in its layer's header), indented.
+void print_json(const nlohmann::ordered_json& json);
 
 void add_pack(CLI::App& app);
 void add_unpack(CLI::App& app);

@@ -104,6 +104,8 @@ void add_context_options(CLI::App* cmd, ContextOptions& o) {
   cmd->add_option("--hostname", o.hostname, "Recognise the machine as if this were the host name");
 }
 
+// By hand, unlike the results' JSON forms: ferry job's JSON is a view of several job structs with
+// values worked out for it (host counts and lists, CPU lists as text, names, the quoted line).
 Json gpus_json(const job::GpuInventory& inv) {
   Json list = Json::array();
   for (const auto& g : inv.gpus)
@@ -147,15 +149,10 @@ Json context_json(const Context& c, const job::LaunchPlan* plan) {
       {"machine", c.machine->name},
       {"machine_description", c.machine->description},
       {"launcher", job::launcher_name(c.machine->launcher)}};
-  if (plan)
-    j["launch"] = {{"nodes", plan->nodes},
-                   {"ranks", plan->ranks},
-                   {"ranks_per_node", plan->ranks_per_node},
-                   {"gpus_per_rank", plan->gpus_per_rank},
-                   {"master_addr", plan->master_addr},
-                   {"master_port", plan->master_port},
-                   {"argv", plan->argv},
-                   {"line", util::command_line(plan->argv)}};
+  if (plan) {
+    j["launch"] = *plan;
+    j["launch"]["line"] = util::command_line(plan->argv);
+  }
   return j;
 }
 
@@ -224,8 +221,7 @@ void add_job(CLI::App& app) {
     if (plan) summary.launch.emplace(plan->argv.begin(), plan->argv.end() - 1);  // without COMMAND
     job::SavedJob saved = job::save_job(c.allocation, c.env, summary, *to);
     if (*json)
-      std::printf("%s\n",
-                  Json({{"file", saved.file}, {"hostfile", saved.hostfile}}).dump(2).c_str());
+      print_json(saved);
     else
       std::printf("saved %s\n  use it from another shell: source %s\n", saved.file.c_str(),
                   util::shell_quote(saved.file).c_str());

@@ -2,8 +2,6 @@
 #include <cstdio>
 #include <memory>
 
-#include <nlohmann/json.hpp>
-
 #include "cli/commands.hpp"
 #include "module/module.hpp"
 
@@ -28,7 +26,7 @@ void add_conda_config(CLI::App& app) {
   cmd->callback([=] {
     if (t->count() > 0) config->threads = *threads;
     for (const module::ConfigWritten& w : module::write_conda_config(*config))
-      std::printf("%s %s\n", w.action.c_str(), w.path.c_str());
+      std::printf("%s %s\n", util::name(w.action).c_str(), w.path.c_str());
   });
 }
 
@@ -77,30 +75,12 @@ void add_module(CLI::App& app) {
     if (!user_dirs->empty()) opts->user_dirs = *user_dirs;
     std::vector<module::Written> written = module::write_modulefiles(*opts);
     if (*json) {
-      nlohmann::ordered_json arr = nlohmann::ordered_json::array();
-      for (const module::Written& w : written) {
-        nlohmann::ordered_json keys = nlohmann::ordered_json::array();
-        for (const module::Package& p : w.key_packages)
-          keys.push_back({{"name", p.name}, {"version", p.version}});
-        arr.push_back({{"prefix", w.prefix},
-                       {"kind", w.kind},
-                       {"module", w.name + "/" + w.version},
-                       {"path", w.path},
-                       {"action", w.action},
-                       {"python_version", w.python_version},
-                       {"packages", w.packages},
-                       {"key_packages", keys},
-                       {"activate_scripts", w.activate_scripts}});
-      }
-      std::printf("%s\n",
-                  nlohmann::ordered_json{{"system", *lmod == "" ? "tcl" : "lmod"}, {"modules", arr}}
-                      .dump(2)
-                      .c_str());
+      print_json({{"system", opts->system}, {"modules", written}});
       return;
     }
     for (const module::Written& w : written)
-      std::printf("%s %s/%s -> %s (%s env, %zu packages)\n", w.action.c_str(), w.name.c_str(),
-                  w.version.c_str(), w.path.c_str(), w.kind.c_str(), w.packages);
+      std::printf("%s %s -> %s (%s env, %zu packages)\n", util::name(w.action).c_str(),
+                  w.module.c_str(), w.path.c_str(), util::name(w.kind).c_str(), w.packages);
     std::printf("use it: module use %s; module load %s\n", opts->dir.c_str(),
                 written.empty() ? "" : written.front().name.c_str());
   });

@@ -6,15 +6,12 @@
 #include <memory>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "stage/stage.hpp"
 
 namespace ferry::cli {
 namespace {
-
-using Json = nlohmann::ordered_json;
 
 std::string mib(std::uint64_t bytes) {
   return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
@@ -23,14 +20,14 @@ std::string mib(std::uint64_t bytes) {
 void print_result(const stage::StageResult& r) {
   std::printf("%-16s %-9s %12s %9s\n", "host", "status", "bytes", "seconds");
   for (const auto& n : r.nodes)
-    std::printf("%-16s %-9s %12s %9.2f\n", n.host.c_str(), n.status.c_str(), mib(n.bytes).c_str(),
-                n.seconds);
+    std::printf("%-16s %-9s %12s %9.2f\n", n.host.c_str(), util::name(n.status).c_str(),
+                mib(n.bytes).c_str(), n.seconds);
   std::string phases;
   for (const auto& [k, v] : r.phases)
     phases += fmt::format("{}{} {:.2f} s", phases.empty() ? "" : ", ", k, v);
   if (r.ok) {
     std::printf("staged %s on %zu nodes in %.2f s via %s (%s)\n", r.dir.c_str(), r.nodes.size(),
-                r.seconds, r.via.c_str(), phases.c_str());
+                r.seconds, util::name(r.via).c_str(), phases.c_str());
     std::printf("  use it: eval \"$(ferry activate %s)\"   (or PATH=%s/bin:$PATH)\n",
                 util::shell_word(r.dir).c_str(), util::shell_word(r.dir).c_str());
   }
@@ -62,33 +59,13 @@ void add_stage(CLI::App& app, int& exit_status) {
   cmd->add_flag("--json", *json, "Print the per-node report as JSON");
   cmd->callback([=, &exit_status] {
     stage::StageOptions opts = *o;
-    opts.via = *via == "mpi"      ? stage::Via::mpi
-               : *via == "sbcast" ? stage::Via::sbcast
-                                  : stage::Via::automatic;
-    opts.progress = !*json;  // drawn only when stderr is a terminal
+    opts.via = util::from_name<stage::Via>(*via).value();  // one of them: checked above
+    opts.progress = !*json;                                // drawn only when stderr is a terminal
     opts.ferry = util::self_executable();
     opts.ferry_mpi = (std::filesystem::path(opts.ferry).parent_path() / "ferry-mpi").string();
     stage::StageResult r = stage::stage(opts, job::current_environ());
     if (*json) {
-      Json nodes = Json::array();
-      for (const auto& n : r.nodes)
-        nodes.push_back({{"host", n.host},
-                         {"status", n.status},
-                         {"bytes", n.bytes},
-                         {"files", n.files},
-                         {"seconds", n.seconds},
-                         {"error", n.error}});
-      Json phases = Json::object();  // in the order they happened
-      for (const auto& [name, seconds] : r.phases) phases[name] = seconds;
-      Json j = {{"ok", r.ok},
-                {"via", r.via},
-                {"archive", r.archive},
-                {"dir", r.dir},
-                {"archive_bytes", r.archive_bytes},
-                {"seconds", r.seconds},
-                {"phases", phases},
-                {"nodes", nodes}};
-      std::printf("%s\n", j.dump(2).c_str());
+      print_json(r);
     } else {
       print_result(r);
     }
@@ -96,7 +73,7 @@ void add_stage(CLI::App& app, int& exit_status) {
       // One line per failed host, then the exit status.
       bool any = false;
       for (const auto& n : r.nodes)
-        if (n.status == "failed" || n.status == "lost") {
+        if (n.status == stage::NodeStatus::failed || n.status == stage::NodeStatus::lost) {
           std::fprintf(stderr, "ferry: error: %s: %s\n", n.host.c_str(), n.error.c_str());
           any = true;
         }
@@ -124,7 +101,7 @@ void add_stage(CLI::App& app, int& exit_status) {
     }
     if (node.step == stage::NodeOptions::Step::sweep) {
       stage::sweep_node(node.dir, node.archive);
-      std::printf("%s\n", stage::report_line({stage::node_name(), "swept", "", 0, 0, 0}).c_str());
+      std::printf("%s\n", stage::report_line(stage::NodeReport::swept(stage::node_name())).c_str());
       return;
     }
     std::fflush(stdout);

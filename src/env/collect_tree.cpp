@@ -12,15 +12,6 @@
 
 namespace ferry::env {
 
-std::string kind_name(Kind kind) {
-  switch (kind) {
-    case Kind::conda: return "conda";
-    case Kind::venv: return "venv";
-    case Kind::prefix: return "prefix";
-  }
-  return "prefix";
-}
-
 Kind detect_kind(const std::string& prefix) {
   struct stat st {};
   if (::stat(prefix.c_str(), &st) != 0) util::throw_errno(prefix, "environment not found", errno);

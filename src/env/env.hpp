@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "format/format.hpp"
 
 namespace ferry::env {
@@ -20,7 +22,9 @@ namespace ferry::env {
 extern const char k_tool[];
 
 enum class Kind { conda, venv, prefix };
-std::string kind_name(Kind kind);
+NLOHMANN_JSON_SERIALIZE_ENUM(Kind, {{Kind::conda, "conda"},
+                                    {Kind::venv, "venv"},
+                                    {Kind::prefix, "prefix"}})
 // Throws Error naming the path when it is not a directory.
 Kind detect_kind(const std::string& prefix);
 
@@ -138,15 +142,34 @@ struct PackOptions {
   bool progress = true;
 };
 
-struct PackResult {
+// The tree packed (bytes: its files' bytes, before compression).
+struct PackResult : format::TreeCounts {
   Kind kind = Kind::prefix;
   std::string prefix, output, format, python_version;
-  std::uint64_t files = 0, directories = 0, symlinks = 0, hardlinks = 0;
-  std::uint64_t bytes_in = 0, bytes_out = 0, frames = 0;
+  std::uint64_t bytes_out = 0, frames = 0;
   std::uint64_t text_records = 0, binary_records = 0;
   double seconds = 0;
   std::vector<std::string> warnings;
 };
+// By hand, not FERRY_JSON_FIELDS: the tree's bytes are "bytes_in" there, beside "bytes_out".
+inline void to_json(nlohmann::ordered_json& json, const PackResult& r) {
+  json = {{"output", r.output},
+          {"prefix", r.prefix},
+          {"kind", r.kind},
+          {"format", r.format},
+          {"python_version", r.python_version},
+          {"files", r.files},
+          {"directories", r.directories},
+          {"symlinks", r.symlinks},
+          {"hardlinks", r.hardlinks},
+          {"bytes_in", r.bytes},
+          {"bytes_out", r.bytes_out},
+          {"frames", r.frames},
+          {"text_records", r.text_records},
+          {"binary_records", r.binary_records},
+          {"seconds", r.seconds},
+          {"warnings", r.warnings}};
+}
 
 PackResult pack(const PackOptions& options);
 
@@ -158,14 +181,18 @@ struct UnpackOptions {
   bool progress = true;
 };
 
-struct UnpackResult {
+// The tree unpacked.
+struct UnpackResult : format::TreeCounts {
   std::string archive, dest, format, kind, source_prefix;
   bool already_present = false;  // the same archive was already unpacked there: nothing done
-  std::uint64_t files = 0, directories = 0, symlinks = 0, hardlinks = 0, bytes = 0, frames = 0;
+  std::uint64_t frames = 0;
   std::uint64_t relocated_files = 0;
   double seconds = 0;
   std::vector<std::string> warnings;
 };
+FERRY_JSON_FIELDS(UnpackResult, dest, archive, format, kind, source_prefix, already_present, files,
+                  directories, symlinks, hardlinks, bytes, frames, relocated_files, seconds,
+                  warnings)
 
 // Atomic: extracts into a temporary sibling of dest, relocates while writing, renames at the end.
 UnpackResult unpack(const UnpackOptions& options);
@@ -201,14 +228,17 @@ class UnpackSession {
   std::unique_ptr<State> m;
 };
 
-struct Inspection {
+// The tree an archive holds.
+struct Inspection : format::TreeCounts {
   std::string archive, format, kind, source_prefix, python_version, tool;
   bool has_manifest = false;
-  std::uint64_t files = 0, bytes = 0, symlinks = 0, hardlinks = 0, directories = 0;
   std::uint64_t archive_bytes = 0, frames = 0;
   std::uint64_t text_records = 0, binary_records = 0;
   std::vector<std::string> placeholders, warnings;
 };
+FERRY_JSON_FIELDS(Inspection, archive, format, archive_bytes, frames, has_manifest, kind,
+                  source_prefix, python_version, tool, files, bytes, directories, symlinks,
+                  hardlinks, text_records, binary_records, placeholders, warnings)
 
 Inspection inspect(const std::string& archive);
 
@@ -227,15 +257,25 @@ struct VenvOptions {
   bool force = false;  // replace a venv at path made on another base (never a non-venv)
 };
 
+enum class VenvAction { created, reused, replaced };
+NLOHMANN_JSON_SERIALIZE_ENUM(VenvAction, {{VenvAction::created, "created"},
+                                          {VenvAction::reused, "reused"},
+                                          {VenvAction::replaced, "replaced"}})
+
 struct VenvResult {
   std::string path, base;
   std::string base_from;       // "--base", "$CONDA_PREFIX", "$VIRTUAL_ENV", "python3 on PATH"
   std::string python_version;  // the base's, e.g. "3.11.7"
-  std::string action;          // "created", "reused" or "replaced"
-  bool has_pip = false;        // the base has pip: bin/pip in the venv runs it for the venv
+  VenvAction action = VenvAction::created;
+  bool has_pip = false;  // the base has pip: bin/pip in the venv runs it for the venv
+  // The shell line that activates it: Python's own bin/activate, which needs no ferry on the
+  // compute nodes and gives deactivate.
+  std::string activate;
   double seconds = 0;
   std::vector<std::string> warnings;
 };
+FERRY_JSON_FIELDS(VenvResult, path, base, base_from, python_version, action, has_pip, activate,
+                  seconds, warnings)
 
 // Atomic: builds in a temporary sibling of path, checks the new interpreter, renames into place.
 VenvResult make_venv(const VenvOptions& options);

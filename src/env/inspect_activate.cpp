@@ -35,12 +35,8 @@ Inspection inspect(const std::string& archive) {
       in.tool = man.tool;
       in.placeholders = man.placeholders;
       in.warnings = man.warnings;
-      in.symlinks = man.symlinks;
-      in.hardlinks = man.hardlinks;
-      in.directories = man.directories;
+      in.counts() = man.counts();
       for (const auto& f : man.files) {
-        ++in.files;
-        in.bytes += f.size;
         if (f.mode == format::RelocMode::text) ++in.text_records;
         if (f.mode == format::RelocMode::binary || f.mode == format::RelocMode::rpath)
           ++in.binary_records;

@@ -386,7 +386,7 @@ PackResult pack(const PackOptions& o) {
 
   format::Manifest manifest;
   manifest.tool = k_tool;
-  manifest.kind = kind_name(r.kind);
+  manifest.kind = util::name(r.kind);
   manifest.source_prefix = o.dest_prefix ? *o.dest_prefix : r.prefix;
   manifest.python_version = c.python_version;
   std::map<std::string, std::int32_t> placeholder_index;
@@ -424,7 +424,7 @@ PackResult pack(const PackOptions& o) {
       (k.mode == format::RelocMode::text ? r.text_records : r.binary_records)++;  // rpath: binary
     }
     if (k.unrelocatable && unrelocatable++ == 0) first_unrelocatable = item.target;
-    r.bytes_in += k.size;
+    r.bytes += k.size;
     ++r.files;
     manifest.files.push_back(std::move(f));
   }
@@ -433,9 +433,6 @@ PackResult pack(const PackOptions& o) {
         "{}: {} files hold the prefix in a format ferry does not rewrite (e.g. {}); they are "
         "packed unchanged",
         r.prefix, unrelocatable, first_unrelocatable));
-  manifest.symlinks = r.symlinks;
-  manifest.hardlinks = r.hardlinks;
-  manifest.directories = r.directories;
   manifest.warnings = r.warnings;
 
   // Pass 2.

@@ -243,11 +243,7 @@ struct UnpackSession::State {
                              {"warnings", r.warnings}};
     write_marker(root, marker.dump(1) + "\n");
     r.format = stats.format;
-    r.files = stats.files;
-    r.directories = stats.directories;
-    r.symlinks = stats.symlinks;
-    r.hardlinks = stats.hardlinks;
-    r.bytes = stats.bytes;
+    r.counts() = stats.counts();
     r.frames = stats.frames;
     r.relocated_files = relocator.relocated.load();
   }

@@ -248,6 +248,7 @@ VenvResult make_venv(const VenvOptions& o) {
   // PATH as the kernel reaches it (W/link/../v is the v beside link's target).
   util::SiblingPath where = util::sibling_path(o.path);
   res.path = where.path;
+  res.activate = "source " + util::shell_word(res.path + "/bin/activate");
   res.base = b.prefix;
   res.base_from = b.from;
   res.python_version = b.version;
@@ -277,7 +278,7 @@ VenvResult make_venv(const VenvOptions& o) {
     if (::access((res.path + "/pyvenv.cfg").c_str(), F_OK) == 0) {
       std::optional<std::string> why = why_not_reusable(res.path, b);
       if (!why && !o.force) {
-        res.action = "reused";
+        res.action = VenvAction::reused;
         res.seconds = clock.seconds();
         return res;
       }
@@ -298,7 +299,7 @@ VenvResult make_venv(const VenvOptions& o) {
   build_venv(tree.stage(), res.path, b);
   // A venv replaced is swapped atomically; the old one ends up in the temporary and goes with it.
   tree.commit(replace);
-  res.action = replace ? "replaced" : "created";
+  res.action = replace ? VenvAction::replaced : VenvAction::created;
   res.seconds = clock.seconds();
   return res;
 }

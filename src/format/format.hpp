@@ -35,6 +35,17 @@ struct Entry {
   std::uint64_t size = 0;
 };
 
+// What a tree holds, as pack, extraction and inspect count it: regular files (a hardlink is not
+// one) and their bytes, directories, symlinks, hardlinks. Results that report a tree derive from
+// it, so the counts are their own fields (in code and in their JSON forms alike).
+struct TreeCounts {
+  std::uint64_t files = 0, directories = 0, symlinks = 0, hardlinks = 0, bytes = 0;
+  bool operator==(const TreeCounts&) const = default;
+  // The counts alone, of a result that derives from them: result.counts() = stats.counts().
+  TreeCounts& counts() { return *this; }
+  const TreeCounts& counts() const { return *this; }
+};
+
 // Files larger than this are never held whole: they arrive as pieces (about a frame each) that
 // flow to their file in order, so memory does not grow with a member's size.
 constexpr std::uint64_t k_stream_min = 4u << 20;
@@ -213,8 +224,8 @@ struct Manifest {
   std::vector<ManifestDir> dir_entries;  // directory members (other directories are implied)
   std::vector<ManifestLink> symlink_entries, hardlink_entries;
   std::vector<std::string> warnings;
-  std::uint64_t symlinks = 0, hardlinks = 0, directories = 0;  // the lists' sizes
 
+  TreeCounts counts() const;  // of the lists
   std::string to_json() const;
   static Manifest parse(std::string_view json, const std::string& subject);
   // The archive's identity: the xxh3 of the manifest's JSON (which holds every file's checksum),
@@ -247,9 +258,8 @@ struct ExtractHooks {
   util::Progress* progress = nullptr;  // advanced by compressed bytes consumed
 };
 
-struct ExtractStats {
+struct ExtractStats : TreeCounts {
   std::string format;  // "ferry tar.zst", "tar.gz", ...
-  std::uint64_t files = 0, directories = 0, symlinks = 0, hardlinks = 0, bytes = 0;
   std::uint64_t frames = 0;
 };
 

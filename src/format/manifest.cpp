@@ -38,6 +38,16 @@ T integer(const nlohmann::json& v, const char* field) {
 
 }  // namespace
 
+TreeCounts Manifest::counts() const {
+  TreeCounts c;
+  c.files = files.size();
+  for (const ManifestFile& f : files) c.bytes += f.size;
+  c.directories = dir_entries.size();
+  c.symlinks = symlink_entries.size();
+  c.hardlinks = hardlink_entries.size();
+  return c;
+}
+
 std::string Manifest::to_json() const {
   nlohmann::ordered_json j;
   j["ferry_manifest"] = version;
@@ -89,9 +99,6 @@ Manifest Manifest::parse(std::string_view text, const std::string& subject) {
       m.symlink_entries.push_back({row.at(0).get<std::string>(), row.at(1).get<std::string>()});
     for (const auto& row : j.at("hardlinks"))
       m.hardlink_entries.push_back({row.at(0).get<std::string>(), row.at(1).get<std::string>()});
-    m.directories = m.dir_entries.size();
-    m.symlinks = m.symlink_entries.size();
-    m.hardlinks = m.hardlink_entries.size();
     for (const auto& row : j.at("files")) {
       ManifestFile f;
       f.path = row.at(0).get<std::string>();

@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "util/util.hpp"
 
 namespace ferry::job {
@@ -200,6 +202,9 @@ struct LaunchPlan {
   std::vector<std::vector<unsigned>> rank_cpus;  // per local rank, when ferry binds CPUs itself
   std::vector<std::string> notes;
 };
+// What ferry job and launch --dry-run --json show of it ("launch"; the CLI adds the line quoted).
+FERRY_JSON_FIELDS(LaunchPlan, nodes, ranks, ranks_per_node, gpus_per_rank, master_addr, master_port,
+                  argv)
 
 // Builds the line. Throws Error (one line, naming the option) when the request does not fit the
 // allocation: more ranks than slots, more GPUs per node than the node has, ...
@@ -298,6 +303,7 @@ std::vector<std::pair<std::string, std::string>> read_job_env_script(std::string
 struct SavedJob {
   std::string file, hostfile;
 };
+FERRY_JSON_FIELDS(SavedJob, file, hostfile)
 // `ferry job save`: writes the job's hosts (job_hostfile), its script at `file` (empty: env.sh in
 // job_dir) and points jobs_root's `latest` at the script, for `ferry job load` outside any job.
 SavedJob save_job(const Allocation& allocation, const Environ& env, const JobSummary& summary,

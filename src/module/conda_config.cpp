@@ -221,7 +221,7 @@ std::vector<ConfigWritten> write_conda_config(const CondaConfig& config) {
   bool rc_changed =
       merged != old || (old.empty() && ::access(condarc.c_str(), F_OK) != 0 && !merged.empty());
   if (rc_changed) writes.emplace_back(condarc, merged);
-  out.push_back({condarc, rc_changed ? "written" : "unchanged"});
+  out.push_back({condarc, rc_changed ? WriteAction::written : WriteAction::unchanged});
   if (!config.pins.empty()) {
     std::string pinned = root + "/conda-meta/pinned";
     std::string text = read_if_there(pinned);
@@ -236,7 +236,7 @@ std::vector<ConfigWritten> write_conda_config(const CondaConfig& config) {
     }
     if (!added.empty())
       writes.emplace_back(pinned, text + (text.empty() || text.back() == '\n' ? "" : "\n") + added);
-    out.push_back({pinned, added.empty() ? "unchanged" : "written"});
+    out.push_back({pinned, added.empty() ? WriteAction::unchanged : WriteAction::written});
   }
   // Every file beside its place first, then the renames.
   util::AtomicFileSet files;

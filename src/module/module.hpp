@@ -7,15 +7,19 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "env/env.hpp"
 
 namespace ferry::module {
 
 enum class System { lmod, tcl };
+NLOHMANN_JSON_SERIALIZE_ENUM(System, {{System::lmod, "lmod"}, {System::tcl, "tcl"}})
 
 struct Package {
   std::string name, version;
 };
+FERRY_JSON_FIELDS(Package, name, version)
 
 // What a modulefile needs to know about an environment (read from disk, nothing executed).
 struct EnvInfo {
@@ -89,13 +93,25 @@ struct Options {
   std::optional<std::string> user_dirs;  // --user-dirs pattern, only with conda_root
 };
 
+// What became of a file ferry module or conda-config writes.
+enum class WriteAction { written, unchanged, replaced };
+NLOHMANN_JSON_SERIALIZE_ENUM(WriteAction, {{WriteAction::written, "written"},
+                                           {WriteAction::unchanged, "unchanged"},
+                                           {WriteAction::replaced, "replaced"}})
+
 struct Written {
-  std::string prefix, kind, name, version, path, python_version;
-  std::string action;  // "written", "unchanged" or "replaced"
-  std::vector<Package> key_packages;
+  std::string prefix;
+  env::Kind kind = env::Kind::prefix;
+  std::string module;  // NAME/VERSION
+  std::string name;    // NAME: module load NAME takes its default version
+  std::string path, python_version;
+  WriteAction action = WriteAction::written;
   std::size_t packages = 0;
+  std::vector<Package> key_packages;
   std::size_t activate_scripts = 0;
 };
+FERRY_JSON_FIELDS(Written, prefix, kind, module, path, action, python_version, packages,
+                  key_packages, activate_scripts)
 
 // Checks every prefix and target first (nothing is written when one fails), then writes each
 // modulefile to a temporary file in its directory and renames it into place.
@@ -113,7 +129,8 @@ struct CondaConfig {
 };
 
 struct ConfigWritten {
-  std::string path, action;  // "written", "unchanged"
+  std::string path;
+  WriteAction action = WriteAction::written;  // written or unchanged
 };
 
 // Edits .condarc as lines: top-level `key: value` and `key:` followed by `  - item` lists are

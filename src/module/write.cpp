@@ -30,7 +30,8 @@ void check_component(const std::string& what, const std::string& value) {
 struct Target {
   EnvInfo info;
   Naming naming;
-  std::string path, text, action;
+  std::string path, text;
+  WriteAction action = WriteAction::written;
 };
 
 }  // namespace
@@ -104,17 +105,16 @@ std::vector<Written> write_modulefiles(const Options& options) {
                       t.path),
           Error::Kind::usage);
     t.text = render(t.info, t.naming, options.system, root ? &*root : nullptr);
-    t.action = "written";
     struct stat st {};
     if (::lstat(t.path.c_str(), &st) == 0) {
       if (!S_ISREG(st.st_mode))
         throw Error(fmt::format("{}: exists and is not a regular file", t.path));
       if (util::read_file(t.path) == t.text) {
-        t.action = "unchanged";
+        t.action = WriteAction::unchanged;
       } else if (!options.force) {
         throw Error(fmt::format("{}: a different modulefile exists (--force replaces it)", t.path));
       } else {
-        t.action = "replaced";
+        t.action = WriteAction::replaced;
       }
     }
     targets.push_back(std::move(t));
@@ -127,7 +127,7 @@ std::vector<Written> write_modulefiles(const Options& options) {
   if (::stat(dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
     throw Error(fmt::format("{}: not a directory", dir));
   for (const Target& t : targets) {
-    if (t.action == "unchanged") continue;
+    if (t.action == WriteAction::unchanged) continue;
     files.make_directories(std::filesystem::path(t.path).parent_path().string(),
                            "the module directory");
     files.add(t.path, t.text, 0644);
@@ -138,9 +138,9 @@ std::vector<Written> write_modulefiles(const Options& options) {
   for (const Target& t : targets) {
     Written w;
     w.prefix = t.info.prefix;
-    w.kind = env::kind_name(t.info.kind);
+    w.kind = t.info.kind;
+    w.module = t.naming.name + "/" + t.naming.version;
     w.name = t.naming.name;
-    w.version = t.naming.version;
     w.path = t.path;
     w.python_version = t.info.python_version;
     w.action = t.action;

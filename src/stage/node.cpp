@@ -58,22 +58,19 @@ std::optional<std::string> shared_file_system(const std::string& path) {
 }
 
 std::string report_line(const NodeReport& r) {
-  nlohmann::json j = {{"host", r.host},
-                      {"status", r.status},
-                      {"bytes", r.bytes},
-                      {"files", r.files},
-                      {"seconds", r.seconds}};
-  if (!r.error.empty()) j["error"] = r.error;
   // Errors can quote member names from a corrupt archive: never let bytes that are not UTF-8
   // stop the report itself.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return nlohmann::ordered_json(r).dump(-1, ' ', false,
+                                        nlohmann::ordered_json::error_handler_t::replace);
 }
 
 NodeReport parse_report_line(const std::string& line) {
   auto j = nlohmann::json::parse(line);
   NodeReport r;
   r.host = j.at("host").get<std::string>();
-  r.status = j.at("status").get<std::string>();
+  auto status = util::from_name<NodeStatus>(j.at("status").get<std::string>());
+  if (!status) throw Error(fmt::format("{}: not a node status", j.at("status").dump()));
+  r.status = *status;
   r.bytes = j.value("bytes", std::uint64_t{0});
   r.files = j.value("files", std::uint64_t{0});
   r.seconds = j.value("seconds", 0.0);
@@ -95,14 +92,14 @@ int run_node(const NodeOptions& o) {
     u.progress = false;
     session.emplace(u);
     if (!session->already_present()) session->extract();
-    r.status = session->already_present() ? "present" : "ready";
+    r.status = session->already_present() ? NodeStatus::present : NodeStatus::ready;
     r.bytes = session->result().bytes;
     r.files = session->result().files;
   } catch (const std::exception& e) {
     // A node told to stop (srun cancelling the step) ends by its signal once the temporary tree
     // is gone: the extraction's errors from that removal are not this node's failure.
     util::await_signal_exit();
-    r.status = "failed";
+    r.status = NodeStatus::failed;
     r.error = e.what();
     r.seconds = clock.seconds();
     session.reset();  // removes the temporary tree
@@ -110,7 +107,7 @@ int run_node(const NodeOptions& o) {
     return 1;
   } catch (...) {
     util::await_signal_exit();
-    r.status = "failed";
+    r.status = NodeStatus::failed;
     r.error = "unexpected error";
     session.reset();
     emit(r);
@@ -124,18 +121,18 @@ int run_node(const NodeOptions& o) {
   if (word == "commit") {
     try {
       if (!session->already_present()) session->commit();
-      r.status = session->already_present() ? "present" : "unpacked";
+      r.status = session->already_present() ? NodeStatus::present : NodeStatus::unpacked;
     } catch (const std::exception& e) {
-      r.status = "failed";
+      r.status = NodeStatus::failed;
       r.error = e.what();
     }
   } else {
     session.reset();
-    r.status = "aborted";
+    r.status = NodeStatus::aborted;
   }
   r.seconds = clock.seconds();
   emit(r);
-  return r.status == "failed" ? 1 : 0;
+  return r.status == NodeStatus::failed ? 1 : 0;
 }
 
 void sweep_node(const std::string& dir, const std::string& archive_copy) {
@@ -169,9 +166,9 @@ NodeReport prepare_node(const std::string& dir, const std::string& archive_copy,
           "unpack once)",
           parent, *shared));
     sweep_node(dir, archive_copy);
-    r.status = env::holds_archive(dest, identity) ? "present" : "ok";
+    r.status = env::holds_archive(dest, identity) ? NodeStatus::present : NodeStatus::ok;
   } catch (const std::exception& e) {
-    r.status = "failed";
+    r.status = NodeStatus::failed;
     r.error = e.what();
   }
   return r;

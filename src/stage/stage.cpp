@@ -67,7 +67,7 @@ std::string copy_path(const std::string& dir, const std::string& job_id) {
       .string();
 }
 
-// The reports of a one-shot step (prepare, sweep), one per host; missing hosts are "lost".
+// The reports of a one-shot step (prepare, sweep), one per host; missing hosts are lost.
 std::map<std::string, NodeReport> one_shot(const std::vector<std::string>& argv,
                                            const std::vector<std::string>& hosts, double seconds) {
   util::CommandOutput out = util::run_command(argv, seconds);
@@ -75,16 +75,12 @@ std::map<std::string, NodeReport> one_shot(const std::vector<std::string>& argv,
   for (std::string_view line : util::split_lines(out.out))
     if (auto r = as_report(std::string(line))) reports[r->host] = *r;
   for (const auto& h : hosts)
-    if (!reports.count(h)) {
-      NodeReport lost;
-      lost.host = h;
-      lost.status = "lost";
-      lost.error = out.timed_out ? fmt::format("no answer within {:.0f} s", seconds)
-                                 : fmt::format("no answer ({})", out.last_error_line().empty()
-                                                                     ? "the step failed"
-                                                                     : out.last_error_line());
-      reports[h] = lost;
-    }
+    if (!reports.count(h))
+      reports[h] = NodeReport::lost(
+          h, out.timed_out ? fmt::format("no answer within {:.0f} s", seconds)
+                           : fmt::format("no answer ({})", out.last_error_line().empty()
+                                                               ? "the step failed"
+                                                               : out.last_error_line()));
   return reports;
 }
 
@@ -106,8 +102,9 @@ void cancel_step(util::Subprocess& srun) {
   }
 }
 
-bool is_final(const std::string& status) {
-  return status == "unpacked" || status == "present" || status == "aborted" || status == "failed";
+bool is_final(NodeStatus status) {
+  return status == NodeStatus::unpacked || status == NodeStatus::present ||
+         status == NodeStatus::aborted || status == NodeStatus::failed;
 }
 
 StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc,
@@ -131,18 +128,18 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc,
   bool refused = false;
   for (const auto& h : hosts) {
     const NodeReport& r = prepared[h];
-    if (r.status == "ok") {
+    if (r.status == NodeStatus::ok) {
       todo.push_back(h);
       continue;
     }
     res.nodes.push_back(r);
-    if (r.status == "present")
+    if (r.status == NodeStatus::present)
       present.push_back(h);
     else
       refused = true;
   }
   if (refused) {
-    for (const auto& h : todo) res.nodes.push_back({h, "aborted", "", 0, 0, 0});
+    for (const auto& h : todo) res.nodes.push_back(NodeReport::aborted(h));
     return res;
   }
   if (todo.empty()) {
@@ -169,8 +166,8 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc,
     for (const auto& h : todo)
       if (sb.err.find("(" + h + ")") != std::string::npos) named.insert(h);
     for (const auto& h : todo)
-      res.nodes.push_back(named.empty() || named.count(h) ? NodeReport{h, "failed", why, 0, 0, 0}
-                                                          : NodeReport{h, "aborted", "", 0, 0, 0});
+      res.nodes.push_back(named.empty() || named.count(h) ? NodeReport::failed(h, why)
+                                                          : NodeReport::aborted(h));
     return res;
   }
   if (!present.empty())
@@ -196,19 +193,19 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc,
     if (!line) break;
     if (auto r = as_report(*line)) {
       first[r->host] = *r;
-      if (r->status == "failed") break;
+      if (r->status == NodeStatus::failed) break;
     }
   }
   bool all_ready = first.size() == todo.size() &&
                    std::all_of(first.begin(), first.end(),
-                               [](auto& kv) { return kv.second.status != "failed"; });
+                               [](auto& kv) { return kv.second.status != NodeStatus::failed; });
   std::string word = all_ready ? "commit" : "abort";
   res.phases.emplace_back("extract", phase.seconds());
   phase = {};
   srun.write(word + "\n");
   srun.close_stdin();
   for (auto& [h, r] : first)
-    if (r.status == "failed") last[h] = r;
+    if (r.status == NodeStatus::failed) last[h] = r;
   while (last.size() < todo.size()) {
     auto line = srun.read_line(std::min(60.0, std::max(10.0, deadline.left())));
     if (!line) break;
@@ -227,25 +224,23 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc,
   for (const auto& h : todo) {
     if (auto it = last.find(h); it != last.end()) {
       res.nodes.push_back(it->second);
-    } else if (answered.count(h) && word == "abort") {
-      res.nodes.push_back({h, "aborted", "", 0, 0, 0});
+    } else if (answered.count(h) && !all_ready) {
+      res.nodes.push_back(NodeReport::aborted(h));
+    } else if (answered.count(h)) {
+      res.nodes.push_back(NodeReport::lost(
+          h,
+          "its task ended without a report after the commit (it is cleaned, but DIR is missing "
+          "there)"));
+    } else if (deadline.left() <= 0) {
+      res.nodes.push_back(NodeReport::lost(
+          h, fmt::format("no report within {:.0f} s (--timeout): is the node down?", o.timeout)));
     } else {
-      NodeReport lost{h, "lost", "", 0, 0, 0};
-      if (answered.count(h))
-        lost.error =
-            "its task ended without a report after the commit (it is cleaned, but DIR is missing "
-            "there)";
-      else if (deadline.left() <= 0)
-        lost.error =
-            fmt::format("no report within {:.0f} s (--timeout): is the node down?", o.timeout);
-      else
-        lost.error = "its task died without a report and the node does not answer: is it down?";
-      res.nodes.push_back(lost);
+      res.nodes.push_back(NodeReport::lost(
+          h, "its task died without a report and the node does not answer: is it down?"));
     }
   }
-  res.ok = word == "commit" && std::all_of(res.nodes.begin(), res.nodes.end(), [](auto& r) {
-             return r.status == "unpacked" || r.status == "present";
-           });
+  res.ok = all_ready && std::all_of(res.nodes.begin(), res.nodes.end(),
+                                    [](const NodeReport& r) { return r.staged(); });
   return res;
 }
 
@@ -267,7 +262,7 @@ std::set<std::string> sweep_each(const StageOptions& o, const std::string& dir,
   std::set<std::string> answered;
   for (std::size_t i = 0; i < steps.size(); ++i) {
     while (auto line = steps[i]->read_line(deadline.left()))
-      if (auto r = as_report(*line); r && r->status == "swept") answered.insert(hosts[i]);
+      if (auto r = as_report(*line); r && r->status == NodeStatus::swept) answered.insert(hosts[i]);
     if (!steps[i]->wait_for(steps[i]->timed_out() ? 0 : 5)) cancel_step(*steps[i]);
   }
   return answered;
@@ -343,7 +338,7 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
   std::vector<std::string> words = encode_mpi_options(
       {.archive = res.archive, .dir = res.dir, .jobs = o.jobs, .progress = drawn});
   argv.insert(argv.end(), words.begin(), words.end());
-  res.via = "mpi";
+  res.via = Via::mpi;
   std::uint64_t frames_bytes =
       res.archive_bytes;  // what the bar counts: the frames, not the seek table
   if (drawn) {
@@ -417,7 +412,7 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
     }
     if (auto r = as_report(*line)) {
       if (r->host == "*") {  // rank 0 could not start the stage at all (e.g. not a ferry archive)
-        for (const auto& h : alloc.hosts) reports[h] = {h, "failed", r->error, 0, 0, 0};
+        for (const auto& h : alloc.hosts) reports[h] = NodeReport::failed(h, r->error);
         continue;
       }
       reports[r->host] = *r;
@@ -443,28 +438,25 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
       res.nodes.push_back(it->second);
       continue;
     }
-    NodeReport r;
-    r.host = h;
-    r.status = "lost";
-    r.error =
-        mpi.timed_out()
-            ? fmt::format("no report within {:.0f} s (--timeout): is the node down?", o.timeout)
-            : fmt::format("no report: {} ended with status {} (a node or rank died?)", argv[0], rc);
-    res.nodes.push_back(r);
+    res.nodes.push_back(NodeReport::lost(
+        h, mpi.timed_out()
+               ? fmt::format("no report within {:.0f} s (--timeout): is the node down?", o.timeout)
+               : fmt::format("no report: {} ended with status {} (a node or rank died?)", argv[0],
+                             rc)));
     lost.push_back(h);
   }
-  res.ok = rc == 0 && lost.empty() && std::all_of(res.nodes.begin(), res.nodes.end(), [](auto& r) {
-             return r.status == "unpacked" || r.status == "present";
-           });
+  res.ok = rc == 0 && lost.empty() &&
+           std::all_of(res.nodes.begin(), res.nodes.end(),
+                       [](const NodeReport& r) { return r.staged(); });
   // When the MPI job died, its ranks left temporary trees and nobody reported. Ask every node
   // on its own (Slurm): one that answers is cleaned and was only aborted; one that does not is the
   // node that went down.
   if (!lost.empty() && alloc.scheduler == job::Scheduler::slurm) {
     auto answers = sweep_each(o, res.dir, "", lost, 20);
     for (auto& r : res.nodes)
-      if (r.status == "lost" && answers.count(r.host))
-        r = {r.host, "aborted", "", 0, 0, 0};
-      else if (r.status == "lost")
+      if (r.status == NodeStatus::lost && answers.count(r.host))
+        r = NodeReport::aborted(r.host);
+      else if (r.status == NodeStatus::lost)
         r.error = fmt::format(
             "the MPI job died ({} ended with status {}) and the node does not answer: is it down?",
             argv[0], rc);
@@ -518,7 +510,7 @@ StageResult stage(const StageOptions& o, const job::Environ& env) {
           Error::Kind::usage);
     res = stage_mpi(o, alloc, env, deadline, res);
   } else {
-    res.via = "sbcast";
+    res.via = Via::sbcast;
     res = stage_sbcast(o, alloc, deadline, res);
   }
   res.seconds = clock.seconds();

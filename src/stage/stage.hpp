@@ -17,11 +17,15 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "job/job.hpp"
 
 namespace ferry::stage {
 
 enum class Via { automatic, mpi, sbcast };
+NLOHMANN_JSON_SERIALIZE_ENUM(Via,
+                             {{Via::automatic, "auto"}, {Via::mpi, "mpi"}, {Via::sbcast, "sbcast"}})
 
 struct StageOptions {
   std::string archive;
@@ -37,22 +41,78 @@ struct StageOptions {
   std::string ferry_mpi;  // the ferry-mpi binary, when built
 };
 
-// One node's outcome. status: "unpacked", "present" (DIR already held this archive), "failed",
-// "aborted" (it was fine, another node was not), "lost" (no word from it).
+// Where a node stands. Its outcome in the result is unpacked, present, failed, aborted or lost;
+// ok, ready and swept are words of the node side on the way.
+enum class NodeStatus {
+  ok,        // prepared: there is work to do
+  present,   // DIR already held this archive
+  ready,     // extracted beside DIR, waiting for the word to commit
+  unpacked,  // committed: DIR holds it now
+  swept,     // what a failed stage left here is removed
+  failed,    // error says why
+  aborted,   // it was fine, another node was not
+  lost,      // no word from it (error says what is known)
+};
+NLOHMANN_JSON_SERIALIZE_ENUM(NodeStatus, {{NodeStatus::ok, "ok"},
+                                          {NodeStatus::present, "present"},
+                                          {NodeStatus::ready, "ready"},
+                                          {NodeStatus::unpacked, "unpacked"},
+                                          {NodeStatus::swept, "swept"},
+                                          {NodeStatus::failed, "failed"},
+                                          {NodeStatus::aborted, "aborted"},
+                                          {NodeStatus::lost, "lost"}})
+
 struct NodeReport {
-  std::string host, status, error;
+  std::string host;
+  NodeStatus status = NodeStatus::lost;  // until it says otherwise
+  std::string error;
   std::uint64_t bytes = 0, files = 0;
   double seconds = 0;
+
+  static NodeReport failed(std::string host, std::string error) {
+    return with(std::move(host), NodeStatus::failed, std::move(error));
+  }
+  static NodeReport lost(std::string host, std::string error) {
+    return with(std::move(host), NodeStatus::lost, std::move(error));
+  }
+  static NodeReport aborted(std::string host) { return with(std::move(host), NodeStatus::aborted); }
+  static NodeReport swept(std::string host) { return with(std::move(host), NodeStatus::swept); }
+  // DIR holds the archive on this node: unpacked now, or present already.
+  bool staged() const { return status == NodeStatus::unpacked || status == NodeStatus::present; }
+
+ private:
+  static NodeReport with(std::string host, NodeStatus status, std::string error = "") {
+    NodeReport r;
+    r.host = std::move(host);
+    r.status = status;
+    r.error = std::move(error);
+    return r;
+  }
 };
+FERRY_JSON_FIELDS(NodeReport, host, status, bytes, files, seconds, error)
 
 struct StageResult {
-  std::string via, archive, dir;
+  Via via = Via::automatic;  // the way taken: mpi or sbcast
+  std::string archive, dir;
   bool ok = false;
   double seconds = 0;
   std::vector<std::pair<std::string, double>> phases;  // in order: "prepare", "broadcast", ...
   std::uint64_t archive_bytes = 0;
   std::vector<NodeReport> nodes;
 };
+// By hand, not FERRY_JSON_FIELDS: the phases are one object, in the order they happened.
+inline void to_json(nlohmann::ordered_json& json, const StageResult& r) {
+  nlohmann::ordered_json phases = nlohmann::ordered_json::object();
+  for (const auto& [name, seconds] : r.phases) phases[name] = seconds;
+  json = {{"ok", r.ok},
+          {"via", r.via},
+          {"archive", r.archive},
+          {"dir", r.dir},
+          {"archive_bytes", r.archive_bytes},
+          {"seconds", r.seconds},
+          {"phases", phases},
+          {"nodes", r.nodes}};
+}
 
 // Runs the whole stage from a batch script or an interactive allocation. Errors that stop it
 // before any node worked throw Error; per-node failures come back in the result (ok false).
@@ -95,8 +155,8 @@ int run_node(const NodeOptions& options);
 // Removes what a failed stage may have left on this node: temporary trees beside dir and the
 // archive copy. Never touches dir itself.
 void sweep_node(const std::string& dir, const std::string& archive_copy);
-// Before a stage: makes dir's parent, sweeps leftovers, and reports "present" (dir holds the
-// archive with this identity), "ok" (work to do) or "failed" (e.g. not writable).
+// Before a stage: makes dir's parent, sweeps leftovers, and reports present (dir holds the
+// archive with this identity), ok (work to do) or failed (e.g. not writable).
 NodeReport prepare_node(const std::string& dir, const std::string& archive_copy,
                         std::uint64_t identity);
 
@@ -106,7 +166,8 @@ std::optional<std::string> shared_file_system(const std::string& path);
 // This node's name as the coordinator knows it (SLURMD_NODENAME, else the host name).
 std::string node_name();
 
-// A report as one JSON line, and back.
+// A report as one JSON line (its JSON form), and back. A line without a host or with a status not
+// in the table is not a report: Error.
 std::string report_line(const NodeReport& report);
 NodeReport parse_report_line(const std::string& line);
 

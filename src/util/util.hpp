@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace ferry {
 
 // The one error type. Its message is the complete one-line message for the user and names its
@@ -33,7 +35,34 @@ class Error : public std::runtime_error {
 
 }  // namespace ferry
 
+// JSON forms, for --json and stage's report lines. A layer gives a result struct its form beside
+// the struct, in its header (which includes <nlohmann/json.hpp>): FERRY_JSON_FIELDS(Type,
+// fields...) writes each field under its own name, in the order listed. It is nlohmann's
+// NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE for ordered_json, which Debian 12's nlohmann (3.11.2) writes
+// for nlohmann::json only, whose keys come out sorted: the order listed is the order users see.
+// A state enum's names are its NLOHMANN_JSON_SERIALIZE_ENUM table, the one list of them.
+#define FERRY_JSON_FIELD(field) json[#field] = value.field;
+#define FERRY_JSON_FIELDS(Type, ...)                                         \
+  inline void to_json(nlohmann::ordered_json& json, const Type& value) {     \
+    NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(FERRY_JSON_FIELD, __VA_ARGS__)) \
+  }
+
 namespace ferry::util {
+
+// An enum value's name, from its NLOHMANN_JSON_SERIALIZE_ENUM table (for text output and report
+// lines; --json takes the table directly), and the value a name names: none for a name not in the
+// table, which nlohmann alone reads as the table's first value.
+template <class Enum, class Json = nlohmann::json>
+std::string name(Enum value) {
+  return Json(value).template get<std::string>();
+}
+template <class Enum, class Json = nlohmann::json>
+std::optional<Enum> from_name(std::string_view name) {
+  Json json = std::string(name);
+  Enum value = json.template get<Enum>();
+  if (Json(value) != json) return std::nullopt;
+  return value;
+}
 
 // Throws Error("<subject>: <what>: <strerror(errno)>").
 [[noreturn]] void throw_errno(std::string_view subject, std::string_view what, int err);

@@ -19,7 +19,10 @@ TEST(Manifest, EveryMemberKindRoundTripsAndCountsInTheIdentity) {
   EXPECT_EQ(back.files.at(0).perm, 0755u);
   EXPECT_EQ(back.dir_entries.at(0).perm, 0700u);
   EXPECT_EQ(back.symlink_entries.at(0).target, "python3.11");
-  EXPECT_EQ(back.directories + back.symlinks + back.hardlinks, 3u);
+  fmt_::TreeCounts counts = back.counts();
+  EXPECT_EQ(counts.directories + counts.symlinks + counts.hardlinks, 3u);
+  EXPECT_EQ(counts.files, 1u);  // the hardlink is not a second file
+  EXPECT_EQ(counts.bytes, 12u);
   // A symlink target or a mode alone changes the archive's identity.
   fmt_::Manifest other = m;
   other.symlink_entries[0].target = "/usr/bin/python3";

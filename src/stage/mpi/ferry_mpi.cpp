@@ -226,7 +226,7 @@ int stage_main(const stage::MpiOptions& args, Phases& phases) {
   if (!h.error.empty()) {
     // One report for every node: ferry stage shows the reason on each host's line.
     if (rank == 0) {
-      std::printf("%s\n", stage::report_line({"*", "failed", h.error, 0, 0, 0}).c_str());
+      std::printf("%s\n", stage::report_line(stage::NodeReport::failed("*", h.error)).c_str());
       std::fflush(stdout);
     }
     free_comm(leaders);
@@ -254,7 +254,7 @@ int stage_main(const stage::MpiOptions& args, Phases& phases) {
     u.progress = false;
     session.emplace(u, h.manifest);
   } catch (const std::exception& e) {
-    report.status = "failed";
+    report.status = stage::NodeStatus::failed;
     report.error = e.what();
   }
   // Receivers hold a window of the archive, never all of it (FERRY_MPI_WINDOW: its units).
@@ -267,7 +267,7 @@ int stage_main(const stage::MpiOptions& args, Phases& phases) {
     try {
       window.emplace(index, slots);
     } catch (const std::bad_alloc&) {
-      report.status = "failed";
+      report.status = stage::NodeStatus::failed;
       report.error = fmt::format("cannot map a window of {} units of the archive", slots);
       session.reset();
     }
@@ -299,7 +299,7 @@ int stage_main(const stage::MpiOptions& args, Phases& phases) {
               rank == 0 ? format::FrameSource::in_memory(map->bytes(), index) : window->source(),
               index);
         } catch (const std::exception& e) {
-          report.status = "failed";
+          report.status = stage::NodeStatus::failed;
           report.error = e.what();
           if (window) window->abandon();  // also when it failed before reading a frame
         }
@@ -354,22 +354,22 @@ int stage_main(const stage::MpiOptions& args, Phases& phases) {
   }
 
   // 4. All or nothing.
-  int all_ok = all_min(report.status == "failed" ? 0 : 1, leaders);
+  int all_ok = all_min(report.status == stage::NodeStatus::failed ? 0 : 1, leaders);
   if (all_ok) {
     try {
       bool present = session->already_present();
       if (!present) session->commit();
-      report.status = present ? "present" : "unpacked";
+      report.status = present ? stage::NodeStatus::present : stage::NodeStatus::unpacked;
       report.bytes = session->result().bytes;
       report.files = session->result().files;
     } catch (const std::exception& e) {
-      report.status = "failed";
+      report.status = stage::NodeStatus::failed;
       report.error = e.what();
     }
   } else {
     if (session) report.bytes = session->result().bytes;
     session.reset();  // removes this node's temporary tree
-    if (report.status != "failed") report.status = "aborted";
+    if (report.status != stage::NodeStatus::failed) report.status = stage::NodeStatus::aborted;
   }
   report.seconds = clock.seconds();
   phases.end("commit");
