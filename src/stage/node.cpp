@@ -31,13 +31,17 @@ void emit(const NodeReport& r) {
   std::fflush(stdout);
 }
 
-// Removes the node's copy of the archive however this node's part ends.
+// Removes the node's copy of the archive however this node's part ends, and before its final
+// report: the coordinator sweeps only nodes that sent none, and srun may kill this task (another
+// node's failure ends the step) as soon as the report is out.
 struct RemoveOnExit {
   std::string path;
   bool active;
-  ~RemoveOnExit() {
+  void now() {
     if (active) ::unlink(path.c_str());
+    active = false;
   }
+  ~RemoveOnExit() { now(); }
 };
 
 }  // namespace
@@ -103,6 +107,7 @@ int run_node(const NodeOptions& o) {
     r.error = e.what();
     r.seconds = clock.seconds();
     session.reset();  // removes the temporary tree
+    copy.now();
     emit(r);
     return 1;
   } catch (...) {
@@ -110,6 +115,7 @@ int run_node(const NodeOptions& o) {
     r.status = NodeStatus::failed;
     r.error = "unexpected error";
     session.reset();
+    copy.now();
     emit(r);
     return 1;
   }
@@ -131,6 +137,7 @@ int run_node(const NodeOptions& o) {
     r.status = NodeStatus::aborted;
   }
   r.seconds = clock.seconds();
+  copy.now();
   emit(r);
   return r.status == NodeStatus::failed ? 1 : 0;
 }
