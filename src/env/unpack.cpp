@@ -32,21 +32,11 @@ struct ArchiveIdentity {
   std::optional<format::Manifest> manifest;
 };
 
-// The manifest counts only as the archive's first member (after the .ferry directory): a manifest
-// further in is refused as tampering when extraction meets it.
+// The manifest's identity, or for an archive without one (conda-pack's) the hash of its bytes.
 ArchiveIdentity identify(const std::string& archive) {
   ArchiveIdentity ident;
-  format::read_members(archive, [&](const format::Member& m) {
-    std::string path = format::normalize_member_path(m.entry.path, archive);
-    if (path == format::k_manifest_path && m.entry.type == format::EntryType::file) {
-      if (m.streamed)
-        throw Error(fmt::format("{}: the manifest is larger than ferry reads ({} MiB)", archive,
-                                format::k_read_whole_max >> 20));
-      ident.manifest = format::Manifest::parse(m.data, archive);
-      return false;
-    }
-    return path == ".ferry" && m.entry.type == format::EntryType::directory;
-  });
+  if (std::optional<std::string> text = format::read_manifest_text(archive))
+    ident.manifest = format::Manifest::parse(*text, archive);
   if (ident.manifest) {
     ident.id = ident.manifest->identity();
   } else {

@@ -792,4 +792,20 @@ void read_members(const std::string& archive_path,
   map.check_intact();
 }
 
+std::optional<std::string> read_manifest_text(const std::string& archive_path) {
+  std::optional<std::string> text;
+  read_members(archive_path, [&](const Member& m) {
+    std::string path = normalize_member_path(m.entry.path, archive_path);
+    if (path == k_manifest_path && m.entry.type == EntryType::file) {
+      if (m.streamed)
+        throw Error(fmt::format("{}: the manifest is larger than ferry reads ({} MiB)",
+                                archive_path, k_read_whole_max >> 20));
+      text = std::string(m.data);
+      return false;
+    }
+    return path == ".ferry" && m.entry.type == EntryType::directory;
+  });
+  return text;
+}
+
 }  // namespace ferry::format

@@ -294,6 +294,10 @@ ExtractStats extract_frames(const FrameSource& source, const FrameIndex& index,
 // only (streamed set, data empty), so that no archive can make it hold more.
 constexpr std::uint64_t k_read_whole_max = 64u << 20;
 void read_members(const std::string& archive_path, const std::function<bool(const Member&)>& visit);
+// The manifest's text, as unpack reads it: it counts only as the archive's first member (after the
+// .ferry directory; one further in is refused as tampering when extraction meets it). nullopt when
+// there is none there; Error when it is larger than k_read_whole_max.
+std::optional<std::string> read_manifest_text(const std::string& archive_path);
 
 // Lists a member name in its safe, normalised form, or throws Error naming it.
 std::string normalize_member_path(std::string_view name, const std::string& subject);

@@ -147,18 +147,7 @@ Header read_header(const std::string& archive, const util::MappedFile& map) {
         "{}: not a ferry archive: the MPI path streams ferry's frames (use --via sbcast, "
         "or repack with ferry pack)",
         archive));
-  // As ferry unpack reads it: the manifest counts only as the first member (after .ferry/).
-  format::read_members(archive, [&](const format::Member& m) {
-    std::string path = format::normalize_member_path(m.entry.path, archive);
-    if (path == format::k_manifest_path && m.entry.type == format::EntryType::file) {
-      if (m.streamed)
-        throw Error(fmt::format("{}: the manifest is larger than ferry reads ({} MiB)", archive,
-                                format::k_read_whole_max >> 20));
-      h.manifest = std::string(m.data);
-      return false;
-    }
-    return path == ".ferry" && m.entry.type == format::EntryType::directory;
-  });
+  h.manifest = format::read_manifest_text(archive).value_or("");
   if (h.manifest.empty())
     throw Error(fmt::format("{}: no manifest in this ferry archive", archive));
   h.index.assign(reinterpret_cast<const char*>(index.frames.data()),
