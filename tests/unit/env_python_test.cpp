@@ -7,19 +7,10 @@
 #include <fstream>
 
 #include "env/env.hpp"
+#include "temp_dir.hpp"
 
 namespace env = ferry::env;
 namespace fs = std::filesystem;
-
-namespace {
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("ferry-python-test-" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-}  // namespace
 
 TEST(PyvenvCfg, KeysAndValuesWithoutTheirBlanks) {
   env::PyvenvCfg cfg = env::parse_pyvenv_cfg(

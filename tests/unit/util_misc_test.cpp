@@ -8,26 +8,11 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "temp_dir.hpp"
 #include "util/util.hpp"
 
 namespace fs = std::filesystem;
 using namespace ferry;
-
-namespace {
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("ferry-util-test-" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-};
-
-}  // namespace
 
 TEST(WriteFileAtomically, ReplacesWholeWithModeAndLeavesNoTemporary) {
   TempDir d;

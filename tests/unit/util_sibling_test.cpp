@@ -14,19 +14,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include "temp_dir.hpp"
 #include "util/util.hpp"
 
 namespace fs = std::filesystem;
 using namespace ferry;
 
 namespace {
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("ferry-sibling-test-" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& rel) const { return (path / rel).string(); }
-};
 
 void touch(const std::string& path) { std::ofstream(path) << "data\n"; }
 

@@ -10,26 +10,13 @@
 #include <fstream>
 #include <functional>
 
+#include "temp_dir.hpp"
 #include "util/util.hpp"
 
 namespace fs = std::filesystem;
 using namespace ferry;
 
 namespace {
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("ferry-staged-test-" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& rel) const { return (path / rel).string(); }
-  std::vector<std::string> names(const std::string& rel = "") const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path / rel))
-      out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-};
 
 void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
