@@ -6,6 +6,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json_fwd.hpp>
 
+#include "job/job.hpp"
+
 namespace ferry::cli {
 
 // A result as --json prints it: its JSON form (beside the struct, in its layer's header), indented.
@@ -16,11 +18,15 @@ void add_unpack(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_activate(CLI::App& app);
 void add_venv(CLI::App& app);
+// --machine, --sysfs-root, --hostname: how a verb that reads the site may be told another one.
+void add_site_options(CLI::App* cmd, job::SiteOptions& options);
 // job, hostlist, launch, rank (job_commands.cpp).
 void add_job_commands(CLI::App& app, int& exit_status);
 // stage and stage-node (stage_commands.cpp).
 void add_stage(CLI::App& app, int& exit_status);
 // module and conda-config (module_commands.cpp).
 void add_module(CLI::App& app);
+// dask and dask-node (dask_commands.cpp).
+void add_dask(CLI::App& app, int& exit_status);
 
 }  // namespace ferry::cli

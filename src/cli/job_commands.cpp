@@ -1,6 +1,4 @@
 // The job verbs: hostlist, job, launch, rank. Each parses and calls the job library.
-#include <netdb.h>
-
 #include <cstdio>
 #include <memory>
 
@@ -50,60 +48,6 @@ void add_hostlist(CLI::App& app) {
   });
 }
 
-// What `job`, `launch` and `job save` all need: the allocation, this node, the machine.
-struct Context {
-  job::Environ env;
-  job::Allocation allocation;
-  job::CpuInventory cpus;
-  job::GpuInventory gpus;
-  std::vector<job::Machine> machines;
-  const job::Machine* machine = nullptr;
-  std::string hostname, fqdn;
-};
-
-struct ContextOptions {
-  std::string sysfs_root = "/";
-  std::string hostname;  // pretend to be this host (recorded machines, tests)
-  std::string machine;   // --machine
-};
-
-std::string fqdn_of(const std::string& host) {
-  addrinfo hints{};
-  hints.ai_flags = AI_CANONNAME;
-  addrinfo* res = nullptr;
-  std::string out = host;
-  if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) == 0) {
-    if (res->ai_canonname) out = res->ai_canonname;
-    ::freeaddrinfo(res);
-  }
-  return out;
-}
-
-Context make_context(const ContextOptions& o) {
-  Context c;
-  c.env = job::current_environ();
-  c.hostname = o.hostname.empty() ? util::host_name() : o.hostname;
-  c.fqdn = o.hostname.empty() ? fqdn_of(c.hostname) : o.hostname;
-  c.allocation =
-      job::discover_allocation(c.env, {c.hostname.substr(0, c.hostname.find('.')), nullptr});
-  job::DiscoverOptions d;
-  d.sysfs_root = o.sysfs_root;
-  c.cpus = job::discover_cpus(d);
-  c.gpus = job::discover_gpus(c.env, d);
-  c.machines = job::load_machines(c.env);
-  c.machine = o.machine.empty() ? &job::recognise_machine(c.machines, c.env, c.hostname, c.fqdn,
-                                                          c.allocation.scheduler)
-                                : &job::find_machine(c.machines, o.machine);
-  return c;
-}
-
-void add_context_options(CLI::App* cmd, ContextOptions& o) {
-  cmd->add_option("--machine", o.machine, "Use this machine's entry instead of recognising it");
-  cmd->add_option("--sysfs-root", o.sysfs_root,
-                  "Read hardware from this recorded tree (default /)");
-  cmd->add_option("--hostname", o.hostname, "Recognise the machine as if this were the host name");
-}
-
 // By hand, unlike the results' JSON forms: ferry job's JSON is a view of several job structs with
 // values worked out for it (host counts and lists, CPU lists as text, names, the quoted line).
 Json gpus_json(const job::GpuInventory& inv) {
@@ -128,7 +72,7 @@ Json gpus_json(const job::GpuInventory& inv) {
           {"notes", inv.notes}};
 }
 
-Json context_json(const Context& c, const job::LaunchPlan* plan) {
+Json site_json(const job::Site& c, const job::LaunchPlan* plan) {
   const auto& a = c.allocation;
   Json j = {
       {"scheduler", job::scheduler_name(a.scheduler)},
@@ -157,7 +101,7 @@ Json context_json(const Context& c, const job::LaunchPlan* plan) {
 }
 
 // The default plan for `job` and `job save`: the command left as "$@"-style placeholder.
-std::optional<job::LaunchPlan> default_plan(const Context& c, const std::string& hostfile) {
+std::optional<job::LaunchPlan> default_plan(const job::Site& c, const std::string& hostfile) {
   job::LaunchRequest req;
   req.command = {"COMMAND"};
   req.ferry = util::self_executable();
@@ -170,7 +114,7 @@ std::optional<job::LaunchPlan> default_plan(const Context& c, const std::string&
   }
 }
 
-void print_job(const Context& c, const job::LaunchPlan* plan) {
+void print_job(const job::Site& c, const job::LaunchPlan* plan) {
   const auto& a = c.allocation;
   std::printf("scheduler   %s%s\n", std::string(job::scheduler_name(a.scheduler)).c_str(),
               a.job_id.empty() ? "" : fmt::format(" (job {})", a.job_id).c_str());
@@ -189,19 +133,19 @@ void print_job(const Context& c, const job::LaunchPlan* plan) {
 }
 
 void add_job(CLI::App& app) {
-  auto o = std::make_shared<ContextOptions>();
+  auto o = std::make_shared<job::SiteOptions>();
   auto json = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand(
       "job", "What this allocation is: scheduler, hosts, CPUs, GPUs, machine, launch line");
-  add_context_options(cmd, *o);
+  add_site_options(cmd, *o);
   cmd->add_flag("--json", *json, "Print as JSON");
   cmd->callback([=, &app] {
     (void)app;
     if (!cmd->get_subcommands().empty()) return;
-    Context c = make_context(*o);
+    job::Site c = job::discover_site(*o);
     auto plan = default_plan(c, job::job_hostfile(c.allocation, c.env));
     if (*json)
-      std::printf("%s\n", context_json(c, plan ? &*plan : nullptr).dump(2).c_str());
+      std::printf("%s\n", site_json(c, plan ? &*plan : nullptr).dump(2).c_str());
     else
       print_job(c, plan ? &*plan : nullptr);
   });
@@ -213,7 +157,7 @@ void add_job(CLI::App& app) {
                    "File to write (default: ~/.cache/ferry/jobs/<scheduler>-<id>/env.sh)");
   save->add_flag("--json", *json, "Print the result as JSON");
   save->callback([=] {
-    Context c = make_context(*o);
+    job::Site c = job::discover_site(*o);
     auto plan = default_plan(c, job::job_hostfile(c.allocation, c.env));
     job::JobSummary summary;
     summary.gpus_per_host = static_cast<unsigned>(c.gpus.visible.size());
@@ -254,7 +198,7 @@ void add_job(CLI::App& app) {
 }
 
 void add_launch(CLI::App& app) {
-  auto o = std::make_shared<ContextOptions>();
+  auto o = std::make_shared<job::SiteOptions>();
   auto req = std::make_shared<job::LaunchRequest>();
   auto dry_run = std::make_shared<bool>(false);
   auto json = std::make_shared<bool>(false);
@@ -270,10 +214,10 @@ void add_launch(CLI::App& app) {
                   "CPU binding in the launcher's grammar, instead of ferry's");
   cmd->add_flag("--dry-run", *dry_run, "Print the line, do not run it");
   cmd->add_flag("--json", *json, "With --dry-run: print the plan as JSON");
-  add_context_options(cmd, *o);
+  add_site_options(cmd, *o);
   cmd->add_option("COMMAND", req->command, "The command each rank runs (after --)")->required();
   cmd->callback([=] {
-    Context c = make_context(*o);
+    job::Site c = job::discover_site(*o);
     job::LaunchRequest r = *req;
     r.ferry = util::self_executable();
     r.hostfile = job::job_hostfile(c.allocation, c.env);
@@ -281,7 +225,7 @@ void add_launch(CLI::App& app) {
     job::write_hostfile(plan, r.hostfile);
     if (*dry_run) {
       if (*json)
-        std::printf("%s\n", context_json(c, &plan).dump(2).c_str());
+        std::printf("%s\n", site_json(c, &plan).dump(2).c_str());
       else
         std::printf("%s\n", util::command_line(plan.argv).c_str());
       return;
@@ -372,6 +316,13 @@ void add_rank(CLI::App& app, int& exit_status) {
 }
 
 }  // namespace
+
+void add_site_options(CLI::App* cmd, job::SiteOptions& o) {
+  cmd->add_option("--machine", o.machine, "Use this machine's entry instead of recognising it");
+  cmd->add_option("--sysfs-root", o.sysfs_root,
+                  "Read hardware from this recorded tree (default /)");
+  cmd->add_option("--hostname", o.hostname, "Recognise the machine as if this were the host name");
+}
 
 void add_job_commands(CLI::App& app, int& exit_status) {
   add_hostlist(app);

@@ -180,15 +180,57 @@ const Machine& recognise_machine(const std::vector<Machine>& machines, const Env
 const Machine& find_machine(const std::vector<Machine>& machines, const std::string& name);
 
 // ---------------------------------------------------------------------------------------------
+// Where ferry runs, in one call (src/job/site.cpp)
+
+struct SiteOptions {
+  std::string sysfs_root = "/";
+  std::string hostname;  // pretend to be this host (recorded machines, tests)
+  std::string machine;   // use this machine's entry instead of recognising it
+};
+// The allocation, this node's CPUs and GPUs, and the machine (machine points into machines).
+// Movable, not copyable: a copy's machine would point into the other's table.
+struct Site {
+  Site() = default;
+  Site(Site&&) = default;
+  Site& operator=(Site&&) = default;
+  Site(const Site&) = delete;
+  Site& operator=(const Site&) = delete;
+  Environ env;
+  Allocation allocation;
+  CpuInventory cpus;
+  GpuInventory gpus;
+  std::vector<Machine> machines;
+  const Machine* machine = nullptr;
+  std::string hostname, fqdn;
+};
+Site discover_site(const SiteOptions& options);
+
+// ---------------------------------------------------------------------------------------------
+// Networks (src/job/network.cpp)
+
+// The local interface and address the kernel would use to reach host (a UDP connect, which
+// sends nothing). Both empty when host does not resolve or is unreachable.
+struct Route {
+  std::string interface, address;
+};
+Route route_towards(const std::string& host);
+// The address of a local interface (IPv4 first): a usage Error naming it when it has none.
+std::string interface_address(const std::string& interface);
+
+// ---------------------------------------------------------------------------------------------
 // The launch line
 
 struct LaunchRequest {
   std::optional<unsigned> ranks, ranks_per_node, nodes, gpus_per_rank;
-  std::optional<std::string> cpu_bind;  // overrides the machine's bind (launcher grammar)
+  std::optional<std::string> cpu_bind;  // overrides the machine's bind (launcher grammar); "":
+                                        // no binding (the launcher is given no bind option)
   std::vector<std::string> command;
   std::string ferry;           // absolute path of ferry, for the rank wrapper
   std::string hostfile;        // where to write the hostfile for mpiexec-style launchers
   bool resolve_master = true;  // look the first host up (DNS, then Slurm's NodeAddr)
+  // srun --overlap: the step shares its CPUs with later steps (a service's step must not block
+  // the srun of the script it serves).
+  bool overlap = false;
 };
 
 struct LaunchPlan {
@@ -211,6 +253,10 @@ FERRY_JSON_FIELDS(LaunchPlan, nodes, ranks, ranks_per_node, gpus_per_rank, maste
 LaunchPlan plan_launch(const Allocation& allocation, const Machine& machine,
                        const GpuInventory& gpus, const CpuInventory& cpus,
                        const LaunchRequest& request);
+
+// How the job's other nodes reach host: its name when it resolves, else (Slurm) the NodeAddr
+// slurmctld knows it by, else the name.
+std::string node_address(const std::string& host, Scheduler scheduler);
 
 // A port in 20000-29999 derived from the job id (no MPI, no probing): every rank of one job
 // computes the same one, concurrent jobs get different ones. Skips torch's 29400 and 29500.

@@ -96,29 +96,6 @@ std::vector<std::vector<unsigned>> split_cpus(const std::vector<unsigned>& usabl
   return out;
 }
 
-std::string resolve_master(const std::string& host, Scheduler scheduler) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  addrinfo* res = nullptr;
-  if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) == 0) {
-    ::freeaddrinfo(res);
-    return host;
-  }
-  // Node names that only Slurm knows (NodeAddr): ask it for the address.
-  if (scheduler == Scheduler::slurm) {
-    try {
-      std::string out = util::output_of({"scontrol", "show", "node", "-o", host});
-      auto at = out.find("NodeAddr=");
-      if (at != std::string::npos) {
-        std::string addr = out.substr(at + 9, out.find_first_of(" \n", at) - at - 9);
-        if (!addr.empty()) return addr;
-      }
-    } catch (const Error&) {
-    }
-  }
-  return host;
-}
-
 // plan_launch's passes share one Planning: the inputs, the plan as far as it is settled, and what
 // one pass works out for the later ones.
 struct Planning {
@@ -230,15 +207,17 @@ void launcher_line(Planning& p) {
               fmt::format("--ntasks-per-node={}", ppn),
               "-c",
               std::to_string(p.cpus_per_rank)};
-      argv.push_back("--cpu-bind=" + (cpu_bind                              ? *cpu_bind
-                                      : layout && !layout->cpu_bind.empty() ? layout->cpu_bind
-                                                                            : "cores"));
+      if (!cpu_bind || !cpu_bind->empty())  // "": no binding asked for, none said
+        argv.push_back("--cpu-bind=" + (cpu_bind                              ? *cpu_bind
+                                        : layout && !layout->cpu_bind.empty() ? layout->cpu_bind
+                                                                              : "cores"));
       if (!layout && gpr && p.alloc.gpus_per_host) {
         argv.push_back(fmt::format("--gpus-per-task={}", gpr));
         argv.push_back("--gpu-bind=closest");
         p.launcher_binds_gpus = true;
       }
       argv.push_back("--nodelist=" + compress_hostlist(plan.hosts));
+      if (p.req.overlap) argv.push_back("--overlap");
       break;
     case Launcher::pals: {
       argv = {"mpiexec"};
@@ -246,7 +225,7 @@ void launcher_line(Planning& p) {
       argv.insert(argv.end(), {"-n", std::to_string(ranks), "--ppn", std::to_string(ppn),
                                "--hostfile", hostfile});
       if (cpu_bind) {
-        argv.push_back("--cpu-bind=" + *cpu_bind);
+        if (!cpu_bind->empty()) argv.push_back("--cpu-bind=" + *cpu_bind);
       } else if (layout && layout->cpu_bind == "depth") {
         argv.push_back(fmt::format("--depth={}", layout->depth));
         argv.push_back("--cpu-bind=depth");
@@ -312,7 +291,7 @@ void hostfile_text(Planning& p) {
 void add_rank_wrapper(Planning& p) {
   LaunchPlan& plan = p.plan;
   const Launcher launcher = p.machine.launcher;
-  plan.master_addr = p.req.resolve_master ? resolve_master(plan.hosts.front(), p.alloc.scheduler)
+  plan.master_addr = p.req.resolve_master ? node_address(plan.hosts.front(), p.alloc.scheduler)
                                           : plan.hosts.front();
   plan.master_port = master_port_for(p.alloc.job_id.empty() ? plan.hosts.front() : p.alloc.job_id);
   RankOptions rank;
@@ -339,6 +318,29 @@ void add_rank_wrapper(Planning& p) {
 }
 
 }  // namespace
+
+std::string node_address(const std::string& host, Scheduler scheduler) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) == 0) {
+    ::freeaddrinfo(res);
+    return host;
+  }
+  // Node names that only Slurm knows (NodeAddr): ask it for the address.
+  if (scheduler == Scheduler::slurm) {
+    try {
+      std::string out = util::output_of({"scontrol", "show", "node", "-o", host});
+      auto at = out.find("NodeAddr=");
+      if (at != std::string::npos) {
+        std::string addr = out.substr(at + 9, out.find_first_of(" \n", at) - at - 9);
+        if (!addr.empty()) return addr;
+      }
+    } catch (const Error&) {
+    }
+  }
+  return host;
+}
 
 unsigned master_port_for(const std::string& job_id) {
   unsigned port = 20000 + static_cast<unsigned>(util::xxh3(job_id) % 10000);

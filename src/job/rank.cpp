@@ -62,43 +62,6 @@ unsigned number(const Environ& env, const char* name) {
   return *n;
 }
 
-// The local interface whose address reaches `host`: where gloo should listen. Empty when unknown
-// or when it is loopback.
-std::string interface_towards(const std::string& host, const std::string& port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_DGRAM;
-  addrinfo* res = nullptr;
-  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) return {};
-  std::string name;
-  int fd = ::socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_storage local{};
-  socklen_t len = sizeof local;
-  // A UDP connect sends nothing: it only asks the kernel which source address it would use.
-  if (fd >= 0 && ::connect(fd, res->ai_addr, res->ai_addrlen) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0) {
-    ifaddrs* ifs = nullptr;
-    if (::getifaddrs(&ifs) == 0) {
-      for (ifaddrs* i = ifs; i; i = i->ifa_next) {
-        if (!i->ifa_addr || i->ifa_addr->sa_family != local.ss_family) continue;
-        bool same = local.ss_family == AF_INET
-                        ? reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr ==
-                              reinterpret_cast<sockaddr_in*>(&local)->sin_addr.s_addr
-                        : std::memcmp(&reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr,
-                                      &reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr, 16) == 0;
-        if (same) {
-          name = i->ifa_name;
-          break;
-        }
-      }
-      ::freeifaddrs(ifs);
-    }
-  }
-  if (fd >= 0) ::close(fd);
-  ::freeaddrinfo(res);
-  return name == "lo" ? std::string() : name;
-}
-
 }  // namespace
 
 RankInfo resolve_rank(const Environ& env) {
@@ -180,8 +143,8 @@ Environ rank_environment(const RankInfo& r, const RankSetup& setup, const Enviro
   // gloo listens on the interface its host name resolves to; on nodes whose names do not resolve
   // (or resolve to a management network) pick the one that reaches the master.
   if (!lookup(env, "GLOO_SOCKET_IFNAME"))
-    if (std::string iface = interface_towards(addr, port); !iface.empty())
-      out["GLOO_SOCKET_IFNAME"] = iface;
+    if (Route route = route_towards(addr); !route.interface.empty() && route.interface != "lo")
+      out["GLOO_SOCKET_IFNAME"] = route.interface;
   return out;
 }
 

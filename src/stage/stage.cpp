@@ -353,7 +353,10 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
   std::uint64_t sent = 0;
 
   util::Stopwatch launched;
-  util::Subprocess mpi(argv, {.own_group = true, .keep_stderr = true});
+  util::SubprocessOptions launch;
+  launch.own_group = true;
+  launch.keep_stderr = true;
+  util::Subprocess mpi(argv, launch);
   ForwardSignals forward(mpi.pid());
   std::map<std::string, NodeReport> reports;
   double inside = 0;  // ferry-mpi's own time; the rest is mpiexec starting and ending the ranks

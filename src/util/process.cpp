@@ -108,10 +108,12 @@ pid_t spawn_tied(const std::vector<std::string>& argv, const SpawnOptions& o) {
 
 }  // namespace
 
-CommandOutput run_command(const std::vector<std::string>& argv, double timeout_seconds) {
+CommandOutput run_command(const std::vector<std::string>& argv, double timeout_seconds,
+                          const std::vector<std::string>* env) {
   if (argv.empty()) throw Error("no command to run");
   Pipe out = make_pipe(argv[0]), err = make_pipe(argv[0]);
   SpawnOptions spawn;
+  spawn.env = env;
   spawn.out_fd = out.write.get();
   spawn.err_fd = err.write.get();
   pid_t pid = spawn_tied(argv, spawn);
@@ -177,10 +179,19 @@ Subprocess::Subprocess(const std::vector<std::string>& argv, const SubprocessOpt
   Pipe in = make_pipe(argv[0]), out = make_pipe(argv[0]);
   std::optional<Pipe> err;
   if (options.keep_stderr) err = make_pipe(argv[0]);
+  UniqueFd log;
+  if (!options.log_path.empty()) {
+    log = UniqueFd(::open(options.log_path.c_str(),
+                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!log) throw_errno(options.log_path, "cannot open for the log of " + argv[0], errno);
+  }
   SpawnOptions spawn;
-  spawn.in_fd = in.read.get();
+  spawn.in_fd = options.inherit_stdin ? STDIN_FILENO : in.read.get();
   spawn.out_fd = out.write.get();
   if (err) spawn.err_fd = err->write.get();
+  if (log) spawn.err_fd = log.get();
+  if (log && options.log_stdout) spawn.out_fd = log.get();
+  spawn.env = options.env;
   spawn.own_group = options.own_group;
   m_pid = spawn_tied(argv, spawn);
   // A child that stops reading must not kill ferry with SIGPIPE: write() reports it instead. Set

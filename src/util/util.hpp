@@ -266,7 +266,9 @@ struct CommandOutput {
 // Runs argv (PATH searched, no shell, stdin from /dev/null) and collects stdout and stderr. The
 // child is killed if ferry dies, or once timeout_seconds have passed (negative: no limit; status
 // then 128 + SIGKILL and timed_out set). Throws Error only when it cannot be started.
-CommandOutput run_command(const std::vector<std::string>& argv, double timeout_seconds = -1);
+// env: its whole environment (KEY=VALUE); nullptr: ferry's.
+CommandOutput run_command(const std::vector<std::string>& argv, double timeout_seconds = -1,
+                          const std::vector<std::string>* env = nullptr);
 // run_command for a helper that must succeed: its stdout, else Error("`LINE` failed (exit status
 // N): <its last error line>").
 std::string output_of(const std::vector<std::string>& argv);
@@ -284,6 +286,14 @@ struct SubprocessOptions {
   bool own_group = false;
   // Its stderr still goes to ferry's, through a pipe that keeps the last line for error messages.
   bool keep_stderr = false;
+  // Its stderr appended to this file instead (a service's log; created 0600 when missing), and
+  // with log_stdout its stdout too (read_line then has nothing to read).
+  std::string log_path;
+  bool log_stdout = false;
+  // Its stdin is ferry's own instead of a pipe from write() (a wrapper passing its input on).
+  bool inherit_stdin = false;
+  // Its whole environment (KEY=VALUE); nullptr: ferry's.
+  const std::vector<std::string>* env = nullptr;
 };
 
 // A child process ferry talks to: its stdin and stdout are pipes (stderr is ferry's). Killed if
@@ -305,6 +315,8 @@ class Subprocess {
   // The child's whole process group (own_group), even after the child itself has ended.
   void kill_group(int signal);
   pid_t pid() const { return m_pid; }
+  // Its stdout pipe, to poll several children at once (then read_line(0) the ready ones).
+  int stdout_fd() const { return m_out.get(); }
   int wait();  // exit status, or 128 + signal
   // Waits at most `seconds`; nullopt when the child is still running then.
   std::optional<int> wait_for(double seconds);

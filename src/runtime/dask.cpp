@@ -1,0 +1,694 @@
+// ferry dask, the coordinator: a Dask cluster on every node of the job as a list of passes (see
+// run_dask), then status and stop for a second shell.
+#include <dirent.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "runtime/dask_files.hpp"
+#include "runtime/runtime.hpp"
+
+namespace ferry::runtime {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::atomic<int> g_stop{0};
+void note_stop(int signal) { g_stop = signal; }
+
+// SIGINT, SIGTERM and SIGHUP (Ctrl-C, `ferry dask stop`, the job's end) ask for a teardown: they
+// only set a flag the loops below watch. The old handlers are back when the coordinator ends.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop = 0;
+    struct sigaction sa {};
+    sa.sa_handler = note_stop;
+    for (int i = 0; i < 3; ++i) ::sigaction(k_signals[i], &sa, &m_old[i]);
+  }
+  ~StopSignals() {
+    for (int i = 0; i < 3; ++i) ::sigaction(k_signals[i], &m_old[i], nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  static constexpr int k_signals[3] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction m_old[3]{};
+};
+
+std::string short_name(const std::string& host) { return host.substr(0, host.find('.')); }
+
+std::vector<std::string> as_vars(const job::Environ& env) {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+// What the env's Python has, and the cluster's fresh key and certificate.
+struct EnvProbe {
+  std::string distributed, python_version;
+  bool bokeh = false, jupyterlab = false, notebook = false;
+  std::string key, cert;
+};
+
+EnvProbe probe_env(const PythonEnv& py, const std::string& cluster, bool insecure) {
+  std::vector<std::string> vars = as_vars(py.environ);
+  util::CommandOutput r = util::run_command(
+      {py.python, "-c", k_dask_setup_py, insecure ? "insecure" : cluster}, 60, &vars);
+  std::string what = py.prefix.empty() ? py.python : py.prefix;
+  Json j;
+  try {
+    j = Json::parse(r.out);
+  } catch (const std::exception&) {
+    throw Error(fmt::format("{}: cannot run its Python (exit status {}): {}", what, r.status,
+                            r.last_error_line()));
+  }
+  EnvProbe p;
+  p.python_version = j.value("python_version", "");
+  if (j["distributed"].is_null())
+    throw Error(fmt::format("{}: no dask.distributed in this env (Python {}): install "
+                            "\"dask[distributed]\" there, or name another env with --env",
+                            what, p.python_version),
+                Error::Kind::usage);
+  p.distributed = j["distributed"].get<std::string>();
+  p.bokeh = j.value("bokeh", false);
+  p.jupyterlab = j.value("jupyterlab", false);
+  p.notebook = j.value("notebook", false);
+  if (j.contains("tls_error"))
+    throw Error(fmt::format("{}: {} (install cryptography in the env, or run with --insecure)",
+                            what, j["tls_error"].get<std::string>()));
+  p.key = j.value("key", "");
+  p.cert = j.value("cert", "");
+  return p;
+}
+
+// The Dask configuration a client needs to reach the cluster with no arguments: the address,
+// and the cluster's certificate for both ends (distributed reads DASK_* variables as config).
+job::Environ client_environ(const DaskFiles& files, const std::string& address, bool tls,
+                            job::Environ env) {
+  env["DASK_SCHEDULER_ADDRESS"] = address;
+  env["FERRY_DASK_DIR"] = files.dir();
+  if (tls) {
+    env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] = "True";
+    env["DASK_DISTRIBUTED__COMM__TLS__CA_FILE"] = files.ca();
+    env["DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT"] = files.credentials();
+    env["DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY"] = files.credentials();
+  }
+  return env;
+}
+
+// Lines from the scheduler's step and the workers' step as they come.
+enum class Source { scheduler, workers };
+struct Event {
+  Source source;
+  std::optional<Json> json;  // nullopt: that step's output ended
+};
+
+// The names in dir, sorted; none when it cannot be read.
+std::vector<std::string> names_in(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    for (dirent* e; (e = ::readdir(d));)
+      if (std::string_view(e->d_name) != "." && std::string_view(e->d_name) != "..")
+        names.emplace_back(e->d_name);
+    ::closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
+
+// run_dask's passes share one Coordinator: the inputs, the processes, what the nodes said.
+struct Coordinator {
+  const DaskOptions& o;
+  const job::Site& site;
+  const DaskHooks& hooks;
+  util::Stopwatch clock{};
+  std::string here = short_name(util::host_name());
+  PythonEnv py{};
+  EnvProbe probe{};
+  bool scheduler_local = false;
+  std::string head{}, listen{};  // the scheduler's host, and the address it listens on
+  unsigned port = 0;
+  std::string id{};
+  std::unique_ptr<DaskFiles> files{};
+  std::unique_ptr<util::SiblingLock> port_lock{};
+  std::unique_ptr<util::Subprocess> scheduler{}, workers{};
+  pid_t client = -1;
+  int client_status = -1;
+  DaskCluster cluster{};
+  std::map<std::string, DaskNodeReport> started{};  // by host
+  std::map<std::string, std::string> joined{};      // worker name -> address
+  std::string failure{};                            // the first thing that went wrong
+  bool tearing_down = false;
+
+  job::Environ marked(job::Environ env) const {
+    env["FERRY_DASK_CLUSTER"] = id;
+    return env;
+  }
+  DaskNodeOptions node_options(DaskRole role) const {
+    DaskNodeOptions n;
+    n.role = role;
+    n.cluster = id;
+    n.dir = files->dir();
+    n.env_prefix = py.prefix;
+    n.tls = !o.insecure;
+    return n;
+  }
+  // `ferry dask-node` on hosts through the job's launcher (one task per node, sharing the CPUs
+  // with the job's other steps), or here when local.
+  std::vector<std::string> node_step(const DaskNodeOptions& n, unsigned nodes, bool local) const {
+    std::vector<std::string> command = {o.ferry, "dask-node"};
+    for (auto& w : encode_dask_node_options(n)) command.push_back(std::move(w));
+    if (local) return command;
+    job::LaunchRequest req;
+    req.nodes = nodes;
+    req.ranks_per_node = 1;
+    req.gpus_per_rank = 0;
+    req.cpu_bind = "";  // Dask's threads share the node's CPUs: no binding
+    req.overlap = true;
+    req.command = command;
+    req.ferry = o.ferry;
+    req.hostfile = job::job_hostfile(site.allocation, site.env);
+    job::LaunchPlan plan =
+        job::plan_launch(site.allocation, *site.machine, site.gpus, site.cpus, req);
+    job::write_hostfile(plan, req.hostfile);
+    return plan.argv;
+  }
+  unsigned expected_workers() const {
+    unsigned n = 0;
+    for (const auto& [host, r] : started) n += r.workers;
+    return n;
+  }
+  unsigned joined_on(const std::string& host) const {
+    unsigned n = 0;
+    for (const auto& [name, address] : joined)
+      if (name.substr(0, name.rfind('-')) == host) ++n;
+    return n;
+  }
+  bool all_joined() const {
+    if (started.size() < site.allocation.hosts.size()) return false;
+    for (const auto& [host, r] : started)
+      if (joined_on(host) < r.workers) return false;
+    return true;
+  }
+};
+
+// The allocation, the env and its Python, and where the scheduler goes.
+void check_allocation(Coordinator& c) {
+  const job::Allocation& a = c.site.allocation;
+  if (a.scheduler == job::Scheduler::none || a.hosts.empty())
+    throw Error(
+        "not in an allocation (no Slurm, PBS, LSF, Cobalt or Flux job here): run ferry dask in a "
+        "batch script or an interactive allocation (salloc, qsub -I)",
+        Error::Kind::usage);
+  if (c.o.workers_per_node == 0)
+    throw Error("--workers-per-node 0: at least one worker per node", Error::Kind::usage);
+  c.py = find_python(c.o.env_dir, c.site.env);
+  c.scheduler_local = c.o.scheduler_here || short_name(a.hosts.front()) == c.here;
+  c.head = c.scheduler_local ? c.here : short_name(a.hosts.front());
+  if (!c.o.interface.empty() && c.scheduler_local) {
+    c.listen = job::interface_address(c.o.interface);
+  } else if (!c.scheduler_local) {
+    c.listen = job::node_address(a.hosts.front(), a.scheduler);
+  } else {
+    // Here: the address that reaches the other hosts (loopback when the job is this host alone).
+    for (const auto& h : a.hosts)
+      if (short_name(h) != c.here) {
+        c.listen = job::route_towards(job::node_address(h, a.scheduler)).address;
+        break;
+      }
+    if (c.listen.empty()) c.listen = "127.0.0.1";
+  }
+}
+
+// Ports from the job id (falling back past taken ones and past clusters of this job still
+// running), and the cluster's private directory with its files, under a lock so that two
+// `ferry dask` starting together in one job cannot pick the same ports.
+void make_cluster_dir(Coordinator& c) {
+  const job::Allocation& a = c.site.allocation;
+  std::string job_dir = job::job_dir(a, c.site.env);
+  util::AtomicFileSet dirs;
+  dirs.make_directories(job_dir, "job directory");
+  c.port_lock = std::make_unique<util::SiblingLock>(job_dir, "dask-ports");
+  auto in_use_by_a_cluster = [&](unsigned port) {
+    std::string dir = fmt::format("{}/dask-{}", job_dir, port);
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) != 0) return false;
+    try {
+      Json state = Json::parse(util::read_file(DaskFiles(dir).state()));
+      if (state.value("host", "") != c.here || alive(state.value("pid", -1))) return true;
+    } catch (const std::exception&) {
+    }
+    util::remove_tree(dir);  // what a coordinator killed with -9 left
+    return false;
+  };
+  std::string probe_host = c.scheduler_local ? "" : c.listen;
+  c.port = choose_ports(fmt::format("dask:{}:{}", job::scheduler_name(a.scheduler), a.job_id),
+                        c.o.port_low, c.o.port_high, [&](unsigned p) {
+                          if ((p - c.o.port_low) % 3 == 0 && in_use_by_a_cluster(p)) return false;
+                          return port_is_free(probe_host, p);
+                        });
+  c.id = fmt::format("{}-{}-{}", job::scheduler_name(a.scheduler), a.job_id, c.port);
+  std::string dir = fmt::format("{}/dask-{}", job_dir, c.port);
+  for (const std::string& d : {dir, dir + "/tls", dir + "/logs"})
+    if (::mkdir(d.c_str(), 0700) != 0) util::throw_errno(d, "cannot create", errno);
+  c.files = std::make_unique<DaskFiles>(dir);
+  c.probe = probe_env(c.py, c.id, c.o.insecure);
+  util::AtomicFileSet set;
+  Json state = {{"id", c.id},         {"pid", ::getpid()},     {"host", c.here},
+                {"env", c.py.prefix}, {"python", c.py.python}, {"tls", !c.o.insecure},
+                {"hosts", a.hosts}};
+  set.add(c.files->state(), state.dump(2) + "\n", 0600);
+  set.add(c.files->preload(), k_dask_preload_py, 0600);
+  set.add(c.files->status_script(), k_dask_status_py, 0600);
+  if (!c.o.insecure) {
+    set.add(c.files->credentials(), c.probe.key + c.probe.cert, 0600);
+    set.add(c.files->ca(), c.probe.cert, 0600);
+  }
+  set.commit();
+}
+
+std::optional<Json> json_line(const std::string& line) {
+  if (line.empty() || line.front() != '{') return std::nullopt;
+  try {
+    return Json::parse(line);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// The next event from either step, waiting at most `seconds` (nullopt: none came). A stop
+// signal ends the wait early.
+std::optional<Event> next_event(Coordinator& c, double seconds) {
+  util::Stopwatch clock;
+  while (true) {
+    std::pair<util::Subprocess*, Source> steps[2] = {{c.scheduler.get(), Source::scheduler},
+                                                     {c.workers.get(), Source::workers}};
+    pollfd fds[2] = {{-1, POLLIN, 0}, {-1, POLLIN, 0}};
+    for (int i = 0; i < 2; ++i)
+      if (steps[i].first && steps[i].first->stdout_fd() >= 0)
+        fds[i].fd = steps[i].first->stdout_fd();
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0) continue;
+      auto line = steps[i].first->read_line(0);
+      if (line) {
+        if (auto j = json_line(*line)) return Event{steps[i].second, j};
+        continue;
+      }
+      if (!steps[i].first->timed_out()) return Event{steps[i].second, std::nullopt};
+    }
+    double left = seconds - clock.seconds();
+    if (left <= 0 || g_stop) return std::nullopt;
+    if (::poll(fds, 2, static_cast<int>(std::min(left, 0.2) * 1000) + 1) < 0 && errno != EINTR)
+      return std::nullopt;
+  }
+}
+
+// One event's meaning: a worker joined or left, a node started its workers or failed.
+void handle(Coordinator& c, const Event& e) {
+  if (!e.json) {
+    if (c.tearing_down || !c.failure.empty()) return;
+    if (e.source == Source::scheduler) {
+      c.failure =
+          fmt::format("the scheduler on {} ended; its log: {}", c.head, c.files->log("scheduler"));
+    } else {
+      std::vector<std::string> silent;
+      for (const auto& h : c.site.allocation.hosts)
+        if (!c.started.count(short_name(h))) silent.push_back(short_name(h));
+      c.failure = silent.empty() ? "the workers' launcher ended"
+                                 : fmt::format("the workers' launcher ended with no word from {}",
+                                               util::join(silent, ", "));
+    }
+    return;
+  }
+  const Json& j = *e.json;
+  std::string event = j.value("event", "");
+  std::string host = j.value("host", "");
+  if (event == "add") {
+    c.joined[j.value("name", "")] = j.value("address", "");
+  } else if (event == "remove") {
+    std::string name = j.value("name", "");
+    c.joined.erase(name);
+    if (!c.tearing_down && c.failure.empty())
+      c.failure =
+          fmt::format("worker {} on {} left the cluster", name, name.substr(0, name.rfind('-')));
+  } else if (event == "started") {
+    DaskNodeReport r;
+    r.host = host;
+    r.workers = j.value("workers", 0u);
+    r.threads = j.value("threads", 0u);
+    r.memory_limit = j.value("memory_limit", std::uint64_t{0});
+    r.local_directory = j.value("local_directory", "");
+    r.spilling = j.value("spilling", true);
+    r.gpus = j.value("gpus", std::vector<std::string>{});
+    if (!r.spilling && c.hooks.note)
+      c.hooks.note(
+          fmt::format("{}: no node-local directory can be written; spilling to disk is "
+                      "off (workers keep to memory)",
+                      host));
+    c.started[host] = r;
+  } else if ((event == "failed" || event == "lost") && c.failure.empty() && !c.tearing_down) {
+    c.failure = fmt::format("{}: {}", host, j.value("error", ""));
+  }
+}
+
+// The scheduler on its host, and its address once it listens; then the scheduler file.
+void start_scheduler(Coordinator& c) {
+  DaskNodeOptions n = c.node_options(DaskRole::scheduler);
+  n.scheduler = c.listen;
+  n.port = c.port;
+  n.dashboard_port = c.probe.bokeh ? c.port + 1 : 0;
+  if (!c.scheduler_local) n.interface = c.o.interface;
+  std::vector<std::string> vars = as_vars(c.marked(c.site.env));
+  util::SubprocessOptions so;
+  so.own_group = true;
+  so.env = &vars;
+  c.scheduler = std::make_unique<util::Subprocess>(c.node_step(n, 1, c.scheduler_local), so);
+  while (c.clock.seconds() < c.o.timeout && !g_stop) {
+    auto e = next_event(c, c.o.timeout - c.clock.seconds());
+    if (!e) continue;
+    if (!e->json) break;
+    if (e->json->value("event", "") == "scheduler") {
+      c.cluster.scheduler_address = e->json->value("address", "");
+      c.cluster.dashboard_port = e->json->value("dashboard", 0u);
+      break;
+    }
+    handle(c, *e);
+    if (!c.failure.empty()) break;
+  }
+  if (c.cluster.scheduler_address.empty()) {
+    if (g_stop) throw Error(fmt::format("stopped by signal {} while starting", g_stop.load()));
+    std::string log;
+    try {
+      auto lines = util::split_lines(util::read_file(c.files->log("scheduler")));
+      for (auto it = lines.rbegin(); it != lines.rend() && log.empty(); ++it)
+        if (!util::trim(*it).empty()) log = std::string(util::trim(*it));
+    } catch (const Error&) {
+    }
+    throw Error(fmt::format("{}: the scheduler did not start{}{} (its log: {})", c.head,
+                            c.failure.empty() ? "" : ": " + c.failure,
+                            log.empty() ? "" : ": " + log, c.files->log("scheduler")));
+  }
+  Json file = {{"type", "Scheduler"},
+               {"address", c.cluster.scheduler_address},
+               {"services", Json::object()},
+               {"ferry", {{"id", c.id}, {"head", c.head}}}};
+  if (c.cluster.dashboard_port) file["services"]["dashboard"] = c.cluster.dashboard_port;
+  util::AtomicFileSet set;
+  set.add(c.files->scheduler_file(), file.dump(2) + "\n", 0600);
+  set.commit();
+  c.port_lock.reset();  // the ports are the scheduler's now
+}
+
+// One `ferry dask-node` per node through the job's launcher, and every worker joined.
+void start_workers(Coordinator& c) {
+  DaskNodeOptions n = c.node_options(DaskRole::workers);
+  n.scheduler = c.cluster.scheduler_address;
+  n.workers = c.o.workers_per_node;
+  n.threads = c.o.threads_per_worker;
+  n.per_gpu = c.o.per_gpu;
+  n.interface = c.o.interface;
+  n.local_directory = c.o.local_directory;
+  std::vector<std::string> vars = as_vars(c.marked(c.site.env));
+  util::SubprocessOptions so;
+  so.own_group = true;
+  so.env = &vars;
+  c.workers = std::make_unique<util::Subprocess>(
+      c.node_step(n, static_cast<unsigned>(c.site.allocation.hosts.size()), false), so);
+  while (!c.all_joined() && c.failure.empty() && !g_stop) {
+    double left = c.o.timeout - c.clock.seconds();
+    if (left <= 0) break;
+    if (auto e = next_event(c, left)) handle(c, *e);
+  }
+  if (g_stop) throw Error(fmt::format("stopped by signal {} while starting", g_stop.load()));
+  if (!c.failure.empty()) throw Error(c.failure);
+  if (!c.all_joined()) {
+    std::vector<std::string> missing;
+    for (const auto& h : c.site.allocation.hosts) {
+      std::string host = short_name(h);
+      auto it = c.started.find(host);
+      if (it == c.started.end())
+        missing.push_back(host + " (its node never reported)");
+      else if (c.joined_on(host) < it->second.workers)
+        missing.push_back(
+            fmt::format("{} ({} of {} joined)", host, c.joined_on(host), it->second.workers));
+    }
+    throw Error(fmt::format("--timeout {:g}: workers did not join in time from {} (logs: {})",
+                            c.o.timeout, util::join(missing, ", "), c.files->log_dir()));
+  }
+}
+
+// The start line's facts: counts, addresses, the tunnel, how to connect.
+void describe(Coordinator& c) {
+  DaskCluster& d = c.cluster;
+  d.id = c.id;
+  d.dir = c.files->dir();
+  d.scheduler_file = c.files->scheduler_file();
+  d.head = c.head;
+  d.distributed_version = c.probe.distributed;
+  d.tls = !c.o.insecure;
+  d.scheduler_port = c.port;
+  for (const auto& h : c.site.allocation.hosts) {
+    const DaskNodeReport& r = c.started.at(short_name(h));
+    d.nodes.push_back(r);
+    d.workers += r.workers;
+    d.threads += r.workers * r.threads;
+    d.memory += r.workers * r.memory_limit;
+  }
+  std::string user = job::lookup(c.site.env, "USER").value_or("");
+  std::string at = user.empty() ? "" : user + "@";
+  if (d.dashboard_port) {
+    d.dashboard = fmt::format("http://127.0.0.1:{}/status", d.dashboard_port);
+    std::string login = c.o.login;
+    for (const char* v : {"SLURM_SUBMIT_HOST", "PBS_O_HOST", "LSB_SUB_HOST"})
+      if (login.empty()) login = job::lookup(c.site.env, v).value_or("");
+    login = short_name(login);
+    d.tunnel = fmt::format("ssh -N -L {0}:127.0.0.1:{0} ", d.dashboard_port);
+    if (!login.empty() && login != c.head) d.tunnel += fmt::format("-J {}{} ", at, login);
+    d.tunnel += at + c.head;
+  }
+  if (d.tls)
+    d.connect = fmt::format(
+        "from distributed import Client, Security; client = Client(scheduler_file=\"{}\", "
+        "security=Security(tls_ca_file=\"{}\", tls_client_cert=\"{}\", tls_client_key=\"{}\", "
+        "require_encryption=True))",
+        d.scheduler_file, c.files->ca(), c.files->credentials(), c.files->credentials());
+  else
+    d.connect = fmt::format(
+        "from distributed import Client; client = Client(scheduler_file=\"{}\")", d.scheduler_file);
+  d.seconds = c.clock.seconds();
+}
+
+// The client command beside the cluster, or nothing; then wait for it, a stop signal, or the
+// cluster failing under it.
+void serve(Coordinator& c) {
+  if (!c.o.command.empty()) {
+    job::Environ env = c.marked(
+        client_environ(*c.files, c.cluster.scheduler_address, !c.o.insecure, c.py.environ));
+    c.client = util::spawn_child(c.o.command, as_vars(env));
+  }
+  while (c.failure.empty() && !g_stop) {
+    if (c.client > 0) {
+      int status = 0;
+      if (::waitpid(c.client, &status, WNOHANG) == c.client) {
+        c.client_status = util::exit_status(status);
+        c.client = -1;
+        return;
+      }
+    }
+    if (auto e = next_event(c, 0.1)) handle(c, *e);
+  }
+}
+
+// Stops a step: SIGTERM to its group (srun passes it to its tasks, which stop their Dask
+// processes), up to `seconds` for it to end, then SIGKILL.
+void stop_step(std::unique_ptr<util::Subprocess>& step, double seconds) {
+  if (!step) return;
+  step->kill_group(SIGTERM);
+  if (!step->wait_for(seconds)) {
+    step->kill_group(SIGKILL);
+    step->wait();
+  }
+  step.reset();
+}
+
+// Everything down: the client, the workers, the scheduler; then every node (and this host)
+// checked for a process of the cluster, which is killed and named.
+void tear_down(Coordinator& c, DaskOutcome& out) {
+  util::Stopwatch clock;
+  c.tearing_down = true;
+  if (c.client > 0) {
+    ::kill(c.client, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 30 && ::waitpid(c.client, &status, WNOHANG) == 0; ++i) ::usleep(100000);
+    if (::waitpid(c.client, &status, WNOHANG) == 0) {
+      ::kill(c.client, SIGKILL);
+      ::waitpid(c.client, &status, 0);
+    }
+    c.client_status = util::exit_status(status);
+    c.client = -1;
+  }
+  // "stop" to the scheduler closes it and makes it tell every worker to close; each node's
+  // dask-node ends once its workers have. A step that has not ended in a few seconds is stopped
+  // by signal (srun then cancels it, which kills its tasks).
+  if (c.scheduler) c.scheduler->write("stop\n");
+  if (c.workers && c.workers->wait_for(6)) c.workers.reset();
+  if (c.scheduler && c.scheduler->wait_for(4)) c.scheduler.reset();
+  stop_step(c.workers, 8);
+  stop_step(c.scheduler, 8);
+  if (!c.files) return;
+  std::vector<std::vector<std::string>> checks;
+  checks.push_back(c.node_step(c.node_options(DaskRole::check),
+                               static_cast<unsigned>(c.site.allocation.hosts.size()), false));
+  bool here_in_job = false;
+  for (const auto& h : c.site.allocation.hosts) here_in_job |= short_name(h) == c.here;
+  if (!here_in_job) checks.push_back(c.node_step(c.node_options(DaskRole::check), 1, true));
+  for (const auto& argv : checks) {
+    util::CommandOutput r = util::run_command(argv, 60);
+    for (std::string_view line : util::split_lines(r.out)) {
+      auto j = json_line(std::string(line));
+      if (!j || j->value("event", "") != "checked") continue;
+      for (const auto& l : j->value("leftovers", std::vector<std::string>{}))
+        out.leftovers.push_back(fmt::format("{}: {}", j->value("host", ""), l));
+    }
+  }
+  out.teardown_seconds = clock.seconds();
+  // The key goes with the cluster; the logs stay when something went wrong.
+  for (const std::string& f : {c.files->credentials(), c.files->ca(), c.files->scheduler_file()})
+    ::unlink(f.c_str());
+  if (c.failure.empty() && out.leftovers.empty()) util::remove_tree(c.files->dir());
+}
+
+}  // namespace
+
+DaskOutcome run_dask(const DaskOptions& options, const job::Site& site, const DaskHooks& hooks) {
+  Coordinator c{options, site, hooks};
+  // Installed first, so that the coordinator's own handlers below take their place for its
+  // lifetime (a signal must tear the cluster down, not end ferry under it).
+  util::remove_temps_on_signal();
+  StopSignals signals;
+  DaskOutcome out;
+  try {
+    check_allocation(c);  // a job, an env with distributed, where the scheduler goes
+    make_cluster_dir(c);  // ports, the private directory, its key and scripts
+    start_scheduler(c);   // the scheduler listening, the scheduler file
+    start_workers(c);     // one dask-node per node, every worker joined
+    describe(c);          // the start line
+  } catch (...) {
+    tear_down(c, out);
+    throw;
+  }
+  if (hooks.ready) hooks.ready(c.cluster);
+  serve(c);  // the client, or hold until told to stop
+  tear_down(c, out);
+  if (!c.failure.empty()) {
+    if (hooks.note) hooks.note(c.failure);
+    out.exit_status = 1;
+  } else if (c.client_status >= 0 && !g_stop) {
+    out.exit_status = c.client_status;
+  } else if (g_stop) {
+    out.exit_status = options.command.empty() ? 0 : 128 + g_stop;
+  }
+  return out;
+}
+
+std::string find_dask_cluster(const std::string& dir, const job::Environ& env) {
+  if (!dir.empty()) {
+    if (::access(DaskFiles(dir).state().c_str(), R_OK) != 0)
+      throw Error(fmt::format("{}: not a ferry dask cluster's directory (no cluster.json)", dir),
+                  Error::Kind::usage);
+    return util::absolute_path(dir);
+  }
+  std::vector<std::string> roots;
+  try {
+    std::string host = util::host_name();
+    job::Allocation a = job::discover_allocation(env, {host.substr(0, host.find('.')), nullptr});
+    if (a.scheduler != job::Scheduler::none) roots.push_back(job::job_dir(a, env));
+  } catch (const Error&) {
+  }
+  if (roots.empty()) {
+    std::string jobs = job::jobs_root(env);
+    for (const std::string& name : names_in(jobs)) roots.push_back(jobs + "/" + name);
+  }
+  std::vector<std::string> running;
+  std::string here = short_name(util::host_name());
+  for (const auto& root : roots)
+    for (const std::string& name : names_in(root)) {
+      if (!name.starts_with("dask-")) continue;
+      std::string d = root + "/" + name;
+      try {
+        Json state = Json::parse(util::read_file(DaskFiles(d).state()));
+        if (state.value("host", "") != here || alive(state.value("pid", -1))) running.push_back(d);
+      } catch (const std::exception&) {
+      }
+    }
+  if (running.size() == 1) return running.front();
+  if (running.empty())
+    throw Error(
+        fmt::format("no ferry dask cluster is running (looked in {})", util::join(roots, ", ")),
+        Error::Kind::usage);
+  throw Error(fmt::format("{} clusters are running: name one ({})", running.size(),
+                          util::join(running, ", ")),
+              Error::Kind::usage);
+}
+
+DaskStatus dask_status(const std::string& dir) {
+  DaskFiles files(dir);
+  Json state = Json::parse(util::read_file(files.state()));
+  Json scheduler = Json::parse(util::read_file(files.scheduler_file()));
+  PythonEnv py = find_python(state.value("env", ""), job::current_environ());
+  std::string address = scheduler.value("address", "");
+  job::Environ env = client_environ(files, address, state.value("tls", true), py.environ);
+  std::vector<std::string> vars = as_vars(env);
+  util::CommandOutput r = util::run_command({py.python, files.status_script()}, 60, &vars);
+  if (r.status != 0)
+    throw Error(fmt::format("{}: cannot reach the cluster: {}", address, r.last_error_line()));
+  Json j = Json::parse(r.out);
+  DaskStatus s;
+  s.dir = dir;
+  s.scheduler_address = address;
+  for (const Json& w : j["workers"]) {
+    DaskWorkerStatus ws;
+    ws.name = w.value("name", "");
+    ws.address = w.value("address", "");
+    ws.host = w.value("host", "");
+    ws.nthreads = w.value("nthreads", 0u);
+    ws.processing = w.value("processing", 0u);
+    ws.in_memory = w.value("in_memory", 0u);
+    ws.memory_limit = w.value("memory_limit", std::uint64_t{0});
+    ws.memory = w.value("memory", std::uint64_t{0});
+    s.workers.push_back(ws);
+  }
+  std::sort(s.workers.begin(), s.workers.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  return s;
+}
+
+bool stop_dask(const std::string& dir, double seconds) {
+  Json state = Json::parse(util::read_file(DaskFiles(dir).state()));
+  std::string host = state.value("host", "");
+  if (host != short_name(util::host_name()))
+    throw Error(fmt::format("{}: its coordinator runs on {}: run ferry dask stop there", dir, host),
+                Error::Kind::usage);
+  pid_t pid = state.value("pid", -1);
+  if (!alive(pid)) return true;
+  if (::kill(pid, SIGTERM) != 0) util::throw_errno(dir, "cannot signal its coordinator", errno);
+  util::Stopwatch clock;
+  while (alive(pid) && clock.seconds() < seconds) ::usleep(50000);
+  return !alive(pid);
+}
+
+}  // namespace ferry::runtime

@@ -1,0 +1,357 @@
+// ferry dask-node: a cluster's part on one node. The scheduler role runs the scheduler and passes
+// its events on; the workers role starts this node's workers (their GPUs, threads, memory and
+// directory worked out here, where the node's own facts are) and watches them; the check role
+// finds and kills whatever of a cluster is left. Each says what happened in JSON lines on stdout.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "runtime/dask_files.hpp"
+#include "runtime/runtime.hpp"
+
+namespace ferry::runtime {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::atomic<int> g_signal{0};
+void note_signal(int signal) { g_signal = signal; }
+
+// SIGINT, SIGTERM and SIGHUP (srun passes SIGTERM on when its step is cancelled) only set a flag:
+// the loops below stop their children and end.
+void catch_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = note_signal;
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(s, &sa, nullptr);
+}
+
+void say(Json event) {
+  std::printf("%s\n", event.dump().c_str());
+  std::fflush(stdout);
+}
+
+std::string short_host() {
+  std::string h = util::host_name();
+  return h.substr(0, h.find('.'));
+}
+
+std::vector<std::string> with_environ(const job::Environ& env) {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+// The host part of "tls://10.0.0.1:8786" (or "[::1]").
+std::string address_host(const std::string& address) {
+  std::string rest =
+      address.substr(address.find("://") == std::string::npos ? 0 : address.find("://") + 3);
+  if (!rest.empty() && rest.front() == '[') return rest.substr(1, rest.find(']') - 1);
+  return rest.substr(0, rest.rfind(':'));
+}
+
+// Stops children: SIGTERM, up to `seconds` for them to end, then SIGKILL.
+void stop_all(std::vector<std::unique_ptr<util::Subprocess>>& children, double seconds) {
+  for (auto& c : children) c->kill(SIGTERM);
+  util::Stopwatch clock;
+  for (auto& c : children)
+    if (!c->wait_for(std::max(0.0, seconds - clock.seconds()))) {
+      c->kill(SIGKILL);
+      c->wait();
+    }
+}
+
+std::vector<std::string> tls_arguments(const DaskNodeOptions& o) {
+  if (!o.tls) return {};
+  DaskFiles files(o.dir);
+  return {"--tls-ca-file",     files.ca(),  "--tls-cert",
+          files.credentials(), "--tls-key", files.credentials()};
+}
+
+int run_scheduler(const DaskNodeOptions& o, const job::Environ& env) {
+  PythonEnv py = find_python(o.env_prefix, env);
+  DaskFiles files(o.dir);
+  py.environ["FERRY_DASK_CLUSTER"] = o.cluster;
+  std::vector<std::string> argv = {
+      py.python,      "-m",     "distributed.cli.dask_scheduler", "--host",
+      o.scheduler,    "--port", std::to_string(o.port),           "--preload",
+      files.preload()};
+  if (o.dashboard_port)
+    argv.insert(argv.end(), {"--dashboard-address", fmt::format("127.0.0.1:{}", o.dashboard_port)});
+  else
+    argv.push_back("--no-dashboard");
+  if (o.tls) {
+    argv.insert(argv.end(), {"--protocol", "tls"});
+    for (auto& w : tls_arguments(o)) argv.push_back(std::move(w));
+  }
+  std::vector<std::string> vars = with_environ(py.environ);
+  util::SubprocessOptions so;
+  so.env = &vars;
+  so.log_path = files.log("scheduler");
+  so.inherit_stdin = true;  // the coordinator's "stop" reaches the preload
+  util::Subprocess scheduler(argv, so);
+  catch_stop_signals();
+  // The preload's events go on to the coordinator as they come; a stop request ends the
+  // scheduler (SIGTERM: it closes cleanly), and SIGKILL follows if it has not ended in 4 s.
+  util::Stopwatch since_stop;
+  bool stopping = false;
+  while (true) {
+    auto line = scheduler.read_line(0.2);
+    if (line) {
+      std::printf("%s\n", line->c_str());
+      std::fflush(stdout);
+      continue;
+    }
+    if (!scheduler.timed_out()) break;  // EOF: the scheduler is gone
+    if (g_signal && !stopping) {
+      stopping = true;
+      since_stop = util::Stopwatch();
+      scheduler.kill(SIGTERM);
+    }
+    if (stopping && since_stop.seconds() > 4) scheduler.kill(SIGKILL);
+  }
+  int status = scheduler.wait();
+  if (status == 0) return 0;  // closed as asked
+  if (!stopping)
+    say({{"host", short_host()},
+         {"event", "failed"},
+         {"error", fmt::format("the scheduler ended (exit status {}); its log: {}", status,
+                               files.log("scheduler"))}});
+  return stopping ? 0 : 1;
+}
+
+// CPUs this node gives the step: what Slurm allotted (SLURM_CPUS_ON_NODE), else the affinity.
+unsigned node_cpus(const job::Environ& env) {
+  if (auto v = job::lookup(env, "SLURM_CPUS_ON_NODE"))
+    if (auto n = util::parse_decimal(*v, 1u << 20); n && *n > 0) return *n;
+  cpu_set_t set;
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return 1;
+}
+
+// The workers' directory: the one asked for, else the first writable of $TMPDIR and /tmp (a
+// ferry-dask-<cluster> directory of ours inside). Empty when none can be written.
+std::string local_directory(const DaskNodeOptions& o, const job::Environ& env) {
+  std::vector<std::string> candidates;
+  if (!o.local_directory.empty()) {
+    candidates.push_back(o.local_directory);
+  } else {
+    if (auto t = job::lookup(env, "TMPDIR"); t && !t->empty()) candidates.push_back(*t);
+    candidates.push_back("/tmp");
+  }
+  for (const auto& base : candidates) {
+    std::string dir = fmt::format("{}/ferry-dask-{}", base, o.cluster);
+    if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) {
+      struct stat st {};
+      if (::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::getuid() &&
+          ::access(dir.c_str(), W_OK) == 0)
+        return dir;
+    }
+  }
+  return {};
+}
+
+// The workers' node-local directory goes with them (spill files, locks).
+void remove_local(const DaskNodeReport& report) {
+  if (!report.spilling) return;  // on shared storage: the coordinator's to keep or remove
+  try {
+    util::remove_tree(report.local_directory);
+  } catch (const Error&) {
+  }
+}
+
+int run_workers(const DaskNodeOptions& o, const job::Environ& env) {
+  const std::string host = short_host();
+  auto fail = [&](const std::string& error) {
+    say({{"host", host}, {"event", "failed"}, {"error", error}});
+    return 1;
+  };
+  try {
+    PythonEnv py = find_python(o.env_prefix, env);
+    DaskFiles files(o.dir);
+    DaskNodeReport report;
+    report.host = host;
+    std::vector<std::string> gpu_selectors;
+    std::string visibility;
+    if (o.per_gpu) {
+      job::DiscoverOptions d;
+      d.sysfs_root = o.sysfs_root;
+      job::GpuInventory gpus = job::discover_gpus(env, d);
+      if (gpus.visible.empty()) return fail("--per-gpu: this node has no GPU the job can use");
+      for (const auto& g : gpus.visible) gpu_selectors.push_back(g.selector);
+      visibility = gpus.visibility_variable;
+      report.gpus = gpu_selectors;
+    }
+    report.workers = o.per_gpu ? static_cast<unsigned>(gpu_selectors.size()) : o.workers;
+    report.threads = o.threads ? o.threads : std::max(1u, node_cpus(env) / report.workers);
+    std::string meminfo;
+    try {
+      meminfo = util::read_file("/proc/meminfo");
+    } catch (const Error&) {
+    }
+    report.memory_limit = worker_memory_limit(env, meminfo, report.workers);
+    report.local_directory = local_directory(o, env);
+    if (report.local_directory.empty()) {
+      if (!o.local_directory.empty())
+        return fail(fmt::format("--local-directory {}: cannot write there", o.local_directory));
+      // The seed's rule: with no node-local directory, workers keep to memory, on shared
+      // storage only what Dask must write.
+      report.spilling = false;
+      report.local_directory = files.log_dir();
+      py.environ["DASK_DISTRIBUTED__WORKER__MEMORY__TARGET"] = "False";
+      py.environ["DASK_DISTRIBUTED__WORKER__MEMORY__SPILL"] = "False";
+      py.environ["DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE"] = "0.80";
+    }
+    std::string listen = !o.interface.empty()
+                             ? job::interface_address(o.interface)
+                             : job::route_towards(address_host(o.scheduler)).address;
+    py.environ["FERRY_DASK_CLUSTER"] = o.cluster;
+    std::vector<std::unique_ptr<util::Subprocess>> workers;
+    std::vector<std::string> names;
+    for (unsigned i = 0; i < report.workers; ++i) {
+      std::string name = fmt::format("{}-{}", host, i);
+      // No nanny: this process watches the workers (a nanny would restart a killed one behind
+      // the coordinator's back, and forks that some MPI stacks kill).
+      std::vector<std::string> argv = {py.python,
+                                       "-m",
+                                       "distributed.cli.dask_worker",
+                                       o.scheduler,
+                                       "--name",
+                                       name,
+                                       "--nthreads",
+                                       std::to_string(report.threads),
+                                       "--memory-limit",
+                                       std::to_string(report.memory_limit),
+                                       "--local-directory",
+                                       report.local_directory,
+                                       "--no-nanny",
+                                       "--no-dashboard",
+                                       "--death-timeout",
+                                       "60"};
+      if (!listen.empty() && listen != "127.0.0.1" && listen != "::1")
+        argv.insert(argv.end(), {"--host", listen});
+      for (auto& w : tls_arguments(o)) argv.push_back(std::move(w));
+      job::Environ e = py.environ;
+      if (o.per_gpu) {
+        argv.insert(argv.end(), {"--resources", "GPU=1"});
+        e[visibility] = gpu_selectors[i];
+        if (visibility == "CUDA_VISIBLE_DEVICES") e["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
+      }
+      std::vector<std::string> vars = with_environ(e);
+      util::SubprocessOptions so;
+      so.env = &vars;
+      so.log_path = files.log(name);
+      so.log_stdout = true;
+      workers.push_back(std::make_unique<util::Subprocess>(argv, so));
+      names.push_back(name);
+    }
+    catch_stop_signals();
+    Json started = report;
+    started["event"] = "started";
+    say(started);
+    // Until told to stop, or until a worker ends by itself: that one is reported by name, and
+    // the others are stopped (the coordinator tears the cluster down).
+    while (!g_signal && !workers.empty()) {
+      for (std::size_t i = 0; i < workers.size(); ++i) {
+        auto status = workers[i]->wait_for(0);
+        if (!status) continue;
+        if (*status == 0) {  // closed by the scheduler: the cluster is ending
+          workers.erase(workers.begin() + static_cast<std::ptrdiff_t>(i));
+          names.erase(names.begin() + static_cast<std::ptrdiff_t>(i));
+          break;
+        }
+        std::string error = fmt::format("worker {} ended (exit status {}); its log: {}", names[i],
+                                        *status, files.log(names[i]));
+        workers.erase(workers.begin() + static_cast<std::ptrdiff_t>(i));
+        stop_all(workers, 4);
+        say({{"host", host}, {"event", "lost"}, {"error", error}});
+        remove_local(report);
+        return 1;
+      }
+      ::usleep(100000);
+    }
+    stop_all(workers, 4);
+    remove_local(report);
+    return 0;
+  } catch (const Error& e) {
+    return fail(e.what());
+  }
+}
+
+// What of the cluster runs here: every process of ours whose environment carries its id.
+int run_check(const DaskNodeOptions& o) {
+  const std::string marker = "FERRY_DASK_CLUSTER=" + o.cluster;
+  std::vector<std::string> leftovers;
+  DIR* proc = ::opendir("/proc");
+  const pid_t self = ::getpid();
+  for (dirent* e; proc && (e = ::readdir(proc));) {
+    auto pid = util::parse_decimal(e->d_name, 1u << 30);
+    if (!pid || static_cast<pid_t>(*pid) == self) continue;
+    std::string environ, cmdline;
+    try {
+      environ = util::read_file(fmt::format("/proc/{}/environ", *pid));
+      cmdline = util::read_file(fmt::format("/proc/{}/cmdline", *pid));
+    } catch (const Error&) {
+      continue;  // gone, or another user's
+    }
+    bool ours = false;
+    for (std::string_view var : util::split(environ, '\0'))
+      if (var == marker) ours = true;
+    if (!ours) continue;
+    for (char& c : cmdline)
+      if (c == '\0') c = ' ';
+    ::kill(static_cast<pid_t>(*pid), SIGKILL);
+    leftovers.push_back(fmt::format("{} {}", *pid, util::trim(cmdline).substr(0, 120)));
+  }
+  if (proc) ::closedir(proc);
+  say({{"host", short_host()}, {"event", "checked"}, {"leftovers", leftovers}});
+  return 0;
+}
+
+}  // namespace
+
+std::uint64_t worker_memory_limit(const job::Environ& env, std::string_view meminfo_text,
+                                  unsigned workers) {
+  constexpr std::uint64_t mib = 1024 * 1024;
+  std::uint64_t total = 0;
+  auto megabytes = [&](const char* name) -> std::optional<std::uint64_t> {
+    auto v = job::lookup(env, name);
+    if (!v) return std::nullopt;
+    auto n = util::parse_decimal(*v, 1u << 30);
+    if (!n || *n == 0) return std::nullopt;
+    return *n;
+  };
+  if (auto node = megabytes("SLURM_MEM_PER_NODE")) {
+    total = *node * mib;
+  } else if (auto cpu = megabytes("SLURM_MEM_PER_CPU"); cpu && megabytes("SLURM_CPUS_ON_NODE")) {
+    total = *cpu * *megabytes("SLURM_CPUS_ON_NODE") * mib;
+  } else {
+    for (std::string_view line : util::split_lines(meminfo_text)) {
+      if (!line.starts_with("MemTotal:")) continue;
+      std::string_view value = util::trim(line.substr(9));
+      value = value.substr(0, value.find(' '));
+      if (auto kb = util::parse_decimal(value, 4000000000u)) total = std::uint64_t{*kb} * 1024;
+    }
+  }
+  return total / std::max(1u, workers);
+}
+
+int dask_node(const DaskNodeOptions& options, const job::Environ& env) {
+  switch (options.role) {
+    case DaskRole::scheduler: return run_scheduler(options, env);
+    case DaskRole::workers: return run_workers(options, env);
+    case DaskRole::check: return run_check(options);
+  }
+  return 2;
+}
+
+}  // namespace ferry::runtime

@@ -1,0 +1,184 @@
+// ferry::runtime — services on an allocation: a Dask cluster on every node of the job, secured,
+// ready when every worker has joined, torn down with nothing left behind. Built on env (which
+// Python an environment runs) and job (the allocation, its launcher, addresses).
+//
+// The processes of one cluster:
+//   ferry dask            the coordinator, where the batch script runs: it picks ports, writes the
+//                         cluster's directory, starts the rest, waits, runs the client, tears down;
+//   ferry dask-node       on the scheduler's host (role scheduler) and once per node through the
+//                         job's launcher (role workers): starts the Dask processes, reports in one
+//                         JSON line each, passes signals on, and sweeps leftovers (role check);
+//   python -m distributed.cli.dask_scheduler / dask_worker, under them;
+//   the client command, beside the coordinator.
+// Every one of them carries FERRY_DASK_CLUSTER=<id> in its environment: that is how the check
+// finds what is left of a cluster on a node, whoever started it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "job/job.hpp"
+
+namespace ferry::runtime {
+
+// ---------------------------------------------------------------------------------------------
+// The Python a service runs
+
+struct PythonEnv {
+  std::string prefix;    // the environment (empty: the python3 found on PATH)
+  std::string python;    // its interpreter, absolute
+  job::Environ environ;  // what its processes run under: the env activated (PATH first,
+                         // CONDA_PREFIX or VIRTUAL_ENV, PYTHONHOME unset)
+};
+// --env DIR, else the active env (CONDA_PREFIX, then VIRTUAL_ENV), else python3 on PATH. Throws
+// a usage Error naming DIR when it holds no bin/python3.
+PythonEnv find_python(const std::string& env_dir, const job::Environ& env);
+
+// ---------------------------------------------------------------------------------------------
+// Ports
+
+// Three consecutive ports (scheduler, dashboard, notebook) in [low, high], derived from key (the
+// job id and the cluster's number), so two jobs on one node, or two clusters in one job, start
+// from different places; each candidate is tried with `is_free` until one whose three ports are
+// all free. Throws Error naming the range when every candidate is taken.
+unsigned choose_ports(const std::string& key, unsigned low, unsigned high,
+                      const std::function<bool(unsigned)>& is_free);
+// Whether nothing listens on port at host (a connection is refused), or, for host "", whether
+// this host can bind it.
+bool port_is_free(const std::string& host, unsigned port);
+// "LO-HI" as --ports takes it: a usage Error naming the option when malformed.
+std::pair<unsigned, unsigned> parse_port_range(const std::string& text);
+
+// ---------------------------------------------------------------------------------------------
+// ferry dask
+
+struct DaskOptions {
+  std::string env_dir;  // --env: a staged env (empty: find_python's default)
+  unsigned workers_per_node = 1;
+  unsigned threads_per_worker = 0;  // 0: the node's CPUs shared out among its workers
+  bool per_gpu = false;             // one worker per visible GPU, each seeing only its own
+  bool scheduler_here = false;      // --scheduler-on here: where ferry runs, not the first host
+  std::string interface;            // listen on this interface's address (default: the route)
+  std::string local_directory;      // the workers' directory (default: $TMPDIR, then /tmp)
+  double timeout = 120;             // seconds for every worker to join
+  bool insecure = false;            // plain TCP, no certificates
+  unsigned port_low = 30000, port_high = 39999;
+  std::string login;  // the host the tunnel goes through (default: the job's submit host)
+  std::vector<std::string> command;  // the client; empty: hold the cluster until told to stop
+  std::string ferry;                 // this ferry binary, for the nodes
+};
+
+struct DaskNodeReport {
+  std::string host;
+  unsigned workers = 0, threads = 0;  // threads: per worker
+  std::uint64_t memory_limit = 0;     // bytes, per worker
+  std::string local_directory;
+  bool spilling = true;  // false: no node-local directory could be written; spilling is off
+  std::vector<std::string> gpus;  // --per-gpu: the selector each worker sees, in worker order
+};
+FERRY_JSON_FIELDS(DaskNodeReport, host, workers, threads, memory_limit, local_directory, spilling,
+                  gpus)
+
+// What `ferry dask` prints once every worker has joined (the start line; --json: this object).
+struct DaskCluster {
+  std::string id;   // <scheduler>-<job id>-<port>: FERRY_DASK_CLUSTER of its processes
+  std::string dir;  // the cluster's private directory (0700): scheduler file, TLS files, logs
+  std::string scheduler_address, scheduler_file, head;
+  std::string distributed_version;
+  bool tls = true;
+  unsigned scheduler_port = 0, dashboard_port = 0;  // dashboard: 0 when it is not running
+  std::string dashboard;                            // its address on the head's loopback
+  std::string tunnel;                               // the ssh line that reaches it from outside
+  std::string connect;                              // the Python line that connects a client
+  unsigned workers = 0, threads = 0;
+  std::uint64_t memory = 0;  // bytes, all workers together
+  std::vector<DaskNodeReport> nodes;
+  double seconds = 0;  // from ferry's start to the last worker joined
+};
+FERRY_JSON_FIELDS(DaskCluster, id, dir, scheduler_address, scheduler_file, head,
+                  distributed_version, tls, scheduler_port, dashboard_port, dashboard, tunnel,
+                  connect, workers, threads, memory, nodes, seconds)
+
+// What the coordinator tells its caller on the way.
+struct DaskHooks {
+  std::function<void(const DaskCluster&)> ready;  // every worker has joined
+  std::function<void(const std::string&)> note;   // one line: a fallback, a lost worker
+};
+
+struct DaskOutcome {
+  int exit_status = 0;  // the client's; 1 when the cluster failed under it; 128 + a signal
+  double teardown_seconds = 0;
+  std::vector<std::string> leftovers;  // "host: pid command" of processes the check had to kill
+};
+
+// The whole of `ferry dask` in a batch script or an interactive allocation. Errors before the
+// cluster is ready throw Error (one line, naming the node, the option or the env), once what
+// was started is stopped; afterwards the outcome says how it ended.
+DaskOutcome run_dask(const DaskOptions& options, const job::Site& site, const DaskHooks& hooks);
+
+// The cluster `ferry dask status` and `stop` mean: DIR when given, else the one cluster of this
+// job (or, outside a job, the latest one) whose coordinator still runs. Throws a usage Error
+// naming what it found when there is none, or several.
+std::string find_dask_cluster(const std::string& dir, const job::Environ& env);
+
+struct DaskWorkerStatus {
+  std::string name, address, host;
+  unsigned nthreads = 0, processing = 0, in_memory = 0;  // tasks running, results held
+  std::uint64_t memory_limit = 0, memory = 0;            // bytes
+};
+FERRY_JSON_FIELDS(DaskWorkerStatus, name, address, host, nthreads, processing, in_memory,
+                  memory_limit, memory)
+struct DaskStatus {
+  std::string dir, scheduler_address;
+  std::vector<DaskWorkerStatus> workers;
+};
+FERRY_JSON_FIELDS(DaskStatus, dir, scheduler_address, workers)
+// Asks the cluster in dir, with its credentials, through the env's own distributed.Client.
+DaskStatus dask_status(const std::string& dir);
+// Tells the cluster's coordinator to tear it down (SIGTERM) and waits, at most `seconds`, for it
+// to end. False when it was still running then.
+bool stop_dask(const std::string& dir, double seconds);
+
+// ---------------------------------------------------------------------------------------------
+// ferry dask-node: the node side
+
+enum class DaskRole { scheduler, workers, check };
+NLOHMANN_JSON_SERIALIZE_ENUM(DaskRole, {{DaskRole::scheduler, "scheduler"},
+                                        {DaskRole::workers, "workers"},
+                                        {DaskRole::check, "check"}})
+
+struct DaskNodeOptions {
+  DaskRole role = DaskRole::workers;
+  std::string cluster;     // the cluster's id
+  std::string dir;         // the cluster's directory (on storage every node sees)
+  std::string env_prefix;  // the env (empty: python3 on PATH)
+  std::string scheduler;   // workers: its address; scheduler: the address to listen on
+  unsigned port = 0, dashboard_port = 0;  // scheduler
+  unsigned workers = 1, threads = 0;
+  bool per_gpu = false;
+  bool tls = true;
+  std::string interface, local_directory;
+  std::string sysfs_root = "/";  // --per-gpu: where this node's GPUs are read
+};
+// `ferry dask-node`'s words after the verb, and back. One encoder and one decoder
+// (src/runtime/dask_node_options.cpp), so the coordinator and the nodes cannot drift apart.
+// Options at their defaults are left out; decode throws a usage Error naming a bad option.
+std::vector<std::string> encode_dask_node_options(const DaskNodeOptions& options);
+DaskNodeOptions decode_dask_node_options(const std::vector<std::string>& words);
+
+// Runs this node's part and returns the exit status. Reports go to stdout, one JSON object a
+// line, for the coordinator.
+int dask_node(const DaskNodeOptions& options, const job::Environ& env);
+
+// Memory for each of `workers` workers on this node, in bytes: the allocation's share
+// (SLURM_MEM_PER_NODE, else SLURM_MEM_PER_CPU times SLURM_CPUS_ON_NODE; megabytes), else the
+// node's MemTotal from meminfo_text, divided among them.
+std::uint64_t worker_memory_limit(const job::Environ& env, std::string_view meminfo_text,
+                                  unsigned workers);
+
+}  // namespace ferry::runtime
