@@ -114,6 +114,7 @@ void add_dask(CLI::App& app, int& exit_status) {
     runtime::DaskOptions options = *o;
     options.ferry = util::self_executable();
     options.scheduler_here = *scheduler_on == "here";
+    options.sysfs_root = site->sysfs_root;
     if (!ports->empty())
       std::tie(options.port_low, options.port_high) = runtime::parse_port_range(*ports);
     if (options.insecure)

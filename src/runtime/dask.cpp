@@ -420,6 +420,7 @@ void start_workers(Coordinator& c) {
   n.workers = c.o.workers_per_node;
   n.threads = c.o.threads_per_worker;
   n.per_gpu = c.o.per_gpu;
+  n.sysfs_root = c.o.sysfs_root;
   n.interface = c.o.interface;
   n.local_directory = c.o.local_directory;
   std::vector<std::string> vars = as_vars(c.marked(c.site.env));

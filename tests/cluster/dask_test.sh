@@ -1,0 +1,224 @@
+# ferry dask on the 3-node cluster. The whole product first: a Dask env from PyPI is packed with
+# ferry pack, staged with ferry stage to every node's own /mnt, and a batch job runs ferry dask from
+# the staged copy; a dask.array result computed by workers on all 3 nodes is checked. Then worker
+# counts, the exit status, TLS (a client without the job's key is refused; key files are private),
+# teardown after success, failure, SIGTERM, `ferry dask stop` and a killed worker (no Dask process
+# left on any node), two clusters at once, Debian's older distributed, --per-gpu on recorded GPU
+# trees, and bad input.
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$(dirname "$0")/common.sh"
+# shellcheck source=tests/fixtures/dask_env.sh
+. "$FERRY_SOURCE/tests/fixtures/dask_env.sh"
+VENV=$(dask_env)
+D=/mnt/$TEST_NAME
+
+# No process of any ferry dask cluster on any node: every process's environment checked for the
+# marker ferry puts on all of them.
+no_dask_left() {
+  local out
+  out=$(each_node 'grep -l FERRY_DASK_CLUSTER= /proc/[0-9]*/environ 2>/dev/null | grep -v "/proc/self/" | wc -l')
+  expect_eq "$out" "node1 0
+node2 0
+node3 0" "Dask processes left on the nodes: $out"
+  expect_eq "$(grep -l FERRY_DASK_CLUSTER= /proc/[0-9]*/environ 2>/dev/null | wc -l)" 0 "left here"
+}
+# The start line ferry dask --json printed (the first JSON object of a file of output).
+start_json() { "$VENV/bin/python" -c 'import json,sys; t=open(sys.argv[1]).read(); print(json.dumps(json.JSONDecoder().raw_decode(t[t.index("{"):])[0]))' "$1"; }
+field() { "$VENV/bin/python" -c 'import json,sys; v=json.loads(sys.argv[1]); [v := v[k] for k in sys.argv[2:]]; print(v)' "$@"; }
+
+cat >"$TEST_DIR/compute.py" <<'EOF'
+# A client as users write it: Client() with no arguments, a dask.array computation, and where it
+# ran. Prints "hosts=... sum=... workers=... threads=...".
+import socket
+import dask.array as da
+from distributed import Client
+
+client = Client()
+hosts = sorted(set(client.run(socket.gethostname).values()))
+x = da.arange(3_000_000, chunks=100_000)
+total = int((x % 7).sum().compute())
+info = client.scheduler_info(**({"n_workers": -1} if "n_workers" in client.scheduler_info.__code__.co_varnames else {}))
+threads = sorted({w["nthreads"] for w in info["workers"].values()})
+print(f"hosts={','.join(hosts)} sum={total} workers={len(info['workers'])} threads={threads}")
+EOF
+want_sum=$("$VENV/bin/python" -c 'print(sum(i % 7 for i in range(3_000_000)))')
+
+# ---- The whole product: pack, stage to every node, ferry dask in a batch job from the staged env.
+"$FERRY" pack "$VENV" -o "$TEST_DIR/dask.tar.zst" >/dev/null
+CLUSTER_TIMEOUT=180 on_cluster salloc -N3 "$FERRY" stage "$TEST_DIR/dask.tar.zst" --to "$D/env" --via sbcast >/dev/null 2>&1
+cat >"$TEST_DIR/job.sh" <<EOF
+#!/bin/bash
+exec "$FERRY" dask --env "$D/env" --local-directory "$D/scratch" --json -- "$D/env/bin/python" "$TEST_DIR/compute.py"
+EOF
+mkdir -p "$TEST_DIR/out"
+set +e
+CLUSTER_TIMEOUT=120 on_cluster sbatch --wait -N3 -o "$TEST_DIR/out/job.out" "$TEST_DIR/job.sh" >/dev/null
+rc=$?
+set -e
+out=$(cat "$TEST_DIR/out/job.out")
+expect_eq "$rc" 0 "the batch job: $out"
+expect_contains "$out" "hosts=node1,node2,node3 sum=$want_sum workers=3"
+j=$(start_json "$TEST_DIR/out/job.out")
+expect_eq "$(field "$j" workers)" 3
+expect_eq "$(field "$j" tls)" True
+expect_eq "$(field "$j" head)" node1
+expect_eq "$(field "$j" nodes 1 local_directory)" "$D/scratch/ferry-dask-$(field "$j" id)"
+expect_contains "$(field "$j" scheduler_address)" "tls://"
+expect_contains "$out" "no process left on any node"
+no_dask_left
+# The workers' node-local directories went with them.
+expect_eq "$(each_node "ls -A $D/scratch | wc -l")" "node1 0
+node2 0
+node3 0"
+
+# ---- Interactive allocation (ferry on the submit host, the scheduler on the first node), two
+#      workers of one thread per node; the client's exit status is ferry's.
+cat >"$TEST_DIR/fail.py" <<'EOF'
+import sys
+from distributed import Client
+Client().submit(sum, [1, 2]).result()
+sys.exit(7)
+EOF
+set +e
+out=$(on_cluster salloc -N3 "$FERRY" dask --env "$VENV" --workers-per-node 2 --threads-per-worker 1 -- "$VENV/bin/python" "$TEST_DIR/compute.py" 2>&1)
+rc=$?
+set -e
+expect_eq "$rc" 0 "$out"
+expect_contains "$out" "hosts=node1,node2,node3 sum=$want_sum workers=6 threads=[1]"
+expect_contains "$out" "6 workers on 3 nodes, 6 threads"
+set +e
+out=$(on_cluster salloc -N3 "$FERRY" dask --env "$VENV" -- "$VENV/bin/python" "$TEST_DIR/fail.py" 2>&1)
+rc=$?
+set -e
+expect_eq "$rc" 7 "the client's exit status passes through: $out"
+no_dask_left
+
+# ---- Security: a client without the job's key cannot connect (no certificate, or plain TCP);
+#      the key and its directory are the owner's alone.
+cat >"$TEST_DIR/intruder.py" <<'EOF'
+import os, stat, sys
+from distributed import Client, Security
+address = os.environ["DASK_SCHEDULER_ADDRESS"]
+d = os.environ["FERRY_DASK_DIR"]
+for path, want in [(d, 0o700), (d + "/tls", 0o700), (d + "/tls/cluster.pem", 0o600), (d + "/tls/ca.pem", 0o600)]:
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    assert mode == want, (path, oct(mode))
+for name, addr, sec in [("no certificate", address, Security(require_encryption=False)),
+                        ("plain tcp", address.replace("tls://", "tcp://"), Security())]:
+    try:
+        Client(addr, security=sec, timeout=4).close()
+    except Exception as e:
+        print(f"refused ({name}): {type(e).__name__}")
+    else:
+        sys.exit(f"an intruder connected ({name})")
+Client().close()  # the job's own credentials work
+print("owner connected")
+EOF
+out=$(on_cluster salloc -N3 "$FERRY" dask --env "$VENV" -- "$VENV/bin/python" "$TEST_DIR/intruder.py" 2>&1)
+expect_contains "$out" "refused (no certificate)"
+expect_contains "$out" "refused (plain tcp)"
+expect_contains "$out" "owner connected"
+
+# ---- Held cluster: ferry dask status from a second shell, then ferry dask stop tears it down.
+on_cluster salloc -N3 "$FERRY" dask --env "$VENV" --workers-per-node 2 --json >"$TEST_DIR/held.out" 2>&1 &
+held=$!
+for _ in $(seq 100); do grep -q '"workers"' "$TEST_DIR/held.out" 2>/dev/null && break; sleep 0.2; done
+j=$(start_json "$TEST_DIR/held.out")
+dir=$(field "$j" dir)
+status=$("$FERRY" dask status "$dir" --json)
+expect_eq "$(field "$status" workers | grep -o "'host'" | wc -l)" 6 "status lists 6 workers: $status"
+expect_contains "$("$FERRY" dask status "$dir")" "node3-1"
+"$FERRY" dask stop "$dir"
+set +e
+wait "$held"
+rc=$?
+set -e
+expect_eq "$rc" 0 "a held cluster told to stop ends well: $(cat "$TEST_DIR/held.out")"
+no_dask_left
+[ ! -e "$dir" ] || fail "the cluster's directory is left: $dir"
+
+# ---- SIGTERM to ferry while the client runs: the client, the workers and the scheduler go.
+on_cluster salloc -N3 "$FERRY" dask --env "$VENV" -- "$VENV/bin/python" -c 'import time; time.sleep(300)' >"$TEST_DIR/term.out" 2>&1 &
+for _ in $(seq 100); do grep -q "ready in" "$TEST_DIR/term.out" 2>/dev/null && break; sleep 0.2; done
+pkill -TERM -f "^$FERRY dask --env $VENV -- " || fail "no ferry dask to signal"
+set +e
+wait $!
+set -e
+expect_contains "$(cat "$TEST_DIR/term.out")" "no process left on any node"
+no_dask_left
+
+# ---- A worker killed mid-run: ferry names its node, tears down, fails.
+cat >"$TEST_DIR/kill_worker.py" <<'EOF'
+import os, signal, time
+from distributed import Client
+c = Client()
+victim = [a for a, w in c.scheduler_info()["workers"].items() if w["name"] == "node2-0"]
+c.run(lambda: os.kill(os.getpid(), signal.SIGKILL), workers=victim, wait=False)
+time.sleep(120)
+EOF
+set +e
+out=$(on_cluster salloc -N3 "$FERRY" dask --env "$VENV" -- "$VENV/bin/python" "$TEST_DIR/kill_worker.py" 2>&1)
+rc=$?
+set -e
+expect_eq "$rc" 1 "$out"
+expect_contains "$out" "node2"
+expect_contains "$out" "node2-0"
+no_dask_left
+
+# ---- Two clusters at once in one job, on the same nodes: different ports, both compute.
+out=$(CLUSTER_TIMEOUT=120 on_cluster salloc -N3 bash -c "
+  '$FERRY' dask --env '$VENV' --json -- '$VENV/bin/python' '$TEST_DIR/compute.py' >'$TEST_DIR/a.out' 2>&1 &
+  '$FERRY' dask --env '$VENV' --json -- '$VENV/bin/python' '$TEST_DIR/compute.py' >'$TEST_DIR/b.out' 2>&1 &
+  wait" 2>&1)
+for f in a b; do expect_contains "$(cat "$TEST_DIR/$f.out")" "hosts=node1,node2,node3 sum=$want_sum"; done
+pa=$(field "$(start_json "$TEST_DIR/a.out")" scheduler_port)
+pb=$(field "$(start_json "$TEST_DIR/b.out")" scheduler_port)
+[ "$pa" != "$pb" ] || fail "both clusters on port $pa"
+no_dask_left
+
+# ---- Debian's distributed 2022.12 (no env: python3 on PATH is Debian's), scheduler here.
+if /usr/bin/python3 -c 'import distributed' 2>/dev/null; then
+  out=$(PATH=/usr/bin:$PATH on_cluster salloc -N3 "$FERRY" dask --scheduler-on here -- /usr/bin/python3 "$TEST_DIR/compute.py" 2>&1)
+  expect_contains "$out" "hosts=node1,node2,node3 sum=$want_sum workers=3"
+  expect_contains "$out" "distributed 2022.12"
+  no_dask_left
+else
+  echo "note: Debian's python3-distributed is not installed; the 2022.12 case is left out"
+fi
+
+# ---- --per-gpu on a recorded Polaris node (4 A100s): each worker sees only its own GPU.
+cat >"$TEST_DIR/gpus.py" <<'EOF'
+import os
+from distributed import Client
+seen = Client().run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES", ""))
+by_host = {}
+for address, gpu in seen.items():
+    by_host.setdefault(address.split("//")[1].rsplit(":", 1)[0], []).append(gpu)
+print("per-node", sorted(len(set(g)) for g in by_host.values()), "workers", len(seen))
+EOF
+out=$(on_cluster salloc -N3 "$FERRY" dask --env "$VENV" --per-gpu --sysfs-root "$FERRY_SOURCE/tests/fixtures/sysfs/polaris" -- "$VENV/bin/python" "$TEST_DIR/gpus.py" 2>&1)
+expect_contains "$out" "per-node [4, 4, 4] workers 12"
+
+# ---- Bad input: one line each, a non-zero exit, nothing left.
+one_line_error() {  # one_line_error WANT_RC WANT_TEXT CMD...
+  local want_rc=$1 want=$2 out rc
+  shift 2
+  set +e
+  out=$("$@" 2>&1)
+  rc=$?
+  set -e
+  [ "$rc" -eq "$want_rc" ] || fail "exit $rc, not $want_rc: $* -> $out"
+  expect_contains "$out" "$want"
+  expect_eq "$(grep -c 'ferry: error:' <<<"$out")" 1 "one error line: $out"
+}
+one_line_error 2 "not in an allocation" "$FERRY" dask --env "$VENV" -- true
+python3 -m venv "$TEST_DIR/bare"
+one_line_error 2 "no dask.distributed in this env" on_cluster salloc -N3 "$FERRY" dask --env "$TEST_DIR/bare" -- true
+one_line_error 1 "--per-gpu: this node has no GPU" on_cluster salloc -N3 "$FERRY" dask --env "$VENV" --per-gpu -- true
+"$VENV/bin/python" -c 'import socket,time; s=[socket.socket() for _ in range(3)]; [x.bind(("", 40100 + i)) for i, x in enumerate(s)]; [x.listen() for x in s]; time.sleep(60)' &
+listener=$!
+sleep 0.5
+one_line_error 1 "--ports 40100-40102: no three free ports" on_cluster salloc -N3 "$FERRY" dask --env "$VENV" --scheduler-on here --ports 40100-40102 -- true
+kill $listener
+no_dask_left
+echo "dask: all good"
