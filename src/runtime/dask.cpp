@@ -393,7 +393,8 @@ void start_scheduler(Coordinator& c) {
     if (g_stop) throw Error(fmt::format("stopped by signal {} while starting", g_stop.load()));
     std::string log;
     try {
-      auto lines = util::split_lines(util::read_file(c.files->log("scheduler")));
+      const std::string text = util::read_file(c.files->log("scheduler"));  // the views' owner
+      auto lines = util::split_lines(text);
       for (auto it = lines.rbegin(); it != lines.rend() && log.empty(); ++it)
         if (!util::trim(*it).empty()) log = std::string(util::trim(*it));
     } catch (const Error&) {

@@ -149,6 +149,13 @@ std::string local_directory(const DaskNodeOptions& o, const job::Environ& env) {
     candidates.push_back("/tmp");
   }
   for (const auto& base : candidates) {
+    // The directory asked for is made when missing (mkdir -p: /mnt/bb/$USER/dask is new in
+    // each job); the defaults must exist.
+    if (base == o.local_directory) {
+      for (std::size_t at = base.find('/', 1); at != std::string::npos; at = base.find('/', at + 1))
+        ::mkdir(base.substr(0, at).c_str(), 0700);
+      ::mkdir(base.c_str(), 0700);
+    }
     std::string dir = fmt::format("{}/ferry-dask-{}", base, o.cluster);
     if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) {
       struct stat st {};

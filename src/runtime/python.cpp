@@ -13,7 +13,8 @@ namespace {
 bool executable(const std::string& path) { return ::access(path.c_str(), X_OK) == 0; }
 
 std::string on_path(const std::string& name, const job::Environ& env) {
-  for (std::string_view dir : util::split(job::lookup(env, "PATH").value_or(""), ':')) {
+  const std::string path = job::lookup(env, "PATH").value_or("");  // split's views point into it
+  for (std::string_view dir : util::split(path, ':')) {
     if (dir.empty()) continue;
     std::string candidate = fmt::format("{}/{}", dir, name);
     if (executable(candidate)) return util::absolute_path(candidate);

@@ -24,7 +24,7 @@ node3 0" "Dask processes left on the nodes: $out"
 }
 # The start line ferry dask --json printed (the first JSON object of a file of output).
 start_json() { "$VENV/bin/python" -c 'import json,sys; t=open(sys.argv[1]).read(); print(json.dumps(json.JSONDecoder().raw_decode(t[t.index("{"):])[0]))' "$1"; }
-field() { "$VENV/bin/python" -c 'import json,sys; v=json.loads(sys.argv[1]); [v := v[k] for k in sys.argv[2:]]; print(v)' "$@"; }
+field() { "$VENV/bin/python" -c 'import json,sys; v=json.loads(sys.argv[1]); [v := v[int(k) if isinstance(v, list) else k] for k in sys.argv[2:]]; print(v)' "$@"; }
 
 cat >"$TEST_DIR/compute.py" <<'EOF'
 # A client as users write it: Client() with no arguments, a dask.array computation, and where it
@@ -51,10 +51,8 @@ cat >"$TEST_DIR/job.sh" <<EOF
 exec "$FERRY" dask --env "$D/env" --local-directory "$D/scratch" --json -- "$D/env/bin/python" "$TEST_DIR/compute.py"
 EOF
 mkdir -p "$TEST_DIR/out"
-set +e
-CLUSTER_TIMEOUT=120 on_cluster sbatch --wait -N3 -o "$TEST_DIR/out/job.out" "$TEST_DIR/job.sh" >/dev/null
-rc=$?
-set -e
+rc=0
+CLUSTER_TIMEOUT=120 on_cluster sbatch --wait -N3 -o "$TEST_DIR/out/job.out" "$TEST_DIR/job.sh" >/dev/null || rc=$?
 out=$(cat "$TEST_DIR/out/job.out")
 expect_eq "$rc" 0 "the batch job: $out"
 expect_contains "$out" "hosts=node1,node2,node3 sum=$want_sum workers=3"
@@ -79,43 +77,50 @@ from distributed import Client
 Client().submit(sum, [1, 2]).result()
 sys.exit(7)
 EOF
-set +e
-out=$(on_cluster salloc -N3 "$FERRY" dask --env "$VENV" --workers-per-node 2 --threads-per-worker 1 -- "$VENV/bin/python" "$TEST_DIR/compute.py" 2>&1)
-rc=$?
-set -e
+rc=0
+out=$(on_cluster salloc -N3 "$FERRY" dask --env "$VENV" --workers-per-node 2 --threads-per-worker 1 -- "$VENV/bin/python" "$TEST_DIR/compute.py" 2>&1) || rc=$?
 expect_eq "$rc" 0 "$out"
 expect_contains "$out" "hosts=node1,node2,node3 sum=$want_sum workers=6 threads=[1]"
 expect_contains "$out" "6 workers on 3 nodes, 6 threads"
-set +e
-out=$(on_cluster salloc -N3 "$FERRY" dask --env "$VENV" -- "$VENV/bin/python" "$TEST_DIR/fail.py" 2>&1)
-rc=$?
-set -e
+rc=0
+out=$(on_cluster salloc -N3 "$FERRY" dask --env "$VENV" -- "$VENV/bin/python" "$TEST_DIR/fail.py" 2>&1) || rc=$?
 expect_eq "$rc" 7 "the client's exit status passes through: $out"
 no_dask_left
 
 # ---- Security: a client without the job's key cannot connect (no certificate, or plain TCP);
 #      the key and its directory are the owner's alone.
 cat >"$TEST_DIR/intruder.py" <<'EOF'
-import os, stat, sys
-from distributed import Client, Security
+# Run as the job's client (it has the credentials in its DASK_* config); the intruders run in a
+# fresh Python without them, as another user's process on the cluster would.
+import os, stat, subprocess, sys
+from distributed import Client
 address = os.environ["DASK_SCHEDULER_ADDRESS"]
 d = os.environ["FERRY_DASK_DIR"]
 for path, want in [(d, 0o700), (d + "/tls", 0o700), (d + "/tls/cluster.pem", 0o600), (d + "/tls/ca.pem", 0o600)]:
     mode = stat.S_IMODE(os.stat(path).st_mode)
     assert mode == want, (path, oct(mode))
-for name, addr, sec in [("no certificate", address, Security(require_encryption=False)),
-                        ("plain tcp", address.replace("tls://", "tcp://"), Security())]:
-    try:
-        Client(addr, security=sec, timeout=4).close()
-    except Exception as e:
-        print(f"refused ({name}): {type(e).__name__}")
-    else:
+clean = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+intruders = {
+    "its own certificate": "Client(A, security=Security.temporary(), timeout=5)",
+    "no client certificate": "Client(A, security=Security(tls_ca_file=CA, require_encryption=True), timeout=5)",
+    "plain tcp": "Client(A.replace('tls://', 'tcp://'), timeout=5)",
+}
+for name, attempt in intruders.items():
+    code = f"from distributed import Client, Security\nA = {address!r}\nCA = {d + '/tls/ca.pem'!r}\n{attempt}\nprint('CONNECTED')"
+    r = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True)
+    if "CONNECTED" in r.stdout:
         sys.exit(f"an intruder connected ({name})")
-Client().close()  # the job's own credentials work
+    print(f"refused ({name})")
+# The same harness with the job's key connects: the refusals above are the scheduler's doing.
+code = f"from distributed import Client, Security\nK = {d + '/tls/cluster.pem'!r}\nClient({address!r}, security=Security(tls_ca_file={d + '/tls/ca.pem'!r}, tls_client_cert=K, tls_client_key=K, require_encryption=True), timeout=10)\nprint('CONNECTED')"
+r = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True)
+assert "CONNECTED" in r.stdout, r.stderr[-500:]
+Client().close()  # and so does Client() with no arguments
 print("owner connected")
 EOF
 out=$(on_cluster salloc -N3 "$FERRY" dask --env "$VENV" -- "$VENV/bin/python" "$TEST_DIR/intruder.py" 2>&1)
-expect_contains "$out" "refused (no certificate)"
+expect_contains "$out" "refused (its own certificate)"
+expect_contains "$out" "refused (no client certificate)"
 expect_contains "$out" "refused (plain tcp)"
 expect_contains "$out" "owner connected"
 
@@ -129,10 +134,8 @@ status=$("$FERRY" dask status "$dir" --json)
 expect_eq "$(field "$status" workers | grep -o "'host'" | wc -l)" 6 "status lists 6 workers: $status"
 expect_contains "$("$FERRY" dask status "$dir")" "node3-1"
 "$FERRY" dask stop "$dir"
-set +e
-wait "$held"
-rc=$?
-set -e
+rc=0
+wait "$held" || rc=$?
 expect_eq "$rc" 0 "a held cluster told to stop ends well: $(cat "$TEST_DIR/held.out")"
 no_dask_left
 [ ! -e "$dir" ] || fail "the cluster's directory is left: $dir"
@@ -141,9 +144,7 @@ no_dask_left
 on_cluster salloc -N3 "$FERRY" dask --env "$VENV" -- "$VENV/bin/python" -c 'import time; time.sleep(300)' >"$TEST_DIR/term.out" 2>&1 &
 for _ in $(seq 100); do grep -q "ready in" "$TEST_DIR/term.out" 2>/dev/null && break; sleep 0.2; done
 pkill -TERM -f "^$FERRY dask --env $VENV -- " || fail "no ferry dask to signal"
-set +e
-wait $!
-set -e
+wait $! || true
 expect_contains "$(cat "$TEST_DIR/term.out")" "no process left on any node"
 no_dask_left
 
@@ -153,13 +154,11 @@ import os, signal, time
 from distributed import Client
 c = Client()
 victim = [a for a, w in c.scheduler_info()["workers"].items() if w["name"] == "node2-0"]
-c.run(lambda: os.kill(os.getpid(), signal.SIGKILL), workers=victim, wait=False)
+c.submit(lambda: os.kill(os.getpid(), signal.SIGKILL), workers=victim, pure=False)
 time.sleep(120)
 EOF
-set +e
-out=$(on_cluster salloc -N3 "$FERRY" dask --env "$VENV" -- "$VENV/bin/python" "$TEST_DIR/kill_worker.py" 2>&1)
-rc=$?
-set -e
+rc=0
+out=$(on_cluster salloc -N3 "$FERRY" dask --env "$VENV" -- "$VENV/bin/python" "$TEST_DIR/kill_worker.py" 2>&1) || rc=$?
 expect_eq "$rc" 1 "$out"
 expect_contains "$out" "node2"
 expect_contains "$out" "node2-0"
@@ -203,10 +202,8 @@ expect_contains "$out" "per-node [4, 4, 4] workers 12"
 one_line_error() {  # one_line_error WANT_RC WANT_TEXT CMD...
   local want_rc=$1 want=$2 out rc
   shift 2
-  set +e
-  out=$("$@" 2>&1)
-  rc=$?
-  set -e
+  rc=0
+  out=$("$@" 2>&1) || rc=$?
   [ "$rc" -eq "$want_rc" ] || fail "exit $rc, not $want_rc: $* -> $out"
   expect_contains "$out" "$want"
   expect_eq "$(grep -c 'ferry: error:' <<<"$out")" 1 "one error line: $out"
