@@ -364,7 +364,7 @@ PackResult pack(const PackOptions& o) {
     if (::stat(item.source.c_str(), &st) == 0)
       total_bytes += static_cast<std::uint64_t>(st.st_size);
   }
-  util::Progress progress("pack", total_bytes * 2, o.progress);
+  if (o.progress) o.progress->begin("pack", total_bytes * 2);
   arena.execute([&] {
     tbb::parallel_for(std::size_t{0}, items.size(), [&](std::size_t i) {
       if (items[i].type != format::EntryType::file) return;
@@ -380,7 +380,7 @@ PackResult pack(const PackOptions& o) {
         if (!done) classes[i] = Classified{};
       }
       if (!done) load(item, o.dest_prefix, classes[i]);
-      progress.advance(classes[i].size);
+      if (o.progress) o.progress->advance(classes[i].size);
     });
   });
 
@@ -522,7 +522,7 @@ PackResult pack(const PackOptions& o) {
                       read_file_pieces(item.source, append, b->offset, b->length);
                     if (b->data[0].size() != b->length)
                       throw Error(fmt::format("{}: changed while packing", item.source));
-                    progress.advance(b->length);
+                    if (o.progress) o.progress->advance(b->length);
                     return b;
                   }
                   for (std::size_t i = b->begin; i < b->end; ++i) {
@@ -531,7 +531,7 @@ PackResult pack(const PackOptions& o) {
                     b->data[i - b->begin] = load(items[i], o.dest_prefix, again);
                     if (again.hash != classes[i].hash || again.mode != classes[i].mode)
                       throw Error(fmt::format("{}: changed while packing", items[i].source));
-                    progress.advance(again.size);
+                    if (o.progress) o.progress->advance(again.size);
                   }
                   return b;
                 }) &
@@ -589,7 +589,7 @@ PackResult pack(const PackOptions& o) {
   write_frames(format::compress_chunk(o.codec, level, tail));
   out.write(format::frames_trailer(o.codec, compressed_sizes, decompressed_sizes));
   out.commit();
-  progress.finish();
+  if (o.progress) o.progress->finish();
 
   r.frames = compressed_sizes.size();
   r.bytes_out = out.written();

@@ -201,8 +201,8 @@ struct UnpackSession::State {
       };
       hooks.stream = [&](const format::Entry& e) { return check->stream(e); };
     }
-    util::Progress progress("unpack", archive_size, options.progress);
-    hooks.progress = &progress;
+    if (options.progress) options.progress->begin("unpack", archive_size);
+    hooks.progress = options.progress;
     format::ExtractStats stats;
     {
       JobArena arena(jobs);
@@ -211,7 +211,7 @@ struct UnpackSession::State {
                        : format::extract_archive(r.archive, root, jobs, hooks);
       });
     }
-    progress.finish();
+    if (options.progress) options.progress->finish();
     if (check) {
       check->check_complete();
     } else if (auto script = read_conda_unpack(root)) {

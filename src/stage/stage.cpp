@@ -333,7 +333,7 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
   } else {
     argv.insert(argv.end(), {"-n", n, "-ppn", "1"});
   }
-  bool drawn = o.progress && util::stderr_is_terminal();  // logs stay quiet
+  bool drawn = o.progress != nullptr;
   argv.push_back(o.ferry_mpi);
   std::vector<std::string> words = encode_mpi_options(
       {.archive = res.archive, .dir = res.dir, .jobs = o.jobs, .progress = drawn});
@@ -349,7 +349,7 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
     } catch (const Error&) {  // ferry-mpi reports a broken archive itself
     }
   }
-  util::Progress bar("stage", frames_bytes, drawn);
+  if (drawn) o.progress->begin("stage", frames_bytes);
   std::uint64_t sent = 0;
 
   util::Stopwatch launched;
@@ -374,7 +374,7 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
       for (char& c : said)  // one line, whatever the launcher wrote
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
       stop_launcher(mpi);
-      bar.finish();
+      if (drawn) o.progress->finish();
       std::string what =
           hung
               ? fmt::format("the ranks did not start on every node within {:g} s (--start-timeout)",
@@ -393,7 +393,7 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
       try {
         auto now = nlohmann::json::parse(*line).at("progress").get<std::uint64_t>();
         if (now > sent) {
-          bar.advance(now - sent);
+          if (drawn) o.progress->advance(now - sent);
           sent = now;
         }
       } catch (const std::exception&) {
@@ -418,7 +418,7 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
       reports[r->host] = *r;
     }
   }
-  bar.finish();
+  if (drawn) o.progress->finish();
   if (mpi.timed_out()) cancel_step(mpi);
   int rc = mpi.wait_for(30).value_or(-1);
   if (rc < 0) {

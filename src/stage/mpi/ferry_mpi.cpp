@@ -240,7 +240,6 @@ int stage_main(const stage::MpiOptions& args, Phases& phases) {
     u.archive = archive;
     u.dest = dir;
     u.jobs = args.jobs;
-    u.progress = false;
     session.emplace(u, h.manifest);
   } catch (const std::exception& e) {
     report.status = stage::NodeStatus::failed;
