@@ -501,6 +501,18 @@ struct Batch {
   std::vector<format::CompressedFrame> frames;
 };
 
+// An item's tar header.
+format::Entry tar_entry(const PackItem& item) {
+  format::Entry e;
+  e.path = item.target;
+  e.type = item.type;
+  e.mode = item.mode;
+  e.mtime_sec = item.mtime_sec;
+  e.mtime_nsec = item.mtime_nsec;
+  e.link = item.link;
+  return e;
+}
+
 // Pass 2's stages, in pipeline order. plan_batch (serial) cuts the items into batches;
 // read_batch (parallel) reads them again and checks them against pass 1; encode_batch (serial, in
 // order) tars them; compress_batch (parallel) cuts and compresses frames; write_frames (serial, in
@@ -573,12 +585,7 @@ class FileWriter {
     if (b->piece) {  // in order: the streamed file's hash is checked at its end
       const PackItem& item = m_pk.items[b->begin];
       if (b->first) {
-        format::Entry e;
-        e.path = item.target;
-        e.mode = item.mode;
-        e.mtime_sec = item.mtime_sec;
-        e.mtime_nsec = item.mtime_nsec;
-        encoder.begin_file(e, m_pk.classes[b->begin].size, b->chunk);
+        encoder.begin_file(tar_entry(item), m_pk.classes[b->begin].size, b->chunk);
         m_streamed_hash.emplace();
       }
       encoder.file_data(b->data[0], b->chunk);
@@ -591,17 +598,8 @@ class FileWriter {
       b->data.clear();
       return b;
     }
-    for (std::size_t i = b->begin; i < b->end; ++i) {
-      const PackItem& item = m_pk.items[i];
-      format::Entry e;
-      e.path = item.target;
-      e.type = item.type;
-      e.mode = item.mode;
-      e.mtime_sec = item.mtime_sec;
-      e.mtime_nsec = item.mtime_nsec;
-      e.link = item.link;
-      encoder.add(e, b->data[i - b->begin], b->chunk);
-    }
+    for (std::size_t i = b->begin; i < b->end; ++i)
+      encoder.add(tar_entry(m_pk.items[i]), b->data[i - b->begin], b->chunk);
     b->data.clear();
     return b;
   }

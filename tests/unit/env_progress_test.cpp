@@ -55,16 +55,21 @@ void make_prefix(const std::string& dir) {
   }
 }
 
+// Options to pack that prefix, made in tmp, into tmp/env.tar.zst.
+env::PackOptions packable(const TempDir& tmp) {
+  make_prefix(tmp / "prefix");
+  env::PackOptions p;
+  p.prefix = tmp / "prefix";
+  p.output = tmp / "env.tar.zst";
+  return p;
+}
+
 }  // namespace
 
 TEST(Progress, PackReportsBothPassesAndUnpackEachFrame) {
   TempDir tmp;
-  make_prefix(tmp / "prefix");
-
   RecordingSink packed;
-  env::PackOptions p;
-  p.prefix = tmp / "prefix";
-  p.output = tmp / "env.tar.zst";
+  env::PackOptions p = packable(tmp);
   p.jobs = 2;
   p.progress = &packed;
   env::PackResult pr = env::pack(p);
@@ -91,10 +96,7 @@ TEST(Progress, PackReportsBothPassesAndUnpackEachFrame) {
 
 TEST(Progress, NoSinkIsSilent) {
   TempDir tmp;
-  make_prefix(tmp / "prefix");
-  env::PackOptions p;
-  p.prefix = tmp / "prefix";
-  p.output = tmp / "env.tar.zst";
+  env::PackOptions p = packable(tmp);
   EXPECT_EQ(p.progress, nullptr);  // the default: nobody listens
   testing::internal::CaptureStderr();
   env::pack(p);
