@@ -1,4 +1,5 @@
 #include "cli/commands.hpp"
+#include "cli/progress_bar.hpp"
 
 #include <cstdio>
 #include <memory>
@@ -84,7 +85,8 @@ void add_pack(CLI::App& app) {
     env::PackOptions o = *opts;
     o.codec = *format == "tar.gz" ? format::Codec::gzip : format::Codec::zstd;
     if (*level) o.level = *level;
-    o.progress = !*json;
+    std::unique_ptr<ProgressBar> bar = progress_bar(!*json);
+    o.progress = bar.get();
     env::PackResult r = env::pack(o);
     print_warnings(r.warnings);
     if (*json) {
@@ -113,7 +115,8 @@ void add_unpack(CLI::App& app) {
   cmd->add_flag("--json", *json, "Print the result as JSON");
   cmd->callback([=] {
     env::UnpackOptions o = *opts;
-    o.progress = !*json;
+    std::unique_ptr<ProgressBar> bar = progress_bar(!*json);
+    o.progress = bar.get();
     env::UnpackResult r = env::unpack(o);
     print_warnings(r.warnings);
     if (*json) {

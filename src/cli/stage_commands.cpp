@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
+#include "cli/progress_bar.hpp"
 #include "stage/stage.hpp"
 
 namespace ferry::cli {
@@ -60,7 +61,8 @@ void add_stage(CLI::App& app, int& exit_status) {
   cmd->callback([=, &exit_status] {
     stage::StageOptions opts = *o;
     opts.via = util::from_name<stage::Via>(*via).value();  // one of them: checked above
-    opts.progress = !*json;                                // drawn only when stderr is a terminal
+    std::unique_ptr<ProgressBar> bar = progress_bar(!*json);
+    opts.progress = bar.get();
     opts.ferry = util::self_executable();
     opts.ferry_mpi = (std::filesystem::path(opts.ferry).parent_path() / "ferry-mpi").string();
     stage::StageResult r = stage::stage(opts, job::current_environ());

@@ -139,7 +139,7 @@ struct PackOptions {
   bool ignore_missing_files = false;
   bool ignore_editable_packages = false;
   bool force = false;
-  bool progress = true;
+  util::ProgressSink* progress = nullptr;  // told the bytes read, twice (both passes)
 };
 
 // The tree packed (bytes: its files' bytes, before compression).
@@ -178,7 +178,7 @@ struct UnpackOptions {
   std::string dest;
   unsigned jobs = 0;
   bool force = false;
-  bool progress = true;
+  util::ProgressSink* progress = nullptr;  // told the archive's bytes as its frames are decoded
 };
 
 // The tree unpacked.

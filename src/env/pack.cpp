@@ -300,10 +300,38 @@ class TempOutput {
   std::uint64_t m_written = 0;
 };
 
-}  // namespace
+// pack's passes share one Packing: the options, the result as far as it is known, the items and
+// what pass 1 found in each, and the archive being written.
+struct Packing {
+  const PackOptions& o;
+  PackResult r{};
+  int level = 0;                      // the codec's, checked
+  std::optional<TempOutput> out{};    // the archive, beside OUT until the end
+  std::vector<PackItem> items{};      // in archive order
+  std::vector<Classified> classes{};  // pass 1's findings, one per item
+  std::uint64_t total_bytes = 0;      // the files' bytes, as stat sees them before pass 1
+  unsigned jobs = 0;                  // -j
+  std::optional<JobArena> arena{};    // its threads, for both passes
+  format::Manifest manifest{};
+  format::TarEncoder encoder{};
+  std::vector<std::uint32_t> compressed_sizes{}, decompressed_sizes{};  // the frames so far
 
-PackResult pack(const PackOptions& o) {
-  util::Stopwatch clock;
+  void write_frames(const std::vector<format::CompressedFrame>& frames) {
+    for (const auto& f : frames) {
+      out->write(f.bytes);
+      compressed_sizes.push_back(static_cast<std::uint32_t>(f.bytes.size()));
+      decompressed_sizes.push_back(f.decompressed_size);
+    }
+  }
+  void advance(std::uint64_t bytes) {
+    if (o.progress) o.progress->advance(bytes);
+  }
+};
+
+// The paths (UTF-8, absolute, the output outside the environment), --dest-prefix and --level.
+void check_options(Packing& pk) {
+  const PackOptions& o = pk.o;
+  PackResult& r = pk.r;
   // The manifest (JSON) records the prefix, and unpack refuses an ARCHIVE path that is not UTF-8.
   for (const std::string* p : {&o.prefix, &o.output})
     if (!util::is_valid_utf8(*p))
@@ -312,7 +340,6 @@ PackResult pack(const PackOptions& o) {
                       "are JSON): rename it",
                       util::printable(*p)),
           Error::Kind::usage);
-  PackResult r;
   r.prefix = util::absolute_path(o.prefix);
   r.output = util::absolute_path(o.output);
   r.kind = detect_kind(r.prefix);
@@ -323,27 +350,31 @@ PackResult pack(const PackOptions& o) {
   if (o.dest_prefix && (o.dest_prefix->empty() || (*o.dest_prefix)[0] != '/'))
     throw Error(fmt::format("--dest-prefix {}: must be an absolute path", *o.dest_prefix),
                 Error::Kind::usage);
-  int level = o.level.value_or(o.codec == format::Codec::zstd ? 3 : 6);
-  if (o.codec == format::Codec::zstd ? (level < 1 || level > 19) : (level < 1 || level > 12))
-    throw Error(fmt::format("--level {}: out of range ({})", level,
+  pk.level = o.level.value_or(o.codec == format::Codec::zstd ? 3 : 6);
+  if (o.codec == format::Codec::zstd ? (pk.level < 1 || pk.level > 19)
+                                     : (pk.level < 1 || pk.level > 12))
+    throw Error(fmt::format("--level {}: out of range ({})", pk.level,
                             o.codec == format::Codec::zstd ? "1-19 for zstd" : "1-12 for gzip"),
                 Error::Kind::usage);
-  TempOutput out(r.output, o.force);
+}
 
+// What goes into the archive: the collection less --exclude, a file with several links stored
+// once (its later names become hardlink members).
+void collect_items(Packing& pk) {
+  const PackOptions& o = pk.o;
+  PackResult& r = pk.r;
   Collection c =
       r.kind == Kind::conda ? collect_conda(o, r.prefix) : collect_tree(o, r.prefix, r.kind);
   r.python_version = c.python_version;
   r.warnings = c.warnings;
-  std::vector<PackItem> items;
   for (PackItem& item : c.items) {
     bool excluded = false;
     for (const std::string& pattern : o.excludes)
       if (util::glob_match(pattern, item.target)) excluded = true;
-    if (!excluded) items.push_back(std::move(item));
+    if (!excluded) pk.items.push_back(std::move(item));
   }
-  // Store a file with several links once; later names become hardlink members.
   std::map<std::pair<std::uint64_t, std::uint64_t>, std::string> first_link;
-  for (PackItem& item : items) {
+  for (PackItem& item : pk.items) {
     if (item.type != format::EntryType::file || item.nlink < 2) continue;
     auto [it, inserted] = first_link.emplace(std::pair(item.device, item.inode), item.target);
     if (!inserted) {
@@ -351,49 +382,56 @@ PackResult pack(const PackOptions& o) {
       item.link = it->second;
     }
   }
+}
 
-  unsigned jobs = o.jobs ? o.jobs : util::default_jobs();
-  JobArena arena(jobs);
-
-  // Pass 1.
-  std::vector<Classified> classes(items.size());
-  std::uint64_t total_bytes = 0;
+// Pass 1, in parallel: every file read once for its checksum and relocation record.
+void classify_files(Packing& pk) {
+  const PackOptions& o = pk.o;
+  const std::vector<PackItem>& items = pk.items;
+  pk.jobs = o.jobs ? o.jobs : util::default_jobs();
+  pk.arena.emplace(pk.jobs);  // for pass 2 too
+  pk.classes.resize(items.size());
   for (const PackItem& item : items) {
     if (item.type != format::EntryType::file) continue;
     struct stat st {};
     if (::stat(item.source.c_str(), &st) == 0)
-      total_bytes += static_cast<std::uint64_t>(st.st_size);
+      pk.total_bytes += static_cast<std::uint64_t>(st.st_size);
   }
-  util::Progress progress("pack", total_bytes * 2, o.progress);
-  arena.execute([&] {
+  if (o.progress) o.progress->begin("pack", pk.total_bytes * 2);
+  pk.arena->execute([&] {
     tbb::parallel_for(std::size_t{0}, items.size(), [&](std::size_t i) {
       if (items[i].type != format::EntryType::file) return;
       const PackItem& item = items[i];
+      Classified& k = pk.classes[i];
       struct stat st {};
       bool large = !item.rewrite_conda_meta && ::stat(item.source.c_str(), &st) == 0 &&
                    static_cast<std::uint64_t>(st.st_size) > format::k_stream_min;
-      bool done = large && classify_large(item, static_cast<std::uint64_t>(st.st_size),
-                                          o.dest_prefix, classes[i]);
+      bool done =
+          large && classify_large(item, static_cast<std::uint64_t>(st.st_size), o.dest_prefix, k);
       if (large && !done) {
-        done =
-            relocate_large(item, *o.dest_prefix, util::sibling_path(r.output).parent, classes[i]);
-        if (!done) classes[i] = Classified{};
+        done = relocate_large(item, *o.dest_prefix, util::sibling_path(pk.r.output).parent, k);
+        if (!done) k = Classified{};
       }
-      if (!done) load(item, o.dest_prefix, classes[i]);
-      progress.advance(classes[i].size);
+      if (!done) load(item, o.dest_prefix, k);
+      pk.advance(k.size);
     });
   });
+}
 
-  format::Manifest manifest;
+// The manifest from the items and pass 1's findings, with the result's counts and warnings.
+void build_manifest(Packing& pk) {
+  const PackOptions& o = pk.o;
+  PackResult& r = pk.r;
+  format::Manifest& manifest = pk.manifest;
   manifest.tool = k_tool;
   manifest.kind = util::name(r.kind);
   manifest.source_prefix = o.dest_prefix ? *o.dest_prefix : r.prefix;
-  manifest.python_version = c.python_version;
+  manifest.python_version = r.python_version;
   std::map<std::string, std::int32_t> placeholder_index;
   std::uint64_t unrelocatable = 0;
   std::string first_unrelocatable;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    const PackItem& item = items[i];
+  for (std::size_t i = 0; i < pk.items.size(); ++i) {
+    const PackItem& item = pk.items[i];
     switch (item.type) {
       case format::EntryType::directory:
         ++r.directories;
@@ -409,7 +447,7 @@ PackResult pack(const PackOptions& o) {
         continue;
       case format::EntryType::file: break;
     }
-    const Classified& k = classes[i];
+    const Classified& k = pk.classes[i];
     format::ManifestFile f;
     f.path = item.target;
     f.size = k.size;
@@ -434,168 +472,204 @@ PackResult pack(const PackOptions& o) {
         "packed unchanged",
         r.prefix, unrelocatable, first_unrelocatable));
   manifest.warnings = r.warnings;
+}
 
-  // Pass 2.
-  format::TarEncoder encoder;
-  std::vector<std::uint32_t> compressed_sizes, decompressed_sizes;
-  auto write_frames = [&](const std::vector<format::CompressedFrame>& frames) {
-    for (const auto& f : frames) {
-      out.write(f.bytes);
-      compressed_sizes.push_back(static_cast<std::uint32_t>(f.bytes.size()));
-      decompressed_sizes.push_back(f.decompressed_size);
+// The archive's first members, in a frame of their own: the .ferry directory and the manifest.
+void write_manifest(Packing& pk) {
+  std::string chunk;
+  std::string json = pk.manifest.to_json();
+  format::Entry e;
+  e.path = ".ferry";
+  e.type = format::EntryType::directory;
+  e.mode = 0755;
+  e.mtime_sec = static_cast<std::int64_t>(::time(nullptr));
+  pk.encoder.add(e, {}, chunk);
+  e.path = std::string(format::k_manifest_path);
+  e.type = format::EntryType::file;
+  e.mode = 0644;
+  pk.encoder.add(e, json, chunk);
+  pk.write_frames(format::compress_chunk(pk.o.codec, pk.level, chunk));
+}
+
+// Pass 2's unit of work: a run of small items, or one piece (about a frame) of a streamed file.
+struct Batch {
+  std::size_t begin = 0, end = 0;
+  bool piece = false, first = false, last = false;
+  std::uint64_t offset = 0, length = 0;
+  std::vector<std::string> data;
+  std::string chunk;
+  std::vector<format::CompressedFrame> frames;
+};
+
+// An item's tar header.
+format::Entry tar_entry(const PackItem& item) {
+  format::Entry e;
+  e.path = item.target;
+  e.type = item.type;
+  e.mode = item.mode;
+  e.mtime_sec = item.mtime_sec;
+  e.mtime_nsec = item.mtime_nsec;
+  e.link = item.link;
+  return e;
+}
+
+// Pass 2's stages, in pipeline order. plan_batch (serial) cuts the items into batches;
+// read_batch (parallel) reads them again and checks them against pass 1; encode_batch (serial, in
+// order) tars them; compress_batch (parallel) cuts and compresses frames; write_frames (serial, in
+// order) appends them to the archive.
+class FileWriter {
+ public:
+  explicit FileWriter(Packing& pk) : m_pk(pk) {}
+
+  std::shared_ptr<Batch> plan_batch(tbb::flow_control& fc) {
+    const std::vector<PackItem>& items = m_pk.items;
+    const std::vector<Classified>& classes = m_pk.classes;
+    if (m_next == items.size()) {
+      fc.stop();
+      return nullptr;
     }
-  };
-  {
-    std::string chunk;
-    std::string json = manifest.to_json();
-    format::Entry e;
-    e.path = ".ferry";
-    e.type = format::EntryType::directory;
-    e.mode = 0755;
-    e.mtime_sec = static_cast<std::int64_t>(::time(nullptr));
-    encoder.add(e, {}, chunk);
-    e.path = std::string(format::k_manifest_path);
-    e.type = format::EntryType::file;
-    e.mode = 0644;
-    encoder.add(e, json, chunk);
-    write_frames(format::compress_chunk(o.codec, level, chunk));
+    auto b = std::make_shared<Batch>();
+    b->begin = m_next;
+    if (classes[m_next].streamed) {
+      b->piece = true;
+      b->end = m_next + 1;
+      b->offset = m_piece_offset;
+      b->length =
+          std::min<std::uint64_t>(format::k_stream_min, classes[m_next].size - m_piece_offset);
+      b->first = m_piece_offset == 0;
+      m_piece_offset += b->length;
+      b->last = m_piece_offset == classes[m_next].size;
+      if (b->last) {
+        m_piece_offset = 0;
+        ++m_next;
+      }
+      return b;
+    }
+    std::uint64_t bytes = 0;
+    while (m_next < items.size() && !classes[m_next].streamed && bytes < format::k_chunk_target) {
+      if (items[m_next].type == format::EntryType::file) bytes += classes[m_next].size + 512;
+      ++m_next;
+    }
+    b->end = m_next;
+    return b;
   }
 
-  // A batch is a run of small items, or one piece (about a frame) of a streamed file.
-  struct Batch {
-    std::size_t begin = 0, end = 0;
-    bool piece = false, first = false, last = false;
-    std::uint64_t offset = 0, length = 0;
-    std::vector<std::string> data;
-    std::string chunk;
-    std::vector<format::CompressedFrame> frames;
-  };
-  std::size_t next = 0;
-  std::uint64_t piece_offset = 0;                 // of the streamed file being planned
-  std::optional<util::Xxh3Stream> streamed_hash;  // of the streamed file being encoded
-  arena.execute([&] {
-    tbb::parallel_pipeline(
-        std::min<std::size_t>(jobs * 3, 32),  // pieces in flight: memory stays bounded
-        tbb::make_filter<void, std::shared_ptr<Batch>>(
-            tbb::filter_mode::serial_in_order,
-            [&](tbb::flow_control& fc) -> std::shared_ptr<Batch> {
-              if (next == items.size()) {
-                fc.stop();
-                return nullptr;
-              }
-              auto b = std::make_shared<Batch>();
-              b->begin = next;
-              if (classes[next].streamed) {
-                b->piece = true;
-                b->end = next + 1;
-                b->offset = piece_offset;
-                b->length = std::min<std::uint64_t>(format::k_stream_min,
-                                                    classes[next].size - piece_offset);
-                b->first = piece_offset == 0;
-                piece_offset += b->length;
-                b->last = piece_offset == classes[next].size;
-                if (b->last) {
-                  piece_offset = 0;
-                  ++next;
-                }
-                return b;
-              }
-              std::uint64_t bytes = 0;
-              while (next < items.size() && !classes[next].streamed &&
-                     bytes < format::k_chunk_target) {
-                if (items[next].type == format::EntryType::file) bytes += classes[next].size + 512;
-                ++next;
-              }
-              b->end = next;
-              return b;
-            }) &
-            tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
-                tbb::filter_mode::parallel,
-                [&](std::shared_ptr<Batch> b) {
-                  b->data.resize(b->end - b->begin);
-                  if (b->piece) {
-                    const PackItem& item = items[b->begin];
-                    auto append = [&](std::string_view bytes) { b->data[0].append(bytes); };
-                    if (const auto& copy = classes[b->begin].relocated)
-                      read_pieces(copy->get(), item.source, append, b->offset, b->length);
-                    else
-                      read_file_pieces(item.source, append, b->offset, b->length);
-                    if (b->data[0].size() != b->length)
-                      throw Error(fmt::format("{}: changed while packing", item.source));
-                    progress.advance(b->length);
-                    return b;
-                  }
-                  for (std::size_t i = b->begin; i < b->end; ++i) {
-                    if (items[i].type != format::EntryType::file) continue;
-                    Classified again;
-                    b->data[i - b->begin] = load(items[i], o.dest_prefix, again);
-                    if (again.hash != classes[i].hash || again.mode != classes[i].mode)
-                      throw Error(fmt::format("{}: changed while packing", items[i].source));
-                    progress.advance(again.size);
-                  }
-                  return b;
-                }) &
-            tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
-                tbb::filter_mode::serial_in_order,
-                [&](std::shared_ptr<Batch> b) {
-                  if (b->piece) {  // in order: the streamed file's hash is checked at its end
-                    const PackItem& item = items[b->begin];
-                    if (b->first) {
-                      format::Entry e;
-                      e.path = item.target;
-                      e.mode = item.mode;
-                      e.mtime_sec = item.mtime_sec;
-                      e.mtime_nsec = item.mtime_nsec;
-                      encoder.begin_file(e, classes[b->begin].size, b->chunk);
-                      streamed_hash.emplace();
-                    }
-                    encoder.file_data(b->data[0], b->chunk);
-                    streamed_hash->update(b->data[0]);
-                    if (b->last) {
-                      encoder.end_file(b->chunk);
-                      if (streamed_hash->digest() != classes[b->begin].hash)
-                        throw Error(fmt::format("{}: changed while packing", item.source));
-                    }
-                    b->data.clear();
-                    return b;
-                  }
-                  for (std::size_t i = b->begin; i < b->end; ++i) {
-                    const PackItem& item = items[i];
-                    format::Entry e;
-                    e.path = item.target;
-                    e.type = item.type;
-                    e.mode = item.mode;
-                    e.mtime_sec = item.mtime_sec;
-                    e.mtime_nsec = item.mtime_nsec;
-                    e.link = item.link;
-                    encoder.add(e, b->data[i - b->begin], b->chunk);
-                  }
-                  b->data.clear();
-                  return b;
-                }) &
-            tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
-                tbb::filter_mode::parallel,
-                [&](std::shared_ptr<Batch> b) {
-                  b->frames = format::compress_chunk(o.codec, level, b->chunk);
-                  b->chunk.clear();
-                  return b;
-                }) &
-            tbb::make_filter<std::shared_ptr<Batch>, void>(
-                tbb::filter_mode::serial_in_order,
-                [&](std::shared_ptr<Batch> b) { write_frames(b->frames); }));
-  });
-  std::string tail;
-  encoder.finish(tail);
-  write_frames(format::compress_chunk(o.codec, level, tail));
-  out.write(format::frames_trailer(o.codec, compressed_sizes, decompressed_sizes));
-  out.commit();
-  progress.finish();
+  std::shared_ptr<Batch> read_batch(std::shared_ptr<Batch> b) const {
+    const std::vector<PackItem>& items = m_pk.items;
+    b->data.resize(b->end - b->begin);
+    if (b->piece) {
+      const PackItem& item = items[b->begin];
+      auto append = [&](std::string_view bytes) { b->data[0].append(bytes); };
+      if (const auto& copy = m_pk.classes[b->begin].relocated)
+        read_pieces(copy->get(), item.source, append, b->offset, b->length);
+      else
+        read_file_pieces(item.source, append, b->offset, b->length);
+      if (b->data[0].size() != b->length)
+        throw Error(fmt::format("{}: changed while packing", item.source));
+      m_pk.advance(b->length);
+      return b;
+    }
+    for (std::size_t i = b->begin; i < b->end; ++i) {
+      if (items[i].type != format::EntryType::file) continue;
+      Classified again;
+      b->data[i - b->begin] = load(items[i], m_pk.o.dest_prefix, again);
+      if (again.hash != m_pk.classes[i].hash || again.mode != m_pk.classes[i].mode)
+        throw Error(fmt::format("{}: changed while packing", items[i].source));
+      m_pk.advance(again.size);
+    }
+    return b;
+  }
 
-  r.frames = compressed_sizes.size();
-  r.bytes_out = out.written();
+  std::shared_ptr<Batch> encode_batch(std::shared_ptr<Batch> b) {
+    format::TarEncoder& encoder = m_pk.encoder;
+    if (b->piece) {  // in order: the streamed file's hash is checked at its end
+      const PackItem& item = m_pk.items[b->begin];
+      if (b->first) {
+        encoder.begin_file(tar_entry(item), m_pk.classes[b->begin].size, b->chunk);
+        m_streamed_hash.emplace();
+      }
+      encoder.file_data(b->data[0], b->chunk);
+      m_streamed_hash->update(b->data[0]);
+      if (b->last) {
+        encoder.end_file(b->chunk);
+        if (m_streamed_hash->digest() != m_pk.classes[b->begin].hash)
+          throw Error(fmt::format("{}: changed while packing", item.source));
+      }
+      b->data.clear();
+      return b;
+    }
+    for (std::size_t i = b->begin; i < b->end; ++i)
+      encoder.add(tar_entry(m_pk.items[i]), b->data[i - b->begin], b->chunk);
+    b->data.clear();
+    return b;
+  }
+
+  std::shared_ptr<Batch> compress_batch(std::shared_ptr<Batch> b) const {
+    b->frames = format::compress_chunk(m_pk.o.codec, m_pk.level, b->chunk);
+    b->chunk.clear();
+    return b;
+  }
+
+ private:
+  Packing& m_pk;
+  std::size_t m_next = 0;                           // the next item to plan
+  std::uint64_t m_piece_offset = 0;                 // of the streamed file being planned
+  std::optional<util::Xxh3Stream> m_streamed_hash;  // of the streamed file being encoded
+};
+
+// Pass 2, pipelined: every item read again (from the page cache), tarred and compressed in frames.
+void write_files(Packing& pk) {
+  using BatchPtr = std::shared_ptr<Batch>;
+  FileWriter w(pk);
+  constexpr auto serial = tbb::filter_mode::serial_in_order;
+  constexpr auto parallel = tbb::filter_mode::parallel;
+  pk.arena->execute([&] {
+    tbb::parallel_pipeline(
+        std::min<std::size_t>(pk.jobs * 3, 32),  // pieces in flight: memory stays bounded
+        tbb::make_filter<void, BatchPtr>(serial, [&](tbb::flow_control& fc) {
+          return w.plan_batch(fc);
+        }) & tbb::make_filter<BatchPtr, BatchPtr>(parallel, [&](BatchPtr b) {
+          return w.read_batch(b);
+        }) & tbb::make_filter<BatchPtr, BatchPtr>(serial, [&](BatchPtr b) {
+          return w.encode_batch(b);
+        }) & tbb::make_filter<BatchPtr, BatchPtr>(parallel, [&](BatchPtr b) {
+          return w.compress_batch(b);
+        }) & tbb::make_filter<BatchPtr, void>(serial, [&](BatchPtr b) {
+          pk.write_frames(b->frames);
+        }));
+  });
+}
+
+// The tar's end, the seek table, and the rename into place.
+void finish_archive(Packing& pk) {
+  std::string tail;
+  pk.encoder.finish(tail);
+  pk.write_frames(format::compress_chunk(pk.o.codec, pk.level, tail));
+  pk.out->write(format::frames_trailer(pk.o.codec, pk.compressed_sizes, pk.decompressed_sizes));
+  pk.out->commit();
+  if (pk.o.progress) pk.o.progress->finish();
+}
+
+}  // namespace
+
+PackResult pack(const PackOptions& o) {
+  util::Stopwatch clock;
+  Packing pk{o};
+  check_options(pk);                     // paths, --dest-prefix, --level
+  pk.out.emplace(pk.r.output, o.force);  // refuses an OUT that exists, unless --force
+  collect_items(pk);                     // what goes in
+  classify_files(pk);                    // pass 1: checksums and relocation records
+  build_manifest(pk);                    // ... which the manifest records
+  write_manifest(pk);                    // the archive's first member
+  write_files(pk);                       // pass 2: tar and compress in frames
+  finish_archive(pk);                    // seek table, rename into place
+
+  PackResult& r = pk.r;
+  r.frames = pk.compressed_sizes.size();
+  r.bytes_out = pk.out->written();
   r.format = o.codec == format::Codec::zstd ? "tar.zst" : "tar.gz";
   r.seconds = clock.seconds();
-  return r;
+  return std::move(pk.r);
 }
 
 }  // namespace ferry::env

@@ -159,22 +159,40 @@ struct UnpackSession::State {
     }
   }
 
+  // extract's passes share one Extraction: where the tree goes, the relocator and the manifest
+  // check that every member passes through, and what extraction counted.
+  struct Extraction {
+    std::string root;  // the temporary sibling
+    unsigned jobs = 0;
+    Relocator relocator;
+    std::optional<ManifestCheck> check;  // a ferry archive's members against its manifest
+    int manifests_taken = 0;
+    format::ExtractStats stats;
+  };
+
   // Writes the tree into a temporary sibling: from the file, or from streamed bytes.
   void extract(const format::FrameSource* stream, const format::FrameIndex* index) {
     if (r.already_present) return;
     if (tree->staged()) throw Error(fmt::format("{}: extracted twice", r.dest));
-    unsigned jobs = options.jobs ? options.jobs : util::default_jobs();
-    const std::string& root = tree->stage();
-    Relocator relocator;
-    relocator.dest = r.dest;
+    Extraction x;
+    x.root = tree->stage();
+    x.jobs = options.jobs ? options.jobs : util::default_jobs();
+    x.relocator.dest = r.dest;
+    if (ident.manifest) x.check.emplace(*ident.manifest, r.archive, x.relocator);
+    write_members(x, stream, index);  // checked and relocated as they are written
+    finish_members(x);                // the manifest's last checks, or conda-pack's records
+    warn_too_long(x);                 // binaries that keep their old prefix
+    write_marker(x.root, marker_text());
+    r.format = x.stats.format;
+    r.counts() = x.stats.counts();
+    r.frames = x.stats.frames;
+    r.relocated_files = x.relocator.relocated.load();
+  }
 
-    const format::Manifest* manifest = ident.manifest ? &*ident.manifest : nullptr;
-    std::optional<ManifestCheck> check;
-    int manifest_taken = 0;
-    if (manifest) check.emplace(*manifest, r.archive, relocator);
-
+  // What extraction calls for each member: the guard of .ferry/, the manifest check.
+  format::ExtractHooks hooks_for(Extraction& x) {
     format::ExtractHooks hooks;
-    hooks.on_member = [&](const format::Member& member) {
+    hooks.on_member = [this, &x](const format::Member& member) {
       std::string path = format::normalize_member_path(member.entry.path, r.archive);
       // .ferry/ is ferry's: only its manifest may come from an archive, so nothing the archive
       // made can redirect the marker written below.
@@ -188,54 +206,68 @@ struct UnpackSession::State {
                         r.archive, util::printable(path)));
       // Only the first member is the manifest: another one (there is none, or it was taken
       // already) would replace the verified one in DEST.
-      if (path == format::k_manifest_path && (!manifest || manifest_taken++ > 0))
+      if (path == format::k_manifest_path && (!ident.manifest || x.manifests_taken++ > 0))
         throw Error(
             fmt::format("{}: member '{}': a manifest that is not the archive's first member "
                         "(tampered archive?)",
                         r.archive, util::printable(path)));
-      if (check) check->on_member(member);
+      if (x.check) x.check->on_member(member);
     };
-    if (check) {
-      hooks.transform = [&](const format::Entry& e, std::string_view data, std::string& out) {
-        return check->check_file(e, data, out);
+    if (x.check) {
+      hooks.transform = [&x](const format::Entry& e, std::string_view data, std::string& out) {
+        return x.check->check_file(e, data, out);
       };
-      hooks.stream = [&](const format::Entry& e) { return check->stream(e); };
+      hooks.stream = [&x](const format::Entry& e) { return x.check->stream(e); };
     }
-    util::Progress progress("unpack", archive_size, options.progress);
-    hooks.progress = &progress;
-    format::ExtractStats stats;
+    hooks.progress = options.progress;
+    return hooks;
+  }
+
+  // The members, in parallel on -j threads, into the temporary sibling.
+  void write_members(Extraction& x, const format::FrameSource* stream,
+                     const format::FrameIndex* index) {
+    format::ExtractHooks hooks = hooks_for(x);
+    if (options.progress) options.progress->begin("unpack", archive_size);
     {
-      JobArena arena(jobs);
+      JobArena arena(x.jobs);
       arena.execute([&] {
-        stats = stream ? format::extract_frames(*stream, *index, root, jobs, hooks, r.archive)
-                       : format::extract_archive(r.archive, root, jobs, hooks);
+        x.stats = stream ? format::extract_frames(*stream, *index, x.root, x.jobs, hooks, r.archive)
+                         : format::extract_archive(r.archive, x.root, x.jobs, hooks);
       });
     }
-    progress.finish();
-    if (check) {
-      check->check_complete();
-    } else if (auto script = read_conda_unpack(root)) {
+    if (options.progress) options.progress->finish();
+  }
+
+  // A ferry archive: every file the manifest lists was there. A conda-pack archive: the records
+  // of its bin/conda-unpack relocate the tree now.
+  void finish_members(Extraction& x) {
+    if (x.check) {
+      x.check->check_complete();
+    } else if (auto script = read_conda_unpack(x.root)) {
       r.kind = "conda (conda-pack)";
       auto records = parse_conda_unpack_records(*script, r.archive);
-      apply_conda_unpack_records(root, records, relocator, jobs);
+      apply_conda_unpack_records(x.root, records, x.relocator, x.jobs);
     }
-    if (!relocator.too_long.empty()) {
-      std::sort(relocator.too_long.begin(), relocator.too_long.end());
-      r.warnings.push_back(fmt::format(
-          "{}: {} binary files keep their old prefix: the new path is longer than the space the "
-          "old one left in them (e.g. {}); unpack to a shorter path to relocate them",
-          r.dest, relocator.too_long.size(), relocator.too_long.front()));
-    }
+  }
+
+  void warn_too_long(Extraction& x) {
+    std::vector<std::string>& too_long = x.relocator.too_long;
+    if (too_long.empty()) return;
+    std::sort(too_long.begin(), too_long.end());
+    r.warnings.push_back(fmt::format(
+        "{}: {} binary files keep their old prefix: the new path is longer than the space the "
+        "old one left in them (e.g. {}); unpack to a shorter path to relocate them",
+        r.dest, too_long.size(), too_long.front()));
+  }
+
+  // .ferry/unpacked.json: which archive this tree came from, and where it was relocated to.
+  std::string marker_text() const {
     nlohmann::json marker = {{"archive", r.archive},
                              {"archive_id", util::hex64(ident.id)},
                              {"dest", r.dest},
                              {"unpacked_at", static_cast<std::int64_t>(::time(nullptr))},
                              {"warnings", r.warnings}};
-    write_marker(root, marker.dump(1) + "\n");
-    r.format = stats.format;
-    r.counts() = stats.counts();
-    r.frames = stats.frames;
-    r.relocated_files = relocator.relocated.load();
+    return marker.dump(1) + "\n";
   }
 
   void commit() {

@@ -612,6 +612,11 @@ void extract_frames(const FrameSource& source, const FrameIndex& index, Extracto
     throw;
   }
   parser.finish();
+  if (hooks.progress) {  // the bytes outside the frames (the seek table): the sum is source.size
+    std::uint64_t framed = 0;
+    for (const FrameIndexEntry& f : index.frames) framed += f.compressed_size;
+    if (source.size > framed) hooks.progress->advance(source.size - framed);
+  }
 }
 
 void extract_foreign(const std::string& path, Extractor& ex, unsigned jobs,

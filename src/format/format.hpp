@@ -255,7 +255,7 @@ struct ExtractHooks {
   std::function<bool(const Entry&, std::string_view data, std::string& out)> transform;
   // Serial, for a file larger than k_stream_min: the filter its pieces go through (nullptr: none).
   std::function<std::unique_ptr<MemberFilter>(const Entry&)> stream;
-  util::Progress* progress = nullptr;  // advanced by compressed bytes consumed
+  util::ProgressSink* progress = nullptr;  // told the compressed bytes consumed
 };
 
 struct ExtractStats : TreeCounts {

@@ -93,7 +93,6 @@ int run_node(const NodeOptions& o) {
     u.archive = o.archive;
     u.dest = o.dir;
     u.jobs = o.jobs;
-    u.progress = false;
     session.emplace(u);
     if (!session->already_present()) session->extract();
     r.status = session->already_present() ? NodeStatus::present : NodeStatus::ready;

@@ -36,7 +36,8 @@ struct StageOptions {
   // MPI path: seconds for every node's rank to start. A launcher that fails to start ranks
   // without giving up (Hydra after the srun it started died) is stopped then, and its error shown.
   double start_timeout = 60;
-  bool progress = false;  // a progress bar on stderr when it is a terminal
+  // MPI path: told the bytes broadcast (ferry-mpi is asked to report them only then).
+  util::ProgressSink* progress = nullptr;
   std::string ferry;      // this ferry binary (started on the nodes)
   std::string ferry_mpi;  // the ferry-mpi binary, when built
 };

@@ -285,8 +285,6 @@ void remove_tree(const std::string& path) {
   if (ec) throw Error(fmt::format("{}: cannot remove: {}", path, ec.message()));
 }
 
-bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
-
 unsigned default_jobs() {
   cpu_set_t set;
   if (::sched_getaffinity(0, sizeof(set), &set) == 0) {
@@ -295,41 +293,6 @@ unsigned default_jobs() {
   }
   unsigned n = std::thread::hardware_concurrency();
   return n ? n : 1;
-}
-
-Progress::Progress(std::string label, std::uint64_t total, bool enabled)
-    : m_label(std::move(label)), m_total(total), m_enabled(enabled && stderr_is_terminal()) {}
-
-Progress::~Progress() { finish(); }
-
-void Progress::advance(std::uint64_t amount) {
-  m_done.fetch_add(amount, std::memory_order_relaxed);
-  if (!m_enabled) return;
-  auto now = static_cast<std::int64_t>(m_clock.seconds() * 1000);
-  auto last = m_last_draw_ms.load(std::memory_order_relaxed);
-  if (now - last < 100) return;
-  if (!m_last_draw_ms.compare_exchange_strong(last, now)) return;
-  draw(false);
-}
-
-void Progress::finish() {
-  if (!m_enabled || m_finished) return;
-  m_finished = true;
-  draw(true);
-}
-
-void Progress::draw(bool final) {
-  std::lock_guard lock(m_draw_mutex);
-  std::uint64_t done = std::min(m_done.load(), m_total);
-  double fraction = m_total ? static_cast<double>(done) / static_cast<double>(m_total) : 1.0;
-  if (final) fraction = 1.0;
-  constexpr int width = 30;
-  int filled = static_cast<int>(fraction * width);
-  std::string bar(static_cast<std::size_t>(filled), '#');
-  bar.resize(width, ' ');
-  std::fprintf(stderr, "\r%s [%s] %3d%% %.1fs%s", m_label.c_str(), bar.c_str(),
-               static_cast<int>(fraction * 100), m_clock.seconds(), final ? "\n" : "");
-  std::fflush(stderr);
 }
 
 std::string host_name() {

@@ -228,29 +228,17 @@ class Stopwatch {
   std::chrono::steady_clock::time_point m_start = std::chrono::steady_clock::now();
 };
 
-// A progress bar on stderr when stderr is a terminal; silent otherwise (logs stay clean).
-// Thread-safe: workers call advance(), a redraw happens at most every 100 ms.
-class Progress {
+// Where a library reports how far a long step has got. The library never draws: it takes a
+// ProgressSink* (null: nobody listens, it stays silent), and the CLI decides what the user sees
+// (cli/progress_bar.hpp: a bar on a terminal). A step calls begin once, advance as work is done
+// (from any thread; the amounts add up to total), and finish at its end.
+class ProgressSink {
  public:
-  Progress(std::string label, std::uint64_t total, bool enabled);
-  ~Progress();
-  Progress(const Progress&) = delete;
-  Progress& operator=(const Progress&) = delete;
-  void advance(std::uint64_t amount);
-  void finish();
-
- private:
-  void draw(bool final);
-  std::string m_label;
-  std::uint64_t m_total;
-  bool m_enabled;
-  std::atomic<std::uint64_t> m_done{0};
-  std::atomic<std::int64_t> m_last_draw_ms{0};
-  std::mutex m_draw_mutex;
-  Stopwatch m_clock;
-  bool m_finished = false;
+  virtual ~ProgressSink() = default;
+  virtual void begin(std::string_view label, std::uint64_t total) = 0;
+  virtual void advance(std::uint64_t amount) = 0;
+  virtual void finish() = 0;
 };
-bool stderr_is_terminal();
 
 // Default parallelism: every core this process may run on.
 unsigned default_jobs();

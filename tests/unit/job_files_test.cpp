@@ -1,12 +1,11 @@
 // The job's files: where they live (the XDG rules), the hostfile named by its content, and the
 // env.sh that `ferry job save` writes and `ferry job show` reads back.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 
 #include "job/job.hpp"
+#include "temp_dir.hpp"
 
 using namespace ferry;
 using namespace ferry::job;
@@ -20,16 +19,6 @@ Allocation slurm_job() {
   a.hosts = {"node1", "node2"};
   return a;
 }
-
-// A fresh directory under the test's temporary directory, removed at the end.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "ferry-job-files-XXXXXX").string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 }  // namespace
 
@@ -64,7 +53,7 @@ TEST(JobFiles, HostfileNamedByItsContent) {
 
   TempDir tmp;
   LaunchPlan plan;
-  std::string hostfile = tmp.path + "/job/hostfile";
+  std::string hostfile = tmp / "job/hostfile";
   plan.argv = {"mpiexec", "-f", hostfile, "--", "x"};
   plan.hostfile_text = "n1\nn2\n";
   write_hostfile(plan, hostfile);
@@ -74,8 +63,8 @@ TEST(JobFiles, HostfileNamedByItsContent) {
   // Launchers without a hostfile: nothing written, the line untouched.
   LaunchPlan srun;
   srun.argv = {"srun", "x"};
-  write_hostfile(srun, tmp.path + "/other/hostfile");
-  EXPECT_FALSE(std::filesystem::exists(tmp.path + "/other"));
+  write_hostfile(srun, tmp / "other/hostfile");
+  EXPECT_FALSE(std::filesystem::exists(tmp / "other"));
 }
 
 TEST(JobFiles, EnvScriptRoundTrip) {
@@ -116,27 +105,27 @@ TEST(JobFiles, EnvScriptRoundTrip) {
 
 TEST(JobFiles, SaveWritesTheHostsTheScriptAndLatest) {
   TempDir tmp;
-  Environ env = {{"XDG_CACHE_HOME", tmp.path}, {"SLURM_JOB_ID", "4242"}};
+  Environ env = {{"XDG_CACHE_HOME", tmp.path.string()}, {"SLURM_JOB_ID", "4242"}};
   JobSummary summary;
   summary.machine = "m";
   SavedJob saved = save_job(slurm_job(), env, summary, "");
-  std::string dir = tmp.path + "/ferry/jobs/slurm-4242";
+  std::string dir = tmp / "ferry/jobs/slurm-4242";
   EXPECT_EQ(saved.file, dir + "/env.sh");
   EXPECT_EQ(saved.hostfile, dir + "/hostfile");
   EXPECT_EQ(util::read_file(saved.hostfile), "node1\nnode2\n");
   EXPECT_EQ(util::read_file(saved.file), job_env_script(slurm_job(), env, saved.hostfile, summary));
-  EXPECT_EQ(std::filesystem::read_symlink(tmp.path + "/ferry/jobs/latest").string(), saved.file);
+  EXPECT_EQ(std::filesystem::read_symlink(tmp / "ferry/jobs/latest").string(), saved.file);
 
   // Elsewhere, by --to; `latest` follows the last save.
-  SavedJob other = save_job(slurm_job(), env, summary, tmp.path + "/mine.sh");
-  EXPECT_EQ(other.file, tmp.path + "/mine.sh");
+  SavedJob other = save_job(slurm_job(), env, summary, tmp / "mine.sh");
+  EXPECT_EQ(other.file, tmp / "mine.sh");
   EXPECT_TRUE(std::filesystem::exists(other.file));
-  EXPECT_EQ(std::filesystem::read_symlink(tmp.path + "/ferry/jobs/latest").string(), other.file);
+  EXPECT_EQ(std::filesystem::read_symlink(tmp / "ferry/jobs/latest").string(), other.file);
 }
 
 TEST(JobFiles, FindsTheSavedJob) {
   TempDir tmp;
-  Environ outside = {{"XDG_CACHE_HOME", tmp.path}};
+  Environ outside = {{"XDG_CACHE_HOME", tmp.path.string()}};
   try {
     find_saved_job(outside);
     ADD_FAILURE() << "found a saved job in an empty cache";
@@ -145,9 +134,10 @@ TEST(JobFiles, FindsTheSavedJob) {
     EXPECT_NE(std::string(e.what()).find("run `ferry job save` in the job first"),
               std::string::npos);
   }
-  Environ in_job = {
-      {"XDG_CACHE_HOME", tmp.path}, {"SLURM_JOB_ID", "4242"}, {"SLURM_JOB_NODELIST", "node[1-2]"}};
+  Environ in_job = {{"XDG_CACHE_HOME", tmp.path.string()},
+                    {"SLURM_JOB_ID", "4242"},
+                    {"SLURM_JOB_NODELIST", "node[1-2]"}};
   SavedJob saved = save_job(slurm_job(), in_job, {}, "");
   EXPECT_EQ(find_saved_job(in_job), saved.file);
-  EXPECT_EQ(find_saved_job(outside), tmp.path + "/ferry/jobs/latest");
+  EXPECT_EQ(find_saved_job(outside), tmp / "ferry/jobs/latest");
 }

@@ -160,216 +160,250 @@ Header read_header(const std::string& archive, const util::MappedFile& map) {
   return h;
 }
 
-int stage_main(const stage::MpiOptions& args, Phases& phases) {
-  const std::string& archive = args.archive;
-  const std::string& dir = args.dir;
+void free_comm(MPI_Comm& c) {
+  if (c != MPI_COMM_WORLD && c != MPI_COMM_NULL) MPI_Comm_free(&c);
+}
+
+// stage_main's passes share one Staging: the options, the communicators, what rank 0 read of the
+// archive, and this node's session and report.
+struct Staging {
+  const stage::MpiOptions& args;
+  Phases& phases;
   int world_rank = 0, world_size = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
-  // Node leaders from one allgather of node names (SLURMD_NODENAME, else the host name; nodes are
-  // told apart by name, as in the reports): the first rank of each node leads. With
-  // ferry stage's one rank per node every rank leads and MPI_COMM_WORLD serves as it is, which
-  // spares MPI_Comm_split_type and MPI_Comm_split (about 40 and 20 ms each in MPICH 4.0).
+  MPI_Comm leaders = MPI_COMM_WORLD;        // the node leaders; MPI_COMM_NULL on the other ranks
+  int rank = 0, nodes = 0;                  // in leaders
+  util::Stopwatch clock{};                  // the node's time, from when the leaders are known
+  std::unique_ptr<util::MappedFile> map{};  // rank 0's: the archive on shared storage
+  Header header{};
+  format::FrameIndex index{};
+  stage::NodeReport report{};
+  std::optional<env::UnpackSession> session{};  // none: this node cannot start
+  std::vector<stage::Unit> units{};
+  std::optional<stage::ReceiveWindow> window{};  // the receivers'
+  bool need = false;                             // this node extracts (all nodes could start)
+  MPI_Comm movers = MPI_COMM_NULL;  // rank 0 (the reader) and the nodes that need the bytes
+  bool all_ok = false;
+
+  void fail(const std::exception& e) {
+    report.status = stage::NodeStatus::failed;
+    report.error = e.what();
+  }
+};
+
+// Node leaders from one allgather of node names (SLURMD_NODENAME, else the host name; nodes are
+// told apart by name, as in the reports): the first rank of each node leads. With ferry stage's
+// one rank per node every rank leads and MPI_COMM_WORLD serves as it is, which spares
+// MPI_Comm_split_type and MPI_Comm_split (about 40 and 20 ms each in MPICH 4.0). false: this
+// rank does not lead.
+bool find_leaders(Staging& s) {
+  MPI_Comm_rank(MPI_COMM_WORLD, &s.world_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &s.world_size);
   std::uint64_t key = util::xxh3(stage::node_name());
-  std::vector<std::uint64_t> keys(static_cast<std::size_t>(world_size));
+  std::vector<std::uint64_t> keys(static_cast<std::size_t>(s.world_size));
   MPI_Allgather(&key, 1, MPI_UINT64_T, keys.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD);
   // Every rank has now started: ferry stage's start-up bound (--start-timeout) ends here.
-  if (world_rank == 0) {
-    std::printf("{\"started\": %d}\n", world_size);
+  if (s.world_rank == 0) {
+    std::printf("{\"started\": %d}\n", s.world_size);
     std::fflush(stdout);
   }
-  bool leads = std::find(keys.begin(), keys.begin() + world_rank, key) == keys.begin() + world_rank;
+  bool leads =
+      std::find(keys.begin(), keys.begin() + s.world_rank, key) == keys.begin() + s.world_rank;
   std::sort(keys.begin(), keys.end());
   bool one_per_node = std::adjacent_find(keys.begin(), keys.end()) == keys.end();
-  MPI_Comm leaders = MPI_COMM_WORLD;
   if (!one_per_node)
-    MPI_Comm_split(MPI_COMM_WORLD, leads ? 0 : MPI_UNDEFINED, world_rank, &leaders);
-  auto free_comm = [](MPI_Comm& c) {
-    if (c != MPI_COMM_WORLD && c != MPI_COMM_NULL) MPI_Comm_free(&c);
-  };
-  if (leaders == MPI_COMM_NULL) {  // not a node leader: its node's leader does the work
-    barrier_quietly(MPI_COMM_WORLD);
-    return 0;
-  }
-  int rank = 0, nodes = 0;
-  MPI_Comm_rank(leaders, &rank);
-  MPI_Comm_size(leaders, &nodes);
-  util::Stopwatch clock;
-  phases.end("mpi start");
+    MPI_Comm_split(MPI_COMM_WORLD, leads ? 0 : MPI_UNDEFINED, s.world_rank, &s.leaders);
+  if (s.leaders == MPI_COMM_NULL) return false;
+  MPI_Comm_rank(s.leaders, &s.rank);
+  MPI_Comm_size(s.leaders, &s.nodes);
+  s.clock = {};
+  s.phases.end("mpi start");
+  return true;
+}
 
-  // 1. The header: manifest, frame index, size.
-  std::unique_ptr<util::MappedFile> map;
-  Header h;
-  if (rank == 0) {
+// 1. The header: manifest, frame index, size, read by rank 0 and broadcast. false: rank 0 could
+//    not read the archive, and has told ferry stage why.
+bool share_header(Staging& s) {
+  Header& h = s.header;
+  if (s.rank == 0) {
     try {
-      map = std::make_unique<util::MappedFile>(archive);
-      h = read_header(archive, *map);
+      s.map = std::make_unique<util::MappedFile>(s.args.archive);
+      h = read_header(s.args.archive, *s.map);
     } catch (const std::exception& e) {
       h.error = e.what();
     }
   }
-  std::string packed = rank == 0 ? h.pack() : std::string();
-  bcast_string(packed, 0, leaders);
-  if (rank != 0) h.unpack(packed);
-  phases.end("header");
+  std::string packed = s.rank == 0 ? h.pack() : std::string();
+  bcast_string(packed, 0, s.leaders);
+  if (s.rank != 0) h.unpack(packed);
+  s.phases.end("header");
   if (!h.error.empty()) {
     // One report for every node: ferry stage shows the reason on each host's line.
-    if (rank == 0) {
+    if (s.rank == 0) {
       std::printf("%s\n", stage::report_line(stage::NodeReport::failed("*", h.error)).c_str());
       std::fflush(stdout);
     }
-    free_comm(leaders);
-    barrier_quietly(MPI_COMM_WORLD);
-    return 2;
+    return false;
   }
-  format::FrameIndex index;
-  index.layout = static_cast<format::ArchiveLayout>(h.layout);
-  index.frames.resize(h.index.size() / sizeof(format::FrameIndexEntry));
-  std::memcpy(index.frames.data(), h.index.data(), h.index.size());
+  s.index.layout = static_cast<format::ArchiveLayout>(h.layout);
+  s.index.frames.resize(h.index.size() / sizeof(format::FrameIndexEntry));
+  std::memcpy(s.index.frames.data(), h.index.data(), h.index.size());
+  return true;
+}
 
-  // 2. Each node: does DIR already hold it? Otherwise prepare a session.
-  stage::NodeReport report;
-  report.host = stage::node_name();
-  std::optional<env::UnpackSession> session;
+// 2. Each node: does DIR already hold it? Otherwise prepare a session, and on the receivers a
+//    window of the archive, never all of it (FERRY_MPI_WINDOW: its units).
+void open_session(Staging& s) {
+  const std::string& dir = s.args.dir;
+  s.report.host = stage::node_name();
   try {
     std::string parent = std::filesystem::path(util::absolute_path(dir)).parent_path().string();
     if (auto shared = stage::shared_file_system(parent))
       throw Error(fmt::format("{}: is on {}, shared between nodes: stage to node-local storage",
                               parent, *shared));
     env::UnpackOptions u;
-    u.archive = archive;
+    u.archive = s.args.archive;
     u.dest = dir;
-    u.jobs = args.jobs;
-    u.progress = false;
-    session.emplace(u, h.manifest);
+    u.jobs = s.args.jobs;
+    s.session.emplace(u, s.header.manifest);
   } catch (const std::exception& e) {
-    report.status = stage::NodeStatus::failed;
-    report.error = e.what();
+    s.fail(e);
   }
-  // Receivers hold a window of the archive, never all of it (FERRY_MPI_WINDOW: its units).
-  std::vector<stage::Unit> units = stage::cut_units(index);
-  std::optional<stage::ReceiveWindow> window;
-  if (session && !session->already_present() && rank != 0) {
+  s.units = stage::cut_units(s.index);
+  if (s.session && !s.session->already_present() && s.rank != 0) {
     std::size_t slots = stage::k_window_units;
     if (const char* w = std::getenv("FERRY_MPI_WINDOW"))
       if (auto n = util::parse_decimal(w, 1u << 16); n && *n > 0) slots = *n;
     try {
-      window.emplace(index, slots);
+      s.window.emplace(s.index, slots);
     } catch (const std::bad_alloc&) {
-      report.status = stage::NodeStatus::failed;
-      report.error = fmt::format("cannot map a window of {} units of the archive", slots);
-      session.reset();
+      s.report.status = stage::NodeStatus::failed;
+      s.report.error = fmt::format("cannot map a window of {} units of the archive", slots);
+      s.session.reset();
     }
   }
-  // A node that cannot even start (DIR not writable, on a shared file system, ...) fails the
-  // stage before any byte moves. One allgather tells every node who failed and who needs the bytes.
+}
+
+// A node that cannot even start (DIR not writable, on a shared file system, ...) fails the stage
+// before any byte moves. One allgather tells every node who failed and who needs the bytes.
+void choose_movers(Staging& s) {
   enum NodeState : int { cannot_start = 0, present = 1, needs_bytes = 2 };
-  int state = !session ? cannot_start : session->already_present() ? present : needs_bytes;
-  std::vector<int> states(static_cast<std::size_t>(nodes));
+  int state = !s.session ? cannot_start : s.session->already_present() ? present : needs_bytes;
+  std::vector<int> states(static_cast<std::size_t>(s.nodes));
   MPI_Request gather;
-  MPI_Iallgather(&state, 1, MPI_INT, states.data(), 1, MPI_INT, leaders, &gather);
+  MPI_Iallgather(&state, 1, MPI_INT, states.data(), 1, MPI_INT, s.leaders, &gather);
   wait_quietly(gather);
   bool all_opened = std::find(states.begin(), states.end(), cannot_start) == states.end();
-  bool need = all_opened && state == needs_bytes;
-  MPI_Comm movers = MPI_COMM_NULL;  // rank 0 (the reader) and the nodes that need the bytes
-  if (all_opened && std::count(states.begin(), states.end(), needs_bytes) == nodes)
-    movers = leaders;  // a first stage: everyone
+  s.need = all_opened && state == needs_bytes;
+  if (all_opened && std::count(states.begin(), states.end(), needs_bytes) == s.nodes)
+    s.movers = s.leaders;  // a first stage: everyone
   else
-    MPI_Comm_split(leaders, (need || rank == 0) && all_opened ? 0 : MPI_UNDEFINED, rank, &movers);
+    MPI_Comm_split(s.leaders, (s.need || s.rank == 0) && all_opened ? 0 : MPI_UNDEFINED, s.rank,
+                   &s.movers);
+  s.phases.end("open");
+}
 
-  // 3. The bytes, pipelined: extraction runs on its own threads while the next units arrive.
-  phases.end("open");
-  if (movers != MPI_COMM_NULL) {
-    std::thread extractor;
-    if (need) {
-      extractor = std::thread([&] {
-        try {
-          session->extract(
-              rank == 0 ? format::FrameSource::in_memory(map->bytes(), index) : window->source(),
-              index);
-        } catch (const std::exception& e) {
-          report.status = stage::NodeStatus::failed;
-          report.error = e.what();
-          if (window) window->abandon();  // also when it failed before reading a frame
+// Several units in flight (MPI_Ibcast, issued in the same order everywhere), completed in order.
+// Waiting polls with short sleeps rather than spinning inside MPI, so the extraction threads keep
+// the cores. A node whose extraction failed keeps receiving (and dropping): the broadcast is
+// collective.
+void broadcast_units(Staging& s) {
+  const std::vector<stage::Unit>& units = s.units;
+  std::optional<stage::ReceiveWindow>& window = s.window;
+  std::deque<std::pair<MPI_Request, std::size_t>> inflight;
+  Backoff backoff;
+  auto complete_front = [&](bool block) {
+    while (!inflight.empty()) {
+      int done = 0;
+      MPI_Test(&inflight.front().first, &done, MPI_STATUS_IGNORE);
+      if (done) {
+        std::size_t u = inflight.front().second;
+        if (window) window->arrived(u);
+        if (s.args.progress && s.rank == 0) {
+          std::printf("{\"progress\": %llu}\n",
+                      static_cast<unsigned long long>(units[u].offset + units[u].size));
+          std::fflush(stdout);
         }
-      });
+        inflight.pop_front();
+        backoff.moved();
+        return;
+      }
+      if (!block) return;
+      backoff.pause();
     }
-    // Several units in flight (MPI_Ibcast, issued in the same order everywhere), completed in
-    // order. Waiting polls with short sleeps rather than spinning inside MPI, so the extraction
-    // threads keep the cores. A node whose extraction failed keeps receiving (and dropping): the
-    // broadcast is collective.
-    std::deque<std::pair<MPI_Request, std::size_t>> inflight;
-    Backoff backoff;
-    auto complete_front = [&](bool block) {
-      while (!inflight.empty()) {
-        int done = 0;
-        MPI_Test(&inflight.front().first, &done, MPI_STATUS_IGNORE);
-        if (done) {
-          std::size_t u = inflight.front().second;
-          if (window) window->arrived(u);
-          if (args.progress && rank == 0) {
-            std::printf("{\"progress\": %llu}\n",
-                        static_cast<unsigned long long>(units[u].offset + units[u].size));
-            std::fflush(stdout);
-          }
-          inflight.pop_front();
-          backoff.moved();
-          return;
-        }
-        if (!block) return;
-        backoff.pause();
-      }
-    };
-    for (std::size_t u = 0; u < units.size(); ++u) {
-      while (window && !window->slot_free(u)) {  // extraction is behind: keep the others moving
-        complete_front(false);
-        backoff.pause();
-      }
-      backoff.moved();
-      // Rank 0 sends from its map of the archive; every other mover receives into its window.
-      char* bytes =
-          window ? window->slot(u) : const_cast<char*>(map->bytes().data()) + units[u].offset;
-      MPI_Request req;
-      MPI_Ibcast(bytes, static_cast<int>(units[u].size), MPI_BYTE, 0, movers, &req);
-      inflight.emplace_back(req, u);
-      while (inflight.size() >= k_in_flight) complete_front(true);
+  };
+  for (std::size_t u = 0; u < units.size(); ++u) {
+    while (window && !window->slot_free(u)) {  // extraction is behind: keep the others moving
       complete_front(false);
+      backoff.pause();
     }
-    while (!inflight.empty()) complete_front(true);
-    phases.end("broadcast");
-    if (extractor.joinable()) extractor.join();
-    phases.end("extract rest");
-    if (movers != leaders) MPI_Comm_free(&movers);
+    backoff.moved();
+    // Rank 0 sends from its map of the archive; every other mover receives into its window.
+    char* bytes =
+        window ? window->slot(u) : const_cast<char*>(s.map->bytes().data()) + units[u].offset;
+    MPI_Request req;
+    MPI_Ibcast(bytes, static_cast<int>(units[u].size), MPI_BYTE, 0, s.movers, &req);
+    inflight.emplace_back(req, u);
+    while (inflight.size() >= k_in_flight) complete_front(true);
+    complete_front(false);
   }
+  while (!inflight.empty()) complete_front(true);
+}
 
-  // 4. All or nothing.
-  int all_ok = all_min(report.status == stage::NodeStatus::failed ? 0 : 1, leaders);
-  if (all_ok) {
+// 3. The bytes, pipelined: extraction runs on its own threads while the next units arrive.
+void move_bytes(Staging& s) {
+  if (s.movers == MPI_COMM_NULL) return;
+  std::thread extractor;
+  if (s.need) {
+    extractor = std::thread([&s] {
+      try {
+        s.session->extract(s.rank == 0 ? format::FrameSource::in_memory(s.map->bytes(), s.index)
+                                       : s.window->source(),
+                           s.index);
+      } catch (const std::exception& e) {
+        s.fail(e);
+        if (s.window) s.window->abandon();  // also when it failed before reading a frame
+      }
+    });
+  }
+  broadcast_units(s);
+  s.phases.end("broadcast");
+  if (extractor.joinable()) extractor.join();
+  s.phases.end("extract rest");
+  if (s.movers != s.leaders) MPI_Comm_free(&s.movers);
+}
+
+// 4. All or nothing.
+void commit_or_abort(Staging& s) {
+  stage::NodeReport& report = s.report;
+  s.all_ok = all_min(report.status == stage::NodeStatus::failed ? 0 : 1, s.leaders);
+  if (s.all_ok) {
     try {
-      bool present = session->already_present();
-      if (!present) session->commit();
+      bool present = s.session->already_present();
+      if (!present) s.session->commit();
       report.status = present ? stage::NodeStatus::present : stage::NodeStatus::unpacked;
-      report.bytes = session->result().bytes;
-      report.files = session->result().files;
+      report.bytes = s.session->result().bytes;
+      report.files = s.session->result().files;
     } catch (const std::exception& e) {
-      report.status = stage::NodeStatus::failed;
-      report.error = e.what();
+      s.fail(e);
     }
   } else {
-    if (session) report.bytes = session->result().bytes;
-    session.reset();  // removes this node's temporary tree
+    if (s.session) report.bytes = s.session->result().bytes;
+    s.session.reset();  // removes this node's temporary tree
     if (report.status != stage::NodeStatus::failed) report.status = stage::NodeStatus::aborted;
   }
-  report.seconds = clock.seconds();
-  phases.end("commit");
+  report.seconds = s.clock.seconds();
+  s.phases.end("commit");
+}
 
-  // 5. Reports to rank 0, which prints them for ferry stage.
-  std::string line = stage::report_line(report);
+// 5. Reports to rank 0, which prints them for ferry stage, then its phases.
+void print_reports(Staging& s) {
+  const int nodes = s.nodes;
+  std::string line = stage::report_line(s.report);
   int len = static_cast<int>(line.size());
   std::vector<int> lens(static_cast<std::size_t>(nodes)), offsets(static_cast<std::size_t>(nodes));
-  MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, leaders);
+  MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, s.leaders);
   std::string all;
-  if (rank == 0) {
+  if (s.rank == 0) {
     int total = 0;
     for (int i = 0; i < nodes; ++i) {
       offsets[static_cast<std::size_t>(i)] = total;
@@ -378,18 +412,36 @@ int stage_main(const stage::MpiOptions& args, Phases& phases) {
     all.resize(static_cast<std::size_t>(total));
   }
   MPI_Gatherv(line.data(), len, MPI_BYTE, all.data(), lens.data(), offsets.data(), MPI_BYTE, 0,
-              leaders);
-  if (rank == 0) {
+              s.leaders);
+  if (s.rank == 0) {
     for (int i = 0; i < nodes; ++i)
       std::printf("%s\n", all.substr(static_cast<std::size_t>(offsets[static_cast<std::size_t>(i)]),
                                      static_cast<std::size_t>(lens[static_cast<std::size_t>(i)]))
                               .c_str());
-    std::printf("%s\n", phases.json().c_str());
+    std::printf("%s\n", s.phases.json().c_str());
     std::fflush(stdout);
   }
-  free_comm(leaders);
+}
+
+// The stage on one rank; returns its exit status.
+int stage_main(const stage::MpiOptions& args, Phases& phases) {
+  Staging s{args, phases};
+  int rc = 2;
+  if (!find_leaders(s)) {  // not a node leader: its node's leader does the work
+    barrier_quietly(MPI_COMM_WORLD);
+    return 0;
+  }
+  if (share_header(s)) {  // 1. what rank 0 read of the archive
+    open_session(s);      // 2. DIR's state, the session, the window
+    choose_movers(s);     //    ... and who needs the bytes, once every node could start
+    move_bytes(s);        // 3. the broadcast, extracted as it arrives
+    commit_or_abort(s);   // 4. all or nothing
+    print_reports(s);     // 5. every node's report, through rank 0
+    rc = s.all_ok ? 0 : 1;
+  }
+  free_comm(s.leaders);
   barrier_quietly(MPI_COMM_WORLD);
-  return all_ok ? 0 : 1;
+  return rc;
 }
 
 }  // namespace
