@@ -69,7 +69,7 @@ struct DaskOptions {
   bool insecure = false;            // plain TCP, no certificates
   unsigned port_low = 30000, port_high = 39999;
   std::string login;  // the host the tunnel goes through (default: the job's submit host)
-  std::string sysfs_root = "/";  // --per-gpu: where the nodes read their GPUs (recorded trees)
+  std::string sysfs_root = "/";      // --per-gpu: where the nodes read their GPUs (recorded trees)
   std::vector<std::string> command;  // the client; empty: hold the cluster until told to stop
   std::string ferry;                 // this ferry binary, for the nodes
 };

@@ -87,8 +87,7 @@ TEST(ChoosePorts, SameKeySamePortsOtherKeysSpread) {
 TEST(ChoosePorts, FallsBackPastTakenPortsAndFailsWhenAllAre) {
   unsigned first = choose_ports("k", 40000, 40011, [](unsigned) { return true; });
   std::set<unsigned> taken = {first + 1};  // its dashboard port is taken
-  unsigned next =
-      choose_ports("k", 40000, 40011, [&](unsigned p) { return taken.count(p) == 0; });
+  unsigned next = choose_ports("k", 40000, 40011, [&](unsigned p) { return taken.count(p) == 0; });
   EXPECT_NE(next, first);
   EXPECT_EQ((next - 40000) % 3, 0u);
   try {
@@ -110,12 +109,11 @@ TEST(WorkerMemory, AllocationFirstThenTheNode) {
   const std::string meminfo = "MemTotal:       16384000 kB\nMemFree:  100 kB\n";
   EXPECT_EQ(worker_memory_limit({{"SLURM_MEM_PER_NODE", "8000"}}, meminfo, 4),
             8000ull * 1024 * 1024 / 4);
-  EXPECT_EQ(worker_memory_limit({{"SLURM_MEM_PER_CPU", "1000"}, {"SLURM_CPUS_ON_NODE", "6"}},
-                                meminfo, 2),
-            3000ull * 1024 * 1024);
+  EXPECT_EQ(
+      worker_memory_limit({{"SLURM_MEM_PER_CPU", "1000"}, {"SLURM_CPUS_ON_NODE", "6"}}, meminfo, 2),
+      3000ull * 1024 * 1024);
   EXPECT_EQ(worker_memory_limit({}, meminfo, 2), 16384000ull * 1024 / 2);
-  EXPECT_EQ(worker_memory_limit({{"SLURM_MEM_PER_NODE", "junk"}}, meminfo, 1),
-            16384000ull * 1024);
+  EXPECT_EQ(worker_memory_limit({{"SLURM_MEM_PER_NODE", "junk"}}, meminfo, 1), 16384000ull * 1024);
 }
 
 }  // namespace
