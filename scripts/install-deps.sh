@@ -12,6 +12,9 @@ packages=(
   acl  # setfacl: unpack under a default ACL keeps the archive's modes (tests/cli/file_modes.sh)
   libseccomp-dev  # tests/tools: the unpack and stage suites again with openat2 refused, as on RHEL 8
   python3 python3-numpy python3-scipy python3-torch
+  # Debian's dask.distributed (2022.12) with cryptography: ferry dask's older-Dask case. The
+  # recent one comes from PyPI, pinned, into a venv in the build tree (tests/fixtures/dask_env.sh).
+  python3-distributed python3-cryptography
   # The 3-node Slurm mini-cluster that tests/cluster/ runs jobs on (network namespaces + MPICH).
   slurm-wlm slurmctld slurmd slurm-client munge mpich libmpich-dev iproute2 util-linux
   # Open MPI beside it: the tests also build and run ferry-mpi against it (MPICH stays the
