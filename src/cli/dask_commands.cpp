@@ -34,6 +34,11 @@ void print_ready(const runtime::DaskCluster& d, bool json) {
                  d.dashboard.c_str(), d.head.c_str(), d.tunnel.c_str());
   else
     std::fprintf(stderr, "ferry: dask: no dashboard (bokeh is not in the env)\n");
+  if (!d.jupyter.empty())
+    std::fprintf(stderr, "ferry: dask: JupyterLab %s (through the same tunnel)\n",
+                 d.jupyter.c_str());
+  if (d.dashboard.empty() && !d.tunnel.empty())
+    std::fprintf(stderr, "ferry: dask: from your machine: %s\n", d.tunnel.c_str());
   std::fprintf(stderr, "ferry: dask: connect with: %s\n", d.connect.c_str());
 }
 
@@ -99,6 +104,8 @@ void add_dask(CLI::App& app, int& exit_status) {
   cmd->add_option("--local-directory", o->local_directory,
                   "The workers' directory on each node (default: $TMPDIR, else /tmp)");
   cmd->add_option("--timeout", o->timeout, "Seconds for every worker to join (default 120)");
+  cmd->add_flag("--jupyter", o->jupyter,
+                "JupyterLab (else Notebook) on the head node's loopback, with a token");
   cmd->add_flag("--insecure", o->insecure,
                 "No TLS: anyone who reaches the scheduler's port can run code as you");
   cmd->add_option("--ports", *ports, "Port range to choose from (default 30000-39999)");

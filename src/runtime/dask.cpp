@@ -1,6 +1,7 @@
 // ferry dask, the coordinator: a Dask cluster on every node of the job as a list of passes (see
 // run_dask), then status and stop for a second shell.
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -93,21 +94,6 @@ EnvProbe probe_env(const PythonEnv& py, const std::string& cluster, bool insecur
   return p;
 }
 
-// The Dask configuration a client needs to reach the cluster with no arguments: the address,
-// and the cluster's certificate for both ends (distributed reads DASK_* variables as config).
-job::Environ client_environ(const DaskFiles& files, const std::string& address, bool tls,
-                            job::Environ env) {
-  env["DASK_SCHEDULER_ADDRESS"] = address;
-  env["FERRY_DASK_DIR"] = files.dir();
-  if (tls) {
-    env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] = "True";
-    env["DASK_DISTRIBUTED__COMM__TLS__CA_FILE"] = files.ca();
-    env["DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT"] = files.credentials();
-    env["DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY"] = files.credentials();
-  }
-  return env;
-}
-
 // Lines from the scheduler's step and the workers' step as they come.
 enum class Source { scheduler, workers };
 struct Event {
@@ -152,6 +138,7 @@ struct Coordinator {
   std::map<std::string, DaskNodeReport> started{};  // by host
   std::map<std::string, std::string> joined{};      // worker name -> address
   std::string failure{};                            // the first thing that went wrong
+  std::string jupyter_token{};
   bool tearing_down = false;
 
   job::Environ marked(job::Environ env) const {
@@ -198,6 +185,7 @@ struct Coordinator {
       if (name.substr(0, name.rfind('-')) == host) ++n;
     return n;
   }
+  bool ready() const { return all_joined() && (!o.jupyter || cluster.jupyter_port); }
   bool all_joined() const {
     if (started.size() < site.allocation.hosts.size()) return false;
     for (const auto& [host, r] : started)
@@ -234,6 +222,17 @@ void check_allocation(Coordinator& c) {
   }
 }
 
+// 128 bits from the kernel, as hex: JupyterLab's token.
+std::string random_token() {
+  util::UniqueFd fd(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));
+  unsigned char bytes[16];
+  if (!fd || ::read(fd.get(), bytes, sizeof bytes) != static_cast<ssize_t>(sizeof bytes))
+    util::throw_errno("/dev/urandom", "cannot read", errno);
+  std::string hex;
+  for (unsigned char b : bytes) hex += fmt::format("{:02x}", b);
+  return hex;
+}
+
 // Ports from the job id (falling back past taken ones and past clusters of this job still
 // running), and the cluster's private directory with its files, under a lock so that two
 // `ferry dask` starting together in one job cannot pick the same ports.
@@ -267,6 +266,10 @@ void make_cluster_dir(Coordinator& c) {
     if (::mkdir(d.c_str(), 0700) != 0) util::throw_errno(d, "cannot create", errno);
   c.files = std::make_unique<DaskFiles>(dir);
   c.probe = probe_env(c.py, c.id, c.o.insecure);
+  if (c.o.jupyter && !c.probe.jupyterlab && !c.probe.notebook)
+    throw Error(fmt::format("--jupyter: neither JupyterLab nor Jupyter Notebook is in {}",
+                            c.py.prefix.empty() ? c.py.python : c.py.prefix),
+                Error::Kind::usage);
   util::AtomicFileSet set;
   Json state = {{"id", c.id},         {"pid", ::getpid()},     {"host", c.here},
                 {"env", c.py.prefix}, {"python", c.py.python}, {"tls", !c.o.insecure},
@@ -274,6 +277,10 @@ void make_cluster_dir(Coordinator& c) {
   set.add(c.files->state(), state.dump(2) + "\n", 0600);
   set.add(c.files->preload(), k_dask_preload_py, 0600);
   set.add(c.files->status_script(), k_dask_status_py, 0600);
+  if (c.o.jupyter) {
+    c.jupyter_token = random_token();
+    set.add(c.files->jupyter_token(), c.jupyter_token + "\n", 0600);
+  }
   if (!c.o.insecure) {
     set.add(c.files->credentials(), c.probe.key + c.probe.cert, 0600);
     set.add(c.files->ca(), c.probe.cert, 0600);
@@ -337,7 +344,9 @@ void handle(Coordinator& c, const Event& e) {
   const Json& j = *e.json;
   std::string event = j.value("event", "");
   std::string host = j.value("host", "");
-  if (event == "add") {
+  if (event == "jupyter") {
+    c.cluster.jupyter_port = j.value("port", 0u);
+  } else if (event == "add") {
     c.joined[j.value("name", "")] = j.value("address", "");
   } else if (event == "remove") {
     std::string name = j.value("name", "");
@@ -372,6 +381,10 @@ void start_scheduler(Coordinator& c) {
   n.port = c.port;
   n.dashboard_port = c.probe.bokeh ? c.port + 1 : 0;
   if (!c.scheduler_local) n.interface = c.o.interface;
+  if (c.o.jupyter) {
+    n.notebook_port = c.port + 2;
+    n.notebook = c.probe.jupyterlab ? "jupyterlab" : "notebook";
+  }
   std::vector<std::string> vars = as_vars(c.marked(c.site.env));
   util::SubprocessOptions so;
   so.own_group = true;
@@ -430,15 +443,19 @@ void start_workers(Coordinator& c) {
   so.env = &vars;
   c.workers = std::make_unique<util::Subprocess>(
       c.node_step(n, static_cast<unsigned>(c.site.allocation.hosts.size()), false), so);
-  while (!c.all_joined() && c.failure.empty() && !g_stop) {
+  while (!c.ready() && c.failure.empty() && !g_stop) {
     double left = c.o.timeout - c.clock.seconds();
     if (left <= 0) break;
     if (auto e = next_event(c, left)) handle(c, *e);
   }
   if (g_stop) throw Error(fmt::format("stopped by signal {} while starting", g_stop.load()));
   if (!c.failure.empty()) throw Error(c.failure);
-  if (!c.all_joined()) {
+  if (!c.ready()) {
     std::vector<std::string> missing;
+    if (c.all_joined())
+      throw Error(
+          fmt::format("--timeout {:g}: JupyterLab on {} did not answer in time (its log: {})",
+                      c.o.timeout, c.head, c.files->log("jupyter")));
     for (const auto& h : c.site.allocation.hosts) {
       std::string host = short_name(h);
       auto it = c.started.find(host);
@@ -472,16 +489,23 @@ void describe(Coordinator& c) {
   }
   std::string user = job::lookup(c.site.env, "USER").value_or("");
   std::string at = user.empty() ? "" : user + "@";
-  if (d.dashboard_port) {
-    d.dashboard = fmt::format("http://127.0.0.1:{}/status", d.dashboard_port);
+  if (d.dashboard_port) d.dashboard = fmt::format("http://127.0.0.1:{}/status", d.dashboard_port);
+  // Both listen on the head's loopback: one ssh line forwards them, through the login host the
+  // job was submitted from unless told another.
+  if (d.dashboard_port || d.jupyter_port) {
     std::string login = c.o.login;
     for (const char* v : {"SLURM_SUBMIT_HOST", "PBS_O_HOST", "LSB_SUB_HOST"})
       if (login.empty()) login = job::lookup(c.site.env, v).value_or("");
     login = short_name(login);
-    d.tunnel = fmt::format("ssh -N -L {0}:127.0.0.1:{0} ", d.dashboard_port);
+    d.tunnel = "ssh -N ";
+    for (unsigned port : {d.dashboard_port, d.jupyter_port})
+      if (port) d.tunnel += fmt::format("-L {0}:127.0.0.1:{0} ", port);
     if (!login.empty() && login != c.head) d.tunnel += fmt::format("-J {}{} ", at, login);
     d.tunnel += at + c.head;
   }
+  if (d.jupyter_port)
+    d.jupyter = fmt::format("http://127.0.0.1:{}/{}?token={}", d.jupyter_port,
+                            c.probe.jupyterlab ? "lab" : "tree", c.jupyter_token);
   if (d.tls)
     d.connect = fmt::format(
         "from distributed import Client, Security; client = Client(scheduler_file=\"{}\", "
@@ -575,6 +599,19 @@ void tear_down(Coordinator& c, DaskOutcome& out) {
 }
 
 }  // namespace
+
+job::Environ client_environ(const DaskFiles& files, const std::string& address, bool tls,
+                            job::Environ env) {
+  env["DASK_SCHEDULER_ADDRESS"] = address;
+  env["FERRY_DASK_DIR"] = files.dir();
+  if (tls) {
+    env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] = "True";
+    env["DASK_DISTRIBUTED__COMM__TLS__CA_FILE"] = files.ca();
+    env["DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT"] = files.credentials();
+    env["DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY"] = files.credentials();
+  }
+  return env;
+}
 
 DaskOutcome run_dask(const DaskOptions& options, const job::Site& site, const DaskHooks& hooks) {
   Coordinator c{options, site, hooks};

@@ -2,6 +2,7 @@
 // for every path, used by the coordinator, the nodes, status and stop.
 #pragma once
 
+#include <map>
 #include <string>
 
 namespace ferry::runtime {
@@ -20,12 +21,20 @@ class DaskFiles {
   // The cluster's key and certificate (one PEM, 0600) and the certificate alone, its CA.
   std::string credentials() const { return m_dir + "/tls/cluster.pem"; }
   std::string ca() const { return m_dir + "/tls/ca.pem"; }
+  // JupyterLab's token (0600): read by the node that starts it, never on a command line.
+  std::string jupyter_token() const { return m_dir + "/jupyter_token"; }
   std::string log_dir() const { return m_dir + "/logs"; }
   std::string log(const std::string& name) const { return log_dir() + "/" + name + ".log"; }
 
  private:
   std::string m_dir;
 };
+
+// The Dask configuration a client needs to reach the cluster with no arguments: the address,
+// and the cluster's certificate for both ends (distributed reads DASK_* variables as config).
+std::map<std::string, std::string> client_environ(const DaskFiles& files,
+                                                  const std::string& address, bool tls,
+                                                  std::map<std::string, std::string> env);
 
 // The Python ferry runs in the env (src/runtime/python/*.py, built into the binary).
 extern const char k_dask_setup_py[];

@@ -77,6 +77,32 @@ std::vector<std::string> tls_arguments(const DaskNodeOptions& o) {
           files.credentials(), "--tls-key", files.credentials()};
 }
 
+// JupyterLab (or Notebook) on this host's loopback, with the token from the cluster's directory
+// (in its environment, never on a command line others can read) and the client configuration,
+// so that a notebook's Client() reaches the cluster.
+std::unique_ptr<util::Subprocess> start_notebook(const DaskNodeOptions& o, const PythonEnv& py,
+                                                 const DaskFiles& files,
+                                                 const std::string& scheduler_event) {
+  auto event = nlohmann::json::parse(scheduler_event);
+  job::Environ e = client_environ(files, event.value("address", ""), o.tls, py.environ);
+  e["FERRY_DASK_CLUSTER"] = o.cluster;
+  e["JUPYTER_TOKEN"] = std::string(util::trim(util::read_file(files.jupyter_token())));
+  std::vector<std::string> argv = {py.python,
+                                   "-m",
+                                   o.notebook,
+                                   "--no-browser",
+                                   "--ServerApp.ip=127.0.0.1",
+                                   fmt::format("--ServerApp.port={}", o.notebook_port),
+                                   "--ServerApp.port_retries=0"};
+  if (::geteuid() == 0) argv.push_back("--allow-root");  // it refuses root otherwise
+  std::vector<std::string> vars = with_environ(e);
+  util::SubprocessOptions so;
+  so.env = &vars;
+  so.log_path = files.log("jupyter");
+  so.log_stdout = true;
+  return std::make_unique<util::Subprocess>(argv, so);
+}
+
 int run_scheduler(const DaskNodeOptions& o, const job::Environ& env) {
   PythonEnv py = find_python(o.env_prefix, env);
   DaskFiles files(o.dir);
@@ -104,20 +130,43 @@ int run_scheduler(const DaskNodeOptions& o, const job::Environ& env) {
   // scheduler (SIGTERM: it closes cleanly), and SIGKILL follows if it has not ended in 4 s.
   util::Stopwatch since_stop;
   bool stopping = false;
+  std::unique_ptr<util::Subprocess> notebook;
+  bool notebook_announced = false;
   while (true) {
     auto line = scheduler.read_line(0.2);
     if (line) {
       std::printf("%s\n", line->c_str());
       std::fflush(stdout);
+      // JupyterLab starts once the scheduler listens: its notebooks' Client() connects at once.
+      if (o.notebook_port && !notebook &&
+          line->find("\"event\": \"scheduler\"") != std::string::npos)
+        notebook = start_notebook(o, py, files, *line);
       continue;
     }
     if (!scheduler.timed_out()) break;  // EOF: the scheduler is gone
+    if (notebook && !notebook_announced && !stopping) {
+      if (auto status = notebook->wait_for(0)) {
+        say({{"host", short_host()},
+             {"event", "failed"},
+             {"error", fmt::format("JupyterLab ended (exit status {}); its log: {}", *status,
+                                   files.log("jupyter"))}});
+        notebook.reset();
+      } else if (!port_is_free("127.0.0.1", o.notebook_port)) {
+        say({{"host", short_host()}, {"event", "jupyter"}, {"port", o.notebook_port}});
+        notebook_announced = true;
+      }
+    }
     if (g_signal && !stopping) {
       stopping = true;
       since_stop = util::Stopwatch();
       scheduler.kill(SIGTERM);
     }
     if (stopping && since_stop.seconds() > 4) scheduler.kill(SIGKILL);
+  }
+  if (notebook) {
+    std::vector<std::unique_ptr<util::Subprocess>> rest;
+    rest.push_back(std::move(notebook));
+    stop_all(rest, 3);
   }
   int status = scheduler.wait();
   if (status == 0) return 0;  // closed as asked

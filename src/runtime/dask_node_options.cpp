@@ -20,6 +20,7 @@ constexpr TextOption k_text[] = {
     {"--interface", &DaskNodeOptions::interface},
     {"--local-directory", &DaskNodeOptions::local_directory},
     {"--sysfs-root", &DaskNodeOptions::sysfs_root},
+    {"--notebook", &DaskNodeOptions::notebook},
 };
 struct NumberOption {
   const char* name;
@@ -29,6 +30,7 @@ struct NumberOption {
 constexpr NumberOption k_numbers[] = {
     {"--port", &DaskNodeOptions::port, 1, 65535, 0},
     {"--dashboard-port", &DaskNodeOptions::dashboard_port, 1, 65535, 0},
+    {"--notebook-port", &DaskNodeOptions::notebook_port, 1, 65535, 0},
     {"--workers", &DaskNodeOptions::workers, 1, 4096, 1},
     {"--threads", &DaskNodeOptions::threads, 1, 65536, 0},
 };

@@ -67,6 +67,7 @@ struct DaskOptions {
   std::string local_directory;      // the workers' directory (default: $TMPDIR, then /tmp)
   double timeout = 120;             // seconds for every worker to join
   bool insecure = false;            // plain TCP, no certificates
+  bool jupyter = false;             // JupyterLab (else Notebook) beside the scheduler, on loopback
   unsigned port_low = 30000, port_high = 39999;
   std::string login;  // the host the tunnel goes through (default: the job's submit host)
   std::string sysfs_root = "/";      // --per-gpu: where the nodes read their GPUs (recorded trees)
@@ -94,16 +95,18 @@ struct DaskCluster {
   bool tls = true;
   unsigned scheduler_port = 0, dashboard_port = 0;  // dashboard: 0 when it is not running
   std::string dashboard;                            // its address on the head's loopback
-  std::string tunnel;                               // the ssh line that reaches it from outside
-  std::string connect;                              // the Python line that connects a client
+  unsigned jupyter_port = 0;                        // --jupyter: on the head's loopback too
+  std::string jupyter;                              // its URL, with the token
+  std::string tunnel;   // the ssh line that reaches the dashboard and JupyterLab from outside
+  std::string connect;  // the Python line that connects a client
   unsigned workers = 0, threads = 0;
   std::uint64_t memory = 0;  // bytes, all workers together
   std::vector<DaskNodeReport> nodes;
   double seconds = 0;  // from ferry's start to the last worker joined
 };
 FERRY_JSON_FIELDS(DaskCluster, id, dir, scheduler_address, scheduler_file, head,
-                  distributed_version, tls, scheduler_port, dashboard_port, dashboard, tunnel,
-                  connect, workers, threads, memory, nodes, seconds)
+                  distributed_version, tls, scheduler_port, dashboard_port, dashboard, jupyter_port,
+                  jupyter, tunnel, connect, workers, threads, memory, nodes, seconds)
 
 // What the coordinator tells its caller on the way.
 struct DaskHooks {
@@ -160,6 +163,8 @@ struct DaskNodeOptions {
   std::string env_prefix;  // the env (empty: python3 on PATH)
   std::string scheduler;   // workers: its address; scheduler: the address to listen on
   unsigned port = 0, dashboard_port = 0;  // scheduler
+  unsigned notebook_port = 0;             // scheduler: JupyterLab or Notebook beside it
+  std::string notebook;                   // its module: jupyterlab or notebook
   unsigned workers = 1, threads = 0;
   bool per_gpu = false;
   bool tls = true;

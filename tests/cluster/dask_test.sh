@@ -198,6 +198,31 @@ EOF
 out=$(on_cluster salloc -N3 "$FERRY" dask --env "$VENV" --per-gpu --sysfs-root "$FERRY_SOURCE/tests/fixtures/sysfs/polaris" -- "$VENV/bin/python" "$TEST_DIR/gpus.py" 2>&1)
 expect_contains "$out" "per-node [4, 4, 4] workers 12"
 
+# ---- --jupyter: JupyterLab on the head node's loopback with a token: with it 200, without it
+#      refused; the tunnel line forwards both the dashboard and JupyterLab.
+cat >"$TEST_DIR/jupyter_check.sh" <<'EOF'
+set -e
+token=$(cat "$FERRY_DASK_DIR/jupyter_token")
+port=$(( $(python3 -c 'import json,os; print(json.load(open(os.environ["FERRY_DASK_DIR"] + "/scheduler.json"))["address"].rsplit(":", 1)[1])') + 2 ))
+# On the head node (node1), where JupyterLab listens on loopback only.
+srun -N1 -w node1 --overlap "$1" -c '
+import sys, urllib.request, urllib.error
+port, token = sys.argv[1:3]
+for name, url in [("with", f"http://127.0.0.1:{port}/api/status?token={token}"), ("without", f"http://127.0.0.1:{port}/api/status")]:
+    try:
+        print(name, "token:", urllib.request.urlopen(url, timeout=10).status)
+    except urllib.error.HTTPError as e:
+        print(name, "token:", e.code)
+' "$port" "$token"
+EOF
+out=$(CLUSTER_TIMEOUT=120 on_cluster salloc -N3 "$FERRY" dask --env "$VENV" --jupyter -- bash "$TEST_DIR/jupyter_check.sh" "$VENV/bin/python" 2>&1)
+expect_contains "$out" "with token: 200"
+expect_contains "$out" "without token: 403"
+expect_contains "$out" "/lab?token="
+port=$(grep -o 'JupyterLab http://127.0.0.1:[0-9]*' <<<"$out" | grep -o '[0-9]*$')
+expect_contains "$out" "-L $port:127.0.0.1:$port"
+no_dask_left
+
 # ---- Bad input: one line each, a non-zero exit, nothing left.
 one_line_error() {  # one_line_error WANT_RC WANT_TEXT CMD...
   local want_rc=$1 want=$2 out rc
@@ -211,6 +236,9 @@ one_line_error() {  # one_line_error WANT_RC WANT_TEXT CMD...
 one_line_error 2 "not in an allocation" "$FERRY" dask --env "$VENV" -- true
 python3 -m venv "$TEST_DIR/bare"
 one_line_error 2 "no dask.distributed in this env" on_cluster salloc -N3 "$FERRY" dask --env "$TEST_DIR/bare" -- true
+if /usr/bin/python3 -c 'import distributed' 2>/dev/null && ! /usr/bin/python3 -c 'import jupyterlab' 2>/dev/null && ! /usr/bin/python3 -c 'import notebook' 2>/dev/null; then
+  PATH=/usr/bin:$PATH one_line_error 2 "--jupyter: neither JupyterLab nor Jupyter Notebook" on_cluster salloc -N3 "$FERRY" dask --jupyter -- true
+fi
 one_line_error 1 "--per-gpu: this node has no GPU" on_cluster salloc -N3 "$FERRY" dask --env "$VENV" --per-gpu -- true
 "$VENV/bin/python" -c 'import socket,time; s=[socket.socket() for _ in range(3)]; [x.bind(("", 40100 + i)) for i, x in enumerate(s)]; [x.listen() for x in s]; time.sleep(60)' &
 listener=$!
