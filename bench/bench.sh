@@ -103,6 +103,10 @@ if [ "${BENCH_CLUSTER:-1}" = 1 ] && bash "$CLUSTER" start >/dev/null 2>&1; then
   printf '%-44s %9.1f\n' "ferry's added time (median difference)" "$(echo "scale=1; ($t_launch - $t_srun) / 1000" | bc)"
   echo
 
+  # ---- dask: time to every worker connected, and teardown, against dask-mpi and SLURMRunner ----
+  bash "$SRC/bench/dask_bench.sh" "$FERRY" "$WORK"
+  echo
+
   # ---- stage: the Frontier recipe against ferry stage, node-local /mnt (tmpfs) ----
   # Recipe: sbcast the tar.gz, srun tar -I pigz -xf on every node, then the relocation pass
   # (conda-unpack's work, in Python) on every node. The archive holds the same tree as ferry's.

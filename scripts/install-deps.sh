@@ -15,6 +15,9 @@ packages=(
   # Debian's dask.distributed (2022.12) with cryptography: ferry dask's older-Dask case. The
   # recent one comes from PyPI, pinned, into a venv in the build tree (tests/fixtures/dask_env.sh).
   python3-distributed python3-cryptography
+  # ferry dask's printed tunnel run against real sshds (the login host and the head node), and
+  # headless Chromium loading the dashboard and JupyterLab through it (tests/cluster/dask_tunnel_test.sh).
+  openssh-server openssh-client chromium fonts-dejavu-core
   # The 3-node Slurm mini-cluster that tests/cluster/ runs jobs on (network namespaces + MPICH).
   slurm-wlm slurmctld slurmd slurm-client munge mpich libmpich-dev iproute2 util-linux
   # Open MPI beside it: the tests also build and run ferry-mpi against it (MPICH stays the

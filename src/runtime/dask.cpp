@@ -501,7 +501,9 @@ void describe(Coordinator& c) {
     for (unsigned port : {d.dashboard_port, d.jupyter_port})
       if (port) d.tunnel += fmt::format("-L {0}:127.0.0.1:{0} ", port);
     if (!login.empty() && login != c.head) d.tunnel += fmt::format("-J {}{} ", at, login);
-    d.tunnel += at + c.head;
+    // The head by a name the login host can reach (Slurm's NodeAddr where its name does not
+    // resolve).
+    d.tunnel += at + (c.scheduler_local ? c.head : c.listen);
   }
   if (d.jupyter_port)
     d.jupyter = fmt::format("http://127.0.0.1:{}/{}?token={}", d.jupyter_port,

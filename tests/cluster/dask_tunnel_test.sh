@@ -1,0 +1,108 @@
+# ferry dask's printed tunnel, run as printed: a real sshd on this machine stands for the login
+# host (the job's submit host) and another in node1's network namespace for the head node, whose
+# loopback is where the dashboard and JupyterLab listen. Through the tunnel the dashboard's status
+# page and JupyterLab (with its token) answer, and headless Chromium loads both; the screenshots
+# are kept in the build tree (test-artifacts/dask/).
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$(dirname "$0")/common.sh"
+# shellcheck source=tests/fixtures/dask_env.sh
+. "$FERRY_SOURCE/tests/fixtures/dask_env.sh"
+SSHD=/usr/sbin/sshd
+CHROMIUM=$(command -v chromium || true)
+[ -x "$SSHD" ] && [ -n "$CHROMIUM" ] || skip "needs openssh-server and chromium (scripts/install-deps.sh)"
+VENV=$(dask_env)
+PORT=${FERRY_TEST_SSH_PORT:-2622}
+
+# Keys and configs of this test alone: nothing in /etc/ssh or ~/.ssh is read or changed.
+ssh-keygen -q -t ed25519 -N '' -f "$TEST_DIR/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$TEST_DIR/user_key"
+cp "$TEST_DIR/user_key.pub" "$TEST_DIR/authorized_keys"
+mkdir -p /run/sshd
+sshd_config() {  # sshd_config NAME LISTEN
+  cat >"$TEST_DIR/sshd_$1.conf" <<EOF
+ListenAddress $2:$PORT
+HostKey $TEST_DIR/host_key
+AuthorizedKeysFile $TEST_DIR/authorized_keys
+PidFile $TEST_DIR/sshd_$1.pid
+StrictModes no
+UsePAM no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+AllowTcpForwarding yes
+EOF
+}
+sshd_config login 0.0.0.0
+head_addr=$(scontrol show node node1 -o | grep -o 'NodeAddr=[^ ]*' | cut -d= -f2)
+sshd_config head "$head_addr"
+"$SSHD" -f "$TEST_DIR/sshd_login.conf" -E "$TEST_DIR/sshd_login.log"
+ip netns exec "ferry-node1" "$SSHD" -f "$TEST_DIR/sshd_head.conf" -E "$TEST_DIR/sshd_head.log"
+# The user's ssh settings (their ~/.ssh/config): the key, the port, no host-key prompts.
+cat >"$TEST_DIR/ssh_config" <<EOF
+Host *
+  Port $PORT
+  IdentityFile $TEST_DIR/user_key
+  IdentitiesOnly yes
+  UserKnownHostsFile /dev/null
+  StrictHostKeyChecking no
+  LogLevel ERROR
+  ExitOnForwardFailure yes
+EOF
+stop_all() {
+  [ -n "${tunnel:-}" ] && kill "$tunnel" 2>/dev/null
+  [ -n "${dir:-}" ] && "$FERRY" dask stop "$dir" 2>/dev/null
+  for f in "$TEST_DIR"/sshd_*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
+  cleanup
+}
+trap stop_all EXIT
+
+# A held cluster with JupyterLab; its start line names the tunnel.
+CLUSTER_TIMEOUT=180 on_cluster salloc -N3 "$FERRY" dask --env "$VENV" --jupyter --json >"$TEST_DIR/held.out" 2>&1 &
+held=$!
+for _ in $(seq 150); do grep -q '"workers"' "$TEST_DIR/held.out" 2>/dev/null && break; sleep 0.2; done
+json=$("$VENV/bin/python" -c 'import json,sys; t=open(sys.argv[1]).read(); print(json.dumps(json.JSONDecoder().raw_decode(t[t.index("{"):])[0]))' "$TEST_DIR/held.out")
+get() { "$VENV/bin/python" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$json" "$1"; }
+dir=$(get dir)
+line=$(get tunnel)
+dashboard=$(get dashboard)
+jupyter=$(get jupyter)
+expect_contains "$line" "ssh -N -L "
+expect_contains "$line" " -J "  # through the submit host, to the head node
+# The line as printed, with the user's ssh config.
+read -r -a words <<<"$line"
+ssh -F "$TEST_DIR/ssh_config" "${words[@]:1}" 2>"$TEST_DIR/ssh.log" &
+tunnel=$!
+fetch() { "$VENV/bin/python" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).status)' "$1" 2>/dev/null; }
+for _ in $(seq 100); do [ "$(fetch "$dashboard")" = 200 ] && break; sleep 0.2; done
+expect_eq "$(fetch "$dashboard")" 200 "the dashboard through the tunnel ($(cat "$TEST_DIR/ssh.log"))"
+expect_eq "$(fetch "$jupyter")" 200 "JupyterLab through the tunnel"
+# Without the token JupyterLab's API refuses.
+api=${jupyter%%/lab*}/api/status
+expect_eq "$("$VENV/bin/python" -c 'import sys, urllib.request, urllib.error
+try: print(urllib.request.urlopen(sys.argv[1], timeout=10).status)
+except urllib.error.HTTPError as e: print(e.code)' "$api")" 403
+
+# Headless Chromium through the tunnel: both pages render (their DOM names them), screenshots kept.
+ART="$FERRY_BUILD/test-artifacts/dask"
+mkdir -p "$ART"
+browse() {  # browse URL NAME
+  timeout -s KILL 90 "$CHROMIUM" --headless=new --no-sandbox --disable-gpu --hide-scrollbars \
+    --user-data-dir="$TEST_DIR/chromium" --window-size=1280,900 --virtual-time-budget=15000 "$@" 2>/dev/null
+}
+dom=$(browse --dump-dom "$dashboard")
+expect_contains "$dom" "Dask"
+browse --screenshot="$ART/dashboard-status.png" "$dashboard" >/dev/null
+dom=$(browse --dump-dom "$jupyter")
+expect_contains "$dom" "JupyterLab"
+browse --screenshot="$ART/jupyterlab.png" "$jupyter" >/dev/null
+for png in dashboard-status jupyterlab; do
+  [ "$(head -c 8 "$ART/$png.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "$png.png is not a PNG"
+  [ "$(stat -c %s "$ART/$png.png")" -gt 10000 ] || fail "$png.png is nearly empty (nothing rendered)"
+done
+echo "screenshots: $ART/dashboard-status.png $ART/jupyterlab.png"
+
+kill "$tunnel"
+tunnel=
+"$FERRY" dask stop "$dir"
+dir=
+wait "$held"
+echo "dask tunnel: all good"
