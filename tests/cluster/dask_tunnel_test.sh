@@ -11,7 +11,10 @@ SSHD=/usr/sbin/sshd
 CHROMIUM=$(command -v chromium || true)
 [ -x "$SSHD" ] && [ -n "$CHROMIUM" ] || skip "needs openssh-server and chromium (scripts/install-deps.sh)"
 VENV=$(dask_env)
-PORT=${FERRY_TEST_SSH_PORT:-2622}
+# A port free here and in node1's namespace (a stale sshd of a killed run may hold one).
+listening() { ss -Hltn "sport = :$1" | grep -q .; }
+PORT=2622
+while listening "$PORT" || ip netns exec ferry-node1 ss -Hltn "sport = :$PORT" | grep -q .; do PORT=$((PORT + 1)); done
 
 # Keys and configs of this test alone: nothing in /etc/ssh or ~/.ssh is read or changed.
 ssh-keygen -q -t ed25519 -N '' -f "$TEST_DIR/host_key"
