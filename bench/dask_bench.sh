@@ -4,7 +4,8 @@
 # process gone, for ferry dask against what users run today on the same allocation and env:
 #   dask-mpi (PyPI, on mpi4py built against Debian's MPICH), its batch mode under mpiexec;
 #   dask-jobqueue's SLURMRunner (PyPI) under srun.
-# Each contender's client is the same: connect, wait_for_workers(3), print the time, exit.
+# The others' client is the same: connect, wait_for_workers(3), print the time, exit; it starts
+# beside their scheduler, so its start-up overlaps theirs.
 # Usage: bench/dask_bench.sh FERRY WORK   (medians of DASK_RUNS runs)
 set -euo pipefail
 FERRY=$1
@@ -21,8 +22,8 @@ stamp="$(sha1sum "$REQ" | cut -c1-12)-mpi4py4.1.2-daskmpi2026.3.0-jobqueue0.9.0"
 if [ "$(cat "$VENV/.built" 2>/dev/null)" != "$stamp" ]; then
   rm -rf "$VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" dask-mpi==2026.3.0 dask-jobqueue==0.9.0 >/dev/null 2>&1 &&
-    "$VENV/bin/pip" install -q --disable-pip-version-check --no-binary mpi4py mpi4py==4.1.2 >/dev/null 2>&1 ||
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-binary mpi4py -r "$REQ" \
+    mpi4py==4.1.2 dask-mpi==2026.3.0 dask-jobqueue==0.9.0 >/dev/null 2>&1 ||
     { echo "dask: skipped (cannot install dask-mpi, dask-jobqueue and mpi4py from PyPI)"; rm -rf "$VENV"; exit 0; }
   echo "$stamp" >"$VENV/.built"
 fi
@@ -40,7 +41,7 @@ cat >"$WORK/daskmpi_batch.py" <<'EOF'
 # dask-mpi's batch mode: rank 0 the scheduler, rank 1 this client, the others workers.
 import time
 from dask_mpi import initialize
-initialize(nthreads=1, dashboard=False)
+initialize(nthreads=1, interface="eth0")  # its default dashboard, as ferry; eth0: names resolve to loopback here
 from distributed import Client
 with Client() as c:
     c.wait_for_workers(3, timeout=120)
@@ -51,8 +52,10 @@ cat >"$WORK/runner.py" <<'EOF'
 import os, sys, time
 from dask_jobqueue.slurm import SLURMRunner
 from distributed import Client
+# eth0: the nodes' names resolve to loopback here, the interface is what a user sets.
 with SLURMRunner(scheduler_file=os.path.join(sys.argv[1], "scheduler-{job_id}.json"),
-                 worker_options={"nthreads": 1}) as runner:
+                 scheduler_options={"interface": "eth0"},
+                 worker_options={"nthreads": 1, "interface": "eth0"}) as runner:
     with Client(runner) as c:
         c.wait_for_workers(3, timeout=120)
         print("READY", time.time(), flush=True)
@@ -64,13 +67,21 @@ set -u
 run() {
   local name=\$1 s out e ready; shift
   s=\$(date +%s.%N)
-  out=\$(timeout -s KILL 180 "\$@" 2>/dev/null)
+  out=\$(timeout -s KILL 90 "\$@" 2>/dev/null)
   e=\$(date +%s.%N)
   ready=\$(grep -o 'READY [0-9.]*' <<<"\$out" | cut -d' ' -f2 | head -1)
   [ -n "\$ready" ] && echo "\$name \$(echo "\$ready - \$s" | bc) \$(echo "\$e - \$ready" | bc)"
 }
+# ferry says itself when every worker has joined (the start line's seconds, from its start) and
+# how long its teardown took; its client starts only then, so the client's own start-up is not
+# ferry's.
+ferry_run() {
+  local out
+  out=\$(timeout -s KILL 90 $FERRY dask --env $VENV --threads-per-worker 1 --json -- $PY $WORK/ready.py 2>&1)
+  echo "ferry \$(grep -o '"seconds": [0-9.]*' <<<"\$out" | grep -o '[0-9.]*\$') \$(grep -o 'stopped in [0-9.]*' <<<"\$out" | grep -o '[0-9.]*\$')"
+}
 for i in \$(seq $RUNS); do
-  run ferry $FERRY dask --env $VENV --threads-per-worker 1 -- $PY $WORK/ready.py
+  ferry_run
   run daskmpi mpiexec.mpich -iface $IFACE -n 5 -hosts node1:3,node2:1,node3:1 $PY $WORK/daskmpi_batch.py
   run runner srun -O -N3 -n5 -m arbitrary -w node1,node1,node1,node2,node3 $PY $WORK/runner.py $WORK
 done

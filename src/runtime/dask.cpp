@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -374,6 +375,24 @@ void handle(Coordinator& c, const Event& e) {
   }
 }
 
+// One `ferry dask-node` per node through the job's launcher, pointed at `address`.
+void spawn_workers(Coordinator& c, const std::string& address) {
+  DaskNodeOptions n = c.node_options(DaskRole::workers);
+  n.scheduler = address;
+  n.workers = c.o.workers_per_node;
+  n.threads = c.o.threads_per_worker;
+  n.per_gpu = c.o.per_gpu;
+  n.sysfs_root = c.o.sysfs_root;
+  n.interface = c.o.interface;
+  n.local_directory = c.o.local_directory;
+  std::vector<std::string> vars = as_vars(c.marked(c.site.env));
+  util::SubprocessOptions so;
+  so.own_group = true;
+  so.env = &vars;
+  c.workers = std::make_unique<util::Subprocess>(
+      c.node_step(n, static_cast<unsigned>(c.site.allocation.hosts.size()), false), so);
+}
+
 // The scheduler on its host, and its address once it listens; then the scheduler file.
 void start_scheduler(Coordinator& c) {
   DaskNodeOptions n = c.node_options(DaskRole::scheduler);
@@ -390,6 +409,14 @@ void start_scheduler(Coordinator& c) {
   so.own_group = true;
   so.env = &vars;
   c.scheduler = std::make_unique<util::Subprocess>(c.node_step(n, 1, c.scheduler_local), so);
+  // The workers start now, beside the scheduler, not after it: the address is known (ferry
+  // chose host and port), and a worker waits for its scheduler. Only an --interface on a remote
+  // head leaves the address to that node, and the workers wait for it.
+  if (c.scheduler_local || c.o.interface.empty()) {
+    bool v6 = c.listen.find(':') != std::string::npos;
+    spawn_workers(c, fmt::format("{}://{}{}{}:{}", c.o.insecure ? "tcp" : "tls", v6 ? "[" : "",
+                                 c.listen, v6 ? "]" : "", c.port));
+  }
   while (c.clock.seconds() < c.o.timeout && !g_stop) {
     auto e = next_event(c, c.o.timeout - c.clock.seconds());
     if (!e) continue;
@@ -428,21 +455,9 @@ void start_scheduler(Coordinator& c) {
 }
 
 // One `ferry dask-node` per node through the job's launcher, and every worker joined.
+// Every worker joined (and JupyterLab answering, when asked for).
 void start_workers(Coordinator& c) {
-  DaskNodeOptions n = c.node_options(DaskRole::workers);
-  n.scheduler = c.cluster.scheduler_address;
-  n.workers = c.o.workers_per_node;
-  n.threads = c.o.threads_per_worker;
-  n.per_gpu = c.o.per_gpu;
-  n.sysfs_root = c.o.sysfs_root;
-  n.interface = c.o.interface;
-  n.local_directory = c.o.local_directory;
-  std::vector<std::string> vars = as_vars(c.marked(c.site.env));
-  util::SubprocessOptions so;
-  so.own_group = true;
-  so.env = &vars;
-  c.workers = std::make_unique<util::Subprocess>(
-      c.node_step(n, static_cast<unsigned>(c.site.allocation.hosts.size()), false), so);
+  if (!c.workers) spawn_workers(c, c.cluster.scheduler_address);
   while (!c.ready() && c.failure.empty() && !g_stop) {
     double left = c.o.timeout - c.clock.seconds();
     if (left <= 0) break;
@@ -621,6 +636,11 @@ DaskOutcome run_dask(const DaskOptions& options, const job::Site& site, const Da
   // lifetime (a signal must tear the cluster down, not end ferry under it).
   util::remove_temps_on_signal();
   StopSignals signals;
+  // The shell or salloc that started ferry ending (a lost login session, salloc killed) is a
+  // stop request too: the cluster must not outlive them.
+  const pid_t parent = ::getppid();
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (::getppid() != parent) g_stop = SIGTERM;
   DaskOutcome out;
   try {
     check_allocation(c);  // a job, an env with distributed, where the scheduler goes

@@ -50,7 +50,8 @@ Host *
   LogLevel ERROR
   ExitOnForwardFailure yes
 EOF
-stop_all() {
+stop_all() {  # every step on its own: one that fails must not skip the others
+  set +e
   [ -n "${tunnel:-}" ] && kill "$tunnel" 2>/dev/null
   [ -n "${dir:-}" ] && "$FERRY" dask stop "$dir" 2>/dev/null
   for f in "$TEST_DIR"/sshd_*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
