@@ -420,13 +420,15 @@ void start_scheduler(Coordinator& c) {
   while (c.clock.seconds() < c.o.timeout && !g_stop) {
     auto e = next_event(c, c.o.timeout - c.clock.seconds());
     if (!e) continue;
-    if (!e->json) break;
-    if (e->json->value("event", "") == "scheduler") {
+    if (e->json && e->json->value("event", "") == "scheduler") {
       c.cluster.scheduler_address = e->json->value("address", "");
       c.cluster.dashboard_port = e->json->value("dashboard", 0u);
       break;
     }
+    if (e->source == Source::scheduler && !e->json) break;
     handle(c, *e);
+    // The workers, started beside the scheduler, may fail first: that is the error to show.
+    if (!c.failure.empty() && e->source == Source::workers) throw Error(c.failure);
     if (!c.failure.empty()) break;
   }
   if (c.cluster.scheduler_address.empty()) {
