@@ -87,6 +87,24 @@ out=$(on_cluster salloc -N3 "$FERRY" dask --env "$VENV" -- "$VENV/bin/python" "$
 expect_eq "$rc" 7 "the client's exit status passes through: $out"
 no_dask_left
 
+# ---- Leftovers: a client that leaves processes behind, here and on every node (detached, in
+#      sessions of their own): ferry's check finds them by the cluster's marker, kills and names them.
+cat >"$TEST_DIR/leave.py" <<'EOF'
+import subprocess
+from distributed import Client
+c = Client()
+c.run(lambda: subprocess.Popen(["sleep", "301"], start_new_session=True).pid)
+subprocess.Popen(["sleep", "302"], start_new_session=True)
+EOF
+rc=0
+out=$(on_cluster salloc -N3 "$FERRY" dask --env "$VENV" -- "$VENV/bin/python" "$TEST_DIR/leave.py" 2>&1) || rc=$?
+expect_eq "$rc" 0 "$out"
+# The test nodes share this machine's PID namespace (they are network namespaces), so the first
+# node's check sees every node's leftovers: count them, not where they are reported.
+expect_eq "$(grep -c 'had to kill a leftover process on .*sleep 301' <<<"$out")" 3 "one per node: $out"
+expect_eq "$(grep -c 'had to kill a leftover process on .*sleep 302' <<<"$out")" 1 "the client's own: $out"
+no_dask_left
+
 # ---- Security: a client without the job's key cannot connect (no certificate, or plain TCP);
 #      the key and its directory are the owner's alone.
 cat >"$TEST_DIR/intruder.py" <<'EOF'
