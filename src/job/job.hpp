@@ -362,6 +362,8 @@ std::string find_saved_job(const Environ& env);
 // ---------------------------------------------------------------------------------------------
 // Processes
 
+// env as the KEY=VALUE strings util's spawner takes.
+std::vector<std::string> environ_lines(const Environ& env);
 // util::exec_command and util::run_children under an Environ.
 [[noreturn]] void exec_command(const std::vector<std::string>& argv, const Environ& env);
 int run_processes(const std::vector<std::pair<std::vector<std::string>, Environ>>& processes);

@@ -51,12 +51,6 @@ class StopSignals {
 
 std::string short_name(const std::string& host) { return host.substr(0, host.find('.')); }
 
-std::vector<std::string> as_vars(const job::Environ& env) {
-  std::vector<std::string> out;
-  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
-  return out;
-}
-
 // What the env's Python has, and the cluster's fresh key and certificate.
 struct EnvProbe {
   std::string distributed, python_version;
@@ -65,7 +59,7 @@ struct EnvProbe {
 };
 
 EnvProbe probe_env(const PythonEnv& py, const std::string& cluster, bool insecure) {
-  std::vector<std::string> vars = as_vars(py.environ);
+  std::vector<std::string> vars = job::environ_lines(py.environ);
   util::CommandOutput r = util::run_command(
       {py.python, "-c", k_dask_setup_py, insecure ? "insecure" : cluster}, 60, &vars);
   std::string what = py.prefix.empty() ? py.python : py.prefix;
@@ -385,7 +379,7 @@ void spawn_workers(Coordinator& c, const std::string& address) {
   n.sysfs_root = c.o.sysfs_root;
   n.interface = c.o.interface;
   n.local_directory = c.o.local_directory;
-  std::vector<std::string> vars = as_vars(c.marked(c.site.env));
+  std::vector<std::string> vars = job::environ_lines(c.marked(c.site.env));
   util::SubprocessOptions so;
   so.own_group = true;
   so.env = &vars;
@@ -404,7 +398,7 @@ void start_scheduler(Coordinator& c) {
     n.notebook_port = c.port + 2;
     n.notebook = c.probe.jupyterlab ? "jupyterlab" : "notebook";
   }
-  std::vector<std::string> vars = as_vars(c.marked(c.site.env));
+  std::vector<std::string> vars = job::environ_lines(c.marked(c.site.env));
   util::SubprocessOptions so;
   so.own_group = true;
   so.env = &vars;
@@ -543,7 +537,7 @@ void serve(Coordinator& c) {
   if (!c.o.command.empty()) {
     job::Environ env = c.marked(
         client_environ(*c.files, c.cluster.scheduler_address, !c.o.insecure, c.py.environ));
-    c.client = util::spawn_child(c.o.command, as_vars(env));
+    c.client = util::spawn_child(c.o.command, job::environ_lines(env));
   }
   while (c.failure.empty() && !g_stop) {
     if (c.client > 0) {
@@ -715,7 +709,7 @@ DaskStatus dask_status(const std::string& dir) {
   PythonEnv py = find_python(state.value("env", ""), job::current_environ());
   std::string address = scheduler.value("address", "");
   job::Environ env = client_environ(files, address, state.value("tls", true), py.environ);
-  std::vector<std::string> vars = as_vars(env);
+  std::vector<std::string> vars = job::environ_lines(env);
   util::CommandOutput r = util::run_command({py.python, files.status_script()}, 60, &vars);
   if (r.status != 0)
     throw Error(fmt::format("{}: cannot reach the cluster: {}", address, r.last_error_line()));

@@ -45,12 +45,6 @@ std::string short_host() {
   return h.substr(0, h.find('.'));
 }
 
-std::vector<std::string> with_environ(const job::Environ& env) {
-  std::vector<std::string> out;
-  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
-  return out;
-}
-
 // The host part of "tls://10.0.0.1:8786" (or "[::1]").
 std::string address_host(const std::string& address) {
   std::string rest =
@@ -95,7 +89,7 @@ std::unique_ptr<util::Subprocess> start_notebook(const DaskNodeOptions& o, const
                                    fmt::format("--ServerApp.port={}", o.notebook_port),
                                    "--ServerApp.port_retries=0"};
   if (::geteuid() == 0) argv.push_back("--allow-root");  // it refuses root otherwise
-  std::vector<std::string> vars = with_environ(e);
+  std::vector<std::string> vars = job::environ_lines(e);
   util::SubprocessOptions so;
   so.env = &vars;
   so.log_path = files.log("jupyter");
@@ -119,7 +113,7 @@ int run_scheduler(const DaskNodeOptions& o, const job::Environ& env) {
     argv.insert(argv.end(), {"--protocol", "tls"});
     for (auto& w : tls_arguments(o)) argv.push_back(std::move(w));
   }
-  std::vector<std::string> vars = with_environ(py.environ);
+  std::vector<std::string> vars = job::environ_lines(py.environ);
   util::SubprocessOptions so;
   so.env = &vars;
   so.log_path = files.log("scheduler");
@@ -302,7 +296,7 @@ int run_workers(const DaskNodeOptions& o, const job::Environ& env) {
         e[visibility] = gpu_selectors[i];
         if (visibility == "CUDA_VISIBLE_DEVICES") e["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
       }
-      std::vector<std::string> vars = with_environ(e);
+      std::vector<std::string> vars = job::environ_lines(e);
       util::SubprocessOptions so;
       so.env = &vars;
       so.log_path = files.log(name);
