@@ -339,7 +339,11 @@ void handle(Coordinator& c, const Event& e) {
   const Json& j = *e.json;
   std::string event = j.value("event", "");
   std::string host = j.value("host", "");
-  if (event == "jupyter") {
+  if (event == "dashboard") {
+    if (!j.value("error", "").empty() && c.hooks.note)
+      c.hooks.note(
+          fmt::format("the dashboard on {} did not start: {}", c.head, j.value("error", "")));
+  } else if (event == "jupyter") {
     c.cluster.jupyter_port = j.value("port", 0u);
   } else if (event == "add") {
     c.joined[j.value("name", "")] = j.value("address", "");
@@ -392,7 +396,7 @@ void start_scheduler(Coordinator& c) {
   DaskNodeOptions n = c.node_options(DaskRole::scheduler);
   n.scheduler = c.listen;
   n.port = c.port;
-  n.dashboard_port = c.probe.bokeh ? c.port + 1 : 0;
+  n.dashboard_port = c.port + 1;
   if (!c.scheduler_local) n.interface = c.o.interface;
   if (c.o.jupyter) {
     n.notebook_port = c.port + 2;
@@ -416,7 +420,7 @@ void start_scheduler(Coordinator& c) {
     if (!e) continue;
     if (e->json && e->json->value("event", "") == "scheduler") {
       c.cluster.scheduler_address = e->json->value("address", "");
-      c.cluster.dashboard_port = e->json->value("dashboard", 0u);
+      if (c.probe.bokeh) c.cluster.dashboard_port = e->json->value("http_port", 0u);
       break;
     }
     if (e->source == Source::scheduler && !e->json) break;
@@ -643,7 +647,9 @@ DaskOutcome run_dask(const DaskOptions& options, const job::Site& site, const Da
     make_cluster_dir(c);  // ports, the private directory, its key and scripts
     start_scheduler(c);   // the scheduler listening, the scheduler file
     start_workers(c);     // one dask-node per node, every worker joined
-    describe(c);          // the start line
+    // Now the dashboard: its import would have slowed the scheduler's start by a second.
+    if (c.cluster.dashboard_port) c.scheduler->write("dashboard\n");
+    describe(c);  // the start line
   } catch (...) {
     tear_down(c, out);
     throw;

@@ -105,10 +105,10 @@ int run_scheduler(const DaskNodeOptions& o, const job::Environ& env) {
       py.python,      "-m",     "distributed.cli.dask_scheduler", "--host",
       o.scheduler,    "--port", std::to_string(o.port),           "--preload",
       files.preload()};
-  if (o.dashboard_port)
-    argv.insert(argv.end(), {"--dashboard-address", fmt::format("127.0.0.1:{}", o.dashboard_port)});
-  else
-    argv.push_back("--no-dashboard");
+  // Its HTTP server on loopback (never Dask's default, every interface), the dashboard attached
+  // later, when the coordinator asks (see dask_preload.py).
+  argv.insert(argv.end(), {"--no-dashboard", "--dashboard-address",
+                           fmt::format("127.0.0.1:{}", o.dashboard_port)});
   if (o.tls) {
     argv.insert(argv.end(), {"--protocol", "tls"});
     for (auto& w : tls_arguments(o)) argv.push_back(std::move(w));

@@ -150,9 +150,36 @@ held=$!
 for _ in $(seq 100); do grep -q '"workers"' "$TEST_DIR/held.out" 2>/dev/null && break; sleep 0.2; done
 j=$(start_json "$TEST_DIR/held.out")
 dir=$(field "$j" dir)
-status=$("$FERRY" dask status "$dir" --json)
+# A second shell's client, connected with the start line's own "connect" code, keeps 3 tasks
+# running and 4 results in memory: status counts both.
+cat >"$TEST_DIR/busy.py" <<'EOF'
+import sys, time
+exec(sys.argv[1])
+running = [client.submit(time.sleep, 120, pure=False) for _ in range(3)]
+held = client.scatter(list(range(4)))
+print("BUSY", flush=True)
+time.sleep(120)
+EOF
+"$VENV/bin/python" "$TEST_DIR/busy.py" "$(field "$j" connect)" >"$TEST_DIR/busy.out" 2>&1 &
+busy=$!
+tasks_in() { "$VENV/bin/python" -c 'import json,sys; w=json.loads(sys.argv[1])["workers"]; print(sum(x["processing"] for x in w), sum(x["in_memory"] for x in w))' "$1"; }
+status=
+tasks=
+for _ in $(seq 100); do
+  if grep -q BUSY "$TEST_DIR/busy.out"; then
+    status=$("$FERRY" dask status "$dir" --json)
+    tasks=$(tasks_in "$status")
+    [ "$tasks" = "3 4" ] && break
+  fi
+  sleep 0.2
+done
 expect_eq "$(field "$status" workers | grep -o "'host'" | wc -l)" 6 "status lists 6 workers: $status"
-expect_contains "$("$FERRY" dask status "$dir")" "node3-1"
+expect_eq "$tasks" "3 4" "status counts the second shell's 3 running tasks and 4 held results: $status ($(cat "$TEST_DIR/busy.out"))"
+text=$("$FERRY" dask status "$dir")
+expect_contains "$text" "node3-1"
+expect_contains "$text" "running"
+kill "$busy" 2>/dev/null || true
+wait "$busy" 2>/dev/null || true
 "$FERRY" dask stop "$dir"
 rc=0
 wait "$held" || rc=$?

@@ -1,8 +1,9 @@
 # ferry dask's printed tunnel, run as printed: a real sshd on this machine stands for the login
 # host (the job's submit host) and another in node1's network namespace for the head node, whose
 # loopback is where the dashboard and JupyterLab listen. Through the tunnel the dashboard's status
-# page and JupyterLab (with its token) answer, and headless Chromium loads both; the screenshots
-# are kept in the build tree (test-artifacts/dask/).
+# page and JupyterLab (with its token) answer, and headless Chromium draws both (the dashboard's
+# Bokeh plots, JupyterLab's launcher); the screenshots are kept in the build tree
+# (test-artifacts/dask/).
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "$0")/common.sh"
 # shellcheck source=tests/fixtures/dask_env.sh
@@ -85,22 +86,27 @@ expect_eq "$("$VENV/bin/python" -c 'import sys, urllib.request, urllib.error
 try: print(urllib.request.urlopen(sys.argv[1], timeout=10).status)
 except urllib.error.HTTPError as e: print(e.code)' "$api")" 403
 
-# Headless Chromium through the tunnel: both pages render (their DOM names them), screenshots kept.
+# Headless Chromium through the tunnel, driven over DevTools until the pages have drawn: the
+# dashboard's status page with its Bokeh plots (they come over a websocket after the page loads),
+# and JupyterLab with its launcher. The screenshots are kept.
 ART="$FERRY_BUILD/test-artifacts/dask"
 mkdir -p "$ART"
-browse() {  # browse URL NAME
-  timeout -s KILL 90 "$CHROMIUM" --headless=new --no-sandbox --disable-gpu --hide-scrollbars \
-    --user-data-dir="$TEST_DIR/chromium" --window-size=1280,900 --virtual-time-budget=15000 "$@" 2>/dev/null
+browse() {  # browse URL PNG WAIT REPORT
+  timeout -s KILL 120 "$VENV/bin/python" "$FERRY_SOURCE/tests/cluster/browse.py" "$CHROMIUM" "$TEST_DIR/chromium" "$@" 30
 }
-dom=$(browse --dump-dom "$dashboard")
-expect_contains "$dom" "Dask"
-browse --screenshot="$ART/dashboard-status.png" "$dashboard" >/dev/null
-dom=$(browse --dump-dom "$jupyter")
-expect_contains "$dom" "JupyterLab"
-browse --screenshot="$ART/jupyterlab.png" "$jupyter" >/dev/null
+plots="document.querySelectorAll('.bk-Figure, .bk-Plot').length"
+page=$(browse "$dashboard" "$ART/dashboard-status.png" "$plots >= 4" "$plots")
+expect_contains "$page" '"title": "Dask: Status"'
+expect_contains "$page" '"report": '
+[ "$("$VENV/bin/python" -c 'import json,sys; print(json.loads(sys.argv[1])["report"])' "$page")" -ge 4 ] ||
+  fail "the dashboard drew fewer than 4 plots through the tunnel: $page"
+launcher="document.querySelectorAll('.jp-Launcher').length"
+page=$(browse "$jupyter" "$ART/jupyterlab.png" "$launcher > 0" "$launcher")
+expect_contains "$page" '"title": "'
+expect_contains "$page" '"report": 1'
 for png in dashboard-status jupyterlab; do
   [ "$(head -c 8 "$ART/$png.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "$png.png is not a PNG"
-  [ "$(stat -c %s "$ART/$png.png")" -gt 10000 ] || fail "$png.png is nearly empty (nothing rendered)"
+  [ "$(stat -c %s "$ART/$png.png")" -gt 20000 ] || fail "$png.png is nearly empty (nothing rendered)"
 done
 echo "screenshots: $ART/dashboard-status.png $ART/jupyterlab.png"
 

@@ -35,29 +35,51 @@ class FerryEvents(SchedulerPlugin):
         _say(event="remove", address=worker, name=self.names.pop(worker, ""))
 
 
-def _close_on_stop(scheduler):
-    # "stop" on stdin, or stdin closing (the coordinator is gone), closes the scheduler, which
-    # tells every worker to close: the cluster ends cleanly, without a signal per node.
+def _attach_dashboard(scheduler):
+    # The dashboard's bokeh import is a second of CPU: the scheduler starts without it (its HTTP
+    # server already listens on the dashboard's loopback port) and ferry asks for it once every
+    # worker has joined. The import runs off the event loop; the routes are added on it.
+    def attached(module):
+        try:
+            module.connect(scheduler.http_application, scheduler.http_server, scheduler, prefix="")
+            _say(event="dashboard", port=scheduler.http_server.port)
+        except Exception as e:  # an older or newer distributed than ferry knows
+            _say(event="dashboard", port=0, error="%s: %s" % (type(e).__name__, e))
+
+    def load():
+        try:
+            import distributed.dashboard.scheduler as module
+        except Exception as e:
+            _say(event="dashboard", port=0, error="%s: %s" % (type(e).__name__, e))
+            return
+        scheduler.loop.add_callback(attached, module)
+
+    threading.Thread(target=load, daemon=True).start()
+
+
+def _read_commands(scheduler):
+    # "dashboard" attaches the dashboard; "stop", or stdin closing (the coordinator is gone),
+    # closes the scheduler, which tells every worker to close: the cluster ends cleanly, without
+    # a signal per node.
     for line in sys.stdin:
-        if line.strip() == "stop":
+        if line.strip() == "dashboard":
+            _attach_dashboard(scheduler)
+        elif line.strip() == "stop":
             break
     scheduler.loop.add_callback(scheduler.close)
 
 
 def dask_setup(scheduler):
-    # Preloads start once the scheduler listens, its dashboard included.
+    # Preloads start once the scheduler listens. Its HTTP server (the dashboard's, once attached)
+    # listens too.
     server = getattr(scheduler, "http_server", None)
-    dashboard = server.port if server is not None and "dashboard" in scheduler.services else 0
-    if not dashboard:
-        dashboard = scheduler.services.get("dashboard", None)
-        dashboard = getattr(dashboard, "port", 0) if dashboard is not None else 0
     scheduler.add_plugin(FerryEvents())
-    threading.Thread(target=_close_on_stop, args=(scheduler,), daemon=True).start()
+    threading.Thread(target=_read_commands, args=(scheduler,), daemon=True).start()
     import distributed
 
     _say(
         event="scheduler",
         address=scheduler.address,
-        dashboard=dashboard,
+        http_port=server.port if server is not None else 0,
         distributed=distributed.__version__,
     )
