@@ -49,8 +49,6 @@ class StopSignals {
   struct sigaction m_old[3]{};
 };
 
-std::string short_name(const std::string& host) { return host.substr(0, host.find('.')); }
-
 // What the env's Python has, and the cluster's fresh key and certificate.
 struct EnvProbe {
   std::string distributed, python_version;
@@ -117,7 +115,7 @@ struct Coordinator {
   const job::Site& site;
   const DaskHooks& hooks;
   util::Stopwatch clock{};
-  std::string here = short_name(util::host_name());
+  std::string here = util::short_host_name(util::host_name());
   PythonEnv py{};
   EnvProbe probe{};
   bool scheduler_local = false;
@@ -200,8 +198,8 @@ void check_allocation(Coordinator& c) {
   if (c.o.workers_per_node == 0)
     throw Error("--workers-per-node 0: at least one worker per node", Error::Kind::usage);
   c.py = find_python(c.o.env_dir, c.site.env);
-  c.scheduler_local = c.o.scheduler_here || short_name(a.hosts.front()) == c.here;
-  c.head = c.scheduler_local ? c.here : short_name(a.hosts.front());
+  c.scheduler_local = c.o.scheduler_here || util::short_host_name(a.hosts.front()) == c.here;
+  c.head = c.scheduler_local ? c.here : util::short_host_name(a.hosts.front());
   if (!c.o.interface.empty() && c.scheduler_local) {
     c.listen = job::interface_address(c.o.interface);
   } else if (!c.scheduler_local) {
@@ -209,7 +207,7 @@ void check_allocation(Coordinator& c) {
   } else {
     // Here: the address that reaches the other hosts (loopback when the job is this host alone).
     for (const auto& h : a.hosts)
-      if (short_name(h) != c.here) {
+      if (util::short_host_name(h) != c.here) {
         c.listen = job::route_towards(job::node_address(h, a.scheduler)).address;
         break;
       }
@@ -329,7 +327,7 @@ void handle(Coordinator& c, const Event& e) {
     } else {
       std::vector<std::string> silent;
       for (const auto& h : c.site.allocation.hosts)
-        if (!c.started.count(short_name(h))) silent.push_back(short_name(h));
+        if (!c.started.count(util::short_host_name(h))) silent.push_back(util::short_host_name(h));
       c.failure = silent.empty() ? "the workers' launcher ended"
                                  : fmt::format("the workers' launcher ended with no word from {}",
                                                util::join(silent, ", "));
@@ -472,7 +470,7 @@ void start_workers(Coordinator& c) {
           fmt::format("--timeout {:g}: JupyterLab on {} did not answer in time (its log: {})",
                       c.o.timeout, c.head, c.files->log("jupyter")));
     for (const auto& h : c.site.allocation.hosts) {
-      std::string host = short_name(h);
+      std::string host = util::short_host_name(h);
       auto it = c.started.find(host);
       if (it == c.started.end())
         missing.push_back(host + " (its node never reported)");
@@ -496,7 +494,7 @@ void describe(Coordinator& c) {
   d.tls = !c.o.insecure;
   d.scheduler_port = c.port;
   for (const auto& h : c.site.allocation.hosts) {
-    const DaskNodeReport& r = c.started.at(short_name(h));
+    const DaskNodeReport& r = c.started.at(util::short_host_name(h));
     d.nodes.push_back(r);
     d.workers += r.workers;
     d.threads += r.workers * r.threads;
@@ -511,7 +509,7 @@ void describe(Coordinator& c) {
     std::string login = c.o.login;
     for (const char* v : {"SLURM_SUBMIT_HOST", "PBS_O_HOST", "LSB_SUB_HOST"})
       if (login.empty()) login = job::lookup(c.site.env, v).value_or("");
-    login = short_name(login);
+    login = util::short_host_name(login);
     d.tunnel = "ssh -N ";
     for (unsigned port : {d.dashboard_port, d.jupyter_port})
       if (port) d.tunnel += fmt::format("-L {0}:127.0.0.1:{0} ", port);
@@ -556,15 +554,10 @@ void serve(Coordinator& c) {
   }
 }
 
-// Stops a step: SIGTERM to its group (srun passes it to its tasks, which stop their Dask
-// processes), up to `seconds` for it to end, then SIGKILL.
+// Stops a step (srun passes SIGTERM to its tasks, which stop their Dask processes).
 void stop_step(std::unique_ptr<util::Subprocess>& step, double seconds) {
   if (!step) return;
-  step->kill_group(SIGTERM);
-  if (!step->wait_for(seconds)) {
-    step->kill_group(SIGKILL);
-    step->wait();
-  }
+  step->stop_group(seconds);
   step.reset();
 }
 
@@ -597,7 +590,7 @@ void tear_down(Coordinator& c, DaskOutcome& out) {
   checks.push_back(c.node_step(c.node_options(DaskRole::check),
                                static_cast<unsigned>(c.site.allocation.hosts.size()), false));
   bool here_in_job = false;
-  for (const auto& h : c.site.allocation.hosts) here_in_job |= short_name(h) == c.here;
+  for (const auto& h : c.site.allocation.hosts) here_in_job |= util::short_host_name(h) == c.here;
   if (!here_in_job) checks.push_back(c.node_step(c.node_options(DaskRole::check), 1, true));
   for (const auto& argv : checks) {
     util::CommandOutput r = util::run_command(argv, 60);
@@ -678,7 +671,7 @@ std::string find_dask_cluster(const std::string& dir, const job::Environ& env) {
   std::vector<std::string> roots;
   try {
     std::string host = util::host_name();
-    job::Allocation a = job::discover_allocation(env, {host.substr(0, host.find('.')), nullptr});
+    job::Allocation a = job::discover_allocation(env, {util::short_host_name(host), nullptr});
     if (a.scheduler != job::Scheduler::none) roots.push_back(job::job_dir(a, env));
   } catch (const Error&) {
   }
@@ -687,7 +680,7 @@ std::string find_dask_cluster(const std::string& dir, const job::Environ& env) {
     for (const std::string& name : names_in(jobs)) roots.push_back(jobs + "/" + name);
   }
   std::vector<std::string> running;
-  std::string here = short_name(util::host_name());
+  std::string here = util::short_host_name(util::host_name());
   for (const auto& root : roots)
     for (const std::string& name : names_in(root)) {
       if (!name.starts_with("dask-")) continue;
@@ -743,7 +736,7 @@ DaskStatus dask_status(const std::string& dir) {
 bool stop_dask(const std::string& dir, double seconds) {
   Json state = Json::parse(util::read_file(DaskFiles(dir).state()));
   std::string host = state.value("host", "");
-  if (host != short_name(util::host_name()))
+  if (host != util::short_host_name(util::host_name()))
     throw Error(fmt::format("{}: its coordinator runs on {}: run ferry dask stop there", dir, host),
                 Error::Kind::usage);
   pid_t pid = state.value("pid", -1);

@@ -40,10 +40,7 @@ void say(Json event) {
   std::fflush(stdout);
 }
 
-std::string short_host() {
-  std::string h = util::host_name();
-  return h.substr(0, h.find('.'));
-}
+std::string short_host() { return util::short_host_name(util::host_name()); }
 
 // The host part of "tls://10.0.0.1:8786" (or "[::1]").
 std::string address_host(const std::string& address) {

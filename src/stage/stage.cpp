@@ -336,15 +336,6 @@ class ForwardSignals {
   }, m_term{};
 };
 
-// Stops a launcher and all it started: SIGTERM to its group (srun cancels its step, mpiexec its
-// proxies), a bounded wait, then SIGKILL to whatever of the group is left.
-void stop_launcher(util::Subprocess& launcher) {
-  launcher.kill_group(SIGTERM);
-  launcher.wait_for(5);
-  launcher.kill_group(SIGKILL);
-  launcher.wait();
-}
-
 // stage_mpi's passes share one MpiStaging: the inputs, the result so far, the launcher's command
 // and process, and what the ranks said.
 struct MpiStaging {
@@ -432,7 +423,7 @@ void start_launcher(MpiStaging& m) {
   std::string said = mpi.last_error_line();
   for (char& c : said)  // one line, whatever the launcher wrote
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-  stop_launcher(mpi);
+  mpi.stop_group(5);
   m.finish_progress();
   std::string what =
       hung ? fmt::format("the ranks did not start on every node within {:g} s (--start-timeout)",

@@ -271,6 +271,13 @@ void Subprocess::kill_group(int signal) {
     kill(signal);
 }
 
+int Subprocess::stop_group(double seconds) {
+  kill_group(SIGTERM);
+  wait_for(seconds);
+  kill_group(SIGKILL);
+  return wait();
+}
+
 // Passes what the child wrote to stderr on to ferry's and keeps its tail; waits up to wait_ms for
 // something to arrive.
 void Subprocess::drain_stderr(int wait_ms) {

@@ -301,6 +301,10 @@ std::string host_name() {
   return host;
 }
 
+std::string short_host_name(std::string_view host) {
+  return std::string(host.substr(0, host.find('.')));
+}
+
 std::string self_executable() {
   std::error_code ec;
   auto path = std::filesystem::read_symlink("/proc/self/exe", ec);

@@ -302,6 +302,10 @@ class Subprocess {
   void kill(int signal);
   // The child's whole process group (own_group), even after the child itself has ended.
   void kill_group(int signal);
+  // Stops the child and all it started (srun cancels its step, mpiexec its proxies): SIGTERM to
+  // its group, up to `seconds` for the child to end, then SIGKILL to whatever of the group is
+  // left. Returns the child's exit status.
+  int stop_group(double seconds);
   pid_t pid() const { return m_pid; }
   // Its stdout pipe, to poll several children at once (then read_line(0) the ready ones).
   int stdout_fd() const { return m_out.get(); }
@@ -463,5 +467,7 @@ void await_signal_exit();
 // unknown): what a launch line or a node-side step must name.
 std::string host_name();
 std::string self_executable();
+// A host name's first label ("node1" of "node1.cluster"): how schedulers name nodes.
+std::string short_host_name(std::string_view host);
 
 }  // namespace ferry::util

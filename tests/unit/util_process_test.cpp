@@ -95,3 +95,37 @@ TEST(RunChildren, ASpawnThatFailsLeavesTheSignalHandlersAsTheyWere) {
   ::sigaction(SIGINT, &before_int, nullptr);
   ::sigaction(SIGTERM, &before_term, nullptr);
 }
+
+TEST(StopGroup, EndsAChildThatIgnoresSigtermAndWhatItStarted) {
+  // The child ignores SIGTERM and leaves a grandchild in its group, as srun's helpers can.
+  util::SubprocessOptions so;
+  so.own_group = true;
+  util::Subprocess child({"sh", "-c", "trap '' TERM; sleep 300 & echo $!; wait"}, so);
+  auto grandchild = child.read_line(10);
+  ASSERT_TRUE(grandchild);
+  pid_t g = static_cast<pid_t>(std::atoi(grandchild->c_str()));
+  ASSERT_GT(g, 0);
+  EXPECT_EQ(child.stop_group(0.2), 128 + SIGKILL);
+  // The grandchild is gone too (a zombie of init's at most, never still sleeping).
+  bool sleeping = false;
+  for (int i = 0; i < 50; ++i) {
+    std::string stat;
+    try {
+      stat = util::read_file("/proc/" + std::to_string(g) + "/stat");
+    } catch (const Error&) {
+      break;
+    }
+    sleeping = stat.find(") Z") == std::string::npos;
+    if (!sleeping) break;
+    ::usleep(20000);
+  }
+  EXPECT_FALSE(sleeping) << "pid " << g << " outlived its group's stop";
+}
+
+TEST(StopGroup, GivesAChildThatEndsOnSigtermItsOwnStatus) {
+  util::SubprocessOptions so;
+  so.own_group = true;
+  util::Subprocess child({"sh", "-c", "trap 'exit 3' TERM; while :; do sleep 0.05; done"}, so);
+  ::usleep(100000);  // the trap is set
+  EXPECT_EQ(child.stop_group(10), 3);
+}
