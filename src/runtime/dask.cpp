@@ -1,6 +1,5 @@
 // ferry dask, the coordinator: a Dask cluster on every node of the job as a list of passes (see
 // run_dask), then status and stop for a second shell.
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -10,7 +9,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <map>
 #include <memory>
 
@@ -19,35 +17,10 @@
 
 #include "runtime/dask_files.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/service.hpp"
 
 namespace ferry::runtime {
 namespace {
-
-using Json = nlohmann::ordered_json;
-
-std::atomic<int> g_stop{0};
-void note_stop(int signal) { g_stop = signal; }
-
-// SIGINT, SIGTERM and SIGHUP (Ctrl-C, `ferry dask stop`, the job's end) ask for a teardown: they
-// only set a flag the loops below watch. The old handlers are back when the coordinator ends.
-class StopSignals {
- public:
-  StopSignals() {
-    g_stop = 0;
-    struct sigaction sa {};
-    sa.sa_handler = note_stop;
-    for (int i = 0; i < 3; ++i) ::sigaction(k_signals[i], &sa, &m_old[i]);
-  }
-  ~StopSignals() {
-    for (int i = 0; i < 3; ++i) ::sigaction(k_signals[i], &m_old[i], nullptr);
-  }
-  StopSignals(const StopSignals&) = delete;
-  StopSignals& operator=(const StopSignals&) = delete;
-
- private:
-  static constexpr int k_signals[3] = {SIGINT, SIGTERM, SIGHUP};
-  struct sigaction m_old[3]{};
-};
 
 // What the env's Python has, and the cluster's fresh key and certificate.
 struct EnvProbe {
@@ -93,21 +66,6 @@ struct Event {
   Source source;
   std::optional<Json> json;  // nullopt: that step's output ended
 };
-
-// The names in dir, sorted; none when it cannot be read.
-std::vector<std::string> names_in(const std::string& dir) {
-  std::vector<std::string> names;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    for (dirent* e; (e = ::readdir(d));)
-      if (std::string_view(e->d_name) != "." && std::string_view(e->d_name) != "..")
-        names.emplace_back(e->d_name);
-    ::closedir(d);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-bool alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
 
 // run_dask's passes share one Coordinator: the inputs, the processes, what the nodes said.
 struct Coordinator {
@@ -215,17 +173,6 @@ void check_allocation(Coordinator& c) {
   }
 }
 
-// 128 bits from the kernel, as hex: JupyterLab's token.
-std::string random_token() {
-  util::UniqueFd fd(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));
-  unsigned char bytes[16];
-  if (!fd || ::read(fd.get(), bytes, sizeof bytes) != static_cast<ssize_t>(sizeof bytes))
-    util::throw_errno("/dev/urandom", "cannot read", errno);
-  std::string hex;
-  for (unsigned char b : bytes) hex += fmt::format("{:02x}", b);
-  return hex;
-}
-
 // Ports from the job id (falling back past taken ones and past clusters of this job still
 // running), and the cluster's private directory with its files, under a lock so that two
 // `ferry dask` starting together in one job cannot pick the same ports.
@@ -236,16 +183,7 @@ void make_cluster_dir(Coordinator& c) {
   dirs.make_directories(job_dir, "job directory");
   c.port_lock = std::make_unique<util::SiblingLock>(job_dir, "dask-ports");
   auto in_use_by_a_cluster = [&](unsigned port) {
-    std::string dir = fmt::format("{}/dask-{}", job_dir, port);
-    struct stat st {};
-    if (::lstat(dir.c_str(), &st) != 0) return false;
-    try {
-      Json state = Json::parse(util::read_file(DaskFiles(dir).state()));
-      if (state.value("host", "") != c.here || alive(state.value("pid", -1))) return true;
-    } catch (const std::exception&) {
-    }
-    util::remove_tree(dir);  // what a coordinator killed with -9 left
-    return false;
+    return cluster_dir_taken(fmt::format("{}/dask-{}", job_dir, port));
   };
   std::string probe_host = c.scheduler_local ? "" : c.listen;
   c.port = choose_ports(fmt::format("dask:{}:{}", job::scheduler_name(a.scheduler), a.job_id),
@@ -271,7 +209,7 @@ void make_cluster_dir(Coordinator& c) {
   set.add(c.files->preload(), k_dask_preload_py, 0600);
   set.add(c.files->status_script(), k_dask_status_py, 0600);
   if (c.o.jupyter) {
-    c.jupyter_token = random_token();
+    c.jupyter_token = random_hex(16);  // 128 bits
     set.add(c.files->jupyter_token(), c.jupyter_token + "\n", 0600);
   }
   if (!c.o.insecure) {
@@ -279,15 +217,6 @@ void make_cluster_dir(Coordinator& c) {
     set.add(c.files->ca(), c.probe.cert, 0600);
   }
   set.commit();
-}
-
-std::optional<Json> json_line(const std::string& line) {
-  if (line.empty() || line.front() != '{') return std::nullopt;
-  try {
-    return Json::parse(line);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
 }
 
 // The next event from either step, waiting at most `seconds` (nullopt: none came). A stop
@@ -311,7 +240,7 @@ std::optional<Event> next_event(Coordinator& c, double seconds) {
       if (!steps[i].first->timed_out()) return Event{steps[i].second, std::nullopt};
     }
     double left = seconds - clock.seconds();
-    if (left <= 0 || g_stop) return std::nullopt;
+    if (left <= 0 || StopSignals::received()) return std::nullopt;
     if (::poll(fds, 2, static_cast<int>(std::min(left, 0.2) * 1000) + 1) < 0 && errno != EINTR)
       return std::nullopt;
   }
@@ -413,7 +342,7 @@ void start_scheduler(Coordinator& c) {
     spawn_workers(c, fmt::format("{}://{}{}{}:{}", c.o.insecure ? "tcp" : "tls", v6 ? "[" : "",
                                  c.listen, v6 ? "]" : "", c.port));
   }
-  while (c.clock.seconds() < c.o.timeout && !g_stop) {
+  while (c.clock.seconds() < c.o.timeout && !StopSignals::received()) {
     auto e = next_event(c, c.o.timeout - c.clock.seconds());
     if (!e) continue;
     if (e->json && e->json->value("event", "") == "scheduler") {
@@ -428,7 +357,8 @@ void start_scheduler(Coordinator& c) {
     if (!c.failure.empty()) break;
   }
   if (c.cluster.scheduler_address.empty()) {
-    if (g_stop) throw Error(fmt::format("stopped by signal {} while starting", g_stop.load()));
+    if (StopSignals::received())
+      throw Error(fmt::format("stopped by signal {} while starting", StopSignals::received()));
     std::string log;
     try {
       const std::string text = util::read_file(c.files->log("scheduler"));  // the views' owner
@@ -456,12 +386,13 @@ void start_scheduler(Coordinator& c) {
 // Every worker joined (and JupyterLab answering, when asked for).
 void start_workers(Coordinator& c) {
   if (!c.workers) spawn_workers(c, c.cluster.scheduler_address);
-  while (!c.ready() && c.failure.empty() && !g_stop) {
+  while (!c.ready() && c.failure.empty() && !StopSignals::received()) {
     double left = c.o.timeout - c.clock.seconds();
     if (left <= 0) break;
     if (auto e = next_event(c, left)) handle(c, *e);
   }
-  if (g_stop) throw Error(fmt::format("stopped by signal {} while starting", g_stop.load()));
+  if (StopSignals::received())
+    throw Error(fmt::format("stopped by signal {} while starting", StopSignals::received()));
   if (!c.failure.empty()) throw Error(c.failure);
   if (!c.ready()) {
     std::vector<std::string> missing;
@@ -500,24 +431,12 @@ void describe(Coordinator& c) {
     d.threads += r.workers * r.threads;
     d.memory += r.workers * r.memory_limit;
   }
-  std::string user = job::lookup(c.site.env, "USER").value_or("");
-  std::string at = user.empty() ? "" : user + "@";
   if (d.dashboard_port) d.dashboard = fmt::format("http://127.0.0.1:{}/status", d.dashboard_port);
-  // Both listen on the head's loopback: one ssh line forwards them, through the login host the
-  // job was submitted from unless told another.
-  if (d.dashboard_port || d.jupyter_port) {
-    std::string login = c.o.login;
-    for (const char* v : {"SLURM_SUBMIT_HOST", "PBS_O_HOST", "LSB_SUB_HOST"})
-      if (login.empty()) login = job::lookup(c.site.env, v).value_or("");
-    login = util::short_host_name(login);
-    d.tunnel = "ssh -N ";
-    for (unsigned port : {d.dashboard_port, d.jupyter_port})
-      if (port) d.tunnel += fmt::format("-L {0}:127.0.0.1:{0} ", port);
-    if (!login.empty() && login != c.head) d.tunnel += fmt::format("-J {}{} ", at, login);
-    // The head by a name the login host can reach (Slurm's NodeAddr where its name does not
-    // resolve).
-    d.tunnel += at + (c.scheduler_local ? c.head : c.listen);
-  }
+  // Both listen on the head's loopback: one ssh line forwards them, to the head by a name the
+  // login host can reach (Slurm's NodeAddr where its name does not resolve).
+  if (d.dashboard_port || d.jupyter_port)
+    d.tunnel = tunnel_line({d.dashboard_port, d.jupyter_port}, c.o.login, c.head,
+                           c.scheduler_local ? c.head : c.listen, c.site.env);
   if (d.jupyter_port)
     d.jupyter = fmt::format("http://127.0.0.1:{}/{}?token={}", d.jupyter_port,
                             c.probe.jupyterlab ? "lab" : "tree", c.jupyter_token);
@@ -541,7 +460,7 @@ void serve(Coordinator& c) {
         client_environ(*c.files, c.cluster.scheduler_address, !c.o.insecure, c.py.environ));
     c.client = util::spawn_child(c.o.command, job::environ_lines(env));
   }
-  while (c.failure.empty() && !g_stop) {
+  while (c.failure.empty() && !StopSignals::received()) {
     if (c.client > 0) {
       int status = 0;
       if (::waitpid(c.client, &status, WNOHANG) == c.client) {
@@ -633,7 +552,7 @@ DaskOutcome run_dask(const DaskOptions& options, const job::Site& site, const Da
   // stop request too: the cluster must not outlive them.
   const pid_t parent = ::getppid();
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (::getppid() != parent) g_stop = SIGTERM;
+  if (::getppid() != parent) StopSignals::request(SIGTERM);
   DaskOutcome out;
   try {
     check_allocation(c);  // a job, an env with distributed, where the scheduler goes
@@ -653,52 +572,16 @@ DaskOutcome run_dask(const DaskOptions& options, const job::Site& site, const Da
   if (!c.failure.empty()) {
     if (hooks.note) hooks.note(c.failure);
     out.exit_status = 1;
-  } else if (c.client_status >= 0 && !g_stop) {
+  } else if (c.client_status >= 0 && !StopSignals::received()) {
     out.exit_status = c.client_status;
-  } else if (g_stop) {
-    out.exit_status = options.command.empty() ? 0 : 128 + g_stop;
+  } else if (StopSignals::received()) {
+    out.exit_status = options.command.empty() ? 0 : 128 + StopSignals::received();
   }
   return out;
 }
 
 std::string find_dask_cluster(const std::string& dir, const job::Environ& env) {
-  if (!dir.empty()) {
-    if (::access(DaskFiles(dir).state().c_str(), R_OK) != 0)
-      throw Error(fmt::format("{}: not a ferry dask cluster's directory (no cluster.json)", dir),
-                  Error::Kind::usage);
-    return util::absolute_path(dir);
-  }
-  std::vector<std::string> roots;
-  try {
-    std::string host = util::host_name();
-    job::Allocation a = job::discover_allocation(env, {util::short_host_name(host), nullptr});
-    if (a.scheduler != job::Scheduler::none) roots.push_back(job::job_dir(a, env));
-  } catch (const Error&) {
-  }
-  if (roots.empty()) {
-    std::string jobs = job::jobs_root(env);
-    for (const std::string& name : names_in(jobs)) roots.push_back(jobs + "/" + name);
-  }
-  std::vector<std::string> running;
-  std::string here = util::short_host_name(util::host_name());
-  for (const auto& root : roots)
-    for (const std::string& name : names_in(root)) {
-      if (!name.starts_with("dask-")) continue;
-      std::string d = root + "/" + name;
-      try {
-        Json state = Json::parse(util::read_file(DaskFiles(d).state()));
-        if (state.value("host", "") != here || alive(state.value("pid", -1))) running.push_back(d);
-      } catch (const std::exception&) {
-      }
-    }
-  if (running.size() == 1) return running.front();
-  if (running.empty())
-    throw Error(
-        fmt::format("no ferry dask cluster is running (looked in {})", util::join(roots, ", ")),
-        Error::Kind::usage);
-  throw Error(fmt::format("{} clusters are running: name one ({})", running.size(),
-                          util::join(running, ", ")),
-              Error::Kind::usage);
+  return find_cluster_dir(dir, env, "dask-", "dask");
 }
 
 DaskStatus dask_status(const std::string& dir) {
@@ -734,17 +617,7 @@ DaskStatus dask_status(const std::string& dir) {
 }
 
 bool stop_dask(const std::string& dir, double seconds) {
-  Json state = Json::parse(util::read_file(DaskFiles(dir).state()));
-  std::string host = state.value("host", "");
-  if (host != util::short_host_name(util::host_name()))
-    throw Error(fmt::format("{}: its coordinator runs on {}: run ferry dask stop there", dir, host),
-                Error::Kind::usage);
-  pid_t pid = state.value("pid", -1);
-  if (!alive(pid)) return true;
-  if (::kill(pid, SIGTERM) != 0) util::throw_errno(dir, "cannot signal its coordinator", errno);
-  util::Stopwatch clock;
-  while (alive(pid) && clock.seconds() < seconds) ::usleep(50000);
-  return !alive(pid);
+  return stop_cluster(dir, "dask", seconds);
 }
 
 }  // namespace ferry::runtime

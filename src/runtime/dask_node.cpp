@@ -2,7 +2,6 @@
 // its events on; the workers role starts this node's workers (their GPUs, threads, memory and
 // directory worked out here, where the node's own facts are) and watches them; the check role
 // finds and kills whatever of a cluster is left. Each says what happened in JSON lines on stdout.
-#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -18,11 +17,10 @@
 
 #include "runtime/dask_files.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/service.hpp"
 
 namespace ferry::runtime {
 namespace {
-
-using Json = nlohmann::ordered_json;
 
 std::atomic<int> g_signal{0};
 void note_signal(int signal) { g_signal = signal; }
@@ -336,31 +334,9 @@ int run_workers(const DaskNodeOptions& o, const job::Environ& env) {
 
 // What of the cluster runs here: every process of ours whose environment carries its id.
 int run_check(const DaskNodeOptions& o) {
-  const std::string marker = "FERRY_DASK_CLUSTER=" + o.cluster;
-  std::vector<std::string> leftovers;
-  DIR* proc = ::opendir("/proc");
-  const pid_t self = ::getpid();
-  for (dirent* e; proc && (e = ::readdir(proc));) {
-    auto pid = util::parse_decimal(e->d_name, 1u << 30);
-    if (!pid || static_cast<pid_t>(*pid) == self) continue;
-    std::string environ, cmdline;
-    try {
-      environ = util::read_file(fmt::format("/proc/{}/environ", *pid));
-      cmdline = util::read_file(fmt::format("/proc/{}/cmdline", *pid));
-    } catch (const Error&) {
-      continue;  // gone, or another user's
-    }
-    bool ours = false;
-    for (std::string_view var : util::split(environ, '\0'))
-      if (var == marker) ours = true;
-    if (!ours) continue;
-    for (char& c : cmdline)
-      if (c == '\0') c = ' ';
-    ::kill(static_cast<pid_t>(*pid), SIGKILL);
-    leftovers.push_back(fmt::format("{} {}", *pid, util::trim(cmdline).substr(0, 120)));
-  }
-  if (proc) ::closedir(proc);
-  say({{"host", short_host()}, {"event", "checked"}, {"leftovers", leftovers}});
+  say({{"host", short_host()},
+       {"event", "checked"},
+       {"leftovers", kill_marked("FERRY_DASK_CLUSTER=" + o.cluster)}});
   return 0;
 }
 

@@ -12,22 +12,29 @@
 
 namespace ferry::runtime {
 
+namespace {
+std::string count_of(unsigned n) { return n == 3 ? "three" : std::to_string(n); }
+}  // namespace
+
 unsigned choose_ports(const std::string& key, unsigned low, unsigned high,
-                      const std::function<bool(unsigned)>& is_free) {
-  if (high < low + 2 || high > 65535 || low == 0)
-    throw Error(fmt::format("--ports {}-{}: need at least three ports in 1-65535", low, high),
+                      const std::function<bool(unsigned)>& is_free, PortBlock block) {
+  if (high < low + block.size - 1 || high > 65535 || low == 0)
+    throw Error(fmt::format("--ports {}-{}: need at least {} ports in 1-65535", low, high,
+                            count_of(block.size)),
                 Error::Kind::usage);
-  const unsigned slots = (high - low + 1) / 3;
+  const unsigned slots = (high - low + 1) / block.size;
   const unsigned first = static_cast<unsigned>(util::xxh3(key) % slots);
   // Every slot once, starting from the key's: a small range is searched whole, a large one
-  // stops after a bounded number of tries (each costs a connect or a bind).
+  // stops after a bounded number of tries (each costs a connect or a bind per probed port).
   const unsigned tries = std::min(slots, 200u);
   for (unsigned i = 0; i < tries; ++i) {
-    unsigned port = low + ((first + i) % slots) * 3;
-    if (is_free(port) && is_free(port + 1) && is_free(port + 2)) return port;
+    unsigned port = low + ((first + i) % slots) * block.size;
+    bool free = true;
+    for (unsigned p = port; free && p < port + block.probed; ++p) free = is_free(p);
+    if (free) return port;
   }
-  throw Error(
-      fmt::format("--ports {}-{}: no three free ports (tried {} places)", low, high, tries));
+  throw Error(fmt::format("--ports {}-{}: no {} free ports (tried {} places)", low, high,
+                          count_of(block.size), tries));
 }
 
 bool port_is_free(const std::string& host, unsigned port) {

@@ -42,12 +42,18 @@ PythonEnv find_python(const std::string& env_dir, const job::Environ& env);
 // ---------------------------------------------------------------------------------------------
 // Ports
 
-// Three consecutive ports (scheduler, dashboard, notebook) in [low, high], derived from key (the
-// job id and the cluster's number), so two jobs on one node, or two clusters in one job, start
-// from different places; each candidate is tried with `is_free` until one whose three ports are
-// all free. Throws Error naming the range when every candidate is taken.
+// A service's block of consecutive ports: `size` of them, the first `probed` tried before use
+// (Dask: scheduler, dashboard, notebook; Ray: its daemons' ports, then its workers' range, which
+// Ray itself skips past when one is taken).
+struct PortBlock {
+  unsigned size = 3, probed = 3;
+};
+// The first port of a block in [low, high], derived from key (the job id and the service), so
+// two jobs on one node, or two clusters in one job, start from different places; each candidate
+// is tried with `is_free` until one whose probed ports are all free. Throws Error naming the
+// range when every candidate is taken.
 unsigned choose_ports(const std::string& key, unsigned low, unsigned high,
-                      const std::function<bool(unsigned)>& is_free);
+                      const std::function<bool(unsigned)>& is_free, PortBlock block = {});
 // Whether nothing listens on port at host (a connection is refused), or, for host "", whether
 // this host can bind it.
 bool port_is_free(const std::string& host, unsigned port);

@@ -99,6 +99,37 @@ TEST(ChoosePorts, FallsBackPastTakenPortsAndFailsWhenAllAre) {
   EXPECT_THROW(choose_ports("k", 40000, 40001, [](unsigned) { return true; }), Error);
 }
 
+TEST(ChoosePorts, ALargerBlockStartsOnItsBoundaryAndProbesOnlyItsHead) {
+  // Ray's block: 512 ports, the first 16 its daemons', the rest a worker range Ray skips in.
+  const PortBlock ray{512, 16};
+  std::set<unsigned> probed;
+  unsigned base = choose_ports(
+      "ray:slurm:7", 20000, 31999,
+      [&](unsigned p) {
+        probed.insert(p);
+        return true;
+      },
+      ray);
+  EXPECT_EQ((base - 20000) % 512, 0u);
+  EXPECT_LE(base + 511, 31999u);
+  EXPECT_EQ(probed.size(), 16u);
+  EXPECT_EQ(*probed.begin(), base);
+  // A taken daemon port moves the block; a taken worker port does not.
+  unsigned moved = choose_ports(
+      "ray:slurm:7", 20000, 31999, [&](unsigned p) { return p != base + 3; }, ray);
+  EXPECT_NE(moved, base);
+  EXPECT_EQ(choose_ports(
+                "ray:slurm:7", 20000, 31999, [&](unsigned p) { return p != base + 100; }, ray),
+            base);
+  try {
+    choose_ports(
+        "k", 20000, 20400, [](unsigned) { return true; }, ray);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "--ports 20000-20400: need at least 512 ports in 1-65535");
+  }
+}
+
 TEST(PortRange, ParsesAndRefuses) {
   EXPECT_EQ(parse_port_range("30000-39999"), (std::pair<unsigned, unsigned>{30000, 39999}));
   for (const char* bad : {"30000", "a-b", "40000-30000", "1-70000", "-5", ""})
