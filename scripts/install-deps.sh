@@ -13,7 +13,7 @@ packages=(
   libseccomp-dev  # tests/tools: the unpack and stage suites again with openat2 refused, as on RHEL 8
   python3 python3-numpy python3-scipy python3-torch
   # Debian's dask.distributed (2022.12) with cryptography: ferry dask's older-Dask case. The
-  # recent one comes from PyPI, pinned, into a venv in the build tree (tests/fixtures/dask_env.sh).
+  # recent one comes from PyPI, pinned, into a venv in the build tree (tests/fixtures/pypi_env.sh).
   python3-distributed python3-cryptography
   # ferry dask's printed tunnel run against real sshds (the login host and the head node), and
   # headless Chromium loading the dashboard and JupyterLab through it (tests/cluster/dask_tunnel_test.sh).

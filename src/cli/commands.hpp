@@ -28,5 +28,7 @@ void add_stage(CLI::App& app, int& exit_status);
 void add_module(CLI::App& app);
 // dask and dask-node (dask_commands.cpp).
 void add_dask(CLI::App& app, int& exit_status);
+// ray and ray-node (ray_commands.cpp).
+void add_ray(CLI::App& app, int& exit_status);
 
 }  // namespace ferry::cli

@@ -1,6 +1,6 @@
-// ferry::runtime — services on an allocation: a Dask cluster on every node of the job, secured,
-// ready when every worker has joined, torn down with nothing left behind. Built on env (which
-// Python an environment runs) and job (the allocation, its launcher, addresses).
+// ferry::runtime — services on an allocation: a Dask or a Ray cluster on every node of the job,
+// secured, ready when every node has joined, torn down with nothing left behind. Built on env
+// (which Python an environment runs) and job (the allocation, its launcher, addresses).
 //
 // The processes of one cluster:
 //   ferry dask            the coordinator, where the batch script runs: it picks ports, writes the
@@ -192,5 +192,130 @@ int dask_node(const DaskNodeOptions& options, const job::Environ& env);
 // node's MemTotal from meminfo_text, divided among them.
 std::uint64_t worker_memory_limit(const job::Environ& env, std::string_view meminfo_text,
                                   unsigned workers);
+
+// ---------------------------------------------------------------------------------------------
+// ferry ray
+//
+// The processes of one Ray cluster:
+//   ferry ray             the coordinator: ports, the cluster's directory and token, one node
+//                         step, the wait for every node, the driver, the teardown;
+//   ferry ray-node        once per node through the job's launcher (role node: the head on the
+//                         job's first host, a worker elsewhere, which waits for the head's port;
+//                         role check: the sweep), reporting in JSON lines;
+//   ray start --block, under it, and Ray's daemons under that; on the head, ferry's watcher
+//                         (python, ray_watch.py), which reports the nodes the GCS knows;
+//   the driver, on the head.
+// Every one of them carries FERRY_RAY_CLUSTER=<id>: the check kills what is left by it, never
+// another cluster's processes (as `ray stop` would, on a node two clusters share).
+
+struct RayOptions {
+  std::string env_dir;    // --env: a staged env (empty: find_python's default)
+  std::string interface;  // the nodes' addresses on this interface (default: the route)
+  std::string temp_dir;   // the nodes' base for Ray's directory (default: $TMPDIR, then /tmp)
+  double timeout = 180;   // seconds for every node to join
+  bool insecure = false;  // no token: anyone who reaches the ports can run code
+  bool dashboard = true;  // Ray's dashboard on the head's loopback, when the env has it
+  unsigned port_low = 20000, port_high = 31999;
+  std::string login;  // the host the tunnel goes through (default: the job's submit host)
+  std::vector<std::string> command;  // the driver; empty: hold the cluster until told to stop
+  std::string ferry;                 // this ferry binary, for the nodes
+};
+
+// Ray's ports within a cluster's block of k_ray_port_block (every one Ray opens, so that two
+// clusters on one node never meet): the daemons' first, then the workers' range.
+constexpr unsigned k_ray_port_block = 512, k_ray_fixed_ports = 16;
+struct RayPorts {
+  unsigned base = 0;
+  unsigned gcs() const { return base; }
+  unsigned node_manager() const { return base + 1; }
+  unsigned object_manager() const { return base + 2; }
+  unsigned client_server() const { return base + 3; }
+  unsigned dashboard() const { return base + 4; }
+  unsigned dashboard_agent_listen() const { return base + 5; }
+  unsigned dashboard_agent_grpc() const { return base + 6; }
+  unsigned metrics_export() const { return base + 7; }
+  unsigned runtime_env_agent() const { return base + 8; }
+  unsigned min_worker() const { return base + k_ray_fixed_ports; }
+  unsigned max_worker() const { return base + k_ray_port_block - 1; }
+};
+
+struct RayNodeReport {
+  std::string host, role;  // role: head or worker
+  std::string address;     // the node's IP, as Ray knows it
+  unsigned cpus = 0, gpus = 0;
+  std::uint64_t memory = 0;  // bytes Ray may use there (0: Ray's own default)
+  std::string temp_dir;
+};
+FERRY_JSON_FIELDS(RayNodeReport, host, role, address, cpus, gpus, memory, temp_dir)
+
+// What `ferry ray` prints once every node has joined (the start line; --json: this object).
+struct RayCluster {
+  std::string id;       // <scheduler>-<job id>-<port>: FERRY_RAY_CLUSTER of its processes
+  std::string dir;      // the cluster's private directory (0700): token, logs
+  std::string address;  // the GCS, host:port: RAY_ADDRESS
+  std::string head, ray_version;
+  bool token = true;  // token authentication on
+  unsigned gcs_port = 0, dashboard_port = 0;
+  std::string dashboard, tunnel;
+  unsigned cpus = 0, gpus = 0;
+  std::vector<RayNodeReport> nodes;
+  double seconds = 0;  // from ferry's start to the last node joined
+};
+FERRY_JSON_FIELDS(RayCluster, id, dir, address, head, ray_version, token, gcs_port, dashboard_port,
+                  dashboard, tunnel, cpus, gpus, nodes, seconds)
+
+struct RayHooks {
+  std::function<void(const RayCluster&)> ready;  // every node has joined
+  std::function<void(const std::string&)> note;  // one line: a warning, a lost node
+};
+
+struct RayOutcome {
+  int exit_status = 0;  // the driver's; 1 when the cluster failed under it; 128 + a signal
+  double teardown_seconds = 0;
+  std::vector<std::string> leftovers;  // "host: pid command" of processes the check killed
+};
+
+// The whole of `ferry ray`. Errors before the cluster is ready throw Error (one line, naming the
+// node, the option or the env), once what was started is stopped.
+RayOutcome run_ray(const RayOptions& options, const job::Site& site, const RayHooks& hooks);
+std::string find_ray_cluster(const std::string& dir, const job::Environ& env);
+// The nodes the running cluster in dir knows, from its GCS, with its token.
+struct RayNodeStatus {
+  std::string host, address;
+  bool alive = false;
+  double cpus = 0, gpus = 0;
+};
+FERRY_JSON_FIELDS(RayNodeStatus, host, address, alive, cpus, gpus)
+struct RayStatus {
+  std::string dir, address;
+  std::vector<RayNodeStatus> nodes;
+};
+FERRY_JSON_FIELDS(RayStatus, dir, address, nodes)
+RayStatus ray_status(const std::string& dir);
+bool stop_ray(const std::string& dir, double seconds);
+
+enum class RayRole { node, check };
+NLOHMANN_JSON_SERIALIZE_ENUM(RayRole, {{RayRole::node, "node"}, {RayRole::check, "check"}})
+
+struct RayNodeOptions {
+  RayRole role = RayRole::node;
+  std::string cluster, dir, env_prefix;
+  std::string head;          // the head's short host name: the node that is it starts the GCS
+  std::string head_address;  // the address the head listens on, the others reach
+  unsigned port = 0;         // the block's first port
+  bool token = true, dashboard = false;
+  std::string interface, temp_dir;
+  double timeout = 180;  // workers: seconds to wait for the head's port
+};
+std::vector<std::string> encode_ray_node_options(const RayNodeOptions& options);
+RayNodeOptions decode_ray_node_options(const std::vector<std::string>& words);
+int ray_node(const RayNodeOptions& options, const job::Environ& env);
+
+// Ray's directory on a node: `<base>/ferry-ray-<port>-<host>` (the host too, for a base that
+// nodes share) for the first base whose socket paths (<dir>/session_<date>_<pid>/sockets/
+// plasma_store) fit the kernel's 107 bytes. Empty when none does; `shortest` then says how long
+// the shortest would have been.
+std::string ray_temp_dir(const std::vector<std::string>& bases, unsigned port,
+                         const std::string& host, std::size_t* shortest = nullptr);
 
 }  // namespace ferry::runtime

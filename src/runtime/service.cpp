@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -99,6 +100,41 @@ std::vector<std::string> kill_marked(const std::string& marker) {
   return killed;
 }
 
+std::vector<std::string> kill_children() {
+  std::vector<std::string> killed;
+  const std::string self = std::to_string(::getpid());
+  for (int round = 0; round < 20; ++round) {
+    bool any = false;
+    DIR* proc = ::opendir("/proc");
+    for (dirent* e; proc && (e = ::readdir(proc));) {
+      if (!util::parse_decimal(e->d_name, 1u << 30)) continue;
+      std::string stat, cmdline;
+      try {
+        stat = util::read_file(fmt::format("/proc/{}/stat", e->d_name));
+        cmdline = util::read_file(fmt::format("/proc/{}/cmdline", e->d_name));
+      } catch (const Error&) {
+        continue;
+      }
+      // "pid (comm) state ppid ...": the comm may hold spaces, the last ')' ends it.
+      auto fields = util::split(stat.substr(std::min(stat.size(), stat.rfind(')') + 2)), ' ');
+      if (fields.size() < 2 || fields[1] != self) continue;
+      for (char& c : cmdline)
+        if (c == '\0') c = ' ';
+      ::kill(std::atoi(e->d_name), SIGKILL);
+      killed.push_back(fmt::format("{} {}", e->d_name, util::trim(cmdline).substr(0, 120)));
+      any = true;
+    }
+    if (proc) ::closedir(proc);
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    if (!any) break;
+    ::usleep(20000);
+  }
+  std::sort(killed.begin(), killed.end());
+  killed.erase(std::unique(killed.begin(), killed.end()), killed.end());
+  return killed;
+}
+
 bool cluster_running(const std::string& dir) {
   try {
     Json state = Json::parse(util::read_file(state_file(dir)));
@@ -121,9 +157,9 @@ std::string find_cluster_dir(const std::string& dir, const job::Environ& env,
                              const std::string& prefix, const std::string& service) {
   if (!dir.empty()) {
     if (::access(state_file(dir).c_str(), R_OK) != 0)
-      throw Error(fmt::format("{}: not a ferry {} cluster's directory (no cluster.json)", dir,
-                              service),
-                  Error::Kind::usage);
+      throw Error(
+          fmt::format("{}: not a ferry {} cluster's directory (no cluster.json)", dir, service),
+          Error::Kind::usage);
     return util::absolute_path(dir);
   }
   std::vector<std::string> roots;
@@ -156,9 +192,9 @@ bool stop_cluster(const std::string& dir, const std::string& service, double sec
   Json state = Json::parse(util::read_file(state_file(dir)));
   std::string host = state.value("host", "");
   if (host != util::short_host_name(util::host_name()))
-    throw Error(fmt::format("{}: its coordinator runs on {}: run ferry {} stop there", dir, host,
-                            service),
-                Error::Kind::usage);
+    throw Error(
+        fmt::format("{}: its coordinator runs on {}: run ferry {} stop there", dir, host, service),
+        Error::Kind::usage);
   pid_t pid = state.value("pid", -1);
   if (!process_alive(pid)) return true;
   if (::kill(pid, SIGTERM) != 0) util::throw_errno(dir, "cannot signal its coordinator", errno);

@@ -47,6 +47,11 @@ std::string random_hex(std::size_t bytes);
 // environment holds `marker` (NAME=VALUE), and returns "pid command" for each.
 std::vector<std::string> kill_marked(const std::string& marker);
 
+// For a process that has made itself a child subreaper (PR_SET_CHILD_SUBREAPER), so that what its
+// children started and left behind (Ray's dashboard leaves a forkserver) is reparented to it:
+// kills (SIGKILL) and reaps every child it still has, and returns "pid command" for each.
+std::vector<std::string> kill_children();
+
 // The running cluster `ferry <service> status` and `stop` mean: dir when given (it must hold a
 // cluster.json), else the one directory named `<prefix>*` under this job's directory (outside a
 // job: under every job's) whose coordinator still runs. Throws a usage Error naming what it found

@@ -191,6 +191,7 @@ Subprocess::Subprocess(const std::vector<std::string>& argv, const SubprocessOpt
   if (err) spawn.err_fd = err->write.get();
   if (log) spawn.err_fd = log.get();
   if (log && options.log_stdout) spawn.out_fd = log.get();
+  if (options.inherit_stdout) spawn.out_fd = STDOUT_FILENO;
   spawn.env = options.env;
   spawn.own_group = options.own_group;
   m_pid = spawn_tied(argv, spawn);

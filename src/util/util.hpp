@@ -278,8 +278,9 @@ struct SubprocessOptions {
   // with log_stdout its stdout too (read_line then has nothing to read).
   std::string log_path;
   bool log_stdout = false;
-  // Its stdin is ferry's own instead of a pipe from write() (a wrapper passing its input on).
-  bool inherit_stdin = false;
+  // Its stdin is ferry's own instead of a pipe from write() (a wrapper passing its input on), and
+  // its stdout ferry's instead of a pipe to read_line() (a user's program beside a service).
+  bool inherit_stdin = false, inherit_stdout = false;
   // Its whole environment (KEY=VALUE); nullptr: ferry's.
   const std::vector<std::string>* env = nullptr;
 };

@@ -7,9 +7,9 @@
 # trees, and bad input.
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "$0")/common.sh"
-# shellcheck source=tests/fixtures/dask_env.sh
-. "$FERRY_SOURCE/tests/fixtures/dask_env.sh"
-VENV=$(dask_env)
+# shellcheck source=tests/fixtures/pypi_env.sh
+. "$FERRY_SOURCE/tests/fixtures/pypi_env.sh"
+VENV=$(pypi_env dask)
 D=/mnt/$TEST_NAME
 
 # No process of any ferry dask cluster on any node: every process's environment checked for the

@@ -6,12 +6,12 @@
 # (test-artifacts/dask/).
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "$0")/common.sh"
-# shellcheck source=tests/fixtures/dask_env.sh
-. "$FERRY_SOURCE/tests/fixtures/dask_env.sh"
+# shellcheck source=tests/fixtures/pypi_env.sh
+. "$FERRY_SOURCE/tests/fixtures/pypi_env.sh"
 SSHD=/usr/sbin/sshd
 CHROMIUM=$(command -v chromium || true)
 [ -x "$SSHD" ] && [ -n "$CHROMIUM" ] || skip "needs openssh-server and chromium (scripts/install-deps.sh)"
-VENV=$(dask_env)
+VENV=$(pypi_env dask)
 # A port free here and in node1's namespace (a stale sshd of a killed run may hold one).
 listening() { ss -Hltn "sport = :$1" | grep -q .; }
 PORT=2622
