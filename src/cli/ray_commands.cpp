@@ -16,24 +16,25 @@ void print_ready(const runtime::RayCluster& d, bool json) {
     print_json(d);
     return;
   }
-  std::fprintf(stderr, "ferry: ray: %zu nodes, %u CPUs, %u GPUs, ready in %.1f s: %s (%s, ray %s)\n",
+  std::fprintf(stderr,
+               "ferry: ray: %zu nodes, %u CPUs, %u GPUs, ready in %.1f s: %s (%s, ray %s)\n",
                d.nodes.size(), d.cpus, d.gpus, d.seconds, d.address.c_str(),
                d.token ? "token authentication" : "no authentication", d.ray_version.c_str());
   if (!d.dashboard.empty())
     std::fprintf(stderr, "ferry: ray: dashboard %s on %s; from your machine: %s\n",
                  d.dashboard.c_str(), d.head.c_str(), d.tunnel.c_str());
-  std::fprintf(stderr,
-               "ferry: ray: connect on %s with: RAY_ADDRESS=%s%s python driver.py (ray.init())\n",
-               d.head.c_str(), d.address.c_str(),
-               d.token ? fmt::format(" RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={}/token", d.dir)
-                             .c_str()
-                       : "");
+  std::fprintf(
+      stderr, "ferry: ray: connect on %s with: RAY_ADDRESS=%s%s python driver.py (ray.init())\n",
+      d.head.c_str(), d.address.c_str(),
+      d.token ? fmt::format(" RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={}/token", d.dir).c_str()
+              : "");
 }
 
 void add_ray_status(CLI::App* ray) {
   auto dir = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
-  CLI::App* cmd = ray->add_subcommand("status", "The nodes of a running cluster, as its GCS has them");
+  CLI::App* cmd =
+      ray->add_subcommand("status", "The nodes of a running cluster, as its GCS has them");
   cmd->add_option("DIR", *dir, "The cluster's directory (default: this job's running cluster)");
   cmd->add_flag("--json", *json, "Print JSON");
   cmd->callback([=] {
@@ -78,8 +79,9 @@ void add_ray(CLI::App& app, int& exit_status) {
       "A Ray cluster on every node of this job, with token authentication: run COMMAND as its "
       "driver, or hold it until stopped");
   cmd->add_option("--env", o->env_dir, "The env whose ray runs (default: the active one)");
-  cmd->add_option("--interface", o->interface,
-                  "The nodes' addresses on this interface (default: the one that reaches the head)");
+  cmd->add_option(
+      "--interface", o->interface,
+      "The nodes' addresses on this interface (default: the one that reaches the head)");
   cmd->add_option("--temp-dir", o->temp_dir,
                   "Base of Ray's directory on each node (default: $TMPDIR, else /tmp)");
   cmd->add_option("--timeout", o->timeout, "Seconds for every node to join (default 180)");

@@ -137,6 +137,19 @@ void check_allocation(Coordinator& c) {
           "anyone who can reach its ports",
           c.ray_version));
   }
+  // A --temp-dir too long for Ray's sockets is the same on every node: said before anything
+  // starts (the nodes check their own $TMPDIR).
+  if (!c.o.temp_dir.empty()) {
+    std::string longest;
+    for (const auto& h : a.hosts)
+      if (util::short_host_name(h).size() > longest.size()) longest = util::short_host_name(h);
+    std::size_t shortest = 0;
+    if (ray_temp_dir({c.o.temp_dir}, 65535, longest, &shortest).empty())
+      throw Error(fmt::format("--temp-dir {}: Ray's socket paths there would be {} bytes, over "
+                              "the kernel's 107: name a shorter one",
+                              c.o.temp_dir, shortest),
+                  Error::Kind::usage);
+  }
   c.head = util::short_host_name(a.hosts.front());
   c.head_here = c.head == c.here;
   if (!c.o.interface.empty() && c.head_here)
@@ -170,8 +183,8 @@ void make_cluster_dir(Coordinator& c) {
     if (::mkdir(d.c_str(), 0700) != 0) util::throw_errno(d, "cannot create", errno);
   c.files = std::make_unique<RayFiles>(dir);
   util::AtomicFileSet set;
-  Json state = {{"id", c.id},         {"pid", ::getpid()},       {"host", c.here},
-                {"env", c.py.prefix}, {"python", c.py.python},   {"token", c.token},
+  Json state = {{"id", c.id},         {"pid", ::getpid()},         {"host", c.here},
+                {"env", c.py.prefix}, {"python", c.py.python},     {"token", c.token},
                 {"hosts", a.hosts},   {"address", c.gcs_address()}};
   set.add(c.files->state(), state.dump(2) + "\n", 0600);
   set.add(c.files->watch_script(), k_ray_watch_py, 0600);
@@ -233,13 +246,13 @@ bool pump(Coordinator& c, double seconds) {
 
 // One `ferry ray-node` per node, all at once: the workers wait for the head's port themselves.
 void start_nodes(Coordinator& c) {
-  std::vector<std::string> vars = job::environ_lines(
-      ray_environ(*c.files, c.id, c.token, "", c.site.env));
+  std::vector<std::string> vars =
+      job::environ_lines(ray_environ(*c.files, c.id, c.token, "", c.site.env));
   util::SubprocessOptions so;
   so.own_group = true;
   so.env = &vars;
-  c.nodes = std::make_unique<util::Subprocess>(
-      c.step(c.node_command(RayRole::node), c.host_count()), so);
+  c.nodes =
+      std::make_unique<util::Subprocess>(c.step(c.node_command(RayRole::node), c.host_count()), so);
   c.port_lock.reset();  // the block is this cluster's now: its directory says so
 }
 
@@ -260,15 +273,16 @@ void await_nodes(Coordinator& c) {
     std::string host = util::short_host_name(h);
     auto it = c.started.find(host);
     if (it == c.started.end())
-      missing.push_back(host + (open ? " (Ray did not start there)" : " (its node never reported)"));
+      missing.push_back(host +
+                        (open ? " (Ray did not start there)" : " (its node never reported)"));
     else if (!c.known[it->second.address])
       missing.push_back(host + " (started, not in the head's node table)");
   }
   if (!open)
     throw Error(fmt::format("the nodes' launcher ended with no word from {} (logs: {})",
                             util::join(missing, ", "), c.files->log_dir()));
-  throw Error(fmt::format("--timeout {:g}: nodes did not join in time: {} (logs: {})",
-                          c.o.timeout, util::join(missing, ", "), c.files->log_dir()));
+  throw Error(fmt::format("--timeout {:g}: nodes did not join in time: {} (logs: {})", c.o.timeout,
+                          util::join(missing, ", "), c.files->log_dir()));
 }
 
 // The start line's facts.
@@ -309,8 +323,8 @@ void serve(Coordinator& c) {
     so.env = &vars;
     so.inherit_stdin = true;
     so.inherit_stdout = true;
-    c.driver = std::make_unique<util::Subprocess>(
-        c.head_here ? c.o.command : c.step(c.o.command, 1), so);
+    c.driver =
+        std::make_unique<util::Subprocess>(c.head_here ? c.o.command : c.step(c.o.command, 1), so);
   }
   while (c.failure.empty() && !StopSignals::received()) {
     if (c.driver) {
@@ -345,8 +359,8 @@ void tear_down(Coordinator& c, RayOutcome& out) {
     c.nodes.reset();
   }
   if (!c.files) return;
-  std::vector<std::vector<std::string>> checks = {c.step(c.node_command(RayRole::check),
-                                                         c.host_count())};
+  std::vector<std::vector<std::string>> checks = {
+      c.step(c.node_command(RayRole::check), c.host_count())};
   bool here_in_job = false;
   for (const auto& h : c.site.allocation.hosts) here_in_job |= util::short_host_name(h) == c.here;
   if (!here_in_job) checks.push_back(c.node_command(RayRole::check));

@@ -101,15 +101,14 @@ void prepare(RayNode& n) {
   if (n.report.temp_dir.empty())
     throw Error(fmt::format("{}: Ray's socket paths there would be {} bytes, over the kernel's "
                             "{}: name a shorter base with --temp-dir",
-                            n.o.temp_dir.empty() ? util::join(bases, ", ") : n.o.temp_dir,
-                            shortest, k_socket_path_max),
+                            n.o.temp_dir.empty() ? util::join(bases, ", ") : n.o.temp_dir, shortest,
+                            k_socket_path_max),
                 Error::Kind::usage);
   if (::mkdir(n.report.temp_dir.c_str(), 0700) != 0 && errno != EEXIST)
     util::throw_errno(n.report.temp_dir, "cannot create", errno);
-  n.report.address = n.head ? n.o.head_address
-                     : !n.o.interface.empty()
-                         ? job::interface_address(n.o.interface)
-                         : job::route_towards(n.o.head_address).address;
+  n.report.address = n.head                   ? n.o.head_address
+                     : !n.o.interface.empty() ? job::interface_address(n.o.interface)
+                                              : job::route_towards(n.o.head_address).address;
 }
 
 std::vector<std::string> ray_start_argv(const RayNode& n) {
@@ -207,7 +206,8 @@ int run_node(const RayNodeOptions& o, const job::Environ& env) {
   // What Ray's processes leave behind when they end comes to us, to be ended too.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   auto sweep = [&] {
-    for (const std::string& p : kill_children()) log_line(n.log, "ferry: killed what Ray left: " + p);
+    for (const std::string& p : kill_children())
+      log_line(n.log, "ferry: killed what Ray left: " + p);
   };
   std::unique_ptr<util::Subprocess> ray, watcher;
   try {
@@ -269,8 +269,8 @@ int run_node(const RayNodeOptions& o, const job::Environ& env) {
     sweep();
     say({{"host", n.host},
          {"event", started ? "lost" : "failed"},
-         {"error", fmt::format("ray start ended (exit status {}); its log: {} (Ray's: {})",
-                               status, n.log, n.report.temp_dir)}});
+         {"error", fmt::format("ray start ended (exit status {}); its log: {} (Ray's: {})", status,
+                               n.log, n.report.temp_dir)}});
     return 1;
   } catch (const Error& e) {
     stop_child(watcher, 2);

@@ -43,3 +43,30 @@ on_cluster() { timeout -s KILL "${CLUSTER_TIMEOUT:-60}" "$@"; }
 each_node() {
   on_cluster srun -N3 --ntasks-per-node=1 sh -c 'echo "$(hostname)" $(sh -c "$1")' sh "$1" | sort
 }
+
+# No process on any node, nor here, whose environment holds MARKER= (the variable ferry's services
+# put on every process of a cluster).
+no_marked_left() {  # no_marked_left MARKER
+  local out
+  out=$(each_node "grep -l $1= /proc/[0-9]*/environ 2>/dev/null | grep -v /proc/self/ | wc -l")
+  expect_eq "$out" "node1 0
+node2 0
+node3 0" "$1 processes left on the nodes: $out"
+  expect_eq "$(grep -l "$1=" /proc/[0-9]*/environ 2>/dev/null | wc -l)" 0 "$1 processes left here"
+}
+
+# Bad input: one line each, a non-zero exit.
+one_line_error() {  # one_line_error WANT_RC WANT_TEXT CMD...
+  local want_rc=$1 want=$2 out rc
+  shift 2
+  rc=0
+  out=$("$@" 2>&1) || rc=$?
+  [ "$rc" -eq "$want_rc" ] || fail "exit $rc, not $want_rc: $* -> $out"
+  expect_contains "$out" "$want"
+  expect_eq "$(grep -c 'ferry: error:' <<<"$out")" 1 "one error line: $out"
+}
+
+# The start line a service's --json printed (the first JSON object of a file of output), and a
+# field of a JSON text (keys, or list indexes, as further arguments).
+start_json() { python3 -c 'import json,sys; t=open(sys.argv[1]).read(); print(json.dumps(json.JSONDecoder().raw_decode(t[t.index("{"):])[0]))' "$1"; }
+field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]); [v := v[int(k) if isinstance(v, list) else k] for k in sys.argv[2:]]; print(v)' "$@"; }

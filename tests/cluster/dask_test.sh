@@ -12,19 +12,8 @@
 VENV=$(pypi_env dask)
 D=/mnt/$TEST_NAME
 
-# No process of any ferry dask cluster on any node: every process's environment checked for the
-# marker ferry puts on all of them.
-no_dask_left() {
-  local out
-  out=$(each_node 'grep -l FERRY_DASK_CLUSTER= /proc/[0-9]*/environ 2>/dev/null | grep -v "/proc/self/" | wc -l')
-  expect_eq "$out" "node1 0
-node2 0
-node3 0" "Dask processes left on the nodes: $out"
-  expect_eq "$(grep -l FERRY_DASK_CLUSTER= /proc/[0-9]*/environ 2>/dev/null | wc -l)" 0 "left here"
-}
-# The start line ferry dask --json printed (the first JSON object of a file of output).
-start_json() { "$VENV/bin/python" -c 'import json,sys; t=open(sys.argv[1]).read(); print(json.dumps(json.JSONDecoder().raw_decode(t[t.index("{"):])[0]))' "$1"; }
-field() { "$VENV/bin/python" -c 'import json,sys; v=json.loads(sys.argv[1]); [v := v[int(k) if isinstance(v, list) else k] for k in sys.argv[2:]]; print(v)' "$@"; }
+# No process of any ferry dask cluster on any node, nor here.
+no_dask_left() { no_marked_left FERRY_DASK_CLUSTER; }
 
 cat >"$TEST_DIR/compute.py" <<'EOF'
 # A client as users write it: Client() with no arguments, a dask.array computation, and where it
@@ -271,15 +260,6 @@ expect_contains "$out" "-L $port:127.0.0.1:$port"
 no_dask_left
 
 # ---- Bad input: one line each, a non-zero exit, nothing left.
-one_line_error() {  # one_line_error WANT_RC WANT_TEXT CMD...
-  local want_rc=$1 want=$2 out rc
-  shift 2
-  rc=0
-  out=$("$@" 2>&1) || rc=$?
-  [ "$rc" -eq "$want_rc" ] || fail "exit $rc, not $want_rc: $* -> $out"
-  expect_contains "$out" "$want"
-  expect_eq "$(grep -c 'ferry: error:' <<<"$out")" 1 "one error line: $out"
-}
 one_line_error 2 "not in an allocation" "$FERRY" dask --env "$VENV" -- true
 python3 -m venv "$TEST_DIR/bare"
 one_line_error 2 "no dask.distributed in this env" on_cluster salloc -N3 "$FERRY" dask --env "$TEST_DIR/bare" -- true
