@@ -94,6 +94,22 @@ code() { ip netns exec ferry-node1 curl -s -o /dev/null -w '%{http_code}' "$@"; 
 expect_eq "$(code "http://127.0.0.1:$port/api/jobs/")" 401 "the job API without the token"
 expect_eq "$(code -H "Authorization: Bearer $(cat "$dir/token")" "http://127.0.0.1:$port/api/version")" 200 "the dashboard with the token"
 expect_contains "$(field "$j" tunnel)" "-L $port:127.0.0.1:$port"
+# Every port a process of the cluster listens on, on every node, is in the cluster's block.
+cat >"$TEST_DIR/ports.sh" <<'EOF'
+# ports.sh ID LOW HIGH: the TCP ports this node's processes of cluster ID listen on outside LOW-HIGH.
+ss -Hltnp | while read -r _ _ _ local _ users; do
+  port=${local##*:}
+  for pid in $(grep -o 'pid=[0-9]*' <<<"$users" | cut -d= -f2); do
+    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "FERRY_RAY_CLUSTER=$1" || continue
+    [ "$port" -ge "$2" ] && [ "$port" -le "$3" ] || echo "$port($(cat /proc/$pid/comm))"
+  done
+done | sort -u | tr '\n' ' '
+EOF
+base=$(field "$j" gcs_port)
+listening=$(each_node "bash $TEST_DIR/ports.sh $(field "$j" id) $base $((base + 511))")
+expect_eq "$listening" "node1
+node2
+node3" "ports outside the cluster's block $base-$((base + 511))"
 "$FERRY" ray stop "$dir"
 rc=0
 wait "$held" || rc=$?
