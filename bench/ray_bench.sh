@@ -68,6 +68,7 @@ run() {  # NAME CMD...: "<name> <ready seconds> <teardown seconds>"
 # What a contender leaves (symmetric-run's workers wait on; see below) must not hold the next
 # run's ports or nodes: every process of this env's Ray killed, and the allocation drained.
 clean() {
+  scancel --user "\$(id -un)" 2>/dev/null
   pkill -KILL -f "$VENV/(bin/ray|bin/python|lib/python[0-9.]*/site-packages/ray/)" 2>/dev/null
   while squeue -h | grep -q .; do sleep 0.5; done
 }
