@@ -78,8 +78,9 @@ void add_sweep_submit(CLI::App* sweep) {
   cmd->add_option("--env", a->env_dir, "The env whose bin/ goes first on PATH in each task");
   cmd->add_option("--max-array-size", a->max_array_size,
                   "Tasks per array (default: the site's MaxArraySize, else 1001)");
-  cmd->add_flag("--dry-run", a->dry_run, "Write the manifest and scripts, print the plan, submit "
-                                         "nothing");
+  cmd->add_flag("--dry-run", a->dry_run,
+                "Write the manifest and scripts, print the plan, submit "
+                "nothing");
   cmd->add_flag("--json", a->json, "Print JSON");
   cmd->callback([a] {
     sweep::Manifest m = manifest_of(*a);

@@ -2,8 +2,8 @@
 #include <ctime>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <sys/stat.h>
+#include <nlohmann/json.hpp>
 
 #include "sweep/sweep.hpp"
 
@@ -102,7 +102,8 @@ Manifest parse_manifest(std::string_view text, const std::string& dir) {
 Manifest read_manifest(const std::string& dir) {
   std::string path = manifest_path(dir);
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw Error(fmt::format("{}: no sweep here (no sweep.json)", dir));
+  if (::stat(path.c_str(), &st) != 0)
+    throw Error(fmt::format("{}: no sweep here (no sweep.json)", dir));
   return parse_manifest(util::read_file(path), dir);
 }
 
@@ -112,10 +113,11 @@ Manifest write_manifest(const Manifest& manifest) {
   if (::stat(manifest_path(m.dir).c_str(), &st) == 0) {
     Manifest old = read_manifest(m.dir);
     if (!same_sweep(old, m))
-      throw Error(fmt::format("{}: holds another sweep (its sweep.json has another command or other "
-                              "points): choose another directory",
-                              m.dir),
-                  Error::Kind::usage);
+      throw Error(
+          fmt::format("{}: holds another sweep (its sweep.json has another command or other "
+                      "points): choose another directory",
+                      m.dir),
+          Error::Kind::usage);
     m.submissions = old.submissions;
   }
   util::AtomicFileSet files;

@@ -28,8 +28,11 @@ std::uint64_t site_max_array_size() {
     if (!part.empty() && ::access((std::string(part) + "/scontrol").c_str(), X_OK) == 0)
       found = true;
   if (!found) return k_default_max_array_size;
-  return parse_max_array_size(util::output_of({"scontrol", "show", "config"}))
-      .value_or(k_default_max_array_size);
+  // A client without a reachable controller (a login node of another cluster, a test machine):
+  // the default, and sbatch itself refuses an array that is too large.
+  util::CommandOutput out = util::run_command({"scontrol", "show", "config"}, 60);
+  if (out.status != 0) return k_default_max_array_size;
+  return parse_max_array_size(out.out).value_or(k_default_max_array_size);
 }
 
 std::vector<ArrayChunk> split_arrays(std::uint64_t points, std::uint64_t max_array_size) {
@@ -69,7 +72,8 @@ Plan plan_arrays(const Manifest& m, std::uint64_t max_array_size, const std::str
     a.script_path = fmt::format("{}/array-{}.sbatch", m.dir, chunk.offset);
     a.script = batch_script(m, chunk.offset, ferry);
     std::string array = fmt::format("--array=0-{}", chunk.count - 1);
-    if (m.throttle > 0) array += fmt::format("%{}", std::min<std::uint64_t>(m.throttle, chunk.count));
+    if (m.throttle > 0)
+      array += fmt::format("%{}", std::min<std::uint64_t>(m.throttle, chunk.count));
     a.sbatch = {"sbatch",
                 "--parsable",
                 "--job-name=sweep-" + name,
@@ -112,11 +116,12 @@ Submission submit(const Plan& plan) {
     if (!job_id) {
       std::vector<std::string> done;
       for (const ArrayJob& j : submission.arrays)
-        done.push_back(fmt::format("{} (points {}-{})", j.job_id, j.offset, j.offset + j.count - 1));
-      std::string why = out.status == 0
-                            ? fmt::format("printed '{}', not a job id", util::printable(out.out))
-                            : fmt::format("failed (exit status {}): {}", out.status,
-                                          out.last_error_line());
+        done.push_back(
+            fmt::format("{} (points {}-{})", j.job_id, j.offset, j.offset + j.count - 1));
+      std::string why =
+          out.status == 0
+              ? fmt::format("printed '{}', not a job id", util::printable(out.out))
+              : fmt::format("failed (exit status {}): {}", out.status, out.last_error_line());
       throw Error(fmt::format("`{}` {}; {}", util::command_line(a.sbatch), why,
                               done.empty() ? std::string("nothing was submitted")
                                            : "submitted before it: " + util::join(done, ", ")));

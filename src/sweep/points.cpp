@@ -85,8 +85,7 @@ Grid zip(const std::vector<Parameter>& parameters) {
     lengths.push_back(fmt::format("{} has {}", p.name, p.values.size()));
     same = same && p.values.size() == parameters[0].values.size();
   }
-  if (!same)
-    usage(fmt::format("--zip: the lists differ in length: {}", util::join(lengths, ", ")));
+  if (!same) usage(fmt::format("--zip: the lists differ in length: {}", util::join(lengths, ", ")));
   for (std::size_t i = 0; i < parameters[0].values.size(); ++i) {
     std::vector<std::string> point;
     for (const Parameter& p : parameters) point.push_back(p.values[i]);
@@ -179,8 +178,8 @@ Grid parse_points_json(std::string_view text, std::string_view subject) {
       else if (it->is_number() || it->is_boolean())
         point.push_back(it->dump());
       else
-        usage(fmt::format("{}: point {}: '{}' is not a string, number or boolean", subject, r,
-                          name));
+        usage(
+            fmt::format("{}: point {}: '{}' is not a string, number or boolean", subject, r, name));
     }
     grid.points.push_back(std::move(point));
   }
@@ -201,8 +200,8 @@ void check_grid(const Grid& grid) {
       usage(fmt::format("parameter '{}': a name is letters, digits, _ . - (not a digit first)",
                         util::printable(name)));
     if (name == "index" || name == "dir")
-      usage(fmt::format("parameter '{}': the name is taken by {{{}}} (choose another)", name,
-                        name));
+      usage(
+          fmt::format("parameter '{}': the name is taken by {{{}}} (choose another)", name, name));
     if (!seen.insert(name).second) usage(fmt::format("parameter '{}' is given twice", name));
   }
   if (grid.points.empty())

@@ -8,10 +8,10 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include "sweep/sweep.hpp"
 
@@ -35,7 +35,8 @@ class StopSignals {
     for (std::size_t i = 0; i < k_signals.size(); ++i) ::sigaction(k_signals[i], &sa, &m_old[i]);
   }
   ~StopSignals() {
-    for (std::size_t i = 0; i < k_signals.size(); ++i) ::sigaction(k_signals[i], &m_old[i], nullptr);
+    for (std::size_t i = 0; i < k_signals.size(); ++i)
+      ::sigaction(k_signals[i], &m_old[i], nullptr);
   }
   StopSignals(const StopSignals&) = delete;
   StopSignals& operator=(const StopSignals&) = delete;
@@ -72,9 +73,10 @@ std::uint64_t task_index(const job::Environ& env, std::uint64_t offset, std::siz
     task = job::lookup(env, var);
   }
   if (!task)
-    throw Error("neither SLURM_ARRAY_TASK_ID nor PBS_ARRAY_INDEX is set (ferry sweep run runs "
-                "inside an array task)",
-                Error::Kind::usage);
+    throw Error(
+        "neither SLURM_ARRAY_TASK_ID nor PBS_ARRAY_INDEX is set (ferry sweep run runs "
+        "inside an array task)",
+        Error::Kind::usage);
   std::optional<unsigned> id = util::parse_decimal(*task, UINT_MAX);
   if (!id) throw Error(fmt::format("{}='{}': expected a number", var, util::printable(*task)));
   std::uint64_t index = offset + *id;
@@ -116,7 +118,9 @@ int wait_stopping(pid_t pid, double grace_seconds, bool& timeout) {
     } else if (terminated && since_term.seconds() > grace_seconds) {
       ::kill(pid, SIGKILL);
     }
-    struct timespec pause {0, 20'000'000};
+    struct timespec pause {
+      0, 20'000'000
+    };
     ::nanosleep(&pause, nullptr);
   }
 }

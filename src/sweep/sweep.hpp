@@ -73,7 +73,7 @@ struct Grid {
 // The Cartesian product, the last parameter varying fastest.
 Grid product(const std::vector<Parameter>& parameters);
 // The i-th values together; every list must be as long as the first, else a usage error listing
-// the lengths ("--zip: the lists differ in length: lr has 3 values, bs 2").
+// the lengths ("--zip: the lists differ in length: lr has 3, bs has 2").
 Grid zip(const std::vector<Parameter>& parameters);
 // Rows of a file: CSV (first line the names; RFC 4180 quotes) or JSON (a list of objects with the
 // same keys; strings as they are, numbers and booleans as JSON writes them). JSON when the file's
@@ -90,9 +90,8 @@ void check_grid(const Grid& grid);
 
 // The words with {NAME}, {index}, {dir}, {{ and }} replaced. A {NAME} that is not a parameter, a
 // lone brace, an unclosed one: Error (usage) naming it and the word.
-std::vector<std::string> expand_command(const std::vector<std::string>& command,
-                                        const Grid& grid, std::size_t index,
-                                        const std::string& run_dir);
+std::vector<std::string> expand_command(const std::vector<std::string>& command, const Grid& grid,
+                                        std::size_t index, const std::string& run_dir);
 // The same checks without a point: what submit runs before it writes anything.
 void check_command(const std::vector<std::string>& command, const std::vector<std::string>& names);
 
@@ -115,7 +114,7 @@ struct Manifest {
   std::string dir;  // absolute
   std::vector<std::string> command;
   Grid grid;
-  std::string env_dir;  // absolute, or empty
+  std::string env_dir;    // absolute, or empty
   unsigned throttle = 0;  // 0: no limit
   std::string time;       // sbatch --time, or empty
   std::vector<std::string> sbatch_args;
@@ -125,7 +124,7 @@ struct Manifest {
 // "2024-05-01T12:00:00.123Z": the times manifests and results record.
 std::string iso_time(std::chrono::system_clock::time_point time);
 
-std::string manifest_path(const std::string& dir);  // DIR/sweep.json
+std::string manifest_path(const std::string& dir);               // DIR/sweep.json
 std::string run_dir(const std::string& dir, std::size_t index);  // DIR/runs/INDEX
 nlohmann::ordered_json manifest_json(const Manifest& manifest);
 Manifest parse_manifest(std::string_view text, const std::string& dir);
@@ -141,8 +140,8 @@ Manifest write_manifest(const Manifest& manifest);
 // text has no such line.
 std::optional<std::uint64_t> parse_max_array_size(std::string_view scontrol_config);
 constexpr std::uint64_t k_default_max_array_size = 1001;  // Slurm's default
-// This site's: `scontrol show config` where scontrol is on PATH, else (or when it says nothing of
-// it) Slurm's default. Throws when scontrol is there but fails.
+// This site's: `scontrol show config` where scontrol is on PATH, else (or when it fails or says
+// nothing of it) Slurm's default.
 std::uint64_t site_max_array_size();
 
 struct ArrayChunk {
@@ -206,11 +205,10 @@ nlohmann::ordered_json result_json(const RunResult& result);
 // Status, from the result records only
 
 enum class PointState { done, failed, timeout, never_ran };
-NLOHMANN_JSON_SERIALIZE_ENUM(PointState,
-                             {{PointState::done, "done"},
-                              {PointState::failed, "failed"},
-                              {PointState::timeout, "timeout"},
-                              {PointState::never_ran, "never ran"}})
+NLOHMANN_JSON_SERIALIZE_ENUM(PointState, {{PointState::done, "done"},
+                                          {PointState::failed, "failed"},
+                                          {PointState::timeout, "timeout"},
+                                          {PointState::never_ran, "never ran"}})
 
 struct PointStatus {
   std::uint64_t index = 0;

@@ -55,8 +55,7 @@ std::size_t position_of(const std::vector<std::string>& names, std::string_view 
 }  // namespace
 
 void check_command(const std::vector<std::string>& command, const std::vector<std::string>& names) {
-  if (command.empty())
-    throw Error("no command to run (give it after --)", Error::Kind::usage);
+  if (command.empty()) throw Error("no command to run (give it after --)", Error::Kind::usage);
   for (const std::string& word : command)
     scan_word(
         word, [](char) {},
@@ -65,9 +64,8 @@ void check_command(const std::vector<std::string>& command, const std::vector<st
         });
 }
 
-std::vector<std::string> expand_command(const std::vector<std::string>& command,
-                                        const Grid& grid, std::size_t index,
-                                        const std::string& run_dir) {
+std::vector<std::string> expand_command(const std::vector<std::string>& command, const Grid& grid,
+                                        std::size_t index, const std::string& run_dir) {
   check_command(command, grid.names);
   std::vector<std::string> out;
   for (const std::string& word : command) {
