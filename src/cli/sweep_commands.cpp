@@ -128,7 +128,7 @@ void add_sweep_status(CLI::App* sweep) {
   cmd->callback([=] {
     sweep::SweepStatus s = sweep::sweep_status(*dir);
     if (*json) {
-      print_json(sweep::status_json(s));
+      print_json(s);
       return;
     }
     std::printf("%s: %llu points: %llu done, %llu failed, %llu timeout, %llu never ran\n",

@@ -129,14 +129,18 @@ std::string variable(const job::Environ& env, const std::string& name) {
   return job::lookup(env, name).value_or("");
 }
 
+// How a command ended, as results and status write it: the one that applies, the other null.
+void put_ending(Json& json, const std::optional<int>& exit_code, const std::optional<int>& signal) {
+  json["exit_code"] = exit_code ? Json(*exit_code) : Json();
+  json["signal"] = signal ? Json(*signal) : Json();
+}
+
 }  // namespace
 
-Json result_json(const RunResult& r) {
-  Json json;
+void to_json(Json& json, const RunResult& r) {
   json["index"] = r.index;
   json["command"] = r.command;
-  json["exit_code"] = r.exit_code ? Json(*r.exit_code) : Json();
-  json["signal"] = r.signal ? Json(*r.signal) : Json();
+  put_ending(json, r.exit_code, r.signal);
   json["timeout"] = r.timeout;
   json["start"] = r.start;
   json["end"] = r.end;
@@ -145,7 +149,6 @@ Json result_json(const RunResult& r) {
   json["job_id"] = r.job_id;
   json["array_job_id"] = r.array_job_id;
   json["array_task_id"] = r.array_task_id;
-  return json;
 }
 
 RunResult run_point(const std::string& dir, std::uint64_t offset, const job::Environ& env,
@@ -185,7 +188,7 @@ RunResult run_point(const std::string& dir, std::uint64_t offset, const job::Env
   r.end = iso_time(std::chrono::system_clock::now());
   if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
-  util::write_file_atomically(result_path, result_json(r).dump(2) + "\n", 0644);
+  util::write_file_atomically(result_path, Json(r).dump(2) + "\n", 0644);
   return r;
 }
 
@@ -223,25 +226,10 @@ SweepStatus sweep_status(const std::string& dir) {
   return s;
 }
 
-Json status_json(const SweepStatus& s) {
-  Json json;
-  json["dir"] = s.dir;
-  json["points"] = s.points;
-  json["done"] = s.done;
-  json["failed"] = s.failed;
-  json["timeout"] = s.timeout;
-  json["never_ran"] = s.never_ran;
-  Json results = Json::array();
-  for (const PointStatus& p : s.results) {
-    Json item;
-    item["index"] = p.index;
-    item["state"] = p.state;
-    item["exit_code"] = p.exit_code ? Json(*p.exit_code) : Json();
-    item["signal"] = p.signal ? Json(*p.signal) : Json();
-    results.push_back(std::move(item));
-  }
-  json["results"] = std::move(results);
-  return json;
+void to_json(Json& json, const PointStatus& p) {
+  json["index"] = p.index;
+  json["state"] = p.state;
+  put_ending(json, p.exit_code, p.signal);
 }
 
 }  // namespace ferry::sweep

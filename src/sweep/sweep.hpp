@@ -199,7 +199,8 @@ struct RunResult {
 // Writes result.json atomically and returns it.
 RunResult run_point(const std::string& dir, std::uint64_t offset, const job::Environ& env,
                     double grace_seconds = 10);
-nlohmann::ordered_json result_json(const RunResult& result);
+// result.json's form (exit_code and signal: the one that applies, the other null).
+void to_json(nlohmann::ordered_json& json, const RunResult& result);
 
 // ---------------------------------------------------------------------------------------------
 // Status, from the result records only
@@ -216,13 +217,15 @@ struct PointStatus {
   std::optional<int> exit_code, signal;
 };
 
+void to_json(nlohmann::ordered_json& json, const PointStatus& point);
+
 struct SweepStatus {
   std::string dir;
   std::uint64_t points = 0, done = 0, failed = 0, timeout = 0, never_ran = 0;
   std::vector<PointStatus> results;
 };
+FERRY_JSON_FIELDS(SweepStatus, dir, points, done, failed, timeout, never_ran, results)
 
 SweepStatus sweep_status(const std::string& dir);
-nlohmann::ordered_json status_json(const SweepStatus& status);
 
 }  // namespace ferry::sweep

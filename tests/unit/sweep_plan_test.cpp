@@ -46,12 +46,12 @@ TEST(SweepPlan, SplitKeepsIndicesContinuous) {
 TEST(SweepPlan, SbatchLinesAndScript) {
   Plan plan = plan_arrays(twelve_points(), 5, "/opt/ferry/bin/ferry");
   ASSERT_EQ(plan.arrays.size(), 3U);
-  EXPECT_EQ(plan.arrays[1].sbatch,
-            (std::vector<std::string>{"sbatch", "--parsable", "--job-name=sweep-sweep one",
-                                      "--array=0-4%3",
-                                      "--output=/scratch/u/sweep one/logs/%A_%a.out",
-                                      "--open-mode=append", "--signal=B:USR1@60", "--time=00:10:00",
-                                      "--partition=gpu", "/scratch/u/sweep one/array-5.sbatch"}));
+  EXPECT_EQ(
+      plan.arrays[1].sbatch,
+      (std::vector<std::string>{"sbatch", "--parsable", "--job-name=sweep-sweep one",
+                                "--array=0-4%3", "--output=/scratch/u/sweep one/logs/%A_%a.out",
+                                "--open-mode=append", "--signal=B:USR1@60", "--time=00:10:00",
+                                "--partition=gpu", "/scratch/u/sweep one/array-5.sbatch"}));
   EXPECT_EQ(plan.arrays[2].sbatch[3], "--array=0-1%2");  // the throttle, at most the array's size
   EXPECT_EQ(plan.arrays[1].script,
             "#!/bin/sh\n"

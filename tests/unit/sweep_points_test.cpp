@@ -23,14 +23,17 @@ std::string usage_message(F f) {
 TEST(SweepPoints, ProductVariesTheLastFastest) {
   Grid g = product({parse_parameter("a=1,2"), parse_parameter("b=x,y,z")});
   EXPECT_EQ(g.names, (std::vector<std::string>{"a", "b"}));
-  EXPECT_EQ(g.points, (Points{{"1", "x"}, {"1", "y"}, {"1", "z"}, {"2", "x"}, {"2", "y"}, {"2", "z"}}));
+  EXPECT_EQ(g.points,
+            (Points{{"1", "x"}, {"1", "y"}, {"1", "z"}, {"2", "x"}, {"2", "y"}, {"2", "z"}}));
   EXPECT_TRUE(product({}).points.empty());
 }
 
 TEST(SweepPoints, ZipPairsAndNamesTheLengths) {
   Grid g = zip({parse_parameter("a=1,2"), parse_parameter("b=x,y")});
   EXPECT_EQ(g.points, (Points{{"1", "x"}, {"2", "y"}}));
-  EXPECT_EQ(usage_message([] { zip({parse_parameter("lr=1,2,3"), parse_parameter("bs=4,5")}); }),
+  EXPECT_EQ(usage_message([] {
+              zip({parse_parameter("lr=1,2,3"), parse_parameter("bs=4,5")});
+            }),
             "--zip: the lists differ in length: lr has 3, bs has 2");
 }
 
@@ -94,13 +97,16 @@ TEST(SweepTemplate, WordsStayWords) {
 
 TEST(SweepTemplate, ErrorsNameTheWord) {
   std::vector<std::string> names = {"lr"};
-  EXPECT_EQ(usage_message([&] { check_command({"run", "--bs={bs}"}, names); }),
+  EXPECT_EQ(usage_message([&] {
+              check_command({"run", "--bs={bs}"}, names);
+            }),
             "command word '--bs={bs}': unknown parameter {bs} (known: {lr}, {index}, {dir})");
   EXPECT_EQ(usage_message([&] { check_command({"a{lr"}, names); }),
             "command word 'a{lr': a '{' without its '}' (write {{ for a literal brace)");
   EXPECT_EQ(usage_message([&] { check_command({"a}"}, names); }),
             "command word 'a}': a '}' without its '{' (write }} for a literal brace)");
-  EXPECT_EQ(usage_message([&] { check_command({}, names); }), "no command to run (give it after --)");
+  EXPECT_EQ(usage_message([&] { check_command({}, names); }),
+            "no command to run (give it after --)");
 }
 
 }  // namespace
