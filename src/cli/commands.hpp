@@ -30,5 +30,7 @@ void add_module(CLI::App& app);
 void add_dask(CLI::App& app, int& exit_status);
 // ray and ray-node (ray_commands.cpp).
 void add_ray(CLI::App& app, int& exit_status);
+// sweep submit, run and status (sweep_commands.cpp).
+void add_sweep(CLI::App& app, int& exit_status);
 
 }  // namespace ferry::cli

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   ferry::cli::add_module(app);
   ferry::cli::add_dask(app, exit_status);
   ferry::cli::add_ray(app, exit_status);
+  ferry::cli::add_sweep(app, exit_status);
   // A signal that is removing ferry's temporary trees ends the process itself (128 + signal):
   // the errors that removal causes in the work still running are not ferry's to print.
   try {

@@ -56,8 +56,7 @@ TEST(RayNodeOptions, BadLinesNameTheOption) {
   EXPECT_EQ(message({"--cluster", "c"}), "--role is required");
   EXPECT_EQ(message({"--role", "node", "--cluster", "c"}),
             "--head, --head-address and --port are required");
-  EXPECT_EQ(message({"--role", "head", "--cluster", "c"}),
-            "--role head: expected node or check");
+  EXPECT_EQ(message({"--role", "head", "--cluster", "c"}), "--role head: expected node or check");
   EXPECT_EQ(message({"--role", "check", "--cluster", "c", "--bogus", "1"}),
             "--bogus: not an option of ferry ray-node");
   EXPECT_EQ(message({"--role", "check", "--cluster"}), "--cluster: needs a value");

@@ -1,0 +1,159 @@
+// The sweep verbs: sweep submit (the manifest, the run directories, the arrays), sweep run (one
+// array task) and sweep status (from the result records). Each parses and calls the sweep library.
+#include <cstdio>
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "sweep/sweep.hpp"
+
+namespace ferry::cli {
+namespace {
+
+struct SubmitArgs {
+  std::vector<std::string> words;  // DIR, then NAME=V1,V2,... words, then the command
+  bool zip = false, dry_run = false, json = false;
+  std::string from, time, env_dir;
+  unsigned throttle = 0;
+  std::uint64_t max_array_size = 0;
+  std::vector<std::string> sbatch_args, unused;
+};
+
+// DIR first, then the leading NAME=... words, then the command (its first word is no NAME=...).
+sweep::Manifest manifest_of(const SubmitArgs& a) {
+  if (a.words.empty()) throw Error("sweep submit: DIR is required", Error::Kind::usage);
+  std::vector<sweep::Parameter> parameters;
+  std::size_t i = 1;
+  for (; i < a.words.size() && sweep::is_parameter_word(a.words[i]); ++i)
+    parameters.push_back(sweep::parse_parameter(a.words[i]));
+  sweep::Manifest m;
+  m.command.assign(a.words.begin() + static_cast<std::ptrdiff_t>(i), a.words.end());
+  if (!a.from.empty() && !parameters.empty())
+    throw Error("--from: the points come from the file or from NAME=V1,V2,... words, not both",
+                Error::Kind::usage);
+  if (!a.from.empty())
+    m.grid = sweep::read_points(a.from);
+  else
+    m.grid = a.zip ? sweep::zip(parameters) : sweep::product(parameters);
+  sweep::check_grid(m.grid);
+  sweep::check_command(m.command, m.grid.names);
+  m.dir = util::absolute_path(a.words[0]);
+  if (!a.env_dir.empty()) m.env_dir = util::absolute_path(a.env_dir);
+  m.throttle = a.throttle;
+  m.time = a.time;
+  m.sbatch_args = a.sbatch_args;
+  return m;
+}
+
+void print_plan(const sweep::Plan& plan, bool json) {
+  if (json) {
+    print_json(plan);
+    return;
+  }
+  std::printf("%s: %llu points in %zu arrays (MaxArraySize %llu), manifest %s\n", plan.dir.c_str(),
+              static_cast<unsigned long long>(plan.points), plan.arrays.size(),
+              static_cast<unsigned long long>(plan.max_array_size), plan.manifest.c_str());
+  for (const auto& a : plan.arrays) std::printf("%s\n", util::command_line(a.sbatch).c_str());
+}
+
+void add_sweep_submit(CLI::App* sweep) {
+  auto a = std::make_shared<SubmitArgs>();
+  CLI::App* cmd = sweep->add_subcommand(
+      "submit", "Write DIR/sweep.json and DIR/runs/INDEX for every point, then submit job arrays");
+  cmd->add_option("WORDS", a->words,
+                  "DIR, then NAME=V1,V2,... (\\, for a literal comma), then after -- the command "
+                  "({NAME}, {index}, {dir}; {{ and }} for braces)")
+      ->required();
+  // Never filled (WORDS takes every word): a positional still wanting words keeps CLI11 reading
+  // the words after -- here rather than handing them back to `sweep`.
+  cmd->add_option("COMMAND", a->unused, "")->expected(1, -1)->group("");
+  cmd->add_flag("--zip", a->zip, "Pair the i-th values instead of taking the product");
+  cmd->add_option("--from", a->from, "The points from a CSV (header: names) or JSON file");
+  cmd->add_option("--throttle", a->throttle, "At most K tasks of an array running at once (%K)");
+  cmd->add_option("--time", a->time, "sbatch --time for each task");
+  cmd->add_option("--sbatch-arg", a->sbatch_args, "One more sbatch argument (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--env", a->env_dir, "The env whose bin/ goes first on PATH in each task");
+  cmd->add_option("--max-array-size", a->max_array_size,
+                  "Tasks per array (default: the site's MaxArraySize, else 1001)");
+  cmd->add_flag("--dry-run", a->dry_run,
+                "Write the manifest and scripts, print the plan, submit "
+                "nothing");
+  cmd->add_flag("--json", a->json, "Print JSON");
+  cmd->callback([a] {
+    sweep::Manifest m = manifest_of(*a);
+    std::uint64_t max_size =
+        a->max_array_size > 0 ? a->max_array_size : sweep::site_max_array_size();
+    sweep::Plan plan = sweep::plan_arrays(m, max_size, util::self_executable());
+    sweep::write_manifest(m);
+    sweep::write_scripts(plan);
+    if (a->dry_run) {
+      print_plan(plan, a->json);
+      return;
+    }
+    sweep::Submission s = sweep::submit(plan);
+    if (a->json) {
+      print_json(s);
+      return;
+    }
+    for (const auto& job : s.arrays)
+      std::printf("%s: points %llu-%llu: job %s\n", plan.dir.c_str(),
+                  static_cast<unsigned long long>(job.offset),
+                  static_cast<unsigned long long>(job.offset + job.count - 1), job.job_id.c_str());
+  });
+}
+
+void add_sweep_run(CLI::App* sweep, int& exit_status) {
+  auto dir = std::make_shared<std::string>();
+  auto offset = std::make_shared<std::uint64_t>(0);
+  CLI::App* cmd = sweep->add_subcommand(
+      "run", "Run this array task's point (offset + SLURM_ARRAY_TASK_ID or PBS_ARRAY_INDEX)");
+  cmd->add_option("DIR", *dir, "The sweep's directory")->required();
+  cmd->add_option("--offset", *offset, "The array's first point (default 0)");
+  cmd->callback([=, &exit_status] {
+    sweep::RunResult r = sweep::run_point(*dir, *offset, job::current_environ());
+    exit_status = r.signal ? 128 + *r.signal : r.exit_code.value_or(1);
+  });
+}
+
+void add_sweep_status(CLI::App* sweep) {
+  auto dir = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  CLI::App* cmd =
+      sweep->add_subcommand("status", "Done, failed, timed out and never run, from the records");
+  cmd->add_option("DIR", *dir, "The sweep's directory")->required();
+  cmd->add_flag("--json", *json, "Print JSON");
+  cmd->callback([=] {
+    sweep::SweepStatus s = sweep::sweep_status(*dir);
+    if (*json) {
+      print_json(s);
+      return;
+    }
+    std::printf("%s: %llu points: %llu done, %llu failed, %llu timeout, %llu never ran\n",
+                s.dir.c_str(), static_cast<unsigned long long>(s.points),
+                static_cast<unsigned long long>(s.done), static_cast<unsigned long long>(s.failed),
+                static_cast<unsigned long long>(s.timeout),
+                static_cast<unsigned long long>(s.never_ran));
+    for (const auto& p : s.results) {
+      if (p.state == sweep::PointState::done || p.state == sweep::PointState::never_ran) continue;
+      std::string how = p.signal ? fmt::format("signal {}", *p.signal)
+                                 : fmt::format("exit code {}", p.exit_code.value_or(-1));
+      std::printf("%llu %s (%s)\n", static_cast<unsigned long long>(p.index),
+                  util::name(p.state).c_str(), how.c_str());
+    }
+  });
+}
+
+}  // namespace
+
+void add_sweep(CLI::App& app, int& exit_status) {
+  CLI::App* cmd = app.add_subcommand("sweep", "Parameter sweeps as job arrays");
+  cmd->require_subcommand(1);
+  add_sweep_submit(cmd);
+  add_sweep_run(cmd, exit_status);
+  add_sweep_status(cmd);
+}
+
+}  // namespace ferry::cli

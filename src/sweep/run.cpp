@@ -1,0 +1,235 @@
+// ferry sweep run, inside one array task: the point's command, its log, its result record; and
+// the sweep's status read back from those records.
+#include <array>
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <ctime>
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include "sweep/sweep.hpp"
+
+namespace ferry::sweep {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+volatile sig_atomic_t g_stop_signal = 0;
+void note_stop_signal(int sig) { g_stop_signal = sig; }
+
+// While the command runs: Slurm's warning (SIGUSR1), its time limit or scancel (SIGTERM) and
+// Ctrl-C are noted for the wait loop instead of ending ferry before the result is written.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal = 0;
+    struct sigaction sa {};
+    sa.sa_handler = note_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    for (std::size_t i = 0; i < k_signals.size(); ++i) ::sigaction(k_signals[i], &sa, &m_old[i]);
+  }
+  ~StopSignals() {
+    for (std::size_t i = 0; i < k_signals.size(); ++i)
+      ::sigaction(k_signals[i], &m_old[i], nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  static constexpr std::array<int, 3> k_signals = {SIGUSR1, SIGTERM, SIGINT};
+  std::array<struct sigaction, 3> m_old{};
+};
+
+// stdout and stderr pointed at the log while the child is started (it inherits them), and back.
+class OutputToLog {
+ public:
+  explicit OutputToLog(int log_fd) : m_out(::dup(1)), m_err(::dup(2)) {
+    if (!m_out || !m_err) util::throw_errno("stdout", "cannot duplicate", errno);
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+  }
+  ~OutputToLog() {
+    ::dup2(m_out.get(), 1);
+    ::dup2(m_err.get(), 2);
+  }
+  OutputToLog(const OutputToLog&) = delete;
+  OutputToLog& operator=(const OutputToLog&) = delete;
+
+ private:
+  util::UniqueFd m_out, m_err;
+};
+
+std::uint64_t task_index(const job::Environ& env, std::uint64_t offset, std::size_t points) {
+  std::string var = "SLURM_ARRAY_TASK_ID";
+  std::optional<std::string> task = job::lookup(env, var);
+  if (!task) {
+    var = "PBS_ARRAY_INDEX";
+    task = job::lookup(env, var);
+  }
+  if (!task)
+    throw Error(
+        "neither SLURM_ARRAY_TASK_ID nor PBS_ARRAY_INDEX is set (ferry sweep run runs "
+        "inside an array task)",
+        Error::Kind::usage);
+  std::optional<unsigned> id = util::parse_decimal(*task, UINT_MAX);
+  if (!id) throw Error(fmt::format("{}='{}': expected a number", var, util::printable(*task)));
+  std::uint64_t index = offset + *id;
+  if (index >= points)
+    throw Error(fmt::format("{}={} with --offset {} is point {}; the sweep has {} points", var, *id,
+                            offset, index, points));
+  return index;
+}
+
+std::vector<std::string> child_environment(const job::Environ& env, const Manifest& m,
+                                           std::uint64_t index) {
+  job::Environ out = env;
+  if (!m.env_dir.empty()) {
+    std::optional<std::string> path = job::lookup(env, "PATH");
+    out["PATH"] = m.env_dir + "/bin" + (path && !path->empty() ? ":" + *path : "");
+  }
+  out["FERRY_SWEEP_DIR"] = m.dir;
+  out["FERRY_SWEEP_INDEX"] = std::to_string(index);
+  std::vector<std::string> list;
+  for (const auto& [key, value] : out) list.push_back(key + "=" + value);
+  return list;
+}
+
+// Waits for pid; once a stop signal is noted, SIGTERM to it, and SIGKILL after grace_seconds.
+int wait_stopping(pid_t pid, double grace_seconds, bool& timeout) {
+  bool terminated = false;
+  util::Stopwatch since_term;
+  for (;;) {
+    int status = 0;
+    pid_t done = ::waitpid(pid, &status, WNOHANG);
+    if (done == pid) return status;
+    if (done < 0 && errno != EINTR) util::throw_errno("the command", "cannot wait for", errno);
+    int sig = g_stop_signal;
+    if (sig != 0 && !terminated) {
+      timeout = sig == SIGUSR1 || sig == SIGTERM;
+      ::kill(pid, SIGTERM);
+      terminated = true;
+      since_term = {};
+    } else if (terminated && since_term.seconds() > grace_seconds) {
+      ::kill(pid, SIGKILL);
+    }
+    struct timespec pause {
+      0, 20'000'000
+    };
+    ::nanosleep(&pause, nullptr);
+  }
+}
+
+std::string variable(const job::Environ& env, const std::string& name) {
+  return job::lookup(env, name).value_or("");
+}
+
+// How a command ended, as results and status write it: the one that applies, the other null.
+void put_ending(Json& json, const std::optional<int>& exit_code, const std::optional<int>& signal) {
+  json["exit_code"] = exit_code ? Json(*exit_code) : Json();
+  json["signal"] = signal ? Json(*signal) : Json();
+}
+
+}  // namespace
+
+void to_json(Json& json, const RunResult& r) {
+  json["index"] = r.index;
+  json["command"] = r.command;
+  put_ending(json, r.exit_code, r.signal);
+  json["timeout"] = r.timeout;
+  json["start"] = r.start;
+  json["end"] = r.end;
+  json["seconds"] = r.seconds;
+  json["host"] = r.host;
+  json["job_id"] = r.job_id;
+  json["array_job_id"] = r.array_job_id;
+  json["array_task_id"] = r.array_task_id;
+}
+
+RunResult run_point(const std::string& dir, std::uint64_t offset, const job::Environ& env,
+                    double grace_seconds) {
+  Manifest m = read_manifest(util::absolute_path(dir));
+  RunResult r;
+  r.index = task_index(env, offset, m.grid.points.size());
+  std::string here = run_dir(m.dir, r.index);
+  r.command = expand_command(m.command, m.grid, r.index, here);
+  std::vector<std::string> child_env = child_environment(env, m, r.index);
+  std::string result_path = here + "/result.json";
+  // A rerun (requeue, resubmission) is not done until it has written its own record.
+  if (::unlink(result_path.c_str()) != 0 && errno != ENOENT)
+    util::throw_errno(result_path, "cannot remove", errno);
+  std::string log_path = here + "/log";
+  util::UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+  if (!log) util::throw_errno(log_path, "cannot open", errno);
+  if (::chdir(here.c_str()) != 0) util::throw_errno(here, "cannot enter", errno);
+
+  r.host = util::host_name();
+  r.job_id = variable(env, "SLURM_JOB_ID");
+  if (r.job_id.empty()) r.job_id = variable(env, "PBS_JOBID");
+  r.array_job_id = variable(env, "SLURM_ARRAY_JOB_ID");
+  r.array_task_id = variable(env, "SLURM_ARRAY_TASK_ID");
+  if (r.array_task_id.empty()) r.array_task_id = variable(env, "PBS_ARRAY_INDEX");
+
+  StopSignals signals;
+  r.start = iso_time(std::chrono::system_clock::now());
+  util::Stopwatch clock;
+  pid_t pid = -1;
+  {
+    OutputToLog to_log(log.get());
+    pid = util::spawn_child(r.command, child_env);
+  }
+  int status = wait_stopping(pid, grace_seconds, r.timeout);
+  r.seconds = clock.seconds();
+  r.end = iso_time(std::chrono::system_clock::now());
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  util::write_file_atomically(result_path, Json(r).dump(2) + "\n", 0644);
+  return r;
+}
+
+SweepStatus sweep_status(const std::string& dir) {
+  Manifest m = read_manifest(util::absolute_path(dir));
+  SweepStatus s;
+  s.dir = m.dir;
+  s.points = m.grid.points.size();
+  for (std::uint64_t i = 0; i < s.points; ++i) {
+    PointStatus p;
+    p.index = i;
+    std::string path = run_dir(m.dir, i) + "/result.json";
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) {
+      Json json = Json::parse(util::read_file(path), nullptr, false);
+      if (json.is_discarded() || !json.is_object())
+        throw Error(fmt::format("{}: not a result record", path));
+      if (json.value("exit_code", Json()).is_number()) p.exit_code = json["exit_code"].get<int>();
+      if (json.value("signal", Json()).is_number()) p.signal = json["signal"].get<int>();
+      if (json.value("timeout", false))
+        p.state = PointState::timeout;
+      else if (p.exit_code == 0)
+        p.state = PointState::done;
+      else
+        p.state = PointState::failed;
+    }
+    switch (p.state) {
+      case PointState::done: ++s.done; break;
+      case PointState::failed: ++s.failed; break;
+      case PointState::timeout: ++s.timeout; break;
+      case PointState::never_ran: ++s.never_ran; break;
+    }
+    s.results.push_back(p);
+  }
+  return s;
+}
+
+void to_json(Json& json, const PointStatus& p) {
+  json["index"] = p.index;
+  json["state"] = p.state;
+  put_ending(json, p.exit_code, p.signal);
+}
+
+}  // namespace ferry::sweep

@@ -1,0 +1,231 @@
+// ferry::sweep — parameter sweeps as scheduler job arrays (on util and job only).
+//
+// A sweep is a command template and a list of points (one value per parameter each). It lives in
+// a directory DIR:
+//
+//   DIR/sweep.json          the manifest (below), written atomically before anything is submitted
+//   DIR/runs/INDEX/         one per point: the command's working directory, its `log` (stdout and
+//                           stderr, appended) and `result.json` (written atomically when it ends)
+//   DIR/array-OFFSET.sbatch the batch script of the array whose first point is OFFSET
+//   DIR/logs/%A_%a.out      what ferry itself says in each array task
+//
+// The manifest is one JSON object:
+//   {"sweep": 1, "command": [word...], "parameters": [name...],
+//    "points": [{name: value, ...}, ...]   (in index order),
+//    "env": DIR or "", "options": {"throttle": K or 0, "time": T or "", "sbatch_args": [...]},
+//    "submissions": [{"time": ISO-8601, "arrays": [{"offset", "count", "job_id"}...]}...]}
+// Two manifests are the same sweep when command, parameters and points are equal; resubmitting
+// the same sweep keeps its submissions and appends one. Values are kept byte for byte (they are
+// never given to a shell) and must be UTF-8, as JSON requires.
+//
+// Order of points: the Cartesian product of the parameters as given, the last varying fastest
+// (Hydra's sweeper, itertools.product); --zip pairs the i-th values instead; a --from file lists
+// the points in its row order.
+//
+// Writing values on the command line: NAME=V1,V2,... splits at commas; `\,` is a literal comma
+// and `\\` a literal backslash; any other backslash is kept as it is (so 'a\b' stays a\b).
+// NAME=a,,b has three values, the middle one empty, and NAME= one empty value.
+//
+// Templating: in each word of the command, {NAME} is the point's value, {index} its index and
+// {dir} its directory DIR/runs/INDEX; {{ and }} are literal braces. A word stays one argv word.
+//
+// Arrays: N points become arrays of at most the site's MaxArraySize tasks (`scontrol show config`),
+// each submitted as `sbatch --array=0-(n-1)[%K]` with its own offset; a task runs point offset +
+// SLURM_ARRAY_TASK_ID (PBS_ARRAY_INDEX under PBS). Slurm is asked for SIGUSR1 to the batch shell
+// 60 s before the time limit (--signal=B:USR1@60; the script execs ferry, so ferry is that shell):
+// the run records a timeout and stops its command with SIGTERM, then SIGKILL. The PBS submission
+// line is not built yet (only the task side reads PBS_ARRAY_INDEX).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "job/job.hpp"
+#include "util/util.hpp"
+
+namespace ferry::sweep {
+
+// ---------------------------------------------------------------------------------------------
+// Points
+
+struct Parameter {
+  std::string name;
+  std::vector<std::string> values;
+};
+
+// True for a word of the form NAME=..., NAME being letters, digits, '_', '.' and '-' (not first).
+bool is_parameter_word(std::string_view word);
+// "NAME=V1,V2,..." with the escapes above. Errors (usage) name the word.
+Parameter parse_parameter(std::string_view word);
+
+// The points, each holding one value per name, in the order of names.
+struct Grid {
+  std::vector<std::string> names;
+  std::vector<std::vector<std::string>> points;
+};
+
+// The Cartesian product, the last parameter varying fastest.
+Grid product(const std::vector<Parameter>& parameters);
+// The i-th values together; every list must be as long as the first, else a usage error listing
+// the lengths ("--zip: the lists differ in length: lr has 3, bs has 2").
+Grid zip(const std::vector<Parameter>& parameters);
+// Rows of a file: CSV (first line the names; RFC 4180 quotes) or JSON (a list of objects with the
+// same keys; strings as they are, numbers and booleans as JSON writes them). JSON when the file's
+// first non-blank byte is '[', else CSV.
+Grid read_points(const std::string& path);
+Grid parse_points_csv(std::string_view text, std::string_view subject);
+Grid parse_points_json(std::string_view text, std::string_view subject);
+// Checks names (no duplicates, none named index or dir, the allowed characters) and that the grid
+// is not empty: usage errors.
+void check_grid(const Grid& grid);
+
+// ---------------------------------------------------------------------------------------------
+// Templating
+
+// The words with {NAME}, {index}, {dir}, {{ and }} replaced. A {NAME} that is not a parameter, a
+// lone brace, an unclosed one: Error (usage) naming it and the word.
+std::vector<std::string> expand_command(const std::vector<std::string>& command, const Grid& grid,
+                                        std::size_t index, const std::string& run_dir);
+// The same checks without a point: what submit runs before it writes anything.
+void check_command(const std::vector<std::string>& command, const std::vector<std::string>& names);
+
+// ---------------------------------------------------------------------------------------------
+// The manifest
+
+struct ArrayJob {
+  std::uint64_t offset = 0, count = 0;
+  std::string job_id;
+};
+FERRY_JSON_FIELDS(ArrayJob, offset, count, job_id)
+
+struct Submission {
+  std::string time;
+  std::vector<ArrayJob> arrays;
+};
+FERRY_JSON_FIELDS(Submission, time, arrays)
+
+struct Manifest {
+  std::string dir;  // absolute
+  std::vector<std::string> command;
+  Grid grid;
+  std::string env_dir;    // absolute, or empty
+  unsigned throttle = 0;  // 0: no limit
+  std::string time;       // sbatch --time, or empty
+  std::vector<std::string> sbatch_args;
+  std::vector<Submission> submissions;
+};
+
+// "2024-05-01T12:00:00.123Z": the times manifests and results record.
+std::string iso_time(std::chrono::system_clock::time_point time);
+
+std::string manifest_path(const std::string& dir);               // DIR/sweep.json
+std::string run_dir(const std::string& dir, std::size_t index);  // DIR/runs/INDEX
+nlohmann::ordered_json manifest_json(const Manifest& manifest);
+Manifest parse_manifest(std::string_view text, const std::string& dir);
+Manifest read_manifest(const std::string& dir);
+// Writes DIR/sweep.json atomically and makes DIR/runs/INDEX for every point. A DIR holding another
+// sweep is refused (usage error); the same sweep keeps its submissions. Returns what was written.
+Manifest write_manifest(const Manifest& manifest);
+
+// ---------------------------------------------------------------------------------------------
+// The array plan
+
+// MaxArraySize from `scontrol show config` ("MaxArraySize            = 1001"); nullopt when the
+// text has no such line.
+std::optional<std::uint64_t> parse_max_array_size(std::string_view scontrol_config);
+constexpr std::uint64_t k_default_max_array_size = 1001;  // Slurm's default
+// This site's: `scontrol show config` where scontrol is on PATH, else (or when it fails or says
+// nothing of it) Slurm's default.
+std::uint64_t site_max_array_size();
+
+struct ArrayChunk {
+  std::uint64_t offset = 0, count = 0;
+};
+// Continuous chunks of at most max_array_size points, in order (12 points, 5 -> 5, 5, 2).
+std::vector<ArrayChunk> split_arrays(std::uint64_t points, std::uint64_t max_array_size);
+
+struct PlannedArray {
+  std::uint64_t offset = 0, count = 0;
+  std::string script_path, script;
+  std::vector<std::string> sbatch;  // the sbatch command line, script path last
+};
+FERRY_JSON_FIELDS(PlannedArray, offset, count, script_path, script, sbatch)
+
+struct Plan {
+  std::string dir, manifest;
+  std::uint64_t points = 0, max_array_size = 0;
+  std::vector<PlannedArray> arrays;
+};
+FERRY_JSON_FIELDS(Plan, dir, manifest, points, max_array_size, arrays)
+
+// ferry: the absolute path of the ferry the tasks run.
+Plan plan_arrays(const Manifest& manifest, std::uint64_t max_array_size, const std::string& ferry);
+// The batch script of one array: runs `ferry sweep run DIR --offset OFFSET` (exec, no shell words
+// from the user).
+std::string batch_script(const Manifest& manifest, std::uint64_t offset, const std::string& ferry);
+// Writes each array's script (atomically, 0755).
+void write_scripts(const Plan& plan);
+// Runs each sbatch line in turn, recording each job id in the manifest (atomically) as soon as it
+// is known, so a failure part-way leaves the arrays submitted so far on record. Returns the
+// submission.
+Submission submit(const Plan& plan);
+// The job id sbatch printed: "123" or "123;cluster" (--parsable), or "Submitted batch job 123";
+// nullopt for anything else.
+std::optional<std::string> parse_job_id(std::string_view sbatch_output);
+
+// ---------------------------------------------------------------------------------------------
+// The task side: ferry sweep run
+
+struct RunResult {
+  std::uint64_t index = 0;
+  std::vector<std::string> command;
+  std::optional<int> exit_code, signal;
+  bool timeout = false;
+  std::string start, end;  // ISO-8601, UTC
+  double seconds = 0;
+  std::string host, job_id, array_job_id, array_task_id;
+};
+
+// Runs point offset + SLURM_ARRAY_TASK_ID (or PBS_ARRAY_INDEX) of the sweep in DIR: its command in
+// DIR/runs/INDEX (ferry changes its own directory there), stdout and stderr appended to its log,
+// the env's bin first on PATH (VIRTUAL_ENV is not set: activation proper lives in runtime). SIGUSR1
+// or SIGTERM meanwhile mark a timeout and stop the command (SIGTERM, up to grace_seconds, SIGKILL).
+// Writes result.json atomically and returns it.
+RunResult run_point(const std::string& dir, std::uint64_t offset, const job::Environ& env,
+                    double grace_seconds = 10);
+// result.json's form (exit_code and signal: the one that applies, the other null).
+void to_json(nlohmann::ordered_json& json, const RunResult& result);
+
+// ---------------------------------------------------------------------------------------------
+// Status, from the result records only
+
+enum class PointState { done, failed, timeout, never_ran };
+NLOHMANN_JSON_SERIALIZE_ENUM(PointState, {{PointState::done, "done"},
+                                          {PointState::failed, "failed"},
+                                          {PointState::timeout, "timeout"},
+                                          {PointState::never_ran, "never ran"}})
+
+struct PointStatus {
+  std::uint64_t index = 0;
+  PointState state = PointState::never_ran;
+  std::optional<int> exit_code, signal;
+};
+
+void to_json(nlohmann::ordered_json& json, const PointStatus& point);
+
+struct SweepStatus {
+  std::string dir;
+  std::uint64_t points = 0, done = 0, failed = 0, timeout = 0, never_ran = 0;
+  std::vector<PointStatus> results;
+};
+FERRY_JSON_FIELDS(SweepStatus, dir, points, done, failed, timeout, never_ran, results)
+
+SweepStatus sweep_status(const std::string& dir);
+
+}  // namespace ferry::sweep

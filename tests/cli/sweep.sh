@@ -1,0 +1,73 @@
+# ferry sweep without a scheduler: submit --dry-run writes the manifest, run directories and
+# scripts of a 3x4 grid; sweep run, with SLURM_ARRAY_TASK_ID set by hand, runs points with their
+# values intact, records exit codes and a SIGUSR1 as a timeout; bad input writes nothing.
+source "$(dirname "$0")/common.sh"
+command -v python3 >/dev/null || skip "no python3 to read the JSON"
+
+tricky="it's \"q\" * \$HOME"
+cmd=(sh -c 'printf %s "$1" > out; exit $2' sh '{word}' '{code}')
+"$FERRY" sweep submit "$TEST_DIR/s" code=0,3,0 "word=plain,a\\,b,$tricky,{x}" --throttle 2 \
+  --max-array-size 5 --dry-run -- "${cmd[@]}" > plan.txt
+expect_contains "$(head -1 plan.txt)" "$TEST_DIR/s: 12 points in 3 arrays (MaxArraySize 5)"
+expect_contains "$(sed -n 2p plan.txt)" "--array=0-4%2"
+expect_contains "$(sed -n 4p plan.txt)" "--array=0-1%2"
+expect_contains "$(sed -n 3p plan.txt)" "--signal=B:USR1@60"
+expect_eq "$(ls "$TEST_DIR/s/runs" | sort -n | tr '\n' ' ')" "0 1 2 3 4 5 6 7 8 9 10 11 "
+expect_contains "$(cat "$TEST_DIR/s/array-10.sbatch")" "sweep run '$TEST_DIR/s' --offset 10"
+# The order: the last parameter fastest; the values byte for byte.
+order=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))
+print("|".join(p["code"]+":"+p["word"] for p in m["points"]))' "$TEST_DIR/s/sweep.json")
+expect_eq "$order" "0:plain|0:a,b|0:$tricky|0:{x}|3:plain|3:a,b|3:$tricky|3:{x}|0:plain|0:a,b|0:$tricky|0:{x}"
+
+# The same sweep again is fine; the task side, by hand.
+"$FERRY" sweep submit "$TEST_DIR/s" code=0,3,0 "word=plain,a\\,b,$tricky,{x}" --dry-run -- "${cmd[@]}" >/dev/null
+SLURM_ARRAY_TASK_ID=2 SLURM_ARRAY_JOB_ID=40 SLURM_JOB_ID=42 "$FERRY" sweep run "$TEST_DIR/s"
+expect_eq "$(cat "$TEST_DIR/s/runs/2/out")" "$tricky"
+rc=0; SLURM_ARRAY_TASK_ID=1 "$FERRY" sweep run "$TEST_DIR/s" --offset 5 || rc=$?
+expect_eq "$rc" 3
+expect_eq "$(cat "$TEST_DIR/s/runs/6/out")" "$tricky"
+PBS_ARRAY_INDEX=1 "$FERRY" sweep run "$TEST_DIR/s" --offset 10
+expect_eq "$(cat "$TEST_DIR/s/runs/11/out")" "{x}"
+field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+expect_eq "$(field "$TEST_DIR/s/runs/6/result.json" exit_code)" 3
+expect_eq "$(field "$TEST_DIR/s/runs/2/result.json" job_id)" 42
+expect_eq "$(field "$TEST_DIR/s/runs/2/result.json" array_job_id)" 40
+expect_eq "$(field "$TEST_DIR/s/runs/2/result.json" timeout)" False
+
+# Slurm's warning signal: recorded as a timeout, the command stopped.
+"$FERRY" sweep submit "$TEST_DIR/t" n=1 --dry-run -- sh -c 'echo started; exec sleep 60' >/dev/null
+SLURM_ARRAY_TASK_ID=0 "$FERRY" sweep run "$TEST_DIR/t" &
+pid=$!
+for _ in $(seq 100); do grep -q started "$TEST_DIR/t/runs/0/log" 2>/dev/null && break; sleep 0.05; done
+kill -USR1 $pid
+rc=0; wait $pid || rc=$?
+expect_eq "$rc" 143
+expect_eq "$(field "$TEST_DIR/t/runs/0/result.json" timeout)" True
+expect_eq "$(field "$TEST_DIR/t/runs/0/result.json" signal)" 15
+status=$("$FERRY" sweep status "$TEST_DIR/s")
+expect_contains "$status" "12 points: 2 done, 1 failed, 0 timeout, 9 never ran"
+expect_contains "$("$FERRY" sweep status "$TEST_DIR/t")" "0 timeout (signal 15)"
+
+# Points from a file.
+printf 'lr,name\n0.1,"a, b"\n0.2,c\n' > points.csv
+"$FERRY" sweep submit "$TEST_DIR/f" --from points.csv --dry-run --json -- echo '{name}' > f.json
+expect_eq "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["points"])' f.json)" 2
+SLURM_ARRAY_TASK_ID=0 "$FERRY" sweep run "$TEST_DIR/f"
+expect_eq "$(cat "$TEST_DIR/f/runs/0/log")" "a, b"
+
+# Bad input: one line each, nothing written.
+expect_failure "command word '{nope}': unknown parameter {nope} (known: {a}, {index}, {dir})" \
+  "$FERRY" sweep submit "$TEST_DIR/bad" a=1 --dry-run -- echo '{nope}'
+expect_failure "the sweep has no points" "$FERRY" sweep submit "$TEST_DIR/bad" --dry-run -- echo
+expect_failure "--zip: the lists differ in length: a has 2, b has 3" \
+  "$FERRY" sweep submit "$TEST_DIR/bad" a=1,2 b=1,2,3 --zip --dry-run -- echo
+expect_missing "$TEST_DIR/bad"
+before=$(cat "$TEST_DIR/s/sweep.json")
+expect_failure "$TEST_DIR/s: holds another sweep" \
+  "$FERRY" sweep submit "$TEST_DIR/s" code=1 --dry-run -- echo '{code}'
+expect_eq "$(cat "$TEST_DIR/s/sweep.json")" "$before"
+expect_failure "neither SLURM_ARRAY_TASK_ID nor PBS_ARRAY_INDEX is set" \
+  env -u SLURM_ARRAY_TASK_ID -u PBS_ARRAY_INDEX "$FERRY" sweep run "$TEST_DIR/s"
+expect_failure "SLURM_ARRAY_TASK_ID=12 with --offset 0 is point 12; the sweep has 12 points" \
+  env SLURM_ARRAY_TASK_ID=12 "$FERRY" sweep run "$TEST_DIR/s"
+echo "sweep: ok"
