@@ -524,7 +524,10 @@ void tear_down(Coordinator& c, DaskOutcome& out) {
   // The key goes with the cluster; the logs stay when something went wrong.
   for (const std::string& f : {c.files->credentials(), c.files->ca(), c.files->scheduler_file()})
     ::unlink(f.c_str());
-  if (c.failure.empty() && out.leftovers.empty()) util::remove_tree(c.files->dir());
+  if (c.failure.empty() && out.leftovers.empty())
+    util::remove_tree(c.files->dir());
+  else
+    mark_cluster_ended(c.files->dir());
 }
 
 }  // namespace

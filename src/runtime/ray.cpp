@@ -375,7 +375,10 @@ void tear_down(Coordinator& c, RayOutcome& out) {
   }
   out.teardown_seconds = clock.seconds();
   ::unlink(c.files->token().c_str());
-  if (c.failure.empty() && out.leftovers.empty()) util::remove_tree(c.files->dir());
+  if (c.failure.empty() && out.leftovers.empty())
+    util::remove_tree(c.files->dir());
+  else
+    mark_cluster_ended(c.files->dir());
 }
 
 }  // namespace

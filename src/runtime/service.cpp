@@ -138,10 +138,22 @@ std::vector<std::string> kill_children() {
 bool cluster_running(const std::string& dir) {
   try {
     Json state = Json::parse(util::read_file(state_file(dir)));
+    if (state.value("ended", false)) return false;
     return state.value("host", "") != util::short_host_name(util::host_name()) ||
            process_alive(state.value("pid", -1));
   } catch (const std::exception&) {
     return false;
+  }
+}
+
+void mark_cluster_ended(const std::string& dir) {
+  try {
+    Json state = Json::parse(util::read_file(state_file(dir)));
+    state["ended"] = true;
+    util::AtomicFileSet set;
+    set.add(state_file(dir), state.dump(2) + "\n", 0600);
+    set.commit();
+  } catch (const std::exception&) {
   }
 }
 

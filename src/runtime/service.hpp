@@ -59,8 +59,11 @@ std::vector<std::string> kill_children();
 std::string find_cluster_dir(const std::string& dir, const job::Environ& env,
                              const std::string& prefix, const std::string& service);
 // Whether the cluster directory `dir`'s coordinator (its cluster.json: host and pid) is running,
-// or on another host (which this host cannot tell).
+// or on another host (which this host cannot tell) and has not marked it ended.
 bool cluster_running(const std::string& dir);
+// Marks a cluster's directory, kept after its teardown (its logs), as ended, for the
+// status and stop of other hosts.
+void mark_cluster_ended(const std::string& dir);
 // Whether a cluster directory (about to be made) belongs to a running cluster; what a
 // coordinator killed with -9 left there is removed, and the name is free again.
 bool cluster_dir_taken(const std::string& dir);
