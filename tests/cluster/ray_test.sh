@@ -71,6 +71,8 @@ node3 0" ] || fail "Ray's directories are left on the nodes"
 # ---- A held cluster: the token keeps out who lacks it; status from a second shell; stop.
 CLUSTER_TIMEOUT=240 on_cluster salloc -N3 "$FERRY" ray --env "$VENV" --json >"$TEST_DIR/held.out" 2>&1 &
 held=$!
+# A failed check below must not leave the held cluster running for the next test.
+trap 'pkill -TERM -f "^$FERRY ray --env $VENV --json" 2>/dev/null; wait; cleanup' EXIT
 for _ in $(seq 600); do grep -q '"nodes"' "$TEST_DIR/held.out" 2>/dev/null && break; sleep 0.2; done
 j=$(start_json "$TEST_DIR/held.out")
 dir=$(field "$j" dir)
@@ -114,6 +116,7 @@ node3" "ports outside the cluster's block $base-$((base + 511))"
 rc=0
 wait "$held" || rc=$?
 expect_eq "$rc" 0 "a held cluster told to stop ends well: $(cat "$TEST_DIR/held.out")"
+trap cleanup EXIT
 no_ray_left
 [ ! -e "$dir" ] || fail "the cluster's directory is left: $dir"
 
