@@ -215,6 +215,8 @@ int run_node(const RayNodeOptions& o, const job::Environ& env) {
     if (!n.head) await_head(n);
     job::Environ e = ray_environ(n.files, o.cluster, o.token, "", n.py.environ);
     e["PYTHONUNBUFFERED"] = "1";  // "Ray runtime started." must reach us through the pipe
+    e["AUTOSCALER_METRIC_PORT"] = std::to_string(RayPorts{o.port}.autoscaler_metrics());
+    e["DASHBOARD_METRIC_PORT"] = std::to_string(RayPorts{o.port}.dashboard_metrics());
     std::vector<std::string> vars = job::environ_lines(e);
     util::SubprocessOptions so;
     so.env = &vars;

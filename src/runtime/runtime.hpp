@@ -235,6 +235,10 @@ struct RayPorts {
   unsigned dashboard_agent_grpc() const { return base + 6; }
   unsigned metrics_export() const { return base + 7; }
   unsigned runtime_env_agent() const { return base + 8; }
+  // The head's two Prometheus servers, which Ray puts on fixed ports (44217, 44227) unless told
+  // through the environment.
+  unsigned autoscaler_metrics() const { return base + 9; }
+  unsigned dashboard_metrics() const { return base + 10; }
   unsigned min_worker() const { return base + k_ray_fixed_ports; }
   unsigned max_worker() const { return base + k_ray_port_block - 1; }
 };

@@ -72,8 +72,10 @@ TEST(RayPorts, EveryPortInsideTheBlockAndDistinct) {
                               p.dashboard_agent_listen(),
                               p.dashboard_agent_grpc(),
                               p.metrics_export(),
-                              p.runtime_env_agent()};
-  EXPECT_EQ(fixed.size(), 9u);
+                              p.runtime_env_agent(),
+                              p.autoscaler_metrics(),
+                              p.dashboard_metrics()};
+  EXPECT_EQ(fixed.size(), 11u);
   EXPECT_GE(*fixed.begin(), p.base);
   EXPECT_LT(*fixed.rbegin(), p.base + k_ray_fixed_ports);  // the probed head of the block
   EXPECT_EQ(p.min_worker(), p.base + k_ray_fixed_ports);
