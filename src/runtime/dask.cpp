@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -505,21 +504,10 @@ void tear_down(Coordinator& c, DaskOutcome& out) {
   stop_step(c.workers, 8);
   stop_step(c.scheduler, 8);
   if (!c.files) return;
-  std::vector<std::vector<std::string>> checks;
-  checks.push_back(c.node_step(c.node_options(DaskRole::check),
-                               static_cast<unsigned>(c.site.allocation.hosts.size()), false));
-  bool here_in_job = false;
-  for (const auto& h : c.site.allocation.hosts) here_in_job |= util::short_host_name(h) == c.here;
-  if (!here_in_job) checks.push_back(c.node_step(c.node_options(DaskRole::check), 1, true));
-  for (const auto& argv : checks) {
-    util::CommandOutput r = util::run_command(argv, 60);
-    for (std::string_view line : util::split_lines(r.out)) {
-      auto j = json_line(std::string(line));
-      if (!j || j->value("event", "") != "checked") continue;
-      for (const auto& l : j->value("leftovers", std::vector<std::string>{}))
-        out.leftovers.push_back(fmt::format("{}: {}", j->value("host", ""), l));
-    }
-  }
+  out.leftovers =
+      run_checks(c.node_step(c.node_options(DaskRole::check),
+                             static_cast<unsigned>(c.site.allocation.hosts.size()), false),
+                 c.node_step(c.node_options(DaskRole::check), 1, true), c.site.allocation);
   out.teardown_seconds = clock.seconds();
   // The key goes with the cluster; the logs stay when something went wrong.
   for (const std::string& f : {c.files->credentials(), c.files->ca(), c.files->scheduler_file()})
@@ -553,9 +541,7 @@ DaskOutcome run_dask(const DaskOptions& options, const job::Site& site, const Da
   StopSignals signals;
   // The shell or salloc that started ferry ending (a lost login session, salloc killed) is a
   // stop request too: the cluster must not outlive them.
-  const pid_t parent = ::getppid();
-  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (::getppid() != parent) StopSignals::request(SIGTERM);
+  stop_with_parent();
   DaskOutcome out;
   try {
     check_allocation(c);  // a job, an env with distributed, where the scheduler goes
@@ -572,14 +558,9 @@ DaskOutcome run_dask(const DaskOptions& options, const job::Site& site, const Da
   if (hooks.ready) hooks.ready(c.cluster);
   serve(c);  // the client, or hold until told to stop
   tear_down(c, out);
-  if (!c.failure.empty()) {
-    if (hooks.note) hooks.note(c.failure);
-    out.exit_status = 1;
-  } else if (c.client_status >= 0 && !StopSignals::received()) {
-    out.exit_status = c.client_status;
-  } else if (StopSignals::received()) {
-    out.exit_status = options.command.empty() ? 0 : 128 + StopSignals::received();
-  }
+  if (!c.failure.empty() && hooks.note) hooks.note(c.failure);
+  out.exit_status =
+      coordinator_status(!c.failure.empty(), c.client_status, !options.command.empty());
   return out;
 }
 

@@ -22,24 +22,6 @@
 namespace ferry::runtime {
 namespace {
 
-std::atomic<int> g_signal{0};
-void note_signal(int signal) { g_signal = signal; }
-
-// SIGINT, SIGTERM and SIGHUP (srun passes SIGTERM on when its step is cancelled) only set a flag:
-// the loops below stop their children and end.
-void catch_stop_signals() {
-  struct sigaction sa {};
-  sa.sa_handler = note_signal;
-  for (int s : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(s, &sa, nullptr);
-}
-
-void say(Json event) {
-  std::printf("%s\n", event.dump().c_str());
-  std::fflush(stdout);
-}
-
-std::string short_host() { return util::short_host_name(util::host_name()); }
-
 // The host part of "tls://10.0.0.1:8786" (or "[::1]").
 std::string address_host(const std::string& address) {
   std::string rest =
@@ -114,7 +96,7 @@ int run_scheduler(const DaskNodeOptions& o, const job::Environ& env) {
   so.log_path = files.log("scheduler");
   so.inherit_stdin = true;  // the coordinator's "stop" reaches the preload
   util::Subprocess scheduler(argv, so);
-  catch_stop_signals();
+  StopSignals signals;  // a stop only sets a flag: the loops below end the children
   // The preload's events go on to the coordinator as they come; a stop request ends the
   // scheduler (SIGTERM: it closes cleanly), and SIGKILL follows if it has not ended in 4 s.
   util::Stopwatch since_stop;
@@ -135,17 +117,17 @@ int run_scheduler(const DaskNodeOptions& o, const job::Environ& env) {
     if (!scheduler.timed_out()) break;  // EOF: the scheduler is gone
     if (notebook && !notebook_announced && !stopping) {
       if (auto status = notebook->wait_for(0)) {
-        say({{"host", short_host()},
-             {"event", "failed"},
-             {"error", fmt::format("JupyterLab ended (exit status {}); its log: {}", *status,
-                                   files.log("jupyter"))}});
+        say_event({{"host", this_host()},
+                   {"event", "failed"},
+                   {"error", fmt::format("JupyterLab ended (exit status {}); its log: {}", *status,
+                                         files.log("jupyter"))}});
         notebook.reset();
       } else if (!port_is_free("127.0.0.1", o.notebook_port)) {
-        say({{"host", short_host()}, {"event", "jupyter"}, {"port", o.notebook_port}});
+        say_event({{"host", this_host()}, {"event", "jupyter"}, {"port", o.notebook_port}});
         notebook_announced = true;
       }
     }
-    if (g_signal && !stopping) {
+    if (StopSignals::received() && !stopping) {
       stopping = true;
       since_stop = util::Stopwatch();
       scheduler.kill(SIGTERM);
@@ -160,10 +142,10 @@ int run_scheduler(const DaskNodeOptions& o, const job::Environ& env) {
   int status = scheduler.wait();
   if (status == 0) return 0;  // closed as asked
   if (!stopping)
-    say({{"host", short_host()},
-         {"event", "failed"},
-         {"error", fmt::format("the scheduler ended (exit status {}); its log: {}", status,
-                               files.log("scheduler"))}});
+    say_event({{"host", this_host()},
+               {"event", "failed"},
+               {"error", fmt::format("the scheduler ended (exit status {}); its log: {}", status,
+                                     files.log("scheduler"))}});
   return stopping ? 0 : 1;
 }
 
@@ -215,9 +197,9 @@ void remove_local(const DaskNodeReport& report) {
 }
 
 int run_workers(const DaskNodeOptions& o, const job::Environ& env) {
-  const std::string host = short_host();
+  const std::string host = this_host();
   auto fail = [&](const std::string& error) {
-    say({{"host", host}, {"event", "failed"}, {"error", error}});
+    say_event({{"host", host}, {"event", "failed"}, {"error", error}});
     return 1;
   };
   try {
@@ -299,13 +281,13 @@ int run_workers(const DaskNodeOptions& o, const job::Environ& env) {
       workers.push_back(std::make_unique<util::Subprocess>(argv, so));
       names.push_back(name);
     }
-    catch_stop_signals();
+    StopSignals signals;  // a stop only sets a flag: the loops below end the children
     Json started = report;
     started["event"] = "started";
-    say(started);
+    say_event(started);
     // Until told to stop, or until a worker ends by itself: that one is reported by name, and
     // the others are stopped (the coordinator tears the cluster down).
-    while (!g_signal && !workers.empty()) {
+    while (!StopSignals::received() && !workers.empty()) {
       for (std::size_t i = 0; i < workers.size(); ++i) {
         auto status = workers[i]->wait_for(0);
         if (!status) continue;
@@ -318,7 +300,7 @@ int run_workers(const DaskNodeOptions& o, const job::Environ& env) {
                                         *status, files.log(names[i]));
         workers.erase(workers.begin() + static_cast<std::ptrdiff_t>(i));
         stop_all(workers, 4);
-        say({{"host", host}, {"event", "lost"}, {"error", error}});
+        say_event({{"host", host}, {"event", "lost"}, {"error", error}});
         remove_local(report);
         return 1;
       }
@@ -334,9 +316,9 @@ int run_workers(const DaskNodeOptions& o, const job::Environ& env) {
 
 // What of the cluster runs here: every process of ours whose environment carries its id.
 int run_check(const DaskNodeOptions& o) {
-  say({{"host", short_host()},
-       {"event", "checked"},
-       {"leftovers", kill_marked("FERRY_DASK_CLUSTER=" + o.cluster)}});
+  say_event({{"host", this_host()},
+             {"event", "checked"},
+             {"leftovers", kill_marked("FERRY_DASK_CLUSTER=" + o.cluster)}});
   return 0;
 }
 

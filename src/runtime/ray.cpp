@@ -2,7 +2,6 @@
 // run_ray), then status and stop for a second shell.
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -359,20 +358,8 @@ void tear_down(Coordinator& c, RayOutcome& out) {
     c.nodes.reset();
   }
   if (!c.files) return;
-  std::vector<std::vector<std::string>> checks = {
-      c.step(c.node_command(RayRole::check), c.host_count())};
-  bool here_in_job = false;
-  for (const auto& h : c.site.allocation.hosts) here_in_job |= util::short_host_name(h) == c.here;
-  if (!here_in_job) checks.push_back(c.node_command(RayRole::check));
-  for (const auto& argv : checks) {
-    util::CommandOutput r = util::run_command(argv, 60);
-    for (std::string_view line : util::split_lines(r.out)) {
-      auto j = json_line(std::string(line));
-      if (!j || j->value("event", "") != "checked") continue;
-      for (const auto& l : j->value("leftovers", std::vector<std::string>{}))
-        out.leftovers.push_back(fmt::format("{}: {}", j->value("host", ""), l));
-    }
-  }
+  out.leftovers = run_checks(c.step(c.node_command(RayRole::check), c.host_count()),
+                             c.node_command(RayRole::check), c.site.allocation);
   out.teardown_seconds = clock.seconds();
   ::unlink(c.files->token().c_str());
   if (c.failure.empty() && out.leftovers.empty())
@@ -387,9 +374,7 @@ RayOutcome run_ray(const RayOptions& options, const job::Site& site, const RayHo
   Coordinator c{options, site, hooks};
   util::remove_temps_on_signal();
   StopSignals signals;
-  const pid_t parent = ::getppid();
-  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (::getppid() != parent) StopSignals::request(SIGTERM);
+  stop_with_parent();
   RayOutcome out;
   RayCluster cluster;
   try {
@@ -405,14 +390,9 @@ RayOutcome run_ray(const RayOptions& options, const job::Site& site, const RayHo
   if (hooks.ready) hooks.ready(cluster);
   serve(c);  // the driver, or hold until told to stop
   tear_down(c, out);
-  if (!c.failure.empty()) {
-    if (hooks.note) hooks.note(c.failure);
-    out.exit_status = 1;
-  } else if (c.driver_status >= 0 && !StopSignals::received()) {
-    out.exit_status = c.driver_status;
-  } else if (StopSignals::received()) {
-    out.exit_status = options.command.empty() ? 0 : 128 + StopSignals::received();
-  }
+  if (!c.failure.empty() && hooks.note) hooks.note(c.failure);
+  out.exit_status =
+      coordinator_status(!c.failure.empty(), c.driver_status, !options.command.empty());
   return out;
 }
 

@@ -24,22 +24,6 @@
 namespace ferry::runtime {
 namespace {
 
-std::atomic<int> g_signal{0};
-void note_signal(int signal) { g_signal = signal; }
-
-void catch_stop_signals() {
-  struct sigaction sa {};
-  sa.sa_handler = note_signal;
-  for (int s : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(s, &sa, nullptr);
-}
-
-void say(const Json& event) {
-  std::printf("%s\n", event.dump().c_str());
-  std::fflush(stdout);
-}
-
-std::string short_host() { return util::short_host_name(util::host_name()); }
-
 // The session directory Ray makes inside its temp dir, and the socket in it with the longest
 // name: session_2026-12-01_19-02-30_314791_<pid>/sockets/plasma_store (pids up to 7 digits).
 constexpr std::size_t k_ray_socket_suffix = 1 + 42 + 9 + 12;
@@ -66,7 +50,7 @@ void log_line(const std::string& path, const std::string& line) {
 struct RayNode {
   const RayNodeOptions& o;
   const job::Environ& env;
-  std::string host = short_host();
+  std::string host = this_host();
   bool head = false;
   PythonEnv py{};
   RayFiles files{o.dir};
@@ -164,7 +148,8 @@ std::vector<std::string> ray_start_argv(const RayNode& n) {
 void await_head(const RayNode& n) {
   util::Stopwatch clock;
   while (!answers(n.o.head_address, RayPorts{n.o.port}.gcs())) {
-    if (g_signal) throw Error(fmt::format("stopped by signal {}", g_signal.load()));
+    if (StopSignals::received())
+      throw Error(fmt::format("stopped by signal {}", StopSignals::received()));
     if (::access(n.files.stop().c_str(), F_OK) == 0) throw Error("stopped while waiting");
     if (clock.seconds() > n.o.timeout)
       throw Error(fmt::format("the head {} ({}:{}) did not answer in {:g} s", n.o.head,
@@ -199,10 +184,10 @@ void stop_ray_start(std::unique_ptr<util::Subprocess>& ray) {
 int run_node(const RayNodeOptions& o, const job::Environ& env) {
   RayNode n{o, env};
   auto fail = [&](const std::string& error) {
-    say({{"host", n.host}, {"event", "failed"}, {"error", error}});
+    say_event({{"host", n.host}, {"event", "failed"}, {"error", error}});
     return 1;
   };
-  catch_stop_signals();
+  StopSignals signals;  // a stop only sets a flag: the loops below end the children
   // What Ray's processes leave behind when they end comes to us, to be ended too.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   auto sweep = [&] {
@@ -232,7 +217,7 @@ int run_node(const RayNodeOptions& o, const job::Environ& env) {
         if (!child) continue;
         auto line = child->read_line(is_watcher ? 0 : 0.05);
         if (line && is_watcher) {
-          if (auto j = json_line(*line)) say(*j);
+          if (auto j = json_line(*line)) say_event(*j);
           continue;
         }
         if (line) {
@@ -241,7 +226,7 @@ int run_node(const RayNodeOptions& o, const job::Environ& env) {
             started = true;
             Json j = n.report;
             j["event"] = "started";
-            say(j);
+            say_event(j);
             if (n.head) {
               // The watcher reports the nodes as the GCS sees them.
               util::SubprocessOptions wo;
@@ -255,7 +240,7 @@ int run_node(const RayNodeOptions& o, const job::Environ& env) {
           ended = true;
         }
       }
-      if (ended || g_signal || ::access(n.files.stop().c_str(), F_OK) == 0) break;
+      if (ended || StopSignals::received() || ::access(n.files.stop().c_str(), F_OK) == 0) break;
     }
     if (!ended) {
       stop_child(watcher, 2);
@@ -269,10 +254,10 @@ int run_node(const RayNodeOptions& o, const job::Environ& env) {
     stop_child(watcher, 2);
     stop_ray_start(ray);  // what it left of its group
     sweep();
-    say({{"host", n.host},
-         {"event", started ? "lost" : "failed"},
-         {"error", fmt::format("ray start ended (exit status {}); its log: {} (Ray's: {})", status,
-                               n.log, n.report.temp_dir)}});
+    say_event({{"host", n.host},
+               {"event", started ? "lost" : "failed"},
+               {"error", fmt::format("ray start ended (exit status {}); its log: {} (Ray's: {})",
+                                     status, n.log, n.report.temp_dir)}});
     return 1;
   } catch (const Error& e) {
     stop_child(watcher, 2);
@@ -316,9 +301,9 @@ job::Environ ray_environ(const RayFiles& files, const std::string& cluster, bool
 
 int ray_node(const RayNodeOptions& options, const job::Environ& env) {
   if (options.role == RayRole::check) {
-    say({{"host", short_host()},
-         {"event", "checked"},
-         {"leftovers", kill_marked("FERRY_RAY_CLUSTER=" + options.cluster)}});
+    say_event({{"host", this_host()},
+               {"event", "checked"},
+               {"leftovers", kill_marked("FERRY_RAY_CLUSTER=" + options.cluster)}});
     return 0;
   }
   return run_node(options, env);

@@ -3,12 +3,14 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 
 #include <fmt/format.h>
 
@@ -51,6 +53,26 @@ StopSignals::~StopSignals() {
 
 int StopSignals::received() { return g_stop; }
 void StopSignals::request(int signal) { g_stop = signal; }
+
+void stop_with_parent() {
+  const pid_t parent = ::getppid();
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (::getppid() != parent) StopSignals::request(SIGTERM);
+}
+
+int coordinator_status(bool failed, int command_status, bool has_command) {
+  if (failed) return 1;
+  if (command_status >= 0 && !StopSignals::received()) return command_status;
+  if (StopSignals::received()) return has_command ? 128 + StopSignals::received() : 0;
+  return 0;
+}
+
+void say_event(const Json& event) {
+  std::printf("%s\n", event.dump().c_str());
+  std::fflush(stdout);
+}
+
+std::string this_host() { return util::short_host_name(util::host_name()); }
 
 std::optional<Json> json_line(const std::string& line) {
   if (line.empty() || line.front() != '{') return std::nullopt;
@@ -133,6 +155,26 @@ std::vector<std::string> kill_children() {
   std::sort(killed.begin(), killed.end());
   killed.erase(std::unique(killed.begin(), killed.end()), killed.end());
   return killed;
+}
+
+std::vector<std::string> run_checks(const std::vector<std::string>& on_nodes,
+                                    const std::vector<std::string>& here,
+                                    const job::Allocation& allocation) {
+  std::vector<std::vector<std::string>> checks = {on_nodes};
+  bool here_in_job = false;
+  for (const auto& h : allocation.hosts) here_in_job |= util::short_host_name(h) == this_host();
+  if (!here_in_job) checks.push_back(here);
+  std::vector<std::string> leftovers;
+  for (const auto& argv : checks) {
+    util::CommandOutput r = util::run_command(argv, 60);
+    for (std::string_view line : util::split_lines(r.out)) {
+      auto j = json_line(std::string(line));
+      if (!j || j->value("event", "") != "checked") continue;
+      for (const auto& l : j->value("leftovers", std::vector<std::string>{}))
+        leftovers.push_back(fmt::format("{}: {}", j->value("host", ""), l));
+    }
+  }
+  return leftovers;
 }
 
 bool cluster_running(const std::string& dir) {

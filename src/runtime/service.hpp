@@ -35,6 +35,19 @@ class StopSignals {
   struct sigaction m_old[3]{};
 };
 
+// A node's report: one JSON object on a line of stdout, flushed (the coordinator reads it through
+// the launcher as it comes).
+void say_event(const Json& event);
+// This host's short name: how the nodes name themselves in their reports.
+std::string this_host();
+
+// The coordinator goes with the shell or salloc that started it: SIGTERM (a stop request) when
+// its parent ends, and at once if it has already.
+void stop_with_parent();
+// A coordinator's exit status: 1 when the cluster failed, else its command's (status >= 0), else
+// after a stop signal 0 for a held cluster and 128 + the signal for a command cut short.
+int coordinator_status(bool failed, int command_status, bool has_command);
+
 // One JSON object a line, as the nodes report; nullopt for anything else (a launcher's chatter).
 std::optional<Json> json_line(const std::string& line);
 
@@ -51,6 +64,13 @@ std::vector<std::string> kill_marked(const std::string& marker);
 // children started and left behind (Ray's dashboard leaves a forkserver) is reparented to it:
 // kills (SIGKILL) and reaps every child it still has, and returns "pid command" for each.
 std::vector<std::string> kill_children();
+
+// Runs the check role everywhere the cluster ran: on every node (`on_nodes`, through the
+// launcher) and here (`here`) when this host is not one of the allocation's; returns "host: pid
+// command" for each process the checks had to kill.
+std::vector<std::string> run_checks(const std::vector<std::string>& on_nodes,
+                                    const std::vector<std::string>& here,
+                                    const job::Allocation& allocation);
 
 // The running cluster `ferry <service> status` and `stop` mean: dir when given (it must hold a
 // cluster.json), else the one directory named `<prefix>*` under this job's directory (outside a
