@@ -101,6 +101,7 @@ void add_ray(CLI::App& app, int& exit_status) {
     runtime::RayOptions options = *o;
     options.ferry = util::self_executable();
     options.dashboard = !*no_dashboard;
+    options.sysfs_root = site->sysfs_root;
     if (!ports->empty())
       std::tie(options.port_low, options.port_high) = runtime::parse_port_range(*ports);
     if (options.insecure)

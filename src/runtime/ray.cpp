@@ -66,6 +66,7 @@ struct Coordinator {
     n.dashboard = dashboard;
     n.interface = o.interface;
     n.temp_dir = o.temp_dir;
+    n.sysfs_root = o.sysfs_root;
     n.timeout = o.timeout;
     return n;
   }

@@ -69,7 +69,9 @@ void prepare(RayNode& n) {
   n.report.host = n.host;
   n.report.role = n.head ? "head" : "worker";
   n.report.cpus = granted_cpus(n.env);
-  job::GpuInventory gpus = job::discover_gpus(n.env, {});
+  job::DiscoverOptions d;
+  d.sysfs_root = n.o.sysfs_root;
+  job::GpuInventory gpus = job::discover_gpus(n.env, d);
   n.report.gpus = static_cast<unsigned>(gpus.visible.size());
   if (job::lookup(n.env, "SLURM_MEM_PER_NODE") || job::lookup(n.env, "SLURM_MEM_PER_CPU"))
     n.report.memory = worker_memory_limit(n.env, "", 1);

@@ -21,6 +21,7 @@ constexpr TextOption k_text[] = {
     {"--head-address", &RayNodeOptions::head_address},
     {"--interface", &RayNodeOptions::interface},
     {"--temp-dir", &RayNodeOptions::temp_dir},
+    {"--sysfs-root", &RayNodeOptions::sysfs_root},
 };
 struct FlagOption {
   const char* name;

@@ -217,6 +217,7 @@ struct RayOptions {
   bool dashboard = true;  // Ray's dashboard on the head's loopback, when the env has it
   unsigned port_low = 20000, port_high = 31999;
   std::string login;  // the host the tunnel goes through (default: the job's submit host)
+  std::string sysfs_root = "/";      // where the nodes read their GPUs (recorded trees in tests)
   std::vector<std::string> command;  // the driver; empty: hold the cluster until told to stop
   std::string ferry;                 // this ferry binary, for the nodes
 };
@@ -309,7 +310,8 @@ struct RayNodeOptions {
   unsigned port = 0;         // the block's first port
   bool token = true, dashboard = false;
   std::string interface, temp_dir;
-  double timeout = 180;  // workers: seconds to wait for the head's port
+  std::string sysfs_root = "/";  // where this node's GPUs are read
+  double timeout = 180;          // workers: seconds to wait for the head's port
 };
 std::vector<std::string> encode_ray_node_options(const RayNodeOptions& options);
 RayNodeOptions decode_ray_node_options(const std::vector<std::string>& words);

@@ -156,6 +156,14 @@ pb=$(field "$(start_json "$TEST_DIR/b.out")" gcs_port)
 [ $((pa > pb ? pa - pb : pb - pa)) -ge 512 ] || fail "the clusters' port blocks overlap: $pa and $pb"
 no_ray_left
 
+# ---- GPUs: each node offers Ray the GPUs the job sees there (a recorded Polaris node: 4 A100s).
+out=$(CLUSTER_TIMEOUT=240 on_cluster salloc -N3 "$FERRY" ray --env "$VENV" --no-dashboard --json \
+  --sysfs-root "$FERRY_SOURCE/tests/fixtures/sysfs/polaris" -- \
+  "$VENV/bin/python" -c 'import ray; ray.init(); print("gpus=%d" % ray.cluster_resources().get("GPU", 0))' 2>&1)
+expect_contains "$out" "gpus=12"
+expect_eq "$(field "$(start_json <(echo "$out"))" gpus)" 12 "the start line counts them: $out"
+no_ray_left
+
 # ---- Bad input: one line each, a non-zero exit, nothing left.
 one_line_error 2 "not in an allocation" "$FERRY" ray --env "$VENV" -- true
 python3 -m venv "$TEST_DIR/bare"

@@ -22,6 +22,7 @@ TEST(RayNodeOptions, RoundTripKeepsEveryField) {
   o.interface = "hsn0";
   o.temp_dir = "-odd";  // a value that starts with '-' is still a value
   o.timeout = 600;
+  o.sysfs_root = "/rec/polaris";
   RayNodeOptions back = decode_ray_node_options(encode_ray_node_options(o));
   EXPECT_EQ(back.role, RayRole::node);
   EXPECT_EQ(back.cluster, o.cluster);
@@ -35,6 +36,7 @@ TEST(RayNodeOptions, RoundTripKeepsEveryField) {
   EXPECT_EQ(back.interface, "hsn0");
   EXPECT_EQ(back.temp_dir, "-odd");
   EXPECT_EQ(back.timeout, 600);
+  EXPECT_EQ(back.sysfs_root, "/rec/polaris");
   // The defaults stay off the line; the check role needs no head.
   RayNodeOptions check;
   check.role = RayRole::check;
