@@ -46,7 +46,7 @@ for node in "\${nodes[@]:1}"; do
   srun --nodes=1 --ntasks=1 -w "\$node" $LOCAL $RAY start --address "\$ip:6379" --num-cpus 1 --block >/dev/null 2>&1 &
   sleep 5
 done
-srun --overlap --nodes=1 --ntasks=1 -w "\$head" $PY -u $WORK/ray_driver.py
+srun --overlap --nodes=1 --ntasks=1 -w "\$head" $LOCAL $PY -u $WORK/ray_driver.py
 EOF
 cat >"$WORK/symmetric.sh" <<EOF
 export PATH=$VENV/bin:\$PATH  # the env active, as its docs assume (it runs "ray" itself)
@@ -60,9 +60,10 @@ export RAY_USAGE_STATS_ENABLED=0
 run() {  # NAME CMD...: "<name> <ready seconds> <teardown seconds>"
   local name=\$1 s out e ready; shift
   s=\$(date +%s.%N)
-  out=\$(timeout -s KILL 240 "\$@" 2>/dev/null)
+  # To a file, not \$(...): a step left running after its salloc is killed keeps a pipe open.
+  timeout -s KILL 240 "\$@" >$WORK/run.out 2>/dev/null
   e=\$(date +%s.%N)
-  ready=\$(grep -o 'READY [0-9.]*' <<<"\$out" | cut -d' ' -f2 | head -1)
+  ready=\$(grep -o 'READY [0-9.]*' $WORK/run.out | cut -d' ' -f2 | head -1)
   [ -n "\$ready" ] && echo "\$name \$(echo "\$ready - \$s" | bc) \$(echo "\$e - \$ready" | bc)"
 }
 # What a contender leaves (symmetric-run's workers wait on; see below) must not hold the next
