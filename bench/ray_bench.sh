@@ -84,6 +84,7 @@ for i in \$(seq $RUNS); do
   clean
   run symmetric env RAY_AUTH_MODE=disabled timeout -s KILL 60 salloc -N3 bash $WORK/symmetric.sh
 done
+clean
 EOF
 timeout -s KILL 3600 bash "$WORK/ray.sh" >"$WORK/ray.times" 2>/dev/null || true
 median() {  # median NAME COLUMN

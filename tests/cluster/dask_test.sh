@@ -149,6 +149,7 @@ held = client.scatter(list(range(4)))
 print("BUSY", flush=True)
 time.sleep(120)
 EOF
+: >"$TEST_DIR/busy.out"
 "$VENV/bin/python" "$TEST_DIR/busy.py" "$(field "$j" connect)" >"$TEST_DIR/busy.out" 2>&1 &
 busy=$!
 tasks_in() { "$VENV/bin/python" -c 'import json,sys; w=json.loads(sys.argv[1])["workers"]; print(sum(x["processing"] for x in w), sum(x["in_memory"] for x in w))' "$1"; }
