@@ -149,15 +149,6 @@ int run_scheduler(const DaskNodeOptions& o, const job::Environ& env) {
   return stopping ? 0 : 1;
 }
 
-// CPUs this node gives the step: what Slurm allotted (SLURM_CPUS_ON_NODE), else the affinity.
-unsigned node_cpus(const job::Environ& env) {
-  if (auto v = job::lookup(env, "SLURM_CPUS_ON_NODE"))
-    if (auto n = util::parse_decimal(*v, 1u << 20); n && *n > 0) return *n;
-  cpu_set_t set;
-  if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return 1;
-}
-
 // The workers' directory: the one asked for, else the first writable of $TMPDIR and /tmp (a
 // ferry-dask-<cluster> directory of ours inside). Empty when none can be written.
 std::string local_directory(const DaskNodeOptions& o, const job::Environ& env) {
@@ -219,7 +210,7 @@ int run_workers(const DaskNodeOptions& o, const job::Environ& env) {
       report.gpus = gpu_selectors;
     }
     report.workers = o.per_gpu ? static_cast<unsigned>(gpu_selectors.size()) : o.workers;
-    report.threads = o.threads ? o.threads : std::max(1u, node_cpus(env) / report.workers);
+    report.threads = o.threads ? o.threads : std::max(1u, granted_cpus(env) / report.workers);
     std::string meminfo;
     try {
       meminfo = util::read_file("/proc/meminfo");

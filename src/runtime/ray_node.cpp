@@ -29,15 +29,6 @@ namespace {
 constexpr std::size_t k_ray_socket_suffix = 1 + 42 + 9 + 12;
 constexpr std::size_t k_socket_path_max = 107;  // sizeof(sockaddr_un::sun_path) - 1
 
-// CPUs this node gives the job: what Slurm allotted (SLURM_CPUS_ON_NODE), else the affinity.
-unsigned granted_cpus(const job::Environ& env) {
-  if (auto v = job::lookup(env, "SLURM_CPUS_ON_NODE"))
-    if (auto n = util::parse_decimal(*v, 1u << 20); n && *n > 0) return *n;
-  cpu_set_t set;
-  if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return 1;
-}
-
 // TCP connect to host:port succeeds (the head's GCS listens).
 bool answers(const std::string& host, unsigned port) { return !port_is_free(host, port); }
 
@@ -160,17 +151,6 @@ void await_head(const RayNode& n) {
   }
 }
 
-// Stops children: SIGTERM, up to `seconds` for each, then SIGKILL.
-void stop_child(std::unique_ptr<util::Subprocess>& child, double seconds) {
-  if (!child) return;
-  child->kill(SIGTERM);
-  if (!child->wait_for(seconds)) {
-    child->kill(SIGKILL);
-    child->wait();
-  }
-  child.reset();
-}
-
 // `ray start --block` ends its daemons on SIGTERM (to it alone: its daemons signalled at once
 // make it wait out its grace period); whatever of its group is left after 15 s, or once it has
 // ended, gets SIGKILL.
@@ -245,7 +225,7 @@ int run_node(const RayNodeOptions& o, const job::Environ& env) {
       if (ended || StopSignals::received() || ::access(n.files.stop().c_str(), F_OK) == 0) break;
     }
     if (!ended) {
-      stop_child(watcher, 2);
+      if (watcher) watcher->stop_group(2);
       // ray start --block stops its daemons on SIGTERM; SIGKILL after 15 s.
       stop_ray_start(ray);
       sweep();
@@ -253,7 +233,7 @@ int run_node(const RayNodeOptions& o, const job::Environ& env) {
       return 0;
     }
     int status = ray->wait();
-    stop_child(watcher, 2);
+    if (watcher) watcher->stop_group(2);
     stop_ray_start(ray);  // what it left of its group
     sweep();
     say_event({{"host", n.host},
@@ -262,7 +242,7 @@ int run_node(const RayNodeOptions& o, const job::Environ& env) {
                                      status, n.log, n.report.temp_dir)}});
     return 1;
   } catch (const Error& e) {
-    stop_child(watcher, 2);
+    if (watcher) watcher->stop_group(2);
     stop_ray_start(ray);
     sweep();
     return fail(e.what());

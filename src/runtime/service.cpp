@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -65,6 +66,14 @@ int coordinator_status(bool failed, int command_status, bool has_command) {
   if (command_status >= 0 && !StopSignals::received()) return command_status;
   if (StopSignals::received()) return has_command ? 128 + StopSignals::received() : 0;
   return 0;
+}
+
+unsigned granted_cpus(const job::Environ& env) {
+  if (auto v = job::lookup(env, "SLURM_CPUS_ON_NODE"))
+    if (auto n = util::parse_decimal(*v, 1u << 20); n && *n > 0) return *n;
+  cpu_set_t set;
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return 1;
 }
 
 void say_event(const Json& event) {

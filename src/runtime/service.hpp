@@ -35,6 +35,10 @@ class StopSignals {
   struct sigaction m_old[3]{};
 };
 
+// CPUs this node gives the job's step: what Slurm allotted (SLURM_CPUS_ON_NODE), else the
+// affinity. What Dask's workers share and what Ray is told it has.
+unsigned granted_cpus(const job::Environ& env);
+
 // A node's report: one JSON object on a line of stdout, flushed (the coordinator reads it through
 // the launcher as it comes).
 void say_event(const Json& event);
