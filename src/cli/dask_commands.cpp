@@ -108,7 +108,7 @@ void add_dask(CLI::App& app, int& exit_status) {
                 "JupyterLab (else Notebook) on the head node's loopback, with a token");
   cmd->add_flag("--insecure", o->insecure,
                 "No TLS: anyone who reaches the scheduler's port can run code as you");
-  cmd->add_option("--ports", *ports, "Port range to choose from (default 30000-39999)");
+  cmd->add_option("--ports", *ports, "Port range to choose from (default 12000-19999)");
   cmd->add_option("--login", o->login,
                   "The host the printed tunnel goes through (default: the job's submit host)");
   cmd->add_flag("--json", *json, "Print the start line as JSON (on stdout)");

@@ -18,8 +18,10 @@
 namespace ferry::runtime {
 namespace {
 
-// Ray versions with token authentication (RAY_AUTH_MODE=token).
+// Ray versions with token authentication (RAY_AUTH_MODE=token), and those where a worker's
+// --temp-dir is its own (before, a worker took the head's path).
 constexpr int k_token_since[2] = {2, 52};
+constexpr int k_worker_temp_dir_since[2] = {2, 52};
 
 bool version_at_least(const std::string& version, const int (&want)[2]) {
   auto parts = util::split(version, '.');
@@ -38,7 +40,7 @@ struct Coordinator {
   std::string here = util::short_host_name(util::host_name());
   PythonEnv py{};
   std::string ray_version{};
-  bool token = true, dashboard = false;
+  bool token = true, dashboard = false, client = false;
   std::string head{}, head_address{};
   bool head_here = false;
   RayPorts ports{};
@@ -64,6 +66,8 @@ struct Coordinator {
     n.port = ports.base;
     n.token = token;
     n.dashboard = dashboard;
+    n.client = client;
+    n.own_temp_dir = version_at_least(ray_version, k_worker_temp_dir_since);
     n.interface = o.interface;
     n.temp_dir = o.temp_dir;
     n.sysfs_root = o.sysfs_root;
@@ -128,6 +132,7 @@ void check_allocation(Coordinator& c) {
                 Error::Kind::usage);
   c.ray_version = j["ray"].get<std::string>();
   c.dashboard = c.o.dashboard && j.value("dashboard", false);
+  c.client = j.value("client", false);
   c.token = !c.o.insecure;
   if (c.token && !version_at_least(c.ray_version, k_token_since)) {
     c.token = false;

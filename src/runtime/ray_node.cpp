@@ -50,6 +50,23 @@ struct RayNode {
   std::string log = files.log(host);
 };
 
+void make_temp_dir(const RayNode& n) {
+  if (::mkdir(n.report.temp_dir.c_str(), 0700) != 0 && errno != EEXIST)
+    util::throw_errno(n.report.temp_dir, "cannot create", errno);
+}
+
+// An older Ray's worker uses the head's path for its files. Where that path is already there
+// once the head answers, this node shares its base with the head, and two raylets would share
+// one directory's sockets.
+void make_head_temp_dir(const RayNode& n) {
+  if (::access(n.report.temp_dir.c_str(), F_OK) == 0)
+    throw Error(fmt::format(
+        "Ray's directory {} is shared with the head {}: this Ray puts every node's files at the "
+        "head's path (2.52 and later do not), so name a node-local base with --temp-dir",
+        n.report.temp_dir, n.o.head));
+  make_temp_dir(n);
+}
+
 // The env's Python and ray, the role, the resources, the directory, the address.
 void prepare(RayNode& n) {
   n.py = find_python(n.o.env_prefix, n.env);
@@ -74,18 +91,21 @@ void prepare(RayNode& n) {
     bases.push_back("/tmp");
   }
   std::size_t shortest = 0;
-  n.report.temp_dir = ray_temp_dir(bases, n.o.port, n.host, &shortest);
+  n.report.temp_dir =
+      ray_temp_dir(bases, n.o.port, n.head || n.o.own_temp_dir ? n.host : n.o.head, &shortest);
   if (n.report.temp_dir.empty())
     throw Error(fmt::format("{}: Ray's socket paths there would be {} bytes, over the kernel's "
                             "{}: name a shorter base with --temp-dir",
                             n.o.temp_dir.empty() ? util::join(bases, ", ") : n.o.temp_dir, shortest,
                             k_socket_path_max),
                 Error::Kind::usage);
-  if (::mkdir(n.report.temp_dir.c_str(), 0700) != 0 && errno != EEXIST)
-    util::throw_errno(n.report.temp_dir, "cannot create", errno);
-  n.report.address = n.head                   ? n.o.head_address
-                     : !n.o.interface.empty() ? job::interface_address(n.o.interface)
-                                              : job::route_towards(n.o.head_address).address;
+  if (n.head || n.o.own_temp_dir) make_temp_dir(n);
+  // With --interface every node, the head too, is known to Ray by that interface's address. A
+  // coordinator off the head reaches its GCS at the address the scheduler knows, which the GCS
+  // also listens on.
+  n.report.address = !n.o.interface.empty() ? job::interface_address(n.o.interface)
+                     : n.head               ? n.o.head_address
+                                            : job::route_towards(n.o.head_address).address;
 }
 
 std::vector<std::string> ray_start_argv(const RayNode& n) {
@@ -124,8 +144,10 @@ std::vector<std::string> ray_start_argv(const RayNode& n) {
                              "--object-store-memory", std::to_string(n.report.memory * 3 / 10)});
   }
   if (n.head) {
-    argv.insert(argv.end(), {"--head", "--port", std::to_string(p.gcs()),
-                             "--ray-client-server-port", std::to_string(p.client_server())});
+    argv.insert(argv.end(), {"--head", "--port", std::to_string(p.gcs())});
+    // Minimal Ray refuses the port of a client server it cannot start.
+    if (n.o.client)
+      argv.insert(argv.end(), {"--ray-client-server-port", std::to_string(p.client_server())});
     if (n.o.dashboard)
       argv.insert(argv.end(), {"--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
                                "--dashboard-port", std::to_string(p.dashboard())});
@@ -180,6 +202,7 @@ int run_node(const RayNodeOptions& o, const job::Environ& env) {
   try {
     prepare(n);
     if (!n.head) await_head(n);
+    if (!n.head && !n.o.own_temp_dir) make_head_temp_dir(n);
     job::Environ e = ray_environ(n.files, o.cluster, o.token, "", n.py.environ);
     e["PYTHONUNBUFFERED"] = "1";  // "Ray runtime started." must reach us through the pipe
     e["AUTOSCALER_METRIC_PORT"] = std::to_string(RayPorts{o.port}.autoscaler_metrics());

@@ -31,6 +31,8 @@ struct FlagOption {
 constexpr FlagOption k_flags[] = {
     {"--insecure", &RayNodeOptions::token, false},
     {"--dashboard", &RayNodeOptions::dashboard, true},
+    {"--client", &RayNodeOptions::client, true},
+    {"--head-temp-dir", &RayNodeOptions::own_temp_dir, false},
 };
 
 }  // namespace

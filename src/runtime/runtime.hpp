@@ -74,7 +74,8 @@ struct DaskOptions {
   double timeout = 120;             // seconds for every worker to join
   bool insecure = false;            // plain TCP, no certificates
   bool jupyter = false;             // JupyterLab (else Notebook) beside the scheduler, on loopback
-  unsigned port_low = 30000, port_high = 39999;
+  // Below Linux's ephemeral range (32768-60999), where an outgoing connection could hold a port.
+  unsigned port_low = 12000, port_high = 19999;
   std::string login;  // the host the tunnel goes through (default: the job's submit host)
   std::string sysfs_root = "/";      // --per-gpu: where the nodes read their GPUs (recorded trees)
   std::vector<std::string> command;  // the client; empty: hold the cluster until told to stop
@@ -309,6 +310,9 @@ struct RayNodeOptions {
   std::string head_address;  // the address the head listens on, the others reach
   unsigned port = 0;         // the block's first port
   bool token = true, dashboard = false;
+  bool client = false;  // Ray Client's server on the head (ray[client]; minimal Ray has none)
+  // Ray 2.52 and later keep a worker's --temp-dir; before, every node used the head's path.
+  bool own_temp_dir = true;
   std::string interface, temp_dir;
   std::string sysfs_root = "/";  // where this node's GPUs are read
   double timeout = 180;          // workers: seconds to wait for the head's port

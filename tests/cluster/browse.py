@@ -1,8 +1,10 @@
 # Headless Chromium driven over its DevTools protocol, for pages that draw after load (Bokeh's
 # dashboard renders its plots from a websocket, which --dump-dom and --screenshot do not wait
 # for). Loads URL, waits until the JavaScript expression WAIT is true (or TIMEOUT seconds pass),
-# saves a PNG screenshot and prints the page's title and the final value of REPORT.
-# Usage: python browse.py CHROMIUM PROFILE_DIR URL PNG WAIT REPORT [TIMEOUT]
+# saves a PNG screenshot and prints the page's title and the final value of REPORT. With FIELD,
+# TEXT and BUTTON (CSS selectors), a user's form first: once FIELD is on the page, TEXT is typed
+# into it and BUTTON clicked.
+# Usage: python browse.py CHROMIUM PROFILE_DIR URL PNG WAIT REPORT [TIMEOUT [FIELD TEXT BUTTON]]
 # Needs tornado (distributed's dependency) for the websocket.
 import base64
 import json
@@ -16,6 +18,7 @@ from tornado.websocket import websocket_connect
 
 chromium, profile, url, png, wait, report = sys.argv[1:7]
 timeout = float(sys.argv[7]) if len(sys.argv) > 7 else 30.0
+form = sys.argv[8:11] if len(sys.argv) > 10 else None
 
 browser = subprocess.Popen(
     [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
@@ -63,13 +66,25 @@ async def drive(address):
         return r["result"].get("value")
 
     deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if await evaluate(wait):
-                break
-        except RuntimeError:
-            pass
-        await __import__("asyncio").sleep(0.25)
+
+    async def until(expression):
+        while time.time() < deadline:
+            try:
+                if await evaluate(expression):
+                    return True
+            except RuntimeError:
+                pass
+            await __import__("asyncio").sleep(0.25)
+        return False
+
+    if form:
+        field, _, button = (json.dumps(x) for x in form)
+        if await until("document.querySelector(%s) !== null" % field):
+            await evaluate("document.querySelector(%s).focus()" % field)
+            await call("Input.insertText", session, text=form[1])
+            await until("!document.querySelector(%s).disabled" % button)
+            await evaluate("document.querySelector(%s).click()" % button)
+    await until(wait)
     shot = await call("Page.captureScreenshot", session, format="png")
     with open(png, "wb") as f:
         f.write(base64.b64decode(shot["data"]))

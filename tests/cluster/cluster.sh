@@ -2,7 +2,9 @@
 # shellcheck disable=SC2016  # single-quoted sh -c scripts get their arguments as $1...
 # A real 3-node Slurm cluster on one machine, for tests: slurmctld in the root network namespace,
 # one slurmd per network namespace (ferry-node1..3, joined by the bridge ferrybr0), each with its
-# own hostname and its own node-local /mnt, plus a private munged. Needs root.
+# own hostname and its own node-local /mnt, plus a private munged. Needs root. Like a cluster's
+# nodes, each has a second network that the login host is not on: ib0, joined by ferrybr1, which
+# tests pick with --interface.
 #
 #   cluster.sh start    (exit 77 + "SKIPPED: why" when this machine cannot host it)
 #   cluster.sh stop     (safe when nothing runs)
@@ -19,6 +21,8 @@ set -euo pipefail
 STATE=$(realpath -m "${FERRY_CLUSTER_DIR:-/dev/shm/ferry-cluster}")
 BRIDGE=ferrybr0
 NET=10.77.0          # bridge .1, nodeN .1N
+FABRIC=ferrybr1
+FABRIC_NET=10.78.0   # nodeN .1N on ib0; the host has no address there
 NODES=(node1 node2 node3)
 # Not Slurm's default ports, so a real Slurm installation on the same machine is not disturbed.
 CTLD_PORT=16817
@@ -33,6 +37,7 @@ die() { echo "cluster: error: $*" >&2; exit 1; }
 skip() { echo "SKIPPED: $*"; exit 77; }
 netns_of() { echo "ferry-$1"; }
 veth_of() { echo "ferry-v${1#node}"; }   # host end; the node end is eth0 inside the namespace
+fabric_veth_of() { echo "ferry-i${1#node}"; }  # host end; ib0 inside
 alive() { [ -e "/proc/$1" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 
 # A daemon that wrote PIDFILE and is gone: fail now rather than at the end of a wait.
@@ -115,8 +120,10 @@ teardown() {
     ip netns del "$(netns_of "$n")" 2>/dev/null || true
     # Deleting the namespace destroys the veth pair; delete explicitly in case it was left alone.
     ip link del "$(veth_of "$n")" 2>/dev/null || true
+    ip link del "$(fabric_veth_of "$n")" 2>/dev/null || true
   done
   ip link del "$BRIDGE" 2>/dev/null || true
+  ip link del "$FABRIC" 2>/dev/null || true
   if [ -e "$STATE" ]; then
     [ -f "$MARKER" ] || die "$STATE exists but was not made by this harness; not removing it"
     # The /mnt bind mounts lived only in the slurmds' mount namespaces, gone with them. Anything
@@ -173,6 +180,8 @@ setup_network() {
   ip link add "$BRIDGE" type bridge
   ip addr add "$NET.1/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
+  ip link add "$FABRIC" type bridge
+  ip link set "$FABRIC" up
   local i n ns
   for i in "${!NODES[@]}"; do
     n=${NODES[$i]}
@@ -182,6 +191,10 @@ setup_network() {
     ip link set "$(veth_of "$n")" master "$BRIDGE" up
     ip -n "$ns" addr add "$NET.1$((i + 1))/24" dev eth0
     ip -n "$ns" link set eth0 up
+    ip link add "$(fabric_veth_of "$n")" type veth peer name ib0 netns "$ns"
+    ip link set "$(fabric_veth_of "$n")" master "$FABRIC" up
+    ip -n "$ns" addr add "$FABRIC_NET.1$((i + 1))/24" dev ib0
+    ip -n "$ns" link set ib0 up
     ip -n "$ns" link set lo up
   done
 }

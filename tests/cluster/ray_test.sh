@@ -3,19 +3,21 @@
 # the staged copy; its driver runs tasks and an actor and checks they ran on all 3 nodes and that
 # Ray counts the allocation's CPUs. Then token authentication (a client and a dashboard request
 # without the token are refused), status from a second shell, stop, SIGTERM, the driver's failure,
-# a node whose Ray cannot start, two clusters at once, and bad input; after each, no process of a
-# cluster on any node.
+# a node whose Ray cannot start, two clusters at once, the nodes' second network (--interface), an
+# older Ray without token authentication, and bad input; after each, no process of a cluster on any
+# node.
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "$0")/common.sh"
 # shellcheck source=tests/fixtures/pypi_env.sh
 . "$FERRY_SOURCE/tests/fixtures/pypi_env.sh"
 VENV=$(pypi_env ray)
+OLD=$(pypi_env ray251)  # minimal Ray 2.51: no token authentication, no dashboard, no Ray Client
 D=/mnt/$TEST_NAME
 no_ray_left() { no_marked_left FERRY_RAY_CLUSTER; }
 
 cat >"$TEST_DIR/driver.py" <<'EOF'
 # A driver as users write it: ray.init() with no arguments, tasks spread over the nodes, an actor.
-# Prints "hosts=... cpus=... actor=...".
+# Prints "hosts=... cpus=... actor=... addresses=..." (the addresses the nodes registered).
 import socket, time
 import ray
 
@@ -38,7 +40,9 @@ hosts = sorted(set(ray.get([where.remote() for _ in range(24)])))
 counter = Counter.remote()
 for k in range(1, 5):
     total = ray.get(counter.add.remote(k))
-print(f"hosts={','.join(hosts)} cpus={int(ray.cluster_resources().get('CPU', 0))} actor={total}")
+addresses = ",".join(sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]))
+print(f"hosts={','.join(hosts)} cpus={int(ray.cluster_resources().get('CPU', 0))} actor={total} "
+      f"addresses={addresses}")
 EOF
 # The CPUs Slurm grants a job of 3 nodes, one task each: what Ray must count.
 want_cpus=$(on_cluster salloc -N3 srun -N3 --ntasks-per-node=1 sh -c 'echo $SLURM_CPUS_ON_NODE' 2>/dev/null | paste -sd+ | bc)
@@ -55,7 +59,8 @@ rc=0
 CLUSTER_TIMEOUT=240 on_cluster sbatch --wait -N3 -o "$TEST_DIR/out/job.out" "$TEST_DIR/job.sh" >/dev/null || rc=$?
 out=$(cat "$TEST_DIR/out/job.out")
 expect_eq "$rc" 0 "the batch job: $out"
-expect_contains "$out" "hosts=node1,node2,node3 cpus=$want_cpus actor=10"
+# Without --interface, each node's address is the one on the route to the head: Slurm's network.
+expect_contains "$out" "hosts=node1,node2,node3 cpus=$want_cpus actor=10 addresses=10.77.0.11,10.77.0.12,10.77.0.13"
 j=$(start_json "$TEST_DIR/out/job.out")
 expect_eq "$(field "$j" token)" True "token authentication is on: $j"
 expect_eq "$(field "$j" nodes | grep -o "'role': 'head'" | wc -l)" 1 "one head: $j"
@@ -145,12 +150,14 @@ out=$(cat "$TEST_DIR/out/broken.out")
 expect_contains "$out" "ferry: error: node3: --env $D/env: not on this host"
 no_ray_left
 
-# ---- Two clusters at once in one job, on the same nodes: disjoint ports, both work.
+# ---- Two clusters at once in one job, on the same nodes: disjoint ports, both work. The second
+# is on the nodes' other network (ib0, which the login host is not on), as --interface asks.
 CLUSTER_TIMEOUT=300 on_cluster salloc -N3 bash -c "
   '$FERRY' ray --env '$VENV' --no-dashboard --json -- '$VENV/bin/python' '$TEST_DIR/driver.py' >'$TEST_DIR/a.out' 2>&1 &
-  '$FERRY' ray --env '$VENV' --no-dashboard --json -- '$VENV/bin/python' '$TEST_DIR/driver.py' >'$TEST_DIR/b.out' 2>&1 &
+  '$FERRY' ray --env '$VENV' --no-dashboard --json --interface ib0 -- '$VENV/bin/python' '$TEST_DIR/driver.py' >'$TEST_DIR/b.out' 2>&1 &
   wait" >/dev/null 2>&1
-for f in a b; do expect_contains "$(cat "$TEST_DIR/$f.out")" "hosts=node1,node2,node3 cpus=$want_cpus actor=10"; done
+expect_contains "$(cat "$TEST_DIR/a.out")" "hosts=node1,node2,node3 cpus=$want_cpus actor=10 addresses=10.77.0.11,10.77.0.12,10.77.0.13"
+expect_contains "$(cat "$TEST_DIR/b.out")" "hosts=node1,node2,node3 cpus=$want_cpus actor=10 addresses=10.78.0.11,10.78.0.12,10.78.0.13"
 pa=$(field "$(start_json "$TEST_DIR/a.out")" gcs_port)
 pb=$(field "$(start_json "$TEST_DIR/b.out")" gcs_port)
 [ $((pa > pb ? pa - pb : pb - pa)) -ge 512 ] || fail "the clusters' port blocks overlap: $pa and $pb"
@@ -164,11 +171,36 @@ expect_contains "$out" "gpus=12"
 expect_eq "$(field "$(start_json <(echo "$out"))" gpus)" 12 "the start line counts them: $out"
 no_ray_left
 
+# ---- An older Ray (2.51, minimal): no token authentication, so ferry says the cluster is open, and
+# runs it. Its workers put their files at the head's path: on the test nodes' shared /tmp, ferry
+# refuses, naming the node; on node-local /mnt it works. ferry on the head this time (a batch
+# job), every node on ib0.
+cat >"$TEST_DIR/old.sh" <<EOF
+#!/bin/bash
+exec "$FERRY" ray --env "$OLD" --json --interface ib0 --temp-dir "\$1" -- "$OLD/bin/python" "$TEST_DIR/driver.py"
+EOF
+rc=0
+CLUSTER_TIMEOUT=240 on_cluster sbatch --wait -N3 -o "$TEST_DIR/out/old.out" "$TEST_DIR/old.sh" /mnt >/dev/null || rc=$?
+out=$(cat "$TEST_DIR/out/old.out")
+expect_eq "$rc" 0 "a cluster of Ray 2.51: $out"
+expect_contains "$out" "ferry: ray: ray 2.51.2 has no token authentication (2.52 and later have): this cluster is open to anyone who can reach its ports"
+expect_contains "$out" "hosts=node1,node2,node3 cpus=$want_cpus actor=10 addresses=10.78.0.11,10.78.0.12,10.78.0.13"
+expect_eq "$(field "$(start_json "$TEST_DIR/out/old.out")" token)" False "the start line says so: $out"
+no_ray_left
+rc=0
+CLUSTER_TIMEOUT=240 on_cluster sbatch --wait -N3 -o "$TEST_DIR/out/old-tmp.out" "$TEST_DIR/old.sh" /tmp >/dev/null || rc=$?
+out=$(cat "$TEST_DIR/out/old-tmp.out")
+[ "$rc" -ne 0 ] || fail "Ray 2.51 on a /tmp the nodes share, and the job succeeded: $out"
+expect_eq "$(grep -c 'ferry: error:' <<<"$out")" 1 "one error line: $out"
+expect_contains "$out" "is shared with the head node1: this Ray puts every node's files at the head's path"
+no_ray_left
+
 # ---- Bad input: one line each, a non-zero exit, nothing left.
 one_line_error 2 "not in an allocation" "$FERRY" ray --env "$VENV" -- true
 python3 -m venv "$TEST_DIR/bare"
 one_line_error 2 "no ray in this env" on_cluster salloc -N3 "$FERRY" ray --env "$TEST_DIR/bare" -- true
 long=$TEST_DIR/$(printf 'x%.0s' $(seq 60))
 one_line_error 2 "Ray's socket paths there would be" on_cluster salloc -N3 "$FERRY" ray --env "$VENV" --temp-dir "$long" -- true
+one_line_error 1 "--interface nosuch0: no such interface with an address on node" on_cluster salloc -N3 "$FERRY" ray --env "$VENV" --interface nosuch0 -- true
 no_ray_left
 echo "ray: all good"

@@ -19,6 +19,8 @@ TEST(RayNodeOptions, RoundTripKeepsEveryField) {
   o.port = 20480;
   o.token = false;
   o.dashboard = true;
+  o.client = true;
+  o.own_temp_dir = false;
   o.interface = "hsn0";
   o.temp_dir = "-odd";  // a value that starts with '-' is still a value
   o.timeout = 600;
@@ -33,6 +35,8 @@ TEST(RayNodeOptions, RoundTripKeepsEveryField) {
   EXPECT_EQ(back.port, 20480u);
   EXPECT_FALSE(back.token);
   EXPECT_TRUE(back.dashboard);
+  EXPECT_TRUE(back.client);
+  EXPECT_FALSE(back.own_temp_dir);
   EXPECT_EQ(back.interface, "hsn0");
   EXPECT_EQ(back.temp_dir, "-odd");
   EXPECT_EQ(back.timeout, 600);
