@@ -1,5 +1,6 @@
 // The sweep verbs: sweep submit (the manifest, the run directories, the arrays), sweep run (one
-// array task) and sweep status (from the result records). Each parses and calls the sweep library.
+// array task), sweep status (the records and the queue), sweep resubmit (chosen points again) and
+// sweep cancel. Each parses and calls the sweep library.
 #include <cstdio>
 #include <memory>
 
@@ -55,7 +56,23 @@ void print_plan(const sweep::Plan& plan, bool json) {
   std::printf("%s: %llu points in %zu arrays (MaxArraySize %llu), manifest %s\n", plan.dir.c_str(),
               static_cast<unsigned long long>(plan.points), plan.arrays.size(),
               static_cast<unsigned long long>(plan.max_array_size), plan.manifest.c_str());
-  for (const auto& a : plan.arrays) std::printf("%s\n", util::command_line(a.sbatch).c_str());
+  for (const auto& a : plan.arrays) {
+    std::vector<std::string> line = a.sbatch;
+    if (a.after_previous) line.insert(line.end() - 1, "--dependency=afterany:<the array before>");
+    std::printf("%s\n", util::command_line(line).c_str());
+  }
+}
+
+// Submits the plan and says what was queued.
+void submit_plan(const sweep::Plan& plan, bool json) {
+  sweep::Submission s = sweep::submit(plan);
+  if (json) {
+    print_json(s);
+    return;
+  }
+  for (const auto& job : s.arrays)
+    std::printf("%s: points %llu+[%s]: job %s\n", plan.dir.c_str(),
+                static_cast<unsigned long long>(job.offset), job.tasks.c_str(), job.job_id.c_str());
 }
 
 void add_sweep_submit(CLI::App* sweep) {
@@ -93,15 +110,65 @@ void add_sweep_submit(CLI::App* sweep) {
       print_plan(plan, a->json);
       return;
     }
-    sweep::Submission s = sweep::submit(plan);
-    if (a->json) {
-      print_json(s);
+    submit_plan(plan, a->json);
+  });
+}
+
+void add_sweep_resubmit(CLI::App* sweep) {
+  struct Args {
+    std::string dir, index, time;
+    bool failed = false, missing = false, dry_run = false, json = false;
+    std::uint64_t max_array_size = 0;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = sweep->add_subcommand(
+      "resubmit", "A new array for exactly the chosen points (same manifest and directories)");
+  cmd->add_option("DIR", a->dir, "The sweep's directory")->required();
+  cmd->add_flag("--failed", a->failed, "Points whose last run failed, timed out or was cancelled");
+  cmd->add_flag("--missing", a->missing, "Points with no record that are not queued");
+  cmd->add_option("--index", a->index, "These points (3,5-7), done ones too");
+  cmd->add_option("--time", a->time, "sbatch --time for these tasks (default: the sweep's)");
+  cmd->add_option("--max-array-size", a->max_array_size,
+                  "Tasks per array (default: the site's MaxArraySize, else 1001)");
+  cmd->add_flag("--dry-run", a->dry_run, "Print the plan, submit nothing");
+  cmd->add_flag("--json", a->json, "Print JSON");
+  cmd->callback([a] {
+    if (!a->failed && !a->missing && a->index.empty())
+      throw Error("sweep resubmit: say which points: --failed, --missing or --index LIST",
+                  Error::Kind::usage);
+    sweep::Manifest m = sweep::read_manifest(util::absolute_path(a->dir));
+    std::vector<std::uint64_t> indexes;
+    if (!a->index.empty()) indexes = sweep::parse_index_list(a->index, m.grid.points.size());
+    std::vector<std::uint64_t> chosen =
+        sweep::choose_points(sweep::sweep_status(m.dir), a->failed, a->missing, indexes);
+    if (chosen.empty()) {
+      if (a->json)
+        print_json(sweep::Submission{});
+      else
+        std::printf("%s: nothing to resubmit\n", m.dir.c_str());
       return;
     }
-    for (const auto& job : s.arrays)
-      std::printf("%s: points %llu-%llu: job %s\n", plan.dir.c_str(),
-                  static_cast<unsigned long long>(job.offset),
-                  static_cast<unsigned long long>(job.offset + job.count - 1), job.job_id.c_str());
+    std::uint64_t max_size =
+        a->max_array_size > 0 ? a->max_array_size : sweep::site_max_array_size();
+    sweep::Plan plan = sweep::plan_arrays(m, chosen, max_size, util::self_executable(), a->time);
+    sweep::write_scripts(plan);
+    if (a->dry_run)
+      print_plan(plan, a->json);
+    else
+      submit_plan(plan, a->json);
+  });
+}
+
+void add_sweep_cancel(CLI::App* sweep) {
+  auto dir = std::make_shared<std::string>();
+  CLI::App* cmd = sweep->add_subcommand("cancel", "scancel what of the sweep is still queued");
+  cmd->add_option("DIR", *dir, "The sweep's directory")->required();
+  cmd->callback([dir] {
+    std::vector<std::string> ids = sweep::cancel_sweep(*dir);
+    if (ids.empty())
+      std::printf("%s: nothing queued\n", dir->c_str());
+    else
+      std::printf("%s: cancelled job %s\n", dir->c_str(), util::join(ids, ", ").c_str());
   });
 }
 
@@ -121,8 +188,8 @@ void add_sweep_run(CLI::App* sweep, int& exit_status) {
 void add_sweep_status(CLI::App* sweep) {
   auto dir = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
-  CLI::App* cmd =
-      sweep->add_subcommand("status", "Done, failed, timed out and never run, from the records");
+  CLI::App* cmd = sweep->add_subcommand(
+      "status", "Each point: done, failed, timeout, cancelled, running, pending or never ran");
   cmd->add_option("DIR", *dir, "The sweep's directory")->required();
   cmd->add_flag("--json", *json, "Print JSON");
   cmd->callback([=] {
@@ -131,17 +198,20 @@ void add_sweep_status(CLI::App* sweep) {
       print_json(s);
       return;
     }
-    std::printf("%s: %llu points: %llu done, %llu failed, %llu timeout, %llu never ran\n",
-                s.dir.c_str(), static_cast<unsigned long long>(s.points),
-                static_cast<unsigned long long>(s.done), static_cast<unsigned long long>(s.failed),
-                static_cast<unsigned long long>(s.timeout),
-                static_cast<unsigned long long>(s.never_ran));
+    auto n = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+    std::printf(
+        "%s: %llu points: %llu done, %llu failed, %llu timeout, %llu cancelled, %llu running, "
+        "%llu pending, %llu never ran%s\n",
+        s.dir.c_str(), n(s.points), n(s.done), n(s.failed), n(s.timeout), n(s.cancelled),
+        n(s.running), n(s.pending), n(s.never_ran),
+        s.queue_known || s.running + s.pending > 0 ? "" : " (the queue was not asked)");
     for (const auto& p : s.results) {
       if (p.state == sweep::PointState::done || p.state == sweep::PointState::never_ran) continue;
-      std::string how = p.signal ? fmt::format("signal {}", *p.signal)
-                                 : fmt::format("exit code {}", p.exit_code.value_or(-1));
-      std::printf("%llu %s (%s)\n", static_cast<unsigned long long>(p.index),
-                  util::name(p.state).c_str(), how.c_str());
+      std::string how = p.signal      ? fmt::format(" (signal {})", *p.signal)
+                        : p.exit_code ? fmt::format(" (exit code {})", *p.exit_code)
+                                      : "";
+      std::printf("%llu %s%s%s\n", n(p.index), util::name(p.state).c_str(), how.c_str(),
+                  p.job.empty() ? "" : (" job " + p.job).c_str());
     }
   });
 }
@@ -154,6 +224,8 @@ void add_sweep(CLI::App& app, int& exit_status) {
   add_sweep_submit(cmd);
   add_sweep_run(cmd, exit_status);
   add_sweep_status(cmd);
+  add_sweep_resubmit(cmd);
+  add_sweep_cancel(cmd);
 }
 
 }  // namespace ferry::cli

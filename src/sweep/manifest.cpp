@@ -87,10 +87,15 @@ Manifest parse_manifest(std::string_view text, const std::string& dir) {
     for (const Json& s : json.at("submissions")) {
       Submission submission;
       submission.time = s.at("time").get<std::string>();
-      for (const Json& a : s.at("arrays"))
-        submission.arrays.push_back({a.at("offset").get<std::uint64_t>(),
-                                     a.at("count").get<std::uint64_t>(),
-                                     a.at("job_id").get<std::string>()});
+      submission.cancelled = s.value("cancelled", "");
+      for (const Json& a : s.at("arrays")) {
+        ArrayJob job{a.at("offset").get<std::uint64_t>(), a.at("count").get<std::uint64_t>(),
+                     a.value("tasks", ""), a.at("job_id").get<std::string>()};
+        if (!parse_array_list(job.tasks))
+          bad_manifest(dir, fmt::format("job {}: its tasks '{}' are not an array list", job.job_id,
+                                        util::printable(job.tasks)));
+        submission.arrays.push_back(std::move(job));
+      }
       m.submissions.push_back(std::move(submission));
     }
   } catch (const nlohmann::json::exception& e) {

@@ -22,12 +22,7 @@ std::optional<std::uint64_t> parse_max_array_size(std::string_view scontrol_conf
 }
 
 std::uint64_t site_max_array_size() {
-  const char* path = std::getenv("PATH");
-  bool found = false;
-  for (std::string_view part : util::split(path ? path : "", ':'))
-    if (!part.empty() && ::access((std::string(part) + "/scontrol").c_str(), X_OK) == 0)
-      found = true;
-  if (!found) return k_default_max_array_size;
+  if (!util::on_path("scontrol")) return k_default_max_array_size;
   // A client without a reachable controller (a login node of another cluster, a test machine):
   // the default, and sbatch itself refuses an array that is too large.
   util::CommandOutput out = util::run_command({"scontrol", "show", "config"}, 60);
@@ -35,13 +30,44 @@ std::uint64_t site_max_array_size() {
   return parse_max_array_size(out.out).value_or(k_default_max_array_size);
 }
 
-std::vector<ArrayChunk> split_arrays(std::uint64_t points, std::uint64_t max_array_size) {
+std::vector<ArrayChunk> split_arrays(const std::vector<std::uint64_t>& indexes,
+                                     std::uint64_t max_array_size) {
   if (max_array_size == 0)
     throw Error("MaxArraySize is 0: job arrays are disabled on this cluster");
   std::vector<ArrayChunk> chunks;
-  for (std::uint64_t offset = 0; offset < points; offset += max_array_size)
-    chunks.push_back({offset, std::min(max_array_size, points - offset)});
+  for (std::uint64_t index : indexes) {
+    std::uint64_t offset = index - index % max_array_size;
+    if (chunks.empty() || chunks.back().offset != offset) chunks.push_back({offset, {}});
+    chunks.back().tasks.push_back(index - offset);
+  }
   return chunks;
+}
+
+std::string array_list(const std::vector<std::uint64_t>& ids) {
+  std::string out;
+  for (std::size_t i = 0; i < ids.size();) {
+    std::size_t j = i;
+    while (j + 1 < ids.size() && ids[j + 1] == ids[j] + 1) ++j;
+    if (!out.empty()) out += ',';
+    out += j == i ? fmt::format("{}", ids[i]) : fmt::format("{}-{}", ids[i], ids[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+std::optional<std::vector<std::uint64_t>> parse_array_list(std::string_view list) {
+  list = list.substr(0, list.find('%'));
+  std::vector<std::uint64_t> ids;
+  for (std::string_view part : util::split(list, ',')) {
+    std::size_t dash = part.find('-');
+    auto low = util::parse_decimal(part.substr(0, dash), 4000000);
+    auto high =
+        dash == std::string_view::npos ? low : util::parse_decimal(part.substr(dash + 1), 4000000);
+    if (!low || !high || *high < *low) return std::nullopt;
+    for (std::uint64_t id = *low; id <= *high; ++id) ids.push_back(id);
+  }
+  if (ids.empty()) return std::nullopt;
+  return ids;
 }
 
 std::string batch_script(const Manifest& m, std::uint64_t offset, const std::string& ferry) {
@@ -54,6 +80,13 @@ std::string batch_script(const Manifest& m, std::uint64_t offset, const std::str
 }
 
 Plan plan_arrays(const Manifest& m, std::uint64_t max_array_size, const std::string& ferry) {
+  std::vector<std::uint64_t> all(m.grid.points.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  return plan_arrays(m, all, max_array_size, ferry);
+}
+
+Plan plan_arrays(const Manifest& m, const std::vector<std::uint64_t>& indexes,
+                 std::uint64_t max_array_size, const std::string& ferry, const std::string& time) {
   if (m.dir.find('%') != std::string::npos)
     throw Error(fmt::format("{}: a '%' in the sweep directory would be read as part of sbatch's "
                             "--output pattern: choose another",
@@ -62,18 +95,19 @@ Plan plan_arrays(const Manifest& m, std::uint64_t max_array_size, const std::str
   Plan plan;
   plan.dir = m.dir;
   plan.manifest = manifest_path(m.dir);
-  plan.points = m.grid.points.size();
+  plan.points = indexes.size();
   plan.max_array_size = max_array_size;
   std::string name = m.dir.substr(m.dir.find_last_of('/') + 1);
-  for (const ArrayChunk& chunk : split_arrays(plan.points, max_array_size)) {
+  for (const ArrayChunk& chunk : split_arrays(indexes, max_array_size)) {
     PlannedArray a;
     a.offset = chunk.offset;
-    a.count = chunk.count;
+    a.count = chunk.tasks.size();
+    a.tasks = array_list(chunk.tasks);
+    a.after_previous = m.throttle > 0 && !plan.arrays.empty();
     a.script_path = fmt::format("{}/array-{}.sbatch", m.dir, chunk.offset);
     a.script = batch_script(m, chunk.offset, ferry);
-    std::string array = fmt::format("--array=0-{}", chunk.count - 1);
-    if (m.throttle > 0)
-      array += fmt::format("%{}", std::min<std::uint64_t>(m.throttle, chunk.count));
+    std::string array = "--array=" + a.tasks;
+    if (m.throttle > 0) array += fmt::format("%{}", std::min<std::uint64_t>(m.throttle, a.count));
     a.sbatch = {"sbatch",
                 "--parsable",
                 "--job-name=sweep-" + name,
@@ -81,7 +115,8 @@ Plan plan_arrays(const Manifest& m, std::uint64_t max_array_size, const std::str
                 "--output=" + m.dir + "/logs/%A_%a.out",
                 "--open-mode=append",
                 "--signal=B:USR1@60"};
-    if (!m.time.empty()) a.sbatch.push_back("--time=" + m.time);
+    if (!time.empty() || !m.time.empty())
+      a.sbatch.push_back("--time=" + (time.empty() ? m.time : time));
     a.sbatch.insert(a.sbatch.end(), m.sbatch_args.begin(), m.sbatch_args.end());
     a.sbatch.push_back(a.script_path);
     plan.arrays.push_back(std::move(a));
@@ -107,10 +142,14 @@ std::optional<std::string> parse_job_id(std::string_view sbatch_output) {
 
 Submission submit(const Plan& plan) {
   Manifest m = read_manifest(plan.dir);
-  m.submissions.push_back({iso_time(std::chrono::system_clock::now()), {}});
+  m.submissions.emplace_back();
+  m.submissions.back().time = iso_time(std::chrono::system_clock::now());
   Submission& submission = m.submissions.back();
   for (const PlannedArray& a : plan.arrays) {
-    util::CommandOutput out = util::run_command(a.sbatch, 300);
+    std::vector<std::string> line = a.sbatch;
+    if (a.after_previous && !submission.arrays.empty())
+      line.insert(line.end() - 1, "--dependency=afterany:" + submission.arrays.back().job_id);
+    util::CommandOutput out = util::run_command(line, 300);
     std::optional<std::string> job_id;
     if (out.status == 0) job_id = parse_job_id(out.out);
     if (!job_id) {
@@ -122,11 +161,11 @@ Submission submit(const Plan& plan) {
           out.status == 0
               ? fmt::format("printed '{}', not a job id", util::printable(out.out))
               : fmt::format("failed (exit status {}): {}", out.status, out.last_error_line());
-      throw Error(fmt::format("`{}` {}; {}", util::command_line(a.sbatch), why,
+      throw Error(fmt::format("`{}` {}; {}", util::command_line(line), why,
                               done.empty() ? std::string("nothing was submitted")
                                            : "submitted before it: " + util::join(done, ", ")));
     }
-    submission.arrays.push_back({a.offset, a.count, *job_id});
+    submission.arrays.push_back({a.offset, a.count, a.tasks, *job_id});
     // On record at once: a later failure must not lose a job that is already queued.
     util::write_file_atomically(manifest_path(m.dir), manifest_json(m).dump(2) + "\n", 0644);
   }

@@ -1,5 +1,4 @@
-// ferry sweep run, inside one array task: the point's command, its log, its result record; and
-// the sweep's status read back from those records.
+// ferry sweep run, inside one array task: the point's command, its log, its result record.
 #include <array>
 #include <cerrno>
 #include <climits>
@@ -20,8 +19,13 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-volatile sig_atomic_t g_stop_signal = 0;
-void note_stop_signal(int sig) { g_stop_signal = sig; }
+volatile sig_atomic_t g_stop_signal = 0, g_warned = 0;
+void note_stop_signal(int sig) {
+  if (sig == SIGUSR1)
+    g_warned = 1;
+  else
+    g_stop_signal = sig;
+}
 
 // While the command runs: Slurm's warning (SIGUSR1), its time limit or scancel (SIGTERM) and
 // Ctrl-C are noted for the wait loop instead of ending ferry before the result is written.
@@ -29,6 +33,7 @@ class StopSignals {
  public:
   StopSignals() {
     g_stop_signal = 0;
+    g_warned = 0;
     struct sigaction sa {};
     sa.sa_handler = note_stop_signal;
     sigemptyset(&sa.sa_mask);
@@ -100,8 +105,9 @@ std::vector<std::string> child_environment(const job::Environ& env, const Manife
   return list;
 }
 
-// Waits for pid; once a stop signal is noted, SIGTERM to it, and SIGKILL after grace_seconds.
-int wait_stopping(pid_t pid, double grace_seconds, bool& timeout) {
+// Waits for pid; once a stop signal is noted, SIGTERM to its group, and SIGKILL after
+// grace_seconds: a timeout when Slurm's warning came before, else a cancellation.
+int wait_stopping(pid_t pid, double grace_seconds, RunResult& r) {
   bool terminated = false;
   util::Stopwatch since_term;
   for (;;) {
@@ -111,18 +117,34 @@ int wait_stopping(pid_t pid, double grace_seconds, bool& timeout) {
     if (done < 0 && errno != EINTR) util::throw_errno("the command", "cannot wait for", errno);
     int sig = g_stop_signal;
     if (sig != 0 && !terminated) {
-      timeout = sig == SIGUSR1 || sig == SIGTERM;
-      ::kill(pid, SIGTERM);
+      r.timeout = g_warned != 0;
+      r.cancelled = !r.timeout;
+      ::kill(-pid, SIGTERM);
       terminated = true;
       since_term = {};
     } else if (terminated && since_term.seconds() > grace_seconds) {
-      ::kill(pid, SIGKILL);
+      ::kill(-pid, SIGKILL);
     }
     struct timespec pause {
       0, 20'000'000
     };
     ::nanosleep(&pause, nullptr);
   }
+}
+
+void keep_in_history(const std::string& run_dir, const std::string& result_path) {
+  struct stat st {};
+  if (::stat(result_path.c_str(), &st) != 0) return;
+  std::string history = run_dir + "/history";
+  if (::mkdir(history.c_str(), 0755) != 0 && errno != EEXIST)
+    util::throw_errno(history, "cannot create", errno);
+  for (unsigned n = 1;; ++n) {
+    std::string path = fmt::format("{}/{}.json", history, n);
+    if (::link(result_path.c_str(), path.c_str()) == 0) break;
+    if (errno != EEXIST) util::throw_errno(path, "cannot create", errno);
+  }
+  if (::unlink(result_path.c_str()) != 0 && errno != ENOENT)
+    util::throw_errno(result_path, "cannot remove", errno);
 }
 
 std::string variable(const job::Environ& env, const std::string& name) {
@@ -142,6 +164,7 @@ void to_json(Json& json, const RunResult& r) {
   json["command"] = r.command;
   put_ending(json, r.exit_code, r.signal);
   json["timeout"] = r.timeout;
+  json["cancelled"] = r.cancelled;
   json["start"] = r.start;
   json["end"] = r.end;
   json["seconds"] = r.seconds;
@@ -160,9 +183,9 @@ RunResult run_point(const std::string& dir, std::uint64_t offset, const job::Env
   r.command = expand_command(m.command, m.grid, r.index, here);
   std::vector<std::string> child_env = child_environment(env, m, r.index);
   std::string result_path = here + "/result.json";
-  // A rerun (requeue, resubmission) is not done until it has written its own record.
-  if (::unlink(result_path.c_str()) != 0 && errno != ENOENT)
-    util::throw_errno(result_path, "cannot remove", errno);
+  // A rerun (requeue, resubmission) is not done until it has written its own record; the last
+  // one is kept in history/.
+  keep_in_history(here, result_path);
   std::string log_path = here + "/log";
   util::UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
   if (!log) util::throw_errno(log_path, "cannot open", errno);
@@ -181,55 +204,16 @@ RunResult run_point(const std::string& dir, std::uint64_t offset, const job::Env
   pid_t pid = -1;
   {
     OutputToLog to_log(log.get());
-    pid = util::spawn_child(r.command, child_env);
+    pid = util::spawn_child(r.command, child_env, /*own_group=*/true);
   }
-  int status = wait_stopping(pid, grace_seconds, r.timeout);
+  int status = wait_stopping(pid, grace_seconds, r);
+  ::kill(-pid, SIGKILL);  // what the command left running in its group
   r.seconds = clock.seconds();
   r.end = iso_time(std::chrono::system_clock::now());
   if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
   util::write_file_atomically(result_path, Json(r).dump(2) + "\n", 0644);
   return r;
-}
-
-SweepStatus sweep_status(const std::string& dir) {
-  Manifest m = read_manifest(util::absolute_path(dir));
-  SweepStatus s;
-  s.dir = m.dir;
-  s.points = m.grid.points.size();
-  for (std::uint64_t i = 0; i < s.points; ++i) {
-    PointStatus p;
-    p.index = i;
-    std::string path = run_dir(m.dir, i) + "/result.json";
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0) {
-      Json json = Json::parse(util::read_file(path), nullptr, false);
-      if (json.is_discarded() || !json.is_object())
-        throw Error(fmt::format("{}: not a result record", path));
-      if (json.value("exit_code", Json()).is_number()) p.exit_code = json["exit_code"].get<int>();
-      if (json.value("signal", Json()).is_number()) p.signal = json["signal"].get<int>();
-      if (json.value("timeout", false))
-        p.state = PointState::timeout;
-      else if (p.exit_code == 0)
-        p.state = PointState::done;
-      else
-        p.state = PointState::failed;
-    }
-    switch (p.state) {
-      case PointState::done: ++s.done; break;
-      case PointState::failed: ++s.failed; break;
-      case PointState::timeout: ++s.timeout; break;
-      case PointState::never_ran: ++s.never_ran; break;
-    }
-    s.results.push_back(p);
-  }
-  return s;
-}
-
-void to_json(Json& json, const PointStatus& p) {
-  json["index"] = p.index;
-  json["state"] = p.state;
-  put_ending(json, p.exit_code, p.signal);
 }
 
 }  // namespace ferry::sweep

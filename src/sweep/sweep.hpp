@@ -5,7 +5,8 @@
 //
 //   DIR/sweep.json          the manifest (below), written atomically before anything is submitted
 //   DIR/runs/INDEX/         one per point: the command's working directory, its `log` (stdout and
-//                           stderr, appended) and `result.json` (written atomically when it ends)
+//                           stderr, appended) and `result.json` (written atomically when it ends);
+//                           a rerun first moves the last record to history/N.json
 //   DIR/array-OFFSET.sbatch the batch script of the array whose first point is OFFSET
 //   DIR/logs/%A_%a.out      what ferry itself says in each array task
 //
@@ -13,7 +14,9 @@
 //   {"sweep": 1, "command": [word...], "parameters": [name...],
 //    "points": [{name: value, ...}, ...]   (in index order),
 //    "env": DIR or "", "options": {"throttle": K or 0, "time": T or "", "sbatch_args": [...]},
-//    "submissions": [{"time": ISO-8601, "arrays": [{"offset", "count", "job_id"}...]}...]}
+//    "submissions": [{"time": ISO-8601, "cancelled": ISO-8601 or "",
+//                     "arrays": [{"offset", "count", "tasks", "job_id"}...]}...]}
+// An array's tasks are Slurm's --array list ("0-11", "3,7-8"); task T runs point offset + T.
 // Two manifests are the same sweep when command, parameters and points are equal; resubmitting
 // the same sweep keeps its submissions and appends one. Values are kept byte for byte (they are
 // never given to a shell) and must be UTF-8, as JSON requires.
@@ -29,16 +32,21 @@
 // Templating: in each word of the command, {NAME} is the point's value, {index} its index and
 // {dir} its directory DIR/runs/INDEX; {{ and }} are literal braces. A word stays one argv word.
 //
-// Arrays: N points become arrays of at most the site's MaxArraySize tasks (`scontrol show config`),
-// each submitted as `sbatch --array=0-(n-1)[%K]` with its own offset; a task runs point offset +
-// SLURM_ARRAY_TASK_ID (PBS_ARRAY_INDEX under PBS). Slurm is asked for SIGUSR1 to the batch shell
-// 60 s before the time limit (--signal=B:USR1@60; the script execs ferry, so ferry is that shell):
-// the run records a timeout and stops its command with SIGTERM, then SIGKILL. The PBS submission
-// line is not built yet (only the task side reads PBS_ARRAY_INDEX).
+// Arrays: Slurm's task ids stay below the site's MaxArraySize (`scontrol show config`), so points
+// are grouped by offset = index - index % MaxArraySize, each group one `sbatch --array=LIST[%K]`;
+// a task runs point offset + SLURM_ARRAY_TASK_ID (PBS_ARRAY_INDEX under PBS). With a throttle K
+// each array after the first waits for the one before (--dependency=afterany), so that no more
+// than K tasks of the sweep run at once. Slurm is asked for SIGUSR1 to the batch shell 60 s
+// before the time limit (--signal=B:USR1@60; the script execs ferry, so ferry is that shell).
+// The warning is only noted: a SIGTERM after it (the limit) records a timeout, a SIGTERM without
+// it (scancel, preemption) a cancellation; either stops the command's process group (SIGTERM,
+// then SIGKILL). The PBS submission line is not built yet (only the task side reads
+// PBS_ARRAY_INDEX).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -100,15 +108,17 @@ void check_command(const std::vector<std::string>& command, const std::vector<st
 
 struct ArrayJob {
   std::uint64_t offset = 0, count = 0;
-  std::string job_id;
+  std::string tasks{};  // Slurm's --array list, without the throttle
+  std::string job_id{};
 };
-FERRY_JSON_FIELDS(ArrayJob, offset, count, job_id)
+FERRY_JSON_FIELDS(ArrayJob, offset, count, tasks, job_id)
 
 struct Submission {
-  std::string time;
-  std::vector<ArrayJob> arrays;
+  std::string time{};
+  std::string cancelled{};  // when ferry sweep cancel stopped what was left of it, or empty
+  std::vector<ArrayJob> arrays{};
 };
-FERRY_JSON_FIELDS(Submission, time, arrays)
+FERRY_JSON_FIELDS(Submission, time, cancelled, arrays)
 
 struct Manifest {
   std::string dir;  // absolute
@@ -145,17 +155,26 @@ constexpr std::uint64_t k_default_max_array_size = 1001;  // Slurm's default
 std::uint64_t site_max_array_size();
 
 struct ArrayChunk {
-  std::uint64_t offset = 0, count = 0;
+  std::uint64_t offset = 0;
+  std::vector<std::uint64_t> tasks;  // ascending, each below max_array_size
 };
-// Continuous chunks of at most max_array_size points, in order (12 points, 5 -> 5, 5, 2).
-std::vector<ArrayChunk> split_arrays(std::uint64_t points, std::uint64_t max_array_size);
+// The points (ascending, no repeats) grouped by offset = index - index % max_array_size, in order
+// (12 points, 5 -> offsets 0, 5, 10 with tasks 0-4, 0-4, 0-1).
+std::vector<ArrayChunk> split_arrays(const std::vector<std::uint64_t>& indexes,
+                                     std::uint64_t max_array_size);
+// Task ids as Slurm's --array list, runs joined: {0,1,2,5,7,8} -> "0-2,5,7-8".
+std::string array_list(const std::vector<std::uint64_t>& ids);
+// The reverse; nullopt for anything that is not such a list (a throttle "%K" is ignored).
+std::optional<std::vector<std::uint64_t>> parse_array_list(std::string_view list);
 
 struct PlannedArray {
   std::uint64_t offset = 0, count = 0;
+  std::string tasks;            // the --array list, without the throttle
+  bool after_previous = false;  // submitted with --dependency=afterany:<the array before>
   std::string script_path, script;
   std::vector<std::string> sbatch;  // the sbatch command line, script path last
 };
-FERRY_JSON_FIELDS(PlannedArray, offset, count, script_path, script, sbatch)
+FERRY_JSON_FIELDS(PlannedArray, offset, count, tasks, after_previous, script_path, script, sbatch)
 
 struct Plan {
   std::string dir, manifest;
@@ -164,16 +183,20 @@ struct Plan {
 };
 FERRY_JSON_FIELDS(Plan, dir, manifest, points, max_array_size, arrays)
 
-// ferry: the absolute path of the ferry the tasks run.
+// ferry: the absolute path of the ferry the tasks run. Every point, or those of `indexes`
+// (ascending, no repeats: a resubmission); `time`, when given, instead of the manifest's.
 Plan plan_arrays(const Manifest& manifest, std::uint64_t max_array_size, const std::string& ferry);
+Plan plan_arrays(const Manifest& manifest, const std::vector<std::uint64_t>& indexes,
+                 std::uint64_t max_array_size, const std::string& ferry,
+                 const std::string& time = "");
 // The batch script of one array: runs `ferry sweep run DIR --offset OFFSET` (exec, no shell words
 // from the user).
 std::string batch_script(const Manifest& manifest, std::uint64_t offset, const std::string& ferry);
 // Writes each array's script (atomically, 0755).
 void write_scripts(const Plan& plan);
-// Runs each sbatch line in turn, recording each job id in the manifest (atomically) as soon as it
-// is known, so a failure part-way leaves the arrays submitted so far on record. Returns the
-// submission.
+// Runs each sbatch line in turn (an array after_previous with --dependency=afterany:<the job id
+// of the one before>), recording each job id in the manifest (atomically) as soon as it is known,
+// so a failure part-way leaves the arrays submitted so far on record. Returns the submission.
 Submission submit(const Plan& plan);
 // The job id sbatch printed: "123" or "123;cluster" (--parsable), or "Submitted batch job 123";
 // nullopt for anything else.
@@ -186,46 +209,80 @@ struct RunResult {
   std::uint64_t index = 0;
   std::vector<std::string> command;
   std::optional<int> exit_code, signal;
-  bool timeout = false;
+  bool timeout = false;    // stopped at the time limit (SIGTERM after Slurm's warning)
+  bool cancelled = false;  // stopped otherwise (scancel, preemption, Ctrl-C)
   std::string start, end;  // ISO-8601, UTC
   double seconds = 0;
   std::string host, job_id, array_job_id, array_task_id;
 };
 
 // Runs point offset + SLURM_ARRAY_TASK_ID (or PBS_ARRAY_INDEX) of the sweep in DIR: its command in
-// DIR/runs/INDEX (ferry changes its own directory there), stdout and stderr appended to its log,
-// the env's bin first on PATH (VIRTUAL_ENV is not set: activation proper lives in runtime). SIGUSR1
-// or SIGTERM meanwhile mark a timeout and stop the command (SIGTERM, up to grace_seconds, SIGKILL).
-// Writes result.json atomically and returns it.
+// DIR/runs/INDEX (ferry changes its own directory there) in a process group of its own, stdout
+// and stderr appended to its log, the env's bin first on PATH (VIRTUAL_ENV is not set: activation
+// proper lives in runtime). SIGTERM or SIGINT meanwhile stop the command's group (SIGTERM, up to
+// grace_seconds, SIGKILL), as a timeout when SIGUSR1 (Slurm's warning) came first, else as a
+// cancellation. Moves an earlier record to history/, writes result.json atomically, returns it.
 RunResult run_point(const std::string& dir, std::uint64_t offset, const job::Environ& env,
                     double grace_seconds = 10);
 // result.json's form (exit_code and signal: the one that applies, the other null).
 void to_json(nlohmann::ordered_json& json, const RunResult& result);
 
 // ---------------------------------------------------------------------------------------------
-// Status, from the result records only
+// Status: the result records, and the scheduler for what has none
 
-enum class PointState { done, failed, timeout, never_ran };
+enum class PointState { done, failed, timeout, cancelled, running, pending, never_ran };
 NLOHMANN_JSON_SERIALIZE_ENUM(PointState, {{PointState::done, "done"},
                                           {PointState::failed, "failed"},
                                           {PointState::timeout, "timeout"},
+                                          {PointState::cancelled, "cancelled"},
+                                          {PointState::running, "running"},
+                                          {PointState::pending, "pending"},
                                           {PointState::never_ran, "never ran"}})
 
 struct PointStatus {
   std::uint64_t index = 0;
   PointState state = PointState::never_ran;
   std::optional<int> exit_code, signal;
+  std::string job;  // the array task of its last submission ("123_4"), or empty
 };
 
 void to_json(nlohmann::ordered_json& json, const PointStatus& point);
 
+// Array tasks ("123_4") and the scheduler's state of each ("RUNNING", "CANCELLED"), from
+// `squeue --noheader --array --format=%i|%T` or `sacct --noheader --parsable2 --format=JobID,State`
+// (a state's words after the first, "CANCELLED by 0", are dropped; lines of a whole pending array,
+// "123_[5-11%2]", become one entry per task).
+using TaskStates = std::map<std::string, std::string>;
+TaskStates parse_task_states(std::string_view text);
+
 struct SweepStatus {
   std::string dir;
-  std::uint64_t points = 0, done = 0, failed = 0, timeout = 0, never_ran = 0;
+  std::uint64_t points = 0, done = 0, failed = 0, timeout = 0, cancelled = 0, running = 0,
+                pending = 0, never_ran = 0;
+  bool queue_known = false;  // squeue answered (else running and pending cannot be told)
   std::vector<PointStatus> results;
 };
-FERRY_JSON_FIELDS(SweepStatus, dir, points, done, failed, timeout, never_ran, results)
+FERRY_JSON_FIELDS(SweepStatus, dir, points, done, failed, timeout, cancelled, running, pending,
+                  never_ran, queue_known, results)
 
+// Each point: queued in its last submission (squeue) -> pending or running; else its record;
+// else what sacct says of that task (where accounting answers); else cancelled when its
+// submission was, else never ran. records[i]: point i's result.json, or null.
+SweepStatus combine_status(const Manifest& manifest, const std::vector<nlohmann::json>& records,
+                           const TaskStates* queue, const TaskStates* accounting);
+// The above from DIR, asking squeue and sacct (this user's jobs) when the sweep was submitted.
 SweepStatus sweep_status(const std::string& dir);
+
+// ferry sweep resubmit's choice, from a status: failed (failed, timeout and cancelled records),
+// missing (no record and not queued), and explicit indexes (even done points: asked for). A
+// queued point is refused (usage error naming it and its job); none chosen: an empty list.
+std::vector<std::uint64_t> choose_points(const SweepStatus& status, bool failed, bool missing,
+                                         const std::vector<std::uint64_t>& indexes);
+// "3,5-7" -> {3, 5, 6, 7}, each below `points`; usage errors name the option.
+std::vector<std::uint64_t> parse_index_list(std::string_view list, std::uint64_t points);
+
+// ferry sweep cancel: scancel every array of the sweep that still has tasks queued, and marks
+// those submissions cancelled in the manifest. Returns the job ids cancelled.
+std::vector<std::string> cancel_sweep(const std::string& dir);
 
 }  // namespace ferry::sweep

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <optional>
 
 #include <fmt/format.h>
@@ -347,11 +348,20 @@ std::optional<int> Subprocess::wait_for(double seconds) {
   }
 }
 
-pid_t spawn_child(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+bool on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  for (std::string_view part : split(path ? path : "", ':'))
+    if (!part.empty() && ::access((std::string(part) + "/" + name).c_str(), X_OK) == 0) return true;
+  return false;
+}
+
+pid_t spawn_child(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                  bool own_group) {
   if (argv.empty()) throw Error("no command to run");
   int exec_errno = 0;
   SpawnOptions spawn;
   spawn.env = &env;
+  spawn.own_group = own_group;
   spawn.exec_errno = &exec_errno;
   pid_t pid = spawn_tied(argv, spawn);
   if (exec_errno != 0) {

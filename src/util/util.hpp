@@ -260,6 +260,8 @@ CommandOutput run_command(const std::vector<std::string>& argv, double timeout_s
 // run_command for a helper that must succeed: its stdout, else Error("`LINE` failed (exit status
 // N): <its last error line>").
 std::string output_of(const std::vector<std::string>& argv);
+// Whether an executable `name` is in a directory of $PATH (a scheduler's client, say).
+bool on_path(const std::string& name);
 
 // argv as one line, to show or to paste into a shell: each word as shell_word writes it.
 std::string command_line(const std::vector<std::string>& argv);
@@ -326,9 +328,11 @@ class Subprocess {
 };
 
 // Starts argv (PATH searched) tied to ferry's life: it gets SIGKILL when ferry dies, even by
-// kill -9. env: its whole environment (KEY=VALUE). stdin, stdout and stderr are ferry's. Throws
+// kill -9. env: its whole environment (KEY=VALUE). stdin, stdout and stderr are ferry's. With
+// own_group it leads a new process group (kill(-pid, ...) then reaches what it starts). Throws
 // Error when it cannot be run (not found, not executable).
-pid_t spawn_child(const std::vector<std::string>& argv, const std::vector<std::string>& env);
+pid_t spawn_child(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                  bool own_group = false);
 
 // Replaces this process with argv (PATH searched) under env (KEY=VALUE): its exit status and
 // signals are then the program's. Throws Error when it cannot be run.

@@ -1,6 +1,7 @@
 # ferry sweep without a scheduler: submit --dry-run writes the manifest, run directories and
 # scripts of a 3x4 grid; sweep run, with SLURM_ARRAY_TASK_ID set by hand, runs points with their
-# values intact, records exit codes and a SIGUSR1 as a timeout; bad input writes nothing.
+# values intact, records exit codes, a SIGTERM after Slurm's warning (SIGUSR1) as a timeout and
+# one without it as a cancellation, keeps an earlier record in history/; bad input writes nothing.
 source "$(dirname "$0")/common.sh"
 command -v python3 >/dev/null || skip "no python3 to read the JSON"
 
@@ -11,6 +12,8 @@ cmd=(sh -c 'printf %s "$1" > out; exit $2' sh '{word}' '{code}')
 expect_contains "$(head -1 plan.txt)" "$TEST_DIR/s: 12 points in 3 arrays (MaxArraySize 5)"
 expect_contains "$(sed -n 2p plan.txt)" "--array=0-4%2"
 expect_contains "$(sed -n 4p plan.txt)" "--array=0-1%2"
+# Throttled: the arrays after the first wait for the one before, so K bounds the whole sweep.
+expect_contains "$(sed -n 3p plan.txt)" "--dependency=afterany:<the array before>"
 expect_contains "$(sed -n 3p plan.txt)" "--signal=B:USR1@60"
 expect_eq "$(ls "$TEST_DIR/s/runs" | sort -n | tr '\n' ' ')" "0 1 2 3 4 5 6 7 8 9 10 11 "
 expect_contains "$(cat "$TEST_DIR/s/array-10.sbatch")" "sweep run '$TEST_DIR/s' --offset 10"
@@ -33,20 +36,43 @@ expect_eq "$(field "$TEST_DIR/s/runs/6/result.json" exit_code)" 3
 expect_eq "$(field "$TEST_DIR/s/runs/2/result.json" job_id)" 42
 expect_eq "$(field "$TEST_DIR/s/runs/2/result.json" array_job_id)" 40
 expect_eq "$(field "$TEST_DIR/s/runs/2/result.json" timeout)" False
+# A rerun keeps the record before it.
+SLURM_ARRAY_TASK_ID=2 SLURM_JOB_ID=43 "$FERRY" sweep run "$TEST_DIR/s"
+expect_eq "$(field "$TEST_DIR/s/runs/2/history/1.json" job_id)" 42
+expect_eq "$(field "$TEST_DIR/s/runs/2/result.json" job_id)" 43
 
-# Slurm's warning signal: recorded as a timeout, the command stopped.
-"$FERRY" sweep submit "$TEST_DIR/t" n=1 --dry-run -- sh -c 'echo started; exec sleep 60' >/dev/null
-SLURM_ARRAY_TASK_ID=0 "$FERRY" sweep run "$TEST_DIR/t" &
-pid=$!
-for _ in $(seq 100); do grep -q started "$TEST_DIR/t/runs/0/log" 2>/dev/null && break; sleep 0.05; done
-kill -USR1 $pid
-rc=0; wait $pid || rc=$?
+# Slurm's warning (SIGUSR1) is only noted: the command goes on. A SIGTERM after it is the time
+# limit: a timeout. A SIGTERM without it (scancel): a cancellation. Either stops the command and
+# what it started (its process group).
+"$FERRY" sweep submit "$TEST_DIR/t" n=1,2 --dry-run -- sh -c 'sleep 600 & echo started; wait' >/dev/null
+stop_point() {  # stop_point INDEX SIGNAL...: runs the point, sends the signals in turn
+  local index=$1 pid sig
+  shift
+  SLURM_ARRAY_TASK_ID=$index "$FERRY" sweep run "$TEST_DIR/t" &
+  pid=$!
+  for _ in $(seq 100); do grep -q started "$TEST_DIR/t/runs/$index/log" 2>/dev/null && break; sleep 0.05; done
+  for sig in "$@"; do kill "-$sig" $pid; sleep 0.3; done
+  rc=0; wait $pid || rc=$?
+}
+stop_point 0 USR1 TERM
 expect_eq "$rc" 143
 expect_eq "$(field "$TEST_DIR/t/runs/0/result.json" timeout)" True
+expect_eq "$(field "$TEST_DIR/t/runs/0/result.json" cancelled)" False
 expect_eq "$(field "$TEST_DIR/t/runs/0/result.json" signal)" 15
+stop_point 1 TERM
+expect_eq "$(field "$TEST_DIR/t/runs/1/result.json" timeout)" False
+expect_eq "$(field "$TEST_DIR/t/runs/1/result.json" cancelled)" True
+pgrep -f "^sleep 600$" >/dev/null && fail "the command's background sleep outlived its point"
 status=$("$FERRY" sweep status "$TEST_DIR/s")
-expect_contains "$status" "12 points: 2 done, 1 failed, 0 timeout, 9 never ran"
+expect_contains "$status" "12 points: 2 done, 1 failed, 0 timeout, 0 cancelled, 0 running, 0 pending, 9 never ran"
 expect_contains "$("$FERRY" sweep status "$TEST_DIR/t")" "0 timeout (signal 15)"
+expect_contains "$("$FERRY" sweep status "$TEST_DIR/t")" "1 cancelled (signal 15)"
+# Resubmission chooses from the records; without a scheduler, --dry-run shows the plan.
+expect_contains "$("$FERRY" sweep resubmit "$TEST_DIR/s" --failed --dry-run)" "--array=6 "
+expect_contains "$("$FERRY" sweep resubmit "$TEST_DIR/s" --index 0-1 --failed --dry-run)" "--array=0-1,6 "
+expect_contains "$("$FERRY" sweep resubmit "$TEST_DIR/t" --failed --dry-run)" "--array=0-1 "
+expect_failure "say which points: --failed, --missing or --index LIST" "$FERRY" sweep resubmit "$TEST_DIR/s"
+expect_failure "--index 12: the sweep has points 0-11" "$FERRY" sweep resubmit "$TEST_DIR/s" --index 12
 
 # Points from a file.
 printf 'lr,name\n0.1,"a, b"\n0.2,c\n' > points.csv

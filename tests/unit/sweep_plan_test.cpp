@@ -30,17 +30,44 @@ TEST(SweepPlan, MaxArraySizeFromScontrol) {
   EXPECT_EQ(parse_max_array_size("MaxArraySize = lots\n"), std::nullopt);
 }
 
+std::vector<std::uint64_t> upto(std::uint64_t n) {
+  std::vector<std::uint64_t> v(n);
+  for (std::uint64_t i = 0; i < n; ++i) v[i] = i;
+  return v;
+}
+
 TEST(SweepPlan, SplitKeepsIndicesContinuous) {
-  auto chunks = split_arrays(12, 5);
+  auto chunks = split_arrays(upto(12), 5);
   ASSERT_EQ(chunks.size(), 3U);
   EXPECT_EQ(chunks[0].offset, 0U);
-  EXPECT_EQ(chunks[0].count, 5U);
+  EXPECT_EQ(chunks[0].tasks, upto(5));
   EXPECT_EQ(chunks[1].offset, 5U);
-  EXPECT_EQ(chunks[1].count, 5U);
+  EXPECT_EQ(chunks[1].tasks, upto(5));
   EXPECT_EQ(chunks[2].offset, 10U);
-  EXPECT_EQ(chunks[2].count, 2U);
-  EXPECT_EQ(split_arrays(5, 5).size(), 1U);
-  EXPECT_THROW(split_arrays(3, 0), Error);
+  EXPECT_EQ(chunks[2].tasks, upto(2));
+  EXPECT_EQ(split_arrays(upto(5), 5).size(), 1U);
+  EXPECT_THROW(split_arrays(upto(3), 0), Error);
+  // A resubmission's points: task ids stay below MaxArraySize.
+  chunks = split_arrays({3, 7, 8, 11}, 5);
+  ASSERT_EQ(chunks.size(), 3U);
+  EXPECT_EQ(chunks[0].offset, 0U);
+  EXPECT_EQ(chunks[0].tasks, (std::vector<std::uint64_t>{3}));
+  EXPECT_EQ(chunks[1].offset, 5U);
+  EXPECT_EQ(chunks[1].tasks, (std::vector<std::uint64_t>{2, 3}));
+  EXPECT_EQ(chunks[2].offset, 10U);
+  EXPECT_EQ(chunks[2].tasks, (std::vector<std::uint64_t>{1}));
+}
+
+TEST(SweepPlan, ArrayLists) {
+  EXPECT_EQ(array_list({0, 1, 2, 5, 7, 8}), "0-2,5,7-8");
+  EXPECT_EQ(array_list({4}), "4");
+  EXPECT_EQ(parse_array_list("0-2,5,7-8"), (std::vector<std::uint64_t>{0, 1, 2, 5, 7, 8}));
+  EXPECT_EQ(parse_array_list("0-11%2"), upto(12));
+  for (const char* bad : {"", "a", "3-1", "1,,2", "-4"})
+    EXPECT_EQ(parse_array_list(bad), std::nullopt) << bad;
+  EXPECT_EQ(parse_index_list("3,5-7", 12), (std::vector<std::uint64_t>{3, 5, 6, 7}));
+  EXPECT_THROW(parse_index_list("12", 12), Error);
+  EXPECT_THROW(parse_index_list("1%2", 12), Error);
 }
 
 TEST(SweepPlan, SbatchLinesAndScript) {
@@ -53,6 +80,10 @@ TEST(SweepPlan, SbatchLinesAndScript) {
                                 "--open-mode=append", "--signal=B:USR1@60", "--time=00:10:00",
                                 "--partition=gpu", "/scratch/u/sweep one/array-5.sbatch"}));
   EXPECT_EQ(plan.arrays[2].sbatch[3], "--array=0-1%2");  // the throttle, at most the array's size
+  // Throttled: each array after the first waits for the one before.
+  EXPECT_FALSE(plan.arrays[0].after_previous);
+  EXPECT_TRUE(plan.arrays[1].after_previous);
+  EXPECT_TRUE(plan.arrays[2].after_previous);
   EXPECT_EQ(plan.arrays[1].script,
             "#!/bin/sh\n"
             "# ferry sweep: the array starting at point 5 of /scratch/u/sweep one/sweep.json "
@@ -61,6 +92,14 @@ TEST(SweepPlan, SbatchLinesAndScript) {
   Manifest unthrottled = twelve_points();
   unthrottled.throttle = 0;
   EXPECT_EQ(plan_arrays(unthrottled, 100, "ferry").arrays[0].sbatch[3], "--array=0-11");
+  EXPECT_FALSE(plan_arrays(unthrottled, 5, "ferry").arrays[1].after_previous);
+  // A resubmission: its points only, its own time limit.
+  Plan again = plan_arrays(twelve_points(), {3, 7, 8}, 5, "ferry", "01:00:00");
+  ASSERT_EQ(again.arrays.size(), 2U);
+  EXPECT_EQ(again.points, 3U);
+  EXPECT_EQ(again.arrays[1].sbatch[3], "--array=2-3%2");
+  EXPECT_EQ(again.arrays[1].sbatch[7], "--time=01:00:00");
+  EXPECT_EQ(again.arrays[1].script_path, "/scratch/u/sweep one/array-5.sbatch");
   Manifest percent = twelve_points();
   percent.dir = "/s/100%";
   EXPECT_THROW(plan_arrays(percent, 5, "ferry"), Error);
@@ -76,7 +115,11 @@ TEST(SweepPlan, JobIds) {
 TEST(SweepManifest, RoundTrip) {
   Manifest m = twelve_points();
   m.env_dir = "/envs/torch";
-  m.submissions.push_back({"2024-05-01T12:00:00.000Z", {{0, 5, "10"}, {5, 5, "11"}}});
+  Submission s;
+  s.time = "2024-05-01T12:00:00.000Z";
+  s.cancelled = "2024-05-01T12:05:00.000Z";
+  s.arrays = {{0, 5, "0-4", "10"}, {5, 2, "1,3", "11"}};
+  m.submissions.push_back(s);
   Manifest back = parse_manifest(manifest_json(m).dump(), m.dir);
   EXPECT_EQ(back.command, m.command);
   EXPECT_EQ(back.grid.names, m.grid.names);
@@ -87,6 +130,8 @@ TEST(SweepManifest, RoundTrip) {
   EXPECT_EQ(back.sbatch_args, m.sbatch_args);
   ASSERT_EQ(back.submissions.size(), 1U);
   EXPECT_EQ(back.submissions[0].arrays[1].job_id, "11");
+  EXPECT_EQ(back.submissions[0].arrays[1].tasks, "1,3");
+  EXPECT_EQ(back.submissions[0].cancelled, s.cancelled);
   EXPECT_THROW(parse_manifest("{\"sweep\": 2}", m.dir), Error);
 }
 
