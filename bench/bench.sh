@@ -112,6 +112,10 @@ if [ "${BENCH_CLUSTER:-1}" = 1 ] && bash "$CLUSTER" start >/dev/null 2>&1; then
   bash "$SRC/bench/ray_bench.sh" "$FERRY" "$WORK"
   echo
 
+  # ---- sweep: a 12-point job-array sweep against submitit ----
+  bash "$SRC/bench/sweep_bench.sh" "$FERRY" "$WORK"
+  echo
+
   # ---- stage: the Frontier recipe against ferry stage, node-local /mnt (tmpfs) ----
   # Recipe: sbcast the tar.gz, srun tar -I pigz -xf on every node, then the relocation pass
   # (conda-unpack's work, in Python) on every node. The archive holds the same tree as ferry's.

@@ -104,6 +104,7 @@ void add_sweep_submit(CLI::App* sweep) {
     std::uint64_t max_size =
         a->max_array_size > 0 ? a->max_array_size : sweep::site_max_array_size();
     sweep::Plan plan = sweep::plan_arrays(m, max_size, util::self_executable());
+    if (!a->dry_run) sweep::check_scheduler();
     sweep::write_manifest(m);
     sweep::write_scripts(plan);
     if (a->dry_run) {
@@ -136,6 +137,7 @@ void add_sweep_resubmit(CLI::App* sweep) {
     if (!a->failed && !a->missing && a->index.empty())
       throw Error("sweep resubmit: say which points: --failed, --missing or --index LIST",
                   Error::Kind::usage);
+    if (!a->dry_run) sweep::check_scheduler();
     sweep::Manifest m = sweep::read_manifest(util::absolute_path(a->dir));
     std::vector<std::uint64_t> indexes;
     if (!a->index.empty()) indexes = sweep::parse_index_list(a->index, m.grid.points.size());

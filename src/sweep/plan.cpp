@@ -131,6 +131,14 @@ void write_scripts(const Plan& plan) {
   files.commit();
 }
 
+void check_scheduler() {
+  if (!util::on_path("sbatch"))
+    throw Error(
+        "no sbatch on PATH: ferry sweep submits Slurm job arrays (PBS's qsub -J is not "
+        "built yet); --dry-run writes the plan without it",
+        Error::Kind::usage);
+}
+
 std::optional<std::string> parse_job_id(std::string_view sbatch_output) {
   std::string_view line = util::trim(sbatch_output);
   line = line.substr(0, line.find(';'));  // "123;cluster" on a federation

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <climits>
 #include <csignal>
+#include <cstdio>
 #include <ctime>
 
 #include <fcntl.h>
@@ -106,28 +107,46 @@ std::vector<std::string> child_environment(const job::Environ& env, const Manife
 }
 
 // Waits for pid; once a stop signal is noted, SIGTERM to its group, and SIGKILL after
-// grace_seconds: a timeout when Slurm's warning came before, else a cancellation.
-int wait_stopping(pid_t pid, double grace_seconds, RunResult& r) {
-  bool terminated = false;
+// grace_seconds: a timeout when Slurm's warning came before, else a cancellation. on_stop runs
+// then, before the command has ended.
+template <typename OnStop>
+int wait_stopping(pid_t pid, double grace_seconds, RunResult& r, OnStop on_stop) {
+  bool terminated = false, warned = false;
   util::Stopwatch since_term;
+  auto note_stop = [&] {
+    r.timeout = g_warned != 0;
+    r.cancelled = !r.timeout;
+  };
+  struct timespec pause {
+    0, 20'000'000
+  };
   for (;;) {
     int status = 0;
     pid_t done = ::waitpid(pid, &status, WNOHANG);
-    if (done == pid) return status;
+    if (done == pid) {
+      // Slurm signals every process of the job at once: the command may be seen dead before
+      // ferry's own SIGTERM is. A command ended by a stop signal waits a moment for it.
+      int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+      bool external = sig == SIGTERM || sig == SIGKILL || sig == SIGINT || sig == SIGHUP;
+      for (int i = 0; !terminated && external && g_stop_signal == 0 && i < 50; ++i)
+        ::nanosleep(&pause, nullptr);
+      if (!terminated && g_stop_signal != 0) note_stop();
+      return status;
+    }
     if (done < 0 && errno != EINTR) util::throw_errno("the command", "cannot wait for", errno);
-    int sig = g_stop_signal;
-    if (sig != 0 && !terminated) {
-      r.timeout = g_warned != 0;
-      r.cancelled = !r.timeout;
+    if (g_warned && !warned) {
+      warned = true;
+      std::fprintf(stderr, "ferry: sweep: Slurm's warning (SIGUSR1): the time limit is near\n");
+    }
+    if (g_stop_signal != 0 && !terminated) {
+      note_stop();
       ::kill(-pid, SIGTERM);
       terminated = true;
       since_term = {};
+      on_stop();
     } else if (terminated && since_term.seconds() > grace_seconds) {
       ::kill(-pid, SIGKILL);
     }
-    struct timespec pause {
-      0, 20'000'000
-    };
     ::nanosleep(&pause, nullptr);
   }
 }
@@ -206,7 +225,15 @@ RunResult run_point(const std::string& dir, std::uint64_t offset, const job::Env
     OutputToLog to_log(log.get());
     pid = util::spawn_child(r.command, child_env, /*own_group=*/true);
   }
-  int status = wait_stopping(pid, grace_seconds, r);
+  // Slurm's SIGKILL follows its SIGTERM after KillWait, maybe before the command has ended: the
+  // record says timeout or cancelled at once, and is completed if ferry lives to see the end.
+  auto provisional = [&] {
+    RunResult now = r;
+    now.seconds = clock.seconds();
+    now.end = iso_time(std::chrono::system_clock::now());
+    util::write_file_atomically(result_path, Json(now).dump(2) + "\n", 0644);
+  };
+  int status = wait_stopping(pid, grace_seconds, r, provisional);
   ::kill(-pid, SIGKILL);  // what the command left running in its group
   r.seconds = clock.seconds();
   r.end = iso_time(std::chrono::system_clock::now());

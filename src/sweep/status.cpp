@@ -42,8 +42,7 @@ PointState from_record(const Json& record, PointStatus& p) {
 std::optional<PointState> from_accounting(const std::string& state) {
   if (state == "CANCELLED" || state == "PREEMPTED") return PointState::cancelled;
   if (state == "TIMEOUT" || state == "DEADLINE") return PointState::timeout;
-  if (state == "FAILED" || state == "NODE_FAIL" || state == "OUT_OF_MEMORY" ||
-      state == "BOOT_FAIL")
+  if (state == "FAILED" || state == "NODE_FAIL" || state == "OUT_OF_MEMORY" || state == "BOOT_FAIL")
     return PointState::failed;
   return std::nullopt;
 }
@@ -146,8 +145,7 @@ SweepStatus sweep_status(const std::string& dir) {
     accounting = ask({"sacct", "--noheader", "--parsable2", "--allocations",
                       "--jobs=" + util::join(ids, ","), "--format=JobID,State"});
   }
-  return combine_status(m, records, queue ? &*queue : nullptr,
-                        accounting ? &*accounting : nullptr);
+  return combine_status(m, records, queue ? &*queue : nullptr, accounting ? &*accounting : nullptr);
 }
 
 void to_json(nlohmann::ordered_json& json, const PointStatus& p) {
@@ -177,8 +175,8 @@ std::vector<std::uint64_t> choose_points(const SweepStatus& status, bool failed,
   for (const PointStatus& p : status.results) {
     bool queued = p.state == PointState::running || p.state == PointState::pending;
     if (queued && chosen.count(p.index))
-      throw Error(fmt::format("point {} is {} (job {}): cancel it first, or leave it out",
-                              p.index, util::name(p.state), p.job),
+      throw Error(fmt::format("point {} is {} (job {}): cancel it first, or leave it out", p.index,
+                              util::name(p.state), p.job),
                   Error::Kind::usage);
     if (failed && (p.state == PointState::failed || p.state == PointState::timeout ||
                    p.state == PointState::cancelled))

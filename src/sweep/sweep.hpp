@@ -194,6 +194,8 @@ Plan plan_arrays(const Manifest& manifest, const std::vector<std::uint64_t>& ind
 std::string batch_script(const Manifest& manifest, std::uint64_t offset, const std::string& ferry);
 // Writes each array's script (atomically, 0755).
 void write_scripts(const Plan& plan);
+// sbatch on PATH, else a usage error: what submit checks before it writes anything.
+void check_scheduler();
 // Runs each sbatch line in turn (an array after_previous with --dependency=afterany:<the job id
 // of the one before>), recording each job id in the manifest (atomically) as soon as it is known,
 // so a failure part-way leaves the arrays submitted so far on record. Returns the submission.
@@ -221,7 +223,8 @@ struct RunResult {
 // and stderr appended to its log, the env's bin first on PATH (VIRTUAL_ENV is not set: activation
 // proper lives in runtime). SIGTERM or SIGINT meanwhile stop the command's group (SIGTERM, up to
 // grace_seconds, SIGKILL), as a timeout when SIGUSR1 (Slurm's warning) came first, else as a
-// cancellation. Moves an earlier record to history/, writes result.json atomically, returns it.
+// cancellation, recorded at once (exit_code and signal null) and again when the command has
+// ended. Moves an earlier record to history/, writes result.json atomically, returns it.
 RunResult run_point(const std::string& dir, std::uint64_t offset, const job::Environ& env,
                     double grace_seconds = 10);
 // result.json's form (exit_code and signal: the one that applies, the other null).

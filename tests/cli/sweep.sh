@@ -44,7 +44,7 @@ expect_eq "$(field "$TEST_DIR/s/runs/2/result.json" job_id)" 43
 # Slurm's warning (SIGUSR1) is only noted: the command goes on. A SIGTERM after it is the time
 # limit: a timeout. A SIGTERM without it (scancel): a cancellation. Either stops the command and
 # what it started (its process group).
-"$FERRY" sweep submit "$TEST_DIR/t" n=1,2 --dry-run -- sh -c 'sleep 600 & echo started; wait' >/dev/null
+"$FERRY" sweep submit "$TEST_DIR/t" n=1,2,3 --dry-run -- sh -c 'sleep 600 & echo started; wait' >/dev/null
 stop_point() {  # stop_point INDEX SIGNAL...: runs the point, sends the signals in turn
   local index=$1 pid sig
   shift
@@ -62,6 +62,16 @@ expect_eq "$(field "$TEST_DIR/t/runs/0/result.json" signal)" 15
 stop_point 1 TERM
 expect_eq "$(field "$TEST_DIR/t/runs/1/result.json" timeout)" False
 expect_eq "$(field "$TEST_DIR/t/runs/1/result.json" cancelled)" True
+# As Slurm does at the limit: SIGTERM to every process at once, the command's seen dead first.
+SLURM_ARRAY_TASK_ID=2 "$FERRY" sweep run "$TEST_DIR/t" 2>"$TEST_DIR/t2.err" &
+pid=$!
+for _ in $(seq 100); do grep -q started "$TEST_DIR/t/runs/2/log" 2>/dev/null && break; sleep 0.05; done
+kill -USR1 $pid
+sleep 0.3
+kill -TERM -- "-$(pgrep -P $pid)" && kill -TERM $pid
+wait $pid || true
+expect_eq "$(field "$TEST_DIR/t/runs/2/result.json" timeout)" True
+expect_contains "$(cat "$TEST_DIR/t2.err")" "Slurm's warning (SIGUSR1): the time limit is near"
 pgrep -f "^sleep 600$" >/dev/null && fail "the command's background sleep outlived its point"
 status=$("$FERRY" sweep status "$TEST_DIR/s")
 expect_contains "$status" "12 points: 2 done, 1 failed, 0 timeout, 0 cancelled, 0 running, 0 pending, 9 never ran"
@@ -70,7 +80,7 @@ expect_contains "$("$FERRY" sweep status "$TEST_DIR/t")" "1 cancelled (signal 15
 # Resubmission chooses from the records; without a scheduler, --dry-run shows the plan.
 expect_contains "$("$FERRY" sweep resubmit "$TEST_DIR/s" --failed --dry-run)" "--array=6 "
 expect_contains "$("$FERRY" sweep resubmit "$TEST_DIR/s" --index 0-1 --failed --dry-run)" "--array=0-1,6 "
-expect_contains "$("$FERRY" sweep resubmit "$TEST_DIR/t" --failed --dry-run)" "--array=0-1 "
+expect_contains "$("$FERRY" sweep resubmit "$TEST_DIR/t" --failed --dry-run)" "--array=0-2 "
 expect_failure "say which points: --failed, --missing or --index LIST" "$FERRY" sweep resubmit "$TEST_DIR/s"
 expect_failure "--index 12: the sweep has points 0-11" "$FERRY" sweep resubmit "$TEST_DIR/s" --index 12
 

@@ -166,6 +166,8 @@ SelectTypeParameters=CR_Core
 MpiDefault=none
 ReturnToService=2
 KillWait=5
+# Small, so that a sweep of 12 points needs two arrays (Slurm's default is 1001).
+MaxArraySize=10
 MailProg=/bin/true
 InactiveLimit=0
 NodeName=node[1-3] NodeAddr=$NET.1[1-3] CPUs=2 RealMemory=4000 State=UNKNOWN

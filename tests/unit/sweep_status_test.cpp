@@ -28,7 +28,9 @@ Manifest six_points() {
 }
 
 Json record(int exit_code, bool timeout = false, bool cancelled = false) {
-  return Json{{"exit_code", exit_code}, {"signal", nullptr}, {"timeout", timeout},
+  return Json{{"exit_code", exit_code},
+              {"signal", nullptr},
+              {"timeout", timeout},
               {"cancelled", cancelled}};
 }
 
@@ -79,18 +81,19 @@ TEST(SweepStatus, QueueThenRecordThenAccounting) {
 
 TEST(SweepStatus, ResubmitChoosesExactlyThosePoints) {
   Manifest m = six_points();
-  std::vector<Json> records = {record(0), record(3), record(0, false, true), Json(),
-                               record(1, true), Json()};
+  std::vector<Json> records = {record(0), record(3),       record(0, false, true),
+                               Json(),    record(1, true), Json()};
   TaskStates queue = {{"100_5", "PENDING"}};
   SweepStatus s = combine_status(m, records, &queue, nullptr);
   EXPECT_EQ(choose_points(s, true, false, {}), (std::vector<std::uint64_t>{1, 2, 4}));
   EXPECT_EQ(choose_points(s, false, true, {}), (std::vector<std::uint64_t>{3}));
   EXPECT_EQ(choose_points(s, true, true, {0}), (std::vector<std::uint64_t>{0, 1, 2, 3, 4}));
-  EXPECT_TRUE(choose_points(combine_status(m, {record(0), record(0), record(0), record(0),
-                                               record(0), record(0)},
-                                           nullptr, nullptr),
-                            true, true, {})
-                  .empty());
+  EXPECT_TRUE(
+      choose_points(
+          combine_status(m, {record(0), record(0), record(0), record(0), record(0), record(0)},
+                         nullptr, nullptr),
+          true, true, {})
+          .empty());
   // A queued point asked for by index: refused, naming it.
   try {
     choose_points(s, false, false, {5});
