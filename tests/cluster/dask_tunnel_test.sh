@@ -59,11 +59,7 @@ launcher="document.querySelectorAll('.jp-Launcher').length"
 page=$(browse "$jupyter" "$ART/jupyterlab.png" "$launcher > 0" "$launcher")
 expect_contains "$page" '"title": "'
 expect_contains "$page" '"report": 1'
-for png in dashboard-status jupyterlab; do
-  [ "$(head -c 8 "$ART/$png.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "$png.png is not a PNG"
-  [ "$(stat -c %s "$ART/$png.png")" -gt 20000 ] || fail "$png.png is nearly empty (nothing rendered)"
-done
-echo "screenshots: $ART/dashboard-status.png $ART/jupyterlab.png"
+expect_screenshots "$ART" dashboard-status jupyterlab
 
 stop_sshds
 "$FERRY" dask stop "$dir"

@@ -63,11 +63,7 @@ expect_contains "$page" '"report": [1, 0, true]'  # the form stays and says why;
 page=$(browse right "$ART/cluster.png" "$nodes_alive" "$report" 40 "$field_css" "$token" "$button_css")
 expect_contains "$page" '"title": "Cluster | Ray Dashboard"'
 expect_contains "$page" '"report": [0, 4]'  # the node statistics' ALIVE, and one per node
-for png in asks-for-token wrong-token cluster; do
-  [ "$(head -c 8 "$ART/$png.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "$png.png is not a PNG"
-  [ "$(stat -c %s "$ART/$png.png")" -gt 20000 ] || fail "$png.png is nearly empty (nothing rendered)"
-done
-echo "screenshots: $ART/asks-for-token.png $ART/wrong-token.png $ART/cluster.png"
+expect_screenshots "$ART" asks-for-token wrong-token cluster
 
 stop_sshds
 "$FERRY" ray stop "$dir"

@@ -6,6 +6,7 @@
 #   start_sshds          both sshds, and $TEST_DIR/ssh_config (the user's ssh settings)
 #   open_tunnel LINE     runs the printed `ssh -N ...` line in the background; sets $tunnel
 #   stop_sshds           the tunnel and both sshds (safe to call twice)
+#   expect_screenshots DIR NAME...   DIR/NAME.png are PNGs with something drawn; says where
 SSHD=/usr/sbin/sshd
 CHROMIUM=$(command -v chromium || true)
 [ -x "$SSHD" ] && [ -n "$CHROMIUM" ] || skip "needs openssh-server and chromium (scripts/install-deps.sh)"
@@ -66,4 +67,15 @@ stop_sshds() {
   local f
   for f in "$TEST_DIR"/sshd_*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
   return 0
+}
+
+expect_screenshots() {
+  local dir=$1 png list=()
+  shift
+  for png in "$@"; do
+    list+=("$dir/$png.png")
+    [ "$(head -c 8 "$dir/$png.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "$png.png is not a PNG"
+    [ "$(stat -c %s "$dir/$png.png")" -gt 20000 ] || fail "$png.png is nearly empty (nothing rendered)"
+  done
+  echo "screenshots: ${list[*]}"
 }
