@@ -13,7 +13,7 @@ declare -A below=(
   [stage]="env format job util"
   [module]="env format util"
   [runtime]="env format job util"
-  [sweep]="job util"
+  [sweep]="env format job util"
   [cli]="stage module runtime sweep env format job util"
 )
 bad=0

@@ -242,6 +242,12 @@ FERRY_JSON_FIELDS(Inspection, archive, format, archive_bytes, frames, has_manife
 
 Inspection inspect(const std::string& archive);
 
+// `vars` (an environment, NAME -> value) with the env at prefix activated as `ferry activate`
+// would, for a process started without a shell: its bin/ first on PATH, PYTHONHOME dropped, and
+// VIRTUAL_ENV (a venv) or CONDA_PREFIX and CONDA_DEFAULT_ENV (a conda env) set, the other dropped.
+std::map<std::string, std::string> activated_environ(const std::string& prefix,
+                                                     std::map<std::string, std::string> vars);
+
 enum class Shell { bash, zsh, fish };
 // Lines that activate an unpacked environment without conda, for eval.
 std::string activation_script(const std::string& dest, Shell shell);

@@ -60,6 +60,28 @@ Inspection inspect(const std::string& archive) {
   return in;
 }
 
+std::map<std::string, std::string> activated_environ(const std::string& prefix,
+                                                     std::map<std::string, std::string> vars) {
+  auto path = vars.find("PATH");
+  vars["PATH"] =
+      prefix + "/bin" + (path == vars.end() || path->second.empty() ? "" : ":" + path->second);
+  vars.erase("PYTHONHOME");
+  switch (detect_kind(prefix)) {
+    case Kind::venv:
+      vars["VIRTUAL_ENV"] = prefix;
+      vars.erase("CONDA_PREFIX");
+      vars.erase("CONDA_DEFAULT_ENV");
+      break;
+    case Kind::conda:  // as `conda activate /path/to/env` sets them
+      vars["CONDA_PREFIX"] = prefix;
+      vars["CONDA_DEFAULT_ENV"] = prefix;
+      vars.erase("VIRTUAL_ENV");
+      break;
+    case Kind::prefix: break;  // an install prefix: its bin/ first is all there is
+  }
+  return vars;
+}
+
 std::string activation_script(const std::string& dest_arg, Shell shell) {
   std::string dest = util::absolute_path(dest_arg);
   struct stat st {};

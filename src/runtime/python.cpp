@@ -50,21 +50,7 @@ PythonEnv find_python(const std::string& env_dir, const job::Environ& env) {
   if (py.python.empty())
     throw Error(fmt::format("{}: no bin/python3 (not a Python environment)", what),
                 Error::Kind::usage);
-  std::string path = job::lookup(env, "PATH").value_or("");
-  py.environ["PATH"] = py.prefix + "/bin" + (path.empty() ? "" : ":" + path);
-  py.environ.erase("PYTHONHOME");
-  switch (env::detect_kind(py.prefix)) {
-    case env::Kind::venv:
-      py.environ["VIRTUAL_ENV"] = py.prefix;
-      py.environ.erase("CONDA_PREFIX");
-      break;
-    case env::Kind::conda:
-      py.environ["CONDA_PREFIX"] = py.prefix;
-      py.environ["CONDA_DEFAULT_ENV"] = py.prefix.substr(py.prefix.rfind('/') + 1);
-      py.environ.erase("VIRTUAL_ENV");
-      break;
-    case env::Kind::prefix: break;  // an install prefix: its bin/ first is all there is
-  }
+  py.environ = env::activated_environ(py.prefix, std::move(py.environ));
   return py;
 }
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include "env/env.hpp"
 #include "sweep/sweep.hpp"
 
 namespace ferry::sweep {
@@ -96,8 +97,10 @@ std::vector<std::string> child_environment(const job::Environ& env, const Manife
                                            std::uint64_t index) {
   job::Environ out = env;
   if (!m.env_dir.empty()) {
-    std::optional<std::string> path = job::lookup(env, "PATH");
-    out["PATH"] = m.env_dir + "/bin" + (path && !path->empty() ? ":" + *path : "");
+    struct stat st {};
+    if (::stat((m.env_dir + "/bin").c_str(), &st) != 0)
+      throw Error(fmt::format("--env {}: not on this host ({})", m.env_dir, util::host_name()));
+    out = env::activated_environ(m.env_dir, std::move(out));
   }
   out["FERRY_SWEEP_DIR"] = m.dir;
   out["FERRY_SWEEP_INDEX"] = std::to_string(index);

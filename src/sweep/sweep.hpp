@@ -1,4 +1,4 @@
-// ferry::sweep — parameter sweeps as scheduler job arrays (on util and job only).
+// ferry::sweep — parameter sweeps as scheduler job arrays (on job, and env for activation).
 //
 // A sweep is a command template and a list of points (one value per parameter each). It lives in
 // a directory DIR:
@@ -220,8 +220,8 @@ struct RunResult {
 
 // Runs point offset + SLURM_ARRAY_TASK_ID (or PBS_ARRAY_INDEX) of the sweep in DIR: its command in
 // DIR/runs/INDEX (ferry changes its own directory there) in a process group of its own, stdout
-// and stderr appended to its log, the env's bin first on PATH (VIRTUAL_ENV is not set: activation
-// proper lives in runtime). SIGTERM or SIGINT meanwhile stop the command's group (SIGTERM, up to
+// and stderr appended to its log, the sweep's env (if any) activated as `ferry activate` would
+// (env::activated_environ). SIGTERM or SIGINT meanwhile stop the command's group (SIGTERM, up to
 // grace_seconds, SIGKILL), as a timeout when SIGUSR1 (Slurm's warning) came first, else as a
 // cancellation, recorded at once (exit_code and signal null) and again when the command has
 // ended. Moves an earlier record to history/, writes result.json atomically, returns it.

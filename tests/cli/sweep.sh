@@ -84,6 +84,15 @@ expect_contains "$("$FERRY" sweep resubmit "$TEST_DIR/t" --failed --dry-run)" "-
 expect_failure "say which points: --failed, --missing or --index LIST" "$FERRY" sweep resubmit "$TEST_DIR/s"
 expect_failure "--index 12: the sweep has points 0-11" "$FERRY" sweep resubmit "$TEST_DIR/s" --index 12
 
+# --env: each point runs with the env activated (bin/ first, VIRTUAL_ENV), as ferry activate would.
+python3 -m venv "$TEST_DIR/venv"
+"$FERRY" sweep submit "$TEST_DIR/e" n=1 --env "$TEST_DIR/venv" --dry-run -- \
+  sh -c 'echo "$VIRTUAL_ENV|$(command -v python3)"' >/dev/null
+PYTHONHOME=/nowhere SLURM_ARRAY_TASK_ID=0 "$FERRY" sweep run "$TEST_DIR/e"
+expect_eq "$(cat "$TEST_DIR/e/runs/0/log")" "$TEST_DIR/venv|$TEST_DIR/venv/bin/python3"
+mv "$TEST_DIR/venv" "$TEST_DIR/venv-gone"
+expect_failure "--env $TEST_DIR/venv: not on this host" env SLURM_ARRAY_TASK_ID=0 "$FERRY" sweep run "$TEST_DIR/e"
+
 # Points from a file.
 printf 'lr,name\n0.1,"a, b"\n0.2,c\n' > points.csv
 "$FERRY" sweep submit "$TEST_DIR/f" --from points.csv --dry-run --json -- echo '{name}' > f.json
