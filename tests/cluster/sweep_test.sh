@@ -4,7 +4,8 @@
 # 2 of its tasks running. One point fails (exit 3) by its values; status says 11 done and 1 failed;
 # once the cause is gone, resubmit --failed runs that point alone and status says 12 done. Then a
 # point past its --time (a timeout, not a crash), values with spaces, quotes, * and $HOME byte for
-# byte, cancel, and bad input (one line each, nothing submitted).
+# byte in a venv packed by ferry pack and staged by ferry stage to every node's /mnt (--env), cancel,
+# and bad input (one line each, nothing submitted).
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "$0")/common.sh"
 command -v sbatch >/dev/null || skip "no sbatch"
@@ -34,6 +35,11 @@ with open("metrics.json", "w") as f:
 if open(os.environ["FAIL_WHEN"]).read().strip() == f"{lr}/{layers}":
     sys.exit(3)
 PYEOF
+# An env for some points below, packed and staged to every node's own /mnt first.
+"$PY" -m venv "$TEST_DIR/venv"
+"$FERRY" pack "$TEST_DIR/venv" -o "$TEST_DIR/venv.tar.zst" >/dev/null
+ENV=/mnt/$TEST_NAME/env
+CLUSTER_TIMEOUT=120 on_cluster salloc -N3 "$FERRY" stage "$TEST_DIR/venv.tar.zst" --to "$ENV" --via sbcast >/dev/null 2>&1
 echo "0.3/8" >"$TEST_DIR/fail-when"
 export FAIL_WHEN=$TEST_DIR/fail-when  # sbatch passes the environment on
 S=$TEST_DIR/grid
@@ -45,11 +51,12 @@ expect_contains "$out" "points 10+[0-1]: job "
 m=$(cat "$S/sweep.json")
 jobs=$(json_get "$m" submissions 0 arrays | grep -o "'job_id': '[0-9]*'" | grep -o '[0-9]*' | paste -sd,)
 
-# A point that runs past its time limit, and points whose values a shell would mangle, beside it.
+# A point that runs past its time limit, and points whose values a shell would mangle, beside it,
+# in an env staged to every node's own /mnt: the whole product.
 tricky="it's \"q\" * \$HOME  two spaces"
 "$FERRY" sweep submit "$TEST_DIR/slow" n=1 --time 1 -- sh -c 'echo started; sleep 300' >/dev/null
-"$FERRY" sweep submit "$TEST_DIR/words" "w=plain,$tricky" -- "$PY" -c \
-  'import sys; open("got", "wb").write(sys.argv[1].encode())' '{w}' >/dev/null
+"$FERRY" sweep submit "$TEST_DIR/words" "w=plain,$tricky" --env "$ENV" -- python3 -c \
+  'import sys; open("got", "wb").write(sys.argv[1].encode()); open("prefix", "w").write(sys.prefix)' '{w}' >/dev/null
 
 # Sample squeue while the grid runs: never more than 2 of its tasks running at once.
 most=0
@@ -95,6 +102,7 @@ expect_eq "$(json_get "$(cat "$S/sweep.json")" submissions | grep -o "'job_id'" 
 settle "$TEST_DIR/words" 30
 expect_eq "$(cat "$TEST_DIR/words/runs/1/got")" "$tricky"
 expect_eq "$(cat "$TEST_DIR/words/runs/0/got")" "plain"
+expect_eq "$(cat "$TEST_DIR/words/runs/1/prefix")" "$ENV" "the points ran in the staged env"
 settle "$TEST_DIR/slow" 150
 status=$("$FERRY" sweep status "$TEST_DIR/slow")
 expect_contains "$status" "1 points: 0 done, 0 failed, 1 timeout"
