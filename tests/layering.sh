@@ -14,7 +14,8 @@ declare -A below=(
   [module]="env format util"
   [runtime]="env format job util"
   [sweep]="env format job util"
-  [cli]="stage module runtime sweep env format job util"
+  [container]="env format util"
+  [cli]="stage module runtime sweep container env format job util"
 )
 bad=0
 check() {  # check FILE LAYER
@@ -50,7 +51,7 @@ done
 # Every layer's library links only layers below it.
 for layer in "${!below[@]}"; do
   [ "$layer" = cli ] && continue
-  for lib in $(grep -ohE 'ferry_(util|format|env|job|stage|module|runtime|sweep)\b' "src/$layer/CMakeLists.txt" | sort -u); do
+  for lib in $(grep -ohE 'ferry_(util|format|env|job|stage|module|runtime|sweep|container)\b' "src/$layer/CMakeLists.txt" | sort -u); do
     dep=${lib#ferry_}
     [ "$dep" = "$layer" ] && continue
     [[ " ${below[$layer]} " == *" $dep "* ]] && continue

@@ -30,7 +30,9 @@ void add_module(CLI::App& app);
 void add_dask(CLI::App& app, int& exit_status);
 // ray and ray-node (ray_commands.cpp).
 void add_ray(CLI::App& app, int& exit_status);
-// sweep submit, run and status (sweep_commands.cpp).
+// sweep submit, run, status, resubmit and cancel (sweep_commands.cpp).
 void add_sweep(CLI::App& app, int& exit_status);
+// image build and run (container_commands.cpp).
+void add_container(CLI::App& app);
 
 }  // namespace ferry::cli

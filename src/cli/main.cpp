@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   ferry::cli::add_dask(app, exit_status);
   ferry::cli::add_ray(app, exit_status);
   ferry::cli::add_sweep(app, exit_status);
+  ferry::cli::add_container(app);
   // A signal that is removing ferry's temporary trees ends the process itself (128 + signal):
   // the errors that removal causes in the work still running are not ferry's to print.
   try {

@@ -176,6 +176,9 @@ PackResult pack(const PackOptions& options);
 struct UnpackOptions {
   std::string archive;
   std::string dest;
+  // The path the tree will be used at, when not dest: a container image's /opt/env, written at
+  // IMAGE/opt/env on the host. Empty: dest.
+  std::string relocate_to;
   unsigned jobs = 0;
   bool force = false;
   util::ProgressSink* progress = nullptr;  // told the archive's bytes as its frames are decoded
@@ -245,8 +248,10 @@ Inspection inspect(const std::string& archive);
 // `vars` (an environment, NAME -> value) with the env at prefix activated as `ferry activate`
 // would, for a process started without a shell: its bin/ first on PATH, PYTHONHOME dropped, and
 // VIRTUAL_ENV (a venv) or CONDA_PREFIX and CONDA_DEFAULT_ENV (a conda env) set, the other dropped.
+// tree: where the env lies now, when that is not prefix (an image's /opt/env, built on the host).
 std::map<std::string, std::string> activated_environ(const std::string& prefix,
-                                                     std::map<std::string, std::string> vars);
+                                                     std::map<std::string, std::string> vars,
+                                                     const std::string& tree = "");
 
 enum class Shell { bash, zsh, fish };
 // Lines that activate an unpacked environment without conda, for eval.

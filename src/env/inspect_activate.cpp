@@ -61,12 +61,13 @@ Inspection inspect(const std::string& archive) {
 }
 
 std::map<std::string, std::string> activated_environ(const std::string& prefix,
-                                                     std::map<std::string, std::string> vars) {
+                                                     std::map<std::string, std::string> vars,
+                                                     const std::string& tree) {
   auto path = vars.find("PATH");
   vars["PATH"] =
       prefix + "/bin" + (path == vars.end() || path->second.empty() ? "" : ":" + path->second);
   vars.erase("PYTHONHOME");
-  switch (detect_kind(prefix)) {
+  switch (detect_kind(tree.empty() ? prefix : tree)) {
     case Kind::venv:
       vars["VIRTUAL_ENV"] = prefix;
       vars.erase("CONDA_PREFIX");

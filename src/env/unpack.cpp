@@ -177,7 +177,7 @@ struct UnpackSession::State {
     Extraction x;
     x.root = tree->stage();
     x.jobs = options.jobs ? options.jobs : util::default_jobs();
-    x.relocator.dest = r.dest;
+    x.relocator.dest = options.relocate_to.empty() ? r.dest : options.relocate_to;
     if (ident.manifest) x.check.emplace(*ident.manifest, r.archive, x.relocator);
     write_members(x, stream, index);  // checked and relocated as they are written
     finish_members(x);                // the manifest's last checks, or conda-pack's records

@@ -1,0 +1,171 @@
+// ferry image build: a base root filesystem and an env made into one Charliecloud image, with the
+// env's activation in /ch/environment.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "container/container.hpp"
+#include "env/env.hpp"
+
+namespace ferry::container {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+bool is_dir(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void check_base(const std::string& base) {
+  if (!is_dir(base))
+    throw Error(fmt::format("--base {}: not a directory (a root filesystem is one)", base),
+                Error::Kind::usage);
+  if (!is_dir(base + "/etc") || (!exists(base + "/bin/sh") && !exists(base + "/usr/bin/sh")))
+    throw Error(fmt::format("--base {}: not a root filesystem (no etc/ and bin/sh)", base),
+                Error::Kind::usage);
+}
+
+std::map<std::string, std::string> parse_env0(std::string_view text) {
+  std::map<std::string, std::string> vars;
+  for (std::string_view item : util::split(text, '\0')) {
+    std::size_t eq = item.find('=');
+    if (eq != std::string_view::npos && eq > 0)
+      vars[std::string(item.substr(0, eq))] = std::string(item.substr(eq + 1));
+  }
+  return vars;
+}
+
+// What the env's activate.d scripts export, run in the image as activation would run them: the
+// variables they add or change, the shell's own left out.
+std::map<std::string, std::string> script_exports(const BuildOptions& o, const std::string& image,
+                                                  const std::string& env_file) {
+  std::string dir = image + o.at + "/etc/conda/activate.d";
+  bool any = false;
+  std::error_code ec;
+  for (const auto& ent : fs::directory_iterator(dir, ec)) any |= ent.path().extension() == ".sh";
+  if (!any) return {};
+  if (!util::on_path(o.ch_run))
+    throw Error(fmt::format("{}: not found: the env's activate.d scripts run inside the image, "
+                            "which needs Charliecloud (Debian: charliecloud-runtime)",
+                            o.ch_run),
+                Error::Kind::usage);
+  std::string script = fmt::format(
+      "env -0; printf '\\0\\001ferry\\0'; for f in {}/etc/conda/activate.d/*.sh; do "
+      "[ -f \"$f\" ] && . \"$f\"; done; env -0",
+      util::shell_quote(o.at));
+  std::vector<std::string> vars = environ_with_user();
+  util::CommandOutput out =
+      util::run_command({o.ch_run, "--unset-env=*", "--set-env=" + env_file, image, "--",
+                         "/bin/sh", "-c", script},
+                        300, &vars);
+  std::size_t cut = out.out.find(std::string("\0\001ferry\0", 8));
+  if (out.status != 0 || cut == std::string::npos)
+    throw Error(fmt::format("{}: the env's activate.d scripts failed in the image (exit status "
+                            "{}): {}",
+                            dir, out.status, out.last_error_line()));
+  auto before = parse_env0(std::string_view(out.out).substr(0, cut));
+  auto after = parse_env0(std::string_view(out.out).substr(cut + 8));
+  std::map<std::string, std::string> changed;
+  for (const auto& [name, value] : after) {
+    if (name == "_" || name == "SHLVL" || name == "PWD" || name == "OLDPWD") continue;
+    auto it = before.find(name);
+    if (it == before.end() || it->second != value) changed[name] = value;
+  }
+  return changed;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> parse_environment(std::string_view text) {
+  std::map<std::string, std::string> vars;
+  for (std::string_view line : util::split(text, '\n')) {
+    std::size_t eq = line.find('=');
+    if (line.empty() || eq == std::string_view::npos || eq == 0) continue;
+    std::string_view value = line.substr(eq + 1);
+    if (value.size() >= 2 && value.front() == '\'' && value.back() == '\'')
+      value = value.substr(1, value.size() - 2);  // ch-run strips single quotes
+    vars[std::string(line.substr(0, eq))] = std::string(value);
+  }
+  return vars;
+}
+
+std::string format_environment(const std::map<std::string, std::string>& vars) {
+  std::string out;
+  for (const auto& [name, value] : vars) {
+    if (value.find('\n') != std::string::npos)
+      throw Error(fmt::format("{}: a value with a newline cannot go in /ch/environment", name));
+    out += name + "=" + value + "\n";
+  }
+  return out;
+}
+
+BuildResult build_image(const BuildOptions& o) {
+  util::Stopwatch clock;
+  BuildResult r;
+  r.base = util::absolute_path(o.base);
+  r.source = util::absolute_path(o.source);
+  r.at = o.at;
+  if (r.at.empty() || r.at[0] != '/' || r.at == "/")
+    throw Error(fmt::format("--at {}: must be an absolute path below /", o.at), Error::Kind::usage);
+  check_base(r.base);
+  if (!exists(r.source))
+    throw Error(fmt::format("{}: no such env or archive", r.source), Error::Kind::usage);
+  util::SiblingPath where = util::sibling_path(o.output);
+  r.image = where.path;
+  if (exists(r.image))
+    throw Error(fmt::format("-o {}: already exists (an image is built whole, elsewhere)", r.image),
+                Error::Kind::usage);
+  util::StagedTree tree(where);
+  const std::string& temp = tree.stage();
+  util::CommandOutput copy =
+      util::run_command({"cp", "-a", "--reflink=auto", r.base + "/.", temp + "/"});
+  if (copy.status != 0)
+    throw Error(fmt::format("--base {}: cannot copy it: {}", r.base, copy.last_error_line()));
+
+  // An env directory is packed first: unpack is what relocates.
+  std::string archive = r.source;
+  if (is_dir(r.source)) {
+    env::PackOptions pack;
+    pack.prefix = r.source;
+    pack.output = temp + "/.ferry-env.tar.zst";
+    pack.jobs = o.jobs;
+    env::pack(pack);
+    archive = pack.output;
+  }
+  env::UnpackOptions unpack;
+  unpack.archive = archive;
+  unpack.dest = temp + r.at;
+  unpack.relocate_to = r.at;
+  unpack.jobs = o.jobs;
+  unpack.progress = o.progress;
+  r.files = env::unpack(unpack).files;
+  if (archive != r.source) ::unlink(archive.c_str());
+
+  std::string env_file = temp + "/ch/environment";
+  std::map<std::string, std::string> vars;
+  if (exists(env_file))
+    vars = parse_environment(util::read_file(env_file));
+  else
+    vars["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  vars = env::activated_environ(r.at, std::move(vars), temp + r.at);
+  std::error_code ec;
+  fs::create_directories(temp + "/ch", ec);
+  if (ec) throw Error(fmt::format("{}/ch: cannot create: {}", r.image, ec.message()));
+  util::write_file_atomically(env_file, format_environment(vars), 0644);
+  for (auto& [name, value] : script_exports(o, temp, env_file)) vars[name] = value;
+  util::write_file_atomically(env_file, format_environment(vars), 0644);
+  r.environment = vars;
+  tree.commit();
+  r.seconds = clock.seconds();
+  return r;
+}
+
+}  // namespace ferry::container

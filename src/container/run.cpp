@@ -1,0 +1,107 @@
+// ferry run: the ch-run line for a command in an image, with the image's environment applied
+// and the host's Python variables kept out.
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "container/container.hpp"
+
+namespace ferry::container {
+namespace {
+
+bool is_dir(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// A bind's target in the image: made when missing (ch-run needs it to exist).
+void make_target(const std::string& image, const std::string& dst, const std::string& what) {
+  std::string inside = image + dst;
+  struct stat st {};
+  if (::lstat(inside.c_str(), &st) == 0) return;
+  std::error_code ec;
+  std::filesystem::create_directories(inside, ec);
+  if (ec)
+    throw Error(fmt::format("{}: its target {} is missing in the image {} and cannot be made: {}",
+                            what, dst, image, ec.message()),
+                Error::Kind::usage);
+}
+
+}  // namespace
+
+std::vector<std::string> environ_with_user() {
+  std::vector<std::string> vars;
+  bool user = false;
+  for (char** e = environ; *e; ++e) {
+    vars.emplace_back(*e);
+    user |= vars.back().starts_with("USER=");
+  }
+  if (!user)
+    if (const passwd* pw = ::getpwuid(::geteuid()))
+      vars.push_back(std::string("USER=") + pw->pw_name);
+  return vars;
+}
+
+void run(const RunOptions& options) {
+  char buffer[PATH_MAX];
+  if (!::getcwd(buffer, sizeof buffer)) util::throw_errno(".", "cannot read", errno);
+  util::exec_command(run_argv(options, buffer), environ_with_user());
+}
+
+const std::vector<std::string>& unset_globs() {
+  static const std::vector<std::string> globs = {
+      "PYTHONPATH", "PYTHONHOME",      "PYTHONSTARTUP", "PYTHONUSERBASE", "CONDA_*",
+      "_CE_*",      "VIRTUAL_ENV",     "LD_LIBRARY_PATH", "LD_PRELOAD"};
+  return globs;
+}
+
+std::vector<std::string> run_argv(const RunOptions& o, const std::string& cwd) {
+  if (!util::on_path(o.ch_run))
+    throw Error(fmt::format("{}: not found: ferry run needs Charliecloud (Debian: "
+                            "charliecloud-runtime)",
+                            o.ch_run),
+                Error::Kind::usage);
+  std::string image = util::absolute_path(o.image);
+  if (!is_dir(image))
+    throw Error(fmt::format("{}: not an image directory", image), Error::Kind::usage);
+  if (o.set_env.empty() && !std::filesystem::exists(image + "/ch/environment"))
+    throw Error(fmt::format("{}: no /ch/environment (build it with ferry image build, or name "
+                            "one with --set-env FILE)",
+                            image),
+                Error::Kind::usage);
+  if (o.command.empty()) throw Error("ferry run: no command (after --)", Error::Kind::usage);
+  std::vector<std::string> argv = {o.ch_run};
+  for (const std::string& glob : unset_globs()) argv.push_back("--unset-env=" + glob);
+  argv.push_back(o.set_env.empty() ? "--set-env" : "--set-env=" + util::absolute_path(o.set_env));
+  if (cwd != "/") {
+    make_target(image, cwd, "the working directory");
+    argv.push_back("--bind=" + cwd);
+  }
+  for (const std::string& bind : o.binds) {
+    std::size_t colon = bind.find(':');
+    std::string src = util::absolute_path(bind.substr(0, colon));
+    std::string dst = colon == std::string::npos ? src : bind.substr(colon + 1);
+    if (dst.empty() || dst[0] != '/')
+      throw Error(fmt::format("--bind {}: the target must be an absolute path", bind),
+                  Error::Kind::usage);
+    struct stat st {};
+    if (::stat(src.c_str(), &st) != 0)
+      throw Error(fmt::format("--bind {}: {} does not exist here", bind, src), Error::Kind::usage);
+    make_target(image, dst, "--bind " + bind);
+    argv.push_back("--bind=" + src + ":" + dst);
+  }
+  argv.push_back("--cd=" + (o.cd.empty() ? cwd : o.cd));
+  argv.push_back(image);
+  argv.push_back("--");
+  argv.insert(argv.end(), o.command.begin(), o.command.end());
+  return argv;
+}
+
+}  // namespace ferry::container
