@@ -18,9 +18,9 @@ packages=(
   # ferry dask's printed tunnel run against real sshds (the login host and the head node), and
   # headless Chromium loading the dashboard and JupyterLab through it (tests/cluster/dask_tunnel_test.sh).
   openssh-server openssh-client chromium fonts-dejavu-core
-  # ferry image and ferry run (tests/cluster/image_test.sh): Charliecloud's ch-run, and a minimal
-  # Debian base root filesystem made by mmdebstrap (tests/fixtures/rootfs.sh).
-  charliecloud-runtime mmdebstrap
+  # ferry image and ferry run (tests/cluster/image_test.sh): Charliecloud's ch-run, a minimal
+  # Debian base root filesystem made by mmdebstrap (tests/fixtures/rootfs.sh), mksquashfs.
+  charliecloud-runtime mmdebstrap squashfs-tools
   # The 3-node Slurm mini-cluster that tests/cluster/ runs jobs on (network namespaces + MPICH).
   slurm-wlm slurmctld slurmd slurm-client munge mpich libmpich-dev iproute2 util-linux
   # Open MPI beside it: the tests also build and run ferry-mpi against it (MPICH stays the

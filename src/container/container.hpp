@@ -10,7 +10,9 @@
 // unset (PYTHONPATH, PYTHONHOME, PYTHONSTARTUP, PYTHONUSERBASE, CONDA_*, VIRTUAL_ENV,
 // LD_LIBRARY_PATH, LD_PRELOAD), then the image's /ch/environment (or --set-env FILE), then the
 // binds: the working directory (and the start directory, --cd, defaults to it) and each --bind.
-// A bind target missing in a directory image is made there first.
+// A bind target missing in a directory image is made there first. A SquashFS image cannot be
+// changed: the working directory is not bound into it (--cd defaults to /), and a --bind target
+// must already be there (ch-run says so when it is not).
 #pragma once
 
 #include <map>
@@ -26,10 +28,10 @@ namespace ferry::container {
 struct BuildOptions {
   std::string source;  // an env directory or a ferry archive
   std::string base;    // the base root filesystem (a directory)
-  std::string output;  // the image directory to make (must not exist)
+  std::string output;  // the image to make (must not exist): a directory, or SquashFS (.sqfs)
   std::string at = "/opt/env";
   unsigned jobs = 0;
-  std::string ch_run = "ch-run";                // runs the activate.d scripts inside the image
+  std::string ch_run = "ch-run";  // runs the activate.d scripts inside the image
   util::ProgressSink* progress = nullptr;
 };
 
@@ -42,8 +44,9 @@ struct BuildResult {
 FERRY_JSON_FIELDS(BuildResult, image, base, at, source, environment, files, seconds)
 
 // Copies the base into a temporary sibling of output (cp -a), unpacks the env into it (packing an
-// env directory first), writes /ch/environment and renames it into place: nothing is left at
-// output unless all of it worked. A base without etc/ and bin/sh is refused (usage error).
+// env directory first), writes /ch/environment, makes it one SquashFS file when output ends in
+// .sqfs (mksquashfs, zstd), and renames it into place: nothing is left at output unless all of it
+// worked. A base without etc/ and bin/sh is refused (usage error).
 BuildResult build_image(const BuildOptions& options);
 
 // /ch/environment's lines (NAME=VALUE each, as ch-run reads them) and back. Values must not hold
@@ -51,8 +54,11 @@ BuildResult build_image(const BuildOptions& options);
 std::map<std::string, std::string> parse_environment(std::string_view text);
 std::string format_environment(const std::map<std::string, std::string>& vars);
 
+// Whether a path names a SquashFS image (.sqfs).
+bool is_squashfs_name(const std::string& path);
+
 struct RunOptions {
-  std::string image;
+  std::string image;  // a directory, or a SquashFS file (read-only: its bind targets must exist)
   std::vector<std::string> binds;  // SRC[:DST]
   std::string cd;                  // default: the working directory (bound)
   std::string set_env;             // a file instead of the image's /ch/environment

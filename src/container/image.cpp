@@ -62,15 +62,15 @@ std::map<std::string, std::string> script_exports(const BuildOptions& o, const s
       "[ -f \"$f\" ] && . \"$f\"; done; env -0",
       util::shell_quote(o.at));
   std::vector<std::string> vars = environ_with_user();
-  util::CommandOutput out =
-      util::run_command({o.ch_run, "--unset-env=*", "--set-env=" + env_file, image, "--",
-                         "/bin/sh", "-c", script},
-                        300, &vars);
+  util::CommandOutput out = util::run_command(
+      {o.ch_run, "--unset-env=*", "--set-env=" + env_file, image, "--", "/bin/sh", "-c", script},
+      300, &vars);
   std::size_t cut = out.out.find(std::string("\0\001ferry\0", 8));
   if (out.status != 0 || cut == std::string::npos)
-    throw Error(fmt::format("{}: the env's activate.d scripts failed in the image (exit status "
-                            "{}): {}",
-                            dir, out.status, out.last_error_line()));
+    throw Error(
+        fmt::format("{}: the env's activate.d scripts failed in the image (exit status "
+                    "{}): {}",
+                    dir, out.status, out.last_error_line()));
   auto before = parse_env0(std::string_view(out.out).substr(0, cut));
   auto after = parse_env0(std::string_view(out.out).substr(cut + 8));
   std::map<std::string, std::string> changed;
@@ -107,24 +107,10 @@ std::string format_environment(const std::map<std::string, std::string>& vars) {
   return out;
 }
 
-BuildResult build_image(const BuildOptions& o) {
-  util::Stopwatch clock;
-  BuildResult r;
-  r.base = util::absolute_path(o.base);
-  r.source = util::absolute_path(o.source);
-  r.at = o.at;
-  if (r.at.empty() || r.at[0] != '/' || r.at == "/")
-    throw Error(fmt::format("--at {}: must be an absolute path below /", o.at), Error::Kind::usage);
-  check_base(r.base);
-  if (!exists(r.source))
-    throw Error(fmt::format("{}: no such env or archive", r.source), Error::Kind::usage);
-  util::SiblingPath where = util::sibling_path(o.output);
-  r.image = where.path;
-  if (exists(r.image))
-    throw Error(fmt::format("-o {}: already exists (an image is built whole, elsewhere)", r.image),
-                Error::Kind::usage);
-  util::StagedTree tree(where);
-  const std::string& temp = tree.stage();
+namespace {
+
+// The image's tree in root: the base copied, the env unpacked and relocated, /ch/environment.
+void fill_image(const BuildOptions& o, const std::string& temp, BuildResult& r) {
   util::CommandOutput copy =
       util::run_command({"cp", "-a", "--reflink=auto", r.base + "/.", temp + "/"});
   if (copy.status != 0)
@@ -163,6 +149,50 @@ BuildResult build_image(const BuildOptions& o) {
   for (auto& [name, value] : script_exports(o, temp, env_file)) vars[name] = value;
   util::write_file_atomically(env_file, format_environment(vars), 0644);
   r.environment = vars;
+}
+
+}  // namespace
+
+bool is_squashfs_name(const std::string& path) { return path.ends_with(".sqfs"); }
+
+BuildResult build_image(const BuildOptions& o) {
+  util::Stopwatch clock;
+  BuildResult r;
+  r.base = util::absolute_path(o.base);
+  r.source = util::absolute_path(o.source);
+  r.at = o.at;
+  if (r.at.empty() || r.at[0] != '/' || r.at == "/")
+    throw Error(fmt::format("--at {}: must be an absolute path below /", o.at), Error::Kind::usage);
+  check_base(r.base);
+  if (!exists(r.source))
+    throw Error(fmt::format("{}: no such env or archive", r.source), Error::Kind::usage);
+  util::SiblingPath where = util::sibling_path(o.output);
+  r.image = where.path;
+  if (exists(r.image))
+    throw Error(fmt::format("-o {}: already exists (an image is built whole, elsewhere)", r.image),
+                Error::Kind::usage);
+  bool squash = is_squashfs_name(r.image);
+  if (squash && !util::on_path("mksquashfs"))
+    throw Error("mksquashfs: not found: a .sqfs image needs squashfs-tools", Error::Kind::usage);
+  util::StagedTree tree(where);
+  if (!squash) {
+    fill_image(o, tree.stage(), r);
+  } else {
+    // The tree beside the SquashFS file, in the same temporary: both go if anything fails.
+    std::string file = tree.stage(util::TempSibling::Kind::file);
+    std::string root = file.substr(0, file.rfind('/')) + "/root";
+    if (::mkdir(root.c_str(), 0755) != 0) util::throw_errno(root, "cannot create", errno);
+    fill_image(o, root, r);
+    util::CommandOutput out =
+        util::run_command({"mksquashfs", root, file, "-noappend", "-quiet", "-no-progress", "-comp",
+                           "zstd", "-Xcompression-level", "3", "-processors",
+                           std::to_string(o.jobs ? o.jobs : util::default_jobs())});
+    if (out.status != 0)
+      throw Error(fmt::format("{}: mksquashfs failed (exit status {}): {}", r.image, out.status,
+                              out.last_error_line()));
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
   tree.commit();
   r.seconds = clock.seconds();
   return r;

@@ -57,8 +57,8 @@ void run(const RunOptions& options) {
 
 const std::vector<std::string>& unset_globs() {
   static const std::vector<std::string> globs = {
-      "PYTHONPATH", "PYTHONHOME",      "PYTHONSTARTUP", "PYTHONUSERBASE", "CONDA_*",
-      "_CE_*",      "VIRTUAL_ENV",     "LD_LIBRARY_PATH", "LD_PRELOAD"};
+      "PYTHONPATH", "PYTHONHOME",  "PYTHONSTARTUP",   "PYTHONUSERBASE", "CONDA_*",
+      "_CE_*",      "VIRTUAL_ENV", "LD_LIBRARY_PATH", "LD_PRELOAD"};
   return globs;
 }
 
@@ -69,9 +69,13 @@ std::vector<std::string> run_argv(const RunOptions& o, const std::string& cwd) {
                             o.ch_run),
                 Error::Kind::usage);
   std::string image = util::absolute_path(o.image);
-  if (!is_dir(image))
-    throw Error(fmt::format("{}: not an image directory", image), Error::Kind::usage);
-  if (o.set_env.empty() && !std::filesystem::exists(image + "/ch/environment"))
+  bool squash = is_squashfs_name(image);
+  struct stat st {};
+  if (squash ? ::stat(image.c_str(), &st) != 0 || !S_ISREG(st.st_mode) : !is_dir(image))
+    throw Error(fmt::format("{}: not an image ({})", image,
+                            squash ? "no such SquashFS file" : "a directory, or a .sqfs file"),
+                Error::Kind::usage);
+  if (!squash && o.set_env.empty() && !std::filesystem::exists(image + "/ch/environment"))
     throw Error(fmt::format("{}: no /ch/environment (build it with ferry image build, or name "
                             "one with --set-env FILE)",
                             image),
@@ -80,7 +84,8 @@ std::vector<std::string> run_argv(const RunOptions& o, const std::string& cwd) {
   std::vector<std::string> argv = {o.ch_run};
   for (const std::string& glob : unset_globs()) argv.push_back("--unset-env=" + glob);
   argv.push_back(o.set_env.empty() ? "--set-env" : "--set-env=" + util::absolute_path(o.set_env));
-  if (cwd != "/") {
+  bool bind_cwd = !squash && cwd != "/";
+  if (bind_cwd) {
     make_target(image, cwd, "the working directory");
     argv.push_back("--bind=" + cwd);
   }
@@ -91,13 +96,12 @@ std::vector<std::string> run_argv(const RunOptions& o, const std::string& cwd) {
     if (dst.empty() || dst[0] != '/')
       throw Error(fmt::format("--bind {}: the target must be an absolute path", bind),
                   Error::Kind::usage);
-    struct stat st {};
     if (::stat(src.c_str(), &st) != 0)
       throw Error(fmt::format("--bind {}: {} does not exist here", bind, src), Error::Kind::usage);
-    make_target(image, dst, "--bind " + bind);
+    if (!squash) make_target(image, dst, "--bind " + bind);
     argv.push_back("--bind=" + src + ":" + dst);
   }
-  argv.push_back("--cd=" + (o.cd.empty() ? cwd : o.cd));
+  argv.push_back("--cd=" + (!o.cd.empty() ? o.cd : bind_cwd ? cwd : "/"));
   argv.push_back(image);
   argv.push_back("--");
   argv.insert(argv.end(), o.command.begin(), o.command.end());

@@ -3,9 +3,11 @@
 # packed by ferry pack, built into an image on a minimal Debian root filesystem (mmdebstrap), and
 # run under srun on all 3 nodes: each prints the image's env prefix and imports numpy and scipy;
 # the activate.d script's variable is set inside, the host's PYTHONPATH and CONDA_PREFIX are not;
-# the job's working directory is bound and writable; the exit status passes through. Then bad
-# input: no ch-run, a base that is not a root filesystem, an image without /ch/environment, a
-# bind whose source is missing: one line each, nothing half-built.
+# the job's working directory is bound and writable; the exit status passes through. The same as
+# one SquashFS file, run through ch-run's SquashFUSE on every node. Then bad input: no ch-run, a
+# base that is not a root filesystem, an image without /ch/environment, a bind whose source is
+# missing, a bind target missing in the read-only SquashFS image: one line each, nothing
+# half-built.
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "$0")/common.sh"
 # shellcheck source=tests/fixtures/rootfs.sh
@@ -45,6 +47,13 @@ done
 rc=0
 on_cluster srun -N1 "$FERRY" run "$IMAGE" -- sh -c 'exit 7' || rc=$?
 expect_eq "$rc" 7 "the command's exit status"
+# The same image as one SquashFS file (read-only: nothing is bound into it but what ch-run binds),
+# run through ch-run's SquashFUSE on every node.
+"$FERRY" image build "$TEST_DIR/env.tar.zst" --base "$BASE" -o "$TEST_DIR/image.sqfs" >/dev/null
+[ "$(head -c 4 "$TEST_DIR/image.sqfs")" = hsqs ] || fail "image.sqfs is not SquashFS"
+out=$(PYTHONPATH=/host/lib on_cluster srun -N3 --ntasks-per-node=1 "$FERRY" run "$TEST_DIR/image.sqfs" -- \
+  python -c 'import os, socket, sys, numpy; print(socket.gethostname(), sys.prefix, numpy.__version__, os.environ.get("FERRY_FIXTURE_ACTIVATED"), os.environ.get("PYTHONPATH"), os.getcwd())' | sort)
+for n in 1 2 3; do expect_contains "$out" "node$n /opt/env 1.24.2 1 None /"; done
 # --bind and --cd.
 mkdir "$TEST_DIR/data" && echo hello >"$TEST_DIR/data/in.txt"
 expect_eq "$("$FERRY" run "$IMAGE" --bind "$TEST_DIR/data:/data" --cd /data -- cat in.txt)" hello
@@ -66,4 +75,5 @@ ls -a "$TEST_DIR" | grep -q 'bad\.' && fail "a refused build left a temporary be
 one_line "already exists" "$FERRY" image build "$ENV" --base "$BASE" -o "$IMAGE"
 one_line "no /ch/environment" "$FERRY" run "$BASE" -- true
 one_line "does not exist here" "$FERRY" run "$IMAGE" --bind /nonexistent/dir -- true
+one_line "Read-only file system" "$FERRY" run "$TEST_DIR/image.sqfs" --bind "$TEST_DIR:/no-such-dir" -- true
 echo "image: all good"

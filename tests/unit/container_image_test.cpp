@@ -78,6 +78,19 @@ TEST_F(RunLine, UnsetsThenSetsThenBinds) {
   EXPECT_EQ(std::find(argv.begin(), argv.end(), "--bind=/"), argv.end());  // / is not bound
 }
 
+TEST_F(RunLine, SquashfsIsNotWrittenInto) {
+  RunOptions o = options();
+  o.image = root + "/image.sqfs";
+  util::write_file_atomically(o.image, "hsqs", 0644);
+  o.binds = {root + "/work/data:/data"};
+  std::vector<std::string> argv = run_argv(o, root + "/work");
+  EXPECT_EQ(std::find(argv.begin(), argv.end(), "--bind=" + root + "/work"), argv.end());
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "--cd=/"), argv.end());
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "--set-env"), argv.end());
+  o.image = root + "/missing.sqfs";
+  EXPECT_THROW(run_argv(o, root + "/work"), Error);
+}
+
 TEST_F(RunLine, BadInputIsNamed) {
   RunOptions o = options();
   auto message = [&](const RunOptions& bad) {
@@ -104,7 +117,8 @@ TEST_F(RunLine, BadInputIsNamed) {
   EXPECT_EQ(message(missing), "--bind /nonexistent/dir: /nonexistent/dir does not exist here");
   RunOptions relative = missing;
   relative.binds = {root + "/work/data:data"};
-  EXPECT_EQ(message(relative), "--bind " + root + "/work/data:data: the target must be an absolute path");
+  EXPECT_EQ(message(relative),
+            "--bind " + root + "/work/data:data: the target must be an absolute path");
 }
 
 }  // namespace
