@@ -9,7 +9,8 @@
 // Running: `ch-run` with, in this order, the host variables that break a container's Python
 // unset (PYTHONPATH, PYTHONHOME, PYTHONSTARTUP, PYTHONUSERBASE, CONDA_*, VIRTUAL_ENV,
 // LD_LIBRARY_PATH, LD_PRELOAD), then the image's /ch/environment (or --set-env FILE), then the
-// binds: the working directory (and the start directory, --cd, defaults to it) and each --bind.
+// binds: the working directory (and the start directory, --cd, defaults to it; not when it is a
+// system path such as /usr/..., whose host copy must not cover the image's) and each --bind.
 // A bind target missing in a directory image is made there first. A SquashFS image cannot be
 // changed: the working directory is not bound into it (--cd defaults to /), and a --bind target
 // must already be there (ch-run says so when it is not).

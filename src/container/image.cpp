@@ -161,8 +161,11 @@ BuildResult build_image(const BuildOptions& o) {
   r.base = util::absolute_path(o.base);
   r.source = util::absolute_path(o.source);
   r.at = o.at;
-  if (r.at.empty() || r.at[0] != '/' || r.at == "/")
-    throw Error(fmt::format("--at {}: must be an absolute path below /", o.at), Error::Kind::usage);
+  bool dots = false;
+  for (std::string_view part : util::split(r.at, '/')) dots |= part == "." || part == "..";
+  if (r.at.empty() || r.at[0] != '/' || r.at == "/" || dots || r.at.back() == '/')
+    throw Error(fmt::format("--at {}: must be an absolute path below / (no . or .. in it)", o.at),
+                Error::Kind::usage);
   check_base(r.base);
   if (!exists(r.source))
     throw Error(fmt::format("{}: no such env or archive", r.source), Error::Kind::usage);

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 
 #include <filesystem>
 
@@ -32,6 +33,14 @@ void make_target(const std::string& image, const std::string& dst, const std::st
     throw Error(fmt::format("{}: its target {} is missing in the image {} and cannot be made: {}",
                             what, dst, image, ec.message()),
                 Error::Kind::usage);
+}
+
+// A system directory of the image: the host's must not be bound over it.
+bool system_path(const std::string& path) {
+  for (const char* top : {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/etc",
+                          "/opt", "/proc", "/sys", "/dev", "/boot", "/run", "/var", "/ch"})
+    if (path == top || path.starts_with(std::string(top) + "/")) return true;
+  return path == "/";
 }
 
 }  // namespace
@@ -84,7 +93,12 @@ std::vector<std::string> run_argv(const RunOptions& o, const std::string& cwd) {
   std::vector<std::string> argv = {o.ch_run};
   for (const std::string& glob : unset_globs()) argv.push_back("--unset-env=" + glob);
   argv.push_back(o.set_env.empty() ? "--set-env" : "--set-env=" + util::absolute_path(o.set_env));
-  bool bind_cwd = !squash && cwd != "/";
+  bool bind_cwd = !squash && !system_path(cwd);
+  if (!squash && cwd != "/" && !bind_cwd)
+    std::fprintf(stderr,
+                 "ferry: run: the working directory %s is a system path: not bound over the "
+                 "image's (starting in /)\n",
+                 cwd.c_str());
   if (bind_cwd) {
     make_target(image, cwd, "the working directory");
     argv.push_back("--bind=" + cwd);

@@ -78,6 +78,16 @@ TEST_F(RunLine, UnsetsThenSetsThenBinds) {
   EXPECT_EQ(std::find(argv.begin(), argv.end(), "--bind=/"), argv.end());  // / is not bound
 }
 
+TEST_F(RunLine, SystemPathsAreNotBoundOverTheImage) {
+  for (const char* cwd : {"/usr/share", "/etc", "/opt/env", "/"}) {
+    std::vector<std::string> argv = run_argv(options(), cwd);
+    EXPECT_EQ(std::find(argv.begin(), argv.end(), std::string("--bind=") + cwd), argv.end()) << cwd;
+    EXPECT_NE(std::find(argv.begin(), argv.end(), "--cd=/"), argv.end()) << cwd;
+  }
+  std::vector<std::string> argv = run_argv(options(), "/optional/work");
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "--bind=/optional/work"), argv.end());
+}
+
 TEST_F(RunLine, SquashfsIsNotWrittenInto) {
   RunOptions o = options();
   o.image = root + "/image.sqfs";
