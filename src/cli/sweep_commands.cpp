@@ -16,7 +16,7 @@ namespace {
 struct SubmitArgs {
   std::vector<std::string> words;  // DIR, then NAME=V1,V2,... words, then the command
   bool zip = false, dry_run = false, json = false;
-  std::string from, time, env_dir;
+  std::string from, time, env_dir, image;
   unsigned throttle = 0;
   std::uint64_t max_array_size = 0;
   std::vector<std::string> sbatch_args, unused;
@@ -41,7 +41,11 @@ sweep::Manifest manifest_of(const SubmitArgs& a) {
   sweep::check_grid(m.grid);
   sweep::check_command(m.command, m.grid.names);
   m.dir = util::absolute_path(a.words[0]);
+  if (!a.env_dir.empty() && !a.image.empty())
+    throw Error("--env and --image: a point runs in one or the other (an image has its env)",
+                Error::Kind::usage);
   if (!a.env_dir.empty()) m.env_dir = util::absolute_path(a.env_dir);
+  if (!a.image.empty()) m.image = util::absolute_path(a.image);
   m.throttle = a.throttle;
   m.time = a.time;
   m.sbatch_args = a.sbatch_args;
@@ -92,7 +96,8 @@ void add_sweep_submit(CLI::App* sweep) {
   cmd->add_option("--time", a->time, "sbatch --time for each task");
   cmd->add_option("--sbatch-arg", a->sbatch_args, "One more sbatch argument (repeatable)")
       ->allow_extra_args(false);
-  cmd->add_option("--env", a->env_dir, "The env whose bin/ goes first on PATH in each task");
+  cmd->add_option("--env", a->env_dir, "The env each point runs in (activated)");
+  cmd->add_option("--image", a->image, "The Charliecloud image each point runs in (ferry run)");
   cmd->add_option("--max-array-size", a->max_array_size,
                   "Tasks per array (default: the site's MaxArraySize, else 1001)");
   cmd->add_flag("--dry-run", a->dry_run,

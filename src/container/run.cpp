@@ -35,11 +35,14 @@ void make_target(const std::string& image, const std::string& dst, const std::st
                 Error::Kind::usage);
 }
 
-// A system directory of the image: the host's must not be bound over it.
+// A system directory of the image: the host's must not be bound over it. /dev/shm and /var/tmp
+// are users' places.
 bool system_path(const std::string& path) {
+  auto under = [&](const std::string& top) { return path == top || path.starts_with(top + "/"); };
+  if (under("/dev/shm") || under("/var/tmp")) return false;
   for (const char* top : {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/etc",
                           "/opt", "/proc", "/sys", "/dev", "/boot", "/run", "/var", "/ch"})
-    if (path == top || path.starts_with(std::string(top) + "/")) return true;
+    if (under(top)) return true;
   return path == "/";
 }
 

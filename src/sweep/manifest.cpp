@@ -60,6 +60,7 @@ Json manifest_json(const Manifest& m) {
   }
   json["points"] = std::move(points);
   json["env"] = m.env_dir;
+  json["image"] = m.image;
   json["options"] = {{"throttle", m.throttle}, {"time", m.time}, {"sbatch_args", m.sbatch_args}};
   json["submissions"] = m.submissions;
   return json;
@@ -80,6 +81,7 @@ Manifest parse_manifest(std::string_view text, const std::string& dir) {
       m.grid.points.push_back(std::move(point));
     }
     m.env_dir = json.at("env").get<std::string>();
+    m.image = json.value("image", "");
     const Json& options = json.at("options");
     m.throttle = options.at("throttle").get<unsigned>();
     m.time = options.at("time").get<std::string>();

@@ -204,6 +204,14 @@ RunResult run_point(const std::string& dir, std::uint64_t offset, const job::Env
   std::string here = run_dir(m.dir, r.index);
   r.command = expand_command(m.command, m.grid, r.index, here);
   std::vector<std::string> child_env = child_environment(env, m, r.index);
+  std::vector<std::string> argv = r.command;
+  if (!m.image.empty()) {
+    struct stat st {};
+    if (::stat(m.image.c_str(), &st) != 0)
+      throw Error(fmt::format("--image {}: not on this host ({})", m.image, util::host_name()));
+    argv = {util::self_executable(), "run", m.image, "--"};
+    argv.insert(argv.end(), r.command.begin(), r.command.end());
+  }
   std::string result_path = here + "/result.json";
   // A rerun (requeue, resubmission) is not done until it has written its own record; the last
   // one is kept in history/.
@@ -226,7 +234,7 @@ RunResult run_point(const std::string& dir, std::uint64_t offset, const job::Env
   pid_t pid = -1;
   {
     OutputToLog to_log(log.get());
-    pid = util::spawn_child(r.command, child_env, /*own_group=*/true);
+    pid = util::spawn_child(argv, child_env, /*own_group=*/true);
   }
   // Slurm's SIGKILL follows its SIGTERM after KillWait, maybe before the command has ended: the
   // record says timeout or cancelled at once, and is completed if ferry lives to see the end.

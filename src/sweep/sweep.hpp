@@ -13,8 +13,8 @@
 // The manifest is one JSON object:
 //   {"sweep": 1, "command": [word...], "parameters": [name...],
 //    "points": [{name: value, ...}, ...]   (in index order),
-//    "env": DIR or "", "options": {"throttle": K or 0, "time": T or "", "sbatch_args": [...]},
-//    "submissions": [{"time": ISO-8601, "cancelled": ISO-8601 or "",
+//    "env": DIR or "", "image": IMAGE or "", "options": {"throttle": K or 0, "time": T or "",
+//    "sbatch_args": [...]}, "submissions": [{"time": ISO-8601, "cancelled": ISO-8601 or "",
 //                     "arrays": [{"offset", "count", "tasks", "job_id"}...]}...]}
 // An array's tasks are Slurm's --array list ("0-11", "3,7-8"); task T runs point offset + T.
 // Two manifests are the same sweep when command, parameters and points are equal; resubmitting
@@ -125,6 +125,7 @@ struct Manifest {
   std::vector<std::string> command;
   Grid grid;
   std::string env_dir;    // absolute, or empty
+  std::string image;      // a Charliecloud image each point runs in (ferry run), or empty
   unsigned throttle = 0;  // 0: no limit
   std::string time;       // sbatch --time, or empty
   std::vector<std::string> sbatch_args;
@@ -221,10 +222,12 @@ struct RunResult {
 // Runs point offset + SLURM_ARRAY_TASK_ID (or PBS_ARRAY_INDEX) of the sweep in DIR: its command in
 // DIR/runs/INDEX (ferry changes its own directory there) in a process group of its own, stdout
 // and stderr appended to its log, the sweep's env (if any) activated as `ferry activate` would
-// (env::activated_environ). SIGTERM or SIGINT meanwhile stop the command's group (SIGTERM, up to
-// grace_seconds, SIGKILL), as a timeout when SIGUSR1 (Slurm's warning) came first, else as a
-// cancellation, recorded at once (exit_code and signal null) and again when the command has
-// ended. Moves an earlier record to history/, writes result.json atomically, returns it.
+// (env::activated_environ), or inside the sweep's image (`ferry run IMAGE -- COMMAND`: the
+// image's environment, the point's directory bound). SIGTERM or SIGINT meanwhile stop the command's
+// group (SIGTERM, up to grace_seconds, SIGKILL), as a timeout when SIGUSR1 (Slurm's warning) came
+// first, else as a cancellation, recorded at once (exit_code and signal null) and again when the
+// command has ended. Moves an earlier record to history/, writes result.json atomically, returns
+// it.
 RunResult run_point(const std::string& dir, std::uint64_t offset, const job::Environ& env,
                     double grace_seconds = 10);
 // result.json's form (exit_code and signal: the one that applies, the other null).

@@ -4,7 +4,8 @@
 # run under srun on all 3 nodes: each prints the image's env prefix and imports numpy and scipy;
 # the activate.d script's variable is set inside, the host's PYTHONPATH and CONDA_PREFIX are not;
 # the job's working directory is bound and writable; the exit status passes through. The same as
-# one SquashFS file, run through ch-run's SquashFUSE on every node. Then bad input: no ch-run, a
+# one SquashFS file, run through ch-run's SquashFUSE on every node; a sweep whose points run in
+# the image. Then bad input: no ch-run, a
 # base that is not a root filesystem, an image without /ch/environment, a bind whose source is
 # missing, a bind target missing in the read-only SquashFS image: one line each, nothing
 # half-built.
@@ -62,6 +63,14 @@ fi
 mkdir "$TEST_DIR/data" && echo hello >"$TEST_DIR/data/in.txt"
 expect_eq "$("$FERRY" run "$IMAGE" --bind "$TEST_DIR/data:/data" --cd /data -- cat in.txt)" hello
 
+# A sweep whose points run in the image (ferry sweep --image): each in its own directory, bound.
+S=$TEST_DIR/sweep
+"$FERRY" sweep submit "$S" x=1,2 --image "$IMAGE" -- \
+  python -c 'import sys, numpy; open("out", "w").write(sys.prefix + " " + sys.argv[1])' '{x}' >/dev/null
+for _ in $(seq 300); do [ -f "$S/runs/0/result.json" ] && [ -f "$S/runs/1/result.json" ] && break; sleep 0.2; done
+expect_contains "$("$FERRY" sweep status "$S")" "2 points: 2 done, 0 failed"
+expect_eq "$(cat "$S/runs/1/out")" "/opt/env 2" "the point ran in the image"
+
 # Bad input: one line each, a non-zero exit, nothing made.
 one_line() {  # one_line TEXT CMD...
   local want=$1 rc=0 out
@@ -76,6 +85,7 @@ mkdir "$TEST_DIR/not-a-root"
 one_line "not a root filesystem (no etc/ and bin/sh)" "$FERRY" image build "$ENV" --base "$TEST_DIR/not-a-root" -o "$TEST_DIR/bad"
 [ ! -e "$TEST_DIR/bad" ] || fail "a refused build left $TEST_DIR/bad"
 ls -a "$TEST_DIR" | grep -q 'bad\.' && fail "a refused build left a temporary beside $TEST_DIR/bad"
+one_line "--env and --image" "$FERRY" sweep submit "$TEST_DIR/bad-sweep" x=1 --env "$ENV" --image "$IMAGE" -- true
 one_line "already exists" "$FERRY" image build "$ENV" --base "$BASE" -o "$IMAGE"
 one_line "no /ch/environment" "$FERRY" run "$BASE" -- true
 one_line "does not exist here" "$FERRY" run "$IMAGE" --bind /nonexistent/dir -- true

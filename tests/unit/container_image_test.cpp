@@ -84,8 +84,10 @@ TEST_F(RunLine, SystemPathsAreNotBoundOverTheImage) {
     EXPECT_EQ(std::find(argv.begin(), argv.end(), std::string("--bind=") + cwd), argv.end()) << cwd;
     EXPECT_NE(std::find(argv.begin(), argv.end(), "--cd=/"), argv.end()) << cwd;
   }
-  std::vector<std::string> argv = run_argv(options(), "/optional/work");
-  EXPECT_NE(std::find(argv.begin(), argv.end(), "--bind=/optional/work"), argv.end());
+  for (const char* cwd : {"/optional/work", "/dev/shm/job", "/var/tmp/u"}) {
+    std::vector<std::string> argv = run_argv(options(), cwd);
+    EXPECT_NE(std::find(argv.begin(), argv.end(), std::string("--bind=") + cwd), argv.end()) << cwd;
+  }
 }
 
 TEST_F(RunLine, SquashfsIsNotWrittenInto) {
