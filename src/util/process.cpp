@@ -348,11 +348,19 @@ std::optional<int> Subprocess::wait_for(double seconds) {
   }
 }
 
+std::string find_on_path(const std::string& name, std::string_view path) {
+  if (name.find('/') != std::string::npos) return name;
+  for (std::string_view part : split(path, ':')) {
+    if (part.empty()) continue;
+    std::string candidate = std::string(part) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
 bool on_path(const std::string& name) {
   const char* path = std::getenv("PATH");
-  for (std::string_view part : split(path ? path : "", ':'))
-    if (!part.empty() && ::access((std::string(part) + "/" + name).c_str(), X_OK) == 0) return true;
-  return false;
+  return !find_on_path(name, path ? path : "").empty();
 }
 
 pid_t spawn_child(const std::vector<std::string>& argv, const std::vector<std::string>& env,

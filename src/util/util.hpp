@@ -262,6 +262,9 @@ CommandOutput run_command(const std::vector<std::string>& argv, double timeout_s
 std::string output_of(const std::vector<std::string>& argv);
 // Whether an executable `name` is in a directory of $PATH (a scheduler's client, say).
 bool on_path(const std::string& name);
+// `name` found in the directories of `path` (a child's PATH, which execvpe does not search: it
+// searches ferry's): the first executable one, name itself when it holds a '/', else "".
+std::string find_on_path(const std::string& name, std::string_view path);
 
 // argv as one line, to show or to paste into a shell: each word as shell_word writes it.
 std::string command_line(const std::vector<std::string>& argv);

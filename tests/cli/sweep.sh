@@ -90,6 +90,11 @@ python3 -m venv "$TEST_DIR/venv"
   sh -c 'echo "$VIRTUAL_ENV|$(command -v python3)"' >/dev/null
 PYTHONHOME=/nowhere SLURM_ARRAY_TASK_ID=0 "$FERRY" sweep run "$TEST_DIR/e"
 expect_eq "$(cat "$TEST_DIR/e/runs/0/log")" "$TEST_DIR/venv|$TEST_DIR/venv/bin/python3"
+# The command itself is found on the env's PATH, not ferry's (python3 is also on ferry's).
+"$FERRY" sweep submit "$TEST_DIR/e2" n=1 --env "$TEST_DIR/venv" --dry-run -- \
+  python3 -c 'import sys; print(sys.prefix)' >/dev/null
+SLURM_ARRAY_TASK_ID=0 "$FERRY" sweep run "$TEST_DIR/e2"
+expect_eq "$(cat "$TEST_DIR/e2/runs/0/log")" "$TEST_DIR/venv"
 mv "$TEST_DIR/venv" "$TEST_DIR/venv-gone"
 expect_failure "--env $TEST_DIR/venv: not on this host" env SLURM_ARRAY_TASK_ID=0 "$FERRY" sweep run "$TEST_DIR/e"
 
