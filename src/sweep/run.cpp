@@ -204,13 +204,7 @@ RunResult run_point(const std::string& dir, std::uint64_t offset, const job::Env
   std::string here = run_dir(m.dir, r.index);
   r.command = expand_command(m.command, m.grid, r.index, here);
   std::vector<std::string> child_env = child_environment(env, m, r.index);
-  std::vector<std::string> argv = r.command;
-  // The command is looked up on its own PATH (the env's bin first), not ferry's.
-  for (const std::string& var : child_env)
-    if (var.starts_with("PATH=") && !argv.empty())
-      if (std::string found = util::find_on_path(argv[0], std::string_view(var).substr(5));
-          !found.empty())
-        argv[0] = found;
+  std::vector<std::string> argv = r.command;  // found on child_env's PATH (spawn_child)
   if (!m.image.empty()) {
     struct stat st {};
     if (::stat(m.image.c_str(), &st) != 0)

@@ -57,12 +57,26 @@ struct SpawnOptions {
   int* exec_errno = nullptr;                      // set to exec's errno when it failed, else 0
 };
 
+// The program a child with environment env runs: a bare name is looked up on that environment's
+// PATH (the env's bin first, say), which execvpe would not do (it searches ferry's). Not found
+// there, or no PATH in env: the name, for execvpe's own search.
+std::string program_for(const std::string& name, const std::vector<std::string>* env) {
+  if (!env) return name;
+  for (const std::string& var : *env)
+    if (var.starts_with("PATH=")) {
+      std::string found = find_on_path(name, std::string_view(var).substr(5));
+      return found.empty() ? name : found;
+    }
+  return name;
+}
+
 // fork + exec with the child tied to ferry's life (PR_SET_PDEATHSIG: a ferry killed mid-way must
 // not leave a helper writing into a temporary tree that the next run sweeps, nor ranks running).
 pid_t spawn_tied(const std::vector<std::string>& argv, const SpawnOptions& o) {
   // Everything the child needs is built before fork: ferry may have threads, and the child may
   // only make async-signal-safe calls.
   std::vector<char*> args, vars;
+  const std::string program = program_for(argv[0], o.env);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   if (o.env) {
@@ -86,7 +100,7 @@ pid_t spawn_tied(const std::vector<std::string>& argv, const SpawnOptions& o) {
     if (o.out_fd >= 0) ::dup2(o.out_fd, 1);
     if (o.err_fd >= 0) ::dup2(o.err_fd, 2);
     if (o.env)
-      ::execvpe(args[0], args.data(), vars.data());
+      ::execvpe(program.c_str(), args.data(), vars.data());
     else
       ::execvp(args[0], args.data());
     if (report) {
@@ -349,6 +363,7 @@ std::optional<int> Subprocess::wait_for(double seconds) {
 }
 
 std::string find_on_path(const std::string& name, std::string_view path) {
+  if (name.empty()) return "";
   if (name.find('/') != std::string::npos) return name;
   for (std::string_view part : split(path, ':')) {
     if (part.empty()) continue;
@@ -419,7 +434,7 @@ class RememberStopSignals {
 void exec_command(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
   if (argv.empty()) throw Error("no command to run", Error::Kind::usage);
   std::vector<char*> args = pointers(argv), vars = pointers(env);
-  ::execvpe(args[0], args.data(), vars.data());
+  ::execvpe(program_for(argv[0], &env).c_str(), args.data(), vars.data());
   throw_errno(argv[0], "cannot run", errno);
 }
 

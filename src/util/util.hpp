@@ -330,15 +330,17 @@ class Subprocess {
   int m_status = -1;
 };
 
-// Starts argv (PATH searched) tied to ferry's life: it gets SIGKILL when ferry dies, even by
-// kill -9. env: its whole environment (KEY=VALUE). stdin, stdout and stderr are ferry's. With
+// Starts argv tied to ferry's life: it gets SIGKILL when ferry dies, even by kill -9. env: its
+// whole environment (KEY=VALUE); a bare program name is looked up on env's PATH first (the
+// child's, as a shell would), then on ferry's. stdin, stdout and stderr are ferry's. With
 // own_group it leads a new process group (kill(-pid, ...) then reaches what it starts). Throws
 // Error when it cannot be run (not found, not executable).
 pid_t spawn_child(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                   bool own_group = false);
 
-// Replaces this process with argv (PATH searched) under env (KEY=VALUE): its exit status and
-// signals are then the program's. Throws Error when it cannot be run.
+// Replaces this process with argv (a bare name looked up on env's PATH, then ferry's) under env
+// (KEY=VALUE): its exit status and signals are then the program's. Throws Error when it cannot
+// be run.
 [[noreturn]] void exec_command(const std::vector<std::string>& argv,
                                const std::vector<std::string>& env);
 
