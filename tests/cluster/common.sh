@@ -66,6 +66,17 @@ one_line_error() {  # one_line_error WANT_RC WANT_TEXT CMD...
   expect_eq "$(grep -c 'ferry: error:' <<<"$out")" 1 "one error line: $out"
 }
 
+# Bad input whose one line may come from a tool ferry runs (ch-run, sbatch) rather than ferry
+# itself: any non-zero exit, exactly one line of output, holding WANT_TEXT.
+one_line_failure() {  # one_line_failure WANT_TEXT CMD...
+  local want=$1 rc=0 out
+  shift
+  out=$("$@" 2>&1) || rc=$?
+  [ "$rc" -ne 0 ] || fail "succeeded: $*"
+  expect_contains "$out" "$want"
+  expect_eq "$(wc -l <<<"$out")" 1 "one line: $out"
+}
+
 # The start line a service's --json printed (the first JSON object of a file of output), and a
 # field of a JSON text (keys, or list indexes, as further arguments).
 start_json() { python3 -c 'import json,sys; t=open(sys.argv[1]).read(); print(json.dumps(json.JSONDecoder().raw_decode(t[t.index("{"):])[0]))' "$1"; }

@@ -72,22 +72,14 @@ expect_contains "$("$FERRY" sweep status "$S")" "2 points: 2 done, 0 failed"
 expect_eq "$(cat "$S/runs/1/out")" "/opt/env 2" "the point ran in the image"
 
 # Bad input: one line each, a non-zero exit, nothing made.
-one_line() {  # one_line TEXT CMD...
-  local want=$1 rc=0 out
-  shift
-  out=$("$@" 2>&1) || rc=$?
-  [ "$rc" -ne 0 ] || fail "succeeded: $*"
-  expect_contains "$out" "$want"
-  expect_eq "$(wc -l <<<"$out")" 1 "one line: $out"
-}
-one_line "ch-run: not found: ferry run needs Charliecloud" env PATH=/nonexistent "$FERRY" run "$IMAGE" -- true
+one_line_failure "ch-run: not found: ferry run needs Charliecloud" env PATH=/nonexistent "$FERRY" run "$IMAGE" -- true
 mkdir "$TEST_DIR/not-a-root"
-one_line "not a root filesystem (no etc/ and bin/sh)" "$FERRY" image build "$ENV" --base "$TEST_DIR/not-a-root" -o "$TEST_DIR/bad"
+one_line_failure "not a root filesystem (no etc/ and bin/sh)" "$FERRY" image build "$ENV" --base "$TEST_DIR/not-a-root" -o "$TEST_DIR/bad"
 [ ! -e "$TEST_DIR/bad" ] || fail "a refused build left $TEST_DIR/bad"
 ls -a "$TEST_DIR" | grep -q 'bad\.' && fail "a refused build left a temporary beside $TEST_DIR/bad"
-one_line "--env and --image" "$FERRY" sweep submit "$TEST_DIR/bad-sweep" x=1 --env "$ENV" --image "$IMAGE" -- true
-one_line "already exists" "$FERRY" image build "$ENV" --base "$BASE" -o "$IMAGE"
-one_line "no /ch/environment" "$FERRY" run "$BASE" -- true
-one_line "does not exist here" "$FERRY" run "$IMAGE" --bind /nonexistent/dir -- true
-[ "$fuse" = 0 ] || one_line "Read-only file system" "$FERRY" run "$TEST_DIR/image.sqfs" --bind "$TEST_DIR:/no-such-dir" -- true
+one_line_failure "--env and --image" "$FERRY" sweep submit "$TEST_DIR/bad-sweep" x=1 --env "$ENV" --image "$IMAGE" -- true
+one_line_failure "already exists" "$FERRY" image build "$ENV" --base "$BASE" -o "$IMAGE"
+one_line_failure "no /ch/environment" "$FERRY" run "$BASE" -- true
+one_line_failure "does not exist here" "$FERRY" run "$IMAGE" --bind /nonexistent/dir -- true
+[ "$fuse" = 0 ] || one_line_failure "Read-only file system" "$FERRY" run "$TEST_DIR/image.sqfs" --bind "$TEST_DIR:/no-such-dir" -- true
 echo "image: all good"

@@ -126,20 +126,12 @@ expect_contains "$("$FERRY" sweep resubmit "$C" --failed --dry-run)" "--array=0-
 
 # Bad input: one line each, a non-zero exit, nothing submitted.
 queued=$(squeue --noheader | wc -l)
-one_line() {  # one_line TEXT CMD...
-  local want=$1 rc=0 out
-  shift
-  out=$("$@" 2>&1) || rc=$?
-  [ "$rc" -ne 0 ] || fail "succeeded: $*"
-  expect_contains "$out" "$want"
-  expect_eq "$(wc -l <<<"$out")" 1 "one line: $out"
-}
-one_line "unknown parameter {nope}" "$FERRY" sweep submit "$TEST_DIR/bad1" a=1,2 -- echo '{nope}'
-one_line "the sweep has no points" "$FERRY" sweep submit "$TEST_DIR/bad2" -- echo
-one_line "holds another sweep" "$FERRY" sweep submit "$S" lr=9 -- echo '{lr}'
-one_line "no sbatch on PATH" env PATH=/nonexistent "$FERRY" sweep submit "$TEST_DIR/bad3" a=1 -- echo '{a}'
+one_line_failure "unknown parameter {nope}" "$FERRY" sweep submit "$TEST_DIR/bad1" a=1,2 -- echo '{nope}'
+one_line_failure "the sweep has no points" "$FERRY" sweep submit "$TEST_DIR/bad2" -- echo
+one_line_failure "holds another sweep" "$FERRY" sweep submit "$S" lr=9 -- echo '{lr}'
+one_line_failure "no sbatch on PATH" env PATH=/nonexistent "$FERRY" sweep submit "$TEST_DIR/bad3" a=1 -- echo '{a}'
 # A scheduler that does not answer: the manifest is written first (by design), nothing queued.
-one_line "nothing was submitted" env -u SLURM_CONF "$FERRY" sweep submit "$TEST_DIR/bad4" a=1 -- echo '{a}'
+one_line_failure "nothing was submitted" env -u SLURM_CONF "$FERRY" sweep submit "$TEST_DIR/bad4" a=1 -- echo '{a}'
 expect_eq "$(squeue --noheader | wc -l)" "$queued" "bad input submitted something"
 for d in bad1 bad2 bad3; do [ ! -e "$TEST_DIR/$d" ] || fail "bad input left $d"; done
 echo "sweep: all good"
