@@ -117,7 +117,16 @@ expect_contains "$("$FERRY" sweep cancel "$C")" "cancelled job "
 settle "$C" 30
 expect_contains "$("$FERRY" sweep status "$C")" "4 points: 0 done, 0 failed, 0 timeout, 4 cancelled"
 expect_eq "$(json_get "$(cat "$C/runs/0/result.json")" cancelled)" True
-expect_eq "$(each_node 'pgrep -cx sleep || true')" "node1 0
+# The record says cancelled as soon as the stop comes (before the command has ended): give the
+# command's group Slurm's KillWait (5 s) and more to be gone.
+for _ in $(seq 50); do
+  left=$(each_node 'pgrep -cf "^sleep 300$" || true')
+  [ "$left" = "node1 0
+node2 0
+node3 0" ] && break
+  sleep 0.2
+done
+expect_eq "$left" "node1 0
 node2 0
 node3 0" "a cancelled point's command is left"
 out=$("$FERRY" sweep resubmit "$C" --missing --dry-run)
