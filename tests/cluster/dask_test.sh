@@ -268,10 +268,33 @@ if /usr/bin/python3 -c 'import distributed' 2>/dev/null && ! /usr/bin/python3 -c
   PATH=/usr/bin:$PATH one_line_error 2 "--jupyter: neither JupyterLab nor Jupyter Notebook" on_cluster salloc -N3 "$FERRY" dask --jupyter -- true
 fi
 one_line_error 1 "--per-gpu: this node has no GPU" on_cluster salloc -N3 "$FERRY" dask --env "$VENV" --per-gpu -- true
-"$VENV/bin/python" -c 'import socket,time; s=[socket.socket() for _ in range(3)]; [x.bind(("", 40100 + i)) for i, x in enumerate(s)]; [x.listen() for x in s]; time.sleep(60)' &
+# Three consecutive ports held by a listener: the listener picks them itself
+# (a fixed number can be taken by any other connection on a busy machine) and
+# writes the first one once all three are bound.
+"$VENV/bin/python" -c '
+import random, socket, sys, time
+while True:
+    base = random.randrange(20000, 30000)
+    held = []
+    try:
+        for i in range(3):
+            s = socket.socket()
+            s.bind(("", base + i))
+            s.listen()
+            held.append(s)
+        break
+    except OSError:
+        for s in held:
+            s.close()
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(base))
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(60)
+' "$TEST_DIR/held_ports" &
 listener=$!
-sleep 0.5
-one_line_error 1 "--ports 40100-40102: no three free ports" on_cluster salloc -N3 "$FERRY" dask --env "$VENV" --scheduler-on here --ports 40100-40102 -- true
+for _ in $(seq 100); do [ -e "$TEST_DIR/held_ports" ] && break; sleep 0.1; done
+base=$(cat "$TEST_DIR/held_ports")
+one_line_error 1 "--ports $base-$((base + 2)): no three free ports" on_cluster salloc -N3 "$FERRY" dask --env "$VENV" --scheduler-on here --ports "$base-$((base + 2))" -- true
 kill $listener
 no_dask_left
 echo "dask: all good"
