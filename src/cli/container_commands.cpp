@@ -16,8 +16,11 @@ void add_image_build(CLI::App* image) {
   CLI::App* cmd = image->add_subcommand(
       "build", "An env (or a ferry archive) on a base root filesystem: a Charliecloud image");
   cmd->add_option("SOURCE", o->source, "The env directory or archive")->required();
-  cmd->add_option("--base", o->base, "The base root filesystem (a directory)")->required();
-  cmd->add_option("-o,--output", o->output, "The image directory to make")->required();
+  cmd->add_option("--base", o->base, "The base root filesystem: a directory or a SquashFS image")
+      ->required();
+  cmd->add_option("-o,--output", o->output,
+                  "The image to make: a directory, or one SquashFS file when it ends in .sqfs")
+      ->required();
   cmd->add_option("--at", o->at, "Where the env goes in the image (default /opt/env)");
   cmd->add_option("-j,--jobs", o->jobs, "Threads (default: all cores)");
   cmd->add_flag("--json", *json, "Print the result as JSON");
@@ -41,11 +44,14 @@ void add_run(CLI::App& app) {
   auto o = std::make_shared<container::RunOptions>();
   CLI::App* cmd = app.add_subcommand(
       "run", "A command in a Charliecloud image, with the image's environment (ch-run)");
-  cmd->add_option("IMAGE", o->image, "The image directory")->required();
+  cmd->add_option("IMAGE", o->image, "The image: a directory, or a SquashFS file")->required();
   cmd->add_option("COMMAND", o->command, "The command (after --)")->required();
   cmd->add_option("-b,--bind", o->binds, "Bind SRC at DST in the image (SRC[:DST], repeatable)");
   cmd->add_option("-c,--cd", o->cd, "Start there (default: the working directory, bound)");
   cmd->add_option("--set-env", o->set_env, "This file instead of the image's /ch/environment");
+  cmd->add_option("--join", o->join_tag,
+                  "Share one container with the other ranks on this node that give this tag "
+                  "(ch-run --join; LOCAL_WORLD_SIZE of them): ferry launch --image does");
   cmd->callback([=] { container::run(*o); });
 }
 

@@ -1,11 +1,15 @@
 // The job verbs: hostlist, job, launch, rank. Each parses and calls the job library.
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "container/container.hpp"
 #include "job/job.hpp"
 
 namespace ferry::cli {
@@ -202,6 +206,7 @@ void add_launch(CLI::App& app) {
   auto req = std::make_shared<job::LaunchRequest>();
   auto dry_run = std::make_shared<bool>(false);
   auto json = std::make_shared<bool>(false);
+  auto image = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
       "launch",
       "Start ranks on this allocation with the right launcher, binding and rank variables");
@@ -212,6 +217,9 @@ void add_launch(CLI::App& app) {
                   "GPUs per rank (default: 1 when there are GPUs)");
   cmd->add_option("--cpu-bind", req->cpu_bind,
                   "CPU binding in the launcher's grammar, instead of ferry's");
+  cmd->add_option("--image", *image,
+                  "Run every rank in this Charliecloud image (ferry run; the ranks on a node "
+                  "share one container)");
   cmd->add_flag("--dry-run", *dry_run, "Print the line, do not run it");
   cmd->add_flag("--json", *json, "With --dry-run: print the plan as JSON");
   add_site_options(cmd, *o);
@@ -221,6 +229,27 @@ void add_launch(CLI::App& app) {
     job::LaunchRequest r = *req;
     r.ferry = util::self_executable();
     r.hostfile = job::job_hostfile(c.allocation, c.env);
+    if (!image->empty()) {
+      // Each rank: ferry rank sets its variables and binding, then ferry run starts the image,
+      // which keeps them. The tag names this launch's peer groups: unique to the job and to
+      // this ferry.
+      std::vector<std::string> in_image = {
+          r.ferry,
+          "run",
+          util::absolute_path(*image),
+          "--join",
+          fmt::format("ferry.{}.{}", c.allocation.job_id.empty() ? "nojob" : c.allocation.job_id,
+                      ::getpid()),
+          "--"};
+      // What every rank's ferry run would refuse (no ch-run, not an image, ...) is one error here.
+      container::RunOptions check;
+      check.image = in_image[2];
+      check.join_tag = in_image[4];
+      check.join_count = 1;
+      check.command = r.command;
+      container::run_argv(check, std::filesystem::current_path().string());
+      r.command.insert(r.command.begin(), in_image.begin(), in_image.end());
+    }
     job::LaunchPlan plan = job::plan_launch(c.allocation, *c.machine, c.gpus, c.cpus, r);
     job::write_hostfile(plan, r.hostfile);
     if (*dry_run) {

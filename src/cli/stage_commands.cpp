@@ -29,8 +29,11 @@ void print_result(const stage::StageResult& r) {
   if (r.ok) {
     std::printf("staged %s on %zu nodes in %.2f s via %s (%s)\n", r.dir.c_str(), r.nodes.size(),
                 r.seconds, util::name(r.via).c_str(), phases.c_str());
-    std::printf("  use it: eval \"$(ferry activate %s)\"   (or PATH=%s/bin:$PATH)\n",
-                util::shell_word(r.dir).c_str(), util::shell_word(r.dir).c_str());
+    if (r.image)
+      std::printf("  use it: srun ferry run %s -- COMMAND\n", util::shell_word(r.dir).c_str());
+    else
+      std::printf("  use it: eval \"$(ferry activate %s)\"   (or PATH=%s/bin:$PATH)\n",
+                  util::shell_word(r.dir).c_str(), util::shell_word(r.dir).c_str());
   }
 }
 
@@ -42,12 +45,15 @@ void add_stage(CLI::App& app, int& exit_status) {
   auto json = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand(
       "stage",
-      "Put an environment archive on node-local storage on every node of this job, all or nothing");
+      "Put an environment archive (or a SquashFS image) on node-local storage on every node of "
+      "this job, all or nothing");
   cmd->add_option("ARCHIVE", o->archive,
-                  "Archive made by ferry pack (or any archive ferry unpack reads)")
+                  "Archive made by ferry pack (or any archive ferry unpack reads), or a SquashFS "
+                  "image (ferry image build -o X.sqfs), copied whole")
       ->required();
   cmd->add_option("--to", o->dir,
-                  "Directory on every node (absolute, node-local: /mnt/bb/$USER/env)")
+                  "Directory on every node (absolute, node-local: /mnt/bb/$USER/env); for an "
+                  "image, its file (/mnt/bb/$USER/X.sqfs) or the directory it goes in")
       ->required();
   cmd->add_option("--via", *via, "auto (MPI when ferry-mpi is built, else sbcast), mpi or sbcast")
       ->check(CLI::IsMember({"auto", "mpi", "sbcast"}));
@@ -96,9 +102,7 @@ void add_stage(CLI::App& app, int& exit_status) {
   n->callback([=, &exit_status] {
     stage::NodeOptions node = stage::decode_node_options(n->remaining());
     if (node.step == stage::NodeOptions::Step::prepare) {
-      std::printf(
-          "%s\n",
-          stage::report_line(stage::prepare_node(node.dir, node.archive, node.identity)).c_str());
+      std::printf("%s\n", stage::report_line(stage::prepare_node(node)).c_str());
       return;
     }
     if (node.step == stage::NodeOptions::Step::sweep) {

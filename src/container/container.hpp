@@ -28,7 +28,7 @@ namespace ferry::container {
 
 struct BuildOptions {
   std::string source;  // an env directory or a ferry archive
-  std::string base;    // the base root filesystem (a directory)
+  std::string base;    // the base root filesystem: a directory or a SquashFS image
   std::string output;  // the image to make (must not exist): a directory, or SquashFS (.sqfs)
   std::string at = "/opt/env";
   unsigned jobs = 0;
@@ -44,10 +44,11 @@ struct BuildResult {
 };
 FERRY_JSON_FIELDS(BuildResult, image, base, at, source, environment, files, seconds)
 
-// Copies the base into a temporary sibling of output (cp -a), unpacks the env into it (packing an
-// env directory first), writes /ch/environment, makes it one SquashFS file when output ends in
-// .sqfs (mksquashfs, zstd), and renames it into place: nothing is left at output unless all of it
-// worked. A base without etc/ and bin/sh is refused (usage error).
+// Copies the base into a temporary sibling of output (cp -a; unsquashfs for a SquashFS base),
+// unpacks the env into it (packing an env directory first), writes /ch/environment, makes it one
+// SquashFS file when output ends in .sqfs (mksquashfs, zstd), and renames it into place: nothing
+// is left at output unless all of it worked. A base without etc/ and bin/sh is refused (usage
+// error).
 BuildResult build_image(const BuildOptions& options);
 
 // /ch/environment's lines (NAME=VALUE each, as ch-run reads them) and back. Values must not hold
@@ -55,7 +56,8 @@ BuildResult build_image(const BuildOptions& options);
 std::map<std::string, std::string> parse_environment(std::string_view text);
 std::string format_environment(const std::map<std::string, std::string>& vars);
 
-// Whether a path names a SquashFS image (.sqfs).
+// Whether a path names a SquashFS image (.sqfs); format::is_squashfs_file says whether a file is
+// one.
 bool is_squashfs_name(const std::string& path);
 
 struct RunOptions {
@@ -63,6 +65,10 @@ struct RunOptions {
   std::vector<std::string> binds;  // SRC[:DST]
   std::string cd;                  // default: the working directory (bound)
   std::string set_env;             // a file instead of the image's /ch/environment
+  // One container for the ranks on a node (ch-run --join, for shared memory and CMA between
+  // them): the peer group's tag, unique to one launch, and its size (run(): LOCAL_WORLD_SIZE).
+  std::string join_tag;
+  unsigned join_count = 0;
   std::vector<std::string> command;
   std::string ch_run = "ch-run";
 };
@@ -73,7 +79,8 @@ const std::vector<std::string>& unset_globs();
 // the binds' sources, and makes missing bind targets in the image: usage errors name them.
 std::vector<std::string> run_argv(const RunOptions& options, const std::string& cwd);
 // Replaces ferry with that ch-run (in the working directory, USER set, as ch-run needs): the
-// command's exit status is ferry's.
+// command's exit status is ferry's. With a join tag and no count, the count is LOCAL_WORLD_SIZE
+// (ferry rank sets it): usage error when it is unset. The tag gets the host name appended.
 [[noreturn]] void run(const RunOptions& options);
 // ferry's environment as NAME=VALUE lines, with USER (from the password database) when unset.
 std::vector<std::string> environ_with_user();

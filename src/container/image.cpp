@@ -24,13 +24,26 @@ bool is_dir(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-void check_base(const std::string& base) {
-  if (!is_dir(base))
-    throw Error(fmt::format("--base {}: not a directory (a root filesystem is one)", base),
-                Error::Kind::usage);
-  if (!is_dir(base + "/etc") || (!exists(base + "/bin/sh") && !exists(base + "/usr/bin/sh")))
+// A root filesystem has etc/ and a shell; `tree` is the base itself or its extracted copy.
+void check_root(const std::string& base, const std::string& tree) {
+  if (!is_dir(tree + "/etc") || (!exists(tree + "/bin/sh") && !exists(tree + "/usr/bin/sh")))
     throw Error(fmt::format("--base {}: not a root filesystem (no etc/ and bin/sh)", base),
                 Error::Kind::usage);
+}
+
+void check_base(const std::string& base) {
+  if (format::is_squashfs_file(base)) {
+    if (!util::on_path("unsquashfs"))
+      throw Error(fmt::format("--base {}: a SquashFS base needs unsquashfs (squashfs-tools)", base),
+                  Error::Kind::usage);
+    return;  // its tree is checked once extracted
+  }
+  if (!is_dir(base))
+    throw Error(
+        fmt::format(
+            "--base {}: neither a directory nor a SquashFS image (a root filesystem is one)", base),
+        Error::Kind::usage);
+  check_root(base, base);
 }
 
 std::map<std::string, std::string> parse_env0(std::string_view text) {
@@ -111,10 +124,18 @@ namespace {
 
 // The image's tree in root: the base copied, the env unpacked and relocated, /ch/environment.
 void fill_image(const BuildOptions& o, const std::string& temp, BuildResult& r) {
+  // A SquashFS base is extracted (as root, with its owners; otherwise as the user), a directory
+  // copied.
+  bool squashed = format::is_squashfs_file(r.base);
   util::CommandOutput copy =
-      util::run_command({"cp", "-a", "--reflink=auto", r.base + "/.", temp + "/"});
+      squashed ? util::run_command({"unsquashfs", "-f", "-no-progress", "-quiet", "-d", temp,
+                                    "-processors",
+                                    std::to_string(o.jobs ? o.jobs : util::default_jobs()), r.base})
+               : util::run_command({"cp", "-a", "--reflink=auto", r.base + "/.", temp + "/"});
   if (copy.status != 0)
-    throw Error(fmt::format("--base {}: cannot copy it: {}", r.base, copy.last_error_line()));
+    throw Error(fmt::format("--base {}: cannot {} it: {}", r.base, squashed ? "extract" : "copy",
+                            copy.last_error_line()));
+  if (squashed) check_root(r.base, temp);
 
   // An env directory is packed first: unpack is what relocates.
   std::string archive = r.source;

@@ -7,12 +7,14 @@
 #include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 
 #include <filesystem>
 
 #include <fmt/format.h>
 
 #include "container/container.hpp"
+#include "format/format.hpp"
 
 namespace ferry::container {
 namespace {
@@ -64,7 +66,21 @@ std::vector<std::string> environ_with_user() {
 void run(const RunOptions& options) {
   char buffer[PATH_MAX];
   if (!::getcwd(buffer, sizeof buffer)) util::throw_errno(".", "cannot read", errno);
-  util::exec_command(run_argv(options, buffer), environ_with_user());
+  RunOptions o = options;
+  if (!o.join_tag.empty() && o.join_count == 0) {
+    const char* local = std::getenv("LOCAL_WORLD_SIZE");
+    auto count = local ? util::parse_decimal(local, 1u << 20) : std::nullopt;
+    if (!count || *count == 0)
+      throw Error(fmt::format("--join {}: LOCAL_WORLD_SIZE is not set (ferry rank and ferry "
+                              "launch set it; ranks on a node share one container)",
+                              o.join_tag),
+                  Error::Kind::usage);
+    o.join_count = static_cast<unsigned>(*count);
+  }
+  // ch-run's peers meet through /dev/shm by tag: the node's name keeps nodes that share it (a
+  // test cluster's, a misconfigured site's) from joining across nodes.
+  if (!o.join_tag.empty()) o.join_tag += "." + util::host_name();
+  util::exec_command(run_argv(o, buffer), environ_with_user());
 }
 
 const std::vector<std::string>& unset_globs() {
@@ -81,7 +97,7 @@ std::vector<std::string> run_argv(const RunOptions& o, const std::string& cwd) {
                             o.ch_run),
                 Error::Kind::usage);
   std::string image = util::absolute_path(o.image);
-  bool squash = is_squashfs_name(image);
+  bool squash = is_squashfs_name(image) || format::is_squashfs_file(image);
   struct stat st {};
   if (squash ? ::stat(image.c_str(), &st) != 0 || !S_ISREG(st.st_mode) : !is_dir(image))
     throw Error(fmt::format("{}: not an image ({})", image,
@@ -117,6 +133,14 @@ std::vector<std::string> run_argv(const RunOptions& o, const std::string& cwd) {
       throw Error(fmt::format("--bind {}: {} does not exist here", bind, src), Error::Kind::usage);
     if (!squash) make_target(image, dst, "--bind " + bind);
     argv.push_back("--bind=" + src + ":" + dst);
+  }
+  if (!o.join_tag.empty()) {
+    if (o.join_count == 0)
+      throw Error(
+          fmt::format("--join {}: how many ranks share the container is not known", o.join_tag),
+          Error::Kind::usage);
+    argv.push_back(fmt::format("--join-ct={}", o.join_count));
+    argv.push_back("--join-tag=" + o.join_tag);
   }
   argv.push_back("--cd=" + (!o.cd.empty() ? o.cd : bind_cwd ? cwd : "/"));
   argv.push_back(image);

@@ -183,6 +183,10 @@ std::string decompress_frame(ArchiveLayout layout, std::string_view archive,
 void decompress_frame_into(ArchiveLayout layout, std::string_view frame_bytes,
                            const FrameIndexEntry& frame, const std::string& subject, char* out);
 
+// Whether path is a SquashFS image (a regular file that starts with its magic, "hsqs"): images
+// are staged and run whole, never extracted.
+bool is_squashfs_file(const std::string& path);
+
 // ---------------------------------------------------------------------------------------------
 // The manifest: the archive's first member.
 constexpr std::string_view k_manifest_path = ".ferry/manifest.json";

@@ -82,22 +82,56 @@ NodeReport parse_report_line(const std::string& line) {
   return r;
 }
 
+namespace {
+
+// What a node stages: an archive extracted (an unpack session), or an image taken whole.
+class NodeWork {
+ public:
+  explicit NodeWork(const NodeOptions& o) {
+    if (o.image) {
+      m_image.emplace(o.dir, o.identity);
+      if (!m_image->present()) {
+        m_image->adopt(o.archive);
+        m_image->finish();
+      }
+      return;
+    }
+    env::UnpackOptions u;
+    u.archive = o.archive;
+    u.dest = o.dir;
+    u.jobs = o.jobs;
+    m_session.emplace(u);
+    if (!m_session->already_present()) m_session->extract();
+  }
+  bool present() const { return m_image ? m_image->present() : m_session->already_present(); }
+  std::uint64_t bytes() const { return m_image ? m_image->bytes() : m_session->result().bytes; }
+  std::uint64_t files() const { return m_image ? 1 : m_session->result().files; }
+  void commit() {
+    if (present()) return;
+    if (m_image)
+      m_image->commit();
+    else
+      m_session->commit();
+  }
+
+ private:
+  std::optional<env::UnpackSession> m_session;
+  std::optional<ImageReceiver> m_image;
+};
+
+}  // namespace
+
 int run_node(const NodeOptions& o) {
   RemoveOnExit copy{o.archive, o.remove_archive};
   util::Stopwatch clock;
   NodeReport r;
   r.host = this_host();
-  std::optional<env::UnpackSession> session;
+  std::optional<NodeWork> session;
   try {
-    env::UnpackOptions u;
-    u.archive = o.archive;
-    u.dest = o.dir;
-    u.jobs = o.jobs;
-    session.emplace(u);
-    if (!session->already_present()) session->extract();
-    r.status = session->already_present() ? NodeStatus::present : NodeStatus::ready;
-    r.bytes = session->result().bytes;
-    r.files = session->result().files;
+    session.emplace(o);
+    r.status = session->present() ? NodeStatus::present : NodeStatus::ready;
+    r.bytes = session->bytes();
+    r.files = session->files();
   } catch (const std::exception& e) {
     // A node told to stop (srun cancelling the step) ends by its signal once the temporary tree
     // is gone: the extraction's errors from that removal are not this node's failure.
@@ -125,8 +159,8 @@ int run_node(const NodeOptions& o) {
   if (!std::getline(std::cin, word)) word = "abort";
   if (word == "commit") {
     try {
-      if (!session->already_present()) session->commit();
-      r.status = session->already_present() ? NodeStatus::present : NodeStatus::unpacked;
+      session->commit();
+      r.status = session->present() ? NodeStatus::present : NodeStatus::unpacked;
     } catch (const std::exception& e) {
       r.status = NodeStatus::failed;
       r.error = e.what();
@@ -150,12 +184,11 @@ void sweep_node(const std::string& dir, const std::string& archive_copy) {
   if (!archive_copy.empty()) ::unlink(archive_copy.c_str());
 }
 
-NodeReport prepare_node(const std::string& dir, const std::string& archive_copy,
-                        std::uint64_t identity) {
+NodeReport prepare_node(const NodeOptions& o) {
   NodeReport r;
   r.host = this_host();
   try {
-    std::string dest = util::absolute_path(dir);
+    std::string dest = util::absolute_path(o.dir);
     std::string parent = std::filesystem::path(dest).parent_path().string();
     std::error_code ec;
     std::filesystem::create_directories(parent, ec);
@@ -171,8 +204,9 @@ NodeReport prepare_node(const std::string& dir, const std::string& archive_copy,
           "{}: is on {}, shared between nodes: stage to node-local storage (or use ferry "
           "unpack once)",
           parent, *shared));
-    sweep_node(dir, archive_copy);
-    r.status = env::holds_archive(dest, identity) ? NodeStatus::present : NodeStatus::ok;
+    sweep_node(o.dir, o.archive);
+    bool present = o.image ? holds_image(dest, o.identity) : env::holds_archive(dest, o.identity);
+    r.status = present ? NodeStatus::present : NodeStatus::ok;
   } catch (const std::exception& e) {
     r.status = NodeStatus::failed;
     r.error = e.what();

@@ -13,7 +13,8 @@ std::vector<std::string> encode_node_options(const NodeOptions& o) {
   if (o.step == NodeOptions::Step::prepare) words.push_back("--prepare");
   if (o.step == NodeOptions::Step::sweep) words.push_back("--sweep");
   words.insert(words.end(), {"--archive", o.archive, "--to", o.dir});
-  if (o.step == NodeOptions::Step::prepare)
+  if (o.image) words.push_back("--image");
+  if (o.step == NodeOptions::Step::prepare || o.image)
     words.insert(words.end(), {"--identity", util::hex64(o.identity)});
   if (o.remove_archive) words.push_back("--remove-archive");
   if (o.jobs) words.insert(words.end(), {"-j", std::to_string(o.jobs)});
@@ -31,6 +32,8 @@ NodeOptions decode_node_options(const std::vector<std::string>& words) {
       o.step = NodeOptions::Step::sweep;
     } else if (name == "--remove-archive") {
       o.remove_archive = true;
+    } else if (name == "--image") {
+      o.image = true;
     } else if (name == "--archive" || name == "--to" || name == "--identity" || name == "-j" ||
                name == "--jobs") {
       if (++i == words.size())

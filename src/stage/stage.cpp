@@ -114,7 +114,8 @@ struct Sbcasting {
   const job::Allocation& alloc;
   const Deadline& deadline;
   StageResult res;
-  std::string copy{};  // the archive's copy beside DIR on every node
+  std::string copy{};          // the archive's copy beside DIR on every node
+  std::uint64_t identity = 0;  // the archive's, or the image's hash
   std::vector<std::string> todo{}, present{};
   bool all_ready = false;                    // every node extracted: the word was "commit"
   std::map<std::string, NodeReport> last{};  // each node's final report
@@ -126,13 +127,13 @@ struct Sbcasting {
 bool prepare_nodes(Sbcasting& s) {
   const std::vector<std::string>& hosts = s.alloc.hosts;
   StageResult& res = s.res;
-  std::uint64_t id = env::archive_identity(res.archive);
   util::Stopwatch phase;
   NodeOptions check;
   check.step = NodeOptions::Step::prepare;
   check.archive = s.copy;
   check.dir = res.dir;
-  check.identity = id;
+  check.image = res.image;
+  check.identity = s.identity;
   auto prepare = node_step(srun_per_node(hosts), s.o.ferry, check);
   auto prepared = one_shot(prepare, hosts, s.deadline.left());
   res.phases.emplace_back("prepare", phase.seconds());
@@ -207,6 +208,8 @@ void extract_and_commit(Sbcasting& s) {
   extract.dir = res.dir;
   extract.jobs = s.o.jobs;
   extract.remove_archive = true;
+  extract.image = res.image;
+  extract.identity = s.identity;
   util::Subprocess srun(node_step(step, s.o.ferry, extract));
   std::map<std::string, NodeReport> first;
   while (first.size() < todo.size()) {
@@ -272,6 +275,9 @@ StageResult stage_sbcast(const StageOptions& o, const job::Allocation& alloc,
                          const Deadline& deadline, StageResult res) {
   Sbcasting s{o, alloc, deadline, std::move(res)};
   s.copy = copy_path(s.res.dir, alloc.job_id);
+  util::Stopwatch hashing;
+  s.identity = s.res.image ? image_identity(s.res.archive) : env::archive_identity(s.res.archive);
+  if (s.res.image) s.res.phases.emplace_back("hash", hashing.seconds());
   if (prepare_nodes(s) && broadcast_copy(s)) {  // what each node holds; the copy on every node
     extract_and_commit(s);                      // all or nothing
     account_for_nodes(s);                       // each node's outcome, the silent ones swept
@@ -579,17 +585,22 @@ StageResult stage(const StageOptions& o, const job::Environ& env) {
   if (::stat(res.archive.c_str(), &st) != 0)
     util::throw_errno(res.archive, "cannot open archive", errno);
   res.archive_bytes = static_cast<std::uint64_t>(st.st_size);
+  // A SquashFS image is copied whole, to a file: --to names it, or the directory it goes in.
+  res.image = format::is_squashfs_file(res.archive);
+  if (res.image) res.dir = image_target(o.dir, res.archive);
   job::Allocation alloc = job::discover_allocation(env, {util::host_name(), nullptr});
   if (alloc.scheduler == job::Scheduler::none)
     throw Error("ferry stage runs inside a job (no Slurm, PBS, LSF or Flux allocation found)",
                 Error::Kind::usage);
 
   // auto: MPI when ferry-mpi is built and the archive is ferry's own (the MPI path streams its
-  // frames); sbcast for everything else (a conda-pack tar.gz, say).
+  // frames) or an image (streamed as it is); sbcast for everything else (a conda-pack tar.gz,
+  // say).
   Via via = o.via;
   if (via == Via::automatic) {
-    bool framed = format::index_frames(util::MappedFile(res.archive).bytes(), res.archive).layout !=
-                  format::ArchiveLayout::foreign;
+    bool framed = res.image ||
+                  format::index_frames(util::MappedFile(res.archive).bytes(), res.archive).layout !=
+                      format::ArchiveLayout::foreign;
     bool have_mpi = !o.ferry_mpi.empty() && ::access(o.ferry_mpi.c_str(), X_OK) == 0;
     via = framed && have_mpi ? Via::mpi : Via::sbcast;
   }

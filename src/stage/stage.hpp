@@ -94,7 +94,8 @@ FERRY_JSON_FIELDS(NodeReport, host, status, bytes, files, seconds, error)
 
 struct StageResult {
   Via via = Via::automatic;  // the way taken: mpi or sbcast
-  std::string archive, dir;
+  std::string archive, dir;  // for an image, dir is the file it is copied to on every node
+  bool image = false;        // a SquashFS image, staged whole
   bool ok = false;
   double seconds = 0;
   std::vector<std::pair<std::string, double>> phases;  // in order: "prepare", "broadcast", ...
@@ -105,13 +106,10 @@ struct StageResult {
 inline void to_json(nlohmann::ordered_json& json, const StageResult& r) {
   nlohmann::ordered_json phases = nlohmann::ordered_json::object();
   for (const auto& [name, seconds] : r.phases) phases[name] = seconds;
-  json = {{"ok", r.ok},
-          {"via", r.via},
-          {"archive", r.archive},
-          {"dir", r.dir},
-          {"archive_bytes", r.archive_bytes},
-          {"seconds", r.seconds},
-          {"phases", phases},
+  json = {{"ok", r.ok},           {"via", r.via},
+          {"archive", r.archive}, {"kind", r.image ? "image" : "env"},
+          {"dir", r.dir},         {"archive_bytes", r.archive_bytes},
+          {"seconds", r.seconds}, {"phases", phases},
           {"nodes", r.nodes}};
 }
 
@@ -128,10 +126,13 @@ struct NodeOptions {
   std::string archive, dir;
   unsigned jobs = 0;
   bool remove_archive = false;
-  std::uint64_t identity = 0;  // prepare: the archive's (env::archive_identity)
+  bool image = false;          // archive is a SquashFS image, staged whole at dir (a file)
+  std::uint64_t identity = 0;  // prepare, and extract of an image: env::archive_identity or
+                               // image_identity
 };
 // The words after `ferry stage-node`: --prepare or --sweep for those steps, --archive, --to, then
-// --identity (prepare), --remove-archive and -j when they are not their defaults.
+// --image, --identity (prepare, or an image), --remove-archive and -j when they are not their
+// defaults.
 std::vector<std::string> encode_node_options(const NodeOptions& options);
 // Reads them back in any order, each option as "--name value" (a value may be empty or start
 // with '-'). Throws a usage Error naming the option for an unknown or malformed one, or a missing
@@ -157,9 +158,42 @@ int run_node(const NodeOptions& options);
 // archive copy. Never touches dir itself.
 void sweep_node(const std::string& dir, const std::string& archive_copy);
 // Before a stage: makes dir's parent, sweeps leftovers, and reports present (dir holds the
-// archive with this identity), ok (work to do) or failed (e.g. not writable).
-NodeReport prepare_node(const std::string& dir, const std::string& archive_copy,
-                        std::uint64_t identity);
+// archive, or is the image, with this identity), ok (work to do) or failed (e.g. not writable).
+NodeReport prepare_node(const NodeOptions& options);
+
+// Images. A SquashFS image is staged whole, as one file: no extraction, the same all-or-nothing
+// and reports. Its identity is the xxh3 of its bytes: a node holds it when the file at the
+// target has that hash, and every node's copy is checked against it before the commit.
+std::uint64_t image_identity(const std::string& path);
+bool holds_image(const std::string& target, std::uint64_t identity);
+// Where the image goes on every node: --to itself when it ends in .sqfs, else the image's own
+// name in the directory --to.
+std::string image_target(const std::string& to, const std::string& image);
+
+// An image as it arrives on a node: written beside its target (holding the target's lock, what
+// dead runs left swept), hashed on the way, renamed into place by commit(). Destroyed without a
+// commit, it leaves nothing. The target's parent must exist.
+class ImageReceiver {
+ public:
+  ImageReceiver(const std::string& target, std::uint64_t identity);
+  bool present() const { return m_present; }  // the target holds it already
+  void write(std::string_view bytes);         // the next bytes, in order (the MPI path)
+  // A whole copy already on this node (sbcast's) becomes the temporary, and is hashed.
+  void adopt(const std::string& copy);
+  // Error naming the target when the bytes received are not the image's.
+  void finish();
+  void commit();
+  std::uint64_t bytes() const { return m_bytes; }
+
+ private:
+  std::string m_target;
+  std::uint64_t m_identity;
+  util::StagedTree m_tree;
+  bool m_present;
+  util::UniqueFd m_fd;
+  util::Xxh3Stream m_hash;
+  std::uint64_t m_bytes = 0;
+};
 
 // The name of the shared file system (NFS, Lustre, GPFS, ...) that holds path, if it is one.
 std::optional<std::string> shared_file_system(const std::string& path);

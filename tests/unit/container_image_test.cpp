@@ -103,6 +103,24 @@ TEST_F(RunLine, SquashfsIsNotWrittenInto) {
   EXPECT_THROW(run_argv(o, root + "/work"), Error);
 }
 
+TEST_F(RunLine, RanksOnANodeJoinOnePeerGroup) {
+  RunOptions o = options();
+  std::vector<std::string> argv = run_argv(o, root + "/work");
+  EXPECT_EQ(std::count_if(argv.begin(), argv.end(),
+                          [](const std::string& w) { return w.starts_with("--join"); }),
+            0);
+  o.join_tag = "ferry.123.4567";
+  o.join_count = 2;
+  argv = run_argv(o, root + "/work");
+  auto at = [&](const std::string& word) {
+    return std::find(argv.begin(), argv.end(), word) - argv.begin();
+  };
+  EXPECT_LT(at("--join-ct=2"), at(image));
+  EXPECT_LT(at("--join-tag=ferry.123.4567"), at(image));
+  o.join_count = 0;  // a tag without a count: ch-run would guess it from Slurm's variables
+  EXPECT_THROW(run_argv(o, root + "/work"), Error);
+}
+
 TEST_F(RunLine, BadInputIsNamed) {
   RunOptions o = options();
   auto message = [&](const RunOptions& bad) {

@@ -15,6 +15,7 @@ void expect_same(const NodeOptions& a, const NodeOptions& b) {
   EXPECT_EQ(a.dir, b.dir);
   EXPECT_EQ(a.jobs, b.jobs);
   EXPECT_EQ(a.remove_archive, b.remove_archive);
+  EXPECT_EQ(a.image, b.image);
   EXPECT_EQ(a.identity, b.identity);
 }
 
@@ -56,6 +57,13 @@ TEST(NodeOptions, RoundTripEachStep) {
       prepare.archive = archive;
       prepare.dir = dir;
       prepare.identity = 0xfedcba9876543210u;
+      expect_same(decode_node_options(encode_node_options(prepare)), prepare);
+
+      NodeOptions image = extract;  // an image's extract step carries its hash
+      image.image = true;
+      image.identity = 0x0123456789abcdefu;
+      expect_same(decode_node_options(encode_node_options(image)), image);
+      prepare.image = true;
       expect_same(decode_node_options(encode_node_options(prepare)), prepare);
 
       NodeOptions sweep;

@@ -85,9 +85,13 @@ TEST(StageResult, JsonHasTheKeysOfStageJsonAndPhasesInTheirOrder) {
   NodeReport n1{"n1", NodeStatus::unpacked, "", 10, 2, 3.5};
   r.nodes = {n1, NodeReport::aborted("n2")};
   nlohmann::ordered_json j = r;
-  EXPECT_EQ(json_keys(j), (std::vector<std::string>{"ok", "via", "archive", "dir", "archive_bytes",
-                                                    "seconds", "phases", "nodes"}));
+  EXPECT_EQ(json_keys(j),
+            (std::vector<std::string>{"ok", "via", "archive", "kind", "dir", "archive_bytes",
+                                      "seconds", "phases", "nodes"}));
   EXPECT_EQ(j["via"], "sbcast");
+  EXPECT_EQ(j["kind"], "env");
+  r.image = true;
+  EXPECT_EQ(nlohmann::ordered_json(r)["kind"], "image");
   EXPECT_EQ(json_keys(j["phases"]),
             (std::vector<std::string>{"prepare", "broadcast", "extract", "commit"}));
   EXPECT_EQ(j["phases"]["commit"], 0.25);

@@ -12,6 +12,8 @@
 // bytes in pipelined chunks to the node leaders (the first rank on each node), which extract
 // frames as they arrive. Every leader extracts into a temporary directory; an allreduce decides:
 // all succeeded, every leader renames into place; any failed, every leader removes its tree.
+// A SquashFS image goes the same way unextracted: its bytes in units to every node's copy beside
+// DIR (then a file), checked against rank 0's hash before the same allreduce.
 #include <mpi.h>
 #include <unistd.h>
 
@@ -118,6 +120,8 @@ struct Header {
   std::string manifest;
   std::string index;  // FrameIndexEntry array, raw
   int layout = 0;
+  // A SquashFS image is copied whole: its size and hash (stage::image_identity) instead.
+  std::uint64_t image = 0, image_size = 0, image_hash = 0;
 
   std::string pack() const {
     std::string out;
@@ -125,7 +129,10 @@ struct Header {
       std::uint64_t n = part->size();
       out.append(reinterpret_cast<const char*>(&n), sizeof n).append(*part);
     }
-    return out.append(reinterpret_cast<const char*>(&layout), sizeof layout);
+    out.append(reinterpret_cast<const char*>(&layout), sizeof layout);
+    for (const std::uint64_t* v : {&image, &image_size, &image_hash})
+      out.append(reinterpret_cast<const char*>(v), sizeof *v);
+    return out;
   }
   // Only ever reads what rank 0 packed (same program, same build).
   void unpack(std::string_view in) {
@@ -136,11 +143,23 @@ struct Header {
       in.remove_prefix(sizeof n + n);
     }
     std::memcpy(&layout, in.data(), sizeof layout);
+    in.remove_prefix(sizeof layout);
+    for (std::uint64_t* v : {&image, &image_size, &image_hash}) {
+      std::memcpy(v, in.data(), sizeof *v);
+      in.remove_prefix(sizeof *v);
+    }
   }
 };
 
 Header read_header(const std::string& archive, const util::MappedFile& map) {
   Header h;
+  if (format::is_squashfs_file(archive)) {
+    h.image = 1;
+    h.image_size = map.bytes().size();
+    h.image_hash = util::xxh3(map.bytes());
+    map.check_intact();
+    return h;
+  }
   format::FrameIndex index = format::index_frames(map.bytes(), archive);
   if (index.layout == format::ArchiveLayout::foreign)
     throw Error(fmt::format(
@@ -178,6 +197,7 @@ struct Staging {
   format::FrameIndex index{};
   stage::NodeReport report{};
   std::optional<env::UnpackSession> session{};  // none: this node cannot start
+  std::optional<stage::ImageReceiver> image{};  // instead, for an image
   std::vector<stage::Unit> units{};
   std::optional<stage::ReceiveWindow> window{};  // the receivers'
   bool need = false;                             // this node extracts (all nodes could start)
@@ -250,11 +270,43 @@ bool share_header(Staging& s) {
   return true;
 }
 
+// An image in units of k_unit_bytes, as an archive's frames are cut.
+std::vector<stage::Unit> image_units(std::uint64_t size) {
+  std::vector<stage::Unit> units;
+  for (std::uint64_t at = 0; at < size; at += stage::k_unit_bytes)
+    units.push_back({.offset = at, .size = std::min(stage::k_unit_bytes, size - at)});
+  return units;
+}
+
+// 2'. An image: does the file at DIR already hold it? Otherwise its receiver, writing beside it.
+void open_image(Staging& s) {
+  const std::string& target = s.args.dir;
+  try {
+    std::string parent = std::filesystem::path(util::absolute_path(target)).parent_path().string();
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) throw Error(fmt::format("{}: cannot create directory: {}", parent, ec.message()));
+    if (auto shared = stage::shared_file_system(parent))
+      throw Error(fmt::format("{}: is on {}, shared between nodes: stage to node-local storage",
+                              parent, *shared));
+    s.image.emplace(target, s.header.image_hash);
+  } catch (const std::exception& e) {
+    s.fail(e);
+  }
+  s.units = image_units(s.header.image_size);
+}
+
+bool opened(const Staging& s) { return s.session || s.image; }
+bool holds_it(const Staging& s) {
+  return s.session ? s.session->already_present() : s.image && s.image->present();
+}
+
 // 2. Each node: does DIR already hold it? Otherwise prepare a session, and on the receivers a
 //    window of the archive, never all of it (FERRY_MPI_WINDOW: its units).
 void open_session(Staging& s) {
   const std::string& dir = s.args.dir;
   s.report.host = stage::node_name();
+  if (s.header.image) return open_image(s);
   try {
     std::string parent = std::filesystem::path(util::absolute_path(dir)).parent_path().string();
     if (auto shared = stage::shared_file_system(parent))
@@ -287,7 +339,7 @@ void open_session(Staging& s) {
 // before any byte moves. One allgather tells every node who failed and who needs the bytes.
 void choose_movers(Staging& s) {
   enum NodeState : int { cannot_start = 0, present = 1, needs_bytes = 2 };
-  int state = !s.session ? cannot_start : s.session->already_present() ? present : needs_bytes;
+  int state = !opened(s) ? cannot_start : holds_it(s) ? present : needs_bytes;
   std::vector<int> states(static_cast<std::size_t>(s.nodes));
   MPI_Request gather;
   MPI_Iallgather(&state, 1, MPI_INT, states.data(), 1, MPI_INT, s.leaders, &gather);
@@ -300,6 +352,13 @@ void choose_movers(Staging& s) {
     MPI_Comm_split(s.leaders, (s.need || s.rank == 0) && all_opened ? 0 : MPI_UNDEFINED, s.rank,
                    &s.movers);
   s.phases.end("open");
+}
+
+// With --progress, rank 0 tells ferry stage the bytes broadcast so far.
+void report_progress(const Staging& s, const stage::Unit& unit) {
+  if (!s.args.progress || s.rank != 0) return;
+  std::printf("{\"progress\": %llu}\n", static_cast<unsigned long long>(unit.offset + unit.size));
+  std::fflush(stdout);
 }
 
 // Several units in flight (MPI_Ibcast, issued in the same order everywhere), completed in order.
@@ -318,11 +377,7 @@ void broadcast_units(Staging& s) {
       if (done) {
         std::size_t u = inflight.front().second;
         if (window) window->arrived(u);
-        if (s.args.progress && s.rank == 0) {
-          std::printf("{\"progress\": %llu}\n",
-                      static_cast<unsigned long long>(units[u].offset + units[u].size));
-          std::fflush(stdout);
-        }
+        report_progress(s, units[u]);
         inflight.pop_front();
         backoff.moved();
         return;
@@ -349,9 +404,69 @@ void broadcast_units(Staging& s) {
   while (!inflight.empty()) complete_front(true);
 }
 
+// 3'. An image's bytes: the receivers take each unit into a ring of k_in_flight buffers and
+//     write it to the node's copy in order; rank 0 sends from its map, and writes its own node's
+//     copy from it meanwhile. A node whose writing failed keeps receiving: the broadcast is
+//     collective.
+void move_image(Staging& s) {
+  const std::vector<stage::Unit>& units = s.units;
+  bool receives = s.rank != 0;
+  std::unique_ptr<util::PageBuffer> ring;
+  if (receives) ring = std::make_unique<util::PageBuffer>(k_in_flight * stage::k_unit_bytes);
+  auto slot = [&](std::size_t u) { return ring->data() + (u % k_in_flight) * stage::k_unit_bytes; };
+  auto failed = [&] { return s.report.status == stage::NodeStatus::failed; };
+  std::thread writer;
+  if (s.need && !receives)
+    writer = std::thread([&s] {
+      try {
+        s.image->write(s.map->bytes());
+        s.image->finish();
+      } catch (const std::exception& e) {
+        s.fail(e);
+      }
+    });
+  std::deque<std::pair<MPI_Request, std::size_t>> inflight;
+  auto complete_front = [&] {
+    wait_quietly(inflight.front().first);
+    std::size_t u = inflight.front().second;
+    inflight.pop_front();
+    if (receives && s.need && !failed()) {
+      try {
+        s.image->write({slot(u), units[u].size});
+      } catch (const std::exception& e) {
+        s.fail(e);
+      }
+    }
+    report_progress(s, units[u]);
+  };
+  for (std::size_t u = 0; u < units.size(); ++u) {
+    if (inflight.size() >= k_in_flight) complete_front();  // frees unit u's slot
+    char* bytes = receives ? slot(u) : const_cast<char*>(s.map->bytes().data()) + units[u].offset;
+    MPI_Request req;
+    MPI_Ibcast(bytes, static_cast<int>(units[u].size), MPI_BYTE, 0, s.movers, &req);
+    inflight.emplace_back(req, u);
+  }
+  while (!inflight.empty()) complete_front();
+  s.phases.end("broadcast");
+  if (writer.joinable()) writer.join();
+  if (receives && s.need && !failed()) {
+    try {
+      s.image->finish();
+    } catch (const std::exception& e) {
+      s.fail(e);
+    }
+  }
+  s.phases.end("check");
+}
+
 // 3. The bytes, pipelined: extraction runs on its own threads while the next units arrive.
 void move_bytes(Staging& s) {
   if (s.movers == MPI_COMM_NULL) return;
+  if (s.header.image) {
+    move_image(s);
+    if (s.movers != s.leaders) MPI_Comm_free(&s.movers);
+    return;
+  }
   std::thread extractor;
   if (s.need) {
     extractor = std::thread([&s] {
@@ -378,17 +493,20 @@ void commit_or_abort(Staging& s) {
   s.all_ok = all_min(report.status == stage::NodeStatus::failed ? 0 : 1, s.leaders);
   if (s.all_ok) {
     try {
-      bool present = s.session->already_present();
-      if (!present) s.session->commit();
-      report.status = present ? stage::NodeStatus::present : stage::NodeStatus::unpacked;
-      report.bytes = s.session->result().bytes;
-      report.files = s.session->result().files;
+      bool was_present = holds_it(s);
+      if (!was_present && s.session) s.session->commit();
+      if (!was_present && s.image) s.image->commit();
+      report.status = was_present ? stage::NodeStatus::present : stage::NodeStatus::unpacked;
+      report.bytes = s.session ? s.session->result().bytes : s.image->bytes();
+      report.files = s.session ? s.session->result().files : 1;
     } catch (const std::exception& e) {
       s.fail(e);
     }
   } else {
     if (s.session) report.bytes = s.session->result().bytes;
-    s.session.reset();  // removes this node's temporary tree
+    if (s.image) report.bytes = s.image->bytes();
+    s.session.reset();  // removes this node's temporary tree (or file)
+    s.image.reset();
     if (report.status != stage::NodeStatus::failed) report.status = stage::NodeStatus::aborted;
   }
   report.seconds = s.clock.seconds();
