@@ -10,7 +10,8 @@
 // unset (PYTHONPATH, PYTHONHOME, PYTHONSTARTUP, PYTHONUSERBASE, CONDA_*, VIRTUAL_ENV,
 // LD_LIBRARY_PATH, LD_PRELOAD), then the image's /ch/environment (or --set-env FILE), then the
 // binds: the working directory (and the start directory, --cd, defaults to it; not when it is a
-// system path such as /usr/..., whose host copy must not cover the image's) and each --bind.
+// system path such as /usr/..., whose host copy must not cover the image's), the job's $TMPDIR
+// and each --bind.
 // A bind target missing in a directory image is made there first. A SquashFS image cannot be
 // changed: the working directory is not bound into it (--cd defaults to /), and a --bind target
 // must already be there (ch-run says so when it is not).
@@ -69,6 +70,10 @@ struct RunOptions {
   // them): the peer group's tag, unique to one launch, and its size (run(): LOCAL_WORLD_SIZE).
   std::string join_tag;
   unsigned join_count = 0;
+  // The job's node-local temporary directory ($TMPDIR; run() reads it). ch-run binds it at /tmp
+  // and unsets TMPDIR; ferry run also binds it at its own path and sets TMPDIR to that (a
+  // directory image), so that host paths into it work inside, or sets TMPDIR=/tmp (SquashFS).
+  std::string tmpdir;
   std::vector<std::string> command;
   std::string ch_run = "ch-run";
 };

@@ -67,6 +67,7 @@ void run(const RunOptions& options) {
   char buffer[PATH_MAX];
   if (!::getcwd(buffer, sizeof buffer)) util::throw_errno(".", "cannot read", errno);
   RunOptions o = options;
+  if (const char* tmpdir = std::getenv("TMPDIR"); tmpdir && o.tmpdir.empty()) o.tmpdir = tmpdir;
   if (!o.join_tag.empty() && o.join_count == 0) {
     const char* local = std::getenv("LOCAL_WORLD_SIZE");
     auto count = local ? util::parse_decimal(local, 1u << 20) : std::nullopt;
@@ -121,6 +122,19 @@ std::vector<std::string> run_argv(const RunOptions& o, const std::string& cwd) {
   if (bind_cwd) {
     make_target(image, cwd, "the working directory");
     argv.push_back("--bind=" + cwd);
+  }
+  // /tmp itself is ch-run's bind already.
+  if (!o.tmpdir.empty() && o.tmpdir[0] == '/' && o.tmpdir != "/tmp" && is_dir(o.tmpdir) &&
+      !system_path(o.tmpdir) && !(bind_cwd && o.tmpdir == cwd)) {
+    // ch-run unsets TMPDIR and binds its directory at /tmp; a host path to it (an argument
+    // made from $TMPDIR) should work inside as well.
+    if (squash) {
+      argv.push_back("--set-env=TMPDIR=/tmp");
+    } else {
+      make_target(image, o.tmpdir, "$TMPDIR");
+      argv.push_back("--bind=" + o.tmpdir);
+      argv.push_back("--set-env=TMPDIR=" + o.tmpdir);
+    }
   }
   for (const std::string& bind : o.binds) {
     std::size_t colon = bind.find(':');

@@ -3,7 +3,8 @@
 # packed by ferry pack, built into an image on a minimal Debian root filesystem (mmdebstrap), and
 # run under srun on all 3 nodes: each prints the image's env prefix and imports numpy and scipy;
 # the activate.d script's variable is set inside, the host's PYTHONPATH and CONDA_PREFIX are not;
-# the job's working directory is bound and writable; the exit status passes through. The same as
+# the job's working directory is bound and writable, and so is $TMPDIR; the exit status passes
+# through. The same as
 # one SquashFS file, run through ch-run's SquashFUSE on every node; a sweep whose points run in
 # the image; the SquashFS image staged to every node's own storage (sbcast and MPI) and run from
 # there; ferry launch --image of 6 ranks on 3 nodes, ranks of a node joined in one container; an
@@ -145,6 +146,17 @@ expect_eq "$("$FERRY" run "$TEST_DIR/from-sqfs" -- python -c 'import sys, numpy;
 # --bind and --cd.
 mkdir "$TEST_DIR/data" && echo hello >"$TEST_DIR/data/in.txt"
 expect_eq "$("$FERRY" run "$IMAGE" --bind "$TEST_DIR/data:/data" --cd /data -- cat in.txt)" hello
+
+# The job's $TMPDIR: the command inherits TMPDIR, and it names a directory inside too (bound at
+# its own path in a directory image; /tmp, where ch-run binds it, in a SquashFS one). A file made
+# there lands in the host's $TMPDIR.
+mkdir "$TEST_DIR/jobtmp"
+tmpfile='import os, tempfile; f = tempfile.NamedTemporaryFile(dir=os.environ["TMPDIR"], prefix="in-image-", delete=False); print(os.path.dirname(f.name))'
+expect_eq "$(TMPDIR=$TEST_DIR/jobtmp "$FERRY" run "$IMAGE" -- python -c "$tmpfile")" "$TEST_DIR/jobtmp" "TMPDIR inside a directory image"
+if [ "$fuse" = 1 ]; then
+  expect_eq "$(TMPDIR=$TEST_DIR/jobtmp "$FERRY" run "$TEST_DIR/image.sqfs" -- python -c "$tmpfile")" /tmp "TMPDIR inside a SquashFS image"
+fi
+expect_eq "$(find "$TEST_DIR/jobtmp" -name 'in-image-*' | wc -l)" $((1 + fuse)) "the files made in TMPDIR are in the host's"
 
 # A sweep whose points run in the image (ferry sweep --image): each in its own directory, bound.
 S=$TEST_DIR/sweep

@@ -103,6 +103,37 @@ TEST_F(RunLine, SquashfsIsNotWrittenInto) {
   EXPECT_THROW(run_argv(o, root + "/work"), Error);
 }
 
+TEST_F(RunLine, TheJobsTmpdirIsThereInside) {
+  fs::create_directories(root + "/local/job7");
+  RunOptions o = options();
+  o.tmpdir = root + "/local/job7";
+  std::vector<std::string> argv = run_argv(o, root + "/work");
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "--bind=" + root + "/local/job7"), argv.end());
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "--set-env=TMPDIR=" + root + "/local/job7"),
+            argv.end());
+  EXPECT_TRUE(fs::is_directory(image + root + "/local/job7"));
+  // A SquashFS image cannot take the bind: TMPDIR names /tmp, where ch-run binds it.
+  o.image = root + "/image.sqfs";
+  util::write_file_atomically(o.image, "hsqs", 0644);
+  argv = run_argv(o, root + "/work");
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "--set-env=TMPDIR=/tmp"), argv.end());
+  EXPECT_LT(std::find(argv.begin(), argv.end(), "--set-env"),
+            std::find(argv.begin(), argv.end(), "--set-env=TMPDIR=/tmp"));
+  // /tmp (ch-run's own bind), a system path, or one that is not there: left to ch-run.
+  for (const char* dir : {"/tmp", "/var", "/nonexistent/tmp"}) {
+    o = options();
+    o.tmpdir = dir;
+    argv = run_argv(o, root + "/work");
+    EXPECT_EQ(std::count_if(argv.begin(), argv.end(),
+                            [&](const std::string& w) {
+                              return w == std::string("--bind=") + dir ||
+                                     w.starts_with("--set-env=TMPDIR");
+                            }),
+              0)
+        << dir;
+  }
+}
+
 TEST_F(RunLine, RanksOnANodeJoinOnePeerGroup) {
   RunOptions o = options();
   std::vector<std::string> argv = run_argv(o, root + "/work");
