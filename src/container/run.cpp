@@ -123,18 +123,24 @@ std::vector<std::string> run_argv(const RunOptions& o, const std::string& cwd) {
     make_target(image, cwd, "the working directory");
     argv.push_back("--bind=" + cwd);
   }
-  // /tmp itself is ch-run's bind already.
-  if (!o.tmpdir.empty() && o.tmpdir[0] == '/' && o.tmpdir != "/tmp" && is_dir(o.tmpdir) &&
-      !system_path(o.tmpdir) && !(bind_cwd && o.tmpdir == cwd)) {
-    // ch-run unsets TMPDIR and binds its directory at /tmp; a host path to it (an argument
-    // made from $TMPDIR) should work inside as well.
-    if (squash) {
-      argv.push_back("--set-env=TMPDIR=/tmp");
-    } else {
-      make_target(image, o.tmpdir, "$TMPDIR");
-      argv.push_back("--bind=" + o.tmpdir);
-      argv.push_back("--set-env=TMPDIR=" + o.tmpdir);
+  // ch-run unsets TMPDIR and binds its directory at /tmp; a host path to it (an argument made
+  // from $TMPDIR) should work inside as well, so it is bound at its own path too. Not where it
+  // cannot be: in a SquashFS image, under /tmp (inside ch-run's bind), or in an image directory
+  // this user cannot add it to. There TMPDIR names /tmp.
+  std::string tmpdir = o.tmpdir;
+  while (tmpdir.size() > 1 && tmpdir.back() == '/') tmpdir.pop_back();
+  if (!tmpdir.empty() && tmpdir[0] == '/' && tmpdir != "/tmp" && is_dir(tmpdir) &&
+      !system_path(tmpdir) && !(bind_cwd && tmpdir == cwd)) {
+    bool own_path = !squash && !tmpdir.starts_with("/tmp/");
+    if (own_path) {
+      try {
+        make_target(image, tmpdir, "$TMPDIR");
+      } catch (const Error&) {
+        own_path = false;
+      }
     }
+    if (own_path) argv.push_back("--bind=" + tmpdir);
+    argv.push_back("--set-env=TMPDIR=" + (own_path ? tmpdir : std::string("/tmp")));
   }
   for (const std::string& bind : o.binds) {
     std::size_t colon = bind.find(':');

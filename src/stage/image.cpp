@@ -36,10 +36,24 @@ std::string image_target(const std::string& to, const std::string& image) {
   return (to.ends_with('/') ? to : to + "/") + name;
 }
 
+namespace {
+
+// What is at the target now must be replaceable by a file: nothing, a file or a link. Found before
+// any byte moves, so that one node cannot fail at the rename after the others committed.
+const std::string& replaceable(const std::string& target) {
+  struct stat st {};
+  if (::lstat(target.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+    throw Error(
+        fmt::format("{}: is there and is not a file (an image is staged to a file name)", target));
+  return target;
+}
+
+}  // namespace
+
 ImageReceiver::ImageReceiver(const std::string& target, std::uint64_t identity)
     : m_target(util::absolute_path(target)),
       m_identity(identity),
-      m_tree(util::sibling_path(m_target)),
+      m_tree(util::sibling_path(replaceable(m_target))),
       m_present(holds_image(m_target, identity)) {}
 
 void ImageReceiver::write(std::string_view bytes) {

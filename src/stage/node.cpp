@@ -205,7 +205,9 @@ NodeReport prepare_node(const NodeOptions& o) {
           "unpack once)",
           parent, *shared));
     sweep_node(o.dir, o.archive);
-    bool present = o.image ? holds_image(dest, o.identity) : env::holds_archive(dest, o.identity);
+    // An image's receiver also refuses a target that cannot take a file, before anything moves.
+    bool present =
+        o.image ? ImageReceiver(dest, o.identity).present() : env::holds_archive(dest, o.identity);
     r.status = present ? NodeStatus::present : NodeStatus::ok;
   } catch (const std::exception& e) {
     r.status = NodeStatus::failed;

@@ -123,6 +123,16 @@ if [ -x "$FERRY_BUILD/ferry-mpi" ]; then
 node2 torch.sqfs
 node3 torch.sqfs" "only the image in $D/mpi"
 fi
+# A directory where node2 would put the image: refused before anything moves, on every node.
+on_cluster srun -N1 -w node2 mkdir -p "$D/dirt/image.sqfs"
+for via in sbcast $([ -x "$FERRY_BUILD/ferry-mpi" ] && echo mpi); do
+  rc=0; out=$(stage_image --to "$D/dirt/" --via "$via") || rc=$?
+  [ "$rc" -ne 0 ] || fail "a directory at the target on node2 must fail the stage ($via): $out"
+  expect_contains "$out" "ferry: error: node2: $D/dirt/image.sqfs: is there and is not a file"
+  expect_eq "$(each_node "[ -f $D/dirt/image.sqfs ] && echo staged || echo none")" "node1 none
+node2 none
+node3 none" "no node kept the image ($via)"
+done
 small=$(( $(stat -c %s "$TEST_DIR/image.sqfs") / 2 / 1048576 ))m
 on_cluster srun -N1 -w node2 sh -c "mkdir -p $D/full && mount -t tmpfs -o size=$small tmpfs $D/full"
 for via in sbcast $([ -x "$FERRY_BUILD/ferry-mpi" ] && echo mpi); do
@@ -157,6 +167,11 @@ if [ "$fuse" = 1 ]; then
   expect_eq "$(TMPDIR=$TEST_DIR/jobtmp "$FERRY" run "$TEST_DIR/image.sqfs" -- python -c "$tmpfile")" /tmp "TMPDIR inside a SquashFS image"
 fi
 expect_eq "$(find "$TEST_DIR/jobtmp" -name 'in-image-*' | wc -l)" $((1 + fuse)) "the files made in TMPDIR are in the host's"
+# Under /tmp (LSF's and Torque's default) it is inside ch-run's own bind of it at /tmp.
+jobtmp=$(mktemp -d /tmp/ferry-image-test-jobtmp-XXXXXX)
+expect_eq "$(TMPDIR=$jobtmp "$FERRY" run "$IMAGE" -- python -c "$tmpfile")" /tmp "TMPDIR under /tmp"
+expect_eq "$(find "$jobtmp" -name 'in-image-*' | wc -l)" 1 "the file made in TMPDIR (under /tmp) is in the host's"
+rm -rf "$jobtmp"
 
 # A sweep whose points run in the image (ferry sweep --image): each in its own directory, bound.
 S=$TEST_DIR/sweep

@@ -104,14 +104,26 @@ TEST_F(RunLine, SquashfsIsNotWrittenInto) {
 }
 
 TEST_F(RunLine, TheJobsTmpdirIsThereInside) {
-  fs::create_directories(root + "/local/job7");
+  // Not under /tmp (the fixture's root is): ch-run binds $TMPDIR at /tmp, and a bind target
+  // inside that bind cannot be made.
+  std::string local = "/dev/shm" + root.substr(root.rfind('/')) + "-local";
+  fs::create_directories(local + "/job7");
+  struct Remove {
+    std::string path;
+    ~Remove() { fs::remove_all(path); }
+  } remove{local};
   RunOptions o = options();
-  o.tmpdir = root + "/local/job7";
+  o.tmpdir = local + "/job7/";  // a trailing slash, as users write it
   std::vector<std::string> argv = run_argv(o, root + "/work");
-  EXPECT_NE(std::find(argv.begin(), argv.end(), "--bind=" + root + "/local/job7"), argv.end());
-  EXPECT_NE(std::find(argv.begin(), argv.end(), "--set-env=TMPDIR=" + root + "/local/job7"),
-            argv.end());
-  EXPECT_TRUE(fs::is_directory(image + root + "/local/job7"));
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "--bind=" + local + "/job7"), argv.end());
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "--set-env=TMPDIR=" + local + "/job7"), argv.end());
+  EXPECT_TRUE(fs::is_directory(image + local + "/job7"));
+  // Under /tmp it is inside ch-run's own bind: TMPDIR names /tmp.
+  o.tmpdir = root + "/work";
+  argv = run_argv(o, "/");
+  EXPECT_EQ(std::find(argv.begin(), argv.end(), "--bind=" + root + "/work"), argv.end());
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "--set-env=TMPDIR=/tmp"), argv.end());
+  o.tmpdir = local + "/job7";
   // A SquashFS image cannot take the bind: TMPDIR names /tmp, where ch-run binds it.
   o.image = root + "/image.sqfs";
   util::write_file_atomically(o.image, "hsqs", 0644);

@@ -115,3 +115,16 @@ TEST(ImageReceiver, AdoptsTheNodesCopyAndChecksIt) {
   }
   EXPECT_EQ(left_in(t, "node"), std::vector<std::string>{"x.sqfs"});
 }
+
+TEST(ImageReceiver, ATargetThatCannotTakeAFileIsRefusedBeforeAnyByte) {
+  TempDir t;
+  std::filesystem::create_directories(t / "node/x.sqfs");
+  try {
+    ImageReceiver r(t / "node/x.sqfs", 1);
+    ADD_FAILURE() << "a directory at the target was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("x.sqfs: is there and is not a file"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(std::filesystem::is_directory(t / "node/x.sqfs"));
+}
