@@ -19,6 +19,7 @@
 #include <tbb/parallel_pipeline.h>
 
 #include "format/format.hpp"
+#include "format/gzip_stream.hpp"
 
 namespace ferry::format {
 
@@ -368,6 +369,15 @@ class ForeignReader {
     archive_read_support_filter_all(m_archive);
     archive_read_support_format_tar(m_archive);
     archive_read_support_format_zip(m_archive);
+    // gzip (conda-pack's default) is inflated by ISA-L on a thread of its own; libarchive parses
+    // the tar from there. Everything else libarchive reads itself.
+    if (starts_with_gzip_magic(path)) {
+      m_gzip = std::make_unique<GzipStream>(path);
+      if (archive_read_open(m_archive, this, nullptr, &ForeignReader::read_gzip, nullptr) !=
+          ARCHIVE_OK)
+        fail();
+      return;
+    }
     if (archive_read_open_filename(m_archive, path.c_str(), 1 << 20) != ARCHIVE_OK)
       throw Error(
           fmt::format("{}: cannot read archive: {}", path, archive_error_string(m_archive)));
@@ -377,12 +387,23 @@ class ForeignReader {
   ForeignReader& operator=(const ForeignReader&) = delete;
 
   bool next(Member& m) {
+    try {
+      return next_member(m);
+    } catch (const Error&) {
+      // A gzip stream's checksum comes at its end, so damaged data can first parse as odd tar
+      // members: a stream that does not check out is reported as what it is.
+      finish();
+      throw;
+    }
+  }
+
+  bool next_member(Member& m) {
     archive_entry* ae = nullptr;
     int rc = archive_read_next_header(m_archive, &ae);
     if (rc == ARCHIVE_EOF) return false;
     if (rc < ARCHIVE_WARN) fail();
     if (m_format.empty()) {
-      const char* filter = archive_filter_name(m_archive, 0);
+      const char* filter = m_gzip ? "gzip, ISA-L" : archive_filter_name(m_archive, 0);
       const char* format = archive_format_name(m_archive);
       m_format = fmt::format("{} ({})", format ? format : "?", filter ? filter : "none");
     }
@@ -453,10 +474,43 @@ class ForeignReader {
     }
   }
 
+  // After the tar's end: the rest of a gzip stream is inflated too, so that its checksum and its
+  // end are checked (libarchive stops reading at the tar's end-of-archive blocks).
+  void finish() {
+    if (!m_gzip) return;
+    try {
+      while (!m_gzip->next().empty()) {
+      }
+    } catch (const std::exception& e) {
+      throw Error(fmt::format("{}: corrupted or truncated archive: {}", m_path, e.what()));
+    }
+  }
+
   std::string format() const { return m_format; }
-  std::int64_t position() const { return archive_filter_bytes(m_archive, -1); }
+  // Compressed bytes read so far.
+  std::int64_t position() const {
+    return m_gzip ? static_cast<std::int64_t>(m_gzip->consumed())
+                  : archive_filter_bytes(m_archive, -1);
+  }
 
  private:
+  static bool starts_with_gzip_magic(const std::string& path) {
+    util::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    char magic[2] = {};
+    return fd && ::pread(fd.get(), magic, 2, 0) == 2 &&
+           GzipStream::starts_with_magic(std::string_view(magic, 2));
+  }
+  static la_ssize_t read_gzip(archive* a, void* self, const void** buffer) {
+    try {
+      std::string_view block = static_cast<ForeignReader*>(self)->m_gzip->next();
+      *buffer = block.data();
+      return static_cast<la_ssize_t>(block.size());
+    } catch (const std::exception& e) {
+      archive_set_error(a, EINVAL, "%s", e.what());
+      return -1;
+    }
+  }
+
   [[noreturn]] void fail() {
     throw Error(fmt::format(
         "{}: corrupted or truncated archive: {}", m_path,
@@ -464,6 +518,7 @@ class ForeignReader {
   }
   std::string m_path;
   archive* m_archive;
+  std::unique_ptr<GzipStream> m_gzip;  // the tar bytes of a gzip archive (outlives reads)
   std::string m_format;
 };
 
@@ -632,6 +687,7 @@ void extract_foreign(const std::string& path, Extractor& ex, unsigned jobs,
         Member m;
         while (!done && bytes < k_chunk_target && files.size() < 256) {
           if (!reader.next(m)) {
+            reader.finish();
             done = true;
             break;
           }

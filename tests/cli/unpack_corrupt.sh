@@ -48,6 +48,33 @@ for good in good.tar.zst good.tar.gz; do
   rm -f cut.$good flip.$good
 done
 
+# A foreign tar.gz (conda-pack's kind, inflated by ISA-L rather than by libarchive's zlib):
+# truncated anywhere, inside the trailer too, or with a byte flipped in the data or in the CRC.
+tar -C "$env" -cf - . | gzip -c >plain.tar.gz
+size=$(stat -c %s plain.tar.gz)
+for cut in $((size / 2)) $((size - 6)) $((size - 1)); do
+  head -c $cut plain.tar.gz >cut.plain.tar.gz
+  expect_corrupt cut.plain.tar.gz
+done
+for offset in $((size / 2)) $((size - 6)); do
+  cp plain.tar.gz flip.plain.tar.gz
+  flip flip.plain.tar.gz $offset
+  expect_corrupt flip.plain.tar.gz
+done
+expect_corrupt flip.plain.tar.gz "checksum mismatch"  # the CRC flipped: the data inflate cleanly
+# Intact ones the way tools write them: several members (cat a.gz b.gz, pigz -i, bgzip), and junk
+# after the last member (ignored, as gzip -d does), unpack to the same tree.
+tar -C "$env" -cf whole.tar .
+half=$(( $(stat -c %s whole.tar) / 2 ))
+{ head -c $half whole.tar | gzip -c; tail -c +$((half + 1)) whole.tar | gzip -c; } >members.tar.gz
+{ cat plain.tar.gz; printf 'junk after the stream'; } >junk.tar.gz
+for good in members.tar.gz junk.tar.gz; do
+  "$FERRY" unpack $good "$dest" >/dev/null
+  diff -r --no-dereference -x .ferry "$env" "$dest" >/dev/null || fail "$good: the tree differs from the env"
+  rm -rf "$dest"
+done
+rm -f plain.tar.gz cut.plain.tar.gz flip.plain.tar.gz whole.tar members.tar.gz junk.tar.gz
+
 # A frame that decompresses cleanly but carries altered file data: only the manifest's per-file
 # checksums can tell. Re-compress one frame with one byte of a file changed and fix the seek table.
 "$DEBIAN_PYTHON" - good.tar.zst tampered.tar.zst <<'EOF'
