@@ -79,6 +79,38 @@ printf '%-44s %9.2f %13.2fx\n' "zstd -dc | tar -x (no relocation)" "$t_zstd" "$(
 printf '%-44s %9.2f %13.2fx\n' "cp -a of the unpacked tree (copy floor)" "$t_cp" "$(ratio "$t_cp" "$t_ferry")"
 echo
 
+# ---- the real conda-pack (PyPI, pinned, in a venv under the build tree) on the same env ----
+# Pack against conda-pack -j; unpack of conda-pack's own tar.gz, as users have them today:
+# ferry unpack (inflated by ISA-L, relocated from the records in bin/conda-unpack) against
+# pigz -dc | tar -x (or tar -xzf) followed by conda-unpack, run by the env's python.
+export FERRY_SOURCE=$SRC FERRY_BUILD=${FERRY_BUILD:-$SRC/build}
+# shellcheck source=tests/fixtures/pypi_env.sh
+. "$SRC/tests/fixtures/pypi_env.sh"
+if [ ! -d "$ENV/conda-meta" ]; then
+  echo "conda-pack: skipped ($ENV is not a conda env)"
+elif ! CP_VENV=$(pypi_env conda-pack); then
+  echo "conda-pack: skipped (cannot install conda-pack from PyPI)"
+else
+  t_cp_pack=$(PREPARE='rm -f cp.tar.gz' median_time "'$CP_VENV/bin/conda-pack' -p '$ENV' -o cp.tar.gz -j $JOBS -q")
+  t_ferry_pack_gz=$(PREPARE='rm -f fg.tar.gz' median_time "'$FERRY' pack '$ENV' -o fg.tar.gz --format tar.gz -j $JOBS")
+  [ -s cp.tar.gz ] || { echo "conda-pack: it made no archive of $ENV"; exit 1; }
+  printf '%-44s %9s %10s %14s\n' "pack (the real conda-pack 0.8.1)" "seconds" "size MiB" "ferry faster"
+  printf '%-44s %9.2f %10s %14s\n' "ferry pack (tar.zst, level 3)" "$t_ferry_pack" "$(mib "$(size e.tar.zst)")" "1.00x"
+  printf '%-44s %9.2f %10s %13.2fx\n' "ferry pack --format tar.gz" "$t_ferry_pack_gz" "$(mib "$(size fg.tar.gz)")" "$(ratio "$t_ferry_pack_gz" "$t_ferry_pack")"
+  printf '%-44s %9.2f %10s %13.2fx\n' "conda-pack -j $JOBS (tar.gz)" "$t_cp_pack" "$(mib "$(size cp.tar.gz)")" "$(ratio "$t_cp_pack" "$t_ferry_pack")"
+  echo
+  PREPARE='rm -rf d .d.ferry-*'
+  t_ferry_cp=$(median_time "'$FERRY' unpack cp.tar.gz d -j $JOBS")
+  PREPARE='rm -rf d; mkdir d'
+  t_cp_pigz=$(median_time "pigz -dc cp.tar.gz | tar -C d -xf - && d/bin/python d/bin/conda-unpack")
+  t_cp_tar=$(median_time "tar -C d -xzf cp.tar.gz && d/bin/python d/bin/conda-unpack")
+  printf '%-44s %9s %14s\n' "unpack conda-pack's tar.gz (relocated)" "seconds" "ferry faster"
+  printf '%-44s %9.2f %14s\n' "ferry unpack cp.tar.gz" "$t_ferry_cp" "1.00x"
+  printf '%-44s %9.2f %13.2fx\n' "pigz -dc | tar -x + conda-unpack" "$t_cp_pigz" "$(ratio "$t_cp_pigz" "$t_ferry_cp")"
+  printf '%-44s %9.2f %13.2fx\n' "tar -xzf + conda-unpack" "$t_cp_tar" "$(ratio "$t_cp_tar" "$t_ferry_cp")"
+fi
+echo
+
 # ---- launch and stage (on the 3-node test cluster; needs root for its namespaces) ----
 # ferry launch against srun of the same command, inside one allocation, so both pay the same
 # step start-up and ferry's share (discovery, planning, the rank wrapper's exec) is the difference.
