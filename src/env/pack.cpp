@@ -215,6 +215,25 @@ std::string rewrite_conda_meta(const std::string& text, const std::string& path)
   return j.dump(1, ' ', true);
 }
 
+// --dest-prefix applied at pack time: the placeholder in data replaced as mode says.
+void relocate_to_dest(std::string& data, const PackItem& item, format::RelocMode mode,
+                      const std::string& placeholder, const std::string& dest) {
+  std::string replaced;
+  if (mode == format::RelocMode::text) {
+    if (relocation::replace_text(data, placeholder, dest, replaced)) data.swap(replaced);
+    relocation::fix_long_shebang(data);
+  } else if ((mode == format::RelocMode::rpath
+                  ? relocation::replace_search_paths(data, placeholder, dest, replaced)
+                  : relocation::replace_binary(data, placeholder, dest, replaced)) ==
+             relocation::BinaryResult::too_long) {
+    throw Error(fmt::format(
+        "{}: --dest-prefix {} is longer than the {}-byte prefix space in this binary file",
+        item.source, dest, placeholder.size()));
+  } else if (!replaced.empty()) {
+    data.swap(replaced);
+  }
+}
+
 // Reads an item as it goes into the archive and decides its relocation record.
 std::string load(const PackItem& item, const std::optional<std::string>& dest, Classified& out) {
   std::string data = util::read_file(item.source);
@@ -239,21 +258,7 @@ std::string load(const PackItem& item, const std::optional<std::string>& dest, C
       out.unrelocatable = !item.target.ends_with(".pyc");
   }
   if (dest && out.mode != format::RelocMode::none) {
-    std::string replaced;
-    if (out.mode == format::RelocMode::text) {
-      if (relocation::replace_text(data, out.placeholder, *dest, replaced)) data.swap(replaced);
-      relocation::fix_long_shebang(data);
-    } else if ((out.mode == format::RelocMode::rpath
-                    ? relocation::replace_search_paths(data, out.placeholder, *dest, replaced)
-                    : relocation::replace_binary(data, out.placeholder, *dest, replaced)) ==
-               relocation::BinaryResult::too_long) {
-      throw Error(
-          fmt::format("{}: --dest-prefix {} is longer than the {}-byte prefix space in "
-                      "this binary file",
-                      item.source, *dest, out.placeholder.size()));
-    } else if (!replaced.empty()) {
-      data.swap(replaced);
-    }
+    relocate_to_dest(data, item, out.mode, out.placeholder, *dest);
     out.placeholder = *dest;
   }
   out.size = data.size();
@@ -571,13 +576,23 @@ class FileWriter {
     }
     for (std::size_t i = b->begin; i < b->end; ++i) {
       if (items[i].type != format::EntryType::file) continue;
-      Classified again;
-      b->data[i - b->begin] = load(items[i], m_pk.o.dest_prefix, again);
-      if (again.hash != m_pk.classes[i].hash || again.mode != m_pk.classes[i].mode)
-        throw Error(fmt::format("{}: changed while packing", items[i].source));
-      m_pk.advance(again.size);
+      b->data[i - b->begin] = reload(items[i], m_pk.classes[i]);
+      m_pk.advance(m_pk.classes[i].size);
     }
     return b;
+  }
+
+  // An item read again for the archive: what pass 1 read, or Error. Pass 1's record stands (the
+  // same bytes classify the same way), so only --dest-prefix's rewrite is done again.
+  std::string reload(const PackItem& item, const Classified& pass1) const {
+    std::string data = util::read_file(item.source);
+    if (item.rewrite_conda_meta) data = rewrite_conda_meta(data, item.source);
+    const std::optional<std::string>& dest = m_pk.o.dest_prefix;
+    if (dest && pass1.mode != format::RelocMode::none)
+      relocate_to_dest(data, item, pass1.mode, item.placeholder, *dest);
+    if (data.size() != pass1.size || util::xxh3(data) != pass1.hash)
+      throw Error(fmt::format("{}: changed while packing", item.source));
+    return data;
   }
 
   std::shared_ptr<Batch> encode_batch(std::shared_ptr<Batch> b) {

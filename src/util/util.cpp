@@ -102,10 +102,12 @@ std::string read_file(const std::string& path) {
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) throw_errno(path, "cannot stat", errno);
   std::string data;
-  data.resize(static_cast<std::size_t>(st.st_size));
+  // One byte more than the size, so that the read that finds the end needs no second buffer: a
+  // file read whole is allocated and cleared once (pack reads every file of an env this way).
+  data.resize(static_cast<std::size_t>(st.st_size) + 1);
   std::size_t done = 0;
   while (true) {
-    if (done == data.size()) data.resize(data.size() * 2 + 4096);
+    if (done == data.size()) data.resize(data.size() * 2 + 4096);  // it grew since the fstat
     ssize_t n = ::read(fd.get(), data.data() + done, data.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
