@@ -34,82 +34,127 @@ median_time() {
   done
   printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
 }
+# median_cpu CMD...: the median CPU seconds (user + system, children included) of RUNS runs.
+median_cpu() {
+  local cpus=()
+  for _ in $(seq "$RUNS"); do
+    [ -n "${PREPARE:-}" ] && eval "$PREPARE"
+    /usr/bin/time -f '%U %S' -o "$WORK/cpu.txt" bash -c "$*" >/dev/null 2>&1
+    cpus+=("$(awk '{print $1 + $2}' "$WORK/cpu.txt")")
+  done
+  printf '%s\n' "${cpus[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
+}
 size() { stat -c %s "$1"; }
 mib() { echo "scale=1; $1 / 1048576" | bc; }
 ratio() { echo "scale=2; $1 / $2" | bc; }
 
-files=$(find "$ENV" -type f | wc -l)
-bytes=$(du -sb "$ENV" | cut -f1)
-cd "$WORK"
-echo "environment: $ENV ($files files, $(mib "$bytes") MiB); $JOBS threads; $RUNS runs each, medians; tmpfs"
-echo
-
-# ---- pack ----
-t_ferry_pack=$(PREPARE='rm -f e.tar.zst' median_time "'$FERRY' pack '$ENV' -o e.tar.zst -j $JOBS")
-t_pigz_pack=$(PREPARE='rm -f e.tar.gz' median_time "tar -C '$ENV' -cf - . | pigz -p $JOBS > e.tar.gz")
-t_zstd_pack=$(PREPARE='rm -f z.tar.zst' median_time "tar -C '$ENV' -I 'zstd -T0 -3' -cf z.tar.zst .")
-"$FERRY" pack "$ENV" -o ef.tar.gz --format tar.gz -j "$JOBS" >/dev/null 2>&1
-printf '%-44s %9s %10s %14s\n' "pack" "seconds" "size MiB" "ferry faster"
-printf '%-44s %9.2f %10s %14s\n' "ferry pack (tar.zst, level 3)" "$t_ferry_pack" "$(mib "$(size e.tar.zst)")" "1.00x"
-printf '%-44s %9.2f %10s %13.2fx\n' "tar -cf - | pigz" "$t_pigz_pack" "$(mib "$(size e.tar.gz)")" "$(ratio "$t_pigz_pack" "$t_ferry_pack")"
-printf '%-44s %9.2f %10s %13.2fx\n' "tar -I 'zstd -T0 -3'" "$t_zstd_pack" "$(mib "$(size z.tar.zst)")" "$(ratio "$t_zstd_pack" "$t_ferry_pack")"
-echo
-
-# ---- unpack ----
-# Reference archives for the baselines hold the same tree as ferry's (its manifest included), so the
-# relocation pass can read the same record list that conda-unpack would hold.
-mkdir ref && "$FERRY" unpack e.tar.zst ref/env >/dev/null 2>&1 && rm -f ref/env/.ferry/unpacked.json
-tar -C ref/env -cf - . | pigz -p "$JOBS" > base.tar.gz
-tar -C ref/env -I 'zstd -T0 -3' -cf base.tar.zst .
-PREPARE='rm -rf d .d.ferry-*'
-t_ferry=$(median_time "'$FERRY' unpack e.tar.zst d -j $JOBS")
-t_ferry_gz=$(median_time "'$FERRY' unpack ef.tar.gz d -j $JOBS")
-PREPARE='rm -rf d; mkdir d'
-t_pigz=$(median_time "pigz -dc base.tar.gz | tar -C d -xf - && /usr/bin/python3 '$SRC/bench/relocate_pass.py' d")
-t_pigz_only=$(median_time "pigz -dc base.tar.gz | tar -C d -xf -")
-t_zstd=$(median_time "zstd -dc base.tar.zst | tar -C d -xf -")
-PREPARE='rm -rf d'
-t_cp=$(median_time "cp -a ref/env d")
-printf '%-44s %9s %14s\n' "unpack (relocated, ready to run)" "seconds" "ferry faster"
-printf '%-44s %9.2f %14s\n' "ferry unpack (tar.zst)" "$t_ferry" "1.00x"
-printf '%-44s %9.2f %13.2fx\n' "ferry unpack (tar.gz)" "$t_ferry_gz" "$(ratio "$t_ferry_gz" "$t_ferry")"
-printf '%-44s %9.2f %13.2fx\n' "pigz -dc | tar -x + relocation pass (python)" "$t_pigz" "$(ratio "$t_pigz" "$t_ferry")"
-printf '%-44s %9.2f %13.2fx\n' "pigz -dc | tar -x (no relocation)" "$t_pigz_only" "$(ratio "$t_pigz_only" "$t_ferry")"
-printf '%-44s %9.2f %13.2fx\n' "zstd -dc | tar -x (no relocation)" "$t_zstd" "$(ratio "$t_zstd" "$t_ferry")"
-printf '%-44s %9.2f %13.2fx\n' "cp -a of the unpacked tree (copy floor)" "$t_cp" "$(ratio "$t_cp" "$t_ferry")"
-echo
-
-# ---- the real conda-pack (PyPI, pinned, in a venv under the build tree) on the same env ----
-# Pack against conda-pack -j; unpack of conda-pack's own tar.gz, as users have them today:
-# ferry unpack (inflated by ISA-L, relocated from the records in bin/conda-unpack) against
-# pigz -dc | tar -x (or tar -xzf) followed by conda-unpack, run by the env's python.
 export FERRY_SOURCE=$SRC FERRY_BUILD=${FERRY_BUILD:-$SRC/build}
 # shellcheck source=tests/fixtures/pypi_env.sh
 . "$SRC/tests/fixtures/pypi_env.sh"
-if [ ! -d "$ENV/conda-meta" ]; then
-  echo "conda-pack: skipped ($ENV is not a conda env)"
-elif ! CP_VENV=$(pypi_env conda-pack); then
-  echo "conda-pack: skipped (cannot install conda-pack from PyPI)"
-else
-  t_cp_pack=$(PREPARE='rm -f cp.tar.gz' median_time "'$CP_VENV/bin/conda-pack' -p '$ENV' -o cp.tar.gz -j $JOBS -q")
-  t_ferry_pack_gz=$(PREPARE='rm -f fg.tar.gz' median_time "'$FERRY' pack '$ENV' -o fg.tar.gz --format tar.gz -j $JOBS")
-  [ -s cp.tar.gz ] || { echo "conda-pack: it made no archive of $ENV"; exit 1; }
-  printf '%-44s %9s %10s %14s\n' "pack (the real conda-pack 0.8.1)" "seconds" "size MiB" "ferry faster"
-  printf '%-44s %9.2f %10s %14s\n' "ferry pack (tar.zst, level 3)" "$t_ferry_pack" "$(mib "$(size e.tar.zst)")" "1.00x"
-  printf '%-44s %9.2f %10s %13.2fx\n' "ferry pack --format tar.gz" "$t_ferry_pack_gz" "$(mib "$(size fg.tar.gz)")" "$(ratio "$t_ferry_pack_gz" "$t_ferry_pack")"
-  printf '%-44s %9.2f %10s %13.2fx\n' "conda-pack -j $JOBS (tar.gz)" "$t_cp_pack" "$(mib "$(size cp.tar.gz)")" "$(ratio "$t_cp_pack" "$t_ferry_pack")"
+
+# archive_tables: the pack and unpack tables of $ENV, in the working directory.
+archive_tables() {
+  files=$(find "$ENV" -type f | wc -l)
+  bytes=$(du -sb "$ENV" | cut -f1)
+  echo "environment: $ENV ($files files, $(mib "$bytes") MiB); $JOBS threads; $RUNS runs each, medians; tmpfs"
   echo
+
+  # ---- pack ----
+  t_ferry_pack=$(PREPARE='rm -f e.tar.zst' median_time "'$FERRY' pack '$ENV' -o e.tar.zst -j $JOBS")
+  t_pigz_pack=$(PREPARE='rm -f e.tar.gz' median_time "tar -C '$ENV' -cf - . | pigz -p $JOBS > e.tar.gz")
+  t_zstd_pack=$(PREPARE='rm -f z.tar.zst' median_time "tar -C '$ENV' -I 'zstd -T0 -3' -cf z.tar.zst .")
+  "$FERRY" pack "$ENV" -o ef.tar.gz --format tar.gz -j "$JOBS" >/dev/null 2>&1
+  # The compute floor of a level-3 pack: zstd's own CPU on the tar stream, already in memory, over
+  # the cores (reading the files and writing the tar come on top, for every tool).
+  tar -C "$ENV" -cf stream.tar .
+  c_compress=$(median_cpu "zstd -T$JOBS -3 -q -c stream.tar")
+  rm -f stream.tar
+  printf '%-44s %9s %10s %14s\n' "pack" "seconds" "size MiB" "ferry faster"
+  printf '%-44s %9.2f %10s %14s\n' "ferry pack (tar.zst, level 3)" "$t_ferry_pack" "$(mib "$(size e.tar.zst)")" "1.00x"
+  printf '%-44s %9.2f %10s %13.2fx\n' "tar -cf - | pigz" "$t_pigz_pack" "$(mib "$(size e.tar.gz)")" "$(ratio "$t_pigz_pack" "$t_ferry_pack")"
+  printf '%-44s %9.2f %10s %13.2fx\n' "tar -I 'zstd -T0 -3'" "$t_zstd_pack" "$(mib "$(size z.tar.zst)")" "$(ratio "$t_zstd_pack" "$t_ferry_pack")"
+  f_pack=$(echo "scale=3; $c_compress / $JOBS" | bc)
+  printf '%-44s %9.2f %10s %13.2fx\n' "floor: zstd -3 CPU on the tar / $JOBS cores" "$f_pack" "" "$(ratio "$f_pack" "$t_ferry_pack")"
+  echo
+
+  # ---- unpack ----
+  # Reference archives for the baselines hold the same tree as ferry's (its manifest included), so the
+  # relocation pass can read the same record list that conda-unpack would hold.
+  mkdir ref && "$FERRY" unpack e.tar.zst ref/env >/dev/null 2>&1 && rm -f ref/env/.ferry/unpacked.json
+  tar -C ref/env -cf - . | pigz -p "$JOBS" > base.tar.gz
+  tar -C ref/env -I 'zstd -T0 -3' -cf base.tar.zst .
   PREPARE='rm -rf d .d.ferry-*'
-  t_ferry_cp=$(median_time "'$FERRY' unpack cp.tar.gz d -j $JOBS")
+  t_ferry=$(median_time "'$FERRY' unpack e.tar.zst d -j $JOBS")
+  t_ferry_gz=$(median_time "'$FERRY' unpack ef.tar.gz d -j $JOBS")
   PREPARE='rm -rf d; mkdir d'
-  t_cp_pigz=$(median_time "pigz -dc cp.tar.gz | tar -C d -xf - && d/bin/python d/bin/conda-unpack")
-  t_cp_tar=$(median_time "tar -C d -xzf cp.tar.gz && d/bin/python d/bin/conda-unpack")
-  printf '%-44s %9s %14s\n' "unpack conda-pack's tar.gz (relocated)" "seconds" "ferry faster"
-  printf '%-44s %9.2f %14s\n' "ferry unpack cp.tar.gz" "$t_ferry_cp" "1.00x"
-  printf '%-44s %9.2f %13.2fx\n' "pigz -dc | tar -x + conda-unpack" "$t_cp_pigz" "$(ratio "$t_cp_pigz" "$t_ferry_cp")"
-  printf '%-44s %9.2f %13.2fx\n' "tar -xzf + conda-unpack" "$t_cp_tar" "$(ratio "$t_cp_tar" "$t_ferry_cp")"
+  t_pigz=$(median_time "pigz -dc base.tar.gz | tar -C d -xf - && /usr/bin/python3 '$SRC/bench/relocate_pass.py' d")
+  t_pigz_only=$(median_time "pigz -dc base.tar.gz | tar -C d -xf -")
+  t_zstd=$(median_time "zstd -dc base.tar.zst | tar -C d -xf -")
+  PREPARE='rm -rf d'
+  t_cp=$(median_time "cp -a ref/env d")
+  # The compute floor of an unpack: decoding the frames plus creating the files (tar -x of the
+  # uncompressed stream from memory), in CPU seconds, over the cores.
+  zstd -dcq e.tar.zst >stream.tar
+  c_decode=$(median_cpu "zstd -dcq e.tar.zst")
+  PREPARE='rm -rf d; mkdir d'
+  c_create=$(median_cpu "tar -C d -xf stream.tar")
+  rm -f stream.tar
+  f_unpack=$(echo "scale=3; ($c_decode + $c_create) / $JOBS" | bc)
+  printf '%-44s %9s %14s\n' "unpack (relocated, ready to run)" "seconds" "ferry faster"
+  printf '%-44s %9.2f %14s\n' "ferry unpack (tar.zst)" "$t_ferry" "1.00x"
+  printf '%-44s %9.2f %13.2fx\n' "ferry unpack (tar.gz)" "$t_ferry_gz" "$(ratio "$t_ferry_gz" "$t_ferry")"
+  printf '%-44s %9.2f %13.2fx\n' "pigz -dc | tar -x + relocation pass (python)" "$t_pigz" "$(ratio "$t_pigz" "$t_ferry")"
+  printf '%-44s %9.2f %13.2fx\n' "pigz -dc | tar -x (no relocation)" "$t_pigz_only" "$(ratio "$t_pigz_only" "$t_ferry")"
+  printf '%-44s %9.2f %13.2fx\n' "zstd -dc | tar -x (no relocation)" "$t_zstd" "$(ratio "$t_zstd" "$t_ferry")"
+  printf '%-44s %9.2f %13.2fx\n' "cp -a of the unpacked tree (copy floor)" "$t_cp" "$(ratio "$t_cp" "$t_ferry")"
+  printf '%-44s %9.2f %13.2fx\n' "floor: (zstd -d + tar -x CPU) / $JOBS cores" "$f_unpack" "$(ratio "$f_unpack" "$t_ferry")"
+  echo
+
+  # ---- the real conda-pack (PyPI, pinned, in a venv under the build tree) on the same env ----
+  # Pack against conda-pack -j; unpack of conda-pack's own tar.gz, as users have them today:
+  # ferry unpack (inflated by ISA-L, relocated from the records in bin/conda-unpack) against
+  # pigz -dc | tar -x (or tar -xzf) followed by conda-unpack, run by the env's python.
+  if [ ! -d "$ENV/conda-meta" ]; then
+    echo "conda-pack: skipped ($ENV is not a conda env)"
+  elif ! CP_VENV=$(pypi_env conda-pack); then
+    echo "conda-pack: skipped (cannot install conda-pack from PyPI)"
+  else
+    t_cp_pack=$(PREPARE='rm -f cp.tar.gz' median_time "'$CP_VENV/bin/conda-pack' -p '$ENV' -o cp.tar.gz -j $JOBS -q")
+    t_ferry_pack_gz=$(PREPARE='rm -f fg.tar.gz' median_time "'$FERRY' pack '$ENV' -o fg.tar.gz --format tar.gz -j $JOBS")
+    [ -s cp.tar.gz ] || { echo "conda-pack: it made no archive of $ENV"; exit 1; }
+    printf '%-44s %9s %10s %14s\n' "pack (the real conda-pack 0.8.1)" "seconds" "size MiB" "ferry faster"
+    printf '%-44s %9.2f %10s %14s\n' "ferry pack (tar.zst, level 3)" "$t_ferry_pack" "$(mib "$(size e.tar.zst)")" "1.00x"
+    printf '%-44s %9.2f %10s %13.2fx\n' "ferry pack --format tar.gz" "$t_ferry_pack_gz" "$(mib "$(size fg.tar.gz)")" "$(ratio "$t_ferry_pack_gz" "$t_ferry_pack")"
+    printf '%-44s %9.2f %10s %13.2fx\n' "conda-pack -j $JOBS (tar.gz)" "$t_cp_pack" "$(mib "$(size cp.tar.gz)")" "$(ratio "$t_cp_pack" "$t_ferry_pack")"
+    echo
+    PREPARE='rm -rf d .d.ferry-*'
+    t_ferry_cp=$(median_time "'$FERRY' unpack cp.tar.gz d -j $JOBS")
+    PREPARE='rm -rf d; mkdir d'
+    t_cp_pigz=$(median_time "pigz -dc cp.tar.gz | tar -C d -xf - && d/bin/python d/bin/conda-unpack")
+    t_cp_tar=$(median_time "tar -C d -xzf cp.tar.gz && d/bin/python d/bin/conda-unpack")
+    printf '%-44s %9s %14s\n' "unpack conda-pack's tar.gz (relocated)" "seconds" "ferry faster"
+    printf '%-44s %9.2f %14s\n' "ferry unpack cp.tar.gz" "$t_ferry_cp" "1.00x"
+    printf '%-44s %9.2f %13.2fx\n' "pigz -dc | tar -x + conda-unpack" "$t_cp_pigz" "$(ratio "$t_cp_pigz" "$t_ferry_cp")"
+    printf '%-44s %9.2f %13.2fx\n' "tar -xzf + conda-unpack" "$t_cp_tar" "$(ratio "$t_cp_tar" "$t_ferry_cp")"
+  fi
+  echo
+
+}
+
+# The file-heavy env first (about 60k files: tests/fixtures/heavy-requirements.txt, from PyPI), in
+# a directory of its own; then the conda fixture, whose archives the stage part below uses.
+if [ -z "${2:-}" ]; then
+  if HEAVY=$(pypi_env heavy); then
+    mkdir "$WORK/heavy"
+    (cd "$WORK/heavy" && ENV=$(readlink -f "$HEAVY") && archive_tables)
+    rm -rf "$WORK/heavy"
+  else
+    echo "the file-heavy env: skipped (cannot install it from PyPI)"
+    echo
+  fi
 fi
-echo
+cd "$WORK"
+archive_tables
 
 # ---- launch and stage (on the 3-node test cluster; needs root for its namespaces) ----
 # ferry launch against srun of the same command, inside one allocation, so both pay the same

@@ -69,8 +69,9 @@ ferry_run() {  # ferry_run DIR LAYERS POINTS; prints: submit-seconds all-ended-s
   for _ in $(seq 1500); do [ "$(ended "$1")" = "$3" ] && break; sleep 0.2; done
   echo "$(echo "$t1 - $t0" | bc) $(echo "$(now) - $t0" | bc)"
 }
-median() { sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"; }
-col() { grep "^$1 " "$WORK/sweep.times" | cut -d' ' -f"$2" | median; }
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+# Only the runs that finished (a run that hit the 300 s bound wrote no times).
+col() { grep -E "^$1 [0-9.]+ [0-9.]+" "$WORK/sweep.times" | cut -d' ' -f"$2" | median; }
 files() { find "$1" -type f 2>/dev/null | wc -l; }
 for layers in 1,2,4,8 1,2,4; do
   n=$((3 * $(tr ',' '\n' <<<"$layers" | wc -l)))
@@ -83,6 +84,8 @@ for layers in 1,2,4,8 1,2,4; do
   printf '%-44s %9.2f %11.2f %7s\n' "ferry sweep (a manifest, a dir per point)" "$(col ferry 2)" "$(col ferry 3)" "$(files "$WORK/ferry-$n-1")"
   if grep -q '^submitit refused' "$WORK/sweep.times"; then
     echo "submitit map_array: $(grep -m1 '^submitit refused' "$WORK/sweep.times" | cut -d' ' -f2-)"
+  elif [ -z "$(col submitit 2)" ]; then
+    echo "submitit map_array: no run finished within 300 s"
   else
     printf '%-44s %9.2f %11.2f %7s\n' "submitit map_array (pickles per task)" "$(col submitit 2)" "$(col submitit 3)" "$(files "$WORK/submitit-$n-1")"
     echo "  submitit's job.state: $(grep -m1 '^submitit ' "$WORK/sweep.times" | cut -d' ' -f4-)"
