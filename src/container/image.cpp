@@ -124,8 +124,9 @@ namespace {
 
 // The image's tree in root: the base copied, the env unpacked and relocated, /ch/environment.
 void fill_image(const BuildOptions& o, const std::string& temp, BuildResult& r) {
-  // A SquashFS base is extracted (as root, with its owners; otherwise as the user), a directory
-  // copied.
+  // A SquashFS base is extracted (as root, with its owners; as another user its device nodes
+  // cannot be made and the extraction fails, as cp -a of such a directory base does), a
+  // directory copied.
   bool squashed = format::is_squashfs_file(r.base);
   util::CommandOutput copy =
       squashed ? util::run_command({"unsquashfs", "-f", "-no-progress", "-quiet", "-d", temp,
