@@ -16,10 +16,10 @@ namespace {
 struct SubmitArgs {
   std::vector<std::string> words;  // DIR, then NAME=V1,V2,... words, then the command
   bool zip = false, dry_run = false, json = false;
-  std::string from, time, env_dir, image;
+  std::string from, time, env_dir, image, scheduler;
   unsigned throttle = 0;
   std::uint64_t max_array_size = 0;
-  std::vector<std::string> sbatch_args, unused;
+  std::vector<std::string> submit_args, unused;
 };
 
 // DIR first, then the leading NAME=... words, then the command (its first word is no NAME=...).
@@ -46,9 +46,10 @@ sweep::Manifest manifest_of(const SubmitArgs& a) {
                 Error::Kind::usage);
   if (!a.env_dir.empty()) m.env_dir = util::absolute_path(a.env_dir);
   if (!a.image.empty()) m.image = util::absolute_path(a.image);
+  m.scheduler = sweep::choose_scheduler(a.scheduler);
   m.throttle = a.throttle;
   m.time = a.time;
-  m.sbatch_args = a.sbatch_args;
+  m.submit_args = a.submit_args;
   return m;
 }
 
@@ -57,12 +58,17 @@ void print_plan(const sweep::Plan& plan, bool json) {
     print_json(plan);
     return;
   }
-  std::printf("%s: %llu points in %zu arrays (MaxArraySize %llu), manifest %s\n", plan.dir.c_str(),
+  bool pbs = plan.scheduler == "pbs";
+  std::printf("%s: %llu points in %zu %s (%s %llu), manifest %s\n", plan.dir.c_str(),
               static_cast<unsigned long long>(plan.points), plan.arrays.size(),
+              pbs ? "PBS jobs" : "arrays", pbs ? "max_array_size" : "MaxArraySize",
               static_cast<unsigned long long>(plan.max_array_size), plan.manifest.c_str());
   for (const auto& a : plan.arrays) {
-    std::vector<std::string> line = a.sbatch;
-    if (a.after_previous) line.insert(line.end() - 1, "--dependency=afterany:<the array before>");
+    std::vector<std::string> line = a.submit;
+    if (a.after_previous && pbs)
+      line.insert(line.end() - 1, {"-W", "depend=afterany:<the job before>"});
+    else if (a.after_previous)
+      line.insert(line.end() - 1, "--dependency=afterany:<the array before>");
     std::printf("%s\n", util::command_line(line).c_str());
   }
 }
@@ -93,9 +99,14 @@ void add_sweep_submit(CLI::App* sweep) {
   cmd->add_flag("--zip", a->zip, "Pair the i-th values instead of taking the product");
   cmd->add_option("--from", a->from, "The points from a CSV (header: names) or JSON file");
   cmd->add_option("--throttle", a->throttle, "At most K tasks of an array running at once (%K)");
-  cmd->add_option("--time", a->time, "sbatch --time for each task");
-  cmd->add_option("--sbatch-arg", a->sbatch_args, "One more sbatch argument (repeatable)")
+  cmd->add_option("--time", a->time,
+                  "Each task's time limit, as sbatch's --time (minutes, H:M:S, D-H:M:S); PBS gets "
+                  "it as -l walltime");
+  cmd->add_option("--submit-arg,--sbatch-arg,--qsub-arg", a->submit_args,
+                  "One more sbatch (or qsub) argument (repeatable)")
       ->allow_extra_args(false);
+  cmd->add_option("--scheduler", a->scheduler,
+                  "slurm or pbs (default: slurm where sbatch is on PATH, else pbs where qsub is)");
   cmd->add_option("--env", a->env_dir, "The env each point runs in (activated)");
   cmd->add_option("--image", a->image, "The Charliecloud image each point runs in (ferry run)");
   cmd->add_option("--max-array-size", a->max_array_size,
@@ -107,9 +118,9 @@ void add_sweep_submit(CLI::App* sweep) {
   cmd->callback([a] {
     sweep::Manifest m = manifest_of(*a);
     std::uint64_t max_size =
-        a->max_array_size > 0 ? a->max_array_size : sweep::site_max_array_size();
+        a->max_array_size > 0 ? a->max_array_size : sweep::site_max_array_size(m.scheduler);
     sweep::Plan plan = sweep::plan_arrays(m, max_size, util::self_executable());
-    if (!a->dry_run) sweep::check_scheduler();
+    if (!a->dry_run) sweep::check_scheduler(m.scheduler);
     sweep::write_manifest(m);
     sweep::write_scripts(plan);
     if (a->dry_run) {
@@ -133,7 +144,7 @@ void add_sweep_resubmit(CLI::App* sweep) {
   cmd->add_flag("--failed", a->failed, "Points whose last run failed, timed out or was cancelled");
   cmd->add_flag("--missing", a->missing, "Points with no record that are not queued");
   cmd->add_option("--index", a->index, "These points (3,5-7), done ones too");
-  cmd->add_option("--time", a->time, "sbatch --time for these tasks (default: the sweep's)");
+  cmd->add_option("--time", a->time, "The time limit of these tasks (default: the sweep's)");
   cmd->add_option("--max-array-size", a->max_array_size,
                   "Tasks per array (default: the site's MaxArraySize, else 1001)");
   cmd->add_flag("--dry-run", a->dry_run, "Print the plan, submit nothing");
@@ -142,8 +153,8 @@ void add_sweep_resubmit(CLI::App* sweep) {
     if (!a->failed && !a->missing && a->index.empty())
       throw Error("sweep resubmit: say which points: --failed, --missing or --index LIST",
                   Error::Kind::usage);
-    if (!a->dry_run) sweep::check_scheduler();
     sweep::Manifest m = sweep::read_manifest(util::absolute_path(a->dir));
+    if (!a->dry_run) sweep::check_scheduler(m.scheduler);
     std::vector<std::uint64_t> indexes;
     if (!a->index.empty()) indexes = sweep::parse_index_list(a->index, m.grid.points.size());
     std::vector<std::uint64_t> chosen =
@@ -156,7 +167,7 @@ void add_sweep_resubmit(CLI::App* sweep) {
       return;
     }
     std::uint64_t max_size =
-        a->max_array_size > 0 ? a->max_array_size : sweep::site_max_array_size();
+        a->max_array_size > 0 ? a->max_array_size : sweep::site_max_array_size(m.scheduler);
     sweep::Plan plan = sweep::plan_arrays(m, chosen, max_size, util::self_executable(), a->time);
     sweep::write_scripts(plan);
     if (a->dry_run)
@@ -168,7 +179,8 @@ void add_sweep_resubmit(CLI::App* sweep) {
 
 void add_sweep_cancel(CLI::App* sweep) {
   auto dir = std::make_shared<std::string>();
-  CLI::App* cmd = sweep->add_subcommand("cancel", "scancel what of the sweep is still queued");
+  CLI::App* cmd =
+      sweep->add_subcommand("cancel", "scancel (qdel) what of the sweep is still queued");
   cmd->add_option("DIR", *dir, "The sweep's directory")->required();
   cmd->callback([dir] {
     std::vector<std::string> ids = sweep::cancel_sweep(*dir);
@@ -181,13 +193,19 @@ void add_sweep_cancel(CLI::App* sweep) {
 
 void add_sweep_run(CLI::App* sweep, int& exit_status) {
   auto dir = std::make_shared<std::string>();
-  auto offset = std::make_shared<std::uint64_t>(0);
+  auto options = std::make_shared<sweep::RunOptions>();
+  auto task = std::make_shared<std::uint64_t>(0);
   CLI::App* cmd = sweep->add_subcommand(
       "run", "Run this array task's point (offset + SLURM_ARRAY_TASK_ID or PBS_ARRAY_INDEX)");
   cmd->add_option("DIR", *dir, "The sweep's directory")->required();
-  cmd->add_option("--offset", *offset, "The array's first point (default 0)");
+  cmd->add_option("--offset", options->offset, "The array's first point (default 0)");
+  CLI::Option* task_option =
+      cmd->add_option("--task", *task, "This task id instead of the scheduler's (a plain job)");
+  cmd->add_option("--time-limit", options->time_limit,
+                  "The job's time limit in seconds: a SIGTERM near it is a timeout (PBS)");
   cmd->callback([=, &exit_status] {
-    sweep::RunResult r = sweep::run_point(*dir, *offset, job::current_environ());
+    if (task_option->count() > 0) options->task = *task;
+    sweep::RunResult r = sweep::run_point(*dir, *options, job::current_environ());
     exit_status = r.signal ? 128 + *r.signal : r.exit_code.value_or(1);
   });
 }

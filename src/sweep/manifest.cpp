@@ -61,7 +61,10 @@ Json manifest_json(const Manifest& m) {
   json["points"] = std::move(points);
   json["env"] = m.env_dir;
   json["image"] = m.image;
-  json["options"] = {{"throttle", m.throttle}, {"time", m.time}, {"sbatch_args", m.sbatch_args}};
+  json["options"] = {{"scheduler", std::string(job::scheduler_name(m.scheduler))},
+                     {"throttle", m.throttle},
+                     {"time", m.time},
+                     {"submit_args", m.submit_args}};
   json["submissions"] = m.submissions;
   return json;
 }
@@ -85,7 +88,15 @@ Manifest parse_manifest(std::string_view text, const std::string& dir) {
     const Json& options = json.at("options");
     m.throttle = options.at("throttle").get<unsigned>();
     m.time = options.at("time").get<std::string>();
-    m.sbatch_args = strings(options, dir, "sbatch_args");
+    std::string scheduler = options.value("scheduler", "slurm");
+    if (scheduler == "pbs")
+      m.scheduler = job::Scheduler::pbs;
+    else if (scheduler != "slurm")
+      bad_manifest(
+          dir, fmt::format("scheduler '{}': expected slurm or pbs", util::printable(scheduler)));
+    // sbatch_args: what manifests written before PBS called them.
+    m.submit_args =
+        strings(options, dir, options.contains("sbatch_args") ? "sbatch_args" : "submit_args");
     for (const Json& s : json.at("submissions")) {
       Submission submission;
       submission.time = s.at("time").get<std::string>();

@@ -1,5 +1,7 @@
-// Points into job arrays: the site's MaxArraySize, chunks with offsets, the sbatch lines and the
-// batch scripts, and the submission itself.
+// Points into job arrays: the site's MaxArraySize, chunks with offsets, time limits, the sbatch
+// (or qsub) lines and the batch scripts, and the submission itself.
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 
@@ -21,13 +23,67 @@ std::optional<std::uint64_t> parse_max_array_size(std::string_view scontrol_conf
   return *size;
 }
 
-std::uint64_t site_max_array_size() {
-  if (!util::on_path("scontrol")) return k_default_max_array_size;
+std::uint64_t site_max_array_size(job::Scheduler scheduler) {
+  bool pbs = scheduler == job::Scheduler::pbs;
+  std::uint64_t fallback = pbs ? k_default_pbs_max_array_size : k_default_max_array_size;
+  std::vector<std::string> ask = pbs ? std::vector<std::string>{"qstat", "-Bf"}
+                                     : std::vector<std::string>{"scontrol", "show", "config"};
+  if (!util::on_path(ask[0])) return fallback;
   // A client without a reachable controller (a login node of another cluster, a test machine):
-  // the default, and sbatch itself refuses an array that is too large.
-  util::CommandOutput out = util::run_command({"scontrol", "show", "config"}, 60);
-  if (out.status != 0) return k_default_max_array_size;
-  return parse_max_array_size(out.out).value_or(k_default_max_array_size);
+  // the default, and the submit command itself refuses an array that is too large.
+  util::CommandOutput out = util::run_command(ask, 60);
+  if (out.status != 0) return fallback;
+  return (pbs ? parse_pbs_max_array_size(out.out) : parse_max_array_size(out.out))
+      .value_or(fallback);
+}
+
+std::optional<std::uint64_t> parse_time_limit(std::string_view time) {
+  std::uint64_t days = 0;
+  std::size_t dash = time.find('-');
+  if (dash != std::string_view::npos) {
+    std::optional<unsigned> d = util::parse_decimal(time.substr(0, dash), 100000);
+    if (!d) return std::nullopt;
+    days = *d;
+    time.remove_prefix(dash + 1);
+  }
+  std::vector<std::uint64_t> parts;
+  for (std::string_view part : util::split(time, ':')) {
+    std::optional<unsigned> v = util::parse_decimal(part, 100000000);
+    if (!v) return std::nullopt;
+    parts.push_back(*v);
+  }
+  if (parts.empty() || parts.size() > 3) return std::nullopt;
+  std::uint64_t h = 0, m = 0, sec = 0;
+  if (dash != std::string_view::npos) {  // D-H, D-H:M, D-H:M:S
+    h = parts[0];
+    if (parts.size() > 1) m = parts[1];
+    if (parts.size() > 2) sec = parts[2];
+  } else if (parts.size() == 1) {  // M
+    m = parts[0];
+  } else if (parts.size() == 2) {  // M:S
+    m = parts[0];
+    sec = parts[1];
+  } else {  // H:M:S
+    h = parts[0];
+    m = parts[1];
+    sec = parts[2];
+  }
+  return ((days * 24 + h) * 60 + m) * 60 + sec;
+}
+
+std::uint64_t check_time_limit(std::string_view time) {
+  if (time.empty()) return 0;
+  std::optional<std::uint64_t> seconds = parse_time_limit(time);
+  if (!seconds || *seconds == 0)
+    throw Error(fmt::format("--time '{}': expected minutes, M:S, H:M:S, D-H, D-H:M or D-H:M:S "
+                            "(sbatch's --time), above zero",
+                            util::printable(time)),
+                Error::Kind::usage);
+  return *seconds;
+}
+
+std::string pbs_walltime(std::uint64_t seconds) {
+  return fmt::format("{:02}:{:02}:{:02}", seconds / 3600, seconds / 60 % 60, seconds % 60);
 }
 
 std::vector<ArrayChunk> split_arrays(const std::vector<std::uint64_t>& indexes,
@@ -70,14 +126,83 @@ std::optional<std::vector<std::uint64_t>> parse_array_list(std::string_view list
   return ids;
 }
 
-std::string batch_script(const Manifest& m, std::uint64_t offset, const std::string& ferry) {
-  // exec: ferry becomes the batch shell, so Slurm's B:USR1 warning reaches it.
+namespace {
+
+// exec: ferry becomes the batch shell, so Slurm's B:USR1 warning reaches it.
+std::string batch_script(const Manifest& m, std::uint64_t offset, const std::string& ferry,
+                         const std::string& extra) {
   return fmt::format(
       "#!/bin/sh\n"
       "# ferry sweep: the array starting at point {} of {} (written by ferry sweep submit)\n"
-      "exec {} sweep run {} --offset {}\n",
-      offset, manifest_path(m.dir), util::shell_quote(ferry), util::shell_quote(m.dir), offset);
+      "exec {} sweep run {} --offset {}{}\n",
+      offset, manifest_path(m.dir), util::shell_quote(ferry), util::shell_quote(m.dir), offset,
+      extra);
 }
+
+void plan_slurm(const Manifest& m, const ArrayChunk& chunk, const std::string& ferry,
+                const std::string& time, Plan& plan) {
+  PlannedArray a;
+  a.offset = chunk.offset;
+  a.count = chunk.tasks.size();
+  a.tasks = array_list(chunk.tasks);
+  a.after_previous = m.throttle > 0 && !plan.arrays.empty();
+  a.script_path = fmt::format("{}/array-{}.sbatch", m.dir, chunk.offset);
+  a.script = batch_script(m, chunk.offset, ferry, "");
+  std::string array = "--array=" + a.tasks;
+  if (m.throttle > 0) array += fmt::format("%{}", std::min<std::uint64_t>(m.throttle, a.count));
+  std::string name = m.dir.substr(m.dir.find_last_of('/') + 1);
+  a.submit = {"sbatch",
+              "--parsable",
+              "--job-name=sweep-" + name,
+              array,
+              "--output=" + m.dir + "/logs/%A_%a.out",
+              "--open-mode=append",
+              "--signal=B:USR1@60"};
+  if (!time.empty()) a.submit.push_back("--time=" + time);
+  a.submit.insert(a.submit.end(), m.submit_args.begin(), m.submit_args.end());
+  a.submit.push_back(a.script_path);
+  plan.arrays.push_back(std::move(a));
+}
+
+// One array per run of consecutive tasks (qsub -J takes a range of two or more), a plain job for
+// a run of one.
+void plan_pbs(const Manifest& m, const ArrayChunk& chunk, const std::string& ferry,
+              const std::string& time, Plan& plan) {
+  std::uint64_t limit = check_time_limit(time);
+  // PBS job names: at most 236 characters, no blanks, starting with a letter.
+  std::string name = "sweep-" + m.dir.substr(m.dir.find_last_of('/') + 1);
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
+  name.resize(std::min<std::size_t>(name.size(), 236));
+  for (std::size_t i = 0; i < chunk.tasks.size();) {
+    std::size_t j = i;
+    while (j + 1 < chunk.tasks.size() && chunk.tasks[j + 1] == chunk.tasks[j] + 1) ++j;
+    std::uint64_t first = chunk.tasks[i], last = chunk.tasks[j];
+    PlannedArray a;
+    a.offset = chunk.offset;
+    a.count = j - i + 1;
+    a.tasks = array_list({chunk.tasks.begin() + static_cast<std::ptrdiff_t>(i),
+                          chunk.tasks.begin() + static_cast<std::ptrdiff_t>(j) + 1});
+    a.after_previous = m.throttle > 0 && !plan.arrays.empty();
+    a.script_path = fmt::format("{}/array-{}-{}.pbs", m.dir, chunk.offset, first);
+    std::string extra = first == last ? fmt::format(" --task {}", first) : "";
+    if (limit > 0) extra += fmt::format(" --time-limit {}", limit);
+    a.script = batch_script(m, chunk.offset, ferry, extra);
+    a.submit = {"qsub", "-N", name, "-S", "/bin/sh", "-V", "-j", "oe", "-o", m.dir + "/logs/"};
+    if (first != last) a.submit.insert(a.submit.end(), {"-J", fmt::format("{}-{}", first, last)});
+    if (m.throttle > 0 && first != last)
+      a.submit.insert(
+          a.submit.end(),
+          {"-W", fmt::format("max_run_subjobs={}", std::min<std::uint64_t>(m.throttle, a.count))});
+    if (limit > 0) a.submit.insert(a.submit.end(), {"-l", "walltime=" + pbs_walltime(limit)});
+    a.submit.insert(a.submit.end(), m.submit_args.begin(), m.submit_args.end());
+    a.submit.push_back(a.script_path);
+    plan.arrays.push_back(std::move(a));
+    i = j + 1;
+  }
+}
+
+}  // namespace
 
 Plan plan_arrays(const Manifest& m, std::uint64_t max_array_size, const std::string& ferry) {
   std::vector<std::uint64_t> all(m.grid.points.size());
@@ -92,34 +217,19 @@ Plan plan_arrays(const Manifest& m, const std::vector<std::uint64_t>& indexes,
                             "--output pattern: choose another",
                             m.dir),
                 Error::Kind::usage);
+  std::string limit = time.empty() ? m.time : time;
+  check_time_limit(limit);
   Plan plan;
   plan.dir = m.dir;
   plan.manifest = manifest_path(m.dir);
+  plan.scheduler = job::scheduler_name(m.scheduler);
   plan.points = indexes.size();
   plan.max_array_size = max_array_size;
-  std::string name = m.dir.substr(m.dir.find_last_of('/') + 1);
   for (const ArrayChunk& chunk : split_arrays(indexes, max_array_size)) {
-    PlannedArray a;
-    a.offset = chunk.offset;
-    a.count = chunk.tasks.size();
-    a.tasks = array_list(chunk.tasks);
-    a.after_previous = m.throttle > 0 && !plan.arrays.empty();
-    a.script_path = fmt::format("{}/array-{}.sbatch", m.dir, chunk.offset);
-    a.script = batch_script(m, chunk.offset, ferry);
-    std::string array = "--array=" + a.tasks;
-    if (m.throttle > 0) array += fmt::format("%{}", std::min<std::uint64_t>(m.throttle, a.count));
-    a.sbatch = {"sbatch",
-                "--parsable",
-                "--job-name=sweep-" + name,
-                array,
-                "--output=" + m.dir + "/logs/%A_%a.out",
-                "--open-mode=append",
-                "--signal=B:USR1@60"};
-    if (!time.empty() || !m.time.empty())
-      a.sbatch.push_back("--time=" + (time.empty() ? m.time : time));
-    a.sbatch.insert(a.sbatch.end(), m.sbatch_args.begin(), m.sbatch_args.end());
-    a.sbatch.push_back(a.script_path);
-    plan.arrays.push_back(std::move(a));
+    if (m.scheduler == job::Scheduler::pbs)
+      plan_pbs(m, chunk, ferry, limit, plan);
+    else
+      plan_slurm(m, chunk, ferry, limit, plan);
   }
   return plan;
 }
@@ -131,12 +241,37 @@ void write_scripts(const Plan& plan) {
   files.commit();
 }
 
-void check_scheduler() {
-  if (!util::on_path("sbatch"))
+job::Scheduler choose_scheduler(std::string_view requested) {
+  if (requested == "slurm") return job::Scheduler::slurm;
+  if (requested == "pbs") return job::Scheduler::pbs;
+  if (!requested.empty())
+    throw Error(fmt::format("--scheduler '{}': expected slurm or pbs", util::printable(requested)),
+                Error::Kind::usage);
+  if (!util::on_path("sbatch") && util::on_path("qsub")) return job::Scheduler::pbs;
+  return job::Scheduler::slurm;
+}
+
+void check_scheduler(job::Scheduler scheduler) {
+  if (scheduler == job::Scheduler::slurm) {
+    if (!util::on_path("sbatch"))
+      throw Error(
+          "no sbatch on PATH (nor PBS's qsub): ferry sweep submits job arrays; --dry-run "
+          "writes the plan without one",
+          Error::Kind::usage);
+    return;
+  }
+  if (!util::on_path("qsub") || !util::on_path("qstat"))
     throw Error(
-        "no sbatch on PATH: ferry sweep submits Slurm job arrays (PBS's qsub -J is not "
-        "built yet); --dry-run writes the plan without it",
+        "no qsub and qstat on PATH: --scheduler pbs submits through PBS's qsub; "
+        "--dry-run writes the plan without it",
         Error::Kind::usage);
+  util::CommandOutput version = util::run_command({"qstat", "--version"}, 60);
+  if (version.out.find("pbs_version") == std::string::npos)
+    throw Error(fmt::format("the qsub on PATH is not PBS Professional or OpenPBS (`qstat "
+                            "--version` says '{}'): Torque's and Grid Engine's arrays are not "
+                            "supported",
+                            util::printable(util::trim(version.out + version.err))),
+                Error::Kind::usage);
 }
 
 std::optional<std::string> parse_job_id(std::string_view sbatch_output) {
@@ -154,12 +289,18 @@ Submission submit(const Plan& plan) {
   m.submissions.back().time = iso_time(std::chrono::system_clock::now());
   Submission& submission = m.submissions.back();
   for (const PlannedArray& a : plan.arrays) {
-    std::vector<std::string> line = a.sbatch;
-    if (a.after_previous && !submission.arrays.empty())
-      line.insert(line.end() - 1, "--dependency=afterany:" + submission.arrays.back().job_id);
+    bool pbs = m.scheduler == job::Scheduler::pbs;
+    std::vector<std::string> line = a.submit;
+    if (a.after_previous && !submission.arrays.empty()) {
+      const std::string& before = submission.arrays.back().job_id;
+      if (pbs)
+        line.insert(line.end() - 1, {"-W", "depend=afterany:" + before});
+      else
+        line.insert(line.end() - 1, "--dependency=afterany:" + before);
+    }
     util::CommandOutput out = util::run_command(line, 300);
     std::optional<std::string> job_id;
-    if (out.status == 0) job_id = parse_job_id(out.out);
+    if (out.status == 0) job_id = pbs ? parse_pbs_job_id(out.out) : parse_job_id(out.out);
     if (!job_id) {
       std::vector<std::string> done;
       for (const ArrayJob& j : submission.arrays)

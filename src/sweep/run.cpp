@@ -72,24 +72,30 @@ class OutputToLog {
   util::UniqueFd m_out, m_err;
 };
 
-std::uint64_t task_index(const job::Environ& env, std::uint64_t offset, std::size_t points) {
-  std::string var = "SLURM_ARRAY_TASK_ID";
-  std::optional<std::string> task = job::lookup(env, var);
-  if (!task) {
-    var = "PBS_ARRAY_INDEX";
-    task = job::lookup(env, var);
+std::uint64_t task_index(const job::Environ& env, const RunOptions& options, std::size_t points) {
+  std::string var = "--task";
+  std::optional<std::uint64_t> id = options.task;
+  if (!id) {
+    var = "SLURM_ARRAY_TASK_ID";
+    std::optional<std::string> task = job::lookup(env, var);
+    if (!task) {
+      var = "PBS_ARRAY_INDEX";
+      task = job::lookup(env, var);
+    }
+    if (!task)
+      throw Error(
+          "neither SLURM_ARRAY_TASK_ID nor PBS_ARRAY_INDEX is set, and no --task (ferry sweep run "
+          "runs inside an array task)",
+          Error::Kind::usage);
+    std::optional<unsigned> parsed = util::parse_decimal(*task, UINT_MAX);
+    if (!parsed)
+      throw Error(fmt::format("{}='{}': expected a number", var, util::printable(*task)));
+    id = *parsed;
   }
-  if (!task)
-    throw Error(
-        "neither SLURM_ARRAY_TASK_ID nor PBS_ARRAY_INDEX is set (ferry sweep run runs "
-        "inside an array task)",
-        Error::Kind::usage);
-  std::optional<unsigned> id = util::parse_decimal(*task, UINT_MAX);
-  if (!id) throw Error(fmt::format("{}='{}': expected a number", var, util::printable(*task)));
-  std::uint64_t index = offset + *id;
+  std::uint64_t index = options.offset + *id;
   if (index >= points)
-    throw Error(fmt::format("{}={} with --offset {} is point {}; the sweep has {} points", var, *id,
-                            offset, index, points));
+    throw Error(fmt::format("{} {} with --offset {} is point {}; the sweep has {} points", var, *id,
+                            options.offset, index, points));
   return index;
 }
 
@@ -110,14 +116,17 @@ std::vector<std::string> child_environment(const job::Environ& env, const Manife
 }
 
 // Waits for pid; once a stop signal is noted, SIGTERM to its group, and SIGKILL after
-// grace_seconds: a timeout when Slurm's warning came before, else a cancellation. on_stop runs
-// then, before the command has ended.
+// grace_seconds: a timeout when Slurm's warning came before or the time limit (PBS) is near,
+// else a cancellation. on_stop runs then, before the command has ended.
 template <typename OnStop>
-int wait_stopping(pid_t pid, double grace_seconds, RunResult& r, OnStop on_stop) {
+int wait_stopping(pid_t pid, const RunOptions& options, const util::Stopwatch& clock, RunResult& r,
+                  OnStop on_stop) {
   bool terminated = false, warned = false;
   util::Stopwatch since_term;
   auto note_stop = [&] {
-    r.timeout = g_warned != 0;
+    bool at_limit = options.time_limit > 0 && clock.seconds() + k_limit_slack_seconds >=
+                                                  static_cast<double>(options.time_limit);
+    r.timeout = g_warned != 0 || at_limit;
     r.cancelled = !r.timeout;
   };
   struct timespec pause {
@@ -147,7 +156,7 @@ int wait_stopping(pid_t pid, double grace_seconds, RunResult& r, OnStop on_stop)
       terminated = true;
       since_term = {};
       on_stop();
-    } else if (terminated && since_term.seconds() > grace_seconds) {
+    } else if (terminated && since_term.seconds() > options.grace_seconds) {
       ::kill(-pid, SIGKILL);
     }
     ::nanosleep(&pause, nullptr);
@@ -196,11 +205,10 @@ void to_json(Json& json, const RunResult& r) {
   json["array_task_id"] = r.array_task_id;
 }
 
-RunResult run_point(const std::string& dir, std::uint64_t offset, const job::Environ& env,
-                    double grace_seconds) {
+RunResult run_point(const std::string& dir, const RunOptions& options, const job::Environ& env) {
   Manifest m = read_manifest(util::absolute_path(dir));
   RunResult r;
-  r.index = task_index(env, offset, m.grid.points.size());
+  r.index = task_index(env, options, m.grid.points.size());
   std::string here = run_dir(m.dir, r.index);
   r.command = expand_command(m.command, m.grid, r.index, here);
   std::vector<std::string> child_env = child_environment(env, m, r.index);
@@ -244,7 +252,7 @@ RunResult run_point(const std::string& dir, std::uint64_t offset, const job::Env
     now.end = iso_time(std::chrono::system_clock::now());
     util::write_file_atomically(result_path, Json(now).dump(2) + "\n", 0644);
   };
-  int status = wait_stopping(pid, grace_seconds, r, provisional);
+  int status = wait_stopping(pid, options, clock, r, provisional);
   ::kill(-pid, SIGKILL);  // what the command left running in its group
   r.seconds = clock.seconds();
   r.end = iso_time(std::chrono::system_clock::now());

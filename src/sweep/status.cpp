@@ -26,7 +26,7 @@ std::vector<LastTask> last_tasks(const Manifest& m) {
     for (const ArrayJob& a : s.arrays)
       for (std::uint64_t task : parse_array_list(a.tasks).value_or(std::vector<std::uint64_t>{}))
         if (a.offset + task < out.size())
-          out[a.offset + task] = {fmt::format("{}_{}", a.job_id, task), !s.cancelled.empty()};
+          out[a.offset + task] = {task_job(m.scheduler, a.job_id, task), !s.cancelled.empty()};
   return out;
 }
 
@@ -57,7 +57,7 @@ std::optional<TaskStates> ask(const std::vector<std::string>& argv) {
   if (!util::on_path(argv[0])) return std::nullopt;
   util::CommandOutput out = util::run_command(argv, 60);
   if (out.status != 0) return std::nullopt;  // no controller, no accounting storage
-  return parse_task_states(out.out);
+  return argv[0] == "qstat" ? parse_pbs_task_states(out.out) : parse_task_states(out.out);
 }
 
 }  // namespace
@@ -141,9 +141,17 @@ SweepStatus sweep_status(const std::string& dir) {
     std::vector<std::string> ids;
     for (const Submission& s : m.submissions)
       for (const ArrayJob& a : s.arrays) ids.push_back(a.job_id);
-    queue = ask({"squeue", "--noheader", "--array", "--me", "--format=%i|%T"});
-    accounting = ask({"sacct", "--noheader", "--parsable2", "--allocations",
-                      "--jobs=" + util::join(ids, ","), "--format=JobID,State"});
+    if (m.scheduler == job::Scheduler::pbs) {
+      // -x: finished jobs too (the server's job history), so one answer serves as both.
+      std::vector<std::string> argv = {"qstat", "-t", "-x", "-f", "-F", "json"};
+      argv.insert(argv.end(), ids.begin(), ids.end());
+      queue = ask(argv);
+      accounting = queue;
+    } else {
+      queue = ask({"squeue", "--noheader", "--array", "--me", "--format=%i|%T"});
+      accounting = ask({"sacct", "--noheader", "--parsable2", "--allocations",
+                        "--jobs=" + util::join(ids, ","), "--format=JobID,State"});
+    }
   }
   return combine_status(m, records, queue ? &*queue : nullptr, accounting ? &*accounting : nullptr);
 }
@@ -188,16 +196,17 @@ std::vector<std::uint64_t> choose_points(const SweepStatus& status, bool failed,
 
 std::vector<std::string> cancel_sweep(const std::string& dir) {
   SweepStatus status = sweep_status(dir);
-  if (!status.queue_known)
-    throw Error(fmt::format("{}: squeue does not answer, so what is queued is not known", dir));
   Manifest m = read_manifest(util::absolute_path(dir));
+  if (!status.queue_known)
+    throw Error(fmt::format("{}: {} does not answer, so what is queued is not known", dir,
+                            m.scheduler == job::Scheduler::pbs ? "qstat" : "squeue"));
   std::set<std::string> queued;
   for (const PointStatus& p : status.results)
     if (p.state == PointState::running || p.state == PointState::pending)
-      queued.insert(p.job.substr(0, p.job.find('_')));
+      queued.insert(array_of_task(m.scheduler, p.job));
   if (queued.empty()) return {};
   std::vector<std::string> ids(queued.begin(), queued.end());
-  std::vector<std::string> argv = {"scancel"};
+  std::vector<std::string> argv = {m.scheduler == job::Scheduler::pbs ? "qdel" : "scancel"};
   argv.insert(argv.end(), ids.begin(), ids.end());
   util::CommandOutput out = util::run_command(argv, 120);
   if (out.status != 0)

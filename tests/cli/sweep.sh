@@ -1,7 +1,8 @@
 # ferry sweep without a scheduler: submit --dry-run writes the manifest, run directories and
 # scripts of a 3x4 grid; sweep run, with SLURM_ARRAY_TASK_ID set by hand, runs points with their
 # values intact, records exit codes, a SIGTERM after Slurm's warning (SIGUSR1) as a timeout and
-# one without it as a cancellation, keeps an earlier record in history/; bad input writes nothing.
+# one without it as a cancellation, keeps an earlier record in history/; the same for PBS's qsub
+# lines and its time limit; bad input writes nothing.
 source "$(dirname "$0")/common.sh"
 command -v python3 >/dev/null || skip "no python3 to read the JSON"
 
@@ -84,6 +85,41 @@ expect_contains "$("$FERRY" sweep resubmit "$TEST_DIR/t" --failed --dry-run)" "-
 expect_failure "say which points: --failed, --missing or --index LIST" "$FERRY" sweep resubmit "$TEST_DIR/s"
 expect_failure "--index 12: the sweep has points 0-11" "$FERRY" sweep resubmit "$TEST_DIR/s" --index 12
 
+# PBS: the plan as qsub lines (ranges, a plain job for a lone task); the task side reads
+# PBS_ARRAY_INDEX, or --task for a plain job; with no warning signal, a SIGTERM within the last
+# 15 s of the script's --time-limit is the walltime's (a timeout), an earlier one a cancellation.
+"$FERRY" sweep submit "$TEST_DIR/p" n=1,2,3,4,5 --scheduler pbs --throttle 2 --time 2:00 \
+  --max-array-size 4 --dry-run -- sh -c 'sleep 600 & echo started; wait' > pbs.txt
+expect_contains "$(head -1 pbs.txt)" "$TEST_DIR/p: 5 points in 2 PBS jobs (max_array_size 4)"
+expect_contains "$(sed -n 2p pbs.txt)" "-J 0-3 -W max_run_subjobs=2 -l walltime=00:02:00"
+expect_contains "$(sed -n 3p pbs.txt)" "depend=afterany:<the job before>"
+expect_contains "$(cat "$TEST_DIR/p/array-4-0.pbs")" "--offset 4 --task 0 --time-limit 120"
+pbs_stop() {  # pbs_stop INDEX LIMIT: runs the point with that limit, SIGTERM once it has started
+  local pid
+  "$FERRY" sweep run "$TEST_DIR/p" --task "$1" --time-limit "$2" &
+  pid=$!
+  for _ in $(seq 100); do grep -q started "$TEST_DIR/p/runs/$1/log" 2>/dev/null && break; sleep 0.05; done
+  kill -TERM $pid
+  wait $pid || true
+}
+pbs_stop 0 10
+expect_eq "$(field "$TEST_DIR/p/runs/0/result.json" timeout)" True
+pbs_stop 1 600
+expect_eq "$(field "$TEST_DIR/p/runs/1/result.json" timeout)" False
+expect_eq "$(field "$TEST_DIR/p/runs/1/result.json" cancelled)" True
+"$FERRY" sweep submit "$TEST_DIR/p2" n=a,b --scheduler pbs --dry-run -- sh -c 'echo "$1"' sh '{n}' >/dev/null
+PBS_ARRAY_INDEX=1 PBS_JOBID='7[1].server' "$FERRY" sweep run "$TEST_DIR/p2"
+expect_eq "$(cat "$TEST_DIR/p2/runs/1/log")" "b"
+expect_eq "$(field "$TEST_DIR/p2/runs/1/result.json" job_id)" "7[1].server"
+expect_contains "$("$FERRY" sweep resubmit "$TEST_DIR/p" --failed --dry-run)" "-J 0-1 -W max_run_subjobs=2"
+expect_failure "--scheduler 'lsf': expected slurm or pbs" \
+  "$FERRY" sweep submit "$TEST_DIR/bad" a=1 --scheduler lsf --dry-run -- echo
+expect_failure "--time '1h': expected minutes" \
+  "$FERRY" sweep submit "$TEST_DIR/bad" a=1 --time 1h --dry-run -- echo
+expect_failure "no qsub and qstat on PATH" \
+  env PATH=/nonexistent "$FERRY" sweep submit "$TEST_DIR/bad" a=1 --scheduler pbs -- echo
+expect_missing "$TEST_DIR/bad"
+
 # --env: each point runs with the env activated (bin/ first, VIRTUAL_ENV), as ferry activate would.
 python3 -m venv "$TEST_DIR/venv"
 "$FERRY" sweep submit "$TEST_DIR/e" n=1 --env "$TEST_DIR/venv" --dry-run -- \
@@ -116,8 +152,8 @@ before=$(cat "$TEST_DIR/s/sweep.json")
 expect_failure "$TEST_DIR/s: holds another sweep" \
   "$FERRY" sweep submit "$TEST_DIR/s" code=1 --dry-run -- echo '{code}'
 expect_eq "$(cat "$TEST_DIR/s/sweep.json")" "$before"
-expect_failure "neither SLURM_ARRAY_TASK_ID nor PBS_ARRAY_INDEX is set" \
+expect_failure "neither SLURM_ARRAY_TASK_ID nor PBS_ARRAY_INDEX is set, and no --task" \
   env -u SLURM_ARRAY_TASK_ID -u PBS_ARRAY_INDEX "$FERRY" sweep run "$TEST_DIR/s"
-expect_failure "SLURM_ARRAY_TASK_ID=12 with --offset 0 is point 12; the sweep has 12 points" \
+expect_failure "SLURM_ARRAY_TASK_ID 12 with --offset 0 is point 12; the sweep has 12 points" \
   env SLURM_ARRAY_TASK_ID=12 "$FERRY" sweep run "$TEST_DIR/s"
 echo "sweep: ok"

@@ -15,7 +15,7 @@ Manifest twelve_points() {
   for (int i = 0; i < 12; ++i) m.grid.points.push_back({std::to_string(i)});
   m.throttle = 3;
   m.time = "00:10:00";
-  m.sbatch_args = {"--partition=gpu"};
+  m.submit_args = {"--partition=gpu"};
   return m;
 }
 
@@ -74,12 +74,12 @@ TEST(SweepPlan, SbatchLinesAndScript) {
   Plan plan = plan_arrays(twelve_points(), 5, "/opt/ferry/bin/ferry");
   ASSERT_EQ(plan.arrays.size(), 3U);
   EXPECT_EQ(
-      plan.arrays[1].sbatch,
+      plan.arrays[1].submit,
       (std::vector<std::string>{"sbatch", "--parsable", "--job-name=sweep-sweep one",
                                 "--array=0-4%3", "--output=/scratch/u/sweep one/logs/%A_%a.out",
                                 "--open-mode=append", "--signal=B:USR1@60", "--time=00:10:00",
                                 "--partition=gpu", "/scratch/u/sweep one/array-5.sbatch"}));
-  EXPECT_EQ(plan.arrays[2].sbatch[3], "--array=0-1%2");  // the throttle, at most the array's size
+  EXPECT_EQ(plan.arrays[2].submit[3], "--array=0-1%2");  // the throttle, at most the array's size
   // Throttled: each array after the first waits for the one before.
   EXPECT_FALSE(plan.arrays[0].after_previous);
   EXPECT_TRUE(plan.arrays[1].after_previous);
@@ -91,14 +91,14 @@ TEST(SweepPlan, SbatchLinesAndScript) {
             "exec '/opt/ferry/bin/ferry' sweep run '/scratch/u/sweep one' --offset 5\n");
   Manifest unthrottled = twelve_points();
   unthrottled.throttle = 0;
-  EXPECT_EQ(plan_arrays(unthrottled, 100, "ferry").arrays[0].sbatch[3], "--array=0-11");
+  EXPECT_EQ(plan_arrays(unthrottled, 100, "ferry").arrays[0].submit[3], "--array=0-11");
   EXPECT_FALSE(plan_arrays(unthrottled, 5, "ferry").arrays[1].after_previous);
   // A resubmission: its points only, its own time limit.
   Plan again = plan_arrays(twelve_points(), {3, 7, 8}, 5, "ferry", "01:00:00");
   ASSERT_EQ(again.arrays.size(), 2U);
   EXPECT_EQ(again.points, 3U);
-  EXPECT_EQ(again.arrays[1].sbatch[3], "--array=2-3%2");
-  EXPECT_EQ(again.arrays[1].sbatch[7], "--time=01:00:00");
+  EXPECT_EQ(again.arrays[1].submit[3], "--array=2-3%2");
+  EXPECT_EQ(again.arrays[1].submit[7], "--time=01:00:00");
   EXPECT_EQ(again.arrays[1].script_path, "/scratch/u/sweep one/array-5.sbatch");
   Manifest percent = twelve_points();
   percent.dir = "/s/100%";
@@ -127,7 +127,7 @@ TEST(SweepManifest, RoundTrip) {
   EXPECT_EQ(back.env_dir, m.env_dir);
   EXPECT_EQ(back.throttle, 3U);
   EXPECT_EQ(back.time, m.time);
-  EXPECT_EQ(back.sbatch_args, m.sbatch_args);
+  EXPECT_EQ(back.submit_args, m.submit_args);
   ASSERT_EQ(back.submissions.size(), 1U);
   EXPECT_EQ(back.submissions[0].arrays[1].job_id, "11");
   EXPECT_EQ(back.submissions[0].arrays[1].tasks, "1,3");
