@@ -20,20 +20,30 @@ if [ -z "$ENV" ]; then
 fi
 ENV=$(readlink -f "$ENV")
 
-# median_time CMD...: runs `prepare` (if set) before each run, prints the median wall time in s.
-median_time() {
-  local times=()
-  for _ in $(seq "$RUNS"); do
-    [ -n "${PREPARE:-}" ] && eval "$PREPARE"
-    sync
-    local t0 t1
-    t0=$(date +%s.%N)
-    eval "$@" >/dev/null 2>&1
-    t1=$(date +%s.%N)
-    times+=("$(echo "$t1 - $t0" | bc)")
+# bench_set NAME PREPARE CMD [NAME PREPARE CMD]...: one warm-up round, discarded (this VM's first
+# touches of memory are slow: an unwarmed first run is 1.5-2x slower), then RUNS rounds in which
+# each CMD runs once in turn (A, B, C, A, B, C...), each after its PREPARE. `t NAME` prints the
+# median wall time in s, `peak NAME` the peak memory in MiB: the largest resident set of any one
+# process in CMD over the rounds, as wait4 reports it (GNU time's %M).
+bench_set() {
+  local args=("$@") n=$(( $# / 3 )) round k name prep cmd t0 t1
+  for k in $(seq 0 $((n - 1))); do rm -f "$WORK/times.${args[$((3 * k))]}" "$WORK/peaks.${args[$((3 * k))]}"; done
+  for round in $(seq 0 "$RUNS"); do
+    for k in $(seq 0 $((n - 1))); do
+      name=${args[$((3 * k))]} prep=${args[$((3 * k + 1))]} cmd=${args[$((3 * k + 2))]}
+      [ -n "$prep" ] && eval "$prep"
+      sync
+      t0=$(date +%s.%N)
+      /usr/bin/time -f '%M' -o "$WORK/rss.txt" bash -c "$cmd" >/dev/null 2>&1 || true
+      t1=$(date +%s.%N)
+      [ "$round" = 0 ] && continue
+      echo "$t1 - $t0" | bc >> "$WORK/times.$name"
+      tail -1 "$WORK/rss.txt" >> "$WORK/peaks.$name"
+    done
   done
-  printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
 }
+t() { sort -n "$WORK/times.$1" | sed -n "$(( (RUNS + 1) / 2 ))p"; }
+peak() { echo "$(sort -n "$WORK/peaks.$1" | tail -1) / 1024" | bc; }
 # median_cpu CMD...: the median CPU seconds (user + system, children included) of RUNS runs.
 median_cpu() {
   local cpus=()
@@ -60,21 +70,28 @@ archive_tables() {
   echo
 
   # ---- pack ----
-  t_ferry_pack=$(PREPARE='rm -f e.tar.zst' median_time "'$FERRY' pack '$ENV' -o e.tar.zst -j $JOBS")
-  t_pigz_pack=$(PREPARE='rm -f e.tar.gz' median_time "tar -C '$ENV' -cf - . | pigz -p $JOBS > e.tar.gz")
-  t_zstd_pack=$(PREPARE='rm -f z.tar.zst' median_time "tar -C '$ENV' -I 'zstd -T0 -3' -cf z.tar.zst .")
+  bench_set ferry_pack 'rm -f e.tar.zst' "'$FERRY' pack '$ENV' -o e.tar.zst -j $JOBS" \
+    pigz_pack 'rm -f e.tar.gz' "tar -C '$ENV' -cf - . | pigz -p $JOBS > e.tar.gz" \
+    zstd_pack 'rm -f z.tar.zst' "tar -C '$ENV' -I 'zstd -T0 -3' -cf z.tar.zst ."
+  t_ferry_pack=$(t ferry_pack)
   "$FERRY" pack "$ENV" -o ef.tar.gz --format tar.gz -j "$JOBS" >/dev/null 2>&1
-  # The compute floor of a level-3 pack: zstd's own CPU on the tar stream, already in memory, over
-  # the cores (reading the files and writing the tar come on top, for every tool).
+  # The compute floor of a level-3 pack: zstd's own CPU on the tar stream, already in memory, plus
+  # the CPU of reading the files into that stream: tar's into a pipe, less the same pipe fed from
+  # the stream's one file (so a lower bound: one copy of the bytes is left out), over the cores.
   tar -C "$ENV" -cf stream.tar .
   c_compress=$(median_cpu "zstd -T$JOBS -3 -q -c stream.tar")
+  c_read=$(median_cpu "tar -C '$ENV' -cf - . | cat > /dev/null")
+  c_cat=$(median_cpu "cat stream.tar | cat > /dev/null")
   rm -f stream.tar
-  printf '%-44s %9s %10s %14s\n' "pack" "seconds" "size MiB" "ferry faster"
-  printf '%-44s %9.2f %10s %14s\n' "ferry pack (tar.zst, level 3)" "$t_ferry_pack" "$(mib "$(size e.tar.zst)")" "1.00x"
-  printf '%-44s %9.2f %10s %13.2fx\n' "tar -cf - | pigz" "$t_pigz_pack" "$(mib "$(size e.tar.gz)")" "$(ratio "$t_pigz_pack" "$t_ferry_pack")"
-  printf '%-44s %9.2f %10s %13.2fx\n' "tar -I 'zstd -T0 -3'" "$t_zstd_pack" "$(mib "$(size z.tar.zst)")" "$(ratio "$t_zstd_pack" "$t_ferry_pack")"
+  row3() { printf '%-44s %9.2f %10s %9s %13.2fx\n' "$1" "$(t "$2")" "$(mib "$(size "$3")")" "$(peak "$2")" "$(ratio "$(t "$2")" "$t_ferry_pack")"; }
+  printf '%-44s %9s %10s %9s %14s\n' "pack" "seconds" "size MiB" "peak MiB" "ferry faster"
+  row3 "ferry pack (tar.zst, level 3)" ferry_pack e.tar.zst
+  row3 "tar -cf - | pigz" pigz_pack e.tar.gz
+  row3 "tar -I 'zstd -T0 -3'" zstd_pack z.tar.zst
   f_pack=$(echo "scale=3; $c_compress / $JOBS" | bc)
-  printf '%-44s %9.2f %10s %13.2fx\n' "floor: zstd -3 CPU on the tar / $JOBS cores" "$f_pack" "" "$(ratio "$f_pack" "$t_ferry_pack")"
+  f_pack_read=$(echo "scale=3; ($c_compress + $c_read - $c_cat) / $JOBS" | bc)
+  printf '%-44s %9.2f %10s %9s %13.2fx\n' "floor: zstd -3 CPU on the tar / $JOBS cores" "$f_pack" "" "" "$(ratio "$f_pack" "$t_ferry_pack")"
+  printf '%-44s %9.2f %10s %9s %13.2fx\n' "floor: (zstd -3 + reading files CPU) / $JOBS" "$f_pack_read" "" "" "$(ratio "$f_pack_read" "$t_ferry_pack")"
   echo
 
   # ---- unpack ----
@@ -83,31 +100,32 @@ archive_tables() {
   mkdir ref && "$FERRY" unpack e.tar.zst ref/env >/dev/null 2>&1 && rm -f ref/env/.ferry/unpacked.json
   tar -C ref/env -cf - . | pigz -p "$JOBS" > base.tar.gz
   tar -C ref/env -I 'zstd -T0 -3' -cf base.tar.zst .
-  PREPARE='rm -rf d .d.ferry-*'
-  t_ferry=$(median_time "'$FERRY' unpack e.tar.zst d -j $JOBS")
-  t_ferry_gz=$(median_time "'$FERRY' unpack ef.tar.gz d -j $JOBS")
-  PREPARE='rm -rf d; mkdir d'
-  t_pigz=$(median_time "pigz -dc base.tar.gz | tar -C d -xf - && /usr/bin/python3 '$SRC/bench/relocate_pass.py' d")
-  t_pigz_only=$(median_time "pigz -dc base.tar.gz | tar -C d -xf -")
-  t_zstd=$(median_time "zstd -dc base.tar.zst | tar -C d -xf -")
-  PREPARE='rm -rf d'
-  t_cp=$(median_time "cp -a ref/env d")
+  local fresh='rm -rf d .d.ferry-*' empty='rm -rf d; mkdir d'
+  bench_set ferry_unpack "$fresh" "'$FERRY' unpack e.tar.zst d -j $JOBS" \
+    ferry_unpack_gz "$fresh" "'$FERRY' unpack ef.tar.gz d -j $JOBS" \
+    pigz_reloc "$empty" "pigz -dc base.tar.gz | tar -C d -xf - && /usr/bin/python3 '$SRC/bench/relocate_pass.py' d" \
+    pigz_only "$empty" "pigz -dc base.tar.gz | tar -C d -xf -" \
+    zstd_only "$empty" "zstd -dc base.tar.zst | tar -C d -xf -" \
+    cp_tree 'rm -rf d' "cp -a ref/env d"
+  t_ferry=$(t ferry_unpack)
   # The compute floor of an unpack: decoding the frames plus creating the files (tar -x of the
   # uncompressed stream from memory), in CPU seconds, over the cores.
   zstd -dcq e.tar.zst >stream.tar
   c_decode=$(median_cpu "zstd -dcq e.tar.zst")
   PREPARE='rm -rf d; mkdir d'
   c_create=$(median_cpu "tar -C d -xf stream.tar")
+  unset PREPARE
   rm -f stream.tar
   f_unpack=$(echo "scale=3; ($c_decode + $c_create) / $JOBS" | bc)
-  printf '%-44s %9s %14s\n' "unpack (relocated, ready to run)" "seconds" "ferry faster"
-  printf '%-44s %9.2f %14s\n' "ferry unpack (tar.zst)" "$t_ferry" "1.00x"
-  printf '%-44s %9.2f %13.2fx\n' "ferry unpack (tar.gz)" "$t_ferry_gz" "$(ratio "$t_ferry_gz" "$t_ferry")"
-  printf '%-44s %9.2f %13.2fx\n' "pigz -dc | tar -x + relocation pass (python)" "$t_pigz" "$(ratio "$t_pigz" "$t_ferry")"
-  printf '%-44s %9.2f %13.2fx\n' "pigz -dc | tar -x (no relocation)" "$t_pigz_only" "$(ratio "$t_pigz_only" "$t_ferry")"
-  printf '%-44s %9.2f %13.2fx\n' "zstd -dc | tar -x (no relocation)" "$t_zstd" "$(ratio "$t_zstd" "$t_ferry")"
-  printf '%-44s %9.2f %13.2fx\n' "cp -a of the unpacked tree (copy floor)" "$t_cp" "$(ratio "$t_cp" "$t_ferry")"
-  printf '%-44s %9.2f %13.2fx\n' "floor: (zstd -d + tar -x CPU) / $JOBS cores" "$f_unpack" "$(ratio "$f_unpack" "$t_ferry")"
+  row2() { printf '%-44s %9.2f %9s %13.2fx\n' "$1" "$(t "$2")" "$(peak "$2")" "$(ratio "$(t "$2")" "$t_ferry")"; }
+  printf '%-44s %9s %9s %14s\n' "unpack (relocated, ready to run)" "seconds" "peak MiB" "ferry faster"
+  row2 "ferry unpack (tar.zst)" ferry_unpack
+  row2 "ferry unpack (tar.gz)" ferry_unpack_gz
+  row2 "pigz -dc | tar -x + relocation pass (python)" pigz_reloc
+  row2 "pigz -dc | tar -x (no relocation)" pigz_only
+  row2 "zstd -dc | tar -x (no relocation)" zstd_only
+  row2 "cp -a of the unpacked tree (copy floor)" cp_tree
+  printf '%-44s %9.2f %9s %13.2fx\n' "floor: (zstd -d + tar -x CPU) / $JOBS cores" "$f_unpack" "" "$(ratio "$f_unpack" "$t_ferry")"
   echo
 
   # ---- the real conda-pack (PyPI, pinned, in a venv under the build tree) on the same env ----
@@ -119,23 +137,22 @@ archive_tables() {
   elif ! CP_VENV=$(pypi_env conda-pack); then
     echo "conda-pack: skipped (cannot install conda-pack from PyPI)"
   else
-    t_cp_pack=$(PREPARE='rm -f cp.tar.gz' median_time "'$CP_VENV/bin/conda-pack' -p '$ENV' -o cp.tar.gz -j $JOBS -q")
-    t_ferry_pack_gz=$(PREPARE='rm -f fg.tar.gz' median_time "'$FERRY' pack '$ENV' -o fg.tar.gz --format tar.gz -j $JOBS")
+    bench_set cp_pack 'rm -f cp.tar.gz' "'$CP_VENV/bin/conda-pack' -p '$ENV' -o cp.tar.gz -j $JOBS -q" \
+      ferry_pack_gz 'rm -f fg.tar.gz' "'$FERRY' pack '$ENV' -o fg.tar.gz --format tar.gz -j $JOBS"
     [ -s cp.tar.gz ] || { echo "conda-pack: it made no archive of $ENV"; exit 1; }
-    printf '%-44s %9s %10s %14s\n' "pack (the real conda-pack 0.8.1)" "seconds" "size MiB" "ferry faster"
-    printf '%-44s %9.2f %10s %14s\n' "ferry pack (tar.zst, level 3)" "$t_ferry_pack" "$(mib "$(size e.tar.zst)")" "1.00x"
-    printf '%-44s %9.2f %10s %13.2fx\n' "ferry pack --format tar.gz" "$t_ferry_pack_gz" "$(mib "$(size fg.tar.gz)")" "$(ratio "$t_ferry_pack_gz" "$t_ferry_pack")"
-    printf '%-44s %9.2f %10s %13.2fx\n' "conda-pack -j $JOBS (tar.gz)" "$t_cp_pack" "$(mib "$(size cp.tar.gz)")" "$(ratio "$t_cp_pack" "$t_ferry_pack")"
+    printf '%-44s %9s %10s %9s %14s\n' "pack (the real conda-pack 0.8.1)" "seconds" "size MiB" "peak MiB" "ferry faster"
+    row3 "ferry pack (tar.zst, level 3)" ferry_pack e.tar.zst
+    row3 "ferry pack --format tar.gz" ferry_pack_gz fg.tar.gz
+    row3 "conda-pack -j $JOBS (tar.gz)" cp_pack cp.tar.gz
     echo
-    PREPARE='rm -rf d .d.ferry-*'
-    t_ferry_cp=$(median_time "'$FERRY' unpack cp.tar.gz d -j $JOBS")
-    PREPARE='rm -rf d; mkdir d'
-    t_cp_pigz=$(median_time "pigz -dc cp.tar.gz | tar -C d -xf - && d/bin/python d/bin/conda-unpack")
-    t_cp_tar=$(median_time "tar -C d -xzf cp.tar.gz && d/bin/python d/bin/conda-unpack")
-    printf '%-44s %9s %14s\n' "unpack conda-pack's tar.gz (relocated)" "seconds" "ferry faster"
-    printf '%-44s %9.2f %14s\n' "ferry unpack cp.tar.gz" "$t_ferry_cp" "1.00x"
-    printf '%-44s %9.2f %13.2fx\n' "pigz -dc | tar -x + conda-unpack" "$t_cp_pigz" "$(ratio "$t_cp_pigz" "$t_ferry_cp")"
-    printf '%-44s %9.2f %13.2fx\n' "tar -xzf + conda-unpack" "$t_cp_tar" "$(ratio "$t_cp_tar" "$t_ferry_cp")"
+    bench_set ferry_cp "$fresh" "'$FERRY' unpack cp.tar.gz d -j $JOBS" \
+      cp_pigz "$empty" "pigz -dc cp.tar.gz | tar -C d -xf - && d/bin/python d/bin/conda-unpack" \
+      cp_tar "$empty" "tar -C d -xzf cp.tar.gz && d/bin/python d/bin/conda-unpack"
+    t_ferry_cp=$(t ferry_cp)
+    printf '%-44s %9s %9s %14s\n' "unpack conda-pack's tar.gz (relocated)" "seconds" "peak MiB" "ferry faster"
+    printf '%-44s %9.2f %9s %14s\n' "ferry unpack cp.tar.gz" "$t_ferry_cp" "$(peak ferry_cp)" "1.00x"
+    printf '%-44s %9.2f %9s %13.2fx\n' "pigz -dc | tar -x + conda-unpack" "$(t cp_pigz)" "$(peak cp_pigz)" "$(ratio "$(t cp_pigz)" "$t_ferry_cp")"
+    printf '%-44s %9.2f %9s %13.2fx\n' "tar -xzf + conda-unpack" "$(t cp_tar)" "$(peak cp_tar)" "$(ratio "$(t cp_tar)" "$t_ferry_cp")"
   fi
   echo
 
@@ -146,8 +163,14 @@ archive_tables() {
 if [ -z "${2:-}" ]; then
   if HEAVY=$(pypi_env heavy); then
     mkdir "$WORK/heavy"
-    (cd "$WORK/heavy" && ENV=$(readlink -f "$HEAVY") && archive_tables)
-    rm -rf "$WORK/heavy"
+    # On tmpfs, like everything measured: the build tree's disk pages are paged out when cold
+    # (this VM runs DAMON's reclaim), which made its runs 1.5-2x apart. ferry itself moves it
+    # there, relocated, so the copy is a working venv at its new path.
+    "$FERRY" pack "$HEAVY" -o "$WORK/heavy-src.tar.zst" >/dev/null 2>&1
+    "$FERRY" unpack "$WORK/heavy-src.tar.zst" "$WORK/heavy-env" >/dev/null
+    rm -rf "$WORK/heavy-env/.ferry" "$WORK/heavy-src.tar.zst"
+    (cd "$WORK/heavy" && ENV="$WORK/heavy-env" && archive_tables)
+    rm -rf "$WORK/heavy/d"  # its archives and ref/env stay for the stage part
   else
     echo "the file-heavy env: skipped (cannot install it from PyPI)"
     echo
@@ -202,48 +225,66 @@ if [ "${BENCH_CLUSTER:-1}" = 1 ] && bash "$CLUSTER" start >/dev/null 2>&1; then
   export HYDRA_IFACE=${FERRY_CLUSTER_IFACE:-ferrybr0}
   cat > stage.sh <<SH
 set -e
-N=\$1
+N=\$1 A=\$2  # nodes, the directory of the archives
 t() { local s e; s=\$(date +%s%N); "\$@" >/dev/null 2>&1; e=\$(date +%s%N); echo \$(( (e - s) / 1000 )); }
+# The share of this machine's core time left idle while CMD ran (per mille; idle + iowait of
+# /proc/stat's cpu line): the nodes share its cores, so idle here is idle on every node.
+busy() { awk '/^cpu /{print \$5 + \$6, \$2 + \$3 + \$4 + \$5 + \$6 + \$7 + \$8 + \$9}' /proc/stat; }
+idle() {
+  local b a
+  b=\$(busy); "\$@" >/dev/null 2>&1; a=\$(busy)
+  echo "\$b \$a" | awk '{printf "%d\\n", 1000 * (\$3 - \$1) / (\$4 - \$2)}'
+}
 clean() { srun -N\$N --ntasks-per-node=1 rm -rf /mnt/ferry-bench; }
 recipe() {
   srun -N\$N --ntasks-per-node=1 mkdir -p /mnt/ferry-bench/env
-  sbcast --force $WORK/base.tar.gz /mnt/ferry-bench/env.tar.gz
+  sbcast --force \$A/base.tar.gz /mnt/ferry-bench/env.tar.gz
   srun -N\$N --ntasks-per-node=1 sh -c 'tar -I pigz -xf /mnt/ferry-bench/env.tar.gz -C /mnt/ferry-bench/env && rm /mnt/ferry-bench/env.tar.gz'
 }
 reloc() { srun -N\$N --ntasks-per-node=1 /usr/bin/python3 $SRC/bench/relocate_pass.py /mnt/ferry-bench/env; }
 for i in \$(seq $STAGE_RUNS); do
   clean; echo "recipe_copy_untar \$(t recipe)"; echo "recipe_relocate \$(t reloc)"
-  clean; echo "sbcast \$(t $FERRY stage $WORK/e.tar.zst --to /mnt/ferry-bench/env --via sbcast)"
-  clean; echo "mpi \$(t $FERRY stage $WORK/e.tar.zst --to /mnt/ferry-bench/env --via mpi)"
+  clean; echo "sbcast \$(t $FERRY stage \$A/e.tar.zst --to /mnt/ferry-bench/env --via sbcast)"
+  clean; echo "mpi \$(t $FERRY stage \$A/e.tar.zst --to /mnt/ferry-bench/env --via mpi)"
 done
 clean
-$FERRY stage $WORK/e.tar.zst --to /mnt/ferry-bench/env --via mpi --json > $WORK/stage-mpi-\$N.json
+for i in 1 2 3; do
+  echo "mpi_idle \$(idle $FERRY stage \$A/e.tar.zst --to /mnt/ferry-bench/env --via mpi)"; clean
+done
+$FERRY stage \$A/e.tar.zst --to /mnt/ferry-bench/env --via mpi --json > \$A/stage-mpi-\$N.json
 clean
-$FERRY stage $WORK/e.tar.zst --to /mnt/ferry-bench/env --via sbcast --json > $WORK/stage-sbcast-\$N.json
+$FERRY stage \$A/e.tar.zst --to /mnt/ferry-bench/env --via sbcast --json > \$A/stage-sbcast-\$N.json
 clean
 SH
   secs() { echo "scale=2; $1 / 1000000" | bc; }
-  unpacked=$(du -sb "$WORK/ref/env" | cut -f1)
-  stage_table() {  # N: nodes
-    local n=$1
-    timeout -s KILL 900 salloc -N"$n" bash stage.sh "$n" 2>/dev/null > "stage-$n.times" || true
-    smed() { grep "^$1 " "stage-$n.times" | cut -d' ' -f2 | sort -n | sed -n "$(( (STAGE_RUNS + 1) / 2 ))p"; }
+  stage_table() {  # N A LABEL: nodes, the archives' directory, what they hold
+    local n=$1 a=$2 unpacked
+    unpacked=$(du -sb "$a/ref/env" | cut -f1)
+    timeout -s KILL 900 salloc -N"$n" bash stage.sh "$n" "$a" 2>/dev/null > "$a/stage-$n.times" || true
+    smed() { grep "^$1 " "$a/stage-$n.times" | cut -d' ' -f2 | sort -n | sed -n "$(( (STAGE_RUNS + 1) / 2 ))p"; }
     local t_copy t_reloc t_recipe t_sb t_mpi
     t_copy=$(smed recipe_copy_untar); t_reloc=$(smed recipe_relocate)
     t_recipe=$((t_copy + t_reloc)); t_sb=$(smed sbcast); t_mpi=$(smed mpi)
-    printf '%-44s %9s %14s %14s\n' "stage to $n node(s) (node-local, relocated)" "seconds" "ferry faster" "MiB/s/node"
+    printf '%-44s %9s %14s %14s\n' "stage to $n node(s), $3" "seconds" "ferry faster" "MiB/s/node"
     printf '%-44s %9.2f %13.2fx %14s\n' "recipe: sbcast + srun tar -I pigz + reloc" "$(secs "$t_recipe")" "$(ratio "$t_recipe" "$t_mpi")" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_recipe" | bc)"
     printf '%-44s %9.2f %14s\n' "  of which sbcast + untar" "$(secs "$t_copy")" ""
     printf '%-44s %9.2f %14s\n' "  of which relocation pass" "$(secs "$t_reloc")" ""
     printf '%-44s %9.2f %13.2fx %14s\n' "ferry stage --via mpi" "$(secs "$t_mpi")" "1.00" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_mpi" | bc)"
     printf '%-44s %9.2f %13.2fx %14s\n' "ferry stage --via sbcast" "$(secs "$t_sb")" "$(ratio "$t_sb" "$t_mpi")" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_sb" | bc)"
     for via in mpi sbcast; do
-      echo "  phases ($via): $(/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(", ".join(f"{k} {v:.2f} s" for k, v in j["phases"].items()))' "$WORK/stage-$via-$n.json")"
+      echo "  phases ($via): $(/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(", ".join(f"{k} {v:.2f} s" for k, v in j["phases"].items()))' "$a/stage-$via-$n.json")"
     done
+    echo "  core time idle during ferry stage --via mpi (/proc/stat, 3 runs): $(grep '^mpi_idle ' "$a/stage-$n.times" | cut -d' ' -f2 | awk '{printf "%s%.1f%%", NR > 1 ? ", " : "", $1 / 10}')"
   }
-  stage_table 3
+  stage_table 3 "$WORK" "the conda fixture (node-local, relocated)"
   echo
-  stage_table 1
+  stage_table 1 "$WORK" "the conda fixture (node-local, relocated)"
+  if [ -f "$WORK/heavy/e.tar.zst" ]; then
+    echo
+    stage_table 3 "$WORK/heavy" "the file-heavy env (node-local, relocated)"
+    echo
+    stage_table 1 "$WORK/heavy" "the file-heavy env (node-local, relocated)"
+  fi
 else
   if [ "${BENCH_CLUSTER:-1}" = 1 ]; then echo "launch and stage: skipped (the test cluster needs root and network namespaces)"; fi
 fi

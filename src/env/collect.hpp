@@ -34,6 +34,7 @@ struct PackItem {
   std::string placeholder;
   bool rewrite_conda_meta = false;
   std::uint64_t device = 0, inode = 0, nlink = 1;  // to store hardlinked files once
+  std::uint64_t size = 0;                          // lstat's, when collected
 };
 
 struct Collection {
@@ -46,6 +47,9 @@ struct Collection {
 
 // Fills type/mode/mtime/link of item from lstat(source); false when source does not exist.
 bool stat_item(PackItem& item);
+// stat_item of every item on `jobs` threads (0: every core): an env's tens of thousands of lstat
+// calls, each walking its whole path, are most of collecting it. found[i]: stat_item's answer.
+std::vector<char> stat_items(std::vector<PackItem>& items, unsigned jobs);
 // Walks a tree (not following symlinks): files, symlinks and empty directories, relative paths.
 // skip_top names top-level entries to leave out.
 std::vector<std::string> walk_tree(const std::string& root, bool (*skip_top)(const std::string&));

@@ -412,16 +412,19 @@ void warn_uncached(Collecting& cx) {
 }
 
 // Each chosen item's type, mode and times from its source; only regular files are relocated.
-void stat_items(Collecting& cx) {
-  for (auto& [target, item] : cx.chosen) {
-    if (!stat_item(item))
+void stat_chosen(Collecting& cx) {
+  std::vector<PackItem>& items = cx.c.items;
+  for (auto& [target, item] : cx.chosen) items.push_back(std::move(item));
+  std::vector<char> found = stat_items(items, cx.options.jobs);
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    PackItem& item = items[i];
+    if (!found[i])
       throw Error(
           fmt::format("{}: cannot read (package cache changed while packing?)", item.source));
     if (item.type != format::EntryType::file) {
       item.detect = Detect::none;
       item.reloc = format::RelocMode::none;
     }
-    cx.c.items.push_back(std::move(item));
   }
 }
 
@@ -440,7 +443,7 @@ Collection collect_conda(const PackOptions& options, const std::string& prefix) 
   pack_clobbered_from_env(cx);  // paths two packages claim
   add_unmanaged(cx);            // what no package claims
   warn_uncached(cx);
-  stat_items(cx);
+  stat_chosen(cx);
   return std::move(cx.c);
 }
 

@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include <fmt/format.h>
+#include <tbb/parallel_for.h>
 
 #include "env/collect.hpp"
 
@@ -28,6 +29,7 @@ bool stat_item(PackItem& item) {
   item.device = st.st_dev;
   item.inode = st.st_ino;
   item.nlink = st.st_nlink;
+  item.size = static_cast<std::uint64_t>(st.st_size);
   item.mtime_sec = st.st_mtim.tv_sec;
   item.mtime_nsec = static_cast<std::uint32_t>(st.st_mtim.tv_nsec);
   if (S_ISLNK(st.st_mode)) {
@@ -48,6 +50,16 @@ bool stat_item(PackItem& item) {
                     item.source));
   }
   return true;
+}
+
+std::vector<char> stat_items(std::vector<PackItem>& items, unsigned jobs) {
+  std::vector<char> found(items.size(), 0);
+  JobArena arena(jobs ? jobs : util::default_jobs());
+  arena.execute([&] {
+    tbb::parallel_for(std::size_t{0}, items.size(),
+                      [&](std::size_t i) { found[i] = stat_item(items[i]) ? 1 : 0; });
+  });
+  return found;
 }
 
 namespace {
@@ -88,16 +100,20 @@ std::vector<std::string> walk_tree(const std::string& root, bool (*skip_top)(con
 }
 
 Collection collect_tree(const PackOptions& options, const std::string& prefix, Kind kind) {
-  (void)options;
   Collection c;
   c.kind = kind;
   c.prefix = prefix;
   c.python_version = python_version_of_tree(prefix);
+  std::vector<PackItem> walked;
   for (const std::string& rel : walk_tree(prefix, nullptr)) {
-    PackItem item;
+    PackItem& item = walked.emplace_back();
     item.target = rel;
     item.source = prefix + "/" + rel;
-    if (!stat_item(item)) continue;  // vanished while walking
+  }
+  std::vector<char> found = stat_items(walked, options.jobs);
+  for (std::size_t i = 0; i < walked.size(); ++i) {
+    if (!found[i]) continue;  // vanished while walking
+    PackItem& item = walked[i];
     if (item.type == format::EntryType::file) {
       item.detect = Detect::scan;
       item.placeholder = prefix;

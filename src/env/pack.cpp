@@ -1,6 +1,8 @@
-// ferry pack: collect, then two parallel passes over the files. Pass 1 reads every file to find
-// relocation records and checksums (they go into the manifest, the archive's first member); pass 2
-// reads them again (page cache), tars and compresses them in frames.
+// ferry pack: collect, then one pipelined pass over the files that reads each file once, finds its
+// relocation record and checksum, and tars and compresses it in frames. The manifest (the records
+// and checksums) is the archive's first member but is known only at the end, so the files' frames
+// go to a spill file beside OUT, copied after the manifest's frame once it is written. Only the
+// files too large to hold (read in pieces) are read twice: once before, for their records.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -291,6 +293,16 @@ class TempOutput {
     util::write_all(m_fd.get(), data, m_output);
     m_written += data.size();
   }
+  // Appends size bytes of fd from its start: in the kernel (copy_file_range; a reflink where the
+  // file system shares extents), else through a buffer. One thread: writers of one file take its
+  // inode's lock in turn, so more threads only spin.
+  void append(int fd, std::uint64_t size) {
+    copy_range(fd, 0, m_written, size);
+    m_written += size;
+    // copy_range writes at explicit offsets; what follows (the seek table) at the file's.
+    if (::lseek(m_fd.get(), static_cast<off_t>(m_written), SEEK_SET) < 0)
+      util::throw_errno(m_output, "cannot seek in", errno);
+  }
   void commit() {
     if (::fsync(m_fd.get()) != 0) util::throw_errno(m_output, "cannot sync", errno);
     m_fd = util::UniqueFd();
@@ -299,27 +311,88 @@ class TempOutput {
   std::uint64_t written() const { return m_written; }
 
  private:
+  void copy_range(int fd, std::uint64_t from, std::uint64_t to, std::uint64_t length) {
+    auto in = static_cast<off_t>(from), out = static_cast<off_t>(to);
+    auto end = static_cast<off_t>(from + length);
+    while (in < end) {
+      ssize_t n =
+          ::copy_file_range(fd, &in, m_fd.get(), &out, static_cast<std::size_t>(end - in), 0);
+      if (n > 0) continue;
+      if (n == 0) throw Error(fmt::format("{}: its spill file ended early", m_output));
+      if (errno == EINTR) continue;
+      if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP)
+        util::throw_errno(m_output, "cannot write", errno);
+      // No copy_file_range here (another file system, an old kernel): through a buffer.
+      std::string buffer(std::size_t{4} << 20, '\0');
+      while (in < end) {
+        std::size_t want = std::min<std::size_t>(buffer.size(), static_cast<std::size_t>(end - in));
+        ssize_t got = ::pread(fd, buffer.data(), want, in);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0)
+          util::throw_errno(m_output, "cannot read its spill file", got < 0 ? errno : EIO);
+        std::string_view piece(buffer.data(), static_cast<std::size_t>(got));
+        while (!piece.empty()) {
+          ssize_t put = ::pwrite(m_fd.get(), piece.data(), piece.size(), out);
+          if (put < 0 && errno == EINTR) continue;
+          if (put < 0) util::throw_errno(m_output, "cannot write", errno);
+          piece.remove_prefix(static_cast<std::size_t>(put));
+          out += put;
+        }
+        in += got;
+      }
+    }
+  }
+
   std::string m_output;
   std::optional<util::StagedTree> m_tree;
   util::UniqueFd m_fd;
   std::uint64_t m_written = 0;
 };
 
+// Where the files' frames wait while the manifest is not known: an unnamed file (O_TMPFILE) in
+// OUT's directory, so that it is on OUT's file system and vanishes with the process; a named one,
+// removed at once, where the file system has no O_TMPFILE.
+class SpillFile {
+ public:
+  explicit SpillFile(const std::string& output) {
+    util::SiblingPath where = util::sibling_path(output);
+    m_fd = util::UniqueFd(::open(where.parent.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+    if (m_fd) return;
+    std::string pattern = fmt::format("{}/.{}.ferry-spill-XXXXXX", where.parent, where.name);
+    m_fd = util::UniqueFd(::mkostemp(pattern.data(), O_CLOEXEC));
+    if (!m_fd) util::throw_errno(pattern, "cannot create", errno);
+    ::unlink(pattern.c_str());
+  }
+  void write(std::string_view data) {
+    util::write_all(m_fd.get(), data, "the spill file of the archive");
+    m_written += data.size();
+  }
+  int fd() const { return m_fd.get(); }
+  std::uint64_t written() const { return m_written; }
+
+ private:
+  util::UniqueFd m_fd;
+  std::uint64_t m_written = 0;
+};
+
 // pack's passes share one Packing: the options, the result as far as it is known, the items and
-// what pass 1 found in each, and the archive being written.
+// what was found in each, the archive being written and the spill file of its files' frames.
 struct Packing {
   const PackOptions& o;
   PackResult r{};
   int level = 0;                      // the codec's, checked
   std::optional<TempOutput> out{};    // the archive, beside OUT until the end
+  std::optional<SpillFile> spill{};   // the files' frames, until the manifest is written
   std::vector<PackItem> items{};      // in archive order
-  std::vector<Classified> classes{};  // pass 1's findings, one per item
-  std::uint64_t total_bytes = 0;      // the files' bytes, as stat sees them before pass 1
+  std::vector<Classified> classes{};  // what each item's reading found
+  std::uint64_t total_bytes = 0;      // the files' bytes, as collected
+  std::uint64_t large_bytes = 0;      // of those, the bytes read twice (streamed files)
   unsigned jobs = 0;                  // -j
   std::optional<JobArena> arena{};    // its threads, for both passes
   format::Manifest manifest{};
   format::TarEncoder encoder{};
   std::vector<std::uint32_t> compressed_sizes{}, decompressed_sizes{};  // the frames so far
+  std::vector<std::uint32_t> spilled_compressed{}, spilled_decompressed{};
 
   void write_frames(const std::vector<format::CompressedFrame>& frames) {
     for (const auto& f : frames) {
@@ -327,6 +400,22 @@ struct Packing {
       compressed_sizes.push_back(static_cast<std::uint32_t>(f.bytes.size()));
       decompressed_sizes.push_back(f.decompressed_size);
     }
+  }
+  void spill_frames(const std::vector<format::CompressedFrame>& frames) {
+    for (const auto& f : frames) {
+      spill->write(f.bytes);
+      spilled_compressed.push_back(static_cast<std::uint32_t>(f.bytes.size()));
+      spilled_decompressed.push_back(f.decompressed_size);
+    }
+  }
+  // The spilled frames after those written so far (the manifest's).
+  void append_spill() {
+    out->append(spill->fd(), spill->written());
+    compressed_sizes.insert(compressed_sizes.end(), spilled_compressed.begin(),
+                            spilled_compressed.end());
+    decompressed_sizes.insert(decompressed_sizes.end(), spilled_decompressed.begin(),
+                              spilled_decompressed.end());
+    spill.reset();
   }
   void advance(std::uint64_t bytes) {
     if (o.progress) o.progress->advance(bytes);
@@ -389,41 +478,40 @@ void collect_items(Packing& pk) {
   }
 }
 
-// Pass 1, in parallel: every file read once for its checksum and relocation record.
-void classify_files(Packing& pk) {
+// Pass 1, in parallel, for the files too large to hold only: each read once, in pieces, for its
+// checksum and relocation record, which pass 2 needs before it streams the file. Every other file
+// is classified in pass 2, as it is read for the archive.
+void classify_large_files(Packing& pk) {
   const PackOptions& o = pk.o;
   const std::vector<PackItem>& items = pk.items;
   pk.jobs = o.jobs ? o.jobs : util::default_jobs();
   pk.arena.emplace(pk.jobs);  // for pass 2 too
   pk.classes.resize(items.size());
-  for (const PackItem& item : items) {
-    if (item.type != format::EntryType::file) continue;
-    struct stat st {};
-    if (::stat(item.source.c_str(), &st) == 0)
-      pk.total_bytes += static_cast<std::uint64_t>(st.st_size);
+  std::vector<std::size_t> large;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (items[i].type != format::EntryType::file) continue;
+    pk.total_bytes += items[i].size;
+    if (!items[i].rewrite_conda_meta && items[i].size > format::k_stream_min) {
+      large.push_back(i);
+      pk.large_bytes += items[i].size;
+    }
   }
-  if (o.progress) o.progress->begin("pack", pk.total_bytes * 2);
+  if (o.progress) o.progress->begin("pack", pk.total_bytes + pk.large_bytes);
   pk.arena->execute([&] {
-    tbb::parallel_for(std::size_t{0}, items.size(), [&](std::size_t i) {
-      if (items[i].type != format::EntryType::file) return;
-      const PackItem& item = items[i];
-      Classified& k = pk.classes[i];
-      struct stat st {};
-      bool large = !item.rewrite_conda_meta && ::stat(item.source.c_str(), &st) == 0 &&
-                   static_cast<std::uint64_t>(st.st_size) > format::k_stream_min;
-      bool done =
-          large && classify_large(item, static_cast<std::uint64_t>(st.st_size), o.dest_prefix, k);
-      if (large && !done) {
+    tbb::parallel_for(std::size_t{0}, large.size(), [&](std::size_t n) {
+      const PackItem& item = items[large[n]];
+      Classified& k = pk.classes[large[n]];
+      bool done = classify_large(item, item.size, o.dest_prefix, k);
+      if (!done) {
         done = relocate_large(item, *o.dest_prefix, util::sibling_path(pk.r.output).parent, k);
-        if (!done) k = Classified{};
+        if (!done) k = Classified{};  // no O_TMPFILE: read whole, in pass 2
       }
-      if (!done) load(item, o.dest_prefix, k);
-      pk.advance(k.size);
+      pk.advance(item.size);
     });
   });
 }
 
-// The manifest from the items and pass 1's findings, with the result's counts and warnings.
+// The manifest from the items and what reading them found, with the result's counts and warnings.
 void build_manifest(Packing& pk) {
   const PackOptions& o = pk.o;
   PackResult& r = pk.r;
@@ -493,7 +581,17 @@ void write_manifest(Packing& pk) {
   e.type = format::EntryType::file;
   e.mode = 0644;
   pk.encoder.add(e, json, chunk);
-  pk.write_frames(format::compress_chunk(pk.o.codec, pk.level, chunk));
+  // Megabytes of JSON for a large env, while no other work is left: its frames compressed at once.
+  std::vector<std::vector<format::CompressedFrame>> frames(
+      (chunk.size() + format::k_frame_max - 1) / format::k_frame_max);
+  pk.arena->execute([&] {
+    tbb::parallel_for(std::size_t{0}, frames.size(), [&](std::size_t i) {
+      frames[i] = format::compress_chunk(
+          pk.o.codec, pk.level,
+          std::string_view(chunk).substr(i * format::k_frame_max, format::k_frame_max));
+    });
+  });
+  for (const auto& f : frames) pk.write_frames(f);
 }
 
 // Pass 2's unit of work: a run of small items, or one piece (about a frame) of a streamed file.
@@ -519,9 +617,9 @@ format::Entry tar_entry(const PackItem& item) {
 }
 
 // Pass 2's stages, in pipeline order. plan_batch (serial) cuts the items into batches;
-// read_batch (parallel) reads them again and checks them against pass 1; encode_batch (serial, in
-// order) tars them; compress_batch (parallel) cuts and compresses frames; write_frames (serial, in
-// order) appends them to the archive.
+// read_batch (parallel) reads and classifies them (a streamed file's piece: reads it);
+// encode_batch (serial, in order) tars them; compress_batch (parallel) cuts and compresses frames;
+// spill_frames (serial, in order) appends them to the spill file.
 class FileWriter {
  public:
   explicit FileWriter(Packing& pk) : m_pk(pk) {}
@@ -550,9 +648,15 @@ class FileWriter {
       }
       return b;
     }
+    // Whole members up to k_chunk_target (a header and long-name pax records: about 1 KiB each),
+    // so that a chunk is one frame; a member larger than the room left starts the next chunk.
     std::uint64_t bytes = 0;
-    while (m_next < items.size() && !classes[m_next].streamed && bytes < format::k_chunk_target) {
-      if (items[m_next].type == format::EntryType::file) bytes += classes[m_next].size + 512;
+    while (m_next < items.size() && !classes[m_next].streamed) {
+      std::uint64_t member = 1024 + (items[m_next].type == format::EntryType::file
+                                         ? (items[m_next].size + 511) / 512 * 512
+                                         : 0);
+      if (bytes > 0 && bytes + member > format::k_chunk_target) break;
+      bytes += member;
       ++m_next;
     }
     b->end = m_next;
@@ -574,25 +678,13 @@ class FileWriter {
       m_pk.advance(b->length);
       return b;
     }
+    // Each batch has items of its own, so the classes it fills are its own too.
     for (std::size_t i = b->begin; i < b->end; ++i) {
       if (items[i].type != format::EntryType::file) continue;
-      b->data[i - b->begin] = reload(items[i], m_pk.classes[i]);
-      m_pk.advance(m_pk.classes[i].size);
+      b->data[i - b->begin] = load(items[i], m_pk.o.dest_prefix, m_pk.classes[i]);
+      m_pk.advance(items[i].size);
     }
     return b;
-  }
-
-  // An item read again for the archive: what pass 1 read, or Error. Pass 1's record stands (the
-  // same bytes classify the same way), so only --dest-prefix's rewrite is done again.
-  std::string reload(const PackItem& item, const Classified& pass1) const {
-    std::string data = util::read_file(item.source);
-    if (item.rewrite_conda_meta) data = rewrite_conda_meta(data, item.source);
-    const std::optional<std::string>& dest = m_pk.o.dest_prefix;
-    if (dest && pass1.mode != format::RelocMode::none)
-      relocate_to_dest(data, item, pass1.mode, item.placeholder, *dest);
-    if (data.size() != pass1.size || util::xxh3(data) != pass1.hash)
-      throw Error(fmt::format("{}: changed while packing", item.source));
-    return data;
   }
 
   std::shared_ptr<Batch> encode_batch(std::shared_ptr<Batch> b) {
@@ -632,7 +724,8 @@ class FileWriter {
   std::optional<util::Xxh3Stream> m_streamed_hash;  // of the streamed file being encoded
 };
 
-// Pass 2, pipelined: every item read again (from the page cache), tarred and compressed in frames.
+// Pass 2, pipelined: every item read (a streamed one again), classified, tarred and compressed in
+// frames, to the spill file.
 void write_files(Packing& pk) {
   using BatchPtr = std::shared_ptr<Batch>;
   FileWriter w(pk);
@@ -650,7 +743,7 @@ void write_files(Packing& pk) {
         }) & tbb::make_filter<BatchPtr, BatchPtr>(parallel, [&](BatchPtr b) {
           return w.compress_batch(b);
         }) & tbb::make_filter<BatchPtr, void>(serial, [&](BatchPtr b) {
-          pk.write_frames(b->frames);
+          pk.spill_frames(b->frames);
         }));
   });
 }
@@ -673,10 +766,12 @@ PackResult pack(const PackOptions& o) {
   check_options(pk);                     // paths, --dest-prefix, --level
   pk.out.emplace(pk.r.output, o.force);  // refuses an OUT that exists, unless --force
   collect_items(pk);                     // what goes in
-  classify_files(pk);                    // pass 1: checksums and relocation records
-  build_manifest(pk);                    // ... which the manifest records
+  classify_large_files(pk);              // pass 1: the records of files read in pieces
+  pk.spill.emplace(pk.r.output);         // beside OUT, on its file system
+  write_files(pk);                       // pass 2: read, classify, tar and compress, to the spill
+  build_manifest(pk);                    // the records and checksums
   write_manifest(pk);                    // the archive's first member
-  write_files(pk);                       // pass 2: tar and compress in frames
+  pk.append_spill();                     // then the files' frames
   finish_archive(pk);                    // seek table, rename into place
 
   PackResult& r = pk.r;

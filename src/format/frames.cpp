@@ -56,12 +56,12 @@ std::string zstd_frame(int level, std::string_view data) {
     ZSTD_CCtx_setParameter(cctx.ctx, ZSTD_c_checksumFlag, 1);
     cctx.level = level;
   }
-  std::string out;
-  out.resize(ZSTD_compressBound(data.size()));
-  std::size_t n = ZSTD_compress2(cctx.ctx, out.data(), out.size(), data.data(), data.size());
+  // Into a buffer kept per thread, so that the worst case's room is not cleared for every frame.
+  thread_local std::string room;
+  if (room.size() < ZSTD_compressBound(data.size())) room.resize(ZSTD_compressBound(data.size()));
+  std::size_t n = ZSTD_compress2(cctx.ctx, room.data(), room.size(), data.data(), data.size());
   if (ZSTD_isError(n)) throw Error(fmt::format("zstd: {}", ZSTD_getErrorName(n)));
-  out.resize(n);
-  return out;
+  return room.substr(0, n);
 }
 
 // A gzip member: header with FEXTRA "FY" (4-byte total member length), raw deflate, CRC32, ISIZE.

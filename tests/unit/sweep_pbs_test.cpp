@@ -22,12 +22,12 @@ Manifest twelve_points_on_pbs() {
 }
 
 TEST(SweepPbs, TimeLimitsInSbatchForm) {
-  EXPECT_EQ(parse_time_limit("30"), 1800U);            // minutes
-  EXPECT_EQ(parse_time_limit("2:30"), 150U);           // minutes:seconds
-  EXPECT_EQ(parse_time_limit("1:30:00"), 5400U);       // hours:minutes:seconds
-  EXPECT_EQ(parse_time_limit("2-0"), 172800U);         // days-hours
-  EXPECT_EQ(parse_time_limit("1-2:3"), 93780U);        // days-hours:minutes
-  EXPECT_EQ(parse_time_limit("1-00:00:10"), 86410U);   // days-hours:minutes:seconds
+  EXPECT_EQ(parse_time_limit("30"), 1800U);           // minutes
+  EXPECT_EQ(parse_time_limit("2:30"), 150U);          // minutes:seconds
+  EXPECT_EQ(parse_time_limit("1:30:00"), 5400U);      // hours:minutes:seconds
+  EXPECT_EQ(parse_time_limit("2-0"), 172800U);        // days-hours
+  EXPECT_EQ(parse_time_limit("1-2:3"), 93780U);       // days-hours:minutes
+  EXPECT_EQ(parse_time_limit("1-00:00:10"), 86410U);  // days-hours:minutes:seconds
   for (const char* bad : {"", "x", "1:2:3:4", "-1", "1-", "1h", "UNLIMITED", "1::2"})
     EXPECT_EQ(parse_time_limit(bad), std::nullopt) << bad;
   EXPECT_EQ(check_time_limit(""), 0U);
@@ -43,10 +43,10 @@ TEST(SweepPbs, QsubLinesAndScripts) {
   EXPECT_EQ(plan.scheduler, "pbs");
   ASSERT_EQ(plan.arrays.size(), 3U);
   EXPECT_EQ(plan.arrays[1].submit,
-            (std::vector<std::string>{"qsub", "-N", "sweep-sweep_one", "-S", "/bin/sh", "-V",
-                                      "-j", "oe", "-o", "/scratch/u/sweep one/logs/", "-J", "0-4",
-                                      "-W", "max_run_subjobs=3", "-l", "walltime=01:30:00", "-q",
-                                      "gpu", "/scratch/u/sweep one/array-5-0.pbs"}));
+            (std::vector<std::string>{"qsub", "-N", "sweep-sweep_one", "-S", "/bin/sh", "-V", "-j",
+                                      "oe", "-o", "/scratch/u/sweep one/logs/", "-J", "0-4", "-W",
+                                      "max_run_subjobs=3", "-l", "walltime=01:30:00", "-q", "gpu",
+                                      "/scratch/u/sweep one/array-5-0.pbs"}));
   EXPECT_EQ(plan.arrays[1].script,
             "#!/bin/sh\n"
             "# ferry sweep: the array starting at point 5 of /scratch/u/sweep one/sweep.json "
@@ -129,8 +129,10 @@ TEST(SweepPbs, StatusFromQstat) {
   s.time = "t";
   s.arrays = {{0, 5, "0-4", "1234[].s"}, {5, 1, "2", "1240.s"}};
   m.submissions = {s};
-  TaskStates states = {{"1234[0].s", "COMPLETED"}, {"1234[1].s", "RUNNING"},
-                       {"1234[2].s", "PENDING"},   {"1234[3].s", "CANCELLED"},
+  TaskStates states = {{"1234[0].s", "COMPLETED"},
+                       {"1234[1].s", "RUNNING"},
+                       {"1234[2].s", "PENDING"},
+                       {"1234[3].s", "CANCELLED"},
                        {"1240.s", "RUNNING"}};
   std::vector<nlohmann::json> records(12);
   records[0] = {{"exit_code", 0}, {"signal", nullptr}, {"timeout", false}, {"cancelled", false}};
