@@ -54,6 +54,15 @@ median_cpu() {
   done
   printf '%s\n' "${cpus[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
 }
+# median_producer_cpu CMD...: the same for CMD alone, its stdout a pipe that cat empties.
+median_producer_cpu() {
+  local cpus=()
+  for _ in $(seq "$RUNS"); do
+    /usr/bin/time -f '%U %S' -o "$WORK/cpu.txt" bash -c "$*" 2>/dev/null | cat > /dev/null
+    cpus+=("$(awk '{print $1 + $2}' "$WORK/cpu.txt")")
+  done
+  printf '%s\n' "${cpus[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
+}
 size() { stat -c %s "$1"; }
 mib() { echo "scale=1; $1 / 1048576" | bc; }
 ratio() { echo "scale=2; $1 / $2" | bc; }
@@ -76,20 +85,18 @@ archive_tables() {
   t_ferry_pack=$(t ferry_pack)
   "$FERRY" pack "$ENV" -o ef.tar.gz --format tar.gz -j "$JOBS" >/dev/null 2>&1
   # The compute floor of a level-3 pack: zstd's own CPU on the tar stream, already in memory, plus
-  # the CPU of reading the files into that stream: tar's into a pipe, less the same pipe fed from
-  # the stream's one file (so a lower bound: one copy of the bytes is left out), over the cores.
+  # the CPU of reading the files into that stream (tar's own, writing into a pipe), over the cores.
   tar -C "$ENV" -cf stream.tar .
   c_compress=$(median_cpu "zstd -T$JOBS -3 -q -c stream.tar")
-  c_read=$(median_cpu "tar -C '$ENV' -cf - . | cat > /dev/null")
-  c_cat=$(median_cpu "cat stream.tar | cat > /dev/null")
   rm -f stream.tar
+  c_read=$(median_producer_cpu "tar -C '$ENV' -cf - .")
   row3() { printf '%-44s %9.2f %10s %9s %13.2fx\n' "$1" "$(t "$2")" "$(mib "$(size "$3")")" "$(peak "$2")" "$(ratio "$(t "$2")" "$t_ferry_pack")"; }
   printf '%-44s %9s %10s %9s %14s\n' "pack" "seconds" "size MiB" "peak MiB" "ferry faster"
   row3 "ferry pack (tar.zst, level 3)" ferry_pack e.tar.zst
   row3 "tar -cf - | pigz" pigz_pack e.tar.gz
   row3 "tar -I 'zstd -T0 -3'" zstd_pack z.tar.zst
   f_pack=$(echo "scale=3; $c_compress / $JOBS" | bc)
-  f_pack_read=$(echo "scale=3; ($c_compress + $c_read - $c_cat) / $JOBS" | bc)
+  f_pack_read=$(echo "scale=3; ($c_compress + $c_read) / $JOBS" | bc)
   printf '%-44s %9.2f %10s %9s %13.2fx\n' "floor: zstd -3 CPU on the tar / $JOBS cores" "$f_pack" "" "" "$(ratio "$f_pack" "$t_ferry_pack")"
   printf '%-44s %9.2f %10s %9s %13.2fx\n' "floor: (zstd -3 + reading files CPU) / $JOBS" "$f_pack_read" "" "" "$(ratio "$f_pack_read" "$t_ferry_pack")"
   echo
@@ -274,7 +281,7 @@ SH
     for via in mpi sbcast; do
       echo "  phases ($via): $(/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(", ".join(f"{k} {v:.2f} s" for k, v in j["phases"].items()))' "$a/stage-$via-$n.json")"
     done
-    echo "  core time idle during ferry stage --via mpi (/proc/stat, 3 runs): $(grep '^mpi_idle ' "$a/stage-$n.times" | cut -d' ' -f2 | awk '{printf "%s%.1f%%", NR > 1 ? ", " : "", $1 / 10}')"
+    echo "  core time idle during ferry stage --via mpi (/proc/stat, 3 runs): $(grep '^mpi_idle ' "$a/stage-$n.times" | cut -d' ' -f2 | awk '{printf "%s%.1f%%", (NR > 1 ? ", " : ""), $1 / 10}')"
   }
   stage_table 3 "$WORK" "the conda fixture (node-local, relocated)"
   echo
