@@ -160,6 +160,14 @@ archive_tables() {
     printf '%-44s %9.2f %9s %14s\n' "ferry unpack cp.tar.gz" "$t_ferry_cp" "$(peak ferry_cp)" "1.00x"
     printf '%-44s %9.2f %9s %13.2fx\n' "pigz -dc | tar -x + conda-unpack" "$(t cp_pigz)" "$(peak cp_pigz)" "$(ratio "$(t cp_pigz)" "$t_ferry_cp")"
     printf '%-44s %9.2f %9s %13.2fx\n' "tar -xzf + conda-unpack" "$(t cp_tar)" "$(peak cp_tar)" "$(ratio "$(t cp_tar)" "$t_ferry_cp")"
+    echo
+    # The same archive as tar.zst (conda-pack writes that format too; recompressed here).
+    pigz -dc cp.tar.gz | zstd -q -T0 -3 -o cp.tar.zst
+    bench_set ferry_cpz "$fresh" "'$FERRY' unpack cp.tar.zst d -j $JOBS" \
+      cpz_zstd "$empty" "zstd -dc cp.tar.zst | tar -C d -xf - && d/bin/python d/bin/conda-unpack"
+    printf '%-44s %9s %9s %14s\n' "unpack conda-pack's tar.zst (relocated)" "seconds" "peak MiB" "ferry faster"
+    printf '%-44s %9.2f %9s %14s\n' "ferry unpack cp.tar.zst" "$(t ferry_cpz)" "$(peak ferry_cpz)" "1.00x"
+    printf '%-44s %9.2f %9s %13.2fx\n' "zstd -dc | tar -x + conda-unpack" "$(t cpz_zstd)" "$(peak cpz_zstd)" "$(ratio "$(t cpz_zstd)" "$(t ferry_cpz)")"
   fi
   echo
 

@@ -354,7 +354,7 @@ class TempOutput {
 // removed at once, where the file system has no O_TMPFILE.
 class SpillFile {
  public:
-  explicit SpillFile(const std::string& output) {
+  explicit SpillFile(const std::string& output) : m_subject(output + " (its spill file)") {
     util::SiblingPath where = util::sibling_path(output);
     m_fd = util::UniqueFd(::open(where.parent.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
     if (m_fd) return;
@@ -364,13 +364,14 @@ class SpillFile {
     ::unlink(pattern.c_str());
   }
   void write(std::string_view data) {
-    util::write_all(m_fd.get(), data, "the spill file of the archive");
+    util::write_all(m_fd.get(), data, m_subject);
     m_written += data.size();
   }
   int fd() const { return m_fd.get(); }
   std::uint64_t written() const { return m_written; }
 
  private:
+  std::string m_subject;
   util::UniqueFd m_fd;
   std::uint64_t m_written = 0;
 };
