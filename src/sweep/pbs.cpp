@@ -1,5 +1,6 @@
 // What PBS (OpenPBS, PBS Professional) prints: max_array_size, qsub's job ids, qstat's states.
 #include <cctype>
+#include <climits>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -8,13 +9,6 @@
 
 namespace ferry::sweep {
 namespace {
-
-bool all_digits(std::string_view text) {
-  if (text.empty()) return false;
-  for (char c : text)
-    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
-  return true;
-}
 
 // "123[4].server" -> {"123", "4", ".server"}; "124.server" -> {"124", nullopt, ".server"}.
 struct PbsId {
@@ -33,7 +27,7 @@ std::optional<PbsId> split_pbs_id(std::string_view id) {
     std::size_t close = id.find(']');
     if (close == std::string_view::npos) return std::nullopt;
     std::string_view inside = id.substr(1, close - 1);
-    if (!inside.empty() && !all_digits(inside)) return std::nullopt;
+    if (!inside.empty() && !util::parse_decimal(inside, UINT_MAX)) return std::nullopt;
     out.index = std::string(inside);
     id.remove_prefix(close + 1);
   }

@@ -99,14 +99,28 @@ std::vector<ArrayChunk> split_arrays(const std::vector<std::uint64_t>& indexes,
   return chunks;
 }
 
-std::string array_list(const std::vector<std::uint64_t>& ids) {
-  std::string out;
+namespace {
+
+// The runs of consecutive ids, as [first, last] positions in ids: {0,1,2,5} -> {0,2}, {3,3}.
+std::vector<std::pair<std::size_t, std::size_t>> consecutive_runs(
+    const std::vector<std::uint64_t>& ids) {
+  std::vector<std::pair<std::size_t, std::size_t>> runs;
   for (std::size_t i = 0; i < ids.size();) {
     std::size_t j = i;
     while (j + 1 < ids.size() && ids[j + 1] == ids[j] + 1) ++j;
+    runs.emplace_back(i, j);
+    i = j + 1;
+  }
+  return runs;
+}
+
+}  // namespace
+
+std::string array_list(const std::vector<std::uint64_t>& ids) {
+  std::string out;
+  for (auto [i, j] : consecutive_runs(ids)) {
     if (!out.empty()) out += ',';
     out += j == i ? fmt::format("{}", ids[i]) : fmt::format("{}-{}", ids[i], ids[j]);
-    i = j + 1;
   }
   return out;
 }
@@ -167,16 +181,13 @@ void plan_slurm(const Manifest& m, const ArrayChunk& chunk, const std::string& f
 // One array per run of consecutive tasks (qsub -J takes a range of two or more), a plain job for
 // a run of one.
 void plan_pbs(const Manifest& m, const ArrayChunk& chunk, const std::string& ferry,
-              const std::string& time, Plan& plan) {
-  std::uint64_t limit = check_time_limit(time);
+              std::uint64_t limit, Plan& plan) {
   // PBS job names: at most 236 characters, no blanks, starting with a letter.
   std::string name = "sweep-" + m.dir.substr(m.dir.find_last_of('/') + 1);
   for (char& c : name)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
   name.resize(std::min<std::size_t>(name.size(), 236));
-  for (std::size_t i = 0; i < chunk.tasks.size();) {
-    std::size_t j = i;
-    while (j + 1 < chunk.tasks.size() && chunk.tasks[j + 1] == chunk.tasks[j] + 1) ++j;
+  for (auto [i, j] : consecutive_runs(chunk.tasks)) {
     std::uint64_t first = chunk.tasks[i], last = chunk.tasks[j];
     PlannedArray a;
     a.offset = chunk.offset;
@@ -198,7 +209,6 @@ void plan_pbs(const Manifest& m, const ArrayChunk& chunk, const std::string& fer
     a.submit.insert(a.submit.end(), m.submit_args.begin(), m.submit_args.end());
     a.submit.push_back(a.script_path);
     plan.arrays.push_back(std::move(a));
-    i = j + 1;
   }
 }
 
@@ -218,7 +228,7 @@ Plan plan_arrays(const Manifest& m, const std::vector<std::uint64_t>& indexes,
                             m.dir),
                 Error::Kind::usage);
   std::string limit = time.empty() ? m.time : time;
-  check_time_limit(limit);
+  std::uint64_t limit_seconds = check_time_limit(limit);
   Plan plan;
   plan.dir = m.dir;
   plan.manifest = manifest_path(m.dir);
@@ -227,7 +237,7 @@ Plan plan_arrays(const Manifest& m, const std::vector<std::uint64_t>& indexes,
   plan.max_array_size = max_array_size;
   for (const ArrayChunk& chunk : split_arrays(indexes, max_array_size)) {
     if (m.scheduler == job::Scheduler::pbs)
-      plan_pbs(m, chunk, ferry, limit, plan);
+      plan_pbs(m, chunk, ferry, limit_seconds, plan);
     else
       plan_slurm(m, chunk, ferry, limit, plan);
   }
@@ -288,8 +298,8 @@ Submission submit(const Plan& plan) {
   m.submissions.emplace_back();
   m.submissions.back().time = iso_time(std::chrono::system_clock::now());
   Submission& submission = m.submissions.back();
+  bool pbs = m.scheduler == job::Scheduler::pbs;
   for (const PlannedArray& a : plan.arrays) {
-    bool pbs = m.scheduler == job::Scheduler::pbs;
     std::vector<std::string> line = a.submit;
     if (a.after_previous && !submission.arrays.empty()) {
       const std::string& before = submission.arrays.back().job_id;
