@@ -208,13 +208,19 @@ if [ "${BENCH_CLUSTER:-1}" = 1 ] && bash "$CLUSTER" start >/dev/null 2>&1; then
     for i in $(seq '"$LAUNCH_RUNS"'); do
       echo "srun $(t srun -N3 -n3 true)"
       echo "ferry $(t '"'$FERRY'"' launch -- true)"
-    done' 2>/dev/null > launch.times
+    done
+    /usr/bin/time -f "srun_peak %M" srun -N3 -n3 true 2>&1 >/dev/null | grep "^srun_peak "
+    /usr/bin/time -f "ferry_peak %M" '"'$FERRY'"' launch -- true 2>&1 >/dev/null | grep "^ferry_peak "' 2>/dev/null > launch.times
   med() { grep "^$1 " launch.times | cut -d' ' -f2 | sort -n | sed -n "$(( (LAUNCH_RUNS + 1) / 2 ))p"; }
   t_srun=$(med srun)
   t_launch=$(med ferry)
-  printf '%-44s %9s %14s\n' "launch on 3 nodes (1 rank each, 'true')" "ms" "vs srun"
-  printf '%-44s %9.1f %14s\n' "srun -N3 -n3 true" "$(echo "scale=1; $t_srun / 1000" | bc)" "1.00x"
-  printf '%-44s %9.1f %13.2fx\n' "ferry launch -- true" "$(echo "scale=1; $t_launch / 1000" | bc)" "$(ratio "$t_launch" "$t_srun")"
+  # Peak memory where the command runs (the login or batch node): the largest process, srun or
+  # ferry (its srun child is counted).
+  p_srun=$(( $(grep '^srun_peak ' launch.times | cut -d' ' -f2) / 1024 ))
+  p_launch=$(( $(grep '^ferry_peak ' launch.times | cut -d' ' -f2) / 1024 ))
+  printf '%-44s %9s %14s %9s\n' "launch on 3 nodes (1 rank each, 'true')" "ms" "vs srun" "peak MiB"
+  printf '%-44s %9.1f %14s %9s\n' "srun -N3 -n3 true" "$(echo "scale=1; $t_srun / 1000" | bc)" "1.00x" "$p_srun"
+  printf '%-44s %9.1f %13.2fx %9s\n' "ferry launch -- true" "$(echo "scale=1; $t_launch / 1000" | bc)" "$(ratio "$t_launch" "$t_srun")" "$p_launch"
   printf '%-44s %9.1f\n' "ferry's added time (median difference)" "$(echo "scale=1; ($t_launch - $t_srun) / 1000" | bc)"
   echo
 
@@ -251,12 +257,15 @@ idle() {
   echo "\$b \$a" | awk '{printf "%d\\n", 1000 * (\$3 - \$1) / (\$4 - \$2)}'
 }
 clean() { srun -N\$N --ntasks-per-node=1 rm -rf /mnt/ferry-bench; }
+# Each node's work under /usr/bin/time: its peak memory (the largest resident set of tar, pigz or
+# the relocation pass) appended to \$A/peak-recipe-\$N, one line per node and run.
+rm -f \$A/peak-recipe-\$N
 recipe() {
   srun -N\$N --ntasks-per-node=1 mkdir -p /mnt/ferry-bench/env
   sbcast --force \$A/base.tar.gz /mnt/ferry-bench/env.tar.gz
-  srun -N\$N --ntasks-per-node=1 sh -c 'tar -I pigz -xf /mnt/ferry-bench/env.tar.gz -C /mnt/ferry-bench/env && rm /mnt/ferry-bench/env.tar.gz'
+  srun -N\$N --ntasks-per-node=1 /usr/bin/time -a -o \$A/peak-recipe-\$N -f %M sh -c 'tar -I pigz -xf /mnt/ferry-bench/env.tar.gz -C /mnt/ferry-bench/env && rm /mnt/ferry-bench/env.tar.gz'
 }
-reloc() { srun -N\$N --ntasks-per-node=1 /usr/bin/python3 $SRC/bench/relocate_pass.py /mnt/ferry-bench/env; }
+reloc() { srun -N\$N --ntasks-per-node=1 /usr/bin/time -a -o \$A/peak-recipe-\$N -f %M /usr/bin/python3 $SRC/bench/relocate_pass.py /mnt/ferry-bench/env; }
 for i in \$(seq $STAGE_RUNS); do
   clean; echo "recipe_copy_untar \$(t recipe)"; echo "recipe_relocate \$(t reloc)"
   clean; echo "sbcast \$(t $FERRY stage \$A/e.tar.zst --to /mnt/ferry-bench/env --via sbcast)"
@@ -266,9 +275,10 @@ clean
 for i in 1 2 3; do
   echo "mpi_idle \$(idle $FERRY stage \$A/e.tar.zst --to /mnt/ferry-bench/env --via mpi)"; clean
 done
-$FERRY stage \$A/e.tar.zst --to /mnt/ferry-bench/env --via mpi --json > \$A/stage-mpi-\$N.json
+# The --json runs give each node's peak memory; /usr/bin/time gives ferry stage's own.
+/usr/bin/time -o \$A/peak-coordinator-mpi-\$N -f %M $FERRY stage \$A/e.tar.zst --to /mnt/ferry-bench/env --via mpi --json > \$A/stage-mpi-\$N.json
 clean
-$FERRY stage \$A/e.tar.zst --to /mnt/ferry-bench/env --via sbcast --json > \$A/stage-sbcast-\$N.json
+/usr/bin/time -o \$A/peak-coordinator-sbcast-\$N -f %M $FERRY stage \$A/e.tar.zst --to /mnt/ferry-bench/env --via sbcast --json > \$A/stage-sbcast-\$N.json
 clean
 SH
   secs() { echo "scale=2; $1 / 1000000" | bc; }
@@ -280,12 +290,19 @@ SH
     local t_copy t_reloc t_recipe t_sb t_mpi
     t_copy=$(smed recipe_copy_untar); t_reloc=$(smed recipe_relocate)
     t_recipe=$((t_copy + t_reloc)); t_sb=$(smed sbcast); t_mpi=$(smed mpi)
-    printf '%-44s %9s %14s %14s\n' "stage to $n node(s), $3" "seconds" "ferry faster" "MiB/s/node"
-    printf '%-44s %9.2f %13.2fx %14s\n' "recipe: sbcast + srun tar -I pigz + reloc" "$(secs "$t_recipe")" "$(ratio "$t_recipe" "$t_mpi")" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_recipe" | bc)"
+    # Peak memory on a node, MiB: the recipe's largest tar, pigz or relocation process; ferry's
+    # node-side process (ferry-mpi or ferry stage-node), from its report.
+    local p_recipe p_mpi p_sb
+    p_recipe=$(echo "$(sort -n "$a/peak-recipe-$n" | tail -1) / 1024" | bc)
+    node_peak() { /usr/bin/python3 -c 'import json,sys; print(max(n["peak_bytes"] for n in json.load(open(sys.argv[1]))["nodes"]) >> 20)' "$a/stage-$1-$n.json"; }
+    p_mpi=$(node_peak mpi); p_sb=$(node_peak sbcast)
+    printf '%-44s %9s %14s %14s %14s\n' "stage to $n node(s), $3" "seconds" "ferry faster" "MiB/s/node" "peak MiB/node"
+    printf '%-44s %9.2f %13.2fx %14s %14s\n' "recipe: sbcast + srun tar -I pigz + reloc" "$(secs "$t_recipe")" "$(ratio "$t_recipe" "$t_mpi")" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_recipe" | bc)" "$p_recipe"
     printf '%-44s %9.2f %14s\n' "  of which sbcast + untar" "$(secs "$t_copy")" ""
     printf '%-44s %9.2f %14s\n' "  of which relocation pass" "$(secs "$t_reloc")" ""
-    printf '%-44s %9.2f %13.2fx %14s\n' "ferry stage --via mpi" "$(secs "$t_mpi")" "1.00" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_mpi" | bc)"
-    printf '%-44s %9.2f %13.2fx %14s\n' "ferry stage --via sbcast" "$(secs "$t_sb")" "$(ratio "$t_sb" "$t_mpi")" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_sb" | bc)"
+    printf '%-44s %9.2f %13.2fx %14s %14s\n' "ferry stage --via mpi" "$(secs "$t_mpi")" "1.00" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_mpi" | bc)" "$p_mpi"
+    printf '%-44s %9.2f %13.2fx %14s %14s\n' "ferry stage --via sbcast" "$(secs "$t_sb")" "$(ratio "$t_sb" "$t_mpi")" "$(echo "scale=0; $unpacked / 1048576 * 1000000 / $t_sb" | bc)" "$p_sb"
+    echo "  ferry stage itself (the coordinator, not on a node): $(( $(cat "$a/peak-coordinator-mpi-$n") / 1024 )) MiB (mpi), $(( $(cat "$a/peak-coordinator-sbcast-$n") / 1024 )) MiB (sbcast)"
     for via in mpi sbcast; do
       echo "  phases ($via): $(/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(", ".join(f"{k} {v:.2f} s" for k, v in j["phases"].items()))' "$a/stage-$via-$n.json")"
     done

@@ -8,7 +8,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libfmt-dev libgtest-dev
   clang libclang-rt-14-dev
   clang-format  # tests/format_check.sh: the sources stay in .clang-format's style (make format applies it)
-  zstd pigz patchelf hyperfine bzip2 xz-utils zip bc
+  zstd pigz patchelf hyperfine bzip2 xz-utils zip bc time
   acl  # setfacl: unpack under a default ACL keeps the archive's modes (tests/cli/file_modes.sh)
   libseccomp-dev  # tests/tools: the unpack and stage suites again with openat2 refused, as on RHEL 8
   python3 python3-numpy python3-scipy python3-torch

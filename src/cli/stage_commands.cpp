@@ -19,10 +19,10 @@ std::string mib(std::uint64_t bytes) {
 }
 
 void print_result(const stage::StageResult& r) {
-  std::printf("%-16s %-9s %12s %9s\n", "host", "status", "bytes", "seconds");
+  std::printf("%-16s %-9s %12s %9s %12s\n", "host", "status", "bytes", "seconds", "peak memory");
   for (const auto& n : r.nodes)
-    std::printf("%-16s %-9s %12s %9.2f\n", n.host.c_str(), util::name(n.status).c_str(),
-                mib(n.bytes).c_str(), n.seconds);
+    std::printf("%-16s %-9s %12s %9.2f %12s\n", n.host.c_str(), util::name(n.status).c_str(),
+                mib(n.bytes).c_str(), n.seconds, n.peak_bytes ? mib(n.peak_bytes).c_str() : "-");
   std::string phases;
   for (const auto& [k, v] : r.phases)
     phases += fmt::format("{}{} {:.2f} s", phases.empty() ? "" : ", ", k, v);

@@ -25,7 +25,8 @@ std::string this_host() {
   return util::host_name();
 }
 
-void emit(const NodeReport& r) {
+void emit(NodeReport r) {
+  r.peak_bytes = util::peak_resident_bytes();
   std::string line = report_line(r) + "\n";
   std::fwrite(line.data(), 1, line.size(), stdout);
   std::fflush(stdout);
@@ -78,6 +79,7 @@ NodeReport parse_report_line(const std::string& line) {
   r.bytes = j.value("bytes", std::uint64_t{0});
   r.files = j.value("files", std::uint64_t{0});
   r.seconds = j.value("seconds", 0.0);
+  r.peak_bytes = j.value("peak_bytes", std::uint64_t{0});
   r.error = j.value("error", "");
   return r;
 }

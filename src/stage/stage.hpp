@@ -69,6 +69,7 @@ struct NodeReport {
   std::string error;
   std::uint64_t bytes = 0, files = 0;
   double seconds = 0;
+  std::uint64_t peak_bytes = 0;  // the node-side process's largest resident set
 
   static NodeReport failed(std::string host, std::string error) {
     return with(std::move(host), NodeStatus::failed, std::move(error));
@@ -90,7 +91,7 @@ struct NodeReport {
     return r;
   }
 };
-FERRY_JSON_FIELDS(NodeReport, host, status, bytes, files, seconds, error)
+FERRY_JSON_FIELDS(NodeReport, host, status, bytes, files, seconds, peak_bytes, error)
 
 struct StageResult {
   Via via = Via::automatic;  // the way taken: mpi or sbcast

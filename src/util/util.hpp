@@ -477,6 +477,9 @@ void await_signal_exit();
 // unknown): what a launch line or a node-side step must name.
 std::string host_name();
 std::string self_executable();
+// The largest resident set this process has had so far, in bytes (getrusage's ru_maxrss): what
+// a node's report says it took of the node's memory.
+std::uint64_t peak_resident_bytes();
 // A host name's first label ("node1" of "node1.cluster"): how schedulers name nodes.
 std::string short_host_name(std::string_view host);
 

@@ -44,6 +44,10 @@ import json, sys
 j = json.loads(sys.argv[1][sys.argv[1].index("{"):sys.argv[1].rindex("}") + 1])
 st = {n["host"]: n["status"] for n in j["nodes"]}
 assert j["ok"] and st == {"node1": "present", "node2": "unpacked", "node3": "present"}, st
+# Each node says what its part took of the node's memory: real (a process's resident set is
+# megabytes at least) and bounded by the stage's window, not by the archive's size.
+peaks = {n["host"]: n["peak_bytes"] for n in j["nodes"]}
+assert all(1 << 20 < p < 512 << 20 for p in peaks.values()), peaks
 PY
 expect_eq "$(each_node "$D/env/bin/python3 -c 'import numpy; print(1)'" | cut -d' ' -f2 | tr '\n' ' ')" "1 1 1 "
 

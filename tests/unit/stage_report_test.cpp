@@ -26,7 +26,8 @@ const std::vector<std::pair<NodeStatus, std::string>> k_names = {
 TEST(NodeReport, EveryStatusRoundTripsThroughItsReportLine) {
   for (const auto& [status, name] : k_names) {
     EXPECT_EQ(util::name(status), name);
-    NodeReport r{"node-1", status, status == NodeStatus::failed ? "disk full" : "", 123, 4, 1.5};
+    NodeReport r{"node-1", status, status == NodeStatus::failed ? "disk full" : "", 123, 4, 1.5,
+                 7 << 20};
     std::string line = stage::report_line(r);
     EXPECT_EQ(line.find('\n'), std::string::npos) << line;
     EXPECT_NE(line.find("\"status\":\"" + name + "\""), std::string::npos) << line;
@@ -37,6 +38,7 @@ TEST(NodeReport, EveryStatusRoundTripsThroughItsReportLine) {
     EXPECT_EQ(back.bytes, 123u);
     EXPECT_EQ(back.files, 4u);
     EXPECT_EQ(back.seconds, 1.5);
+    EXPECT_EQ(back.peak_bytes, 7u << 20);
   }
 }
 
@@ -96,7 +98,8 @@ TEST(StageResult, JsonHasTheKeysOfStageJsonAndPhasesInTheirOrder) {
             (std::vector<std::string>{"prepare", "broadcast", "extract", "commit"}));
   EXPECT_EQ(j["phases"]["commit"], 0.25);
   EXPECT_EQ(json_keys(j["nodes"][0]),
-            (std::vector<std::string>{"host", "status", "bytes", "files", "seconds", "error"}));
+            (std::vector<std::string>{"host", "status", "bytes", "files", "seconds", "peak_bytes",
+                                      "error"}));
   EXPECT_EQ(j["nodes"][0]["status"], "unpacked");
   EXPECT_EQ(j["nodes"][1]["status"], "aborted");
   EXPECT_EQ(util::name(stage::Via::mpi), "mpi");

@@ -516,6 +516,7 @@ void commit_or_abort(Staging& s) {
 // 5. Reports to rank 0, which prints them for ferry stage, then its phases.
 void print_reports(Staging& s) {
   const int nodes = s.nodes;
+  s.report.peak_bytes = util::peak_resident_bytes();
   std::string line = stage::report_line(s.report);
   int len = static_cast<int>(line.size());
   std::vector<int> lens(static_cast<std::size_t>(nodes)), offsets(static_cast<std::size_t>(nodes));
