@@ -18,8 +18,13 @@ void add_unpack(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_activate(CLI::App& app);
 void add_venv(CLI::App& app);
-// --machine, --sysfs-root, --hostname: how a verb that reads the site may be told another one.
+// --job, --machine, --sysfs-root, --hostname: how a verb that reads the site may be told another
+// one.
 void add_site_options(CLI::App* cmd, job::SiteOptions& options);
+// Enters job `id` (--job), or with none, when this shell is in no job, the user's one running
+// job on this host (saying so on stderr): its variables become this process's, so discovery and
+// every child (srun, mpiexec) see the job. Throws Error naming the job or listing the choices.
+void enter_job(const std::string& id);
 // job, hostlist, launch, rank (job_commands.cpp).
 void add_job_commands(CLI::App& app, int& exit_status);
 // stage and stage-node (stage_commands.cpp).

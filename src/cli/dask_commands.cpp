@@ -128,6 +128,7 @@ void add_dask(CLI::App& app, int& exit_status) {
       std::fprintf(stderr,
                    "ferry: dask: --insecure: no TLS; anyone who can reach the scheduler's port "
                    "can run code as you\n");
+    enter_job(site->job);
     job::Site s = job::discover_site(*site);
     runtime::DaskHooks hooks;
     hooks.ready = [json](const runtime::DaskCluster& d) {

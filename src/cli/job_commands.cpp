@@ -101,6 +101,12 @@ Json site_json(const job::Site& c, const job::LaunchPlan* plan) {
     j["launch"] = *plan;
     j["launch"]["line"] = util::command_line(plan->argv);
   }
+  // What each rank's OMP_NUM_THREADS will be, and why: the user's own, or the CPUs it gets.
+  if (auto own = job::lookup(c.env, "OMP_NUM_THREADS"))
+    j["threads_per_rank"] = {{"value", *own}, {"from", "OMP_NUM_THREADS"}};
+  else if (plan && plan->threads_per_rank)
+    j["threads_per_rank"] = {{"value", std::to_string(plan->threads_per_rank)},
+                             {"from", "cpus per rank"}};
   return j;
 }
 
@@ -133,6 +139,11 @@ void print_job(const job::Site& c, const job::LaunchPlan* plan) {
     std::printf("  gpu %-3u %s numa %d cpus %s%s\n", g.index, g.pci_address.c_str(), g.numa_node,
                 job::format_cpu_list(g.local_cpus).c_str(), g.usable ? "" : " (not usable)");
   std::printf("machine     %s: %s\n", c.machine->name.c_str(), c.machine->description.c_str());
+  if (auto own = job::lookup(c.env, "OMP_NUM_THREADS"))
+    std::printf("threads     %s per rank (your OMP_NUM_THREADS, kept)\n", own->c_str());
+  else if (plan && plan->threads_per_rank)
+    std::printf("threads     %u per rank (OMP_NUM_THREADS, MKL_NUM_THREADS, ... in each rank)\n",
+                plan->threads_per_rank);
   if (plan) std::printf("launch      %s\n", util::command_line(plan->argv).c_str());
 }
 
@@ -146,6 +157,7 @@ void add_job(CLI::App& app) {
   cmd->callback([=, &app] {
     (void)app;
     if (!cmd->get_subcommands().empty()) return;
+    enter_job(o->job);
     job::Site c = job::discover_site(*o);
     auto plan = default_plan(c, job::job_hostfile(c.allocation, c.env));
     if (*json)
@@ -161,6 +173,7 @@ void add_job(CLI::App& app) {
                    "File to write (default: ~/.cache/ferry/jobs/<scheduler>-<id>/env.sh)");
   save->add_flag("--json", *json, "Print the result as JSON");
   save->callback([=] {
+    enter_job(o->job);
     job::Site c = job::discover_site(*o);
     auto plan = default_plan(c, job::job_hostfile(c.allocation, c.env));
     job::JobSummary summary;
@@ -217,6 +230,10 @@ void add_launch(CLI::App& app) {
                   "GPUs per rank (default: 1 when there are GPUs)");
   cmd->add_option("--cpu-bind", req->cpu_bind,
                   "CPU binding in the launcher's grammar, instead of ferry's");
+  cmd->add_option("--threads", req->threads,
+                  "OMP_NUM_THREADS, MKL_NUM_THREADS, ... in every rank (default: the CPUs each "
+                  "rank gets, unless OMP_NUM_THREADS is set)")
+      ->check(CLI::Range(1u, 1u << 20));
   cmd->add_option("--image", *image,
                   "Run every rank in this Charliecloud image (ferry run; the ranks on a node "
                   "share one container)");
@@ -225,6 +242,7 @@ void add_launch(CLI::App& app) {
   add_site_options(cmd, *o);
   cmd->add_option("COMMAND", req->command, "The command each rank runs (after --)")->required();
   cmd->callback([=] {
+    enter_job(o->job);
     job::Site c = job::discover_site(*o);
     job::LaunchRequest r = *req;
     r.ferry = util::self_executable();
@@ -295,7 +313,13 @@ void add_rank(CLI::App& app, int& exit_status) {
       cmd->add_option("--env", "KEY=VALUE set unless already set")
           ->type_name("TEXT")
           ->expected(CLI::detail::expected_max_vector_size)
-          ->take_all()};
+          ->take_all(),
+      cmd->add_option("--threads",
+                      "OMP_NUM_THREADS, MKL_NUM_THREADS, ... (default: $OMP_NUM_THREADS, else "
+                      "the CPUs this rank is bound to, else its share of the node's)")
+          ->type_name("UINT"),
+      // What ferry launch planned: used unless the user set OMP_NUM_THREADS.
+      cmd->add_option("--planned-threads")->type_name("UINT")->group("")};
   cmd->add_flag("--json", *json, "Print this rank's variables as JSON instead of running COMMAND");
   cmd->add_option("COMMAND", *command, "The command (after --)");
   cmd->callback([=, &exit_status] {
@@ -346,7 +370,30 @@ void add_rank(CLI::App& app, int& exit_status) {
 
 }  // namespace
 
+void enter_job(const std::string& id) {
+  job::Environ env = job::current_environ();
+  job::FindJobOptions f;
+  f.id = id;
+  f.hostname = util::short_host_name(util::host_name());
+  f.user = util::user_name();
+  f.slurm = util::on_path("scontrol") && util::on_path("squeue");
+  f.pbs = util::on_path("qstat") && util::on_path("qselect");  // Slurm's qstat wrapper has none
+  // Looking for this host's job is a guess that must not hold up a shell outside any job.
+  f.timeout_seconds = id.empty() ? 5 : 15;
+  std::optional<job::FoundJob> found = job::find_job(env, f);
+  if (!found) return;
+  job::Allocation named{found->job.scheduler, found->job.id};
+  job::Environ next = job::without_job_variables(env);
+  for (auto& [k, v] : job::job_variables(found->job, job::job_dir(named, env) + "/nodefile"))
+    next[k] = v;
+  job::enter_environment(next);
+  if (id.empty()) std::fprintf(stderr, "ferry: %s\n", found->how.c_str());
+}
+
 void add_site_options(CLI::App* cmd, job::SiteOptions& o) {
+  cmd->add_option("--job", o.job,
+                  "Run in this job (Slurm or PBS id) from a shell outside it (default: this "
+                  "shell's job, else your one running job on this host)");
   cmd->add_option("--machine", o.machine, "Use this machine's entry instead of recognising it");
   cmd->add_option("--sysfs-root", o.sysfs_root,
                   "Read hardware from this recorded tree (default /)");

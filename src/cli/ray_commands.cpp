@@ -108,6 +108,7 @@ void add_ray(CLI::App& app, int& exit_status) {
       std::fprintf(stderr,
                    "ferry: ray: --insecure: no token; anyone who can reach the cluster's ports "
                    "can run code as you\n");
+    enter_job(site->job);
     job::Site s = job::discover_site(*site);
     runtime::RayHooks hooks;
     hooks.ready = [json](const runtime::RayCluster& d) {

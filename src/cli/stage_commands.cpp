@@ -63,8 +63,13 @@ void add_stage(CLI::App& app, int& exit_status) {
       "--start-timeout", o->start_timeout,
       "MPI path: seconds for the ranks to start on every node before the launcher is stopped "
       "(default 60)");
+  auto job_id = std::make_shared<std::string>();
+  cmd->add_option("--job", *job_id,
+                  "Stage to this job's nodes (Slurm or PBS id) from a shell outside it (default: "
+                  "this shell's job, else your one running job on this host)");
   cmd->add_flag("--json", *json, "Print the per-node report as JSON");
   cmd->callback([=, &exit_status] {
+    enter_job(*job_id);
     stage::StageOptions opts = *o;
     opts.via = util::from_name<stage::Via>(*via).value();  // one of them: checked above
     std::unique_ptr<ProgressBar> bar = progress_bar(!*json);

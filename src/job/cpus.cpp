@@ -34,25 +34,16 @@ std::string printable(std::string_view text) {
 // of range".
 std::optional<unsigned> parse_number(std::string_view s) { return util::parse_decimal(s, 9999999); }
 
-// sched_getaffinity with a set large enough for the kernel's CPU count (it refuses smaller ones).
-std::vector<unsigned> process_affinity() {
-  for (int count = 1024; count <= static_cast<int>(k_max_cpu); count *= 2) {
-    cpu_set_t* set = CPU_ALLOC(count);
-    std::size_t size = CPU_ALLOC_SIZE(count);
-    CPU_ZERO_S(size, set);
-    if (::sched_getaffinity(0, size, set) != 0) {
-      int err = errno;
-      CPU_FREE(set);
-      if (err == EINVAL) continue;
-      util::throw_errno("sched_getaffinity", "cannot read this process's CPU affinity", err);
-    }
-    std::vector<unsigned> cpus;
-    for (int cpu = 0; cpu < count; ++cpu)
-      if (CPU_ISSET_S(cpu, size, set)) cpus.push_back(static_cast<unsigned>(cpu));
-    CPU_FREE(set);
-    return cpus;
+// A cgroup's cpuset file: the process's own cgroup, else the nearest parent that has one (the
+// controller's files exist only where it is enabled).
+std::optional<std::vector<unsigned>> cpuset_of(const std::string& mount, std::string cgroup,
+                                               const char* file) {
+  while (true) {
+    std::string path = mount + cgroup + (cgroup.ends_with('/') ? "" : "/") + file;
+    if (auto text = sysfs::read(path); text && !text->empty()) return parse_cpu_list(*text, path);
+    if (cgroup.empty() || cgroup == "/") return std::nullopt;
+    cgroup = cgroup.substr(0, cgroup.rfind('/'));
   }
-  throw Error("sched_getaffinity: the kernel's CPU set is larger than ferry allows");
 }
 
 // A recorded tree carries the affinity as /proc/self/status does ("Cpus_allowed_list:\t0-1").
@@ -104,6 +95,52 @@ std::string format_cpu_list(const std::vector<unsigned>& cpus) {
     i = j + 1;
   }
   return out;
+}
+
+// sched_getaffinity with a set large enough for the kernel's CPU count (it refuses smaller ones).
+std::vector<unsigned> process_affinity() {
+  for (int count = 1024; count <= static_cast<int>(k_max_cpu); count *= 2) {
+    cpu_set_t* set = CPU_ALLOC(count);
+    std::size_t size = CPU_ALLOC_SIZE(count);
+    CPU_ZERO_S(size, set);
+    if (::sched_getaffinity(0, size, set) != 0) {
+      int err = errno;
+      CPU_FREE(set);
+      if (err == EINVAL) continue;
+      util::throw_errno("sched_getaffinity", "cannot read this process's CPU affinity", err);
+    }
+    std::vector<unsigned> cpus;
+    for (int cpu = 0; cpu < count; ++cpu)
+      if (CPU_ISSET_S(cpu, size, set)) cpus.push_back(static_cast<unsigned>(cpu));
+    CPU_FREE(set);
+    return cpus;
+  }
+  throw Error("sched_getaffinity: the kernel's CPU set is larger than ferry allows");
+}
+
+std::vector<unsigned> cgroup_cpuset() {
+  std::string self;
+  try {
+    self = util::read_file("/proc/self/cgroup");
+  } catch (const Error&) {
+  }
+  // "0::/path" is cgroup v2's line; "N:cpuset:/path" (or "N:cpu,cpuset:/path") v1's.
+  for (std::string_view line : util::split_lines(self)) {
+    auto first = line.find(':'), second = line.find(':', first + 1);
+    if (first == std::string_view::npos || second == std::string_view::npos) continue;
+    std::string_view controllers = line.substr(first + 1, second - first - 1);
+    std::string cgroup(line.substr(second + 1));
+    std::optional<std::vector<unsigned>> cpus;
+    if (controllers.empty())
+      cpus = cpuset_of("/sys/fs/cgroup", cgroup, "cpuset.cpus.effective");
+    else
+      for (std::string_view c : util::split(controllers, ','))
+        if (c == "cpuset")
+          cpus = cpuset_of("/sys/fs/cgroup/cpuset", cgroup, "cpuset.effective_cpus");
+    if (cpus && !cpus->empty()) return *cpus;
+  }
+  std::string online = "/sys/devices/system/cpu/online";
+  return parse_cpu_list(util::read_file(online), online);
 }
 
 CpuInventory discover_cpus(const DiscoverOptions& options) {

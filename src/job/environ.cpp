@@ -1,4 +1,6 @@
 // The environment as a value, so discovery can be run on recorded variables.
+#include <cstdlib>
+
 #include "job/job.hpp"
 
 extern char** environ;
@@ -14,6 +16,12 @@ Environ current_environ() {
     env.emplace(std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1)));
   }
   return env;
+}
+
+void enter_environment(const Environ& env) {
+  for (const auto& [name, value] : current_environ())
+    if (!env.count(name)) ::unsetenv(name.c_str());
+  for (const auto& [name, value] : env) ::setenv(name.c_str(), value.c_str(), 1);
 }
 
 std::optional<std::string> lookup(const Environ& env, const std::string& name) {

@@ -27,6 +27,9 @@ using Environ = std::map<std::string, std::string>;
 
 // The calling process's environment.
 Environ current_environ();
+// Makes env this process's whole environment (what its children inherit): how the CLI enters a
+// job found from outside it.
+void enter_environment(const Environ& env);
 // env[name] when set (an empty value counts as set), otherwise nullopt.
 std::optional<std::string> lookup(const Environ& env, const std::string& name);
 
@@ -79,6 +82,57 @@ struct AllocationOptions {
 Allocation discover_allocation(const Environ& env, const AllocationOptions& options);
 
 // ---------------------------------------------------------------------------------------------
+// The job from a shell that is not its own: a second terminal, ssh to a compute node
+// (src/job/outside.cpp)
+
+// A job as the scheduler's query tools describe it.
+struct JobRecord {
+  Scheduler scheduler = Scheduler::none;
+  std::string id, name, user, state;      // state in the tool's words: RUNNING (Slurm), R (PBS)
+  std::string partition;                  // Slurm's partition, PBS's queue
+  std::vector<std::string> hosts;         // in the scheduler's order, each once
+  std::vector<unsigned> cpus;             // per host, when the record says; else empty
+  std::vector<unsigned> slots;            // per host: PBS's MPI slots (mpiprocs); else empty
+  std::optional<unsigned> gpus_per_host;  // Slurm's GRES, when every node has the same
+  bool running() const;
+};
+// One line of `scontrol show job -d -o ID`. Throws Error when it holds no JobId.
+JobRecord parse_scontrol_job(std::string_view line);
+// `qstat -f [ID...]`: every job in it (OpenPBS's and PBS Pro's layouts, wrapped values joined).
+// Hosts from exec_host, slots from Resource_List.select's mpiprocs (1 per chunk by default).
+std::vector<JobRecord> parse_qstat_full(std::string_view text);
+
+// Whether env names a job (the variables discover_allocation looks for first).
+bool names_a_job(const Environ& env);
+// env without what a scheduler sets to describe a job, its step or its task; the client's own
+// settings (SLURM_CONF) and the user's srun options stay.
+Environ without_job_variables(const Environ& env);
+// The variables the job's own shell would have, for discover_allocation: Slurm's SLURM_JOB_ID,
+// SLURM_JOB_NODELIST, ... and SLURM_OVERLAP (a step from outside shares the CPUs of the job's
+// own steps); PBS's PBS_JOBID and PBS_NODEFILE, the nodefile written at `nodefile`.
+Environ job_variables(const JobRecord& job, const std::string& nodefile);
+
+struct FindJobOptions {
+  std::string id;        // --job ID; empty: look for the job that holds this host
+  std::string hostname;  // this host's short name
+  std::string user;      // whose jobs ("root" may name anyone's)
+  bool slurm = false;    // ask Slurm (scontrol, squeue on PATH)
+  bool pbs = false;      // ask PBS (qstat, qselect on PATH)
+  double timeout_seconds = 10;
+  // Runs a query tool; util::run_command unless tests replace it.
+  std::function<util::CommandOutput(const std::vector<std::string>&)> run;
+};
+struct FoundJob {
+  JobRecord job;
+  std::string how;  // one line saying which job and why: "--job 12", "job 12 (train) on ..."
+};
+// The job of --job ID; or, when env names no job, the user's one running job that holds this
+// host. nullopt: no job here (or no scheduler answered). Throws Error (one line) when ID is not a
+// running job of the user's, and when several jobs hold this host: it lists each one's id, name
+// and hosts and asks for --job.
+std::optional<FoundJob> find_job(const Environ& env, const FindJobOptions& options);
+
+// ---------------------------------------------------------------------------------------------
 // This node's hardware, from sysfs (root "/" normally; a recorded tree in tests)
 
 enum class GpuVendor { nvidia, amd, intel };
@@ -126,6 +180,11 @@ struct DiscoverOptions {
 
 GpuInventory discover_gpus(const Environ& env, const DiscoverOptions& options);
 CpuInventory discover_cpus(const DiscoverOptions& options);
+// This process's affinity (sched_getaffinity), and the CPUs of its cgroup's cpuset (cgroup v2's
+// cpuset.cpus.effective, v1's cpuset.effective_cpus; the online CPUs when neither is there): a
+// rank whose affinity is narrower than its cpuset was bound by its launcher.
+std::vector<unsigned> process_affinity();
+std::vector<unsigned> cgroup_cpuset();
 
 // Parses "0-3,8,10-11" (sysfs cpulist, Slurm's cpu lists). Throws Error naming `what`.
 std::vector<unsigned> parse_cpu_list(std::string_view list, std::string_view what);
@@ -186,6 +245,7 @@ struct SiteOptions {
   std::string sysfs_root = "/";
   std::string hostname;  // pretend to be this host (recorded machines, tests)
   std::string machine;   // use this machine's entry instead of recognising it
+  std::string job;       // --job ID: the CLI enters that job (find_job) before discovery
 };
 // The allocation, this node's CPUs and GPUs, and the machine (machine points into machines).
 // Movable, not copyable: a copy's machine would point into the other's table.
@@ -231,6 +291,10 @@ struct LaunchRequest {
   // srun --overlap: the step shares its CPUs with later steps (a service's step must not block
   // the srun of the script it serves).
   bool overlap = false;
+  std::optional<unsigned> threads;  // --threads: every rank's OMP_NUM_THREADS and the like
+  // The command sets its processes' threads itself (Dask's workers, Ray's tasks): the ranks
+  // leave OMP_NUM_THREADS and the like alone.
+  bool leave_threads = false;
 };
 
 struct LaunchPlan {
@@ -242,11 +306,14 @@ struct LaunchPlan {
   std::vector<std::string> argv;                 // the whole command line
   std::string hostfile_text;                     // what to write at request.hostfile (may be empty)
   std::vector<std::vector<unsigned>> rank_cpus;  // per local rank, when ferry binds CPUs itself
+  // Each rank's OMP_NUM_THREADS and the like: --threads, else the CPUs each rank gets; 0 when
+  // only the rank can tell (a --cpu-bind of the user's).
+  unsigned threads_per_rank = 0;
   std::vector<std::string> notes;
 };
 // What ferry job and launch --dry-run --json show of it ("launch"; the CLI adds the line quoted).
-FERRY_JSON_FIELDS(LaunchPlan, nodes, ranks, ranks_per_node, gpus_per_rank, master_addr, master_port,
-                  argv)
+FERRY_JSON_FIELDS(LaunchPlan, nodes, ranks, ranks_per_node, gpus_per_rank, threads_per_rank,
+                  master_addr, master_port, argv)
 
 // Builds the line. Throws Error (one line, naming the option) when the request does not fit the
 // allocation: more ranks than slots, more GPUs per node than the node has, ...
@@ -283,10 +350,28 @@ struct RankSetup {
   unsigned gpus_per_rank = 0;
   std::vector<std::vector<unsigned>> cpus;       // per local rank; empty: leave affinity alone
   std::map<std::string, std::string> extra_env;  // set unless already set
+  // Threads per rank: `threads` is the user's (--threads) and wins over everything (0: leave the
+  // variables alone); `planned_threads` is what ferry launch worked out, used unless the user set
+  // OMP_NUM_THREADS.
+  std::optional<unsigned> threads, planned_threads;
 };
 
-// The variables to set in this rank for torch.distributed's env:// and for its GPU.
+// The variables to set in this rank for torch.distributed's env://, for its GPU and for its
+// threads.
 Environ rank_environment(const RankInfo& rank, const RankSetup& setup, const Environ& env);
+
+// What limits a process's threads: OpenMP's variable and the BLAS libraries' and numexpr's own,
+// each read by a library that would otherwise start one thread per CPU of the node.
+const std::vector<std::string>& thread_variables();
+// How many threads a rank runs, in this order: setup.threads; the user's own OMP_NUM_THREADS;
+// the CPUs ferry binds it to (setup.cpus); setup.planned_threads; else, when a launcher bound it
+// (its affinity is narrower than the node's cpuset), its affinity; else its share of the node's
+// cpuset among the node's ranks. At least 1.
+unsigned rank_threads(const RankInfo& rank, const RankSetup& setup, const Environ& env,
+                      unsigned affinity_cpus, unsigned cpuset_cpus);
+// The values rank_environment sets: each of thread_variables() not already in env, to `threads`,
+// or all of them when `force` (the user's --threads).
+Environ thread_environment(unsigned threads, bool force, const Environ& env);
 // Pins this process to its local rank's CPUs (setup.cpus); no-op when there are none.
 void bind_rank_cpus(const RankInfo& rank, const RankSetup& setup);
 
@@ -299,9 +384,9 @@ struct RankOptions {
   std::vector<std::string> command;  // after "--"
 };
 // The words after `ferry rank`, in this order: --spawn, --master-addr, --master-port, --gpus,
-// --gpus-per-rank and --visibility (with GPUs only), --cpus, one --env per variable, then "--" and
-// the command. Options at their defaults are left out. GPU selectors cannot hold ',', nor
-// variable names '=' (the grammar's separators).
+// --gpus-per-rank and --visibility (with GPUs only), --cpus, one --env per variable, --threads,
+// --planned-threads, then "--" and the command. Options at their defaults are left out. GPU
+// selectors cannot hold ',', nor variable names '=' (the grammar's separators).
 std::vector<std::string> encode_rank_options(const RankOptions& options);
 // Reads words of that grammar back, options in any order, each as "--name value" (a value may be
 // empty or start with '-'). --gpus without --visibility selects CUDA_VISIBLE_DEVICES, and

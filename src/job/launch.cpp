@@ -286,6 +286,40 @@ void hostfile_text(Planning& p) {
       plan.hostfile_text += fmt::format("{} slots={}\n", h, plan.ranks_per_node);
 }
 
+// Each rank's thread count: the user's --threads; else the CPUs it is given: ferry's own lists,
+// the launcher's -c, PALS's depth or bind list. 0 for a --cpu-bind of the user's, whose share
+// only the rank can see (its affinity).
+unsigned planned_threads(const Planning& p) {
+  if (p.req.leave_threads) return 0;
+  if (p.req.threads) return std::max(1u, *p.req.threads);
+  if (p.req.cpu_bind) return 0;
+  auto fewest = [](const std::vector<std::vector<unsigned>>& lists) {
+    std::size_t n = lists.empty() ? 0 : lists.front().size();
+    for (const auto& l : lists) n = std::min(n, l.size());
+    return static_cast<unsigned>(std::max<std::size_t>(1, n));
+  };
+  switch (p.machine.launcher) {
+    case Launcher::srun:
+    case Launcher::flux:
+    case Launcher::jsrun: return p.cpus_per_rank;
+    case Launcher::pals: {
+      if (p.layout && p.layout->cpu_bind == "depth") return std::max(1u, p.layout->depth);
+      if (p.layout && p.layout->cpu_bind.starts_with("list:")) {
+        std::vector<std::vector<unsigned>> lists;
+        for (std::string_view l : util::split(std::string_view(p.layout->cpu_bind).substr(5), ':'))
+          lists.push_back(parse_cpu_list(l, "the machine's cpu_bind"));
+        return fewest(lists);
+      }
+      if (p.layout && !p.layout->cpu_bind.empty()) return p.cpus_per_rank;
+      return fewest(p.rank_cpus);
+    }
+    case Launcher::mpich:
+    case Launcher::openmpi:
+    case Launcher::local: return fewest(p.rank_cpus);
+  }
+  return 0;
+}
+
 // The rank wrapper: torch.distributed's variables, the GPU, and CPUs where the launcher does
 // not bind them. Without a launcher, ferry rank --spawn starts the ranks itself.
 void add_rank_wrapper(Planning& p) {
@@ -311,6 +345,13 @@ void add_rank_wrapper(Planning& p) {
     rank.setup.cpus = p.rank_cpus;
   }
   rank.setup.extra_env = p.machine.rank_env;
+  plan.threads_per_rank = planned_threads(p);
+  if (p.req.leave_threads)
+    rank.setup.threads = 0;
+  else if (p.req.threads)
+    rank.setup.threads = plan.threads_per_rank;
+  else if (plan.threads_per_rank && plan.rank_cpus.empty())  // ferry's own binding says it
+    rank.setup.planned_threads = plan.threads_per_rank;
   rank.command = p.req.command;
   plan.argv.insert(plan.argv.end(), {p.req.ferry, "rank"});
   std::vector<std::string> words = encode_rank_options(rank);

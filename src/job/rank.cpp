@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -140,11 +141,51 @@ Environ rank_environment(const RankInfo& r, const RankSetup& setup, const Enviro
   }
   for (const auto& [k, v] : setup.extra_env)
     if (!lookup(env, k)) out[k] = v;
+  // Threads: a count the machine's table sets counts as the user's. --threads 0: the command
+  // sets them itself.
+  if (setup.threads != 0u) {
+    Environ given = env;
+    for (const auto& [k, v] : setup.extra_env) given.emplace(k, v);
+    unsigned threads =
+        rank_threads(r, setup, given, static_cast<unsigned>(process_affinity().size()),
+                     static_cast<unsigned>(cgroup_cpuset().size()));
+    for (auto& [k, v] : thread_environment(threads, setup.threads.has_value(), given)) out[k] = v;
+  }
   // gloo listens on the interface its host name resolves to; on nodes whose names do not resolve
   // (or resolve to a management network) pick the one that reaches the master.
   if (!lookup(env, "GLOO_SOCKET_IFNAME"))
     if (Route route = route_towards(addr); !route.interface.empty() && route.interface != "lo")
       out["GLOO_SOCKET_IFNAME"] = route.interface;
+  return out;
+}
+
+const std::vector<std::string>& thread_variables() {
+  // OpenMP (PyTorch's intra-op pool, MKL and OpenBLAS built with it), MKL's and OpenBLAS's own,
+  // BLIS's, and numexpr's (pandas, PyTables).
+  static const std::vector<std::string> names = {"OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                 "OPENBLAS_NUM_THREADS", "BLIS_NUM_THREADS",
+                                                 "NUMEXPR_NUM_THREADS"};
+  return names;
+}
+
+unsigned rank_threads(const RankInfo& rank, const RankSetup& setup, const Environ& env,
+                      unsigned affinity_cpus, unsigned cpuset_cpus) {
+  if (setup.threads) return std::max(1u, *setup.threads);
+  // The user's own OpenMP count is the rank's count for the libraries they left unset too.
+  if (auto own = lookup(env, "OMP_NUM_THREADS"))
+    if (auto n = util::parse_decimal(*own, 1u << 20); n && *n > 0) return *n;
+  if (!setup.cpus.empty())
+    return std::max<unsigned>(
+        1, static_cast<unsigned>(setup.cpus[rank.local_rank % setup.cpus.size()].size()));
+  if (setup.planned_threads) return std::max(1u, *setup.planned_threads);
+  if (affinity_cpus > 0 && affinity_cpus < cpuset_cpus) return affinity_cpus;  // bound by launcher
+  return std::max(1u, std::min(affinity_cpus, cpuset_cpus) / std::max(1u, rank.local_world_size));
+}
+
+Environ thread_environment(unsigned threads, bool force, const Environ& env) {
+  Environ out;
+  for (const std::string& name : thread_variables())
+    if (force || !lookup(env, name)) out[name] = std::to_string(threads);
   return out;
 }
 

@@ -40,6 +40,9 @@ std::vector<std::string> encode_rank_options(const RankOptions& options) {
     words.insert(words.end(), {"--cpus", util::join(lists, ":")});
   }
   for (const auto& [k, v] : setup.extra_env) words.insert(words.end(), {"--env", k + "=" + v});
+  if (setup.threads) words.insert(words.end(), {"--threads", std::to_string(*setup.threads)});
+  if (setup.planned_threads)
+    words.insert(words.end(), {"--planned-threads", std::to_string(*setup.planned_threads)});
   words.push_back("--");
   words.insert(words.end(), options.command.begin(), options.command.end());
   return words;
@@ -70,6 +73,11 @@ RankOptions decode_rank_options(const std::vector<std::string>& words) {
       visibility = value;
     } else if (name == "--cpus") {
       if (!value.empty()) setup.cpus = parse_rank_cpus(value);
+    } else if (name == "--threads" || name == "--planned-threads") {
+      // --threads 0: leave the thread variables alone (a runtime sets them per worker).
+      unsigned n = static_cast<unsigned>(
+          util::parse_unsigned(value, name == "--threads" ? 0 : 1, 1u << 20, name));
+      (name == "--threads" ? setup.threads : setup.planned_threads) = n;
     } else if (name == "--env") {
       auto eq = value.find('=');
       if (eq == std::string::npos || eq == 0)

@@ -114,7 +114,8 @@ struct Coordinator {
     req.nodes = nodes;
     req.ranks_per_node = 1;
     req.gpus_per_rank = 0;
-    req.cpu_bind = "";  // Dask's threads share the node's CPUs: no binding
+    req.cpu_bind = "";         // Dask's threads share the node's CPUs: no binding
+    req.leave_threads = true;  // each worker gets its own share (dask_node.cpp)
     req.overlap = true;
     req.command = command;
     req.ferry = o.ferry;

@@ -210,7 +210,8 @@ int run_workers(const DaskNodeOptions& o, const job::Environ& env) {
       report.gpus = gpu_selectors;
     }
     report.workers = o.per_gpu ? static_cast<unsigned>(gpu_selectors.size()) : o.workers;
-    report.threads = o.threads ? o.threads : std::max(1u, granted_cpus(env) / report.workers);
+    const unsigned cpus_per_worker = std::max(1u, granted_cpus(env) / report.workers);
+    report.threads = o.threads ? o.threads : cpus_per_worker;
     std::string meminfo;
     try {
       meminfo = util::read_file("/proc/meminfo");
@@ -259,6 +260,11 @@ int run_workers(const DaskNodeOptions& o, const job::Environ& env) {
         argv.insert(argv.end(), {"--host", listen});
       for (auto& w : tls_arguments(o)) argv.push_back(std::move(w));
       job::Environ e = py.environ;
+      // Each task thread's NumPy or PyTorch gets its share of the worker's CPUs, not the node's
+      // (no nanny here to set Dask's OMP_NUM_THREADS=1); a user's own setting is kept.
+      for (auto& [k, v] :
+           job::thread_environment(std::max(1u, cpus_per_worker / report.threads), false, e))
+        e[k] = v;
       if (o.per_gpu) {
         argv.insert(argv.end(), {"--resources", "GPU=1"});
         e[visibility] = gpu_selectors[i];

@@ -81,6 +81,9 @@ struct Coordinator {
     req.ranks_per_node = 1;
     req.gpus_per_rank = 0;
     req.cpu_bind = "";  // Ray's processes share the node's CPUs: no binding
+    // Ray sets each task's and actor's OMP_NUM_THREADS from its num_cpus, unless the node's
+    // environment already holds one.
+    req.leave_threads = true;
     req.overlap = true;
     req.command = std::move(command);
     req.ferry = o.ferry;

@@ -215,6 +215,8 @@ NodeReport prepare_node(const NodeOptions& o) {
     r.status = NodeStatus::failed;
     r.error = e.what();
   }
+  // A node that holds the archive already did only this check: its peak is the check's.
+  r.peak_bytes = util::peak_resident_bytes();
   return r;
 }
 

@@ -477,6 +477,9 @@ void await_signal_exit();
 // unknown): what a launch line or a node-side step must name.
 std::string host_name();
 std::string self_executable();
+// The name of the user this process runs as (the password database's, else the uid's digits):
+// whose jobs to look for, with no $USER to trust (env -i, a cron job).
+std::string user_name();
 // The largest resident set this process has had so far, in bytes (getrusage's ru_maxrss): what
 // a node's report says it took of the node's memory.
 std::uint64_t peak_resident_bytes();

@@ -18,7 +18,7 @@ TEST(JobJson, LaunchPlanAndSavedJob) {
   nlohmann::ordered_json j = plan;
   EXPECT_EQ(json_keys(j),
             (std::vector<std::string>{"nodes", "ranks", "ranks_per_node", "gpus_per_rank",
-                                      "master_addr", "master_port", "argv"}));
+                                      "threads_per_rank", "master_addr", "master_port", "argv"}));
   EXPECT_EQ(j["ranks"], 8);
   EXPECT_EQ(j["argv"].dump(), R"(["srun","-N","2","app"])");
   nlohmann::ordered_json saved = job::SavedJob{"/c/env.sh", "/c/hostfile"};

@@ -26,8 +26,8 @@ const std::vector<std::pair<NodeStatus, std::string>> k_names = {
 TEST(NodeReport, EveryStatusRoundTripsThroughItsReportLine) {
   for (const auto& [status, name] : k_names) {
     EXPECT_EQ(util::name(status), name);
-    NodeReport r{"node-1", status, status == NodeStatus::failed ? "disk full" : "", 123, 4, 1.5,
-                 7 << 20};
+    NodeReport r{"node-1", status, status == NodeStatus::failed ? "disk full" : "", 123, 4,
+                 1.5,      7 << 20};
     std::string line = stage::report_line(r);
     EXPECT_EQ(line.find('\n'), std::string::npos) << line;
     EXPECT_NE(line.find("\"status\":\"" + name + "\""), std::string::npos) << line;
@@ -97,9 +97,8 @@ TEST(StageResult, JsonHasTheKeysOfStageJsonAndPhasesInTheirOrder) {
   EXPECT_EQ(json_keys(j["phases"]),
             (std::vector<std::string>{"prepare", "broadcast", "extract", "commit"}));
   EXPECT_EQ(j["phases"]["commit"], 0.25);
-  EXPECT_EQ(json_keys(j["nodes"][0]),
-            (std::vector<std::string>{"host", "status", "bytes", "files", "seconds", "peak_bytes",
-                                      "error"}));
+  EXPECT_EQ(json_keys(j["nodes"][0]), (std::vector<std::string>{"host", "status", "bytes", "files",
+                                                                "seconds", "peak_bytes", "error"}));
   EXPECT_EQ(j["nodes"][0]["status"], "unpacked");
   EXPECT_EQ(j["nodes"][1]["status"], "aborted");
   EXPECT_EQ(util::name(stage::Via::mpi), "mpi");
