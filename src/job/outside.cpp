@@ -65,7 +65,9 @@ std::optional<unsigned> gres_gpus(std::string_view gres) {
 }
 
 // "alice(1000)" -> "alice".
-std::string user_of(std::string_view value) { return std::string(value.substr(0, value.find('('))); }
+std::string user_of(std::string_view value) {
+  return std::string(value.substr(0, value.find('(')));
+}
 
 // ---- PBS: `qstat -f`: "Job Id: ID" then indented "name = value" lines; a long value continues
 // on lines that begin with a tab (OpenPBS) or with more indentation than an attribute's
@@ -125,7 +127,8 @@ std::vector<unsigned> select_mpiprocs(std::string_view select) {
 
 // exec_host "n1/0*64+n2/0*64+n1/1*8": one entry per chunk, host/index*ncpus (no "*": 1 CPU).
 // Hosts in first-appearance order; each host's CPUs and slots summed over its chunks.
-void read_exec_host(JobRecord& job, std::string_view exec_host, const std::vector<unsigned>& procs) {
+void read_exec_host(JobRecord& job, std::string_view exec_host,
+                    const std::vector<unsigned>& procs) {
   std::size_t chunk = 0;
   for (std::string_view entry : util::split(exec_host, '+')) {
     entry = util::trim(entry);
@@ -136,8 +139,9 @@ void read_exec_host(JobRecord& job, std::string_view exec_host, const std::vecto
       ncpus = util::parse_decimal(entry.substr(star + 1), 1u << 24).value_or(1);
     unsigned slots = chunk < procs.size() ? procs[chunk] : 1;
     ++chunk;
-    auto it = std::find_if(job.hosts.begin(), job.hosts.end(),
-                           [&](const std::string& h) { return util::short_host_name(h) == util::short_host_name(host); });
+    auto it = std::find_if(job.hosts.begin(), job.hosts.end(), [&](const std::string& h) {
+      return util::short_host_name(h) == util::short_host_name(host);
+    });
     if (it == job.hosts.end()) {
       job.hosts.push_back(host);
       job.cpus.push_back(ncpus);
@@ -150,7 +154,9 @@ void read_exec_host(JobRecord& job, std::string_view exec_host, const std::vecto
   }
 }
 
-std::string owner_of(const std::string& job_owner) { return job_owner.substr(0, job_owner.find('@')); }
+std::string owner_of(const std::string& job_owner) {
+  return job_owner.substr(0, job_owner.find('@'));
+}
 
 util::CommandOutput run_tool(const FindJobOptions& o, const std::vector<std::string>& argv) {
   if (o.run) return o.run(argv);
@@ -163,16 +169,17 @@ std::string describe(const JobRecord& j) {
 }
 
 bool holds_host(const JobRecord& j, const std::string& host) {
-  return std::any_of(j.hosts.begin(), j.hosts.end(),
-                     [&](const std::string& h) { return util::short_host_name(h) == util::short_host_name(host); });
+  return std::any_of(j.hosts.begin(), j.hosts.end(), [&](const std::string& h) {
+    return util::short_host_name(h) == util::short_host_name(host);
+  });
 }
 
 // Slurm's record of job `id`; nullopt when Slurm does not know it (another scheduler's id).
 std::optional<JobRecord> slurm_job(const FindJobOptions& o, const std::string& id) {
   util::CommandOutput r = run_tool(o, {"scontrol", "show", "job", "-d", "-o", id});
   if (r.timed_out)
-    throw Error(fmt::format("--job {}: scontrol show job did not answer in {} s", id,
-                            o.timeout_seconds));
+    throw Error(
+        fmt::format("--job {}: scontrol show job did not answer in {} s", id, o.timeout_seconds));
   if (r.status != 0) return std::nullopt;
   return parse_scontrol_job(r.out);
 }
@@ -196,7 +203,8 @@ std::vector<JobRecord> jobs_on_this_host(const FindJobOptions& o) {
     if (!r.timed_out && r.status == 0)
       for (std::string_view id : util::split_lines(r.out))
         if (!util::trim(id).empty())
-          if (auto j = slurm_job(o, std::string(util::trim(id))); j && j->running()) found.push_back(*j);
+          if (auto j = slurm_job(o, std::string(util::trim(id))); j && j->running())
+            found.push_back(*j);
   }
   if (o.pbs) {
     util::CommandOutput r = run_tool(o, {"qselect", "-u", o.user, "-s", "R"});
@@ -278,8 +286,8 @@ std::vector<JobRecord> parse_qstat_full(std::string_view text) {
 }
 
 bool names_a_job(const Environ& env) {
-  for (const char* name : {"FLUX_URI", "SLURM_JOB_ID", "SLURM_JOBID", "PBS_JOBID", "LSB_JOBID",
-                           "COBALT_JOBID"})
+  for (const char* name :
+       {"FLUX_URI", "SLURM_JOB_ID", "SLURM_JOBID", "PBS_JOBID", "LSB_JOBID", "COBALT_JOBID"})
     if (auto v = lookup(env, name); v && !v->empty()) return true;
   return false;
 }
@@ -287,18 +295,19 @@ bool names_a_job(const Environ& env) {
 Environ without_job_variables(const Environ& env) {
   // What salloc, sbatch, srun and PBS set to describe a job, its step and its task; a Slurm
   // client's own settings (SLURM_CONF, SLURM_TIME_FORMAT) and the user's srun options stay.
-  static const char* prefixes[] = {"SLURM_JOB",      "SLURM_STEP",   "SLURM_NODE",   "SLURM_TASK",
-                                   "SLURM_NTASKS",   "SLURM_CPUS_",  "SLURM_GPUS",   "SLURM_MEM_",
-                                   "SLURM_SRUN_",    "SLURM_LOCALID", "SLURM_PROCID", "SLURM_GTIDS",
-                                   "SLURM_SUBMIT_",  "SLURM_LAUNCH_", "SLURM_TRES",  "SLURM_CLUSTER",
-                                   "SLURM_OVERLAP",  "PBS_",         "FLUX_",        "LSB_",
-                                   "COBALT_"};
+  static const char* prefixes[] = {
+      "SLURM_JOB",     "SLURM_STEP",    "SLURM_NODE",    "SLURM_TASK",    "SLURM_NTASKS",
+      "SLURM_CPUS_",   "SLURM_GPUS",    "SLURM_MEM_",    "SLURM_SRUN_",   "SLURM_LOCALID",
+      "SLURM_PROCID",  "SLURM_GTIDS",   "SLURM_SUBMIT_", "SLURM_LAUNCH_", "SLURM_TRES",
+      "SLURM_CLUSTER", "SLURM_OVERLAP", "PBS_",          "FLUX_",         "LSB_",
+      "COBALT_"};
   static const char* names[] = {"SLURM_JOBID", "SLURM_NNODES", "SLURM_NPROCS", "SLURM_NODELIST"};
   Environ out;
   for (const auto& [k, v] : env) {
-    bool job = std::any_of(std::begin(prefixes), std::end(prefixes),
-                           [&](const char* p) { return k.starts_with(p); }) ||
-               std::any_of(std::begin(names), std::end(names), [&](const char* n) { return k == n; });
+    bool job =
+        std::any_of(std::begin(prefixes), std::end(prefixes),
+                    [&](const char* p) { return k.starts_with(p); }) ||
+        std::any_of(std::begin(names), std::end(names), [&](const char* n) { return k == n; });
     if (!job) out.emplace(k, v);
   }
   return out;
@@ -308,8 +317,10 @@ Environ job_variables(const JobRecord& j, const std::string& nodefile) {
   Environ v;
   if (j.scheduler == Scheduler::slurm) {
     std::string hosts = compress_hostlist(j.hosts);
-    v = {{"SLURM_JOB_ID", j.id},          {"SLURM_JOBID", j.id},
-         {"SLURM_JOB_NODELIST", hosts},   {"SLURM_NODELIST", hosts},
+    v = {{"SLURM_JOB_ID", j.id},
+         {"SLURM_JOBID", j.id},
+         {"SLURM_JOB_NODELIST", hosts},
+         {"SLURM_NODELIST", hosts},
          {"SLURM_JOB_NUM_NODES", std::to_string(j.hosts.size())},
          {"SLURM_NNODES", std::to_string(j.hosts.size())},
          // Steps started from outside share the CPUs of the job's own steps (an interactive
@@ -323,7 +334,8 @@ Environ job_variables(const JobRecord& j, const std::string& nodefile) {
     // PBS_NODEFILE's form: each host once per MPI slot of its chunks, in exec_host order.
     std::string text;
     for (std::size_t i = 0; i < j.hosts.size(); ++i)
-      for (unsigned s = 0; s < (i < j.slots.size() ? j.slots[i] : 1); ++s) text += j.hosts[i] + "\n";
+      for (unsigned s = 0; s < (i < j.slots.size() ? j.slots[i] : 1); ++s)
+        text += j.hosts[i] + "\n";
     write_job_file(nodefile, text);
     v = {{"PBS_JOBID", j.id}, {"PBS_NODEFILE", nodefile}};
     if (!j.name.empty()) v["PBS_JOBNAME"] = j.name;
@@ -339,12 +351,14 @@ std::optional<FoundJob> find_job(const Environ& env, const FindJobOptions& o) {
     if (!job && o.pbs)
       if (auto jobs = pbs_jobs(o, {o.id}); jobs && !jobs->empty()) job = jobs->front();
     if (!o.slurm && !o.pbs)
-      throw Error(fmt::format("--job {}: neither scontrol (Slurm) nor qstat (PBS) is on PATH", o.id),
-                  Error::Kind::usage);
+      throw Error(
+          fmt::format("--job {}: neither scontrol (Slurm) nor qstat (PBS) is on PATH", o.id),
+          Error::Kind::usage);
     if (!job)
-      throw Error(fmt::format("--job {}: no such job ({} does not know it)", o.id,
-                              o.slurm ? (o.pbs ? "neither scontrol nor qstat" : "scontrol") : "qstat"),
-                  Error::Kind::usage);
+      throw Error(
+          fmt::format("--job {}: no such job ({} does not know it)", o.id,
+                      o.slurm ? (o.pbs ? "neither scontrol nor qstat" : "scontrol") : "qstat"),
+          Error::Kind::usage);
     if (!job->running())
       throw Error(fmt::format("--job {}: the job is {}, not running", o.id, job->state),
                   Error::Kind::usage);

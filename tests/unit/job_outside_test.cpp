@@ -101,8 +101,8 @@ TEST(OutsidePbs, PbsProRecordJoinsWrappedValues) {
   EXPECT_EQ(j.user, "alice");
   EXPECT_EQ(j.partition, "debug-scaling");
   // exec_host wraps mid-name ("x3005c0s" / "19b1n0/0*64"); select names no mpiprocs: 1 each.
-  EXPECT_EQ(j.hosts, (std::vector<std::string>{"x3005c0s13b0n0", "x3005c0s13b1n0",
-                                               "x3005c0s19b0n0", "x3005c0s19b1n0"}));
+  EXPECT_EQ(j.hosts, (std::vector<std::string>{"x3005c0s13b0n0", "x3005c0s13b1n0", "x3005c0s19b0n0",
+                                               "x3005c0s19b1n0"}));
   EXPECT_EQ(j.cpus, (std::vector<unsigned>{64, 64, 64, 64}));
   EXPECT_EQ(j.slots, (std::vector<unsigned>{1, 1, 1, 1}));
   EXPECT_EQ(jobs[1].id, "2817401[].polaris-pbs-01.hsn.cm.polaris.alcf.anl.gov");
@@ -115,10 +115,14 @@ TEST(OutsidePbs, PbsProRecordJoinsWrappedValues) {
 }
 
 TEST(OutsideEnviron, JobVariablesReplaceAnotherJobsButKeepTheClientsSettings) {
-  Environ env = {{"SLURM_CONF", "/etc/slurm/slurm.conf"}, {"SLURM_JOB_ID", "9"},
-                 {"SLURM_JOBID", "9"},   {"SLURM_STEP_ID", "0"},
-                 {"SLURM_NNODES", "1"},  {"SLURM_CPU_BIND", "cores"},
-                 {"PBS_NODEFILE", "/x"}, {"PATH", "/usr/bin"}};
+  Environ env = {{"SLURM_CONF", "/etc/slurm/slurm.conf"},
+                 {"SLURM_JOB_ID", "9"},
+                 {"SLURM_JOBID", "9"},
+                 {"SLURM_STEP_ID", "0"},
+                 {"SLURM_NNODES", "1"},
+                 {"SLURM_CPU_BIND", "cores"},
+                 {"PBS_NODEFILE", "/x"},
+                 {"PATH", "/usr/bin"}};
   EXPECT_TRUE(names_a_job(env));
   Environ out = without_job_variables(env);
   EXPECT_EQ(out, (Environ{{"SLURM_CONF", "/etc/slurm/slurm.conf"},
@@ -147,8 +151,8 @@ struct FakeScheduler {
   }
 };
 
-std::string scontrol_line(const std::string& id, const std::string& user,
-                          const std::string& state, const std::string& nodes) {
+std::string scontrol_line(const std::string& id, const std::string& user, const std::string& state,
+                          const std::string& nodes) {
   return "JobId=" + id + " JobName=job" + id + " UserId=" + user + "(1000) JobState=" + state +
          " Partition=debug NodeList=" + nodes + " NumNodes=3\n";
 }

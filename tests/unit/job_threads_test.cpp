@@ -139,8 +139,8 @@ TEST(RankThreads, ThreadOptionsRoundTrip) {
   o.setup.planned_threads = 7;
   o.command = {"true"};
   std::vector<std::string> words = encode_rank_options(o);
-  EXPECT_EQ(words, (std::vector<std::string>{"--threads", "3", "--planned-threads", "7", "--",
-                                             "true"}));
+  EXPECT_EQ(words,
+            (std::vector<std::string>{"--threads", "3", "--planned-threads", "7", "--", "true"}));
   RankSetup back = decode_rank_options(words).setup;
   EXPECT_EQ(back.threads, 3u);
   EXPECT_EQ(back.planned_threads, 7u);
