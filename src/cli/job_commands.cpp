@@ -319,14 +319,17 @@ void add_rank(CLI::App& app, int& exit_status) {
                       "the CPUs this rank is bound to, else its share of the node's)")
           ->type_name("UINT"),
       // What ferry launch planned: used unless the user set OMP_NUM_THREADS.
-      cmd->add_option("--planned-threads")->type_name("UINT")->group("")};
+      cmd->add_option("--planned-threads", "What ferry launch planned")
+          ->type_name("UINT")
+          ->group("")};
   cmd->add_flag("--json", *json, "Print this rank's variables as JSON instead of running COMMAND");
   cmd->add_option("COMMAND", *command, "The command (after --)");
   cmd->callback([=, &exit_status] {
     std::vector<std::string> words;
     for (const CLI::Option* option : rank_options)
       for (const std::string& value : option->results())
-        words.insert(words.end(), {option->get_name(), value});
+        // Not get_name(): it is empty for a hidden option.
+        words.insert(words.end(), {"--" + option->get_lnames().front(), value});
     words.push_back("--");
     words.insert(words.end(), command->begin(), command->end());
     job::RankOptions options = job::decode_rank_options(words);

@@ -29,6 +29,39 @@ print(dist.get_rank(), int(t.item()))' | sort)
 1 3"
 fi
 
+# Threads: each rank's OMP_NUM_THREADS and the BLAS libraries' match the CPUs ferry binds it to,
+# and torch runs that many; a user's own count is kept; --threads wins over it.
+threads='echo $(grep Cpus_allowed_list /proc/self/status | cut -f2) $OMP_NUM_THREADS $MKL_NUM_THREADS $OPENBLAS_NUM_THREADS'
+out=$("${clean[@]}" "$FERRY" launch -n 2 -- sh -c "$threads")
+while read -r list omp mkl openblas; do
+  n=$("$FERRY" hostlist expand "cpu[$list]" | wc -w)
+  expect_eq "$omp $mkl $openblas" "$n $n $n" "a rank on CPUs $list"
+done <<<"$out"
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  torch_threads='import os, torch; print(len(os.sched_getaffinity(0)), os.environ["OMP_NUM_THREADS"], torch.get_num_threads())'
+  out=$("${clean[@]}" "$FERRY" launch -n 2 -- /usr/bin/python3 -c "$torch_threads")
+  while read -r n omp torch; do
+    expect_eq "$omp $torch" "$n $n" "torch's threads in a rank of $n CPUs"
+  done <<<"$out"
+fi
+out=$("${clean[@]}" OMP_NUM_THREADS=3 "$FERRY" launch -n 2 -- sh -c 'echo $OMP_NUM_THREADS $MKL_NUM_THREADS')
+expect_eq "$out" "3 3
+3 3" "the user's OMP_NUM_THREADS is kept, and the libraries follow it"
+out=$("${clean[@]}" OMP_NUM_THREADS=3 "$FERRY" launch -n 2 --threads 5 -- sh -c 'echo $OMP_NUM_THREADS $NUMEXPR_NUM_THREADS')
+expect_eq "$out" "5 5
+5 5" "--threads"
+expect_contains "$("${clean[@]}" "$FERRY" launch --dry-run -n 2 --threads 5 -- true)" "--threads 5"
+# ferry rank on its own: what launch planned, --threads 0 (a runtime's workers set their own),
+# and a launcher's binding narrower than the node (taskset here).
+rank_var() { "${clean[@]}" "$@" | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin).get("OMP_NUM_THREADS", "unset"))'; }
+expect_eq "$(rank_var "$FERRY" rank --planned-threads 4 --json -- true)" 4
+expect_eq "$(rank_var "$FERRY" rank --threads 0 --json -- true)" unset
+if [ "$cpus" -ge 2 ]; then
+  expect_eq "$(rank_var taskset -c 0 "$FERRY" rank --json -- true)" 1 "bound to one CPU"
+fi
+rc=0; "${clean[@]}" "$FERRY" launch -n 2 --threads 0 -- true 2>/dev/null || rc=$?
+expect_eq "$rc" 2 "--threads 0 is refused on launch"
+
 # A failing rank fails the launch with its status and stops the others (no 60 s sleeper left).
 start=$(date +%s)
 rc=0

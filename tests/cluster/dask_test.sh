@@ -17,8 +17,8 @@ no_dask_left() { no_marked_left FERRY_DASK_CLUSTER; }
 
 cat >"$TEST_DIR/compute.py" <<'EOF'
 # A client as users write it: Client() with no arguments, a dask.array computation, and where it
-# ran. Prints "hosts=... sum=... workers=... threads=...".
-import socket
+# ran. Prints "hosts=... sum=... workers=... threads=... omp=..." (the workers' OMP_NUM_THREADS).
+import os, socket
 import dask.array as da
 from distributed import Client
 
@@ -28,7 +28,8 @@ x = da.arange(3_000_000, chunks=100_000)
 total = int((x % 7).sum().compute())
 info = client.scheduler_info(**({"n_workers": -1} if "n_workers" in client.scheduler_info.__code__.co_varnames else {}))
 threads = sorted({w["nthreads"] for w in info["workers"].values()})
-print(f"hosts={','.join(hosts)} sum={total} workers={len(info['workers'])} threads={threads}")
+omp = sorted({str(v) for v in client.run(lambda: os.environ.get("OMP_NUM_THREADS")).values()})
+print(f"hosts={','.join(hosts)} sum={total} workers={len(info['workers'])} threads={threads} omp={','.join(omp)}")
 EOF
 want_sum=$("$VENV/bin/python" -c 'print(sum(i % 7 for i in range(3_000_000)))')
 
@@ -45,6 +46,8 @@ CLUSTER_TIMEOUT=120 on_cluster sbatch --wait -N3 -o "$TEST_DIR/out/job.out" "$TE
 out=$(cat "$TEST_DIR/out/job.out")
 expect_eq "$rc" 0 "the batch job: $out"
 expect_contains "$out" "hosts=node1,node2,node3 sum=$want_sum workers=3"
+# Each worker's BLAS and OpenMP get its share of its node's CPUs (1 here), not the node's count.
+expect_contains "$out" " omp=1"
 j=$(start_json "$TEST_DIR/out/job.out")
 expect_eq "$(field "$j" workers)" 3
 expect_eq "$(field "$j" tls)" True

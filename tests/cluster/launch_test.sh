@@ -65,6 +65,25 @@ expect_eq "$(echo "$out" | cut -d' ' -f1 | uniq -c | tr -s ' ')" " 2 node1
  2 node2
  2 node3" "salloc --ntasks-per-node=2 then --ppn 2"
 
+# Threads: 6 ranks on 3 nodes of 2 CPUs: each rank is told 1 thread (OpenMP, MKL, OpenBLAS) and
+# Debian's torch runs 1, not one per CPU of the node; a user's own OMP_NUM_THREADS=3 is kept.
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  threads='import os, socket, torch; print(socket.gethostname(), os.environ["OMP_NUM_THREADS"], os.environ["MKL_NUM_THREADS"], os.environ["OPENBLAS_NUM_THREADS"], torch.get_num_threads())'
+  out=$(CLUSTER_TIMEOUT=120 on_cluster salloc -N3 --ntasks-per-node=2 "$FERRY" launch --ppn 2 -- /usr/bin/python3 -c "$threads" 2>/dev/null | ranks)
+  expect_eq "$out" "node1 1 1 1 1
+node1 1 1 1 1
+node2 1 1 1 1
+node2 1 1 1 1
+node3 1 1 1 1
+node3 1 1 1 1" "one thread per rank of one CPU"
+  out=$(OMP_NUM_THREADS=3 CLUSTER_TIMEOUT=120 on_cluster salloc -N3 --ntasks-per-node=2 "$FERRY" launch --ppn 2 -- /usr/bin/python3 -c "$threads" 2>/dev/null | ranks | cut -d' ' -f2- | sort -u)
+  expect_eq "$out" "3 3 3 3" "the user's OMP_NUM_THREADS, kept"
+  # ferry job shows its default plan's count: one rank per node, with both of its CPUs.
+  job_out=$(on_cluster salloc -N3 --ntasks-per-node=2 "$FERRY" job 2>/dev/null)
+  expect_contains "$job_out" "threads     2 per rank"
+  expect_contains "$job_out" " -c 2 "
+fi
+
 # torch.distributed with gloo across two nodes, with no setup but ferry launch.
 if /usr/bin/python3 -c 'import torch.distributed' 2>/dev/null; then
   cat > allreduce.py <<'PY'

@@ -17,8 +17,9 @@ no_ray_left() { no_marked_left FERRY_RAY_CLUSTER; }
 
 cat >"$TEST_DIR/driver.py" <<'EOF'
 # A driver as users write it: ray.init() with no arguments, tasks spread over the nodes, an actor.
-# Prints "hosts=... cpus=... actor=... addresses=..." (the addresses the nodes registered).
-import socket, time
+# Prints "hosts=... cpus=... actor=... addresses=... omp=..." (the addresses the nodes registered;
+# the OMP_NUM_THREADS its tasks saw).
+import os, socket, time
 import ray
 
 ray.init()
@@ -37,12 +38,14 @@ class Counter:
         return self.n
 
 hosts = sorted(set(ray.get([where.remote() for _ in range(24)])))
+# Ray sets each task's OMP_NUM_THREADS from its num_cpus; ferry's node step must leave it to Ray.
+omp = ray.get(ray.remote(num_cpus=1)(lambda: os.environ.get("OMP_NUM_THREADS")).remote())
 counter = Counter.remote()
 for k in range(1, 5):
     total = ray.get(counter.add.remote(k))
 addresses = ",".join(sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]))
 print(f"hosts={','.join(hosts)} cpus={int(ray.cluster_resources().get('CPU', 0))} actor={total} "
-      f"addresses={addresses}")
+      f"addresses={addresses} omp={omp}")
 EOF
 # The CPUs Slurm grants a job of 3 nodes, one task each: what Ray must count.
 want_cpus=$(on_cluster salloc -N3 srun -N3 --ntasks-per-node=1 sh -c 'echo $SLURM_CPUS_ON_NODE' 2>/dev/null | paste -sd+ | bc)
@@ -60,7 +63,7 @@ CLUSTER_TIMEOUT=240 on_cluster sbatch --wait -N3 -o "$TEST_DIR/out/job.out" "$TE
 out=$(cat "$TEST_DIR/out/job.out")
 expect_eq "$rc" 0 "the batch job: $out"
 # Without --interface, each node's address is the one on the route to the head: Slurm's network.
-expect_contains "$out" "hosts=node1,node2,node3 cpus=$want_cpus actor=10 addresses=10.77.0.11,10.77.0.12,10.77.0.13"
+expect_contains "$out" "hosts=node1,node2,node3 cpus=$want_cpus actor=10 addresses=10.77.0.11,10.77.0.12,10.77.0.13 omp=1"
 j=$(start_json "$TEST_DIR/out/job.out")
 expect_eq "$(field "$j" token)" True "token authentication is on: $j"
 expect_eq "$(field "$j" nodes | grep -o "'role': 'head'" | wc -l)" 1 "one head: $j"
