@@ -385,7 +385,9 @@ void enter_job(const std::string& id) {
   f.timeout_seconds = id.empty() ? 5 : 15;
   std::optional<job::FoundJob> found = job::find_job(env, f);
   if (!found) return;
-  job::Allocation named{found->job.scheduler, found->job.id};
+  job::Allocation named;  // what names the job's directory
+  named.scheduler = found->job.scheduler;
+  named.job_id = found->job.id;
   job::Environ next = job::without_job_variables(env);
   for (auto& [k, v] : job::job_variables(found->job, job::job_dir(named, env) + "/nodefile"))
     next[k] = v;
