@@ -2,6 +2,8 @@
 #include "cli/progress_bar.hpp"
 
 #include <cstdio>
+#include <filesystem>
+#include <map>
 #include <memory>
 
 #include <fmt/format.h>
@@ -58,20 +60,61 @@ void add_venv(CLI::App& app) {
   });
 }
 
+// The archive formats conda-pack writes that ferry does not: one line each, naming the way out.
+[[noreturn]] void refuse_format(const std::string& what) {
+  throw Error(fmt::format("{}: ferry writes tar.zst (its default) and tar.gz (conda-pack's "
+                          "default); for a SquashFS image, ferry image build",
+                          what),
+              Error::Kind::usage);
+}
+
+// --format infer (conda-pack's default): from the output's name; tar.zst when it says nothing.
+format::Codec pack_codec(const std::string& format, const std::string& output) {
+  static const char* refused[] = {"zip", "tar.bz2", "tbz2",     "tar.xz",    "txz",
+                                  "tar", "parcel",  "squashfs", "no-archive"};
+  for (const char* r : refused)
+    if (format == r) refuse_format("--format " + format);
+  if (format == "tar.gz" || format == "tgz") return format::Codec::gzip;
+  if (format == "tar.zst" || format == "tzst") return format::Codec::zstd;
+  // infer
+  if (output.ends_with(".tar.gz") || output.ends_with(".tgz")) return format::Codec::gzip;
+  for (const char* r : {".zip", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".squashfs", ".sqfs"})
+    if (output.ends_with(r)) refuse_format("-o " + output);
+  return format::Codec::zstd;
+}
+
 void add_pack(CLI::App& app) {
   auto opts = std::make_shared<env::PackOptions>();
-  auto format = std::make_shared<std::string>("tar.zst");
+  auto format = std::make_shared<std::string>("infer");
   auto level = std::make_shared<int>(0);
+  auto threads = std::make_shared<int>(0);
+  auto name = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
+  auto quiet = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand(
       "pack", "Pack a conda env, venv or install prefix into a relocatable archive");
-  cmd->add_option("PREFIX", opts->prefix, "Environment to pack")->required();
-  cmd->add_option("-o,--output", opts->output, "Archive to write")->required();
-  cmd->add_option("--format", *format, "tar.zst (default) or tar.gz")
-      ->check(CLI::IsMember({"tar.zst", "tar.gz"}));
-  cmd->add_option("--level", *level,
+  // conda-pack's options too, so that its users' lines work with `ferry pack` in its place.
+  CLI::Option* positional =
+      cmd->add_option("PREFIX", opts->prefix,
+                      "Environment to pack (default: the active one, $VIRTUAL_ENV or "
+                      "$CONDA_PREFIX)");
+  CLI::Option* prefix =
+      cmd->add_option("-p,--prefix", opts->prefix, "Environment to pack, as conda-pack's -p");
+  CLI::Option* by_name = cmd->add_option(
+      "-n,--name", *name, "Conda environment to pack, by name (conda's envs directories)");
+  positional->excludes(prefix)->excludes(by_name);
+  prefix->excludes(by_name);
+  cmd->add_option("-o,--output", opts->output,
+                  "Archive to write (default: NAME.tar.zst, or NAME.tar.gz, in this directory)");
+  cmd->add_option("--format", *format,
+                  "infer (from --output; default tar.zst), tar.zst or tar.gz (tgz)")
+      ->check(CLI::IsMember({"infer", "tar.zst", "tzst", "tar.gz", "tgz", "zip", "tar.bz2", "tbz2",
+                             "tar.xz", "txz", "tar", "parcel", "squashfs", "no-archive"}));
+  cmd->add_option("--level,--compress-level", *level,
                   "Compression level (zstd 1-19, default 3; gzip 1-12, default 6)");
   cmd->add_option("-j,--jobs", opts->jobs, "Threads (default: all cores)");
+  cmd->add_option("--n-threads", *threads, "Threads, as conda-pack's (-1: all cores)")
+      ->check(CLI::Range(-1, 1 << 16));
   cmd->add_option("--dest-prefix", opts->dest_prefix, "Relocate at pack time to this path");
   cmd->add_option("--exclude", opts->excludes, "Leave out files matching GLOB ('*' matches '/')")
       ->take_all();
@@ -80,12 +123,34 @@ void add_pack(CLI::App& app) {
   cmd->add_flag("--ignore-editable-packages", opts->ignore_editable_packages,
                 "Pack editable installs as they are");
   cmd->add_flag("-f,--force", opts->force, "Overwrite the output");
+  cmd->add_flag("-q,--quiet", *quiet, "No progress bar and no summary (warnings still)");
   cmd->add_flag("--json", *json, "Print the result as JSON");
   cmd->callback([=] {
     env::PackOptions o = *opts;
-    o.codec = *format == "tar.gz" ? format::Codec::gzip : format::Codec::zstd;
+    std::map<std::string, std::string> environ = job::current_environ();
+    if (!name->empty()) {
+      o.prefix = env::find_conda_env(*name, environ);
+    } else if (o.prefix.empty()) {
+      // conda-pack packs the active env when given none.
+      for (const char* var : {"VIRTUAL_ENV", "CONDA_PREFIX"})
+        if (auto it = environ.find(var); it != environ.end() && !it->second.empty()) {
+          o.prefix = it->second;
+          break;
+        }
+      if (o.prefix.empty())
+        throw Error("no environment to pack: name it (PREFIX, -p PATH or -n NAME), or activate it",
+                    Error::Kind::usage);
+    }
+    if (o.output.empty()) {
+      std::string base =
+          name->empty() ? std::filesystem::path(util::absolute_path(o.prefix)).filename().string()
+                        : *name;
+      o.output = base + (*format == "tar.gz" || *format == "tgz" ? ".tar.gz" : ".tar.zst");
+    }
+    o.codec = pack_codec(*format, o.output);
     if (*level) o.level = *level;
-    std::unique_ptr<ProgressBar> bar = progress_bar(!*json);
+    if (*threads) o.jobs = *threads < 0 ? 0 : static_cast<unsigned>(*threads);
+    std::unique_ptr<ProgressBar> bar = progress_bar(!*json && !*quiet);
     o.progress = bar.get();
     env::PackResult r = env::pack(o);
     print_warnings(r.warnings);
@@ -93,6 +158,7 @@ void add_pack(CLI::App& app) {
       print_json(r);
       return;
     }
+    if (*quiet) return;
     std::printf(
         "packed %s environment %s\n  -> %s (%s)\n  %llu files, %s -> %s, %llu text + %llu "
         "binary relocation records, %.2f s\n",

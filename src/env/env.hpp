@@ -28,6 +28,17 @@ NLOHMANN_JSON_SERIALIZE_ENUM(Kind, {{Kind::conda, "conda"},
 // Throws Error naming the path when it is not a directory.
 Kind detect_kind(const std::string& prefix);
 
+// conda's env directories, in conda's order: CONDA_ENVS_DIRS and CONDA_ENVS_PATH entries, the
+// root installation's envs/ (the root: CONDA_ROOT, else CONDA_EXE's, else CONDA_PREFIX's), then
+// ~/.conda/envs. `environ` is the process environment (or a recorded one).
+std::vector<std::string> conda_envs_dirs(const std::map<std::string, std::string>& environ);
+// `-n NAME` as conda resolves it: "base" (or "root") is the root installation; else NAME in the
+// first envs directory that has it as a conda env (a conda-meta/ inside), else a prefix listed in
+// ~/.conda/environments.txt whose last component is NAME. Throws a usage Error naming NAME and
+// where it looked.
+std::string find_conda_env(const std::string& name,
+                           const std::map<std::string, std::string>& environ);
+
 // What an environment's files say about its Python (python.cpp); nothing is run.
 //
 // pyvenv.cfg as site.py reads it: each line with a '=' is a key and a value, both without the
