@@ -53,8 +53,10 @@ TEST(CondaNames, EnvironmentsTxtListsPrefixEnvs) {
   std::string home = t / "home";
   make_env(t / "scratch/proj-env");
   std::filesystem::create_directories(home + "/.conda");
-  std::ofstream(home + "/.conda/environments.txt") << t / "gone/proj-env" << "\n"
-                                                   << t / "scratch/proj-env" << "\n";
+  std::ofstream(home + "/.conda/environments.txt") << t / "gone/proj-env"
+                                                   << "\n"
+                                                   << t / "scratch/proj-env"
+                                                   << "\n";
   EXPECT_EQ(find_conda_env("proj-env", {{"HOME", home}}), t / "scratch/proj-env");
 }
 
@@ -69,6 +71,5 @@ TEST(CondaNames, AMissNamesWhereItLooked) {
   EXPECT_NE(m.find(root + "/envs"), std::string::npos) << m;
   EXPECT_NE(m.find(t / "home/.conda/environments.txt"), std::string::npos) << m;
   EXPECT_NE(message_of("a/b", env).find("not a path (use -p PATH)"), std::string::npos);
-  EXPECT_NE(message_of("base", {}).find("-n base: no conda installation found"),
-            std::string::npos);
+  EXPECT_NE(message_of("base", {}).find("-n base: no conda installation found"), std::string::npos);
 }
