@@ -145,6 +145,9 @@ void add_pack(CLI::App& app) {
       std::string base =
           name->empty() ? std::filesystem::path(util::absolute_path(o.prefix)).filename().string()
                         : *name;
+      if (base.empty() || base == "." || base == "..")
+        throw Error(fmt::format("{}: no name to give the archive: name it with -o", o.prefix),
+                    Error::Kind::usage);
       o.output = base + (*format == "tar.gz" || *format == "tgz" ? ".tar.gz" : ".tar.zst");
     }
     o.codec = pack_codec(*format, o.output);

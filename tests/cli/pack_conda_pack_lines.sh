@@ -33,6 +33,7 @@ expect_contains "$out" "\"prefix\": \"$ENV\""
 expect_failure "no environment to pack: name it (PREFIX, -p PATH or -n NAME), or activate it" \
   "${clean[@]}" "$FERRY" pack -o none.tar.zst
 expect_failure "excludes" "$FERRY" pack "$ENV" -p "$ENV" -o twice.tar.zst
+expect_failure "/: no name to give the archive: name it with -o" "$FERRY" pack /
 
 # Formats conda-pack writes and ferry does not: one line, nothing written.
 expect_failure "--format zip: ferry writes tar.zst (its default) and tar.gz" "$FERRY" pack "$ENV" -o x.zip --format zip
