@@ -171,6 +171,7 @@ void add_job(CLI::App& app) {
       "save", "Write this job's environment to a file a second shell can source");
   save->add_option("--to", *to,
                    "File to write (default: ~/.cache/ferry/jobs/<scheduler>-<id>/env.sh)");
+  save->add_option("--job", o->job, "Save this job (Slurm or PBS id) from a shell outside it");
   save->add_flag("--json", *json, "Print the result as JSON");
   save->callback([=] {
     enter_job(o->job);

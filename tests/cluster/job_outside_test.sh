@@ -85,6 +85,10 @@ expect_eq "$(wc -l <<<"$out")" 1 "one line: $out"
 out=$(on_node2 "$FERRY" job --job "$b" --json 2>"$TEST_DIR/err")
 expect_eq "$(field "$out" job_id) $(field "$out" hostlist)" "$b node2"
 expect_eq "$(cat "$TEST_DIR/err")" "" "--job says nothing more"
+# job save --job: a file that a third shell sources to be in that job.
+saved=$(on_node2 "$FERRY" job save --job "$b" --json)
+expect_contains "$(field "$saved" file)" "$TEST_DIR/home/.cache/ferry/jobs/slurm-$b/env.sh"
+expect_contains "$(cat "$(field "$saved" file)")" "SLURM_JOB_ID='$b'"
 out=$(on_node2 "$FERRY" launch --job "$a" -- hostname 2>/dev/null | sort | tr '\n' ' ')
 expect_eq "$out" "node1 node2 node3 "
 
