@@ -434,18 +434,24 @@ class RememberStopSignals {
 void exec_command(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
   if (argv.empty()) throw Error("no command to run", Error::Kind::usage);
   std::vector<char*> args = pointers(argv), vars = pointers(env);
+  default_stop_signals_before_exec();
   ::execvpe(program_for(argv[0], &env).c_str(), args.data(), vars.data());
   throw_errno(argv[0], "cannot run", errno);
 }
 
 int run_children(const std::vector<ChildSpec>& children) {
   RememberStopSignals remember;
+  // Each child in a process group of its own, so that stopping it stops what it started too (a
+  // shell's sleep outlived its shell); not when ferry reads a terminal, where a child outside the
+  // foreground group could not read it.
+  const bool groups = !::isatty(STDIN_FILENO);
+  auto signal_child = [groups](pid_t p, int sig) { ::kill(groups ? -p : p, sig); };
   std::vector<pid_t> pids;
   for (const ChildSpec& child : children) {
     try {
-      pids.push_back(spawn_child(child.argv, child.env));
+      pids.push_back(spawn_child(child.argv, child.env, groups));
     } catch (const Error&) {
-      for (pid_t p : pids) ::kill(p, SIGTERM);
+      for (pid_t p : pids) signal_child(p, SIGTERM);
       for (pid_t p : pids) ::waitpid(p, nullptr, 0);
       throw;
     }
@@ -459,7 +465,7 @@ int run_children(const std::vector<ChildSpec>& children) {
       if (errno != EINTR) break;
       if (g_forward_signal) {
         for (pid_t p : pids)
-          if (p > 0) ::kill(p, g_forward_signal);
+          if (p > 0) signal_child(p, g_forward_signal);
         g_forward_signal = 0;
       }
       continue;
@@ -472,7 +478,7 @@ int run_children(const std::vector<ChildSpec>& children) {
     if (code != 0 && result == 0) {
       result = code;
       for (pid_t p : pids)
-        if (p > 0) ::kill(p, SIGTERM);
+        if (p > 0) signal_child(p, SIGTERM);
     }
   }
   return result;

@@ -108,6 +108,19 @@ void remove_temps_on_signal() {
   });
 }
 
+void default_stop_signals_before_exec() {
+  // A program started by exec gets the default actions back, so a stop signal from now on ends
+  // it (or this process) as it should; one that ferry's handler took just before would be lost
+  // with the signal thread at exec: then this process ends here, by that signal.
+  for (int sig : k_stop_signals) {
+    struct sigaction now {};
+    if (::sigaction(sig, nullptr, &now) == 0 && now.sa_handler == on_stop_signal)
+      ::signal(sig, SIG_DFL);
+  }
+  ::signal(SIGPIPE, SIG_DFL);  // ignored for ferry's own pipes, not for the program
+  await_signal_exit();
+}
+
 void await_signal_exit() {
   if (!g_signalled.load()) return;
   while (true) ::pause();  // the signal thread ends the process

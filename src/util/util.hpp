@@ -472,6 +472,10 @@ void remove_temps_on_signal();
 // process (an error caused by the removal is then not printed, and the exit status is the
 // signal's); otherwise returns at once.
 void await_signal_exit();
+// For exec: ferry's stop-signal handlers (and its ignored SIGPIPE) back to the defaults, and if a
+// stop signal already came, the end of this process by it (await_signal_exit) instead of the
+// exec, which would have swallowed it (a rank told to stop as it starts would run on).
+void default_stop_signals_before_exec();
 
 // This machine's host name, and the path of the running program (/proc/self/exe; "ferry" when
 // unknown): what a launch line or a node-side step must name.

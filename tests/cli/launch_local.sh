@@ -68,6 +68,14 @@ rc=0
 "${clean[@]}" "$FERRY" launch -n 3 -- sh -c '[ "$RANK" = 1 ] && exit 5; sleep 60' || rc=$?
 expect_eq "$rc" 5 "rank 1 exit status"
 [ $(( $(date +%s) - start )) -lt 30 ] || fail "the other ranks were not stopped"
+# ... even when the stop comes as they start (before ferry rank has run the command): a signal
+# taken by ferry's handler just before the exec used to be lost, and the rank ran on.
+for _ in 1 2 3 4 5 6; do
+  "${clean[@]}" "$FERRY" launch -n 4 -- sh -c '[ "$RANK" = 1 ] && exit 5; sleep 61' >/dev/null 2>&1 || true
+done
+sleep 0.5
+left=$(pgrep -c -f '^sleep 61$' || true)
+expect_eq "$left" 0 "ranks left running after their launch failed: $(pgrep -a -f '^sleep 61$' || true)"
 
 # SIGTERM to the launch reaches every rank.
 "${clean[@]}" "$FERRY" launch -n 2 -- sh -c 'echo $$ > "$0/pid.$RANK"; exec sleep 60' "$TEST_DIR" &
