@@ -76,6 +76,18 @@ Json gpus_json(const job::GpuInventory& inv) {
           {"notes", inv.notes}};
 }
 
+// What each rank's OMP_NUM_THREADS will be, and why: the user's own, or the CPUs it gets.
+struct ThreadsShown {
+  std::string value;
+  bool users = false;
+};
+std::optional<ThreadsShown> threads_shown(const job::Site& c, const job::LaunchPlan* plan) {
+  if (auto own = job::lookup(c.env, "OMP_NUM_THREADS")) return ThreadsShown{*own, true};
+  if (plan && plan->threads_per_rank)
+    return ThreadsShown{std::to_string(plan->threads_per_rank), false};
+  return std::nullopt;
+}
+
 Json site_json(const job::Site& c, const job::LaunchPlan* plan) {
   const auto& a = c.allocation;
   Json j = {
@@ -101,12 +113,9 @@ Json site_json(const job::Site& c, const job::LaunchPlan* plan) {
     j["launch"] = *plan;
     j["launch"]["line"] = util::command_line(plan->argv);
   }
-  // What each rank's OMP_NUM_THREADS will be, and why: the user's own, or the CPUs it gets.
-  if (auto own = job::lookup(c.env, "OMP_NUM_THREADS"))
-    j["threads_per_rank"] = {{"value", *own}, {"from", "OMP_NUM_THREADS"}};
-  else if (plan && plan->threads_per_rank)
-    j["threads_per_rank"] = {{"value", std::to_string(plan->threads_per_rank)},
-                             {"from", "cpus per rank"}};
+  if (auto t = threads_shown(c, plan))
+    j["threads_per_rank"] = {{"value", t->value},
+                             {"from", t->users ? "OMP_NUM_THREADS" : "cpus per rank"}};
   return j;
 }
 
@@ -139,11 +148,10 @@ void print_job(const job::Site& c, const job::LaunchPlan* plan) {
     std::printf("  gpu %-3u %s numa %d cpus %s%s\n", g.index, g.pci_address.c_str(), g.numa_node,
                 job::format_cpu_list(g.local_cpus).c_str(), g.usable ? "" : " (not usable)");
   std::printf("machine     %s: %s\n", c.machine->name.c_str(), c.machine->description.c_str());
-  if (auto own = job::lookup(c.env, "OMP_NUM_THREADS"))
-    std::printf("threads     %s per rank (your OMP_NUM_THREADS, kept)\n", own->c_str());
-  else if (plan && plan->threads_per_rank)
-    std::printf("threads     %u per rank (OMP_NUM_THREADS, MKL_NUM_THREADS, ... in each rank)\n",
-                plan->threads_per_rank);
+  if (auto t = threads_shown(c, plan))
+    std::printf("threads     %s per rank (%s)\n", t->value.c_str(),
+                t->users ? "your OMP_NUM_THREADS, kept"
+                         : "OMP_NUM_THREADS, MKL_NUM_THREADS, ... in each rank");
   if (plan) std::printf("launch      %s\n", util::command_line(plan->argv).c_str());
 }
 

@@ -103,6 +103,31 @@ RankInfo resolve_rank(const Environ& env) {
   return lone;
 }
 
+namespace {
+
+// rank_threads' first rules, which need nothing of the node: --threads, the user's
+// OMP_NUM_THREADS, ferry's bind list, what ferry launch planned. nullopt: none of them says.
+std::optional<unsigned> told_threads(const RankInfo& rank, const RankSetup& setup,
+                                     const Environ& env) {
+  if (setup.threads) return std::max(1u, *setup.threads);
+  // The user's own OpenMP count is the rank's count for the libraries they left unset too.
+  if (auto own = lookup(env, "OMP_NUM_THREADS"))
+    if (auto n = util::parse_decimal(*own, 1u << 20); n && *n > 0) return *n;
+  if (!setup.cpus.empty())
+    return std::max<unsigned>(
+        1, static_cast<unsigned>(setup.cpus[rank.local_rank % setup.cpus.size()].size()));
+  if (setup.planned_threads) return std::max(1u, *setup.planned_threads);
+  return std::nullopt;
+}
+
+// Its last rules: the launcher's binding when narrower than the cpuset, else a share of it.
+unsigned node_share_threads(const RankInfo& rank, unsigned affinity_cpus, unsigned cpuset_cpus) {
+  if (affinity_cpus > 0 && affinity_cpus < cpuset_cpus) return affinity_cpus;  // bound by launcher
+  return std::max(1u, std::min(affinity_cpus, cpuset_cpus) / std::max(1u, rank.local_world_size));
+}
+
+}  // namespace
+
 Environ rank_environment(const RankInfo& r, const RankSetup& setup, const Environ& env) {
   Environ out;
   out["RANK"] = std::to_string(r.rank);
@@ -146,10 +171,12 @@ Environ rank_environment(const RankInfo& r, const RankSetup& setup, const Enviro
   if (setup.threads != 0u) {
     Environ given = env;
     for (const auto& [k, v] : setup.extra_env) given.emplace(k, v);
-    unsigned threads =
-        rank_threads(r, setup, given, static_cast<unsigned>(process_affinity().size()),
-                     static_cast<unsigned>(cgroup_cpuset().size()));
-    for (auto& [k, v] : thread_environment(threads, setup.threads.has_value(), given)) out[k] = v;
+    // The affinity and the cgroup are read only when nothing the rank was told decides.
+    std::optional<unsigned> threads = told_threads(r, setup, given);
+    if (!threads)
+      threads = node_share_threads(r, static_cast<unsigned>(process_affinity().size()),
+                                   static_cast<unsigned>(cgroup_cpuset().size()));
+    for (auto& [k, v] : thread_environment(*threads, setup.threads.has_value(), given)) out[k] = v;
   }
   // gloo listens on the interface its host name resolves to; on nodes whose names do not resolve
   // (or resolve to a management network) pick the one that reaches the master.
@@ -170,16 +197,8 @@ const std::vector<std::string>& thread_variables() {
 
 unsigned rank_threads(const RankInfo& rank, const RankSetup& setup, const Environ& env,
                       unsigned affinity_cpus, unsigned cpuset_cpus) {
-  if (setup.threads) return std::max(1u, *setup.threads);
-  // The user's own OpenMP count is the rank's count for the libraries they left unset too.
-  if (auto own = lookup(env, "OMP_NUM_THREADS"))
-    if (auto n = util::parse_decimal(*own, 1u << 20); n && *n > 0) return *n;
-  if (!setup.cpus.empty())
-    return std::max<unsigned>(
-        1, static_cast<unsigned>(setup.cpus[rank.local_rank % setup.cpus.size()].size()));
-  if (setup.planned_threads) return std::max(1u, *setup.planned_threads);
-  if (affinity_cpus > 0 && affinity_cpus < cpuset_cpus) return affinity_cpus;  // bound by launcher
-  return std::max(1u, std::min(affinity_cpus, cpuset_cpus) / std::max(1u, rank.local_world_size));
+  if (auto told = told_threads(rank, setup, env)) return *told;
+  return node_share_threads(rank, affinity_cpus, cpuset_cpus);
 }
 
 Environ thread_environment(unsigned threads, bool force, const Environ& env) {
