@@ -1,9 +1,10 @@
 # The two commands of the quick start, plus the benchmark. Each one installs what is missing first.
 BUILD ?= build
+PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build test demo bench fuzz format clean
+.PHONY: all deps build test demo bench fuzz format clean install dist
 
 all: build
 
@@ -16,6 +17,14 @@ build: deps
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# PREFIX/bin/ferry, PREFIX/libexec/ferry/ferry-mpi, the man pages and the completions (DESTDIR too).
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
+
+# $(BUILD)/ferry-VERSION.tar.gz: the committed tree, with the revision it was made from.
+dist:
+	@bash scripts/dist.sh $(BUILD)
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)/ferry

@@ -1,7 +1,8 @@
 # Run at every build (cmake -DSOURCE_DIR=... -DOUT=... -P FerryRevision.cmake): writes OUT, the
 # definition of ferry::cli::k_revision that `ferry --version` prints. "git <short hash>" when
-# SOURCE_DIR is the top of a git checkout; "unknown revision" otherwise (a release tarball, or a
-# tarball unpacked inside some other repository, whose revision would not be ferry's). OUT is
+# SOURCE_DIR is the top of a git checkout, or holds the REVISION file of `make dist`'s tarball;
+# "unknown revision" otherwise (a tarball unpacked inside some other repository, whose revision
+# would not be ferry's). OUT is
 # rewritten only when the text changes, so a build at the same revision recompiles nothing.
 set(revision "unknown revision")
 find_program(FERRY_GIT git)
@@ -18,6 +19,12 @@ if(FERRY_GIT)
     if(top STREQUAL source)
       set(revision "git ${hash}")
     endif()
+  endif()
+endif()
+if(revision STREQUAL "unknown revision" AND EXISTS ${SOURCE_DIR}/REVISION)
+  file(STRINGS ${SOURCE_DIR}/REVISION hash LIMIT_COUNT 1 REGEX "^[0-9a-f]+$")
+  if(hash)
+    set(revision "git ${hash}")
   endif()
 endif()
 set(text "// Generated at build time by cmake/FerryRevision.cmake: the revision ferry is built from.

@@ -30,6 +30,9 @@ packages=(
   # dependencies of Lmod, which Debian marks as conflicting with it (both define `module`; their files
   # do not overlap): Lmod itself is unpacked below into $lmod_root, outside dpkg's database.
   environment-modules tcl lua5.3 lua-posix lua-term lua-filesystem lua-json libtcl8.6
+  # The shell completions and man pages ferry generates, tried in the shells and man they are for
+  # (tests/cli/completion.sh, tests/cli/man_pages.sh, tests/cli/install.sh).
+  bash-completion zsh fish man-db groff-base
 )
 # Lmod's .deb unpacked (dpkg-deb -x) with its init files pointed at that root; the tests source
 # $lmod_root/usr/share/lmod/lmod/init/bash (or a real /usr/share/lmod when one is installed).

@@ -106,10 +106,10 @@ void add_pack(CLI::App& app) {
   prefix->excludes(by_name);
   cmd->add_option("-o,--output", opts->output,
                   "Archive to write (default: NAME.tar.zst, or NAME.tar.gz, in this directory)");
-  cmd->add_option("--format", *format,
-                  "infer (from --output; default tar.zst), tar.zst or tar.gz (tgz)")
-      ->check(CLI::IsMember({"infer", "tar.zst", "tzst", "tar.gz", "tgz", "zip", "tar.bz2", "tbz2",
-                             "tar.xz", "txz", "tar", "parcel", "squashfs", "no-archive"}));
+  one_of(cmd->add_option("--format", *format,
+                         "infer (from --output; default tar.zst), tar.zst or tar.gz (tgz)"),
+         {"infer", "tar.zst", "tzst", "tar.gz", "tgz"},
+         {"zip", "tar.bz2", "tbz2", "tar.xz", "txz", "tar", "parcel", "squashfs", "no-archive"});
   cmd->add_option("--level,--compress-level", *level,
                   "Compression level (zstd 1-19, default 3; gzip 1-12, default 6)");
   cmd->add_option("-j,--jobs", opts->jobs, "Threads (default: all cores)");
@@ -242,8 +242,7 @@ void add_activate(CLI::App& app) {
       "activate",
       "Print shell lines that activate an unpacked env: eval \"$(ferry activate DEST)\"");
   cmd->add_option("DEST", *dest, "Unpacked environment")->required();
-  cmd->add_option("--shell", *shell, "bash, zsh or fish")
-      ->check(CLI::IsMember({"bash", "zsh", "fish"}));
+  one_of(cmd->add_option("--shell", *shell, "bash, zsh or fish"), {"bash", "zsh", "fish"});
   cmd->callback([=] {
     env::Shell s = *shell == "fish"  ? env::Shell::fish
                    : *shell == "zsh" ? env::Shell::zsh

@@ -13,6 +13,14 @@ namespace ferry::cli {
 // A result as --json prints it: its JSON form (beside the struct, in its layer's header), indented.
 void print_json(const nlohmann::ordered_json& json);
 
+// Restricts OPT's value to OFFERED, and records them for the shell completions and the man pages
+// (command_tree.hpp). ALSO_ACCEPTED pass the check without being offered: values the verb refuses
+// itself, with a better line than "not in {...}" (pack's zip or squashfs).
+CLI::Option* one_of(CLI::Option* opt, const std::vector<std::string>& offered,
+                    const std::vector<std::string>& also_accepted = {});
+// What one_of recorded for OPT (empty: any value).
+const std::vector<std::string>& offered_values(const CLI::Option* opt);
+
 void add_pack(CLI::App& app);
 void add_unpack(CLI::App& app);
 void add_inspect(CLI::App& app);

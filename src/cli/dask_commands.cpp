@@ -96,9 +96,9 @@ void add_dask(CLI::App& app, int& exit_status) {
   cmd->add_option("--threads-per-worker", o->threads_per_worker,
                   "Threads per worker (default: the node's CPUs shared among its workers)");
   cmd->add_flag("--per-gpu", o->per_gpu, "One worker per visible GPU, each seeing only its own");
-  cmd->add_option("--scheduler-on", *scheduler_on,
-                  "first: the job's first host (default); here: where ferry runs")
-      ->check(CLI::IsMember({"first", "here"}));
+  one_of(cmd->add_option("--scheduler-on", *scheduler_on,
+                         "first: the job's first host (default); here: where ferry runs"),
+         {"first", "here"});
   cmd->add_option("--interface", o->interface,
                   "Listen on this interface (default: the one that reaches the other nodes)");
   cmd->add_option("--local-directory", o->local_directory,

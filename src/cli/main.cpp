@@ -3,6 +3,7 @@
 #include <exception>
 #include <string>
 
+#include "cli/command_tree.hpp"
 #include "cli/commands.hpp"
 #include "env/env.hpp"
 #include "util/util.hpp"
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
   ferry::cli::add_ray(app, exit_status);
   ferry::cli::add_sweep(app, exit_status);
   ferry::cli::add_container(app);
+  ferry::cli::add_docs(app);
   // A signal that is removing ferry's temporary trees ends the process itself (128 + signal):
   // the errors that removal causes in the work still running are not ferry's to print.
   try {

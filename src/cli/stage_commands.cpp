@@ -55,8 +55,9 @@ void add_stage(CLI::App& app, int& exit_status) {
                   "Directory on every node (absolute, node-local: /mnt/bb/$USER/env); for an "
                   "image, its file (/mnt/bb/$USER/X.sqfs) or the directory it goes in")
       ->required();
-  cmd->add_option("--via", *via, "auto (MPI when ferry-mpi is built, else sbcast), mpi or sbcast")
-      ->check(CLI::IsMember({"auto", "mpi", "sbcast"}));
+  one_of(cmd->add_option("--via", *via,
+                         "auto (MPI when ferry-mpi is built, else sbcast), mpi or sbcast"),
+         {"auto", "mpi", "sbcast"});
   cmd->add_option("-j,--jobs", o->jobs, "Threads per node (default: all cores)");
   cmd->add_option("--timeout", o->timeout, "Seconds before a stuck stage fails (default 1800)");
   cmd->add_option(
@@ -75,7 +76,7 @@ void add_stage(CLI::App& app, int& exit_status) {
     std::unique_ptr<ProgressBar> bar = progress_bar(!*json);
     opts.progress = bar.get();
     opts.ferry = util::self_executable();
-    opts.ferry_mpi = (std::filesystem::path(opts.ferry).parent_path() / "ferry-mpi").string();
+    opts.ferry_mpi = stage::find_ferry_mpi(opts.ferry);
     stage::StageResult r = stage::stage(opts, job::current_environ());
     if (*json) {
       print_json(r);

@@ -566,6 +566,14 @@ StageResult stage_mpi(const StageOptions& o, const job::Allocation& alloc, const
 
 }  // namespace
 
+std::string find_ferry_mpi(const std::string& ferry) {
+  std::filesystem::path bin = std::filesystem::path(ferry).parent_path();
+  std::filesystem::path beside = bin / "ferry-mpi";
+  std::filesystem::path installed = bin.parent_path() / "libexec" / "ferry" / "ferry-mpi";
+  if (::access(beside.c_str(), X_OK) == 0) return beside.string();
+  return installed.lexically_normal().string();
+}
+
 StageResult stage(const StageOptions& o, const job::Environ& env) {
   util::Stopwatch clock;
   if (!(o.timeout > 0))

@@ -118,6 +118,11 @@ inline void to_json(nlohmann::ordered_json& json, const StageResult& r) {
 // before any node worked throw Error; per-node failures come back in the result (ok false).
 StageResult stage(const StageOptions& options, const job::Environ& env);
 
+// Where the ferry-mpi for the ferry binary FERRY is: beside it (a build tree), else
+// PREFIX/libexec/ferry/ferry-mpi for an installed PREFIX/bin/ferry (`make install`). The first of
+// the two that is an executable; the installed place when neither is (so that an error names it).
+std::string find_ferry_mpi(const std::string& ferry);
+
 // What `ferry stage` tells `ferry stage-node` on each node (the sbcast path), and what the MPI
 // path tells ferry-mpi: one encoder and one decoder each (src/stage/node_options.cpp), so the
 // coordinator and the nodes cannot drift apart.

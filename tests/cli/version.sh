@@ -11,6 +11,8 @@ expect_eq "${out%% (*}" "ferry $version"
 top=$(git -C "$FERRY_SOURCE" rev-parse --show-toplevel 2>/dev/null || true)
 if [ -n "$top" ] && [ "$(realpath "$top")" = "$(realpath "$FERRY_SOURCE")" ]; then
   expect_eq "$out" "ferry $version (git $(git -C "$FERRY_SOURCE" rev-parse --short HEAD))"
+elif [ -f "$FERRY_SOURCE/REVISION" ]; then  # a tree from make dist's tarball
+  expect_eq "$out" "ferry $version (git $(head -n1 "$FERRY_SOURCE/REVISION"))"
 else
   expect_eq "$out" "ferry $version (unknown revision)"
 fi
