@@ -15,7 +15,8 @@ declare -A below=(
   [runtime]="env format job util"
   [sweep]="env format job util"
   [container]="env format util"
-  [cli]="stage module runtime sweep container env format job util"
+  [doctor]="stage env format job util"
+  [cli]="doctor stage module runtime sweep container env format job util"
 )
 bad=0
 check() {  # check FILE LAYER

@@ -10,6 +10,10 @@
 
 namespace ferry::cli {
 
+// "git abc1234", or "unknown revision" where ferry was not built from a git checkout or a
+// `make dist` tarball: generated at build time by cmake/FerryRevision.cmake.
+extern const char k_revision[];
+
 // A result as --json prints it: its JSON form (beside the struct, in its layer's header), indented.
 void print_json(const nlohmann::ordered_json& json);
 
@@ -47,5 +51,7 @@ void add_ray(CLI::App& app, int& exit_status);
 void add_sweep(CLI::App& app, int& exit_status);
 // image build and run (container_commands.cpp).
 void add_container(CLI::App& app);
+// doctor (doctor_commands.cpp).
+void add_doctor(CLI::App& app);
 
 }  // namespace ferry::cli

@@ -8,12 +8,6 @@
 #include "env/env.hpp"
 #include "util/util.hpp"
 
-namespace ferry::cli {
-// "git abc1234", or "unknown revision" where ferry was not built from a git checkout: generated at
-// build time by cmake/FerryRevision.cmake.
-extern const char k_revision[];
-}  // namespace ferry::cli
-
 int main(int argc, char** argv) {
   CLI::App app{"ferry: get Python environments onto HPC allocations, fast and safely"};
   // "ferry 0.1.0 (git abc1234)": the first two words are the manifests' `tool` field, as before.
@@ -33,6 +27,7 @@ int main(int argc, char** argv) {
   ferry::cli::add_ray(app, exit_status);
   ferry::cli::add_sweep(app, exit_status);
   ferry::cli::add_container(app);
+  ferry::cli::add_doctor(app);
   ferry::cli::add_docs(app);
   // A signal that is removing ferry's temporary trees ends the process itself (128 + signal):
   // the errors that removal causes in the work still running are not ferry's to print.

@@ -223,7 +223,10 @@ struct Machine {
   std::map<unsigned, std::vector<unsigned>> gpu_cpus;  // GPU index -> its CPUs, where the PCI
                                                        // local_cpulist is too coarse (Frontier)
   std::map<std::string, std::string> rank_env;         // set in each rank unless already set
-  std::string source;                                  // the file it came from
+  // Where a node's own storage is, best first ($VAR expanded by the reader): `ferry doctor`
+  // checks each. The table's top-level list for entries that name none.
+  std::vector<std::string> node_local;
+  std::string source;  // the file it came from
 };
 
 // Loads the built-in table, then each file in FERRY_MACHINES (colon-separated) from env.

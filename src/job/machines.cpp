@@ -59,6 +59,7 @@ Machine parse_machine(const Json& j, const std::string& where) {
   m.launcher_args = j.value("launcher_args", std::vector<std::string>{});
   m.reserved_cpus = j.value("reserved_cpus", std::vector<unsigned>{});
   m.rank_env = j.value("rank_env", std::map<std::string, std::string>{});
+  m.node_local = j.value("node_local", std::vector<std::string>{});
   for (const auto& [gpu, cpus] : j.value("gpu_cpus", std::map<std::string, std::string>{})) {
     std::optional<unsigned> index = util::parse_decimal(gpu, UINT_MAX);
     if (!index) throw Error(fmt::format("{}: gpu_cpus key '{}' is not a GPU index", here, gpu));
@@ -132,7 +133,12 @@ std::vector<Machine> parse_machines(std::string_view json, const std::string& so
   }
   std::vector<Machine> machines;
   try {
-    for (const Json& j : doc.at("machines")) machines.push_back(parse_machine(j, source));
+    // The table's own node-local places, for its entries that name none.
+    auto node_local = doc.value("node_local", std::vector<std::string>{});
+    for (const Json& j : doc.at("machines")) {
+      machines.push_back(parse_machine(j, source));
+      if (machines.back().node_local.empty()) machines.back().node_local = node_local;
+    }
   } catch (const Json::exception& e) {
     throw Error(fmt::format("{}: malformed machine entry: {}", source, e.what()));
   }
@@ -143,6 +149,7 @@ std::vector<Machine> load_machines(const Environ& env) {
   std::vector<Machine> machines = parse_machines(k_builtin_machines, "built-in machines.json");
   auto files = lookup(env, "FERRY_MACHINES");
   if (!files) return machines;
+  const std::vector<std::string> builtin_node_local = machines.back().node_local;  // "local"'s
   // Later files win; a user's entry goes first so it is preferred on equal match strength.
   for (std::string_view part : util::split(*files, ':')) {
     if (part.empty()) continue;
@@ -154,8 +161,10 @@ std::vector<Machine> load_machines(const Environ& env) {
       throw Error(fmt::format("FERRY_MACHINES: cannot read {}", path), Error::Kind::usage);
     }
     std::vector<Machine> mine = parse_machines(text, path);
-    for (Machine& m : mine)
+    for (Machine& m : mine) {
+      if (m.node_local.empty()) m.node_local = builtin_node_local;
       std::erase_if(machines, [&](const Machine& old) { return old.name == m.name; });
+    }
     machines.insert(machines.begin(), std::make_move_iterator(mine.begin()),
                     std::make_move_iterator(mine.end()));
   }

@@ -98,6 +98,18 @@ int open_beneath(int dir_fd, const std::string& rel, int flags, mode_t mode) {
   return open_beneath_walk(dir_fd, rel, flags, mode);
 }
 
+std::string openat2_answer() {
+  open_how how{};
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+  int fd = static_cast<int>(::syscall(SYS_openat2, AT_FDCWD, ".", &how, sizeof how));
+  if (fd >= 0) {
+    ::close(fd);
+    return "";
+  }
+  return errno == ENOSYS ? "ENOSYS" : errno == EPERM ? "EPERM" : std::strerror(errno);
+}
+
 std::string read_file(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) throw_errno(path, "cannot open", errno);

@@ -136,6 +136,9 @@ class PageBuffer {
 // calls. flags always get O_NOFOLLOW | O_CLOEXEC. Returns the fd, or -1 with errno set (ELOOP or
 // ENOTDIR for a symlink on the way, EXDEV for a name that would leave dir_fd).
 int open_beneath(int dir_fd, const std::string& rel, int flags, mode_t mode = 0);
+// "" where this kernel (and any seccomp filter around ferry) lets openat2 work; else its answer
+// (ENOSYS, EPERM...): open_beneath then takes the walk.
+std::string openat2_answer();
 
 std::string read_file(const std::string& path);
 // One file through an AtomicFileSet: readers see the old file or the new one, never a part.
