@@ -20,7 +20,11 @@ namespace ferry::util {
 
 std::string command_line(const std::vector<std::string>& argv) {
   std::string line;
-  for (const std::string& word : argv) line += (line.empty() ? "" : " ") + shell_word(word);
+  for (const std::string& word : argv) {
+    // Appended in two steps: GCC 12 at -O3 warns (-Wrestrict, falsely) on "x" + std::string&&.
+    if (!line.empty()) line += ' ';
+    line += shell_word(word);
+  }
   return line;
 }
 
