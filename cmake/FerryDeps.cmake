@@ -1,4 +1,11 @@
 # Every dependency comes from Debian (scripts/install-deps.sh); each is wrapped as ferry::dep_<name>.
+# A portable build (FERRY_PORTABLE, scripts/portable.sh) takes them all as static archives from
+# the staged directory instead, under the same target names.
+option(FERRY_PORTABLE "Link every library statically from FERRY_DEPS (scripts/portable.sh)" OFF)
+if(FERRY_PORTABLE)
+  include(${CMAKE_CURRENT_LIST_DIR}/FerryPortableDeps.cmake)
+  return()
+endif()
 find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)
 find_package(TBB REQUIRED)

@@ -81,6 +81,12 @@ int open_beneath_walk(int dir_fd, std::string_view rel, int flags, mode_t mode) 
 
 std::atomic<bool> g_openat2_missing{false};
 
+// A C library older than the kernel (glibc 2.31, which the portable build targets) has no name
+// for it; the number is the same on every architecture.
+#ifndef SYS_openat2
+constexpr long SYS_openat2 = 437;
+#endif
+
 }  // namespace
 
 int open_beneath(int dir_fd, const std::string& rel, int flags, mode_t mode) {

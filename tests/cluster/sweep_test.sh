@@ -24,6 +24,21 @@ settle() {  # settle DIR SECONDS
   fail "$1 did not settle in $2 s: $("$FERRY" sweep status "$1")"
 }
 
+# The record says timeout or cancelled as soon as the stop comes, before the command has ended:
+# give the command's group ferry's grace (10 s) and Slurm's KillWait (5 s), and more on a busy
+# machine, to be gone from every node (the nodes share this machine's processes).
+gone_from_nodes() {  # gone_from_nodes SECONDS_SLEPT WHAT [SWEEP_DIR]
+  local left end=$((SECONDS + 30))
+  while [ "$SECONDS" -lt "$end" ]; do
+    left=$(each_node "pgrep -cf '^sleep $1\$' || true")
+    [ "$left" = "node1 0
+node2 0
+node3 0" ] && return 0
+    sleep 0.2
+  done
+  fail "$2 is left after 30 s: $(ps -eo pid,ppid,pgid,stat,etime,args | grep "[s]leep $1"); its record: $(cat "${3:-$TEST_DIR/slow}/runs/0/result.json"); squeue: $(squeue --noheader --array 2>&1 | head -5)"
+}
+
 # The task: a "training run" that records its values and its index, takes a moment, and fails
 # with exit 3 for the values named in fail-when (a bug, fixed by emptying the file).
 cat >"$TEST_DIR/train.py" <<'PYEOF'
@@ -54,7 +69,8 @@ jobs=$(json_get "$m" submissions 0 arrays | grep -o "'job_id': '[0-9]*'" | grep 
 # A point that runs past its time limit, and points whose values a shell would mangle, beside it,
 # in an env staged to every node's own /mnt: the whole product.
 tricky="it's \"q\" * \$HOME  two spaces"
-"$FERRY" sweep submit "$TEST_DIR/slow" n=1 --time 1 -- sh -c 'echo started; sleep 300' >/dev/null
+# Each long command sleeps a number of its own, so that a check for what one left counts only it.
+"$FERRY" sweep submit "$TEST_DIR/slow" n=1 --time 1 -- sh -c 'echo started; sleep 297' >/dev/null
 "$FERRY" sweep submit "$TEST_DIR/words" "w=plain,$tricky" --env "$ENV" -- python3 -c \
   'import sys; open("got", "wb").write(sys.argv[1].encode()); open("prefix", "w").write(sys.prefix)' '{w}' >/dev/null
 
@@ -107,28 +123,20 @@ settle "$TEST_DIR/slow" 150
 status=$("$FERRY" sweep status "$TEST_DIR/slow")
 expect_contains "$status" "1 points: 0 done, 0 failed, 1 timeout"
 expect_eq "$(json_get "$(cat "$TEST_DIR/slow/runs/0/result.json")" timeout)" True
+# Past its limit, the point's shell and the sleep it started are ended with it.
+gone_from_nodes 297 "the timed-out point's command"
+
 
 # Cancel: one task running, three pending behind the throttle; all four end cancelled, nothing left.
 C=$TEST_DIR/cancel
-"$FERRY" sweep submit "$C" n=1,2,3,4 --throttle 1 -- sh -c 'echo started; exec sleep 300' >/dev/null
+"$FERRY" sweep submit "$C" n=1,2,3,4 --throttle 1 -- sh -c 'echo started; exec sleep 298' >/dev/null
 for _ in $(seq 200); do grep -q started "$C/runs/0/log" 2>/dev/null && break; sleep 0.2; done
 expect_contains "$("$FERRY" sweep status "$C")" "1 running, 3 pending"
 expect_contains "$("$FERRY" sweep cancel "$C")" "cancelled job "
 settle "$C" 30
 expect_contains "$("$FERRY" sweep status "$C")" "4 points: 0 done, 0 failed, 0 timeout, 4 cancelled"
 expect_eq "$(json_get "$(cat "$C/runs/0/result.json")" cancelled)" True
-# The record says cancelled as soon as the stop comes (before the command has ended): give the
-# command's group ferry's grace (10 s) and Slurm's KillWait (5 s) to be gone.
-for _ in $(seq 100); do
-  left=$(each_node 'pgrep -cf "^sleep 300$" || true')
-  [ "$left" = "node1 0
-node2 0
-node3 0" ] && break
-  sleep 0.2
-done
-[ "$left" = "node1 0
-node2 0
-node3 0" ] || fail "a cancelled point's command is left after 20 s: $(ps -eo pid,ppid,pgid,stat,etime,args | grep '[s]leep 300'); its record: $(cat "$C/runs/0/result.json"); squeue: $(squeue --noheader --array 2>&1 | head -5)"
+gone_from_nodes 298 "a cancelled point's command" "$C"
 out=$("$FERRY" sweep resubmit "$C" --missing --dry-run)
 expect_contains "$out" "nothing to resubmit"  # cancelled, not missing: --failed takes them
 expect_contains "$("$FERRY" sweep resubmit "$C" --failed --dry-run)" "--array=0-3%1"
