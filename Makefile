@@ -4,7 +4,7 @@ PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build test demo bench fuzz format clean install dist
+.PHONY: all deps build test demo bench fuzz format clean install dist portable
 
 all: build
 
@@ -25,6 +25,10 @@ install: build
 # $(BUILD)/ferry-VERSION.tar.gz: the committed tree, with the revision it was made from.
 dist:
 	@bash scripts/dist.sh $(BUILD)
+
+# $(BUILD)/portable/ferry-VERSION-linux-x86_64(.tar.gz): ferry for glibc 2.28 systems (RHEL 8).
+portable: deps
+	@bash scripts/portable.sh $(BUILD)/portable
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)/ferry

@@ -33,6 +33,9 @@ packages=(
   # The shell completions and man pages ferry generates, tried in the shells and man they are for
   # (tests/cli/completion.sh, tests/cli/man_pages.sh, tests/cli/install.sh).
   bash-completion zsh fish man-db groff-base
+  # The portable build (scripts/portable.sh): nasm for ISA-L's assembly, nettle's static archive
+  # (libarchive's zip reader decrypts with it); mmdebstrap and patchelf are above.
+  nasm nettle-dev
 )
 # Lmod's .deb unpacked (dpkg-deb -x) with its init files pointed at that root; the tests source
 # $lmod_root/usr/share/lmod/lmod/init/bash (or a real /usr/share/lmod when one is installed).

@@ -10,7 +10,8 @@
 # 2.28; tests/portable/old_glibc.sh fails when one is, and runs ferry in that root.
 # Made here and reused on the next run: WORK_DIR/root (the old root, made by mmdebstrap, as root),
 # WORK_DIR/deps (oneTBB and ISA-L built from Debian's sources, this machine's static codecs).
-# The programs: WORK_DIR/bin/ferry, WORK_DIR/bin/ferry-mpi.
+# The result: WORK_DIR/ferry-VERSION-linux-x86_64/ (bin/ferry, libexec/ferry/ferry-mpi, share/: man
+# pages and completions, as make install lays them out) and that tree as a .tar.gz.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(realpath -m "${1:-$here/build/portable}")
@@ -25,7 +26,7 @@ die() { say "$*"; exit 1; }
 
 # The packages the old root holds: its C library and MPICH to build against, lz4's static
 # archive (libarchive's filter), and what tests/portable/old_glibc.sh runs there.
-root_packages=libc6-dev,libmpich-dev,mpich,liblz4-dev,python3,python3-venv,python3-numpy,lmod
+root_packages=libc6-dev,libmpich-dev,mpich,liblz4-dev,python3,python3-venv,python3-numpy,lua5.3,lua-posix,lua-filesystem,lua-term,lua-json
 
 make_root() {
   [ -f "$root/.ferry-root" ] && [ "$(cat "$root/.ferry-root")" = "$suite $root_packages" ] && return 0
@@ -99,23 +100,28 @@ make_deps() {
   echo "$stamp" >"$deps/.ferry-deps"
 }
 
+version=$(sed -n 's/^project(ferry VERSION \([0-9.]*\) .*/\1/p' "$here/CMakeLists.txt")
+release=ferry-$version-linux-x86_64
+
 build_ferry() {
   say "building ferry ($build_type) against $suite's glibc"
   local b=$work/build
   rm -f "$b/CMakeCache.txt"  # the toolchain's flags are read into a new cache each time
   cmake -S "$here" -B "$b" -DCMAKE_TOOLCHAIN_FILE="$toolchain" -DFERRY_PORTABLE=ON -DFERRY_TESTS=OFF \
     -DCMAKE_BUILD_TYPE="$build_type" >"$work/build.log" 2>&1 || { tail -30 "$work/build.log" >&2; die "ferry: configure failed"; }
-  cmake --build "$b" -j "$jobs" --target ferry ferry-mpi >>"$work/build.log" 2>&1 ||
+  cmake --build "$b" -j "$jobs" --target ferry ferry-mpi ferry_docs >>"$work/build.log" 2>&1 ||
     { grep -E "error|undefined" "$work/build.log" | head -30 >&2; die "ferry: build failed (all of it: $work/build.log)"; }
+  # What make install puts in a prefix (bin/ferry, libexec/ferry/ferry-mpi, man pages,
+  # completions), as a tree and a tarball to unpack anywhere.
+  rm -rf "${work:?}/$release"
+  cmake --install "$b" --prefix "$work/$release" >>"$work/build.log" 2>&1 || die "ferry: install failed ($work/build.log)"
   # ferry-mpi asks for the MPICH ABI's name of the library, which MPICH, Cray MPICH, Intel MPI and
   # MVAPICH all install; Debian names it libmpich.so.12.
-  mkdir -p "$work/bin"
-  cp "$b/ferry" "$work/bin/ferry"
-  cp "$b/ferry-mpi" "$work/bin/ferry-mpi"
-  patchelf --replace-needed libmpich.so.12 libmpi.so.12 "$work/bin/ferry-mpi"
+  patchelf --replace-needed libmpich.so.12 libmpi.so.12 "$work/$release/libexec/ferry/ferry-mpi"
+  tar -C "$work" -czf "$work/$release.tar.gz" "$release"
 }
 
 make_root
 make_deps
 build_ferry
-say "done: $work/bin/ferry $work/bin/ferry-mpi"
+say "done: $work/$release (bin/ferry, libexec/ferry/ferry-mpi) and $work/$release.tar.gz"
