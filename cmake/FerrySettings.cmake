@@ -1,6 +1,7 @@
 # Warnings and sanitizers for project code only (linked PRIVATE).
 add_library(ferry_settings INTERFACE)
-target_compile_options(ferry_settings INTERFACE -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor)
+target_compile_options(ferry_settings INTERFACE -Wall -Wextra -Wpedantic -Wshadow
+                                                 $<$<COMPILE_LANGUAGE:CXX>:-Wnon-virtual-dtor>)
 if(DEFINED ENV{CI} OR FERRY_WERROR)
   target_compile_options(ferry_settings INTERFACE -Werror)
 endif()

@@ -1,7 +1,7 @@
 // Linked into the portable programs only (FERRY_PORTABLE): what GCC 12's static libstdc++ and its
 // headers ask of glibc that RHEL 8's glibc 2.28 does not have. Defined here, they bind inside the
 // program instead of to a versioned symbol of the C library; `objdump -T` shows the difference
-// (tests/portable/old_glibc.sh fails on any symbol newer than GLIBC_2.28).
+// (tests/cli/portable.sh fails on any symbol newer than GLIBC_2.28).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>

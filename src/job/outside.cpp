@@ -42,7 +42,7 @@ Pairs scontrol_pairs(std::string_view line) {
     if (eq != std::string_view::npos && is_key(word.substr(0, eq)))
       out.emplace_back(std::string(word.substr(0, eq)), std::string(word.substr(eq + 1)));
     else if (!out.empty())
-      out.back().second += " " + std::string(word);
+      out.back().second.append(" ").append(word);
   }
   return out;
 }
