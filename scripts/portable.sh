@@ -26,7 +26,7 @@ die() { say "$*"; exit 1; }
 
 # The packages the old root holds: its C library and MPICH to build against, lz4's static
 # archive (libarchive's filter), and what tests/cli/portable.sh runs there.
-root_packages=libc6-dev,libmpich-dev,mpich,liblz4-dev,python3,python3-venv,python3-numpy,lua5.3,lua-posix,lua-filesystem,lua-term,lua-json
+root_packages=libc6-dev,libmpich-dev,mpich,liblz4-dev,python3,python3-venv,python3-numpy,environment-modules,lua5.3,lua-posix,lua-filesystem,lua-term,lua-json
 
 make_root() {
   [ -f "$root/.ferry-root" ] && [ "$(cat "$root/.ferry-root")" = "$suite $root_packages" ] && return 0

@@ -194,11 +194,31 @@ end
 // unload, `setenv VAR VALUE` unsets VAR in the shell but leaves VALUE visible to the next
 // modulefile the same command evaluates (the load half of a switch would save it as the user's):
 // `setenv VAR {}` clears it.
-constexpr std::string_view k_tcl_helpers = R"(proc ferry_env {name args} {
+//
+//
+// Environment Modules 4.5 (RHEL 8's) and 4.6 lack getenv --return-value and family (5.1). getenv
+// with a default answers alike in every version while loading and unloading (only `module
+// display` differs: 5.x shows "$VAR"); ::env would not do, as 5.x keeps an unset variable there,
+// empty. The family is kept as 5.1 keeps it, in MODULES_FAMILY_<NAME>, and a load of another
+// member refused as 5.1 refuses it.
+constexpr std::string_view k_tcl_helpers = R"(proc ferry_getenv {name default} {
+  return [getenv $name $default]
+}
+proc ferry_family {name} {
+  if {[info commands family] ne {}} { return [family $name] }
+  set var MODULES_FAMILY_[string toupper $name]
+  set other [ferry_getenv $var {}]
+  if {[module-info mode load] && $other ne {} && $other ne [module-info name]} {
+    puts stderr "[module-info name]: cannot be loaded beside $other (family $name): unload it first"
+    return -code break
+  }
+  setenv $var [module-info name]
+}
+proc ferry_env {name args} {
   set saved __FERRY_SAVED_$name
   if {[module-info mode unload]} {
     setenv $name {}
-    set old [getenv --return-value $saved __ferry_unset__]
+    set old [ferry_getenv $saved __ferry_unset__]
     if {$old ne {__ferry_unset__}} {
       setenv $saved $old
       unsetenv $name [string range $old 1 end]
@@ -206,7 +226,7 @@ constexpr std::string_view k_tcl_helpers = R"(proc ferry_env {name args} {
     return
   }
   if {[module-info mode load]} {
-    set cur [getenv --return-value $name __ferry_unset__]
+    set cur [ferry_getenv $name __ferry_unset__]
     if {$cur ne {__ferry_unset__}} { setenv $saved =$cur }
   }
   if {[llength $args]} { setenv $name [lindex $args 0] } else { unsetenv $name }
@@ -217,14 +237,14 @@ constexpr std::string_view k_tcl_helpers = R"(proc ferry_env {name args} {
 proc ferry_before {name} {
   set saved __FERRY_SAVED_$name
   if {[module-info mode load]} {
-    set cur [getenv --return-value $name __ferry_unset__]
+    set cur [ferry_getenv $name __ferry_unset__]
     if {$cur ne {__ferry_unset__}} { setenv $saved =$cur }
   }
 }
 proc ferry_after {name} {
   set saved __FERRY_SAVED_$name
   if {![module-info mode unload]} { return }
-  set old [getenv --return-value $saved __ferry_unset__]
+  set old [ferry_getenv $saved __ferry_unset__]
   if {$old ne {__ferry_unset__}} {
     setenv $saved $old
     unsetenv $name [string range $old 1 end]
@@ -262,7 +282,7 @@ constexpr std::string_view k_tcl_root_helpers = R"(proc ferry_expand {parts} {
   set out {}
   foreach {kind text} $parts {
     if {$kind eq {var}} {
-      set v [getenv --return-value $text {}]
+      set v [ferry_getenv $text {}]
       if {$v eq {}} { return [list {} $text] }
       append out $v
     } else {
@@ -274,7 +294,7 @@ constexpr std::string_view k_tcl_root_helpers = R"(proc ferry_expand {parts} {
 proc ferry_dirs {name user shared sep} {
   set v $shared
   if {$user ne {}} { set v $user$sep$shared }
-  set cur [getenv --return-value $name {}]
+  set cur [ferry_getenv $name {}]
   if {$cur ne {}} { append v $sep$cur }
   return $v
 }
@@ -376,7 +396,7 @@ std::string render_lua(const EnvInfo& info, const Naming& naming, const CondaRoo
 
 std::string render_tcl(const EnvInfo& info, const Naming& naming, const CondaRoot* root) {
   std::string out = fmt::format(
-      "#%Module5.1\n"
+      "#%Module4.5\n"
       "# {}/{}: the {} environment {}\n"
       "# Written by `ferry module`; write it again rather than edit it. Every command below is\n"
       "# reversed by `module unload`, which gives the shell back exactly as it was.\n\n",
@@ -386,8 +406,13 @@ std::string render_tcl(const EnvInfo& info, const Naming& naming, const CondaRoo
   for (const auto& [k, v] : whatis(info, naming))
     out += "module-whatis " + tcl_word(k + ": " + v) + "\n";
   out += "\n";
-  if (!naming.family.empty()) out += "family " + tcl_word(naming.family) + "\n";
   out += k_tcl_helpers;
+  if (!naming.family.empty()) out += "ferry_family " + tcl_word(naming.family) + "\n";
+  if (!info.activate_scripts.empty())
+    out += "if {[info commands source-sh] eq {}} {\n  error " +
+           tcl_word(naming.name + "/" + naming.version +
+                    " needs Environment Modules 4.6 or newer (source-sh)") +
+           "\n}\n";
   out += "prepend-path PATH " + tcl_word(info.prefix + "/bin") + "\n";
   for (const auto& [name, value] : activation(info).vars)
     out += "ferry_env " + name + (value ? " " + tcl_word(*value) : "") + "\n";

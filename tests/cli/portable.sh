@@ -4,8 +4,8 @@
 # Debian root the build used (bullseye, glibc 2.31: the oldest Debian the mirror serves), with
 # nothing of this machine's: the archive (a venv holding numpy's real ELF files, packed, unpacked
 # elsewhere and run from there), the job (a Slurm allocation read from its variables, the launch
-# line it makes), ferry-mpi with the root's own MPICH, and a module (Lmod 8.6, run by that root's Lua:
-# load gives the env, unload gives back the environment exactly).
+# line it makes), ferry-mpi with the root's own MPICH, and a module (that root's Environment Modules 4.6, and
+# Lmod 8.6 run by its Lua: load gives the env, unload gives back the environment exactly).
 source "$(dirname "$0")/common.sh"
 [ "$(id -u)" = 0 ] || skip "the old root is made by mmdebstrap and entered by chroot: needs root"
 command -v mmdebstrap >/dev/null || skip "mmdebstrap is not installed (scripts/install-deps.sh)"
@@ -111,5 +111,29 @@ out=$(old "set -e; export LMOD_FAST_TCL_INTERP=no; . $lmod/lmod/init/sh"'
   fail "the module in the old root: $out"
 expect_contains "$out" "/tmp/t/moved/bin/python"
 expect_contains "$out" "/tmp/t/moved/lib/python3.9/site-packages/numpy/__init__.py"
+expect_contains "$out" "restored"
+# And with the root's own Environment Modules, 4.6 (RHEL 8's is 4.5): the same round trip with
+# the user's own values in the variables the module sets and unsets, and the family: a second
+# python env is refused while the first is loaded.
+out=$(old 'set -e; . /usr/share/modules/init/sh
+  module --version 2>&1 | head -1
+  ferry module /tmp/t/moved --tcl /tmp/t/tcl >/dev/null
+  python3 -m venv /tmp/t/other && ferry module /tmp/t/other --tcl /tmp/t/tcl >/dev/null
+  module use /tmp/t/tcl
+  export VIRTUAL_ENV="mine: two words" PYTHONHOME=/my/home
+  env | sort > /tmp/t/before4
+  module load moved
+  echo "loaded: $(command -v python) VIRTUAL_ENV=$VIRTUAL_ENV PYTHONHOME=${PYTHONHOME-unset}"
+  if module load other 2>/tmp/t/refused; then echo "other loaded too"; fi
+  cat /tmp/t/refused
+  module unload moved
+  keep="^(LOADEDMODULES|_LMFILES_|__MODULES_[A-Za-z0-9_]*|[A-Z_]*_modshare|_)="
+  env | sort | grep -vE "$keep" > /tmp/t/after4
+  grep -vE "$keep" /tmp/t/before4 | diff - /tmp/t/after4 && echo restored') ||
+  fail "the Tcl module in the old root: $out"
+expect_contains "$out" "Modules Release 4.6"
+expect_contains "$out" "loaded: /tmp/t/moved/bin/python VIRTUAL_ENV=/tmp/t/moved PYTHONHOME=unset"
+expect_contains "$out" "cannot be loaded beside moved/3.9 (family python)"
+[[ "$out" != *"other loaded too"* ]] || fail "a second python env loaded beside the first: $out"
 expect_contains "$out" "restored"
 echo "portable: ok"
