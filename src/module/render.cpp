@@ -409,10 +409,10 @@ std::string render_tcl(const EnvInfo& info, const Naming& naming, const CondaRoo
   out += k_tcl_helpers;
   if (!naming.family.empty()) out += "ferry_family " + tcl_word(naming.family) + "\n";
   if (!info.activate_scripts.empty())
-    out += "if {[info commands source-sh] eq {}} {\n  error " +
+    out += "if {[info commands source-sh] eq {}} {\n  puts stderr " +
            tcl_word(naming.name + "/" + naming.version +
-                    " needs Environment Modules 4.6 or newer (source-sh)") +
-           "\n}\n";
+                    ": needs Environment Modules 4.6 or newer (source-sh)") +
+           "\n  break\n}\n";
   out += "prepend-path PATH " + tcl_word(info.prefix + "/bin") + "\n";
   for (const auto& [name, value] : activation(info).vars)
     out += "ferry_env " + name + (value ? " " + tcl_word(*value) : "") + "\n";
