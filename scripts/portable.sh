@@ -34,6 +34,7 @@ make_root() {
   command -v mmdebstrap >/dev/null || die "mmdebstrap is not installed (scripts/install-deps.sh)"
   say "making a $suite root in $root (mmdebstrap, a few minutes)"
   rm -rf "$root" "$root.tmp"
+  mkdir -p "$work"
   mmdebstrap --quiet --variant=minbase --include="$root_packages" "$suite" "$root.tmp" "$mirror" >&2
   # The linker reads the root from outside it: an absolute link (libpthread.so ->
   # /lib/.../libpthread.so.0) would reach this machine's library. Each becomes relative to its
