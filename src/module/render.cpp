@@ -195,19 +195,15 @@ end
 // modulefile the same command evaluates (the load half of a switch would save it as the user's):
 // `setenv VAR {}` clears it.
 //
-//
 // Environment Modules 4.5 (RHEL 8's) and 4.6 lack getenv --return-value and family (5.1). getenv
 // with a default answers alike in every version while loading and unloading (only `module
 // display` differs: 5.x shows "$VAR"); ::env would not do, as 5.x keeps an unset variable there,
 // empty. The family is kept as 5.1 keeps it, in MODULES_FAMILY_<NAME>, and a load of another
 // member refused as 5.1 refuses it.
-constexpr std::string_view k_tcl_helpers = R"(proc ferry_getenv {name default} {
-  return [getenv $name $default]
-}
-proc ferry_family {name} {
+constexpr std::string_view k_tcl_helpers = R"(proc ferry_family {name} {
   if {[info commands family] ne {}} { return [family $name] }
   set var MODULES_FAMILY_[string toupper $name]
-  set other [ferry_getenv $var {}]
+  set other [getenv $var {}]
   if {[module-info mode load] && $other ne {} && $other ne [module-info name]} {
     puts stderr "[module-info name]: cannot be loaded beside $other (family $name): unload it first"
     return -code break
@@ -218,7 +214,7 @@ proc ferry_env {name args} {
   set saved __FERRY_SAVED_$name
   if {[module-info mode unload]} {
     setenv $name {}
-    set old [ferry_getenv $saved __ferry_unset__]
+    set old [getenv $saved __ferry_unset__]
     if {$old ne {__ferry_unset__}} {
       setenv $saved $old
       unsetenv $name [string range $old 1 end]
@@ -226,7 +222,7 @@ proc ferry_env {name args} {
     return
   }
   if {[module-info mode load]} {
-    set cur [ferry_getenv $name __ferry_unset__]
+    set cur [getenv $name __ferry_unset__]
     if {$cur ne {__ferry_unset__}} { setenv $saved =$cur }
   }
   if {[llength $args]} { setenv $name [lindex $args 0] } else { unsetenv $name }
@@ -237,14 +233,14 @@ proc ferry_env {name args} {
 proc ferry_before {name} {
   set saved __FERRY_SAVED_$name
   if {[module-info mode load]} {
-    set cur [ferry_getenv $name __ferry_unset__]
+    set cur [getenv $name __ferry_unset__]
     if {$cur ne {__ferry_unset__}} { setenv $saved =$cur }
   }
 }
 proc ferry_after {name} {
   set saved __FERRY_SAVED_$name
   if {![module-info mode unload]} { return }
-  set old [ferry_getenv $saved __ferry_unset__]
+  set old [getenv $saved __ferry_unset__]
   if {$old ne {__ferry_unset__}} {
     setenv $saved $old
     unsetenv $name [string range $old 1 end]
@@ -282,7 +278,7 @@ constexpr std::string_view k_tcl_root_helpers = R"(proc ferry_expand {parts} {
   set out {}
   foreach {kind text} $parts {
     if {$kind eq {var}} {
-      set v [ferry_getenv $text {}]
+      set v [getenv $text {}]
       if {$v eq {}} { return [list {} $text] }
       append out $v
     } else {
@@ -294,7 +290,7 @@ constexpr std::string_view k_tcl_root_helpers = R"(proc ferry_expand {parts} {
 proc ferry_dirs {name user shared sep} {
   set v $shared
   if {$user ne {}} { set v $user$sep$shared }
-  set cur [ferry_getenv $name {}]
+  set cur [getenv $name {}]
   if {$cur ne {}} { append v $sep$cur }
   return $v
 }
