@@ -43,4 +43,11 @@ expect_failure() {
 # conda_fixture [full|small]: the realistic conda env, built once per build tree.
 source "$FERRY_SOURCE/tests/fixtures/conda_fixture.sh"
 
+# The version CMakeLists.txt's project() line gives (what ferry --version and the file names say).
+project_version() {
+  local v
+  v=$(sed -n 's/^project(ferry VERSION \([0-9.]*\) .*/\1/p' "$FERRY_SOURCE/CMakeLists.txt")
+  [ -n "$v" ] || fail "no project(ferry VERSION ...) in $FERRY_SOURCE/CMakeLists.txt"
+  echo "$v"
+}
 need_pyenv() { [ -n "$PYENV_PREFIX" ] && [ -x "$PYENV_PREFIX/bin/python3" ] || skip "no pyenv Python prefix on this machine"; }

@@ -12,7 +12,7 @@ for i in /usr/share/lmod/lmod/init/bash /opt/ferry/lmod/usr/share/lmod/lmod/init
 top=$(git -C "$FERRY_SOURCE" rev-parse --show-toplevel 2>/dev/null || true)
 [ -n "$top" ] && [ "$(realpath "$top")" = "$(realpath "$FERRY_SOURCE")" ] ||
   skip "not a git checkout: make dist (the easyconfig's source) needs one"
-version=$(sed -n 's/^project(ferry VERSION \([0-9.]*\) .*/\1/p' "$FERRY_SOURCE/CMakeLists.txt")
+version=$(project_version)
 easyconfig=$FERRY_SOURCE/packaging/easybuild/ferry-$version.eb
 [ -f "$easyconfig" ] || fail "no easyconfig for version $version: $easyconfig"
 venv=$(pypi_env easybuild)

@@ -51,7 +51,7 @@ fi
 # make dist: the committed tree and REVISION under ferry-VERSION/.
 if git -C "$FERRY_SOURCE" rev-parse --show-toplevel >/dev/null 2>&1 &&
    [ "$(realpath "$(git -C "$FERRY_SOURCE" rev-parse --show-toplevel)")" = "$(realpath "$FERRY_SOURCE")" ]; then
-  version=$(sed -n 's/^project(ferry VERSION \([0-9.]*\) .*/\1/p' "$FERRY_SOURCE/CMakeLists.txt")
+  version=$(project_version)
   tarball=$(bash "$FERRY_SOURCE/scripts/dist.sh" "$TEST_DIR/dist" 2>/dev/null)
   expect_eq "$tarball" "$TEST_DIR/dist/ferry-$version.tar.gz"
   tar -tzf "$tarball" | sed "s|^ferry-$version/||" | grep -v '/$' | grep -v '^$' | sort >listed

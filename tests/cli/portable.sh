@@ -10,7 +10,7 @@ source "$(dirname "$0")/common.sh"
 [ "$(id -u)" = 0 ] || skip "the old root is made by mmdebstrap and entered by chroot: needs root"
 command -v mmdebstrap >/dev/null || skip "mmdebstrap is not installed (scripts/install-deps.sh)"
 work=$FERRY_BUILD/portable
-version=$(sed -n 's/^project(ferry VERSION \([0-9.]*\) .*/\1/p' "$FERRY_SOURCE/CMakeLists.txt")
+version=$(project_version)
 tree=$work/ferry-$version-linux-x86_64
 if [ ! -f "$work/root/.ferry-root" ] && ! curl -fsS -m 20 -o /dev/null http://deb.debian.org/debian/dists/bullseye/Release; then
   [ -n "${CI:-}" ] && fail "deb.debian.org cannot be reached: the old root cannot be made"
@@ -95,19 +95,28 @@ out=$(old 'ferry doctor') || fail "ferry doctor in the old root: $out"
 expect_contains "$out" "/opt/ferry/libexec/ferry/ferry-mpi: MPICH Version: 3.4.1, launched with mpiexec"
 expect_contains "$out" "glibc 2.31"
 
+# module_round_trip INIT SETUP WHILE_LOADED KEEP: in the old root, INIT (the module system's) and
+# SETUP, then the environment before `module load moved`, WHILE_LOADED, and the environment after
+# `module unload moved`, the same but for KEEP (the module system's own bookkeeping): "restored".
+module_round_trip() {
+  old "set -e; $1
+  $2
+  env | sort > /tmp/t/before
+  module load moved
+  $3
+  module unload moved
+  env | sort | grep -vE '$4' > /tmp/t/after
+  grep -vE '$4' /tmp/t/before | diff - /tmp/t/after && echo restored"
+}
+
 # A module, with Lmod 8.6 (this machine's Lmod, which is Lua, run by the old root's Lua 5.3,
 # without its compiled Tcl reader; the root's own Lmod is 6.6, older than any RHEL 8 has): load
 # gives the env, unload gives back the environment exactly.
-out=$(old "set -e; export LMOD_FAST_TCL_INTERP=no; . $lmod/lmod/init/sh"'
-  ferry module /tmp/t/moved --lmod /tmp/t/modules >/dev/null
-  module use /tmp/t/modules
-  env | sort > /tmp/t/before
-  module load moved
-  command -v python; python -c "import numpy; print(numpy.__file__)"
-  module unload moved
-  keep="^(_ModuleTable[0-9_]*_|__LMOD_REF_COUNT_[A-Za-z0-9_]*|__LMOD_STACK_[A-Za-z0-9_]*|LOADEDMODULES|_LMFILES_|_)="
-  env | sort | grep -vE "$keep" > /tmp/t/after
-  grep -vE "$keep" /tmp/t/before | diff - /tmp/t/after && echo restored') ||
+out=$(module_round_trip "export LMOD_FAST_TCL_INTERP=no; . $lmod/lmod/init/sh" \
+  'ferry module /tmp/t/moved --lmod /tmp/t/modules >/dev/null
+  module use /tmp/t/modules' \
+  'command -v python; python -c "import numpy; print(numpy.__file__)"' \
+  "^(_ModuleTable[0-9_]*_|__LMOD_REF_COUNT_[A-Za-z0-9_]*|__LMOD_STACK_[A-Za-z0-9_]*|LOADEDMODULES|_LMFILES_|_)=") ||
   fail "the module in the old root: $out"
 expect_contains "$out" "/tmp/t/moved/bin/python"
 expect_contains "$out" "/tmp/t/moved/lib/python3.9/site-packages/numpy/__init__.py"
@@ -115,21 +124,16 @@ expect_contains "$out" "restored"
 # And with the root's own Environment Modules, 4.6 (RHEL 8's is 4.5): the same round trip with
 # the user's own values in the variables the module sets and unsets, and the family: a second
 # python env is refused while the first is loaded.
-out=$(old 'set -e; . /usr/share/modules/init/sh
-  module --version 2>&1 | head -1
+out=$(module_round_trip ". /usr/share/modules/init/sh" \
+  'module --version 2>&1 | head -1
   ferry module /tmp/t/moved --tcl /tmp/t/tcl >/dev/null
   python3 -m venv /tmp/t/other && ferry module /tmp/t/other --tcl /tmp/t/tcl >/dev/null
   module use /tmp/t/tcl
-  export VIRTUAL_ENV="mine: two words" PYTHONHOME=/my/home
-  env | sort > /tmp/t/before4
-  module load moved
-  echo "loaded: $(command -v python) VIRTUAL_ENV=$VIRTUAL_ENV PYTHONHOME=${PYTHONHOME-unset}"
+  export VIRTUAL_ENV="mine: two words" PYTHONHOME=/my/home' \
+  'echo "loaded: $(command -v python) VIRTUAL_ENV=$VIRTUAL_ENV PYTHONHOME=${PYTHONHOME-unset}"
   if module load other 2>/tmp/t/refused; then echo "other loaded too"; fi
-  cat /tmp/t/refused
-  module unload moved
-  keep="^(LOADEDMODULES|_LMFILES_|__MODULES_[A-Za-z0-9_]*|[A-Z_]*_modshare|_)="
-  env | sort | grep -vE "$keep" > /tmp/t/after4
-  grep -vE "$keep" /tmp/t/before4 | diff - /tmp/t/after4 && echo restored') ||
+  cat /tmp/t/refused' \
+  "^(LOADEDMODULES|_LMFILES_|__MODULES_[A-Za-z0-9_]*|[A-Z_]*_modshare|_)=") ||
   fail "the Tcl module in the old root: $out"
 expect_contains "$out" "Modules Release 4.6"
 expect_contains "$out" "loaded: /tmp/t/moved/bin/python VIRTUAL_ENV=/tmp/t/moved PYTHONHOME=unset"

@@ -4,8 +4,7 @@ source "$(dirname "$0")/common.sh"
 
 out=$("$FERRY" --version)
 expect_eq "$(wc -l <<<"$out")" 1
-version=$(sed -n 's/^project(ferry VERSION \([0-9.]*\) .*/\1/p' "$FERRY_SOURCE/CMakeLists.txt")
-[ -n "$version" ] || fail "no project(ferry VERSION ...) in $FERRY_SOURCE/CMakeLists.txt"
+version=$(project_version)
 expect_eq "${out%% (*}" "ferry $version"
 
 top=$(git -C "$FERRY_SOURCE" rev-parse --show-toplevel 2>/dev/null || true)
