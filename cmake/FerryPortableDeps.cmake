@@ -24,6 +24,7 @@ ferry_static_dep(PkgConfig::ISAL isal)
 # nettle for the zip reader's decryption.
 ferry_static_dep(PkgConfig::ARCHIVE archive lzma zstd lz4 bz2 z nettle)
 ferry_static_dep(ferry::dep_deflate deflate)
+ferry_static_dep(simdjson::simdjson simdjson)
 add_library(ferry::dep_cli11 INTERFACE IMPORTED)
 set_target_properties(ferry::dep_cli11 PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${FERRY_DEPS_INCLUDE}")
 add_library(nlohmann_json::nlohmann_json INTERFACE IMPORTED)

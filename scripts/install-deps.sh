@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libzstd-dev libdeflate-dev libisal-dev libxxhash-dev libarchive-dev libtbb-dev
-  libcli11-dev nlohmann-json3-dev libfmt-dev libgtest-dev
+  libcli11-dev nlohmann-json3-dev libsimdjson-dev libfmt-dev libgtest-dev
   clang libclang-rt-14-dev
   clang-format  # tests/format_check.sh: the sources stay in .clang-format's style (make format applies it)
   zstd pigz patchelf hyperfine bzip2 xz-utils zip bc time

@@ -67,11 +67,11 @@ export FERRY_SYSROOT=$root FERRY_DEPS=$deps
 toolchain=$here/cmake/portable-toolchain.cmake
 
 make_deps() {
-  local stamp="onetbb-2021.8.0 isa-l-2.30.0 $(dpkg-query -W -f '${Version} ' libzstd-dev libdeflate-dev libxxhash-dev libarchive-dev nettle-dev libfmt-dev nlohmann-json3-dev libcli11-dev)"
+  local stamp="onetbb-2021.8.0 isa-l-2.30.0 simdjson-3.0.1 $(dpkg-query -W -f '${Version} ' libzstd-dev libdeflate-dev libxxhash-dev libarchive-dev nettle-dev libfmt-dev nlohmann-json3-dev libcli11-dev)"
   [ -f "$deps/.ferry-deps" ] && [ "$(cat "$deps/.ferry-deps")" = "$stamp" ] && return 0
   rm -rf "$deps" "$work/deps-build"
   mkdir -p "$deps/include" "$deps/lib" "$work/deps-build"
-  local b=$work/deps-build tbb isal
+  local b=$work/deps-build tbb isal simdjson
   # oneTBB (Debian ships it shared only), static, without its allocator.
   tbb=$(fetch_source o/onetbb/onetbb_2021.8.0.orig.tar.xz 7e9111b8bb59c8800bf6d0b06afe7b0891937443d2dae1ee1101c8e2ede6a7ef)
   tar -C "$b" -xf "$tbb"
@@ -91,6 +91,15 @@ make_deps() {
   cp "$b/libisal-2.30.0/bin/isa-l.a" "$deps/lib/libisal.a"
   mkdir -p "$deps/include/isa-l"
   cp "$b/libisal-2.30.0/include/"*.h "$deps/include/isa-l/"
+  # simdjson (Debian ships it shared only): its one amalgamated source file.
+  simdjson=$(fetch_source s/simdjson/simdjson_3.0.1.orig.tar.gz 156b1bc5eb0561b2bd166b46d191fd3d95a3e709cc63761477d3b7aec2b6e9ed)
+  tar -C "$b" -xf "$simdjson"
+  say "building simdjson 3.0.1 (static)"
+  { g++ --sysroot="$root" -std=c++20 -O2 -ffunction-sections -fdata-sections -c \
+      "$b/simdjson-3.0.1/singleheader/simdjson.cpp" -o "$b/simdjson.o" &&
+    ar rcs "$deps/lib/libsimdjson.a" "$b/simdjson.o"; } >"$b/simdjson.log" 2>&1 ||
+    { tail -20 "$b/simdjson.log" >&2; die "simdjson: build failed"; }
+  cp "$b/simdjson-3.0.1/singleheader/simdjson.h" "$deps/include/"
   # The rest as this machine's Debian has them: static archives and headers (fmt header-only).
   # libxxhash.a has no x86 dispatch (only the shared library does): XXH3 runs its SSE2 code.
   local inc=/usr/include lib=/usr/lib/$triple

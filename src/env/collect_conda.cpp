@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -10,14 +11,16 @@
 #include <sstream>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
+#include <simdjson.h>
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_invoke.h>
 
 #include "env/collect.hpp"
 
 namespace ferry::env {
 namespace {
 
-using Json = nlohmann::json;
+using Json = simdjson::dom::element;
 
 bool skip_top_level(const std::string& name) {
   static const std::set<std::string> skipped = {
@@ -30,12 +33,22 @@ bool skip_top_level(const std::string& name) {
   return skipped.count(name) || (!name.empty() && name.back() == '~') || lower == ".ds_store";
 }
 
+// conda's metadata is read with simdjson: a large env's records and paths.json run to tens of MB,
+// and building a tree of them node by node (nlohmann) was most of a conda pack's collection time.
+// The element lives in the calling thread's parser, until that thread loads the next file.
 Json load_json(const std::string& path) {
-  try {
-    return Json::parse(util::read_file(path));
-  } catch (const Json::exception& e) {
-    throw Error(fmt::format("{}: invalid JSON: {}", path, e.what()));
-  }
+  thread_local simdjson::dom::parser parser;  // its DOM holds copies: the text may go
+  Json root;
+  if (auto error = parser.parse(util::read_file(path)).get(root))
+    throw Error(fmt::format("{}: invalid JSON: {}", path, simdjson::error_message(error)));
+  return root;
+}
+
+// object[key] as a string; fallback where it is missing or not a string.
+std::string string_field(Json object, const char* key, std::string_view fallback = {}) {
+  std::string_view value;
+  if (object[key].get_string().get(value)) return std::string(fallback);
+  return std::string(value);
 }
 
 bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
@@ -61,27 +74,6 @@ struct PythonInfo {
   std::string site_packages;
 };
 
-std::optional<PythonInfo> find_python(const std::string& prefix) {
-  std::optional<PythonInfo> found;
-  for (const auto& ent : std::filesystem::directory_iterator(prefix + "/conda-meta")) {
-    std::string name = ent.path().filename().string();
-    if (!name.starts_with("python-") || ent.path().extension() != ".json") continue;
-    Json info = load_json(ent.path().string());
-    if (info.value("name", "") != "python") continue;
-    if (found) throw Error(fmt::format("{}: more than one python package is installed", prefix));
-    PythonInfo p;
-    p.version = info.value("version", "");
-    // CEP 17's field names the real directory (python3.13t for free-threaded builds);
-    // conda-pack ignores it, ferry uses it when present.
-    if (info.contains("python_site_packages_path") && info["python_site_packages_path"].is_string())
-      p.site_packages = info["python_site_packages_path"].get<std::string>();
-    else
-      p.site_packages = "lib/python" + python_major_minor(p.version) + "/site-packages";
-    found = p;
-  }
-  return found;
-}
-
 void check_editables(const std::string& prefix, const std::string& site_packages) {
   std::string sp = prefix + "/" + site_packages;
   std::vector<std::string> editable;
@@ -91,8 +83,8 @@ void check_editables(const std::string& prefix, const std::string& site_packages
     if (ent.path().extension() == ".dist-info") {
       std::string direct = ent.path().string() + "/direct_url.json";
       if (!exists(direct)) continue;
-      Json d = load_json(direct);
-      if (d.contains("dir_info") && d["dir_info"].value("editable", false))
+      bool is_editable = false;
+      if (!load_json(direct)["dir_info"]["editable"].get_bool().get(is_editable) && is_editable)
         editable.push_back(name.substr(0, name.find('-')));
     } else if (ent.path().extension() == ".egg-link") {
       editable.push_back(name.substr(0, name.size() - 9));  // setup.py develop
@@ -111,9 +103,9 @@ std::string noarch_type(const std::string& pkg) {
   for (const char* meta : {"/info/link.json", "/info/package_metadata.json"}) {
     std::string path = pkg + meta;
     if (!exists(path)) continue;
-    Json j = load_json(path);
-    if (j.contains("noarch") && j["noarch"].is_object()) return j["noarch"].value("type", "");
-    return "";
+    Json noarch;
+    if (load_json(path)["noarch"].get(noarch)) return "";
+    return string_field(noarch, "type");
   }
   return "";
 }
@@ -173,10 +165,13 @@ PackItem from_env(const std::string& prefix, const std::string& rel) {
 
 // One conda-meta record: the package, where its package cache entry is, the files it installed.
 struct PackageRecord {
-  std::string name;    // the record's file name in conda-meta
-  std::string path;    // the record itself
-  std::string id;      // name-version, for messages
-  std::string source;  // link.source, the package cache entry ("" when the record has none)
+  std::string name;     // the record's file name in conda-meta
+  std::string path;     // the record itself
+  std::string package;  // its "name"
+  std::string version;
+  std::string id;             // name-version, for messages
+  std::string source;         // link.source, the package cache entry ("" when the record has none)
+  std::string site_packages;  // CEP 17's python_site_packages_path, "" when absent
   std::vector<std::string> files;
 };
 
@@ -185,15 +180,18 @@ PackageRecord read_record(const std::string& prefix, const std::string& record_n
   r.name = record_name;
   r.path = prefix + "/conda-meta/" + record_name;
   Json info = load_json(r.path);
-  std::string pkg_name = info.value("name", record_name);
-  r.id = pkg_name + "-" + info.value("version", "?");
-  if (info.contains("link") && info["link"].is_object() && info["link"].contains("source") &&
-      info["link"]["source"].is_string())
-    r.source = info["link"]["source"].get<std::string>();
-  if (info.contains("files") && info["files"].is_array())
-    for (const auto& f : info["files"])
-      if (f.is_string() && f.get<std::string>() != ".nonadmin")
-        r.files.push_back(f.get<std::string>());
+  r.package = string_field(info, "name", record_name);
+  r.version = string_field(info, "version");
+  r.id = r.package + "-" + string_field(info, "version", "?");
+  Json link;
+  if (!info["link"].get(link)) r.source = string_field(link, "source");
+  r.site_packages = string_field(info, "python_site_packages_path");
+  simdjson::dom::array files;
+  if (!info["files"].get_array().get(files))
+    for (Json f : files) {
+      std::string_view file;
+      if (!f.get_string().get(file) && file != ".nonadmin") r.files.emplace_back(file);
+    }
   return r;
 }
 
@@ -209,19 +207,25 @@ std::vector<CachedPath> cached_paths(const std::string& source) {
   std::vector<CachedPath> out;
   std::string paths_json = source + "/info/paths.json";
   if (exists(paths_json)) {
-    Json paths = load_json(paths_json);
-    for (const auto& p : paths.at("paths")) {
-      CachedPath path{p.at("_path").get<std::string>()};
+    simdjson::dom::array paths;
+    if (load_json(paths_json)["paths"].get_array().get(paths))
+      throw Error(fmt::format("{}: has no \"paths\" list", paths_json));
+    for (Json p : paths) {
+      std::string_view rel;
+      if (p["_path"].get_string().get(rel))
+        throw Error(fmt::format("{}: an entry of \"paths\" has no \"_path\"", paths_json));
+      CachedPath path{std::string(rel)};
+      std::string_view placeholder;
       // A directory entry names a directory, which conda-pack then reports as missing when it is
       // not empty; ferry lets the walk find whatever the directory holds.
-      if (p.value("path_type", "") == "directory") {
+      if (string_field(p, "path_type") == "directory") {
         path.directory = true;
-      } else if (p.contains("prefix_placeholder") && p["prefix_placeholder"].is_string()) {
+      } else if (!p["prefix_placeholder"].get_string().get(placeholder)) {
         // CEP 34: file_mode defaults to text (conda-pack treats a missing mode as no prefix).
         path.prefix =
-            PrefixRecord{p["prefix_placeholder"].get<std::string>(),
-                         p.value("file_mode", "text") == "binary" ? format::RelocMode::binary
-                                                                  : format::RelocMode::text};
+            PrefixRecord{std::string(placeholder), string_field(p, "file_mode", "text") == "binary"
+                                                       ? format::RelocMode::binary
+                                                       : format::RelocMode::text};
       }
       out.push_back(std::move(path));
     }
@@ -238,12 +242,22 @@ std::vector<CachedPath> cached_paths(const std::string& source) {
   return out;
 }
 
-// collect_conda's passes share one Collecting: the environment, what the walk found, and the
-// items chosen so far with what went wrong on the way.
+// A conda-meta record as loaded: the record, and its package cache entry's type and paths when
+// the entry exists.
+struct LoadedPackage {
+  PackageRecord record;
+  bool cached = false;  // link.source names an entry that exists
+  bool noarch_python = false;
+  std::vector<CachedPath> paths;  // the entry's, when cached
+};
+
+// collect_conda's passes share one Collecting: the environment, its records as loaded, what the
+// walk found, and the items chosen so far with what went wrong on the way.
 struct Collecting {
   const PackOptions& options;
   const std::string& prefix;
   Collection c{};
+  std::vector<LoadedPackage> packages{};  // conda-meta's records, sorted by file name
   std::optional<PythonInfo> python{};
   std::vector<std::string> on_disk_list{};  // the walk, in its order
   std::set<std::string> on_disk{};
@@ -258,19 +272,6 @@ struct Collecting {
   }
 };
 
-void read_python(Collecting& cx) {
-  cx.python = find_python(cx.prefix);
-  if (cx.python) {
-    cx.c.python_version = cx.python->version;
-    if (!cx.options.ignore_editable_packages) check_editables(cx.prefix, cx.python->site_packages);
-  }
-}
-
-void walk_env(Collecting& cx) {
-  cx.on_disk_list = walk_tree(cx.prefix, &skip_top_level);
-  cx.on_disk = std::set<std::string>(cx.on_disk_list.begin(), cx.on_disk_list.end());
-}
-
 std::vector<std::string> conda_meta_records(const std::string& prefix) {
   std::vector<std::string> records;
   for (const auto& ent : std::filesystem::directory_iterator(prefix + "/conda-meta"))
@@ -279,22 +280,76 @@ std::vector<std::string> conda_meta_records(const std::string& prefix) {
   return records;
 }
 
+// Every record and its cache entry's info/ parsed once, in parallel (a large env's JSON runs to
+// tens of MB), while the env is walked. A failure is reported for the first record, in order,
+// that failed, whichever thread met it first.
+void load_packages_and_walk(Collecting& cx) {
+  std::vector<std::string> names = conda_meta_records(cx.prefix);
+  cx.packages.resize(names.size());
+  std::vector<std::exception_ptr> failed(names.size());
+  JobArena arena(cx.options.jobs ? cx.options.jobs : util::default_jobs());
+  arena.execute([&] {
+    tbb::parallel_invoke(
+        [&] {
+          cx.on_disk_list = walk_tree(cx.prefix, &skip_top_level);
+          cx.on_disk = std::set<std::string>(cx.on_disk_list.begin(), cx.on_disk_list.end());
+        },
+        [&] {
+          tbb::parallel_for(std::size_t{0}, names.size(), [&](std::size_t i) {
+            try {
+              LoadedPackage& p = cx.packages[i];
+              p.record = read_record(cx.prefix, names[i]);
+              p.cached = !p.record.source.empty() && exists(p.record.source);
+              if (!p.cached) return;
+              p.noarch_python = noarch_type(p.record.source) == "python";
+              p.paths = cached_paths(p.record.source);
+            } catch (...) {
+              failed[i] = std::current_exception();
+            }
+          });
+        });
+  });
+  for (const std::exception_ptr& e : failed)
+    if (e) std::rethrow_exception(e);
+}
+
+// The installed python (its version, its site-packages) from the records; editable installs
+// refused unless asked.
+void find_python(Collecting& cx) {
+  for (const LoadedPackage& p : cx.packages) {
+    const PackageRecord& r = p.record;
+    if (!r.name.starts_with("python-") || r.package != "python") continue;
+    if (cx.python)
+      throw Error(fmt::format("{}: more than one python package is installed", cx.prefix));
+    // CEP 17's field names the real directory (python3.13t for free-threaded builds);
+    // conda-pack ignores it, ferry uses it when present.
+    cx.python = PythonInfo{r.version,
+                           !r.site_packages.empty()
+                               ? r.site_packages
+                               : "lib/python" + python_major_minor(r.version) + "/site-packages"};
+  }
+  if (!cx.python) return;
+  cx.c.python_version = cx.python->version;
+  if (!cx.options.ignore_editable_packages) check_editables(cx.prefix, cx.python->site_packages);
+}
+
 // A package with a cache entry: its files from the entry, with the prefix records the entry
 // keeps; a noarch python package's paths mapped to this env's python.
-std::vector<PackItem> cached_items(const Collecting& cx, const PackageRecord& r) {
-  bool is_noarch = noarch_type(r.source) == "python";
+std::vector<PackItem> cached_items(const Collecting& cx, const LoadedPackage& p) {
+  const PackageRecord& r = p.record;
+  bool is_noarch = p.noarch_python;
   if (is_noarch && !cx.python)
     throw Error(
         fmt::format("{}: noarch python package {} but no python is installed", cx.prefix, r.id));
-  auto map_path = [&](const std::string& p) {
-    if (!is_noarch) return p;
-    if (p.starts_with("site-packages/")) return cx.python->site_packages + p.substr(13);
-    if (p.starts_with("python-scripts/")) return "bin" + p.substr(14);
-    return p;
+  auto map_path = [&](const std::string& path) {
+    if (!is_noarch) return path;
+    if (path.starts_with("site-packages/")) return cx.python->site_packages + path.substr(13);
+    if (path.starts_with("python-scripts/")) return "bin" + path.substr(14);
+    return path;
   };
   std::vector<PackItem> items;
   std::set<std::string> seen;
-  for (const CachedPath& path : cached_paths(r.source)) {
+  for (const CachedPath& path : p.paths) {
     std::string target = map_path(path.rel);
     seen.insert(target);
     if (path.directory) continue;
@@ -327,14 +382,14 @@ std::vector<PackItem> cached_items(const Collecting& cx, const PackageRecord& r)
 
 // One package's files (from its cache entry, else from the env, scanned), those missing from the
 // env noted, and its conda-meta record itself.
-void collect_package(Collecting& cx, const std::string& record_name) {
-  PackageRecord r = read_record(cx.prefix, record_name);
+void collect_package(Collecting& cx, const LoadedPackage& p) {
+  const PackageRecord& r = p.record;
   std::vector<PackItem> items;
-  if (r.source.empty() || !exists(r.source)) {
+  if (!p.cached) {
     cx.uncached.push_back(r.id);
     for (const std::string& f : r.files) items.push_back(from_env(cx.prefix, f));
   } else {
-    items = cached_items(cx, r);
+    items = cached_items(cx, p);
   }
   for (PackItem& item : items) {
     if (!cx.on_disk.count(item.target)) {
@@ -434,10 +489,10 @@ Collection collect_conda(const PackOptions& options, const std::string& prefix) 
   Collecting cx{options, prefix};
   cx.c.kind = Kind::conda;
   cx.c.prefix = prefix;
-  read_python(cx);  // its version; editable installs refused unless asked
-  walk_env(cx);     // what the env holds on disk
-  for (const std::string& record_name : conda_meta_records(prefix))
-    collect_package(cx, record_name);  // each package's files, from its cache entry if any
+  load_packages_and_walk(cx);  // every record and cache entry, and what the env holds on disk
+  find_python(cx);             // its version; editable installs refused unless asked
+  for (const LoadedPackage& p : cx.packages)
+    collect_package(cx, p);  // each package's files, from its cache entry if any
   add_history(cx);
   check_missing(cx);            // managed files the env lost refuse the pack, unless asked
   pack_clobbered_from_env(cx);  // paths two packages claim

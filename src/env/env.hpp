@@ -160,10 +160,14 @@ struct PackResult : format::TreeCounts {
   std::uint64_t bytes_out = 0, frames = 0;
   std::uint64_t text_records = 0, binary_records = 0;
   double seconds = 0;
+  std::vector<std::pair<std::string, double>> phases;  // in order: "collect", "classify", ...
   std::vector<std::string> warnings;
 };
-// By hand, not FERRY_JSON_FIELDS: the tree's bytes are "bytes_in" there, beside "bytes_out".
+// By hand, not FERRY_JSON_FIELDS: the tree's bytes are "bytes_in" there, beside "bytes_out", and
+// the phases are one object, in the order they happened.
 inline void to_json(nlohmann::ordered_json& json, const PackResult& r) {
+  nlohmann::ordered_json phases = nlohmann::ordered_json::object();
+  for (const auto& [name, seconds] : r.phases) phases[name] = seconds;
   json = {{"output", r.output},
           {"prefix", r.prefix},
           {"kind", r.kind},
@@ -179,6 +183,7 @@ inline void to_json(nlohmann::ordered_json& json, const PackResult& r) {
           {"text_records", r.text_records},
           {"binary_records", r.binary_records},
           {"seconds", r.seconds},
+          {"phases", phases},
           {"warnings", r.warnings}};
 }
 

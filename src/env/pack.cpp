@@ -764,16 +764,27 @@ void finish_archive(Packing& pk) {
 PackResult pack(const PackOptions& o) {
   util::Stopwatch clock;
   Packing pk{o};
+  double mark = 0;
+  auto phase = [&](const char* name) {
+    double now = clock.seconds();
+    pk.r.phases.emplace_back(name, now - mark);
+    mark = now;
+  };
   check_options(pk);                     // paths, --dest-prefix, --level
   pk.out.emplace(pk.r.output, o.force);  // refuses an OUT that exists, unless --force
   collect_items(pk);                     // what goes in
-  classify_large_files(pk);              // pass 1: the records of files read in pieces
-  pk.spill.emplace(pk.r.output);         // beside OUT, on its file system
-  write_files(pk);                       // pass 2: read, classify, tar and compress, to the spill
-  build_manifest(pk);                    // the records and checksums
-  write_manifest(pk);                    // the archive's first member
-  pk.append_spill();                     // then the files' frames
-  finish_archive(pk);                    // seek table, rename into place
+  phase("collect");
+  classify_large_files(pk);  // pass 1: the records of files read in pieces
+  phase("classify");
+  pk.spill.emplace(pk.r.output);  // beside OUT, on its file system
+  write_files(pk);                // pass 2: read, classify, tar and compress, to the spill
+  phase("files");
+  build_manifest(pk);  // the records and checksums
+  write_manifest(pk);  // the archive's first member
+  phase("manifest");
+  pk.append_spill();   // then the files' frames
+  finish_archive(pk);  // seek table, rename into place
+  phase("finish");
 
   PackResult& r = pk.r;
   r.frames = pk.compressed_sizes.size();

@@ -71,4 +71,18 @@ echo /home/user/src/mypkg > "$ENV/lib/python3.11/site-packages/mypkg.egg-link"
 expect_failure "editable" "$FERRY" pack "$ENV" -o e.tar.zst
 expect_missing e.tar.zst
 "$FERRY" pack "$ENV" -o e.tar.zst --ignore-editable-packages 2>/dev/null >/dev/null
+
+# Broken metadata: one line naming the file, nothing written. A record cut short (a full disk
+# while conda wrote it), then a cache entry's paths.json whose entry has no _path.
+record=$(ls "$ENV"/conda-meta/modeless-*.json)
+cp "$record" record.saved
+head -c 40 record.saved > "$record"
+expect_failure "$record: invalid JSON" "$FERRY" pack "$ENV" -o bad.tar.zst --ignore-editable-packages
+expect_missing bad.tar.zst
+cp record.saved "$record"
+paths=$(ls -d "$PKGS"/legacy-*)/info/paths.json
+echo '{"paths": [{"path_type": "hardlink"}], "paths_version": 1}' > "$paths"
+expect_failure "$paths: an entry of \"paths\" has no \"_path\"" \
+  "$FERRY" pack "$ENV" -o bad.tar.zst --ignore-editable-packages
+expect_missing bad.tar.zst
 echo ok

@@ -7,6 +7,12 @@ export PYTHONDONTWRITEBYTECODE=1
 
 "$FERRY" pack "$ENV" -o env.tar.zst --json > pack.json
 expect_contains "$(cat pack.json)" '"kind": "conda"'
+# Where the time went, phase by phase, in order; together they are the whole pack.
+expect_eq "$(python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+p = j["phases"]
+print(list(p), all(v >= 0 for v in p.values()), abs(sum(p.values()) - j["seconds"]) < 0.05 * j["seconds"] + 0.01)' pack.json)" \
+  "['collect', 'classify', 'files', 'manifest', 'finish'] True True"
 files=$(find "$ENV" -type f | wc -l)
 [ "$files" -gt 5000 ] || fail "fixture too small: $files files"
 

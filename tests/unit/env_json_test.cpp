@@ -25,11 +25,16 @@ TEST(EnvJson, PackResultCallsTheTreeBytesBytesIn) {
   r.hardlinks = 1;
   r.bytes = 1000;
   r.bytes_out = 400;
+  r.phases = {{"collect", 0.5}, {"files", 2.0}, {"finish", 0.25}};
   nlohmann::ordered_json j = r;
-  EXPECT_EQ(json_keys(j), (std::vector<std::string>{
-                              "output", "prefix", "kind", "format", "python_version", "files",
-                              "directories", "symlinks", "hardlinks", "bytes_in", "bytes_out",
-                              "frames", "text_records", "binary_records", "seconds", "warnings"}));
+  EXPECT_EQ(json_keys(j),
+            (std::vector<std::string>{"output", "prefix", "kind", "format", "python_version",
+                                      "files", "directories", "symlinks", "hardlinks", "bytes_in",
+                                      "bytes_out", "frames", "text_records", "binary_records",
+                                      "seconds", "phases", "warnings"}));
+  // One object, the phases in the order they happened.
+  EXPECT_EQ(json_keys(j["phases"]), (std::vector<std::string>{"collect", "files", "finish"}));
+  EXPECT_EQ(j["phases"]["files"], 2.0);
   EXPECT_EQ(j["kind"], "conda");
   EXPECT_EQ(j["files"], 3);
   EXPECT_EQ(j["hardlinks"], 1);
