@@ -466,7 +466,16 @@ void collect_items(Packing& pk) {
     bool excluded = false;
     for (const std::string& pattern : o.excludes)
       if (util::glob_match(pattern, item.target)) excluded = true;
-    if (!excluded) pk.items.push_back(std::move(item));
+    if (excluded) continue;
+    // Refused before anything is read: the manifest that lists it is JSON.
+    for (const std::string* name : {&item.target, &item.link})
+      if (!util::is_valid_utf8(*name))
+        throw Error(
+            fmt::format("{}/{}: {} not valid UTF-8 (ferry's manifest is JSON): rename it, "
+                        "or leave it out with --exclude",
+                        r.prefix, util::printable(item.target),
+                        name == &item.link ? "its link target is" : "the name is"));
+    pk.items.push_back(std::move(item));
   }
   std::map<std::pair<std::uint64_t, std::uint64_t>, std::string> first_link;
   for (PackItem& item : pk.items) {

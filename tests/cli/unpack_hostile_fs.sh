@@ -85,6 +85,14 @@ expect_contains "$out" 'u/caf\xe9: the path is not valid UTF-8'
 cp -a prefix "$bad"
 expect_failure "is not valid UTF-8" "$FERRY" pack "$bad" -o u/other.tar.zst
 expect_missing u/other.tar.zst
+# A name inside the env, and a link target, each named in the one line; --exclude packs the rest.
+mkdir -p named/lib && echo data > "named/lib/$bad.txt"
+expect_failure 'named/lib/caf\xe9.txt: the name is not valid UTF-8' "$FERRY" pack named -o u/named.tar.zst
+expect_missing u/named.tar.zst
+"$FERRY" pack named -o u/named.tar.zst --exclude "lib/caf*" >/dev/null
+rm -f "named/lib/$bad.txt" u/named.tar.zst && ln -s "$bad" named/lib/link
+expect_failure 'named/lib/link: its link target is not valid UTF-8' "$FERRY" pack named -o u/named.tar.zst
+expect_missing u/named.tar.zst
 
 # ---- pack writes a hidden sibling of OUT and sweeps what a killed pack left: a pack killed with -9
 #      as soon as its output appears leaves a hidden temporary, which the next pack removes.

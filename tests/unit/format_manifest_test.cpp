@@ -52,3 +52,38 @@ TEST(Manifest, VersionOneIsRefusedAsUnverifiable) {
     EXPECT_NE(std::string(e.what()).find("pack it again"), std::string::npos) << e.what();
   }
 }
+
+TEST(Manifest, NamesWithQuotesBackslashesAndControlBytesRoundTrip) {
+  fmt_::Manifest m;
+  m.kind = "prefix";
+  m.source_prefix = "/opt/\"env\"";
+  m.placeholders = {"/opt/\"env\""};
+  m.warnings = {"a\tb\\c\nd"};
+  // Every byte below 0x20, a quote, a backslash, DEL and multi-byte UTF-8, in one name.
+  std::string odd;
+  for (int c = 1; c < 0x20; ++c) odd += static_cast<char>(c);
+  odd += "\"\\\x7f caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x8d";
+  m.files.push_back({"share/" + odd, 3, ~0ull, -1, fmt_::RelocMode::none, 0644});
+  m.symlink_entries.push_back({"lib/" + odd, "../share/" + odd});
+  fmt_::Manifest back = fmt_::Manifest::parse(m.to_json(), "test");
+  EXPECT_EQ(back.source_prefix, m.source_prefix);
+  EXPECT_EQ(back.warnings, m.warnings);
+  EXPECT_EQ(back.files.at(0).path, "share/" + odd);
+  EXPECT_EQ(back.files.at(0).xxh3, ~0ull);
+  EXPECT_EQ(back.files.at(0).placeholder, -1);
+  EXPECT_EQ(back.symlink_entries.at(0).target, "../share/" + odd);
+  EXPECT_EQ(back.to_json(), m.to_json());
+}
+
+TEST(Manifest, ANameThatIsNotUtf8IsRefusedNamingIt) {
+  fmt_::Manifest m;
+  m.kind = "prefix";
+  m.source_prefix = "/opt/env";
+  m.files.push_back({"share/caf\xe9", 3, 1, -1, fmt_::RelocMode::none, 0644});
+  try {
+    (void)m.to_json();
+    FAIL() << "accepted";
+  } catch (const ferry::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("share/caf\\xe9"), std::string::npos) << e.what();
+  }
+}
