@@ -1,8 +1,9 @@
 // ferry pack: collect, then one pipelined pass over the files that reads each file once, finds its
 // relocation record and checksum, and tars and compresses it in frames. The manifest (the records
-// and checksums) is the archive's first member but is known only at the end, so the files' frames
-// go to a spill file beside OUT, copied after the manifest's frame once it is written. Only the
-// files too large to hold (read in pieces) are read twice: once before, for their records.
+// and checksums) is the archive's first member but is known only at the end: for zstd the files'
+// frames go straight into OUT after room kept for the manifest's (estimated from a stand-in), for
+// gzip to a spill file beside OUT, copied after the manifest's frames once they are written. Only
+// the files too large to hold (read in pieces) are read twice: once before, for their records.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -284,7 +285,7 @@ class TempOutput {
                   Error::Kind::usage);
     m_tree.emplace(where);
     const std::string& path = m_tree->stage(util::TempSibling::Kind::file);
-    m_fd = util::UniqueFd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    m_fd = util::UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!m_fd) util::throw_errno(path, "cannot create", errno);
   }
   TempOutput(const TempOutput&) = delete;
@@ -302,6 +303,45 @@ class TempOutput {
     // copy_range writes at explicit offsets; what follows (the seek table) at the file's.
     if (::lseek(m_fd.get(), static_cast<off_t>(m_written), SEEK_SET) < 0)
       util::throw_errno(m_output, "cannot seek in", errno);
+  }
+  // Writing goes on at offset (the room before it is filled by write_at).
+  void seek_to(std::uint64_t offset) {
+    if (::lseek(m_fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0)
+      util::throw_errno(m_output, "cannot seek in", errno);
+    m_written = offset;
+  }
+  void write_at(std::uint64_t offset, std::string_view data) {
+    while (!data.empty()) {
+      ssize_t put = ::pwrite(m_fd.get(), data.data(), data.size(), static_cast<off_t>(offset));
+      if (put < 0 && errno == EINTR) continue;
+      if (put < 0) util::throw_errno(m_output, "cannot write", errno);
+      data.remove_prefix(static_cast<std::size_t>(put));
+      offset += static_cast<std::uint64_t>(put);
+    }
+  }
+  // Moves everything from offset `from` on to `to`, in pieces taken in the order that reads none
+  // after it was overwritten; writing then goes on after it.
+  void move(std::uint64_t from, std::uint64_t to) {
+    std::uint64_t length = m_written - from;
+    std::string buffer(std::size_t{4} << 20, '\0');
+    for (std::uint64_t done = 0; done < length;) {
+      std::size_t piece =
+          static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), length - done));
+      std::uint64_t at = to > from ? length - done - piece : done;  // up: the last piece first
+      std::size_t got = 0;
+      while (got < piece) {
+        ssize_t n = ::pread(m_fd.get(), buffer.data() + got, piece - got,
+                            static_cast<off_t>(from + at + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) util::throw_errno(m_output, "cannot read back", n < 0 ? errno : EIO);
+        got += static_cast<std::size_t>(n);
+      }
+      write_at(to + at, std::string_view(buffer.data(), piece));
+      done += piece;
+    }
+    if (to < from && ::ftruncate(m_fd.get(), static_cast<off_t>(to + length)) != 0)
+      util::throw_errno(m_output, "cannot truncate", errno);
+    seek_to(to + length);
   }
   void commit() {
     if (::fsync(m_fd.get()) != 0) util::throw_errno(m_output, "cannot sync", errno);
@@ -383,7 +423,8 @@ struct Packing {
   PackResult r{};
   int level = 0;                      // the codec's, checked
   std::optional<TempOutput> out{};    // the archive, beside OUT until the end
-  std::optional<SpillFile> spill{};   // the files' frames, until the manifest is written
+  std::optional<SpillFile> spill{};   // gzip: the files' frames, until the manifest is written
+  std::uint64_t files_at = 0;         // zstd: where the files' frames begin in OUT
   std::vector<PackItem> items{};      // in archive order
   std::vector<Classified> classes{};  // what each item's reading found
   std::uint64_t total_bytes = 0;      // the files' bytes, as collected
@@ -404,7 +445,10 @@ struct Packing {
   }
   void spill_frames(const std::vector<format::CompressedFrame>& frames) {
     for (const auto& f : frames) {
-      spill->write(f.bytes);
+      if (spill)
+        spill->write(f.bytes);
+      else
+        out->write(f.bytes);
       spilled_compressed.push_back(static_cast<std::uint32_t>(f.bytes.size()));
       spilled_decompressed.push_back(f.decompressed_size);
     }
@@ -521,11 +565,11 @@ void classify_large_files(Packing& pk) {
   });
 }
 
-// The manifest from the items and what reading them found, with the result's counts and warnings.
-void build_manifest(Packing& pk) {
+// The manifest from the items and what reading them found (classes), with r's counts and warnings.
+format::Manifest make_manifest(const Packing& pk, const std::vector<Classified>& classes,
+                               PackResult& r) {
   const PackOptions& o = pk.o;
-  PackResult& r = pk.r;
-  format::Manifest& manifest = pk.manifest;
+  format::Manifest manifest;
   manifest.tool = k_tool;
   manifest.kind = util::name(r.kind);
   manifest.source_prefix = o.dest_prefix ? *o.dest_prefix : r.prefix;
@@ -550,7 +594,7 @@ void build_manifest(Packing& pk) {
         continue;
       case format::EntryType::file: break;
     }
-    const Classified& k = pk.classes[i];
+    const Classified& k = classes[i];
     format::ManifestFile f;
     f.path = item.target;
     f.size = k.size;
@@ -575,33 +619,109 @@ void build_manifest(Packing& pk) {
         "packed unchanged",
         r.prefix, unrelocatable, first_unrelocatable));
   manifest.warnings = r.warnings;
+  return manifest;
 }
 
-// The archive's first members, in a frame of their own: the .ferry directory and the manifest.
-void write_manifest(Packing& pk) {
+void build_manifest(Packing& pk) { pk.manifest = make_manifest(pk, pk.classes, pk.r); }
+
+// The archive's first members, the .ferry directory and the manifest, compressed in frames of
+// their own (megabytes of JSON for a large env: the frames at once).
+std::vector<format::CompressedFrame> manifest_frames(Packing& pk,
+                                                     const format::Manifest& manifest) {
   std::string chunk;
-  std::string json = pk.manifest.to_json();
+  std::string json = manifest.to_json();
+  format::TarEncoder encoder;  // the same headers the archive's own encoder writes
   format::Entry e;
   e.path = ".ferry";
   e.type = format::EntryType::directory;
   e.mode = 0755;
   e.mtime_sec = static_cast<std::int64_t>(::time(nullptr));
-  pk.encoder.add(e, {}, chunk);
+  encoder.add(e, {}, chunk);
   e.path = std::string(format::k_manifest_path);
   e.type = format::EntryType::file;
   e.mode = 0644;
-  pk.encoder.add(e, json, chunk);
-  // Megabytes of JSON for a large env, while no other work is left: its frames compressed at once.
-  std::vector<std::vector<format::CompressedFrame>> frames(
+  encoder.add(e, json, chunk);
+  std::vector<std::vector<format::CompressedFrame>> pieces(
       (chunk.size() + format::k_frame_max - 1) / format::k_frame_max);
   pk.arena->execute([&] {
-    tbb::parallel_for(std::size_t{0}, frames.size(), [&](std::size_t i) {
-      frames[i] = format::compress_chunk(
+    tbb::parallel_for(std::size_t{0}, pieces.size(), [&](std::size_t i) {
+      pieces[i] = format::compress_chunk(
           pk.o.codec, pk.level,
           std::string_view(chunk).substr(i * format::k_frame_max, format::k_frame_max));
     });
   });
-  for (const auto& f : frames) pk.write_frames(f);
+  std::vector<format::CompressedFrame> frames;
+  for (auto& p : pieces)
+    for (auto& f : p) frames.push_back(std::move(f));
+  return frames;
+}
+
+std::uint64_t total_size(const std::vector<format::CompressedFrame>& frames) {
+  std::uint64_t n = 0;
+  for (const auto& f : frames) n += f.bytes.size();
+  return n;
+}
+
+// Where the files' frames go. zstd: straight into OUT, after room for the manifest's frames, which
+// are known only at the end: the room is what a stand-in manifest compresses to (the real one's
+// paths, sizes and types; random checksums, as incompressible as the real ones; every file that
+// may be relocated marked so), plus a sixteenth and 4 KiB. Copying the frames from a spill file
+// after the manifest was most of a large pack's tail. gzip: the spill file.
+void reserve_manifest(Packing& pk) {
+  if (pk.o.codec != format::Codec::zstd) {
+    pk.spill.emplace(pk.r.output);
+    return;
+  }
+  std::vector<Classified> stand_in(pk.items.size());
+  std::uint64_t random = 0x9E3779B97F4A7C15ull;
+  for (std::size_t i = 0; i < pk.items.size(); ++i) {
+    const PackItem& item = pk.items[i];
+    Classified& k = stand_in[i];
+    k.size = pk.classes[i].streamed ? pk.classes[i].size : item.size;
+    random ^= random << 13, random ^= random >> 7, random ^= random << 17;  // xorshift64
+    k.hash = random;
+    if (item.detect != Detect::none) {
+      k.mode = format::RelocMode::binary;
+      k.placeholder = item.placeholder;
+    }
+  }
+  PackResult counts = pk.r;
+  std::uint64_t estimate = total_size(manifest_frames(pk, make_manifest(pk, stand_in, counts)));
+  pk.files_at = estimate + estimate / 16 + 4096;
+  pk.out->seek_to(pk.files_at);
+}
+
+// The manifest's frames before the files'. zstd: in the room kept for them, what is left of it a
+// skippable frame counted in the last one's entry; a manifest that outgrew the room moves the
+// files' frames up first. gzip: written, then the spill file copied after them.
+void write_manifest(Packing& pk) {
+  std::vector<format::CompressedFrame> frames = manifest_frames(pk, pk.manifest);
+  if (pk.spill) {
+    pk.write_frames(frames);
+    pk.append_spill();
+    return;
+  }
+  std::uint64_t size = total_size(frames);
+  std::uint64_t left = pk.files_at - std::min(size, pk.files_at);
+  bool fits = size <= pk.files_at && (left == 0 || left >= 8) &&
+              frames.back().bytes.size() + left <= format::max_compressed_frame();
+  if (!fits) {  // the files' frames moved to just after the manifest's, no padding between
+    pk.out->move(pk.files_at, size);
+    pk.files_at = size;
+    left = 0;
+  }
+  if (left > 0) frames.back().bytes += format::zstd_padding(left);
+  std::uint64_t at = 0;
+  for (const auto& f : frames) {
+    pk.out->write_at(at, f.bytes);
+    at += f.bytes.size();
+    pk.compressed_sizes.push_back(static_cast<std::uint32_t>(f.bytes.size()));
+    pk.decompressed_sizes.push_back(f.decompressed_size);
+  }
+  pk.compressed_sizes.insert(pk.compressed_sizes.end(), pk.spilled_compressed.begin(),
+                             pk.spilled_compressed.end());
+  pk.decompressed_sizes.insert(pk.decompressed_sizes.end(), pk.spilled_decompressed.begin(),
+                               pk.spilled_decompressed.end());
 }
 
 // Pass 2's unit of work: a run of small items, or one piece (about a frame) of a streamed file.
@@ -629,7 +749,7 @@ format::Entry tar_entry(const PackItem& item) {
 // Pass 2's stages, in pipeline order. plan_batch (serial) cuts the items into batches;
 // read_batch (parallel) reads and classifies them (a streamed file's piece: reads it);
 // encode_batch (serial, in order) tars them; compress_batch (parallel) cuts and compresses frames;
-// spill_frames (serial, in order) appends them to the spill file.
+// spill_frames (serial, in order) appends them to OUT, after the manifest's room (gzip: the spill).
 class FileWriter {
  public:
   explicit FileWriter(Packing& pk) : m_pk(pk) {}
@@ -735,7 +855,7 @@ class FileWriter {
 };
 
 // Pass 2, pipelined: every item read (a streamed one again), classified, tarred and compressed in
-// frames, to the spill file.
+// frames, into OUT after the manifest's room (gzip: to the spill file).
 void write_files(Packing& pk) {
   using BatchPtr = std::shared_ptr<Batch>;
   FileWriter w(pk);
@@ -785,14 +905,13 @@ PackResult pack(const PackOptions& o) {
   phase("collect");
   classify_large_files(pk);  // pass 1: the records of files read in pieces
   phase("classify");
-  pk.spill.emplace(pk.r.output);  // beside OUT, on its file system
-  write_files(pk);                // pass 2: read, classify, tar and compress, to the spill
+  reserve_manifest(pk);  // zstd: room for the manifest in OUT; gzip: a spill file beside it
+  write_files(pk);       // pass 2: read, classify, tar and compress, after the room (or spilled)
   phase("files");
   build_manifest(pk);  // the records and checksums
-  write_manifest(pk);  // the archive's first member
+  write_manifest(pk);  // the archive's first member, in its room (gzip: then the spill copied)
   phase("manifest");
-  pk.append_spill();   // then the files' frames
-  finish_archive(pk);  // seek table, rename into place
+  finish_archive(pk);  // the tar's end, the seek table, the rename into place
   phase("finish");
 
   PackResult& r = pk.r;

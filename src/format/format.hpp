@@ -159,6 +159,14 @@ struct CompressedFrame {
 
 // Thread-safe: every thread gets its own compression context.
 std::vector<CompressedFrame> compress_chunk(Codec codec, int level, std::string_view chunk);
+// ferry never writes a frame that decodes to more than k_frame_max bytes, nor one whose compressed
+// form (padding included) exceeds this bound: readers refuse larger claims before they allocate
+// anything for them (a 127-byte file could otherwise make every reader allocate 4 GiB).
+std::size_t max_compressed_frame();
+// A zstd skippable frame of exactly `bytes` bytes (at least 8), which every zstd reader passes
+// over: what fills the room a packer kept for frames that came out smaller. Appended to a frame,
+// the two decode as that frame alone.
+std::string zstd_padding(std::size_t bytes);
 // What follows the last frame: the zstd seek table, or nothing for gzip.
 std::string frames_trailer(Codec codec, const std::vector<std::uint32_t>& compressed_sizes,
                            const std::vector<std::uint32_t>& decompressed_sizes);

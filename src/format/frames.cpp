@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -15,6 +16,7 @@ namespace {
 
 constexpr std::uint32_t k_zstd_magic = 0xFD2FB528;
 constexpr std::uint32_t k_skippable_seek_magic = 0x184D2A5E;
+constexpr std::uint32_t k_skippable_pad_magic = 0x184D2A50;
 constexpr std::uint32_t k_seekable_magic = 0x8F92EAB1;
 constexpr std::size_t k_seek_footer = 9;
 constexpr std::size_t k_gzip_header = 20;  // fixed 10, XLEN 2, "FY" 2, length 2, size 4
@@ -93,15 +95,6 @@ std::string gzip_member(int level, std::string_view data) {
   return out;
 }
 
-// ferry never writes a frame that decodes to more than k_frame_max bytes, nor one whose compressed
-// form exceeds the codec's bound for that: larger claims are refused before anything is allocated
-// for them (a 127-byte file could otherwise make every reader allocate 4 GiB).
-std::size_t max_compressed_frame() {
-  static const std::size_t bound =
-      std::max<std::size_t>(ZSTD_compressBound(k_frame_max), k_frame_max + k_frame_max / 64 + 1024);
-  return bound;
-}
-
 void check_claims(const FrameIndexEntry& f, const std::string& subject) {
   if (f.decompressed_size > k_frame_max || f.compressed_size > max_compressed_frame())
     throw Error(
@@ -111,6 +104,12 @@ void check_claims(const FrameIndexEntry& f, const std::string& subject) {
 }
 
 }  // namespace
+
+std::size_t max_compressed_frame() {
+  static const std::size_t bound =
+      std::max<std::size_t>(ZSTD_compressBound(k_frame_max), k_frame_max + k_frame_max / 64 + 1024);
+  return bound;
+}
 
 std::vector<CompressedFrame> compress_chunk(Codec codec, int level, std::string_view chunk) {
   std::vector<CompressedFrame> frames;
@@ -123,6 +122,16 @@ std::vector<CompressedFrame> compress_chunk(Codec codec, int level, std::string_
     frames.push_back(std::move(f));
   } while (!chunk.empty());
   return frames;
+}
+
+std::string zstd_padding(std::size_t bytes) {
+  if (bytes < 8 || bytes - 8 > std::numeric_limits<std::uint32_t>::max())
+    throw Error(fmt::format("zstd: no skippable frame is {} bytes long", bytes));
+  std::string out;
+  store_le32(out, k_skippable_pad_magic);
+  store_le32(out, static_cast<std::uint32_t>(bytes - 8));
+  out.resize(bytes, '\0');
+  return out;
 }
 
 std::string frames_trailer(Codec codec, const std::vector<std::uint32_t>& compressed_sizes,

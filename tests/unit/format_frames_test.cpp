@@ -73,3 +73,26 @@ TEST(FramesForeign, PlainBytesAreForeign) {
   EXPECT_EQ(index_frames("just some text that is not compressed", "t").layout,
             ArchiveLayout::foreign);
 }
+
+TEST(FramesPadding, AFrameWithPaddingAfterItDecodesAsTheFrameAlone) {
+  // What pack leaves where the manifest's frames came out smaller than the room kept for them:
+  // the padding counts in the last manifest frame's entry of the seek table.
+  std::vector<CompressedFrame> first = compress_chunk(Codec::zstd, 3, "the manifest's frame");
+  std::vector<CompressedFrame> second = compress_chunk(Codec::zstd, 3, std::string(5000, 'f'));
+  for (std::size_t pad : {8u, 9u, 4096u}) {
+    std::string padded = first[0].bytes + zstd_padding(pad);
+    std::string archive = padded + second[0].bytes +
+                          frames_trailer(Codec::zstd,
+                                         {static_cast<std::uint32_t>(padded.size()),
+                                          static_cast<std::uint32_t>(second[0].bytes.size())},
+                                         {first[0].decompressed_size, second[0].decompressed_size});
+    FrameIndex index = index_frames(archive, "t");
+    ASSERT_EQ(index.frames.size(), 2u);
+    EXPECT_EQ(decompress_frame(index.layout, archive, index.frames[0], "t"),
+              "the manifest's frame");
+    EXPECT_EQ(decompress_frame(index.layout, archive, index.frames[1], "t"),
+              std::string(5000, 'f'));
+    EXPECT_EQ(zstd_padding(pad).size(), pad);
+  }
+  EXPECT_THROW(zstd_padding(7), ferry::Error);
+}
