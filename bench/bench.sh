@@ -12,11 +12,11 @@ trap 'rm -rf "$WORK"' EXIT
 
 ENV=${2:-}
 if [ -z "$ENV" ]; then
-  FIX="$SRC/build/fixtures/conda-full"
-  if [ ! -f "$FIX/.built" ]; then
-    /usr/bin/python3 "$SRC/tests/fixtures/make_conda_env.py" "$FIX" >/dev/null && touch "$FIX/.built"
-  fi
-  ENV="$FIX/env"
+  # Made on tmpfs for each run (5 s), package cache and all (ferry reads the files the env was
+  # linked from): the build tree's disk pages are paged out when cold (this VM runs DAMON's
+  # reclaim), which put disk reads into some runs and not others.
+  /usr/bin/python3 "$SRC/tests/fixtures/make_conda_env.py" "$WORK/conda-full" >/dev/null
+  ENV="$WORK/conda-full/env"
 fi
 ENV=$(readlink -f "$ENV")
 

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include <mutex>
 
 #include <fmt/format.h>
+#include <simdjson.h>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
 #include <nlohmann/json.hpp>
@@ -204,8 +206,11 @@ bool classify_large(const PackItem& item, std::uint64_t size,
   return !(dest && out.mode != format::RelocMode::none);
 }
 
-std::string rewrite_conda_meta(const std::string& text, const std::string& path) {
-  // The package cache's paths mean nothing where the archive lands (conda-pack does the same).
+// The package cache's paths mean nothing where the archive lands (conda-pack does the same): the
+// record's values for them are blanked. In the record's own text, kept otherwise as conda wrote
+// it (simdjson finds the values: parsing a large env's records into a tree and writing them out
+// again cost more than reading their files); through a tree where a value is not a scalar.
+std::string blank_cache_paths_in_tree(const std::string& text, const std::string& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -217,6 +222,51 @@ std::string rewrite_conda_meta(const std::string& text, const std::string& path)
   if (j.contains("link") && j["link"].is_object() && j["link"].contains("source"))
     j["link"]["source"] = "";
   return j.dump(1, ' ', true);
+}
+
+std::string rewrite_conda_meta(const std::string& text, const std::string& path) {
+  namespace od = simdjson::ondemand;
+  simdjson::padded_string padded(text);
+  thread_local od::parser parser;
+  std::vector<std::pair<std::size_t, std::size_t>> spans;  // offset, length: values to blank
+  try {
+    auto blank = [&](od::value value) {
+      od::json_type type = value.type();
+      if (type == od::json_type::object || type == od::json_type::array) return false;
+      std::string_view token = value.raw_json_token();  // with the blanks after it
+      while (!token.empty() &&
+             std::string_view(" \t\r\n").find(token.back()) != std::string_view::npos)
+        token.remove_suffix(1);
+      spans.emplace_back(static_cast<std::size_t>(token.data() - padded.data()), token.size());
+      return true;
+    };
+    od::document record = parser.iterate(padded);
+    for (auto field : record.get_object()) {
+      std::string_view key = field.unescaped_key();
+      if (key == "extracted_package_dir" || key == "package_tarball_full_path") {
+        if (!blank(field.value())) return blank_cache_paths_in_tree(text, path);
+      } else if (key == "link" && field.value().type() == od::json_type::object) {
+        for (auto link_field : field.value().get_object())
+          if (std::string_view(link_field.unescaped_key()) == "source" &&
+              !blank(link_field.value()))
+            return blank_cache_paths_in_tree(text, path);
+      }
+    }
+  } catch (const simdjson::simdjson_error&) {
+    return blank_cache_paths_in_tree(text, path);  // which names what is wrong
+  }
+  std::sort(spans.begin(), spans.end());
+  std::string out;
+  out.reserve(text.size());
+  std::size_t at = 0;
+  for (auto [offset, length] : spans) {
+    if (offset < at) continue;  // the same value twice: cannot happen, but never overlap
+    out.append(text, at, offset - at);
+    out += "\"\"";
+    at = offset + length;
+  }
+  out.append(text, at);
+  return out;
 }
 
 // --dest-prefix applied at pack time: the placeholder in data replaced as mode says.

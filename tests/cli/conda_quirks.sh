@@ -47,6 +47,19 @@ write(os.path.join(env, "etc/unmanaged-plain.cfg"), "nothing here\n")
 write(os.path.join(env, ".DS_Store"), "\0\0\0\1Bud1")
 PY
 
+# The package cache's paths in the records, as conda writes them and as it should not: escaped
+# text, a number, and an object (each blanked; the rest of each record kept as it was).
+"$DEBIAN_PYTHON" - "$ENV" <<'PY'
+import glob, json, os, sys
+env = sys.argv[1]
+def edit(name, **fields):
+    path = glob.glob(os.path.join(env, "conda-meta", name + "-*.json"))[0]
+    record = json.load(open(path))
+    record.update(fields)
+    open(path, "w").write(json.dumps(record, indent=2, ensure_ascii=False))
+edit("modeless", extracted_package_dir="/pkgs/caf\u00e9 \"quoted\" \\ dir", channel="caf\u00e9")
+edit("legacy", package_tarball_full_path=12, extracted_package_dir={"nested": ["x"]})
+PY
 out=$("$FERRY" pack "$ENV" -o q.tar.zst --json 2>warnings)
 expect_contains "$(cat warnings)" "claimed by more than one package"
 tar --zstd -tf q.tar.zst > members
@@ -59,6 +72,21 @@ expect_contains "$inspect" '"text_records": 3'
 
 DEST="$TEST_DIR/elsewhere/deeper/env"
 "$FERRY" unpack q.tar.zst "$DEST" >/dev/null
+expect_eq "$("$DEBIAN_PYTHON" - "$ENV" "$DEST" <<'PY'
+import glob, json, os, sys
+env, dest = sys.argv[1:]
+for path in sorted(glob.glob(os.path.join(env, "conda-meta", "*.json"))):
+    before = json.load(open(path))
+    after = json.load(open(os.path.join(dest, "conda-meta", os.path.basename(path))))
+    for key in ("extracted_package_dir", "package_tarball_full_path"):
+        if key in before:
+            before[key] = ""
+    before["link"]["source"] = ""
+    if after != before:
+        print(os.path.basename(path), after)
+print("records", len(glob.glob(os.path.join(dest, "conda-meta", "*.json"))))
+PY
+)" "records 6"
 expect_eq "$(cat "$DEST/share/modeless.txt")" "root=$DEST"
 expect_eq "$(cat "$DEST/share/legacy.txt")" "root=$DEST"
 expect_eq "$(cat "$DEST/etc/unmanaged-with-prefix.cfg")" "home=$DEST"
