@@ -2,7 +2,7 @@
 #include <iterator>
 #include <limits>
 
-#include <nlohmann/json.hpp>
+#include <simdjson.h>
 
 #include <fmt/format.h>
 
@@ -20,22 +20,65 @@ const char* mode_name(RelocMode m) {
   }
   return "";
 }
-// A JSON number as an integer of type T: a float or an out-of-range value is a corrupted manifest
-// (nlohmann's own conversion of such values is undefined behaviour).
-template <typename T>
-T integer(const nlohmann::json& v, const char* field) {
-  bool ok =
-      v.is_number_unsigned()
-          ? v.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())
-          : v.is_number_integer() && std::numeric_limits<T>::is_signed &&
-                v.get<std::int64_t>() >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
-                v.get<std::int64_t>() <= static_cast<std::int64_t>(std::numeric_limits<T>::max());
-  if (!ok)
-    throw nlohmann::json::type_error::create(302, fmt::format("{}: not an integer in range", field),
-                                             &v);
-  return v.is_number_unsigned() ? static_cast<T>(v.get<std::uint64_t>())
-                                : static_cast<T>(v.get<std::int64_t>());
-}
+// The manifest is read with simdjson: a large env's runs to megabytes, which building a tree of
+// (nlohmann) took most of a stage's start on a node for. Every value is checked for its type and
+// range: the manifest is as untrusted as the archive.
+using Json = simdjson::dom::element;
+
+class ManifestReader {
+ public:
+  explicit ManifestReader(const std::string& subject) : m_subject(subject) {}
+  [[noreturn]] void corrupted(std::string_view what) const {
+    throw Error(fmt::format("{}: corrupted manifest: {}", m_subject, what));
+  }
+  Json field(Json object, const char* key) const {
+    Json value;
+    if (object[key].get(value)) corrupted(fmt::format("no \"{}\"", key));
+    return value;
+  }
+  bool has(Json object, const char* key) const {
+    Json value;
+    return !object[key].get(value);
+  }
+  std::string string(Json value, std::string_view what) const {
+    std::string_view text;
+    if (value.get_string().get(text)) corrupted(fmt::format("{} is not a string", what));
+    return std::string(text);
+  }
+  simdjson::dom::array array(Json value, std::string_view what) const {
+    simdjson::dom::array list;
+    if (value.get_array().get(list)) corrupted(fmt::format("{} is not a list", what));
+    return list;
+  }
+  Json at(simdjson::dom::array row, std::size_t i, std::string_view what) const {
+    Json value;
+    if (row.at(i).get(value)) corrupted(fmt::format("{} has no field {}", what, i));
+    return value;
+  }
+  std::vector<std::string> strings(Json value, std::string_view what) const {
+    std::vector<std::string> out;
+    for (Json item : array(value, what)) out.push_back(string(item, what));
+    return out;
+  }
+  // A JSON number as an integer of type T: a float or an out-of-range value is corrupted.
+  template <typename T>
+  T integer(Json value, std::string_view what) const {
+    std::int64_t i = 0;
+    std::uint64_t u = 0;
+    if (!value.get_int64().get(i)) {
+      if (i >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
+          (i < 0 || static_cast<std::uint64_t>(i) <=
+                        static_cast<std::uint64_t>(std::numeric_limits<T>::max())))
+        return static_cast<T>(i);
+    } else if (!value.get_uint64().get(u)) {
+      if (u <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())) return static_cast<T>(u);
+    }
+    corrupted(fmt::format("{}: not an integer in range", what));
+  }
+
+ private:
+  const std::string& m_subject;
+};
 
 }  // namespace
 
@@ -160,55 +203,67 @@ std::string Manifest::to_json() const {
 
 Manifest Manifest::parse(std::string_view text, const std::string& subject) {
   Manifest m;
-  try {
-    auto j = nlohmann::json::parse(text);
-    m.version = integer<int>(j.at("ferry_manifest"), "ferry_manifest");
-    if (m.version > k_version)
-      throw Error(fmt::format("{}: manifest version {} is newer than this ferry understands",
-                              subject, m.version));
-    // Version 1 listed regular files only: nothing else in such an archive could be verified.
-    if (m.version < k_version)
-      throw Error(
-          fmt::format("{}: packed by an older ferry (manifest version {}), whose archives "
-                      "cannot be fully verified: pack it again",
-                      subject, m.version));
-    m.tool = j.value("tool", "");
-    m.kind = j.at("kind").get<std::string>();
-    m.source_prefix = j.at("source_prefix").get<std::string>();
-    m.python_version = j.value("python_version", "");
-    m.placeholders = j.at("placeholders").get<std::vector<std::string>>();
-    for (const std::string& p : m.placeholders)
-      if (p.empty())
-        throw Error(fmt::format("{}: corrupted manifest: an empty placeholder", subject));
-    m.warnings = j.value("warnings", std::vector<std::string>{});
-    for (const auto& row : j.at("directories"))
-      m.dir_entries.push_back({row.at(0).get<std::string>(),
-                               integer<std::uint32_t>(row.at(1), "directory mode") & 07777});
-    for (const auto& row : j.at("symlinks"))
-      m.symlink_entries.push_back({row.at(0).get<std::string>(), row.at(1).get<std::string>()});
-    for (const auto& row : j.at("hardlinks"))
-      m.hardlink_entries.push_back({row.at(0).get<std::string>(), row.at(1).get<std::string>()});
-    for (const auto& row : j.at("files")) {
-      ManifestFile f;
-      f.path = row.at(0).get<std::string>();
-      f.size = integer<std::uint64_t>(row.at(1), "size");
-      std::optional<std::uint64_t> xxh3 = util::parse_hex64(row.at(2).get<std::string>());
-      if (!xxh3) throw Error(fmt::format("{}: corrupted manifest: bad checksum field", subject));
-      f.xxh3 = *xxh3;
-      f.placeholder = integer<std::int32_t>(row.at(3), "placeholder");
-      f.perm = integer<std::uint32_t>(row.at(5), "mode") & 07777;
-      std::string mode = row.at(4).get<std::string>();
-      f.mode = mode == "text"     ? RelocMode::text
-               : mode == "binary" ? RelocMode::binary
-               : mode == "rpath"  ? RelocMode::rpath
-                                  : RelocMode::none;
-      if (f.placeholder >= static_cast<std::int32_t>(m.placeholders.size()) ||
-          (f.placeholder >= 0 && f.mode == RelocMode::none))
-        throw Error(fmt::format("{}: manifest entry for '{}' is inconsistent", subject, f.path));
-      m.files.push_back(std::move(f));
+  ManifestReader r(subject);
+  simdjson::dom::parser parser;  // its memory freed with it: nothing below keeps a view into it
+  Json j;
+  if (auto error = parser.parse(text.data(), text.size()).get(j))
+    r.corrupted(simdjson::error_message(error));
+  if (!j.is_object()) r.corrupted("not a JSON object");
+  m.version = r.integer<int>(r.field(j, "ferry_manifest"), "ferry_manifest");
+  if (m.version > k_version)
+    throw Error(fmt::format("{}: manifest version {} is newer than this ferry understands", subject,
+                            m.version));
+  // Version 1 listed regular files only: nothing else in such an archive could be verified.
+  if (m.version < k_version)
+    throw Error(
+        fmt::format("{}: packed by an older ferry (manifest version {}), whose archives "
+                    "cannot be fully verified: pack it again",
+                    subject, m.version));
+  if (r.has(j, "tool")) m.tool = r.string(r.field(j, "tool"), "tool");
+  m.kind = r.string(r.field(j, "kind"), "kind");
+  m.source_prefix = r.string(r.field(j, "source_prefix"), "source_prefix");
+  if (r.has(j, "python_version"))
+    m.python_version = r.string(r.field(j, "python_version"), "python_version");
+  m.placeholders = r.strings(r.field(j, "placeholders"), "placeholders");
+  for (const std::string& p : m.placeholders)
+    if (p.empty())
+      throw Error(fmt::format("{}: corrupted manifest: an empty placeholder", subject));
+  if (r.has(j, "warnings")) m.warnings = r.strings(r.field(j, "warnings"), "warnings");
+  for (Json row : r.array(r.field(j, "directories"), "directories")) {
+    simdjson::dom::array d = r.array(row, "a directory");
+    m.dir_entries.push_back(
+        {r.string(r.at(d, 0, "a directory"), "a directory's path"),
+         r.integer<std::uint32_t>(r.at(d, 1, "a directory"), "directory mode") & 07777});
+  }
+  for (const char* kind : {"symlinks", "hardlinks"})
+    for (Json row : r.array(r.field(j, kind), kind)) {
+      simdjson::dom::array l = r.array(row, kind);
+      (kind[0] == 's' ? m.symlink_entries : m.hardlink_entries)
+          .push_back({r.string(r.at(l, 0, kind), "a link's path"),
+                      r.string(r.at(l, 1, kind), "a link's target")});
     }
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("{}: corrupted manifest: {}", subject, e.what()));
+  simdjson::dom::array files = r.array(r.field(j, "files"), "files");
+  m.files.reserve(files.size());
+  for (Json row : files) {
+    simdjson::dom::array f_row = r.array(row, "a file");
+    ManifestFile f;
+    f.path = r.string(r.at(f_row, 0, "a file"), "a file's path");
+    f.size = r.integer<std::uint64_t>(r.at(f_row, 1, "a file"), "size");
+    std::optional<std::uint64_t> xxh3 =
+        util::parse_hex64(r.string(r.at(f_row, 2, "a file"), "a checksum"));
+    if (!xxh3) throw Error(fmt::format("{}: corrupted manifest: bad checksum field", subject));
+    f.xxh3 = *xxh3;
+    f.placeholder = r.integer<std::int32_t>(r.at(f_row, 3, "a file"), "placeholder");
+    f.perm = r.integer<std::uint32_t>(r.at(f_row, 5, "a file"), "mode") & 07777;
+    std::string mode = r.string(r.at(f_row, 4, "a file"), "a relocation mode");
+    f.mode = mode == "text"     ? RelocMode::text
+             : mode == "binary" ? RelocMode::binary
+             : mode == "rpath"  ? RelocMode::rpath
+                                : RelocMode::none;
+    if (f.placeholder >= static_cast<std::int32_t>(m.placeholders.size()) ||
+        (f.placeholder >= 0 && f.mode == RelocMode::none))
+      throw Error(fmt::format("{}: manifest entry for '{}' is inconsistent", subject, f.path));
+    m.files.push_back(std::move(f));
   }
   m.m_stored_identity = util::xxh3(text);  // rather than writing it all out again (~5 ms)
   return m;
