@@ -716,8 +716,9 @@ std::uint64_t total_size(const std::vector<format::CompressedFrame>& frames) {
 // Where the files' frames go. zstd: straight into OUT, after room for the manifest's frames, which
 // are known only at the end: the room is what a stand-in manifest compresses to (the real one's
 // paths, sizes and types; random checksums, as incompressible as the real ones; every file that
-// may be relocated marked so), plus a sixteenth and 4 KiB. Copying the frames from a spill file
-// after the manifest was most of a large pack's tail. gzip: the spill file.
+// may be relocated marked so), plus a sixteenth and 512 bytes (a small archive that outgrows it
+// moves little). Copying the frames from a spill file after the manifest was most of a large
+// pack's tail. gzip: the spill file.
 void reserve_manifest(Packing& pk) {
   if (pk.o.codec != format::Codec::zstd) {
     pk.spill.emplace(pk.r.output);
@@ -738,7 +739,7 @@ void reserve_manifest(Packing& pk) {
   }
   PackResult counts = pk.r;
   std::uint64_t estimate = total_size(manifest_frames(pk, make_manifest(pk, stand_in, counts)));
-  pk.files_at = estimate + estimate / 16 + 4096;
+  pk.files_at = estimate + estimate / 16 + 512;
   // For the tests only: a room of this size instead, to exercise what follows a wrong estimate.
   if (const char* room = std::getenv("FERRY_TEST_MANIFEST_ROOM"))
     pk.files_at = std::strtoull(room, nullptr, 10);

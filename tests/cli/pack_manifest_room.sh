@@ -22,7 +22,9 @@ print(struct.unpack("<I", table[:4])[0])' ref.tar.zst)
 
 for room in 0 $((first_frame - 1)) $((first_frame + 3)) $((64 << 20)); do
   rm -rf out.tar.zst d
-  FERRY_TEST_MANIFEST_ROOM=$room "$FERRY" pack "$ENV" -o out.tar.zst >/dev/null
+  FERRY_TEST_MANIFEST_ROOM=$room "$FERRY" pack "$ENV" -o out.tar.zst --json >pack.json
+  expect_eq "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["bytes_out"])' pack.json)" \
+    "$(stat -c %s out.tar.zst)" "room $room: bytes_out"
   zstd -tq out.tar.zst || fail "room $room: zstd -t refuses the archive"
   tar --zstd -tvf out.tar.zst | awk '{print $1, $3, $6}' | sort > out.list
   diff -q ref.list out.list >/dev/null || fail "room $room: tar lists other members"
