@@ -379,14 +379,7 @@ class TempOutput {
       std::size_t piece =
           static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), length - done));
       std::uint64_t at = to > from ? length - done - piece : done;  // up: the last piece first
-      std::size_t got = 0;
-      while (got < piece) {
-        ssize_t n = ::pread(m_fd.get(), buffer.data() + got, piece - got,
-                            static_cast<off_t>(from + at + got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) util::throw_errno(m_output, "cannot read back", n < 0 ? errno : EIO);
-        got += static_cast<std::size_t>(n);
-      }
+      read_at(m_fd.get(), from + at, buffer.data(), piece, "cannot read back");
       write_at(to + at, std::string_view(buffer.data(), piece));
       done += piece;
     }
@@ -402,6 +395,15 @@ class TempOutput {
   std::uint64_t written() const { return m_written; }
 
  private:
+  // length bytes of fd at offset into buffer, short reads continued; what says what failed.
+  void read_at(int fd, std::uint64_t offset, char* buffer, std::size_t length, const char* what) {
+    for (std::size_t got = 0; got < length;) {
+      ssize_t n = ::pread(fd, buffer + got, length - got, static_cast<off_t>(offset + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) util::throw_errno(m_output, what, n < 0 ? errno : EIO);
+      got += static_cast<std::size_t>(n);
+    }
+  }
   void copy_range(int fd, std::uint64_t from, std::uint64_t to, std::uint64_t length) {
     auto in = static_cast<off_t>(from), out = static_cast<off_t>(to);
     auto end = static_cast<off_t>(from + length);
@@ -417,19 +419,11 @@ class TempOutput {
       std::string buffer(std::size_t{4} << 20, '\0');
       while (in < end) {
         std::size_t want = std::min<std::size_t>(buffer.size(), static_cast<std::size_t>(end - in));
-        ssize_t got = ::pread(fd, buffer.data(), want, in);
-        if (got < 0 && errno == EINTR) continue;
-        if (got <= 0)
-          util::throw_errno(m_output, "cannot read its spill file", got < 0 ? errno : EIO);
-        std::string_view piece(buffer.data(), static_cast<std::size_t>(got));
-        while (!piece.empty()) {
-          ssize_t put = ::pwrite(m_fd.get(), piece.data(), piece.size(), out);
-          if (put < 0 && errno == EINTR) continue;
-          if (put < 0) util::throw_errno(m_output, "cannot write", errno);
-          piece.remove_prefix(static_cast<std::size_t>(put));
-          out += put;
-        }
-        in += got;
+        read_at(fd, static_cast<std::uint64_t>(in), buffer.data(), want,
+                "cannot read its spill file");
+        write_at(static_cast<std::uint64_t>(out), std::string_view(buffer.data(), want));
+        in += static_cast<off_t>(want);
+        out += static_cast<off_t>(want);
       }
     }
   }

@@ -1,6 +1,7 @@
 // The manifest: JSON, with files as compact arrays [path, size, xxh3, placeholder, mode].
 #include <iterator>
 #include <limits>
+#include <optional>
 
 #include <simdjson.h>
 
@@ -36,9 +37,10 @@ class ManifestReader {
     if (object[key].get(value)) corrupted(fmt::format("no \"{}\"", key));
     return value;
   }
-  bool has(Json object, const char* key) const {
+  std::optional<Json> optional(Json object, const char* key) const {
     Json value;
-    return !object[key].get(value);
+    if (object[key].get(value)) return std::nullopt;
+    return value;
   }
   std::string string(Json value, std::string_view what) const {
     std::string_view text;
@@ -100,22 +102,7 @@ class ManifestWriter {
     if (!util::is_valid_utf8(value))
       throw Error(fmt::format("{}: a name that is not valid UTF-8 cannot go in the manifest",
                               util::printable(value)));
-    m_out += '"';
-    std::size_t plain = 0;  // the run of bytes that need no escape, appended at once
-    for (std::size_t i = 0; i < value.size(); ++i) {
-      auto c = static_cast<unsigned char>(value[i]);
-      if (c >= 0x20 && c != '"' && c != '\\') continue;
-      m_out.append(value.substr(plain, i - plain));
-      if (c == '"' || c == '\\') {
-        m_out += '\\';
-        m_out += static_cast<char>(c);
-      } else {
-        fmt::format_to(std::back_inserter(m_out), "\\u{:04x}", c);
-      }
-      plain = i + 1;
-    }
-    m_out.append(value.substr(plain));
-    m_out += '"';
+    util::append_json_string(m_out, value);
   }
   template <class T>
   void number(T value) {
@@ -219,16 +206,16 @@ Manifest Manifest::parse(std::string_view text, const std::string& subject) {
         fmt::format("{}: packed by an older ferry (manifest version {}), whose archives "
                     "cannot be fully verified: pack it again",
                     subject, m.version));
-  if (r.has(j, "tool")) m.tool = r.string(r.field(j, "tool"), "tool");
+  if (auto tool = r.optional(j, "tool")) m.tool = r.string(*tool, "tool");
   m.kind = r.string(r.field(j, "kind"), "kind");
   m.source_prefix = r.string(r.field(j, "source_prefix"), "source_prefix");
-  if (r.has(j, "python_version"))
-    m.python_version = r.string(r.field(j, "python_version"), "python_version");
+  if (auto python = r.optional(j, "python_version"))
+    m.python_version = r.string(*python, "python_version");
   m.placeholders = r.strings(r.field(j, "placeholders"), "placeholders");
   for (const std::string& p : m.placeholders)
     if (p.empty())
       throw Error(fmt::format("{}: corrupted manifest: an empty placeholder", subject));
-  if (r.has(j, "warnings")) m.warnings = r.strings(r.field(j, "warnings"), "warnings");
+  if (auto warnings = r.optional(j, "warnings")) m.warnings = r.strings(*warnings, "warnings");
   for (Json row : r.array(r.field(j, "directories"), "directories")) {
     simdjson::dom::array d = r.array(row, "a directory");
     m.dir_entries.push_back(

@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <new>
 #include <thread>
 
@@ -283,22 +284,24 @@ std::string shell_word(std::string_view value) {
   return plain ? std::string(value) : shell_quote(value);
 }
 
-std::string json_escape(std::string_view value) {
-  std::string out;
-  for (char c : value) {
+void append_json_string(std::string& out, std::string_view value) {
+  out += '"';
+  std::size_t plain = 0;  // the run of bytes that need no escape, appended at once
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    auto c = static_cast<unsigned char>(value[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(value.substr(plain, i - plain));
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
       case '\n': out += "\\n"; break;
       case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20)
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-        else
-          out += c;
+      default: fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
     }
+    plain = i + 1;
   }
-  return out;
+  out.append(value.substr(plain));
+  out += '"';
 }
 
 void remove_tree(const std::string& path) {

@@ -215,7 +215,9 @@ std::string shell_quote(std::string_view value);
 // The word as a shell reads it: quoted only when it has to be, so printed lines read as people
 // write them.
 std::string shell_word(std::string_view value);
-std::string json_escape(std::string_view value);
+// Appends value to out as a JSON string, quoted and escaped (", \\ and the bytes below 0x20); the
+// caller has checked it is UTF-8. For writers of large JSON documents, without a tree.
+void append_json_string(std::string& out, std::string_view value);
 
 // Removes a tree without following symlinks; a missing path is fine.
 void remove_tree(const std::string& path);

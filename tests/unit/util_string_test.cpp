@@ -64,3 +64,12 @@ TEST(ParseHex64, TakesUpToSixteenHexDigits) {
   for (const char* bad : {"", "0x1", "g", "1 ", "10000000000000000", "-1"})
     EXPECT_EQ(util::parse_hex64(bad), std::nullopt) << "'" << bad << "'";
 }
+
+TEST(AppendJsonString, QuotesAndEscapesOnlyWhatJsonNeeds) {
+  std::string out = "[";
+  ferry::util::append_json_string(out, "plain caf\xc3\xa9");
+  out += ",";
+  // The last byte is a NUL, which JSON needs escaped too.
+  ferry::util::append_json_string(out, std::string("a\"b\\c\nd\te\x01\x1f\x7f", 13));
+  EXPECT_EQ(out, "[\"plain caf\xc3\xa9\",\"a\\\"b\\\\c\\nd\\te\\u0001\\u001f\x7f\\u0000\"");
+}
