@@ -816,8 +816,9 @@ class FileWriter {
       b->piece = true;
       b->end = m_next + 1;
       b->offset = m_piece_offset;
+      // A piece fills a frame (its header or the tar's padding fit in what k_chunk_target leaves).
       b->length =
-          std::min<std::uint64_t>(format::k_stream_min, classes[m_next].size - m_piece_offset);
+          std::min<std::uint64_t>(format::k_chunk_target, classes[m_next].size - m_piece_offset);
       b->first = m_piece_offset == 0;
       m_piece_offset += b->length;
       b->last = m_piece_offset == classes[m_next].size;
@@ -912,7 +913,8 @@ void write_files(Packing& pk) {
   constexpr auto parallel = tbb::filter_mode::parallel;
   pk.arena->execute([&] {
     tbb::parallel_pipeline(
-        std::min<std::size_t>(pk.jobs * 3, 32),  // pieces in flight: memory stays bounded
+        // Pieces in flight: memory stays bounded (each holds a chunk of up to k_frame_max).
+        std::min<std::size_t>(pk.jobs * 3, (128u << 20) / format::k_frame_max),
         tbb::make_filter<void, BatchPtr>(serial, [&](tbb::flow_control& fc) {
           return w.plan_batch(fc);
         }) & tbb::make_filter<BatchPtr, BatchPtr>(parallel, [&](BatchPtr b) {

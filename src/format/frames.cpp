@@ -56,6 +56,9 @@ std::string zstd_frame(int level, std::string_view data) {
     ZSTD_CCtx_reset(cctx.ctx, ZSTD_reset_session_and_parameters);
     ZSTD_CCtx_setParameter(cctx.ctx, ZSTD_c_compressionLevel, level);
     ZSTD_CCtx_setParameter(cctx.ctx, ZSTD_c_checksumFlag, 1);
+    // Matches may reach back to the frame's start; zstd's own windows for the fast levels are
+    // smaller than a frame (and it shrinks this one for a smaller frame).
+    ZSTD_CCtx_setParameter(cctx.ctx, ZSTD_c_windowLog, k_frame_window_log);
     cctx.level = level;
   }
   // Into a buffer kept per thread, so that the worst case's room is not cleared for every frame.

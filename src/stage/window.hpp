@@ -17,7 +17,8 @@ namespace ferry::stage {
 // Units: large enough for the bandwidth of a large MPI broadcast, small enough that extraction
 // starts early and runs alongside the next units.
 constexpr std::uint64_t k_unit_bytes = 4u << 20;
-// Units a receiving node holds at once: 32 MiB whatever the archive's size.
+// Units a receiving node holds at once: 32 MiB whatever the archive's size (a frame that does not
+// compress makes a unit of up to k_frame_max, and the window 64 MiB).
 constexpr std::size_t k_window_units = 8;
 
 // Consecutive frames, together at most k_unit_bytes (or one larger frame alone).

@@ -21,7 +21,7 @@ std::string make_archive(Codec codec, const std::vector<std::string>& chunks) {
 
 std::vector<std::string> sample_chunks() {
   std::string big;
-  for (std::uint64_t i = 0; big.size() < (9u << 20); ++i)
+  for (std::uint64_t i = 0; big.size() < 2 * k_frame_max + (1u << 20); ++i)
     big += "line " + std::to_string(i * 7919 % 100003) + "\n";
   return {"first chunk", std::string(1000, 'z'), big};
 }
@@ -36,7 +36,7 @@ TEST_P(Frames, IndexAndDecodeEveryFrame) {
   FrameIndex index = index_frames(archive, "t");
   EXPECT_EQ(index.layout,
             GetParam() == Codec::zstd ? ArchiveLayout::ferry_zstd : ArchiveLayout::ferry_gzip);
-  ASSERT_EQ(index.frames.size(), 2u + 3u);  // the 9 MiB chunk splits into three frames
+  ASSERT_EQ(index.frames.size(), 2u + 3u);  // the chunk over twice k_frame_max: three frames
   std::string joined;
   for (const auto& f : index.frames) joined += decompress_frame(index.layout, archive, f, "t");
   EXPECT_EQ(joined, chunks[0] + chunks[1] + chunks[2]);

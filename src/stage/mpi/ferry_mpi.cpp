@@ -172,7 +172,8 @@ Header read_header(const std::string& archive, const util::MappedFile& map) {
   h.index.assign(reinterpret_cast<const char*>(index.frames.data()),
                  index.frames.size() * sizeof(format::FrameIndexEntry));
   for (const format::FrameIndexEntry& f : index.frames)
-    if (f.compressed_size > (1u << 30))  // one MPI message each (an int count); ferry's are ~1 MiB
+    if (f.compressed_size >
+        (1u << 30))  // one MPI message each (an int count); ferry's are at most 8 MiB
       throw Error(fmt::format("{}: a frame of {} bytes at byte {} is too large to broadcast",
                               archive, f.compressed_size, f.offset));
   h.layout = static_cast<int>(index.layout);
