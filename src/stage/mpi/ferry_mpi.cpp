@@ -171,9 +171,9 @@ Header read_header(const std::string& archive, const util::MappedFile& map) {
     throw Error(fmt::format("{}: no manifest in this ferry archive", archive));
   h.index.assign(reinterpret_cast<const char*>(index.frames.data()),
                  index.frames.size() * sizeof(format::FrameIndexEntry));
+  // One MPI message each (an int count); ferry's own frames are at most 8 MiB.
   for (const format::FrameIndexEntry& f : index.frames)
-    if (f.compressed_size >
-        (1u << 30))  // one MPI message each (an int count); ferry's are at most 8 MiB
+    if (f.compressed_size > (1u << 30))
       throw Error(fmt::format("{}: a frame of {} bytes at byte {} is too large to broadcast",
                               archive, f.compressed_size, f.offset));
   h.layout = static_cast<int>(index.layout);
