@@ -913,8 +913,7 @@ void write_files(Packing& pk) {
   constexpr auto parallel = tbb::filter_mode::parallel;
   pk.arena->execute([&] {
     tbb::parallel_pipeline(
-        // Pieces in flight: memory stays bounded (each holds a chunk of up to k_frame_max).
-        std::min<std::size_t>(pk.jobs * 3, (128u << 20) / format::k_frame_max),
+        std::min<std::size_t>(pk.jobs * 3, format::k_frames_in_flight_max),  // memory: bounded
         tbb::make_filter<void, BatchPtr>(serial, [&](tbb::flow_control& fc) {
           return w.plan_batch(fc);
         }) & tbb::make_filter<BatchPtr, BatchPtr>(parallel, [&](BatchPtr b) {

@@ -556,9 +556,9 @@ struct DecodedFrame {
 };
 
 // Items in flight: enough to keep every thread busy, few enough that decoded frames (at most
-// k_frame_max each) stay within a fixed budget whatever the core count: 128 MiB.
+// k_frame_max each) stay within a fixed budget whatever the core count.
 std::size_t pipeline_tokens(unsigned jobs) {
-  return std::min<std::size_t>(std::max(2u, jobs) * 3, (128u << 20) / k_frame_max);
+  return std::min<std::size_t>(std::max(2u, jobs) * 3, k_frames_in_flight_max);
 }
 
 // Serial, in archive order: admits parsed members, writes streamed pieces at once, and collects

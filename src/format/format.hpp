@@ -155,6 +155,9 @@ constexpr std::size_t k_chunk_target = (8u << 20) - (64u << 10);
 constexpr std::size_t k_frame_max = 8u << 20;
 constexpr int k_frame_window_log = 23;
 static_assert(std::size_t{1} << k_frame_window_log == k_frame_max);
+// Frames (or chunks of up to k_frame_max) that pack or unpack holds in flight at most, whatever
+// the core count: 128 MiB.
+constexpr std::size_t k_frames_in_flight_max = (128u << 20) / k_frame_max;
 
 struct CompressedFrame {
   std::string bytes;

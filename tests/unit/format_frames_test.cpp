@@ -96,3 +96,21 @@ TEST(FramesPadding, AFrameWithPaddingAfterItDecodesAsTheFrameAlone) {
   }
   EXPECT_THROW(zstd_padding(7), ferry::Error);
 }
+
+// A zstd frame's window spans the whole frame: a repeat farther back than level 3's own 2 MiB
+// window (a file and its copy some MiB apart in one frame) still costs almost nothing.
+TEST(FramesWindow, ARepeatFartherBackThanTwoMiBIsFound) {
+  std::string block(3u << 20, '\0');
+  std::uint64_t x = 88172645463325252ull;  // xorshift: bytes that do not compress on their own
+  for (char& c : block) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  std::string twice = block + block;
+  ASSERT_LE(twice.size(), k_frame_max);
+  std::vector<CompressedFrame> frames = compress_chunk(Codec::zstd, 3, twice);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_LT(frames[0].bytes.size(), block.size() + block.size() / 16);
+}
