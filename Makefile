@@ -4,7 +4,7 @@ PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build test demo bench fuzz format clean install dist portable
+.PHONY: all deps build test demo bench simulate fuzz format clean install dist portable
 
 all: build
 
@@ -35,6 +35,10 @@ demo: build
 
 bench: build
 	@bash bench/bench.sh $(BUILD)/ferry
+
+# ferry stage at 3 to 10,000 nodes on SimGrid, beside the recipe: $(BUILD)/simulate/ (minutes).
+simulate: build
+	@bash sim/simulate.sh $(BUILD)
 
 fuzz: deps
 	@bash fuzz/run.sh $(BUILD)-fuzz $(or $(FUZZ_SECONDS),60)

@@ -26,6 +26,9 @@ packages=(
   # Open MPI beside it: the tests also build and run ferry-mpi against it (MPICH stays the
   # default mpicc/mpiexec, pinned below, as the cluster tests use Hydra).
   openmpi-bin libopenmpi-dev
+  # The stage at 10 to 10,000 nodes, simulated (make simulate, tests/cli/stage_simulated.sh):
+  # SimGrid's SMPI runs ferry-mpi's choreography on simulated platforms; gnuplot draws its plot.
+  libsimgrid-dev gnuplot-nox
   # Real module systems for ferry module's round-trip tests: Environment Modules from apt, and the
   # dependencies of Lmod, which Debian marks as conflicting with it (both define `module`; their files
   # do not overlap): Lmod itself is unpacked below into $lmod_root, outside dpkg's database.

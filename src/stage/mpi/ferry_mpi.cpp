@@ -14,11 +14,13 @@
 // all succeeded, every leader renames into place; any failed, every leader removes its tree.
 // A SquashFS image goes the same way unextracted: its bytes in units to every node's copy beside
 // DIR (then a file), checked against rank 0's hash before the same allreduce.
+//
+// What a node does with the bytes is node_work.hpp's: built with node_work.cpp this is ferry-mpi;
+// built on SimGrid's SMPI with simulated_node.cpp (FERRY_SIMULATED) it is ferry-mpi-simulated,
+// the same choreography on a simulated platform of up to thousands of nodes (make simulate).
 #include <mpi.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -32,13 +34,27 @@
 
 #include <fmt/format.h>
 
-#include "env/env.hpp"
+#include "stage/mpi/node_work.hpp"
 #include "stage/stage.hpp"
 #include "stage/window.hpp"
+
+#ifdef FERRY_SIMULATED
+#include <smpi/smpi.h>
+#endif
 
 namespace {
 
 using namespace ferry;
+using stage::mpi::NodeWork;
+
+#ifdef FERRY_SIMULATED
+// SMPI runs its nonblocking collectives linearly from the root (N - 1 sends, whatever N), and its
+// blocking ones with MPICH's tree algorithms, which is what the real libraries' nonblocking ones
+// use: the simulated program calls the blocking ones, done before their request is tested.
+constexpr bool k_simulated = true;
+#else
+constexpr bool k_simulated = false;
+#endif
 
 // Units of the broadcast in flight at once (stage::cut_units makes them; MPI_Ibcast each).
 constexpr std::size_t k_in_flight = 4;
@@ -49,7 +65,7 @@ constexpr std::size_t k_in_flight = 4;
 class Backoff {
  public:
   void pause() {
-    ::usleep(m_us);
+    stage::mpi::pause_us(m_us);
     m_us = std::min(m_us * 2, 1000u);
   }
   void moved() { m_us = 50; }
@@ -58,19 +74,26 @@ class Backoff {
   unsigned m_us = 50;
 };
 
+// Has a nonblocking operation completed? (A null request has: SMPI's MPI_Test says otherwise.)
+bool test_done(MPI_Request& request) {
+  if (request == MPI_REQUEST_NULL) return true;
+  int done = 0;
+  MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+  return done;
+}
+
 // Waits for a nonblocking operation, polling quietly.
 void wait_quietly(MPI_Request& request) {
   Backoff backoff;
-  int done = 0;
-  while (true) {
-    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-    if (done) return;
-    backoff.pause();
-  }
+  while (!test_done(request)) backoff.pause();
 }
 
 int all_min(int value, MPI_Comm comm) {
   int result = 0;
+  if constexpr (k_simulated) {
+    MPI_Allreduce(&value, &result, 1, MPI_INT, MPI_MIN, comm);
+    return result;
+  }
   MPI_Request request;
   MPI_Iallreduce(&value, &result, 1, MPI_INT, MPI_MIN, comm, &request);
   wait_quietly(request);
@@ -78,9 +101,27 @@ int all_min(int value, MPI_Comm comm) {
 }
 
 void barrier_quietly(MPI_Comm comm) {
+  if constexpr (k_simulated) return (void)MPI_Barrier(comm);
   MPI_Request request;
   MPI_Ibarrier(comm, &request);
   wait_quietly(request);
+}
+
+void allgather_quietly(const int* value, int* all, MPI_Comm comm) {
+  if constexpr (k_simulated) return (void)MPI_Allgather(value, 1, MPI_INT, all, 1, MPI_INT, comm);
+  MPI_Request request;
+  MPI_Iallgather(value, 1, MPI_INT, all, 1, MPI_INT, comm, &request);
+  wait_quietly(request);
+}
+
+// One unit of the archive from rank 0 to every mover.
+void start_unit_bcast(char* bytes, std::uint64_t size, MPI_Comm comm, MPI_Request* request) {
+  if constexpr (k_simulated) {
+    MPI_Bcast(bytes, static_cast<int>(size), MPI_BYTE, 0, comm);
+    *request = MPI_REQUEST_NULL;
+    return;
+  }
+  MPI_Ibcast(bytes, static_cast<int>(size), MPI_BYTE, 0, comm, request);
 }
 
 // Where rank 0's time went, phase by phase, from the start of the program (ferry stage prints
@@ -88,11 +129,11 @@ void barrier_quietly(MPI_Comm comm) {
 class Phases {
  public:
   void end(const char* name) {
-    double now = m_clock.seconds();
+    double now = stage::mpi::now_seconds() - m_start;
     m_list.emplace_back(name, now - m_last);
     m_last = now;
   }
-  double total() const { return m_clock.seconds(); }
+  double total() const { return stage::mpi::now_seconds() - m_start; }
   std::string json() const {
     std::string out = "{\"phases\": [";
     for (const auto& [name, seconds] : m_list)
@@ -101,7 +142,7 @@ class Phases {
   }
 
  private:
-  util::Stopwatch m_clock;
+  double m_start = stage::mpi::now_seconds();
   double m_last = 0;
   std::vector<std::pair<std::string, double>> m_list;
 };
@@ -180,28 +221,49 @@ Header read_header(const std::string& archive, const util::MappedFile& map) {
   return h;
 }
 
+#ifdef FERRY_SIMULATED
+// Under SMPI a shared buffer carries time, not bytes, and thousands of copies of a manifest would
+// not fit: the header's broadcast moves its size into one buffer every rank shares, and the
+// receivers take rank 0's header from the process all the simulated ranks share.
+std::shared_ptr<const Header> simulated_header_bcast(std::shared_ptr<const Header> read,
+                                                     std::string& packed, int rank, MPI_Comm comm) {
+  static std::shared_ptr<const Header> from_rank_0;
+  if (rank == 0) from_rank_0 = read;
+  std::uint64_t n = packed.size();
+  MPI_Bcast(&n, 1, MPI_UINT64_T, 0, comm);
+  void* shared = SMPI_SHARED_MALLOC(std::max<std::uint64_t>(n, 1));
+  MPI_Bcast(rank == 0 ? packed.data() : shared, static_cast<int>(n), MPI_BYTE, 0, comm);
+  SMPI_SHARED_FREE(shared);
+  return from_rank_0;
+}
+#else
+std::shared_ptr<const Header> simulated_header_bcast(std::shared_ptr<const Header>, std::string&,
+                                                     int, MPI_Comm) {
+  return nullptr;  // not simulated: bcast_string carries the header
+}
+#endif
+
 void free_comm(MPI_Comm& c) {
   if (c != MPI_COMM_WORLD && c != MPI_COMM_NULL) MPI_Comm_free(&c);
 }
 
 // stage_main's passes share one Staging: the options, the communicators, what rank 0 read of the
-// archive, and this node's session and report.
+// archive, and this node's work and report.
 struct Staging {
   const stage::MpiOptions& args;
   Phases& phases;
   int world_rank = 0, world_size = 0;
   MPI_Comm leaders = MPI_COMM_WORLD;        // the node leaders; MPI_COMM_NULL on the other ranks
   int rank = 0, nodes = 0;                  // in leaders
-  util::Stopwatch clock{};                  // the node's time, from when the leaders are known
+  double started = 0;                       // the node's clock when the leaders are known
   std::unique_ptr<util::MappedFile> map{};  // rank 0's: the archive on shared storage
-  Header header{};
+  std::shared_ptr<const Header> header{};
   format::FrameIndex index{};
   stage::NodeReport report{};
-  std::optional<env::UnpackSession> session{};  // none: this node cannot start
+  std::unique_ptr<NodeWork> node{};             // none: this node cannot start
   std::optional<stage::ImageReceiver> image{};  // instead, for an image
   std::vector<stage::Unit> units{};
-  std::optional<stage::ReceiveWindow> window{};  // the receivers'
-  bool need = false;                             // this node extracts (all nodes could start)
+  bool need = false;                // this node extracts (all nodes could start)
   MPI_Comm movers = MPI_COMM_NULL;  // rank 0 (the reader) and the nodes that need the bytes
   bool all_ok = false;
 
@@ -219,7 +281,7 @@ struct Staging {
 bool find_leaders(Staging& s) {
   MPI_Comm_rank(MPI_COMM_WORLD, &s.world_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &s.world_size);
-  std::uint64_t key = util::xxh3(stage::node_name());
+  std::uint64_t key = util::xxh3(stage::mpi::this_node_name());
   std::vector<std::uint64_t> keys(static_cast<std::size_t>(s.world_size));
   MPI_Allgather(&key, 1, MPI_UINT64_T, keys.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD);
   // Every rank has now started: ferry stage's start-up bound (--start-timeout) ends here.
@@ -236,7 +298,7 @@ bool find_leaders(Staging& s) {
   if (s.leaders == MPI_COMM_NULL) return false;
   MPI_Comm_rank(s.leaders, &s.rank);
   MPI_Comm_size(s.leaders, &s.nodes);
-  s.clock = {};
+  s.started = stage::mpi::now_seconds();
   s.phases.end("mpi start");
   return true;
 }
@@ -244,18 +306,32 @@ bool find_leaders(Staging& s) {
 // 1. The header: manifest, frame index, size, read by rank 0 and broadcast. false: rank 0 could
 //    not read the archive, and has told ferry stage why.
 bool share_header(Staging& s) {
-  Header& h = s.header;
+  auto read = std::make_shared<Header>();
   if (s.rank == 0) {
     try {
-      s.map = std::make_unique<util::MappedFile>(s.args.archive);
-      h = read_header(s.args.archive, *s.map);
+      if (auto synthetic = stage::mpi::synthetic_archive(s.args.archive)) {
+        read->manifest = std::move(synthetic->manifest);
+        const auto& frames = synthetic->index.frames;
+        read->index.assign(reinterpret_cast<const char*>(frames.data()),
+                           frames.size() * sizeof(format::FrameIndexEntry));
+        read->layout = static_cast<int>(synthetic->index.layout);
+      } else {
+        s.map = std::make_unique<util::MappedFile>(s.args.archive);
+        *read = read_header(s.args.archive, *s.map);
+      }
     } catch (const std::exception& e) {
-      h.error = e.what();
+      read->error = e.what();
     }
   }
-  std::string packed = s.rank == 0 ? h.pack() : std::string();
-  bcast_string(packed, 0, s.leaders);
-  if (s.rank != 0) h.unpack(packed);
+  std::string packed = s.rank == 0 ? read->pack() : std::string();
+  if constexpr (k_simulated) {
+    s.header = simulated_header_bcast(read, packed, s.rank, s.leaders);
+  } else {
+    bcast_string(packed, 0, s.leaders);
+    if (s.rank != 0) read->unpack(packed);
+    s.header = read;
+  }
+  const Header& h = *s.header;
   s.phases.end("header");
   if (!h.error.empty()) {
     // One report for every node: ferry stage shows the reason on each host's line.
@@ -290,50 +366,34 @@ void open_image(Staging& s) {
     if (auto shared = stage::shared_file_system(parent))
       throw Error(fmt::format("{}: is on {}, shared between nodes: stage to node-local storage",
                               parent, *shared));
-    s.image.emplace(target, s.header.image_hash);
+    s.image.emplace(target, s.header->image_hash);
   } catch (const std::exception& e) {
     s.fail(e);
   }
-  s.units = image_units(s.header.image_size);
+  s.units = image_units(s.header->image_size);
 }
 
-bool opened(const Staging& s) { return s.session || s.image; }
+bool opened(const Staging& s) { return s.node || s.image; }
 bool holds_it(const Staging& s) {
-  return s.session ? s.session->already_present() : s.image && s.image->present();
+  return s.node ? s.node->already_present() : s.image && s.image->present();
 }
 
-// 2. Each node: does DIR already hold it? Otherwise prepare a session, and on the receivers a
-//    window of the archive, never all of it (FERRY_MPI_WINDOW: its units).
+// 2. Each node: does DIR already hold it? Otherwise its work: a session, and on the receivers a
+//    window of the archive, never all of it.
 void open_session(Staging& s) {
-  const std::string& dir = s.args.dir;
-  s.report.host = stage::node_name();
-  if (s.header.image) return open_image(s);
+  s.report.host = stage::mpi::this_node_name();
+  if (s.header->image) return open_image(s);
   try {
-    std::string parent = std::filesystem::path(util::absolute_path(dir)).parent_path().string();
-    if (auto shared = stage::shared_file_system(parent))
-      throw Error(fmt::format("{}: is on {}, shared between nodes: stage to node-local storage",
-                              parent, *shared));
-    env::UnpackOptions u;
-    u.archive = s.args.archive;
-    u.dest = dir;
-    u.jobs = s.args.jobs;
-    s.session.emplace(u, s.header.manifest);
+    std::string_view archive = s.map ? s.map->bytes() : std::string_view();
+    s.node = stage::mpi::open_node_work({.options = s.args,
+                                         .manifest = s.header->manifest,
+                                         .index = s.index,
+                                         .archive = archive,
+                                         .rank = s.rank});
   } catch (const std::exception& e) {
     s.fail(e);
   }
   s.units = stage::cut_units(s.index);
-  if (s.session && !s.session->already_present() && s.rank != 0) {
-    std::size_t slots = stage::k_window_units;
-    if (const char* w = std::getenv("FERRY_MPI_WINDOW"))
-      if (auto n = util::parse_decimal(w, 1u << 16); n && *n > 0) slots = *n;
-    try {
-      s.window.emplace(s.index, slots);
-    } catch (const std::bad_alloc&) {
-      s.report.status = stage::NodeStatus::failed;
-      s.report.error = fmt::format("cannot map a window of {} units of the archive", slots);
-      s.session.reset();
-    }
-  }
 }
 
 // A node that cannot even start (DIR not writable, on a shared file system, ...) fails the stage
@@ -342,9 +402,7 @@ void choose_movers(Staging& s) {
   enum NodeState : int { cannot_start = 0, present = 1, needs_bytes = 2 };
   int state = !opened(s) ? cannot_start : holds_it(s) ? present : needs_bytes;
   std::vector<int> states(static_cast<std::size_t>(s.nodes));
-  MPI_Request gather;
-  MPI_Iallgather(&state, 1, MPI_INT, states.data(), 1, MPI_INT, s.leaders, &gather);
-  wait_quietly(gather);
+  allgather_quietly(&state, states.data(), s.leaders);
   bool all_opened = std::find(states.begin(), states.end(), cannot_start) == states.end();
   s.need = all_opened && state == needs_bytes;
   if (all_opened && std::count(states.begin(), states.end(), needs_bytes) == s.nodes)
@@ -368,16 +426,14 @@ void report_progress(const Staging& s, const stage::Unit& unit) {
 // collective.
 void broadcast_units(Staging& s) {
   const std::vector<stage::Unit>& units = s.units;
-  std::optional<stage::ReceiveWindow>& window = s.window;
+  NodeWork& node = *s.node;
   std::deque<std::pair<MPI_Request, std::size_t>> inflight;
   Backoff backoff;
   auto complete_front = [&](bool block) {
     while (!inflight.empty()) {
-      int done = 0;
-      MPI_Test(&inflight.front().first, &done, MPI_STATUS_IGNORE);
-      if (done) {
+      if (test_done(inflight.front().first)) {
         std::size_t u = inflight.front().second;
-        if (window) window->arrived(u);
+        node.arrived(u);
         report_progress(s, units[u]);
         inflight.pop_front();
         backoff.moved();
@@ -388,16 +444,14 @@ void broadcast_units(Staging& s) {
     }
   };
   for (std::size_t u = 0; u < units.size(); ++u) {
-    while (window && !window->slot_free(u)) {  // extraction is behind: keep the others moving
+    while (!node.slot_free(u)) {  // extraction is behind: keep the others moving
       complete_front(false);
       backoff.pause();
     }
     backoff.moved();
     // Rank 0 sends from its map of the archive; every other mover receives into its window.
-    char* bytes =
-        window ? window->slot(u) : const_cast<char*>(s.map->bytes().data()) + units[u].offset;
     MPI_Request req;
-    MPI_Ibcast(bytes, static_cast<int>(units[u].size), MPI_BYTE, 0, s.movers, &req);
+    start_unit_bcast(node.slot(u), units[u].size, s.movers, &req);
     inflight.emplace_back(req, u);
     while (inflight.size() >= k_in_flight) complete_front(true);
     complete_front(false);
@@ -444,7 +498,7 @@ void move_image(Staging& s) {
     if (inflight.size() >= k_in_flight) complete_front();  // frees unit u's slot
     char* bytes = receives ? slot(u) : const_cast<char*>(s.map->bytes().data()) + units[u].offset;
     MPI_Request req;
-    MPI_Ibcast(bytes, static_cast<int>(units[u].size), MPI_BYTE, 0, s.movers, &req);
+    start_unit_bcast(bytes, units[u].size, s.movers, &req);
     inflight.emplace_back(req, u);
   }
   while (!inflight.empty()) complete_front();
@@ -463,27 +517,21 @@ void move_image(Staging& s) {
 // 3. The bytes, pipelined: extraction runs on its own threads while the next units arrive.
 void move_bytes(Staging& s) {
   if (s.movers == MPI_COMM_NULL) return;
-  if (s.header.image) {
+  if (s.header->image) {
     move_image(s);
     if (s.movers != s.leaders) MPI_Comm_free(&s.movers);
     return;
   }
-  std::thread extractor;
-  if (s.need) {
-    extractor = std::thread([&s] {
-      try {
-        s.session->extract(s.rank == 0 ? format::FrameSource::in_memory(s.map->bytes(), s.index)
-                                       : s.window->source(),
-                           s.index);
-      } catch (const std::exception& e) {
-        s.fail(e);
-        if (s.window) s.window->abandon();  // also when it failed before reading a frame
-      }
-    });
-  }
+  if (s.need) s.node->start();
   broadcast_units(s);
   s.phases.end("broadcast");
-  if (extractor.joinable()) extractor.join();
+  if (s.need) {
+    try {
+      s.node->finish();
+    } catch (const std::exception& e) {
+      s.fail(e);
+    }
+  }
   s.phases.end("extract rest");
   if (s.movers != s.leaders) MPI_Comm_free(&s.movers);
 }
@@ -495,22 +543,22 @@ void commit_or_abort(Staging& s) {
   if (s.all_ok) {
     try {
       bool was_present = holds_it(s);
-      if (!was_present && s.session) s.session->commit();
+      if (!was_present && s.node) s.node->commit();
       if (!was_present && s.image) s.image->commit();
       report.status = was_present ? stage::NodeStatus::present : stage::NodeStatus::unpacked;
-      report.bytes = s.session ? s.session->result().bytes : s.image->bytes();
-      report.files = s.session ? s.session->result().files : 1;
+      report.bytes = s.node ? s.node->bytes() : s.image->bytes();
+      report.files = s.node ? s.node->files() : 1;
     } catch (const std::exception& e) {
       s.fail(e);
     }
   } else {
-    if (s.session) report.bytes = s.session->result().bytes;
+    if (s.node) report.bytes = s.node->bytes();
     if (s.image) report.bytes = s.image->bytes();
-    s.session.reset();  // removes this node's temporary tree (or file)
+    s.node.reset();  // removes this node's temporary tree (or file)
     s.image.reset();
     if (report.status != stage::NodeStatus::failed) report.status = stage::NodeStatus::aborted;
   }
-  report.seconds = s.clock.seconds();
+  report.seconds = stage::mpi::now_seconds() - s.started;
   s.phases.end("commit");
 }
 
