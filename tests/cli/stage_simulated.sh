@@ -27,6 +27,7 @@ simulate() {
   smpirun -np "$(wc -l <"$hosts")" -platform "$platform" -hostfile "$hosts" -no-privatize \
     --cfg=smpi/simulate-computation:no --cfg=smpi/shared-malloc:local \
     --cfg=smpi/coll-selector:mpich --cfg=smpi/allreduce:rdb --cfg=smpi/bcast:binomial_tree \
+    --cfg=smpi/barrier:ompi_tree \
     --log=root.thres:critical "$@" 2>simulate.err
 }
 
