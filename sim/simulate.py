@@ -21,6 +21,7 @@ BUILD, WORK, OUT, HEAVY, CONDA = sys.argv[1:6]
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIM, RECIPE = f"{BUILD}/ferry-mpi-simulated", f"{BUILD}/recipe-simulated"
 NODES = [int(n) for n in os.environ.get("NODES", "8,100,1000,10000").split(",")]
+ENVS = os.environ.get("ENVS", "heavy,torch,torch-fast").split(",")
 # SMPI's settings that make thousands of ranks fit and their times mean something (README,
 # "Stage at scale, simulated"): no benchmarking of the code between MPI calls, shared buffers
 # really shared, MPICH's collective algorithms, recursive doubling for the allreduce (SMPI's
@@ -80,6 +81,8 @@ def ferry(where, n, archive, model, fail=None):
     for r in reports:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
     if fail is None and (rc != 0 or statuses.get("unpacked") != n):
+        with open(f"{OUT}/failed-run-{n}.out", "w") as out:
+            out.write("\n".join(json.dumps(l) for l in lines))
         sys.exit(f"simulate: the simulated stage on {n} nodes did not unpack everywhere: {statuses}")
     return dict(total=phases["total"], phases=dict(phases["phases"]), statuses=statuses, rc=rc,
                 wall=wall)
@@ -167,6 +170,8 @@ def main():
     print(f"{'env':10} {'nodes':>6} {'ferry s':>8} {'recipe s':>9} {'ratio':>6}  "
           f"ferry's phases (s)                       wall s")
     for name, (archive, node) in large.items():
+        if name not in ENVS:
+            continue
         for n in NODES:
             where = platform(n)
             f = ferry(where, n, archive, node)
@@ -179,13 +184,21 @@ def main():
             print(f"{name:10} {n:6} {f['total']:8.2f} {r['total']:9.2f} {r['total'] / f['total']:5.1f}x"
                   f"  {ph:40} {f['wall'] + r['wall']:6.0f}")
 
-    n = 1000 if 1000 in NODES else NODES[-1]
-    f = ferry(platform(n), n, torch, FRONTIER, fail=f"{n // 2}:0.5")
-    results["failure"] = dict(nodes=n, total=f["total"], statuses=f["statuses"], rc=f["rc"])
-    print(f"\none node of {n} failing half-way (torch): every node {f['statuses']}, exit {f['rc']}, "
-          f"after {f['total']:.2f} s")
-    if f["rc"] == 0 or f["statuses"].get("aborted") != n - 1 or f["statuses"].get("failed") != 1:
-        sys.exit("simulate: a node's failure did not abort the stage everywhere")
+    n = int(os.environ.get("FAIL_NODES", "1000"))
+    if n > 1:
+        f = ferry(platform(n), n, torch, FRONTIER, fail=f"{n // 2}:0.5")
+        results["failure"] = dict(nodes=n, total=f["total"], statuses=f["statuses"], rc=f["rc"])
+        print(f"\none node of {n} failing half-way (torch): every node {f['statuses']}, "
+              f"exit {f['rc']}, after {f['total']:.2f} s")
+        if f["rc"] == 0 or f["statuses"].get("aborted") != n - 1 or f["statuses"].get("failed") != 1:
+            sys.exit("simulate: a node's failure did not abort the stage everywhere")
+    # MERGE=results.json of an earlier run (say NODES=10000 on its own): its rows join this one's.
+    if os.environ.get("MERGE"):
+        earlier = json.load(open(os.environ["MERGE"]))
+        have = {(r["env"], r["nodes"]) for r in results["scale"]}
+        results["scale"] += [r for r in earlier["scale"] if (r["env"], r["nodes"]) not in have]
+        results["scale"].sort(key=lambda r: (r["env"], r["nodes"]))
+        results["failure"] = results["failure"] or earlier.get("failure")
 
     with open(f"{OUT}/results.json", "w") as fh:
         json.dump(results, fh, indent=1)
@@ -207,17 +220,18 @@ def plot(results):
     data = f"{WORK}/plot.dat"
     with open(data, "w") as d:
         for env in ("heavy", "torch", "torch-fast"):
-            for r in (x for x in results["scale"] if x["env"] == env):
+            for r in sorted((x for x in results["scale"] if x["env"] == env),
+                            key=lambda x: x["nodes"]):
                 d.write(f"{r['nodes']} {r['ferry']} {r['recipe']}\n")
             d.write("\n\n")
         d.write("8 42\n")  # Frontier's guide: 39 s untar + 3 s conda-unpack on 8 nodes
     script = f"""
-set terminal pngcairo size 900,560 font ',11'
+set terminal pngcairo size 900,680 font ',11'
 set output '{OUT}/stage-vs-nodes.png'
 set logscale xy
 set xlabel 'nodes'
 set ylabel 'stage time, s (simulated)'
-set key top left
+set key below vertical maxrows 3
 set grid
 set xrange [5:15000]
 plot '{data}' index 0 using 1:2 with linespoints lw 2 title 'ferry stage, file-heavy env (60k files, 0.7 GB)', \\

@@ -2,7 +2,8 @@
 # make simulate: ferry stage at 3 to 10,000 nodes on SimGrid (sim/simulate.py says what runs).
 # Makes the two envs' archives first, as make bench does: the conda fixture and the file-heavy
 # env (from PyPI, pinned; tests/fixtures/heavy-requirements.txt). Minutes, not part of make test.
-# Usage: sim/simulate.sh BUILD   (results in BUILD/simulate; NODES=8,100 to run fewer)
+# Usage: sim/simulate.sh BUILD   (results in OUT, BUILD/simulate by default; NODES=8,100 and
+# ENVS=heavy to run fewer; MERGE=results.json to add an earlier run's rows)
 set -euo pipefail
 BUILD=$(readlink -f "$1")
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,5 +23,5 @@ export FERRY_SOURCE=$SRC FERRY_BUILD=$BUILD
 HEAVY=$(pypi_env heavy)
 "$BUILD/ferry" pack "$HEAVY" -o "$WORK/heavy.tar.zst" >/dev/null
 rm -rf "$WORK/conda-full"
-/usr/bin/python3 "$SRC/sim/simulate.py" "$BUILD" "$WORK" "$BUILD/simulate" "$WORK/heavy.tar.zst" \
+/usr/bin/python3 "$SRC/sim/simulate.py" "$BUILD" "$WORK" "${OUT:-$BUILD/simulate}" "$WORK/heavy.tar.zst" \
   "$WORK/conda.tar.zst"

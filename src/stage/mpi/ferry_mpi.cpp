@@ -228,12 +228,18 @@ Header read_header(const std::string& archive, const util::MappedFile& map) {
 std::shared_ptr<const Header> simulated_header_bcast(std::shared_ptr<const Header> read,
                                                      std::string& packed, int rank, MPI_Comm comm) {
   static std::shared_ptr<const Header> from_rank_0;
+  // Kept for the whole run: SMPI skips the copies into memory it counts as shared, and a freed
+  // block's addresses could come back as an ordinary buffer of a later call.
+  static void* shared = nullptr;
+  static std::uint64_t shared_size = 0;
   if (rank == 0) from_rank_0 = read;
   std::uint64_t n = packed.size();
   MPI_Bcast(&n, 1, MPI_UINT64_T, 0, comm);
-  void* shared = SMPI_SHARED_MALLOC(std::max<std::uint64_t>(n, 1));
+  if (!shared || shared_size < n) {
+    shared_size = std::max<std::uint64_t>(n, 1);
+    shared = SMPI_SHARED_MALLOC(shared_size);
+  }
   MPI_Bcast(rank == 0 ? packed.data() : shared, static_cast<int>(n), MPI_BYTE, 0, comm);
-  SMPI_SHARED_FREE(shared);
   return from_rank_0;
 }
 #else

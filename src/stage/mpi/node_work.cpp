@@ -44,7 +44,9 @@ class UnpackingNode final : public NodeWork {
     }
   }
   ~UnpackingNode() override {
-    if (m_extractor.joinable()) m_extractor.join();
+    if (!m_extractor.joinable()) return;
+    if (m_window) m_window->abandon();  // not finished: a receiver's extraction stops waiting
+    m_extractor.join();
   }
 
   bool already_present() const override { return m_session->already_present(); }

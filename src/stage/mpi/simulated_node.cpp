@@ -133,7 +133,14 @@ class SimulatedNode final : public NodeWork {
     m_costs = &it->second;
     std::uint64_t largest = 1;
     for (const Unit& u : cut_units(a.index)) largest = std::max(largest, u.size);
-    m_buffer = static_cast<char*>(SMPI_SHARED_MALLOC(largest));
+    // Kept for the whole run (as the header's, in ferry_mpi.cpp): never handed back for reuse.
+    static char* buffer = nullptr;
+    static std::uint64_t buffer_size = 0;
+    if (!buffer || buffer_size < largest) {
+      buffer_size = largest;
+      buffer = static_cast<char*>(SMPI_SHARED_MALLOC(largest));
+    }
+    m_buffer = buffer;
     std::size_t units = m_costs->unit_seconds.size();
     if (m_rank == m_model.fail_rank)
       m_fail_unit =
@@ -143,7 +150,6 @@ class SimulatedNode final : public NodeWork {
     m_done.assign(units, 0);
     sleep_until(MPI_Wtime() + m_costs->open_seconds);
   }
-  ~SimulatedNode() override { SMPI_SHARED_FREE(m_buffer); }
 
   bool already_present() const override { return false; }
 
