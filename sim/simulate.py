@@ -8,7 +8,8 @@ recipe's simulated program on SimGrid's SMPI.
    PyTorch-sized one (60k files, 8 GB, synthetic), and one node failing half-way at 1,000.
 3. OUT/table.md, OUT/results.json and OUT/stage-vs-nodes.png (gnuplot).
 
-Usage: simulate.py BUILD WORK OUT HEAVY_ARCHIVE CONDA_ARCHIVE  (NODES=8,100 to run fewer)
+Usage: simulate.py BUILD WORK OUT HEAVY_ARCHIVE CONDA_ARCHIVE  (NODES=8,100 to run fewer;
+PLOT_ONLY=1 to draw OUT/results.json again)
 """
 import json
 import math
@@ -116,6 +117,11 @@ def measured():
 
 def main():
     os.makedirs(OUT, exist_ok=True)
+    if os.environ.get("PLOT_ONLY"):  # PLOT_ONLY=1: the table and the plot again, from OUT
+        results = json.load(open(f"{OUT}/results.json"))
+        write_table(results)
+        plot(results)
+        return
     envs = {"conda": CONDA, "heavy": HEAVY}
     sizes = {name: sizes_of(a) for name, a in envs.items()}
     points = measured()
@@ -226,12 +232,12 @@ def plot(results):
             d.write("\n\n")
         d.write("8 42\n")  # Frontier's guide: 39 s untar + 3 s conda-unpack on 8 nodes
     script = f"""
-set terminal pngcairo size 900,680 font ',11'
+set terminal pngcairo size 900,760 font ',11'
 set output '{OUT}/stage-vs-nodes.png'
 set logscale xy
 set xlabel 'nodes'
 set ylabel 'stage time, s (simulated)'
-set key below vertical maxrows 3
+set key below vertical maxrows 6
 set grid
 set xrange [5:15000]
 plot '{data}' index 0 using 1:2 with linespoints lw 2 title 'ferry stage, file-heavy env (60k files, 0.7 GB)', \\
