@@ -389,17 +389,18 @@ bool holds_it(const Staging& s) {
 void open_session(Staging& s) {
   s.report.host = stage::mpi::this_node_name();
   if (s.header->image) return open_image(s);
+  s.units = stage::cut_units(s.index);
   try {
     std::string_view archive = s.map ? s.map->bytes() : std::string_view();
     s.node = stage::mpi::open_node_work({.options = s.args,
                                          .manifest = s.header->manifest,
                                          .index = s.index,
+                                         .units = s.units,
                                          .archive = archive,
                                          .rank = s.rank});
   } catch (const std::exception& e) {
     s.fail(e);
   }
-  s.units = stage::cut_units(s.index);
 }
 
 // A node that cannot even start (DIR not writable, on a shared file system, ...) fails the stage

@@ -21,7 +21,8 @@ namespace {
 
 class UnpackingNode final : public NodeWork {
  public:
-  explicit UnpackingNode(const NodeWorkArgs& a) : m_index(a.index), m_archive(a.archive) {
+  explicit UnpackingNode(const NodeWorkArgs& a)
+      : m_index(a.index), m_units(a.units), m_archive(a.archive) {
     const std::string& dir = a.options.dir;
     std::string parent = std::filesystem::path(util::absolute_path(dir)).parent_path().string();
     if (auto shared = shared_file_system(parent))
@@ -53,7 +54,7 @@ class UnpackingNode final : public NodeWork {
   bool slot_free(std::size_t u) override { return !m_window || m_window->slot_free(u); }
   char* slot(std::size_t u) override {
     if (m_window) return m_window->slot(u);
-    return const_cast<char*>(m_archive.data()) + reader_units()[u].offset;
+    return const_cast<char*>(m_archive.data()) + m_units[u].offset;
   }
   void arrived(std::size_t u) override {
     if (m_window) m_window->arrived(u);
@@ -80,17 +81,11 @@ class UnpackingNode final : public NodeWork {
   std::uint64_t files() const override { return m_session->result().files; }
 
  private:
-  // The reader's units, cut as the receivers' windows cut them.
-  const std::vector<Unit>& reader_units() {
-    if (m_units.empty()) m_units = cut_units(m_index);
-    return m_units;
-  }
-
   const format::FrameIndex& m_index;
+  const std::vector<Unit>& m_units;  // the reader sends each from its map
   std::string_view m_archive;
   std::optional<env::UnpackSession> m_session;
   std::optional<ReceiveWindow> m_window;
-  std::vector<Unit> m_units;
   std::thread m_extractor;
   std::optional<std::string> m_error;
 };

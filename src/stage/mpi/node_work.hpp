@@ -12,9 +12,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "format/format.hpp"
 #include "stage/stage.hpp"
+#include "stage/window.hpp"
 
 namespace ferry::stage::mpi {
 
@@ -22,8 +24,9 @@ struct NodeWorkArgs {
   const MpiOptions& options;
   const std::string& manifest;
   const format::FrameIndex& index;
-  std::string_view archive;  // the reader's (rank 0's) map of the archive; empty elsewhere
-  int rank = 0;              // among the node leaders; 0 is the reader
+  const std::vector<Unit>& units;  // stage::cut_units(index): what the broadcast sends
+  std::string_view archive;        // the reader's (rank 0's) map of the archive; empty elsewhere
+  int rank = 0;                    // among the node leaders; 0 is the reader
 };
 
 class NodeWork {

@@ -73,8 +73,8 @@ struct Costs {
 
 // Files fall in frames by their place in the tar stream (header and padded data, in manifest
 // order), scaled to the frames' decoded bytes: close enough for a model, exact in the totals.
-Costs model_costs(const Model& m, const std::string& manifest_json,
-                  const format::FrameIndex& index) {
+Costs model_costs(const Model& m, const std::string& manifest_json, const format::FrameIndex& index,
+                  const std::vector<Unit>& units) {
   format::Manifest manifest = format::Manifest::parse(manifest_json, "the simulated manifest");
   std::vector<double> frame_end;  // cumulative decoded bytes
   double decoded = 0;
@@ -96,7 +96,7 @@ Costs model_costs(const Model& m, const std::string& manifest_json,
   c.open_seconds = c.files * m.open_file_us * 1e-6;
   constexpr double mib = 1 << 20;
   double read = 0;
-  for (const Unit& u : cut_units(index)) {
+  for (const Unit& u : units) {
     c.read_end.push_back(read += static_cast<double>(u.size));
     double cpu = 0, received = 0, written = 0;
     for (std::size_t i = u.first_frame; i < u.end_frame; ++i) {
@@ -129,10 +129,10 @@ class SimulatedNode final : public NodeWork {
     static std::map<const std::string*, Costs> known;
     auto it = known.find(&a.manifest);
     if (it == known.end())
-      it = known.emplace(&a.manifest, model_costs(m_model, a.manifest, a.index)).first;
+      it = known.emplace(&a.manifest, model_costs(m_model, a.manifest, a.index, a.units)).first;
     m_costs = &it->second;
     std::uint64_t largest = 1;
-    for (const Unit& u : cut_units(a.index)) largest = std::max(largest, u.size);
+    for (const Unit& u : a.units) largest = std::max(largest, u.size);
     // Kept for the whole run (as the header's, in ferry_mpi.cpp): never handed back for reuse.
     static char* buffer = nullptr;
     static std::uint64_t buffer_size = 0;
