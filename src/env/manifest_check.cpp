@@ -88,6 +88,7 @@ ManifestCheck::ManifestCheck(const format::Manifest& manifest, std::string archi
       m_archive(std::move(archive)),
       m_relocator(relocator),
       m_file_seen(manifest.files.size()) {
+  m_files.reserve(manifest.files.size());
   for (std::size_t i = 0; i < manifest.files.size(); ++i)
     m_files.emplace(manifest.files[i].path, i);
   for (const auto& d : manifest.dir_entries) m_dirs.emplace(d.path, d.perm);

@@ -23,7 +23,25 @@
 
 namespace ferry::format {
 
+namespace {
+
+// Already in the form normalize_member_path returns (no empty, '.' or '..' part, not absolute)?
+// Almost every member's name is: it is then taken whole.
+bool is_normal_member_path(std::string_view name) {
+  if (name.empty() || name.front() == '/' || name.back() == '/') return false;
+  for (std::size_t start = 0;;) {
+    std::size_t end = std::min(name.find('/', start), name.size());
+    std::string_view part = name.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    if (end == name.size()) return true;
+    start = end + 1;
+  }
+}
+
+}  // namespace
+
 std::string normalize_member_path(std::string_view name, const std::string& subject) {
+  if (is_normal_member_path(name)) return std::string(name);
   if (name.empty()) throw Error(fmt::format("{}: member with an empty name", subject));
   if (name.front() == '/')
     throw Error(fmt::format("{}: member '{}': absolute paths are not allowed", subject,
@@ -71,13 +89,16 @@ class Extractor {
     Entry& e = m.entry;
     e.path = normalize_member_path(e.path, m_subject);
     if (e.path.empty()) return false;
-    if (m_reserved.count(e.path)) fail(e.path, "has the name of ferry's copy of a repeated member");
+    if (!m_reserved.empty() && m_reserved.count(e.path))
+      fail(e.path, "has the name of ferry's copy of a repeated member");
     if (e.type == EntryType::symlink && e.link.size() >= PATH_MAX)
       fail(e.path, fmt::format("symlink target of {} bytes (the system's limit is {})",
                                e.link.size(), PATH_MAX));
     make_parents(e.path);
-    bool seen = m_seen.count(e.path) != 0;
-    if (seen && m_dirs.count(e.path)) {
+    auto [known, seen] = m_kinds.try_emplace(e.path, 0);
+    seen = !seen;
+    std::uint8_t& kinds = known->second;
+    if (kinds & k_dir) {
       if (e.type != EntryType::directory)
         fail(e.path, "a member replaces a directory of the same name");
     } else if (seen && e.type == EntryType::directory) {
@@ -85,7 +106,7 @@ class Extractor {
     }
     switch (e.type) {
       case EntryType::directory:
-        if (!seen) make_dir(e.path);
+        if (!seen) make_dir(e.path, kinds);
         m_dir_meta[e.path] = {e.mode, e.mtime_sec, e.mtime_nsec};
         ++stats.directories;
         return false;
@@ -95,18 +116,16 @@ class Extractor {
         } else {
           make_symlink(e);
         }
-        m_seen.insert(e.path);
-        m_symlinks.insert(e.path);
+        kinds |= k_symlink;
         return false;
       case EntryType::hardlink:
         e.link = normalize_member_path(e.link, m_subject);
-        if (!m_files.count(e.link))
+        if (!has_kind(e.link, k_file))
           fail(e.path, fmt::format("hardlink to '{}', which is not an earlier regular file",
                                    util::printable(e.link)));
         // Made at the end, as its target may still be being written.
         replace_later(e, {});
-        m_seen.insert(e.path);
-        m_files.insert(e.path);
+        kinds |= k_file;
         return false;
       case EntryType::file:
         target = e.path;
@@ -114,8 +133,7 @@ class Extractor {
           target = dup_name(e.path);
           superseded = replace_later(e, target);
         }
-        m_seen.insert(e.path);
-        m_files.insert(e.path);
+        kinds |= k_file;
         return true;
     }
     return false;
@@ -269,8 +287,8 @@ class Extractor {
     std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
     for (std::size_t n = m_deferred.size();; ++n) {
       std::string name = fmt::format("{}.{}.ferry-repeat-{}", dir, base, n);
-      if (m_seen.count(name)) continue;  // an archive member already has it
-      m_reserved.insert(name);           // and none may take it later
+      if (m_kinds.count(name)) continue;  // an archive member already has it
+      m_reserved.insert(name);            // and none may take it later
       return name;
     }
   }
@@ -289,7 +307,7 @@ class Extractor {
   }
 
   void write_at_end(int fd, const Entry& e, std::string_view data) {
-    util::write_all(fd, data, fmt::format("{}: member '{}'", m_subject, util::printable(e.path)));
+    if (int err = util::write_all_or_errno(fd, data)) fail_errno(e.path, "cannot write", err);
     m_bytes_written.fetch_add(data.size(), std::memory_order_relaxed);
   }
 
@@ -314,25 +332,37 @@ class Extractor {
     s.written += data.size();
   }
 
+  bool has_kind(std::string_view path, std::uint8_t kind) const {
+    auto it = m_kinds.find(path);
+    return it != m_kinds.end() && (it->second & kind);
+  }
+
+  // A directory known here has every ancestor known as one (each was checked when it was made,
+  // and none can be replaced later), so the nearest parent settles almost every member.
   void make_parents(const std::string& path) {
+    std::size_t last = path.rfind('/');
+    if (last == std::string::npos || has_kind(std::string_view(path).substr(0, last), k_dir))
+      return;
     for (std::size_t slash = path.find('/'); slash != std::string::npos;
          slash = path.find('/', slash + 1)) {
-      std::string parent = path.substr(0, slash);
-      if (m_dirs.count(parent)) continue;
-      if (m_symlinks.count(parent))
+      std::string_view parent = std::string_view(path).substr(0, slash);
+      auto it = m_kinds.find(parent);
+      std::uint8_t kinds = it == m_kinds.end() ? 0 : it->second;
+      if (kinds & k_dir) continue;
+      if (kinds & k_symlink)
         fail(path,
              fmt::format("path goes through the symlink member '{}'", util::printable(parent)));
-      if (m_seen.count(parent))
-        fail(path, fmt::format("parent '{}' is not a directory", util::printable(parent)));
-      make_dir(parent);
+      if (kinds) fail(path, fmt::format("parent '{}' is not a directory", util::printable(parent)));
+      std::string name(parent);
+      make_dir(name, m_kinds[name]);
     }
   }
 
-  void make_dir(const std::string& path) {
+  // kinds: the path's entry in m_kinds.
+  void make_dir(const std::string& path, std::uint8_t& kinds) {
     if (::mkdirat(m_root.get(), path.c_str(), 0700) != 0)
       fail_errno(path, "cannot create directory", errno);
-    m_dirs.insert(path);
-    m_seen.insert(path);
+    kinds |= k_dir;
     // Until a member says otherwise a directory ends up 0755 (like tar for implied parents).
     m_dir_meta[path] = {0755, 0, UTIME_OMIT};
   }
@@ -350,7 +380,16 @@ class Extractor {
   util::UniqueFd m_root;
   mode_t m_umask = 022;
   bool m_default_acl = false;
-  std::unordered_set<std::string> m_dirs, m_symlinks, m_files, m_seen;
+  // Every name admitted so far, with the kinds of member it has been (a bit each: a repeated
+  // name can be a file and then a symlink); hardlinks count as files. Looked up by string_view.
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view name) const noexcept {
+      return std::hash<std::string_view>{}(name);
+    }
+  };
+  static constexpr std::uint8_t k_dir = 1, k_symlink = 2, k_file = 4;
+  std::unordered_map<std::string, std::uint8_t, NameHash, std::equal_to<>> m_kinds;
   std::map<std::string, DirMeta> m_dir_meta;  // reverse order visits children before parents
   std::vector<Deferred> m_deferred;
   std::unordered_map<std::string, std::size_t> m_latest;  // name -> its last m_deferred entry

@@ -141,15 +141,20 @@ std::string read_file(const std::string& path) {
   return data;
 }
 
-void write_all(int fd, std::string_view data, std::string_view subject) {
+int write_all_or_errno(int fd, std::string_view data) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw_errno(subject, "cannot write", errno);
+      return errno;
     }
     data.remove_prefix(static_cast<std::size_t>(n));
   }
+  return 0;
+}
+
+void write_all(int fd, std::string_view data, std::string_view subject) {
+  if (int err = write_all_or_errno(fd, data)) throw_errno(subject, "cannot write", err);
 }
 
 mode_t current_umask() {

@@ -145,6 +145,9 @@ std::string read_file(const std::string& path);
 void write_file_atomically(const std::string& path, std::string_view text, mode_t mode);
 // Writes all of data to fd (handles short writes); subject names the file in errors.
 void write_all(int fd, std::string_view data, std::string_view subject);
+// The same without the error: 0, or the errno of the write that failed (for callers that write
+// many files and name one only when it fails).
+int write_all_or_errno(int fd, std::string_view data);
 
 // This process's umask, read without changing it (umask(2) cannot be read alone, and setting it
 // back and forth races with threads creating files).

@@ -116,4 +116,11 @@ TEST(MemberPath, Normalises) {
   EXPECT_THROW(normalize_member_path("a/../../b", "t"), ferry::Error);
   EXPECT_THROW(normalize_member_path("..", "t"), ferry::Error);
   EXPECT_THROW(normalize_member_path("", "t"), ferry::Error);
+  // Names already normal are taken whole; one odd part anywhere takes the careful way.
+  EXPECT_EQ(normalize_member_path("lib/python3.11/site.py", "t"), "lib/python3.11/site.py");
+  EXPECT_EQ(normalize_member_path(".hidden/..dots/...", "t"), ".hidden/..dots/...");
+  EXPECT_EQ(normalize_member_path("a/b/.", "t"), "a/b");
+  EXPECT_EQ(normalize_member_path("a/b/", "t"), "a/b");
+  EXPECT_THROW(normalize_member_path("a/b/..", "t"), ferry::Error);
+  EXPECT_THROW(normalize_member_path("//etc", "t"), ferry::Error);
 }
