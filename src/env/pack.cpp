@@ -778,6 +778,7 @@ struct Batch {
   std::size_t begin = 0, end = 0;
   bool piece = false, first = false, last = false;
   std::uint64_t offset = 0, length = 0;
+  std::uint64_t tar_bytes = 0;  // about what its tar takes (headers estimated): the chunk's room
   std::vector<std::string> data;
   std::string chunk;
   std::vector<format::CompressedFrame> frames;
@@ -820,6 +821,7 @@ class FileWriter {
       b->length =
           std::min<std::uint64_t>(format::k_chunk_target, classes[m_next].size - m_piece_offset);
       b->first = m_piece_offset == 0;
+      b->tar_bytes = b->length + 2048;
       m_piece_offset += b->length;
       b->last = m_piece_offset == classes[m_next].size;
       if (b->last) {
@@ -840,6 +842,7 @@ class FileWriter {
       ++m_next;
     }
     b->end = m_next;
+    b->tar_bytes = bytes;
     return b;
   }
 
@@ -869,7 +872,8 @@ class FileWriter {
 
   std::shared_ptr<Batch> encode_batch(std::shared_ptr<Batch> b) {
     format::TarEncoder& encoder = m_pk.encoder;
-    if (b->piece) {  // in order: the streamed file's hash is checked at its end
+    b->chunk.reserve(b->tar_bytes);  // grown by appends, it would be copied over and over
+    if (b->piece) {                  // in order: the streamed file's hash is checked at its end
       const PackItem& item = m_pk.items[b->begin];
       if (b->first) {
         encoder.begin_file(tar_entry(item), m_pk.classes[b->begin].size, b->chunk);
