@@ -18,8 +18,8 @@
 #include <fmt/format.h>
 #include <tbb/parallel_pipeline.h>
 
+#include "format/decode_stream.hpp"
 #include "format/format.hpp"
-#include "format/gzip_stream.hpp"
 
 namespace ferry::format {
 
@@ -408,11 +408,11 @@ class ForeignReader {
     archive_read_support_filter_all(m_archive);
     archive_read_support_format_tar(m_archive);
     archive_read_support_format_zip(m_archive);
-    // gzip (conda-pack's default) is inflated by ISA-L on a thread of its own; libarchive parses
-    // the tar from there. Everything else libarchive reads itself.
-    if (starts_with_gzip_magic(path)) {
-      m_gzip = std::make_unique<GzipStream>(path);
-      if (archive_read_open(m_archive, this, nullptr, &ForeignReader::read_gzip, nullptr) !=
+    // gzip (conda-pack's default) and zstd are decoded on a thread of their own (gzip by
+    // ISA-L); libarchive parses the tar from there. Everything else libarchive reads itself.
+    if (std::optional<Codec> codec = sniff_codec(path)) {
+      m_decoded = std::make_unique<DecodeStream>(path, *codec);
+      if (archive_read_open(m_archive, this, nullptr, &ForeignReader::read_decoded, nullptr) !=
           ARCHIVE_OK)
         fail();
       return;
@@ -442,7 +442,7 @@ class ForeignReader {
     if (rc == ARCHIVE_EOF) return false;
     if (rc < ARCHIVE_WARN) fail();
     if (m_format.empty()) {
-      const char* filter = m_gzip ? "gzip, ISA-L" : archive_filter_name(m_archive, 0);
+      const char* filter = m_decoded ? m_decoded->description() : archive_filter_name(m_archive, 0);
       const char* format = archive_format_name(m_archive);
       m_format = fmt::format("{} ({})", format ? format : "?", filter ? filter : "none");
     }
@@ -513,12 +513,12 @@ class ForeignReader {
     }
   }
 
-  // After the tar's end: the rest of a gzip stream is inflated too, so that its checksum and its
-  // end are checked (libarchive stops reading at the tar's end-of-archive blocks).
+  // After the tar's end: the rest of a gzip or zstd stream is decoded too, so that its checksums
+  // and its end are checked (libarchive stops reading at the tar's end-of-archive blocks).
   void finish() {
-    if (!m_gzip) return;
+    if (!m_decoded) return;
     try {
-      while (!m_gzip->next().empty()) {
+      while (!m_decoded->next().empty()) {
       }
     } catch (const std::exception& e) {
       throw Error(fmt::format("{}: corrupted or truncated archive: {}", m_path, e.what()));
@@ -528,20 +528,21 @@ class ForeignReader {
   std::string format() const { return m_format; }
   // Compressed bytes read so far.
   std::int64_t position() const {
-    return m_gzip ? static_cast<std::int64_t>(m_gzip->consumed())
-                  : archive_filter_bytes(m_archive, -1);
+    return m_decoded ? static_cast<std::int64_t>(m_decoded->consumed())
+                     : archive_filter_bytes(m_archive, -1);
   }
 
  private:
-  static bool starts_with_gzip_magic(const std::string& path) {
+  static std::optional<Codec> sniff_codec(const std::string& path) {
     util::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    char magic[2] = {};
-    return fd && ::pread(fd.get(), magic, 2, 0) == 2 &&
-           GzipStream::starts_with_magic(std::string_view(magic, 2));
+    char magic[4] = {};
+    ssize_t n = fd ? ::pread(fd.get(), magic, sizeof magic, 0) : -1;
+    if (n <= 0) return std::nullopt;
+    return DecodeStream::sniff(std::string_view(magic, static_cast<std::size_t>(n)));
   }
-  static la_ssize_t read_gzip(archive* a, void* self, const void** buffer) {
+  static la_ssize_t read_decoded(archive* a, void* self, const void** buffer) {
     try {
-      std::string_view block = static_cast<ForeignReader*>(self)->m_gzip->next();
+      std::string_view block = static_cast<ForeignReader*>(self)->m_decoded->next();
       *buffer = block.data();
       return static_cast<la_ssize_t>(block.size());
     } catch (const std::exception& e) {
@@ -557,7 +558,7 @@ class ForeignReader {
   }
   std::string m_path;
   archive* m_archive;
-  std::unique_ptr<GzipStream> m_gzip;  // the tar bytes of a gzip archive (outlives reads)
+  std::unique_ptr<DecodeStream> m_decoded;  // the tar bytes of a gzip or zstd archive
   std::string m_format;
 };
 

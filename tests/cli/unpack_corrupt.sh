@@ -73,7 +73,29 @@ for good in members.tar.gz junk.tar.gz; do
   diff -r --no-dereference -x .ferry "$env" "$dest" >/dev/null || fail "$good: the tree differs from the env"
   rm -rf "$dest"
 done
-rm -f plain.tar.gz cut.plain.tar.gz flip.plain.tar.gz whole.tar members.tar.gz junk.tar.gz
+rm -f plain.tar.gz cut.plain.tar.gz flip.plain.tar.gz members.tar.gz junk.tar.gz
+
+# A foreign tar.zst (one zstd stream, decoded on ferry's own thread): truncated anywhere (inside
+# the last frame's checksum too) or with a byte flipped in its data or checksum; intact as several
+# frames (cat a.zst b.zst, zstd's own multi-frame output) it unpacks to the same tree.
+zstd -q --check -c whole.tar >plain.tar.zst
+size=$(stat -c %s plain.tar.zst)
+for cut in $((size / 2)) $((size - 2)) $((size - 1)); do
+  head -c $cut plain.tar.zst >cut.plain.tar.zst
+  expect_corrupt cut.plain.tar.zst
+done
+for offset in $((size / 2)) $((size - 2)); do
+  cp plain.tar.zst flip.plain.tar.zst
+  flip flip.plain.tar.zst $offset
+  expect_corrupt flip.plain.tar.zst
+done
+{ head -c $half whole.tar | zstd -q -c; tail -c +$((half + 1)) whole.tar | zstd -q -c; } >frames.tar.zst
+{ cat plain.tar.zst; printf 'junk after the stream'; } >junk.tar.zst
+"$FERRY" unpack frames.tar.zst "$dest" >/dev/null
+diff -r --no-dereference -x .ferry "$env" "$dest" >/dev/null || fail "frames.tar.zst: the tree differs from the env"
+rm -rf "$dest"
+expect_corrupt junk.tar.zst  # zstd -d refuses what follows the last frame as well
+rm -f plain.tar.zst cut.plain.tar.zst flip.plain.tar.zst frames.tar.zst junk.tar.zst whole.tar
 
 # A frame that decompresses cleanly but carries altered file data: only the manifest's per-file
 # checksums can tell. Re-compress one frame with one byte of a file changed and fix the seek table.
