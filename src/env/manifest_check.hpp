@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -33,7 +34,8 @@ class ManifestCheck {
   const format::Manifest& m_manifest;
   std::string m_archive;
   Relocator& m_relocator;
-  std::unordered_map<std::string, std::size_t> m_files;
+  // Every file's index, keyed by its path in m_manifest (no copies: 60k names are tens of ms).
+  std::unordered_map<std::string_view, std::size_t> m_files;
   std::unordered_map<std::string, std::uint32_t> m_dirs;
   std::unordered_map<std::string, std::string> m_symlinks, m_hardlinks;
   mutable std::vector<std::atomic<bool>> m_file_seen;
