@@ -34,17 +34,25 @@ else:
 EOF
 }
 
+# damaged GOOD "CUTS" "OFFSETS": GOOD cut to each length (cut.GOOD) and with the byte at each
+# offset flipped (flip.GOOD, the last one left for more checks) fails as expect_corrupt says.
+damaged() {
+  local good=$1 cut offset
+  for cut in $2; do
+    head -c "$cut" "$good" >"cut.$good"
+    expect_corrupt "cut.$good"
+  done
+  for offset in $3; do
+    cp "$good" "flip.$good"
+    flip "flip.$good" "$offset"
+    expect_corrupt "flip.$good"
+  done
+}
+
 for good in good.tar.zst good.tar.gz; do
   size=$(stat -c %s $good)
-  for cut in $((size / 3)) $((size / 2)) $((size - 100)) $((size - 1)); do
-    head -c $cut $good >cut.$good
-    expect_corrupt cut.$good
-  done
-  for offset in $((size / 2)) $(($(first_frame_size $good) / 2)); do
-    cp $good flip.$good
-    flip flip.$good $offset
-    expect_corrupt flip.$good
-  done
+  damaged $good "$((size / 3)) $((size / 2)) $((size - 100)) $((size - 1))" \
+    "$((size / 2)) $(($(first_frame_size $good) / 2))"
   rm -f cut.$good flip.$good
 done
 
@@ -52,15 +60,7 @@ done
 # truncated anywhere, inside the trailer too, or with a byte flipped in the data or in the CRC.
 tar -C "$env" -cf - . | gzip -c >plain.tar.gz
 size=$(stat -c %s plain.tar.gz)
-for cut in $((size / 2)) $((size - 6)) $((size - 1)); do
-  head -c $cut plain.tar.gz >cut.plain.tar.gz
-  expect_corrupt cut.plain.tar.gz
-done
-for offset in $((size / 2)) $((size - 6)); do
-  cp plain.tar.gz flip.plain.tar.gz
-  flip flip.plain.tar.gz $offset
-  expect_corrupt flip.plain.tar.gz
-done
+damaged plain.tar.gz "$((size / 2)) $((size - 6)) $((size - 1))" "$((size / 2)) $((size - 6))"
 expect_corrupt flip.plain.tar.gz "checksum mismatch"  # the CRC flipped: the data inflate cleanly
 # Intact ones the way tools write them: several members (cat a.gz b.gz, pigz -i, bgzip), and junk
 # after the last member (ignored, as gzip -d does), unpack to the same tree.
@@ -80,15 +80,7 @@ rm -f plain.tar.gz cut.plain.tar.gz flip.plain.tar.gz members.tar.gz junk.tar.gz
 # frames (cat a.zst b.zst, zstd's own multi-frame output) it unpacks to the same tree.
 zstd -q --check -c whole.tar >plain.tar.zst
 size=$(stat -c %s plain.tar.zst)
-for cut in $((size / 2)) $((size - 2)) $((size - 1)); do
-  head -c $cut plain.tar.zst >cut.plain.tar.zst
-  expect_corrupt cut.plain.tar.zst
-done
-for offset in $((size / 2)) $((size - 2)); do
-  cp plain.tar.zst flip.plain.tar.zst
-  flip flip.plain.tar.zst $offset
-  expect_corrupt flip.plain.tar.zst
-done
+damaged plain.tar.zst "$((size / 2)) $((size - 2)) $((size - 1))" "$((size / 2)) $((size - 2))"
 { head -c $half whole.tar | zstd -q -c; tail -c +$((half + 1)) whole.tar | zstd -q -c; } >frames.tar.zst
 { cat plain.tar.zst; printf 'junk after the stream'; } >junk.tar.zst
 "$FERRY" unpack frames.tar.zst "$dest" >/dev/null
