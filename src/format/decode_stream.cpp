@@ -26,22 +26,10 @@ const char* inflate_error(int rc) {
   }
 }
 
-bool starts_with_gzip_magic(std::string_view bytes) {
-  return bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x1f &&
-         static_cast<unsigned char>(bytes[1]) == 0x8b;
-}
-
 }  // namespace
 
-std::optional<Codec> DecodeStream::sniff(std::string_view first_bytes) {
-  if (starts_with_gzip_magic(first_bytes)) return Codec::gzip;
-  constexpr std::string_view zstd_magic("\x28\xb5\x2f\xfd", 4);
-  if (first_bytes.starts_with(zstd_magic)) return Codec::zstd;
-  return std::nullopt;
-}
-
 DecodeStream::DecodeStream(const std::string& path, Codec codec)
-    : m_path(path), m_codec(codec), m_map(path), m_blocks(k_blocks), m_sizes(k_blocks, 0) {
+    : m_codec(codec), m_map(path), m_blocks(k_blocks), m_sizes(k_blocks, 0) {
   for (std::string& b : m_blocks) b.resize(k_block);
   m_thread = std::thread([this] { m_codec == Codec::gzip ? inflate_gzip() : decode_zstd(); });
 }
@@ -118,7 +106,7 @@ void DecodeStream::inflate_gzip() {
       if (!member_open) {
         // Another member follows (pigz -i, bgzip, cat a.gz b.gz); anything else after the last
         // one is ignored, as gzip -d does.
-        if (!starts_with_gzip_magic(in.substr(at))) break;
+        if (compression_of(in.substr(at)) != Codec::gzip) break;
         isal_inflate_reset(state.get());
         state->crc_flag = ISAL_GZIP;
         member_open = true;

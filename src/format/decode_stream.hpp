@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -36,9 +35,6 @@ class DecodeStream {
   // How it is decoded, for messages: "gzip, ISA-L" or "zstd".
   const char* description() const;
 
-  // The codec that a file's first bytes (four or more) announce, if it is gzip or zstd.
-  static std::optional<Codec> sniff(std::string_view first_bytes);
-
  private:
   void inflate_gzip();
   void decode_zstd();
@@ -49,7 +45,6 @@ class DecodeStream {
                const std::string& error, bool end);
 
   static constexpr std::size_t k_block = 1u << 20, k_blocks = 4;
-  std::string m_path;
   Codec m_codec;
   util::MappedFile m_map;
   std::vector<std::string> m_blocks;

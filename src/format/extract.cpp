@@ -404,13 +404,15 @@ class Extractor {
 // gives the entry (streamed set) and stream() then hands out their data blocks.
 class ForeignReader {
  public:
-  explicit ForeignReader(const std::string& path) : m_path(path), m_archive(archive_read_new()) {
+  // bytes: the archive's, mapped by the caller (only its first few are looked at here).
+  ForeignReader(const std::string& path, std::string_view bytes)
+      : m_path(path), m_archive(archive_read_new()) {
     archive_read_support_filter_all(m_archive);
     archive_read_support_format_tar(m_archive);
     archive_read_support_format_zip(m_archive);
     // gzip (conda-pack's default) and zstd are decoded on a thread of their own (gzip by
     // ISA-L); libarchive parses the tar from there. Everything else libarchive reads itself.
-    if (std::optional<Codec> codec = sniff_codec(path)) {
+    if (std::optional<Codec> codec = compression_of(bytes)) {
       m_decoded = std::make_unique<DecodeStream>(path, *codec);
       if (archive_read_open(m_archive, this, nullptr, &ForeignReader::read_decoded, nullptr) !=
           ARCHIVE_OK)
@@ -533,13 +535,6 @@ class ForeignReader {
   }
 
  private:
-  static std::optional<Codec> sniff_codec(const std::string& path) {
-    util::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    char magic[4] = {};
-    ssize_t n = fd ? ::pread(fd.get(), magic, sizeof magic, 0) : -1;
-    if (n <= 0) return std::nullopt;
-    return DecodeStream::sniff(std::string_view(magic, static_cast<std::size_t>(n)));
-  }
   static la_ssize_t read_decoded(archive* a, void* self, const void** buffer) {
     try {
       std::string_view block = static_cast<ForeignReader*>(self)->m_decoded->next();
@@ -714,9 +709,9 @@ void extract_frames(const FrameSource& source, const FrameIndex& index, Extracto
   }
 }
 
-void extract_foreign(const std::string& path, Extractor& ex, unsigned jobs,
-                     const ExtractHooks& hooks) {
-  ForeignReader reader(path);
+void extract_foreign(const std::string& path, std::string_view archive, Extractor& ex,
+                     unsigned jobs, const ExtractHooks& hooks) {
+  ForeignReader reader(path, archive);
   bool done = false;
   std::int64_t reported = 0;
   tbb::parallel_pipeline(
@@ -767,7 +762,7 @@ ExtractStats extract_archive(const std::string& archive_path, const std::string&
   try {
     FrameIndex index = index_frames(map.bytes(), archive_path);
     if (index.layout == ArchiveLayout::foreign) {
-      extract_foreign(archive_path, ex, jobs, hooks);
+      extract_foreign(archive_path, map.bytes(), ex, jobs, hooks);
     } else {
       extract_frames(FrameSource::in_memory(map.bytes(), index), index, ex, jobs, hooks,
                      archive_path);
@@ -849,7 +844,7 @@ void read_members(const std::string& archive_path,
   try {
     FrameIndex index = index_frames(map.bytes(), archive_path);
     if (index.layout == ArchiveLayout::foreign) {
-      ForeignReader reader(archive_path);
+      ForeignReader reader(archive_path, map.bytes());
       Member m;
       while (reader.next(m)) {
         if (m.streamed) {

@@ -193,6 +193,8 @@ struct FrameIndex {
 
 // Finds the frames of a ferry archive; layout foreign when the bytes are anything else.
 FrameIndex index_frames(std::string_view archive, const std::string& subject);
+// The compression that a file's first bytes announce (gzip's or zstd's magic), if either.
+std::optional<Codec> compression_of(std::string_view first_bytes);
 // Decompresses one frame (thread-safe). Corruption raises Error naming subject and frame.
 std::string decompress_frame(ArchiveLayout layout, std::string_view archive,
                              const FrameIndexEntry& frame, const std::string& subject);

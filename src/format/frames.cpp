@@ -153,6 +153,13 @@ std::string frames_trailer(Codec codec, const std::vector<std::uint32_t>& compre
   return out;
 }
 
+std::optional<Codec> compression_of(std::string_view first_bytes) {
+  if (first_bytes.size() >= 2 && first_bytes[0] == '\x1f' && first_bytes[1] == '\x8b')
+    return Codec::gzip;
+  if (first_bytes.size() >= 4 && load_le32(first_bytes.data()) == k_zstd_magic) return Codec::zstd;
+  return std::nullopt;
+}
+
 FrameIndex index_frames(std::string_view a, const std::string& subject) {
   FrameIndex index;
   if (a.size() >= 4 + k_seek_footer && load_le32(a.data()) == k_zstd_magic &&

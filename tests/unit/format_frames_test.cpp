@@ -74,6 +74,15 @@ TEST(FramesForeign, PlainBytesAreForeign) {
             ArchiveLayout::foreign);
 }
 
+TEST(FramesForeign, CompressionIsToldByTheFirstBytes) {
+  // The frames ferry writes start as any gzip member or zstd frame does.
+  EXPECT_EQ(compression_of(compress_chunk(Codec::zstd, 3, "data")[0].bytes), Codec::zstd);
+  EXPECT_EQ(compression_of(compress_chunk(Codec::gzip, 3, "data")[0].bytes), Codec::gzip);
+  EXPECT_EQ(compression_of("\x1f"), std::nullopt);          // too short to tell
+  EXPECT_EQ(compression_of("\x28\xb5\x2f"), std::nullopt);  // a zstd magic cut short
+  EXPECT_EQ(compression_of("ustar and plain text"), std::nullopt);
+}
+
 TEST(FramesPadding, AFrameWithPaddingAfterItDecodesAsTheFrameAlone) {
   // What pack leaves where the manifest's frames came out smaller than the room kept for them:
   // the padding counts in the last manifest frame's entry of the seek table.
